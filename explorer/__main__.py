@@ -1,0 +1,5 @@
+"""``python -m explorer`` is the ``backchain`` command."""
+
+from explorer.cli import main
+
+raise SystemExit(main())

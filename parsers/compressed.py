@@ -1,0 +1,128 @@
+"""Transparent access to compressed files (``.zst``): decompress once into a user cache.
+
+Bundled samples are stored zstd-compressed. A dump must be random-accessed with mmap, so a
+compressed one is decompressed once into ``$XDG_CACHE_HOME/backchain/dumps`` (or
+``~/.cache/backchain/dumps``), keyed by the file's path, size and modification time, and
+reused on the next open. Small files (System.map) are decompressed in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from parsers.errors import DumpError, FormatError
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+#: Largest decompressed size accepted: a dump bigger than this is not plausible here and a
+#: frame claiming more is treated as a decompression bomb.
+MAX_DECOMPRESSED = 1 << 40
+
+Progress = Callable[[int, int], None]
+
+
+def cache_root() -> Path:
+    """Return the user cache directory of backchain (created on demand)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "backchain"
+
+
+def is_zstd(path: str | os.PathLike[str]) -> bool:
+    """Tell whether ``path`` starts with the zstd frame magic."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == ZSTD_MAGIC
+    except OSError:
+        return False
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    ident = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    return hashlib.sha256(ident).hexdigest()[:24]
+
+
+def decompressed_path(
+    path: str | os.PathLike[str],
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Return the path of a decompressed copy of ``path``, making it once if needed.
+
+    Args:
+        path: a zstd-compressed file.
+        cache_dir: where copies live (default: ``cache_root() / "dumps"``).
+        progress: called with (bytes read, compressed size) while decompressing.
+
+    Returns:
+        The cached uncompressed file. The input is never modified.
+
+    Raises:
+        DumpError: the file cannot be read or is not valid zstd data.
+    """
+    import zstandard
+
+    src = Path(path)
+    target_dir = cache_dir or cache_root() / "dumps"
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{src.name.removesuffix('.zst')}.{_cache_key(src)}"
+        if target.exists():
+            return target
+        total = src.stat().st_size
+        tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+        written = 0
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+            while chunk := reader.read(1 << 22):
+                written += len(chunk)
+                if written > MAX_DECOMPRESSED:
+                    raise FormatError("decompressed data exceeds 1 TiB; refusing", str(src))
+                fout.write(chunk)
+                if progress:
+                    progress(fin.tell(), total)
+        os.replace(tmp, target)
+        return target
+    except zstandard.ZstdError as exc:
+        _unlink_quietly(locals().get("tmp"))
+        raise FormatError(f"not valid zstd data ({exc})", str(src)) from None
+    except OSError as exc:
+        _unlink_quietly(locals().get("tmp"))
+        raise DumpError(f"cannot decompress: {exc.strerror or exc}", str(src)) from None
+
+
+def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 << 20) -> str:
+    """Read a small text file (System.map, profile), decompressing zstd transparently.
+
+    Raises:
+        DumpError: unreadable, not text, or larger than ``limit`` once decompressed.
+    """
+    src = Path(path)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise DumpError(f"cannot read: {exc.strerror or exc}", str(src)) from None
+    if data[:4] == ZSTD_MAGIC:
+        import zstandard
+
+        try:
+            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+        except zstandard.ZstdError as exc:
+            raise FormatError(f"not valid zstd data ({exc})", str(src)) from None
+    if len(data) > limit:
+        raise FormatError(f"file is larger than {limit >> 20} MiB", str(src))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("not a text file", str(src)) from None
+
+
+def _unlink_quietly(path: object) -> None:
+    if isinstance(path, Path):
+        try:
+            path.unlink()
+        except OSError:
+            pass

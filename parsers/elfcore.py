@@ -1,0 +1,319 @@
+"""ELF vmcore reader (kdump ``/proc/vmcore``, QEMU ``dump-guest-memory``, ``zgetdump -f elf``).
+
+pyelftools parses the ELF and program headers; memory is read through a read-only ``mmap``.
+A core needs only its program headers, so section headers are never consulted: QEMU 7.2
+writes them damaged (one little-endian inside a big-endian file).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
+from elftools.elf.elffile import ELFFile
+
+from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
+from parsers.physmem import MemoryRange, RangeIndex
+
+EM_S390 = 22
+PT_LOAD = 1
+PT_NOTE = 4
+NT_PRSTATUS = 1
+
+#: A note larger than this is not plausible in a vmcore (VMCOREINFO is a few KiB,
+#: the largest register note 256 bytes; 16 MiB leaves ample room).
+MAX_NOTE_SIZE = 16 << 20
+#: More program headers than this is not a dump we can believe.
+MAX_SEGMENTS = 1 << 16
+
+_NHDR = struct.Struct(">III")
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One ELF note: owner name ("CORE", "LINUX", "VMCOREINFO"), type and descriptor."""
+
+    name: str
+    type: int
+    desc: bytes
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSegment:
+    """A PT_LOAD: absolute memory ``[paddr, paddr + filesz)`` at ``offset`` in the file."""
+
+    paddr: int
+    vaddr: int
+    offset: int
+    filesz: int
+    memsz: int
+
+
+def open_file_checked(path: str) -> int:
+    """Open ``path`` read-only, turning the usual OS failures into one-line DumpErrors.
+
+    Returns:
+        The file descriptor (caller closes it).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DumpError("no such file", path) from None
+    except OSError as exc:
+        raise DumpError(f"cannot access: {exc.strerror}", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DumpError("is a directory, not a dump file", path)
+    try:
+        return os.open(path, os.O_RDONLY)
+    except PermissionError:
+        raise DumpError("permission denied (cannot open for reading)", path) from None
+    except OSError as exc:
+        raise DumpError(f"cannot open: {exc.strerror}", path) from None
+
+
+_MACHINES = {
+    3: "x86 (i386)",
+    62: "x86_64",
+    40: "ARM",
+    183: "AArch64",
+    21: "PowerPC64",
+    20: "PowerPC",
+    243: "RISC-V",
+    8: "MIPS",
+}
+_TYPES = {
+    0: "ET_NONE",
+    1: "ET_REL (an object file)",
+    2: "ET_EXEC (an executable, e.g. vmlinux)",
+    3: "ET_DYN (a shared object)",
+}
+
+
+class ElfCore:
+    """A 64-bit big-endian s390x ELF core file, read lazily.
+
+    Args:
+        path: the dump. It is opened read-only and never written.
+
+    Raises:
+        DumpError: the file is missing, unreadable, or not an s390x ELF core.
+    """
+
+    format = "elf"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fd = open_file_checked(path)
+        try:
+            self.file_size = os.fstat(fd).st_size
+            if self.file_size == 0:
+                raise FormatError("empty file", path)
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise DumpError(f"cannot map: {exc.strerror}", path) from None
+        finally:
+            os.close(fd)
+        try:
+            self._parse()
+        except DumpError:
+            self.close()
+            raise
+
+    # -- parsing -------------------------------------------------------------------------
+    def _parse(self) -> None:
+        m = self._map
+        ident = bytes(m[:16])
+        if ident[:4] != b"\x7fELF":
+            raise FormatError(
+                "not an ELF file (and not another dump format backchain reads)", self.path
+            )
+        if len(ident) < 16 or self.file_size < 64:
+            raise TruncatedError("ELF header is truncated", self.path)
+        if ident[4] != 2:
+            raise FormatError("32-bit ELF: s390x dumps are 64-bit ELF", self.path)
+        if ident[5] != 2:
+            machine = struct.unpack_from("<H", m, 18)[0]
+            what = _MACHINES.get(machine, f"machine {machine}")
+            raise FormatError(f"little-endian ELF for {what}: not an s390x dump", self.path)
+        try:
+            elf = ELFFile(_MapStream(m))  # type: ignore[arg-type]
+            header = elf.header
+        except (ELFError, ConstructError, ValueError) as exc:
+            raise FormatError(f"damaged ELF header ({exc})", self.path) from None
+        if header["e_machine"] != "EM_S390":
+            raw = struct.unpack_from(">H", m, 18)[0]
+            what = _MACHINES.get(raw, f"machine {raw}")
+            raise FormatError(f"ELF for {what}, not s390x (EM_S390)", self.path)
+        etype = struct.unpack_from(">H", m, 16)[0]
+        if etype != 4:
+            what = _TYPES.get(etype, f"type {etype}")
+            raise FormatError(f"ELF {what}, not a core dump (ET_CORE)", self.path)
+        phoff, phentsize, phnum = header["e_phoff"], header["e_phentsize"], header["e_phnum"]
+        if phnum == 0:
+            raise FormatError("ELF core has no program headers", self.path)
+        if phnum >= MAX_SEGMENTS or phentsize < 56:
+            raise FormatError(
+                f"implausible program header table ({phnum} x {phentsize})", self.path
+            )
+        if phoff + phnum * phentsize > self.file_size:
+            raise TruncatedError("program headers extend past the end of the file", self.path)
+        loads: list[LoadSegment] = []
+        self.notes: list[Note] = []
+        for i in range(phnum):
+            try:
+                ph = elf.structs.Elf_Phdr.parse(bytes(m[phoff + i * phentsize :][:phentsize]))
+            except ConstructError as exc:
+                raise FormatError(f"damaged program header {i} ({exc})", self.path) from None
+            ptype = ph["p_type"]
+            if ptype == "PT_LOAD":
+                seg = LoadSegment(
+                    ph["p_paddr"], ph["p_vaddr"], ph["p_offset"], ph["p_filesz"], ph["p_memsz"]
+                )
+                if seg.offset + seg.filesz > self.file_size:
+                    raise TruncatedError(
+                        f"memory segment {i} (absolute 0x{seg.paddr:x}, {seg.filesz} bytes at "
+                        f"file offset 0x{seg.offset:x}) extends past the end of the file "
+                        f"({self.file_size} bytes): the dump is truncated",
+                        self.path,
+                    )
+                loads.append(seg)
+            elif ptype == "PT_NOTE":
+                if ph["p_offset"] + ph["p_filesz"] > self.file_size:
+                    raise TruncatedError(
+                        f"note segment {i} extends past the end of the file", self.path
+                    )
+                self.notes.extend(self._parse_notes(ph["p_offset"], ph["p_filesz"]))
+        if not loads:
+            raise FormatError("ELF core has no memory (no PT_LOAD segment)", self.path)
+        # QEMU 7.2 writes p_paddr 0 for every PT_LOAD: with several segments at 0, the
+        # physical address is in p_vaddr (paging=false dumps).
+        if len(loads) > 1 and sum(1 for s in loads if s.paddr == 0) > 1:
+            loads = [LoadSegment(s.vaddr, s.vaddr, s.offset, s.filesz, s.memsz) for s in loads]
+        self.segments: tuple[LoadSegment, ...] = tuple(sorted(loads, key=lambda s: s.paddr))
+        self._index = RangeIndex(
+            [(s.paddr, s.paddr + s.filesz, s.offset) for s in self.segments if s.filesz]
+        )
+        self._ranges = self._index.ranges()
+
+    def _parse_notes(self, offset: int, size: int) -> Iterator[Note]:
+        m = self._map
+        pos, end = offset, offset + size
+        while pos + 12 <= end:
+            namesz, descsz, ntype = _NHDR.unpack_from(m, pos)
+            if namesz > 4096 or descsz > MAX_NOTE_SIZE:
+                raise FormatError(
+                    f"ELF note at file offset 0x{pos:x} has an absurd size "
+                    f"(name {namesz}, descriptor {descsz} bytes)",
+                    self.path,
+                )
+            name_off = pos + 12
+            desc_off = name_off + _align4(namesz)
+            next_pos = desc_off + _align4(descsz)
+            if next_pos > end:
+                raise TruncatedError(
+                    f"ELF note at file offset 0x{pos:x} runs past its segment", self.path
+                )
+            name = bytes(m[name_off : name_off + namesz]).split(b"\0", 1)[0]
+            if namesz == 0 and descsz == 0 and ntype == 0:
+                pos = next_pos  # the empty terminating note the kernel writes
+                continue
+            yield Note(
+                name.decode("ascii", "replace"), ntype, bytes(m[desc_off : desc_off + descsz]), pos
+            )
+            pos = next_pos
+
+    # -- PhysicalMemory ------------------------------------------------------------------
+    @property
+    def ranges(self) -> Sequence[MemoryRange]:
+        """Absolute memory held in the dump."""
+        return self._ranges
+
+    def read(self, address: int, size: int) -> bytes:
+        """Read absolute memory across segment boundaries.
+
+        Raises:
+            UnmappedError: a byte of the request is not in any PT_LOAD (or lies in the
+                zero-filled tail ``p_memsz > p_filesz`` that the file does not store).
+        """
+        idx = self._index
+        i = idx.find(address)
+        if i >= 0 and address + size <= idx.ends[i]:  # the common case: one segment
+            off = idx.payloads[i] + address - idx.starts[i]
+            return self._map[off : off + size]
+        parts = []
+        while size > 0:
+            if i < 0:
+                raise UnmappedError(address, path=self.path)
+            take = min(size, idx.ends[i] - address)
+            off = idx.payloads[i] + address - idx.starts[i]
+            parts.append(self._map[off : off + take])
+            address += take
+            size -= take
+            i = idx.find(address) if size else i
+        return b"".join(parts)
+
+    @property
+    def vmcoreinfo_text(self) -> str | None:
+        """The VMCOREINFO note's text, if the dump has one (kdump does, QEMU does not)."""
+        for note in self.notes:
+            if note.name == "VMCOREINFO":
+                return note.desc.decode("utf-8", "replace").rstrip("\0")
+        return None
+
+    def close(self) -> None:
+        """Unmap the file."""
+        try:
+            self._map.close()
+        except (AttributeError, ValueError, BufferError):
+            pass
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+class _MapStream:
+    """A minimal read-only stream over an mmap for pyelftools (no copy of the file)."""
+
+    def __init__(self, m: mmap.mmap) -> None:
+        self._m = m
+        self._pos = 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._pos = pos
+        elif whence == 1:
+            self._pos += pos
+        else:
+            self._pos = len(self._m) + pos
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._m) if n < 0 else min(len(self._m), self._pos + n)
+        data = self._m[self._pos : end]
+        self._pos = end
+        return data
+
+
+def group_cpu_notes(notes: Sequence[Note]) -> list[list[Note]]:
+    """Split the notes into per-CPU groups: each NT_PRSTATUS starts the next CPU."""
+    groups: list[list[Note]] = []
+    for note in notes:
+        if note.name == "CORE" and note.type == NT_PRSTATUS:
+            groups.append([note])
+        elif groups and note.name in ("CORE", "LINUX") and note.type != 3:
+            groups[-1].append(note)
+    return groups
+
+
+__all__ = ["ElfCore", "LoadSegment", "Note", "group_cpu_notes", "open_file_checked"]
