@@ -110,6 +110,8 @@ class ElfCore:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        #: The file the user named (differs from ``path`` for a decompressed .zst copy).
+        self.source_path = path
         fd = open_file_checked(path)
         try:
             self.file_size = os.fstat(fd).st_size

@@ -1,0 +1,339 @@
+"""The model a user opens: a dump plus symbols and types, as CPUs, memory and stacks.
+
+``Kernel.open()`` does the cheap work only (headers, notes, VMCOREINFO, lowcores): opening a
+dump of any size takes well under a second. Tasks and type information load on first use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
+from parsers.dumps import open_dump
+from parsers.elfcore import ElfCore, group_cpu_notes
+from parsers.errors import DumpError, SymbolError, TranslationError, UnmappedError
+from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
+from parsers.physmem import total_size
+from parsers.records import Lowcore, decode_lowcore
+from parsers.structs import (
+    PT_REGS_LAYOUTS,
+    STACK_FRAME_SIZE,
+    lowcore_era_for_release,
+    pt_regs_layout,
+)
+from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.vmcoreinfo import (
+    OsInfo,
+    VmcoreInfo,
+    os_info_from_memory,
+    parse_vmcoreinfo,
+    vmcoreinfo_from_memory,
+)
+
+#: Stack types as the kernel names them (enum stack_type, stack_type_name()).
+STACK_TYPES = ("task", "irq", "nodat", "restart", "mcck")
+#: lowcore field holding each per-CPU stack's pointer (base + STACK_INIT_OFFSET).
+_LOWCORE_STACKS = (
+    ("irq", "async_stack"),
+    ("nodat", "nodat_stack"),
+    ("restart", "restart_stack"),
+    ("mcck", "mcck_stack"),
+)
+DEFAULT_THREAD_SIZE = 16384  # PAGE_SIZE << THREAD_SIZE_ORDER (2) without KASAN
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StackRange:
+    """One kernel stack ``[begin, end)`` of a ``stack_type`` (task, irq, nodat, ...)."""
+
+    stack_type: str
+    begin: int
+    end: int
+
+    def on_stack(self, address: int, length: int = 0) -> bool:
+        """The kernel's ``on_stack()``: ``begin <= address`` and ``address + length <= end``."""
+        return self.begin <= address and address + length <= self.end
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """One CPU: its registers at dump time, its lowcore and its per-CPU stacks.
+
+    Attributes:
+        registers: from the dump's notes.
+        lowcore: decoded lowcore at the prefix, or None (see ``problem``).
+        problem: why the lowcore could not be read.
+        stacks: irq, nodat, restart, mcck stack ranges derived from the lowcore.
+    """
+
+    registers: CpuRegisters
+    lowcore: Lowcore | None
+    problem: str | None
+    stacks: tuple[StackRange, ...] = ()
+
+    @property
+    def number(self) -> int:
+        """Logical CPU number (``lowcore.cpu_nr``; the note order if unknown)."""
+        return self.lowcore.cpu_nr if self.lowcore else self.registers.index
+
+    @property
+    def current_task(self) -> int | None:
+        """``lowcore.current_task``: the task this CPU runs."""
+        return self.lowcore.current_task if self.lowcore else None
+
+    def stack(self, stack_type: str) -> StackRange | None:
+        """The per-CPU stack of ``stack_type`` or None."""
+        for s in self.stacks:
+            if s.stack_type == stack_type:
+                return s
+        return None
+
+
+@dataclass
+class Options:
+    """What the user gave besides the dump (all optional).
+
+    Attributes:
+        vmlinux: vmlinux with symbols (and DWARF for types).
+        system_map: System.map (plain or .zst).
+        profile: a saved type profile (JSON).
+        era: force the unwinder/lowcore era instead of deriving it from the release.
+    """
+
+    vmlinux: str | None = None
+    system_map: str | None = None
+    profile: str | None = None
+    era: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Kernel:
+    """A kernel dump opened for analysis. Use :meth:`open`."""
+
+    def __init__(self, dump: ElfCore, options: Options) -> None:
+        self.dump = dump
+        self.path = dump.source_path
+        self.options = options
+        self.warnings = options.warnings
+        self.vmcoreinfo, self.early_kaslr_offset = self._find_vmcoreinfo()
+        self.os_info: OsInfo | None = os_info_from_memory(dump)
+        self.symbols = self._load_symbols()
+        self.release = self._find_release()
+        self.lowcore_era = lowcore_era_for_release(self.release) if self.release else "v6.1"
+        self.layout = self._find_layout()
+        registers = [
+            cpu_registers_from_notes(i, group, self.path)
+            for i, group in enumerate(group_cpu_notes(dump.notes))
+        ]
+        lowcores = [self._read_lowcore(r) for r in registers]
+        self.asce = self._find_asce(registers, [lc for lc, _ in lowcores])
+        self.space = AddressSpace(dump, self.layout, self.asce)
+        self.thread_size, self.thread_size_source = DEFAULT_THREAD_SIZE, "assumed: no type profile"
+        self.pt_regs_layout = pt_regs_layout(None, self.release or "6.1")
+        self.cpus = tuple(
+            Cpu(r, lc, problem, self._cpu_stacks(lc))
+            for r, (lc, problem) in zip(registers, lowcores, strict=True)
+        )
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, path: str, options: Options | None = None, progress: Progress | None = None
+    ) -> Kernel:
+        """Open ``path`` (any supported format, .zst too) with optional symbol/type files.
+
+        Raises:
+            DumpError: the dump or a named symbol/type file cannot be used.
+        """
+        opts = options or Options()
+        _find_companions(path, opts)
+        dump = open_dump(path, progress)
+        try:
+            return cls(dump, opts)
+        except DumpError:
+            dump.close()
+            raise
+
+    def close(self) -> None:
+        """Release the dump file."""
+        self.dump.close()
+
+    def _find_vmcoreinfo(self) -> tuple[VmcoreInfo | None, int | None]:
+        text = self.dump.vmcoreinfo_text
+        if text is not None:
+            return parse_vmcoreinfo(text, "ELF note"), None
+        found = vmcoreinfo_from_memory(self.dump)
+        if found.problem and not found.early_kaslr_offset:
+            self.warnings.append(f"no VMCOREINFO: {found.problem}")
+        return found.info, found.early_kaslr_offset
+
+    def _load_symbols(self) -> SymbolTable | None:
+        opts = self.options
+        table: SymbolTable | None = None
+        if opts.system_map:
+            table = load_system_map(opts.system_map)
+        elif opts.vmlinux:
+            table = load_vmlinux_symbols(opts.vmlinux)
+        if table is None:
+            return None
+        delta = self._symbol_delta(table)
+        if delta:
+            table.relocate(delta)
+        return table
+
+    def _symbol_delta(self, table: SymbolTable) -> int:
+        """KASLR relocation: runtime ``_stext`` (VMCOREINFO) minus its address in the map."""
+        info = self.vmcoreinfo
+        runtime = info.symbol("_stext") if info else None
+        linked = table.address_of("_stext")
+        if runtime is not None and linked is not None:
+            return runtime - linked
+        if self.early_kaslr_offset:
+            self.warnings.append("symbols relocated by the early KASLR offset at 0xE0C")
+            return self.early_kaslr_offset
+        return 0
+
+    def _find_release(self) -> str | None:
+        if self.vmcoreinfo and self.vmcoreinfo.release:
+            return self.vmcoreinfo.release
+        if self.symbols:
+            banner = self.symbols.address_of("linux_banner")
+            if banner is not None:
+                try:
+                    raw = self._identity_read(banner, 256)
+                except DumpError:
+                    raw = b""
+                m = re.match(rb"Linux version (\S+)", raw)
+                if m:
+                    return m.group(1).decode("ascii", "replace")
+        self.warnings.append("kernel release unknown (no VMCOREINFO, no linux_banner)")
+        return None
+
+    def _identity_read(self, va: int, size: int) -> bytes:
+        return AddressSpace(self.dump, self._find_layout(), 0).read(va, size)
+
+    def _find_layout(self) -> VaLayout:
+        """Legacy identity layout (<= v6.9) or the v6.10+ split layout (VMCOREINFO keys)."""
+        mem_end = max(r.end for r in self.dump.ranges)
+        info = self.vmcoreinfo
+        base = info.hex("IDENTITYBASE") if info else None
+        phys = info.hex("KERNELOFFPHYS") if info else None
+        if base is not None or phys is not None:
+            kbase = (info.kernel_offset if info else None) or 0
+            size = 0
+            osi = self.os_info
+            if osi and osi.value("IMAGE_END") and osi.value("IMAGE_START"):
+                size = (osi.value("IMAGE_END") or 0) - (osi.value("IMAGE_START") or 0)
+            return VaLayout("split", base or 0, mem_end, kbase, phys or 0, max(size, 0))
+        return VaLayout("legacy", 0, mem_end, (info.kernel_offset or 0) if info else 0)
+
+    def _read_lowcore(self, regs: CpuRegisters) -> tuple[Lowcore | None, str | None]:
+        if regs.prefix is None:
+            return None, f"CPU {regs.index}: no NT_S390_PREFIX note"
+        try:
+            raw = self.dump.read(regs.prefix, LOWCORE_SIZE)
+        except UnmappedError:
+            return None, (
+                f"CPU {regs.index}: prefix 0x{regs.prefix:x} points outside the dump's memory"
+            )
+        return decode_lowcore(raw, self.lowcore_era), None
+
+    def _find_asce(self, regs: list[CpuRegisters], lowcores: list[Lowcore | None]) -> int:
+        for lc in lowcores:
+            if lc and lc.kernel_asce:
+                return lc.kernel_asce
+        for r in regs:
+            if r.crs and r.crs[13]:
+                return r.crs[13]
+        self.warnings.append("kernel ASCE unknown: vmalloc addresses cannot be translated")
+        return 0
+
+    def _cpu_stacks(self, lc: Lowcore | None) -> tuple[StackRange, ...]:
+        if lc is None:
+            return ()
+        out = []
+        for stack_type, attr in _LOWCORE_STACKS:
+            top = getattr(lc, attr)
+            if top:
+                begin = top - self.stack_init_offset
+                out.append(StackRange(stack_type, begin, begin + self.thread_size))
+        return tuple(out)
+
+    # -- derived facts ----------------------------------------------------------------------
+    @property
+    def pt_regs_size(self) -> int:
+        """``sizeof(struct pt_regs)`` for this kernel."""
+        return PT_REGS_LAYOUTS[self.pt_regs_layout].size
+
+    @property
+    def stack_init_offset(self) -> int:
+        """``STACK_INIT_OFFSET = THREAD_SIZE - STACK_FRAME_OVERHEAD - sizeof(pt_regs)``."""
+        return self.thread_size - STACK_FRAME_SIZE - self.pt_regs_size
+
+    @property
+    def memory_size(self) -> int:
+        """Bytes of memory in the dump."""
+        return total_size(self.dump)
+
+    @property
+    def kaslr_offset(self) -> int | None:
+        """KERNELOFFSET from VMCOREINFO (or the early offset at 0xE0C)."""
+        if self.vmcoreinfo and self.vmcoreinfo.kernel_offset is not None:
+            return self.vmcoreinfo.kernel_offset
+        return self.early_kaslr_offset
+
+    @cached_property
+    def crash_time(self) -> int | None:
+        """CRASHTIME from VMCOREINFO (kdump dumps after a panic)."""
+        return self.vmcoreinfo.crash_time if self.vmcoreinfo else None
+
+    def symbolize(self, address: int) -> str | None:
+        """``name+0xoff/0xsize`` for a kernel address, or None."""
+        if self.symbols is None:
+            return None
+        sym = self.symbols.lookup(address)
+        return str(sym) if sym else None
+
+    def read(self, va: int, size: int) -> bytes:
+        """Read kernel virtual memory."""
+        return self.space.read(va, size)
+
+    def readable(self, va: int, size: int = 1) -> bool:
+        """True if kernel virtual memory at ``va`` can be read."""
+        try:
+            self.space.read(va, size)
+        except (TranslationError, UnmappedError):
+            return False
+        return True
+
+
+_COMPANIONS = (
+    ("system_map", ("System.map*",)),
+    ("vmlinux", ("vmlinux*",)),
+    ("profile", ("*.profile.json", "profile.json")),
+)
+
+
+def _find_companions(path: str, opts: Options) -> None:
+    """Fill in System.map / vmlinux / profile found beside the dump under usual names."""
+    folder = Path(path).resolve().parent
+    for attr, patterns in _COMPANIONS:
+        if getattr(opts, attr):
+            continue
+        for pattern in patterns:
+            hits = sorted(p for p in folder.glob(pattern) if p.is_file())
+            if hits:
+                setattr(opts, attr, str(hits[0]))
+                opts.warnings.append(
+                    f"using {attr.replace('_', '.')} {hits[0]} found beside the dump"
+                )
+                break
+
+
+__all__ = ["STACK_TYPES", "Cpu", "Kernel", "Options", "StackRange", "SymbolError"]
