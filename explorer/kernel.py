@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore, group_cpu_notes
+from parsers.dumps import DumpFile, open_dump
+from parsers.elfcore import group_cpu_notes
 from parsers.errors import DumpError, SymbolError, TranslationError, UnmappedError
 from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
 from parsers.physmem import total_size
@@ -116,7 +116,7 @@ class Options:
 class Kernel:
     """A kernel dump opened for analysis. Use :meth:`open`."""
 
-    def __init__(self, dump: ElfCore, options: Options) -> None:
+    def __init__(self, dump: DumpFile, options: Options) -> None:
         self.dump = dump
         self.path = dump.source_path
         self.options = options

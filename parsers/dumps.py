@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from parsers.compressed import ZSTD_MAGIC, decompressed_path
-from parsers.elfcore import ElfCore, open_file_checked
+from parsers.elfcore import ElfCore, Note, open_file_checked
 from parsers.errors import DumpError, FormatError
+from parsers.physmem import MemoryRange
 
 Progress = Callable[[int, int], None]
+
+
+class DumpFile(Protocol):
+    """What every dump reader offers (ELF, compressed kdump, s390 stand-alone formats).
+
+    Attributes:
+        path: the file read (a decompressed cache copy for ``.zst``).
+        source_path: the file the user named.
+        format: short format id: "elf", "kdump", "kdump-flat", "s390", "s390_ext".
+        notes: ELF notes kept in the file (per-CPU registers, VMCOREINFO); empty if none.
+        cpu_registers: registers per CPU when the format has no notes (s390 formats read
+            them from the lowcore save areas), else None.
+    """
+
+    path: str
+    source_path: str
+    format: str
+    notes: list[Note]
+    cpu_registers: Sequence[Any] | None
+
+    @property
+    def ranges(self) -> Sequence[MemoryRange]:
+        """Absolute memory held in the dump, sorted."""
+        ...
+
+    def read(self, address: int, size: int) -> bytes:
+        """Absolute memory; UnmappedError for bytes the dump does not hold."""
+        ...
+
+    @property
+    def vmcoreinfo_text(self) -> str | None:
+        """VMCOREINFO kept in the file, if any."""
+        ...
+
+    def format_facts(self) -> dict[str, Any]:
+        """Format-specific facts for ``backchain info`` (zgetdump -i style)."""
+        ...
+
+    def close(self) -> None:
+        """Release the file."""
+        ...
 
 
 def sniff(path: str) -> bytes:
@@ -21,7 +64,7 @@ def sniff(path: str) -> bytes:
         os.close(fd)
 
 
-def open_dump(path: str, progress: Progress | None = None) -> ElfCore:
+def open_dump(path: str, progress: Progress | None = None) -> DumpFile:
     """Open a dump, detected by its content; ``.zst`` files are decompressed once into cache.
 
     Args:

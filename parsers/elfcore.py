@@ -12,6 +12,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
@@ -107,6 +108,8 @@ class ElfCore:
     """
 
     format = "elf"
+    #: ELF cores carry registers in notes; see :class:`parsers.dumps.DumpFile`.
+    cpu_registers: Sequence[Any] | None = None
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -268,6 +271,14 @@ class ElfCore:
             if note.name == "VMCOREINFO":
                 return note.desc.decode("utf-8", "replace").rstrip("\0")
         return None
+
+    def format_facts(self) -> dict[str, object]:
+        """ELF facts for ``backchain info``."""
+        return {
+            "file_size": self.file_size,
+            "load_segments": len(self.segments),
+            "notes": len(self.notes),
+        }
 
     def close(self) -> None:
         """Unmap the file."""
