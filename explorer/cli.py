@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("ps", help="every task: pid, ppid, CPU, task address, state, comm")
+    p.add_argument("dump", help="dump file")
+    _common(p)
+    _json_flag(p)
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also say where each struct offset came from"
+    )
+    p.set_defaults(handler=cmd_ps)
     return parser
 
 
@@ -212,6 +221,60 @@ def render_info(f: dict[str, Any]) -> str:
     for w in f["warnings"]:
         lines.append(f"note: {w}")
     return "\n".join(lines)
+
+
+# -- ps ------------------------------------------------------------------------------------------
+def task_json(task: Any) -> dict[str, Any]:
+    """The JSON of one task (shared by ps, bt and check)."""
+    return {
+        "pid": task.pid,
+        "tgid": task.tgid,
+        "ppid": task.ppid,
+        "comm": task.comm,
+        "state": task.state,
+        "cpu": task.cpu,
+        "task": f"0x{task.address:x}",
+        "stack": f"0x{task.stack:x}" if task.stack else None,
+        "ksp": f"0x{task.ksp:x}",
+        "kthread": task.is_kthread,
+        "idle": task.is_idle,
+    }
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    """``backchain ps``: like crash's ps."""
+    from explorer.tasks import find_tasks
+
+    kernel = _open(args)
+    scan = find_tasks(kernel)
+    tasks = sorted(scan.tasks, key=lambda t: (t.pid, t.cpu if t.cpu is not None else -1))
+    if args.json:
+        _print_json({"tasks": [task_json(t) for t in tasks], "warnings": scan.warnings})
+        return EXIT_OK
+    print(f"   {'PID':>6} {'PPID':>6} {'CPU':>3} {'TASK':<16} {'ST':<2} COMM")
+    for t in tasks:
+        mark = ">" if t.running else " "
+        ppid = "?" if t.ppid is None else str(t.ppid)
+        cpu = t.cpu if t.cpu is not None else t.last_cpu
+        comm = f"[{t.comm}]" if t.is_kthread or t.is_idle else t.comm
+        print(f"{mark}  {t.pid:>6} {ppid:>6} {cpu:>3} {t.address:016x} {t.state:<2} {comm}")
+    for w in scan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.verbose and kernel.types is not None:
+        for key in (
+            "task_struct.tasks",
+            "task_struct.pid",
+            "task_struct.comm",
+            "task_struct.stack",
+            "task_struct.thread.ksp",
+        ):
+            if kernel.types.has(key):
+                print(
+                    f"offset {key} = 0x{kernel.types.offset(key):x} "
+                    f"({kernel.types.source_of(key)})",
+                    file=sys.stderr,
+                )
+    return EXIT_OK
 
 
 # -- entry point -------------------------------------------------------------------------------

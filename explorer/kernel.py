@@ -15,7 +15,13 @@ from pathlib import Path
 from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
 from parsers.dumps import DumpFile, open_dump
 from parsers.elfcore import group_cpu_notes
-from parsers.errors import DumpError, SymbolError, TranslationError, UnmappedError
+from parsers.errors import (
+    DumpError,
+    SymbolError,
+    TranslationError,
+    TypeInfoError,
+    UnmappedError,
+)
 from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
 from parsers.physmem import total_size
 from parsers.records import Lowcore, decode_lowcore
@@ -26,6 +32,7 @@ from parsers.structs import (
     pt_regs_layout,
 )
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
 from parsers.vmcoreinfo import (
     OsInfo,
     VmcoreInfo,
@@ -43,6 +50,7 @@ _LOWCORE_STACKS = (
     ("restart", "restart_stack"),
     ("mcck", "mcck_stack"),
 )
+BUNDLED_PROFILES = Path(__file__).resolve().parent.parent / "samples" / "profiles"
 DEFAULT_THREAD_SIZE = 16384  # PAGE_SIZE << THREAD_SIZE_ORDER (2) without KASAN
 
 Progress = Callable[[int, int], None]
@@ -134,8 +142,16 @@ class Kernel:
         lowcores = [self._read_lowcore(r) for r in registers]
         self.asce = self._find_asce(registers, [lc for lc, _ in lowcores])
         self.space = AddressSpace(dump, self.layout, self.asce)
+        self.types = self._load_types()
         self.thread_size, self.thread_size_source = DEFAULT_THREAD_SIZE, "assumed: no type profile"
-        self.pt_regs_layout = pt_regs_layout(None, self.release or "6.1")
+        pt_size = None
+        if self.types is not None:
+            if self.types.has("thread_union"):
+                self.thread_size = self.types.thread_size
+                self.thread_size_source = self.types.source_of("thread_union")
+            if self.types.has("pt_regs"):
+                pt_size = self.types.size("pt_regs")
+        self.pt_regs_layout = pt_regs_layout(pt_size, self.release or "6.1")
         self.cpus = tuple(
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
@@ -215,7 +231,55 @@ class Kernel:
         self.warnings.append("kernel release unknown (no VMCOREINFO, no linux_banner)")
         return None
 
+    def _load_types(self) -> TypeProfile | None:
+        """The type profile: --profile, --vmlinux DWARF, a bundled profile, BTF in the dump."""
+        opts = self.options
+        if opts.profile:
+            return self._check_build_id(TypeProfile.load(opts.profile))
+        if opts.vmlinux:
+            try:
+                return self._check_build_id(profile_from_dwarf(opts.vmlinux))
+            except TypeInfoError as exc:
+                self.warnings.append(str(exc))
+        if self.release:
+            bundled = BUNDLED_PROFILES / f"{self.release}.profile.json"
+            if bundled.is_file():
+                profile = TypeProfile.load(bundled)
+                build_id = self.vmcoreinfo.get("BUILD-ID") if self.vmcoreinfo else None
+                if not build_id or not profile.build_id or build_id == profile.build_id:
+                    return profile
+        return self._btf_types()
+
+    def _check_build_id(self, profile: TypeProfile) -> TypeProfile:
+        build_id = self.vmcoreinfo.get("BUILD-ID") if self.vmcoreinfo else None
+        if build_id and profile.build_id and build_id != profile.build_id:
+            self.warnings.append(
+                f"type profile is for build-id {profile.build_id[:12]}…, the dump's kernel is "
+                f"{build_id[:12]}…: offsets may be wrong"
+            )
+        return profile
+
+    def _btf_types(self) -> TypeProfile | None:
+        """Types from the kernel's own BTF (CONFIG_DEBUG_INFO_BTF) between __start_BTF and
+        __stop_BTF."""
+        syms = self.symbols
+        if syms is None:
+            return None
+        start, stop = syms.address_of("__start_BTF"), syms.address_of("__stop_BTF")
+        if start is None or stop is None or not 0 < stop - start <= 64 << 20:
+            return None
+        stack = syms.address_of("init_stack")
+        end = syms.address_of("__end_init_stack") or syms.address_of("__end_init_task")
+        thread_size = end - stack if stack is not None and end is not None else None
+        try:
+            data = self._identity_read(start, stop - start)
+            return profile_from_btf(data, self.release, source="btf:dump", thread_size=thread_size)
+        except DumpError as exc:
+            self.warnings.append(f"BTF in the dump is unusable: {exc.message}")
+            return None
+
     def _identity_read(self, va: int, size: int) -> bytes:
+        """Read kernel image/identity memory before the kernel ASCE is known."""
         return AddressSpace(self.dump, self._find_layout(), 0).read(va, size)
 
     def _find_layout(self) -> VaLayout:

@@ -12,8 +12,8 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError

@@ -1,0 +1,1184 @@
+"""Struct offsets and sizes the explorer needs, from DWARF, BTF or a saved profile.
+
+A :class:`TypeProfile` is the small record of kernel type layout that finding tasks and
+walking s390x stacks depends on: ``task_struct`` members, ``struct lowcore`` stack
+pointers, ``struct stack_frame``, ``struct pt_regs``, ``THREAD_SIZE`` and a few more.
+Keys are ``"struct.member"``; members of anonymous structs and unions appear under the
+enclosing struct (as C sees them), and a few nested structs are flattened by dots, e.g.
+``"task_struct.thread.ksp"`` is ``offsetof(struct task_struct, thread.ksp)``.
+
+Three sources fill it:
+
+* :func:`profile_from_dwarf` reads a vmlinux with debug info (the ``-dbg`` package),
+  finding each struct's definition without walking the whole ``.debug_info``, and caches
+  the result by build-id.
+* :func:`profile_from_btf` parses raw BTF, e.g. the bytes between ``__start_BTF`` and
+  ``__stop_BTF`` read from a dump.
+* :meth:`TypeProfile.load` reads a JSON profile written by :meth:`TypeProfile.save`.
+
+Every layout fact comes from the kernel being read: task_struct offsets differ between
+builds of the same release, so nothing here is a table of offsets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import heapq
+import json
+import os
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
+
+from construct import ConstructError, Int8ub, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul
+from construct import Struct as CStruct
+from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+from elftools.dwarf.die import DIE
+from elftools.dwarf.dwarfinfo import DWARFInfo
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
+
+from parsers.errors import DumpError, FormatError, TypeInfoError
+
+__all__ = [
+    "PROFILE_FORMAT",
+    "PROFILE_VERSION",
+    "WANTED",
+    "BtfStructs",
+    "TypeProfile",
+    "default_cache_dir",
+    "profile_from_btf",
+    "profile_from_dwarf",
+]
+
+PROFILE_FORMAT = "backchain-profile"
+PROFILE_VERSION = 1
+
+#: What to do when a member is unknown; part of every "not known" message.
+REMEDY = (
+    "pass --vmlinux with debug info, or --profile FILE made by `backchain profile VMLINUX -o FILE`"
+)
+
+#: Structs a profile records, by profile key, with the names the kernel has used for them
+#: (``struct _lowcore`` became ``struct lowcore`` around v4.7).
+STRUCTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "task_struct": ("task_struct",),
+        "signal_struct": ("signal_struct",),
+        "list_head": ("list_head",),
+        "ftrace_ret_stack": ("ftrace_ret_stack",),
+        "lowcore": ("lowcore", "_lowcore"),
+        "stack_frame": ("stack_frame",),
+        "pt_regs": ("pt_regs",),
+        "thread_union": ("thread_union",),
+    }
+)
+
+#: Named struct members whose own members are recorded too, as "outer.member.inner".
+EXPAND = frozenset({"task_struct.thread", "task_struct.thread_info", "pt_regs.psw"})
+
+#: The members the explorer needs; each entry lists alternatives (newest name first), any
+#: one of which will do. A profile's ``missing`` names the entries it has none of.
+WANTED: tuple[tuple[str, ...], ...] = (
+    ("task_struct.tasks",),
+    ("task_struct.pid",),
+    ("task_struct.tgid",),
+    ("task_struct.comm",),
+    ("task_struct.stack",),
+    # "sched: Change task_struct::state" (v5.14) renamed state to __state.
+    ("task_struct.__state", "task_struct.state"),
+    ("task_struct.exit_state",),
+    ("task_struct.flags",),
+    ("task_struct.on_cpu",),
+    # v5.16 moved cpu back into thread_info for THREAD_INFO_IN_TASK ("sched: move CPU field
+    # back into thread_info if THREAD_INFO_IN_TASK=y"); Debian 6.1 and 6.12 have it there.
+    ("task_struct.thread_info.cpu", "task_struct.cpu"),
+    ("task_struct.real_parent",),
+    # thread_group is gone in newer kernels (absent in Debian 6.12, present in 6.1).
+    ("task_struct.thread_node", "task_struct.thread_group"),
+    ("task_struct.signal",),
+    ("signal_struct.thread_head",),
+    ("task_struct.thread.ksp",),
+    # Both need CONFIG_FUNCTION_GRAPH_TRACER.
+    ("task_struct.ret_stack",),
+    ("task_struct.curr_ret_stack",),
+    ("ftrace_ret_stack.ret",),
+    ("ftrace_ret_stack.func",),
+    # Debian 6.12 has both (kretprobes on rethook); 6.1 only kretprobe_instances.
+    ("task_struct.rethooks", "task_struct.kretprobe_instances"),
+    ("list_head.next",),
+    ("list_head.prev",),
+    ("lowcore.current_task",),
+    ("lowcore.kernel_stack",),
+    ("lowcore.async_stack",),
+    # v4.x kernels had panic_stack in the slot after async_stack (reference, section 3.3).
+    ("lowcore.nodat_stack", "lowcore.panic_stack"),
+    ("lowcore.restart_stack",),
+    ("lowcore.mcck_stack",),
+    ("lowcore.kernel_asce",),
+    ("lowcore.percpu_offset",),
+    ("lowcore.preempt_count",),
+    ("lowcore.vmcore_info",),
+    ("lowcore.os_info",),
+    ("stack_frame.back_chain",),
+    ("stack_frame.gprs",),
+    ("pt_regs.psw",),
+    ("pt_regs.gprs",),
+    ("pt_regs.orig_gpr2",),
+    ("pt_regs.int_code",),
+    ("pt_regs.flags",),
+    ("pt_regs.cr1",),
+    ("pt_regs.last_break",),
+    ("task_struct",),
+    ("pt_regs",),
+    ("stack_frame",),
+    ("lowcore",),
+    ("thread_union",),
+    ("ftrace_ret_stack",),
+)
+
+# Bumped whenever extraction changes what a profile holds, so stale cache files are ignored.
+_CACHE_GENERATION = 1
+# Anonymous struct/union nesting deeper than this is damage, not C.
+_MAX_NESTING = 16
+# A profile file is a few tens of KiB; refuse to slurp anything absurd.
+_MAX_PROFILE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class TypeProfile:
+    """Offsets and sizes of the kernel structs backchain reads.
+
+    Attributes:
+        release: kernel release (``uname -r``) if known.
+        build_id: hex GNU build-id of the vmlinux the profile describes, if known.
+        source: where it came from: ``"dwarf:PATH"``, ``"btf:dump"``, ``"profile:PATH"``.
+        offsets: byte offsets keyed ``"struct.member"`` (nested members by more dots).
+        sizes: ``sizeof`` keyed by struct name (``"task_struct"``; ``"thread_union"`` is
+            THREAD_SIZE) and by member key (``"task_struct.comm"`` is the comm length).
+        member_sources: source of the keys that did not come from ``source`` (after
+            :meth:`merged`).
+        missing: entries of :data:`WANTED` the source did not have, alternatives joined
+            by ``"|"``.
+    """
+
+    release: str | None
+    build_id: str | None
+    source: str
+    offsets: Mapping[str, int]
+    sizes: Mapping[str, int]
+    member_sources: Mapping[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read-only views: a profile is shared by every reader of one dump.
+        for name in ("offsets", "sizes", "member_sources"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "missing", tuple(self.missing))
+
+    def has(self, name: str) -> bool:
+        """Return whether an offset or a size named ``name`` is known."""
+        return name in self.offsets or name in self.sizes
+
+    def offset(self, name: str) -> int:
+        """Return the offset of member ``name`` (``"task_struct.thread.ksp"``).
+
+        Raises:
+            TypeInfoError: the member is not in this profile.
+        """
+        try:
+            return self.offsets[name]
+        except KeyError:
+            raise self._unknown(f"offset of {name}") from None
+
+    def size(self, name: str) -> int:
+        """Return the size of struct ``name`` (``"pt_regs"``) or member ``"struct.member"``.
+
+        Raises:
+            TypeInfoError: the size is not in this profile.
+        """
+        try:
+            return self.sizes[name]
+        except KeyError:
+            raise self._unknown(f"size of {name}") from None
+
+    def first_of(self, *names: str) -> str:
+        """Return the first of ``names`` this profile knows, for members kernels renamed.
+
+        Example: ``p.offset(p.first_of("task_struct.__state", "task_struct.state"))``.
+
+        Raises:
+            TypeInfoError: none of ``names`` is known.
+        """
+        for name in names:
+            if self.has(name):
+                return name
+        raise self._unknown(" or ".join(names))
+
+    @property
+    def thread_size(self) -> int:
+        """THREAD_SIZE: the size of ``union thread_union`` (every s390 stack is this long)."""
+        return self.size("thread_union")
+
+    def source_of(self, name: str) -> str:
+        """Return the source that gave ``name``."""
+        return self.member_sources.get(name, self.source)
+
+    def merged(self, other: TypeProfile) -> TypeProfile:
+        """Return this profile completed by ``other``; where both know a key, self wins.
+
+        Args:
+            other: a profile of the same kernel from another source.
+        """
+        offsets = {**other.offsets, **self.offsets}
+        sizes = {**other.sizes, **self.sizes}
+        sources = dict(self.member_sources)
+        for key in (*other.offsets, *other.sizes):
+            if key not in self.offsets and key not in self.sizes:
+                sources[key] = other.source_of(key)
+        return TypeProfile(
+            release=self.release or other.release,
+            build_id=self.build_id or other.build_id,
+            source=self.source,
+            offsets=offsets,
+            sizes=sizes,
+            member_sources=sources,
+            missing=_missing(offsets, sizes),
+        )
+
+    def to_json(self) -> str:
+        """Return the profile as JSON text (see :meth:`from_json`)."""
+        document = {
+            "format": PROFILE_FORMAT,
+            "version": PROFILE_VERSION,
+            "release": self.release,
+            "build_id": self.build_id,
+            "source": self.source,
+            "missing": list(self.missing),
+            "offsets": dict(sorted(self.offsets.items())),
+            "sizes": dict(sorted(self.sizes.items())),
+            "member_sources": dict(sorted(self.member_sources.items())),
+        }
+        return json.dumps(document, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TypeProfile:
+        """Parse a profile written by :meth:`to_json`.
+
+        Raises:
+            FormatError: the text is not a backchain profile of a version this code reads.
+        """
+        try:
+            document = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise FormatError(f"not a backchain type profile (not JSON: {error})") from None
+        if not isinstance(document, dict) or document.get("format") != PROFILE_FORMAT:
+            raise FormatError(f'not a backchain type profile (no "format": "{PROFILE_FORMAT}")')
+        version = document.get("version")
+        if version != PROFILE_VERSION:
+            raise FormatError(
+                f"type profile version {version!r} is not supported (this backchain reads "
+                f"version {PROFILE_VERSION}); make it again with `backchain profile VMLINUX`"
+            )
+        return cls(
+            release=_optional_str(document, "release"),
+            build_id=_optional_str(document, "build_id"),
+            source=_optional_str(document, "source") or "profile",
+            offsets=_int_map(document, "offsets"),
+            sizes=_int_map(document, "sizes"),
+            member_sources=_str_map(document, "member_sources"),
+            missing=tuple(_str_list(document, "missing")),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the profile as JSON to ``path``, atomically.
+
+        Raises:
+            DumpError: the file cannot be written.
+        """
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            try:
+                with open(tmp, "x", encoding="utf-8") as out:
+                    out.write(self.to_json())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as error:
+            raise DumpError(f"cannot write type profile: {error.strerror}", str(path)) from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TypeProfile:
+        """Read a profile saved by :meth:`save`; its ``source`` becomes ``"profile:PATH"``.
+
+        Raises:
+            DumpError: the file cannot be read.
+            FormatError: the file is not a backchain profile of a version this code reads.
+        """
+        name = os.fspath(path)
+        try:
+            with open(name, "rb") as stream:
+                text = stream.read(_MAX_PROFILE_BYTES + 1)
+        except OSError as error:
+            raise DumpError(f"cannot read type profile: {error.strerror}", name) from None
+        if len(text) > _MAX_PROFILE_BYTES:
+            raise FormatError("too large to be a backchain type profile", name)
+        try:
+            profile = cls.from_json(text)
+        except DumpError as error:
+            raise error.with_path(name) from None
+        return replace(profile, source=f"profile:{name}")
+
+    def _unknown(self, what: str) -> TypeInfoError:
+        return TypeInfoError(f"{what} is not known from {self.source}: {REMEDY}")
+
+
+def _missing(offsets: Mapping[str, int], sizes: Mapping[str, int]) -> tuple[str, ...]:
+    return tuple(
+        "|".join(group)
+        for group in WANTED
+        if not any(name in offsets or name in sizes for name in group)
+    )
+
+
+def _optional_str(document: Mapping[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, str):
+        raise FormatError(f'type profile: "{key}" must be a string')
+    return value
+
+
+def _int_map(document: Mapping[str, Any], key: str) -> dict[str, int]:
+    value = document.get(key, {})
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()
+    ):
+        raise FormatError(f'type profile: "{key}" must map names to non-negative integers')
+    return value
+
+
+def _str_map(document: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = document.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise FormatError(f'type profile: "{key}" must map names to strings')
+    return value
+
+
+def _str_list(document: Mapping[str, Any], key: str) -> list[str]:
+    value = document.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FormatError(f'type profile: "{key}" must be a list of strings')
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Flattening, shared by DWARF and BTF
+
+
+class _Member(NamedTuple):
+    """One data member as a type source describes it, bitfields already left out."""
+
+    name: str | None  # None for an anonymous struct/union member
+    offset: int  # bytes from the start of the enclosing struct
+    size: int | None  # None when the source cannot say (e.g. a flexible array)
+    aggregate: Any  # the member's struct/union type (a source handle) or None
+
+
+def _flatten(
+    members_of: Callable[[Any], Iterable[_Member]],
+    aggregate: Any,
+    prefix: str,
+    base: int,
+    offsets: dict[str, int],
+    sizes: dict[str, int],
+    depth: int = 0,
+) -> None:
+    """Record the members of ``aggregate`` under ``prefix``, anonymous ones flattened."""
+    if depth > _MAX_NESTING:
+        raise FormatError(f"type information nests deeper than {_MAX_NESTING} at {prefix}")
+    for member in members_of(aggregate):
+        offset = base + member.offset
+        if not member.name:
+            if member.aggregate is not None:
+                _flatten(members_of, member.aggregate, prefix, offset, offsets, sizes, depth + 1)
+            continue
+        key = prefix + member.name
+        offsets.setdefault(key, offset)
+        if member.size is not None:
+            sizes.setdefault(key, member.size)
+        if key in EXPAND and member.aggregate is not None:
+            _flatten(members_of, member.aggregate, key + ".", offset, offsets, sizes, depth + 1)
+
+
+def _build_profile(
+    found: Mapping[str, tuple[Any, int | None]],
+    members_of: Callable[[Any], Iterable[_Member]],
+    *,
+    release: str | None,
+    build_id: str | None,
+    source: str,
+) -> TypeProfile:
+    offsets: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for key in STRUCTS:
+        if key not in found:
+            continue
+        aggregate, size = found[key]
+        if size is not None:
+            sizes[key] = size
+        _flatten(members_of, aggregate, key + ".", 0, offsets, sizes)
+    return TypeProfile(
+        release=release,
+        build_id=build_id,
+        source=source,
+        offsets=offsets,
+        sizes=sizes,
+        missing=_missing(offsets, sizes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# DWARF
+
+_AGGREGATE_TAGS = frozenset({"DW_TAG_structure_type", "DW_TAG_union_type"})
+_QUALIFIER_TAGS = frozenset(
+    {
+        "DW_TAG_typedef",
+        "DW_TAG_const_type",
+        "DW_TAG_volatile_type",
+        "DW_TAG_restrict_type",
+        "DW_TAG_atomic_type",
+    }
+)
+_DW_OP_CONSTU = 0x10
+_DW_OP_PLUS = 0x22
+_DW_OP_PLUS_UCONST = 0x23
+# A struct DIE starts with its abbreviation code (a ULEB128), then its attributes, the name
+# first with GCC and clang; codes longer than this many bytes do not occur.
+_PROBE_BACK = 4
+
+
+def default_cache_dir() -> Path:
+    """Return ``$XDG_CACHE_HOME/backchain/profiles`` (``~/.cache`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "backchain" / "profiles"
+
+
+def profile_from_dwarf(
+    vmlinux_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    use_cache: bool = True,
+) -> TypeProfile:
+    """Build a profile from the DWARF of a vmlinux (or any ELF object with debug info).
+
+    Only the definitions of the structs in :data:`STRUCTS` are read: each is located by
+    searching ``.debug_info`` for references to its name in ``.debug_str``, so a 200 MB
+    vmlinux takes seconds, not minutes. With a build-id, the result is cached as JSON in
+    ``cache_dir`` and the next call for the same build is instant.
+
+    Args:
+        vmlinux_path: the ELF file.
+        cache_dir: cache directory; default :func:`default_cache_dir`.
+        use_cache: read and write the cache.
+
+    Returns:
+        The profile, ``source`` ``"dwarf:PATH"``.
+
+    Raises:
+        DumpError: the file cannot be read.
+        FormatError: the file is not ELF, or its DWARF is damaged.
+        TypeInfoError: the file has no DWARF (a stripped vmlinux).
+    """
+    path = os.fspath(vmlinux_path)
+    source = f"dwarf:{path}"
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed below, after the cache check
+    except OSError as error:
+        raise DumpError(f"cannot read vmlinux: {error.strerror}", path) from None
+    with stream, _elf_errors(path):
+        elf = ELFFile(stream)
+        build_id = _build_id(elf)
+        cache_file = None
+        if use_cache and build_id:
+            directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+            cache_file = directory / f"{build_id}.g{_CACHE_GENERATION}.profile.json"
+            cached = _read_cache(cache_file, build_id)
+            if cached is not None:
+                return replace(cached, source=source)
+        profile = _profile_from_elf(elf, source, build_id)
+    if cache_file is not None:
+        _write_cache(cache_file, profile)
+    return profile
+
+
+@contextlib.contextmanager
+def _elf_errors(path: str) -> Iterator[None]:
+    """Turn pyelftools' and construct's exceptions into FormatError naming ``path``."""
+    try:
+        yield
+    except DumpError as error:
+        raise error.with_path(path) from None
+    except (ELFError, ELFParseError, DWARFError, ConstructError, struct.error) as error:
+        raise FormatError(f"cannot read ELF/DWARF: {error}", path) from None
+    except OSError as error:
+        raise DumpError(f"cannot read vmlinux: {error.strerror}", path) from None
+
+
+def _read_cache(cache_file: Path, build_id: str) -> TypeProfile | None:
+    try:
+        profile = TypeProfile.load(cache_file)
+    except DumpError:
+        return None  # absent or damaged: rebuild it
+    return profile if profile.build_id == build_id else None
+
+
+def _write_cache(cache_file: Path, profile: TypeProfile) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        profile.save(cache_file)
+    except (OSError, DumpError):
+        pass  # a read-only home only costs the next run a few seconds
+
+
+def _build_id(elf: ELFFile) -> str | None:
+    """Return the GNU build-id: in ``.note.gnu.build-id``, or in ``.notes`` in a vmlinux."""
+    for section in elf.iter_sections(type="SHT_NOTE"):
+        assert isinstance(section, NoteSection)
+        for note in section.iter_notes():
+            if note["n_type"] == "NT_GNU_BUILD_ID":
+                return str(note["n_desc"])
+    return None
+
+
+def _banner_release(elf: ELFFile) -> str | None:
+    """Return the release from ``linux_banner`` ("Linux version 6.1.0-41-s390x (...")."""
+    section = elf.get_section_by_name(".rodata")
+    if section is None or section["sh_type"] == "SHT_NOBITS":
+        return None
+    data = section.data()
+    marker = b"Linux version "
+    start = data.find(marker)
+    while start >= 0:
+        token = data[start + len(marker) : start + len(marker) + 65].split(b" ", 1)[0]
+        if token[:1].isdigit():
+            return token.decode("ascii", "replace")
+        start = data.find(marker, start + 1)
+    return None
+
+
+def _profile_from_elf(elf: ELFFile, source: str, build_id: str | None) -> TypeProfile:
+    if not elf.has_dwarf_info(strict=True):
+        raise TypeInfoError("has no DWARF debug info; use the vmlinux of the kernel's -dbg package")
+    # A linked vmlinux needs no relocation of its DWARF, and with --emit-relocs applying
+    # the kept relocations would take minutes; an object file (.o) does need them.
+    dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
+    finder = _DwarfFinder(dwarf, elf.little_endian)
+    found = finder.find(STRUCTS, _is_struct_definition)
+    structs = {key: (die, _dwarf_attr_int(die, "DW_AT_byte_size")) for key, die in found.items()}
+    profile = _build_profile(
+        structs, _dwarf_members, release=_banner_release(elf), build_id=build_id, source=source
+    )
+    if "thread_union" not in profile.sizes:
+        # v6.x kernels may use union thread_union nowhere, so DWARF lacks it; sched.h
+        # declares "extern unsigned long init_stack[THREAD_SIZE / sizeof(unsigned long)]".
+        variables = finder.find({"thread_union": ("init_stack",)}, _is_typed_variable)
+        if variables:
+            size = _dwarf_type_size(variables["thread_union"].get_DIE_from_attribute("DW_AT_type"))
+            if size:
+                sizes = {**profile.sizes, "thread_union": size}
+                profile = replace(profile, sizes=sizes, missing=_missing(profile.offsets, sizes))
+    return profile
+
+
+def _section_bytes(section: Any) -> bytes:
+    return b"" if section is None else bytes(section.stream.getvalue())
+
+
+def _is_struct_definition(die: DIE) -> bool:
+    return (
+        die.tag in _AGGREGATE_TAGS
+        and "DW_AT_declaration" not in die.attributes
+        and "DW_AT_byte_size" in die.attributes
+    )
+
+
+def _is_typed_variable(die: DIE) -> bool:
+    return die.tag == "DW_TAG_variable" and "DW_AT_type" in die.attributes
+
+
+def _unit_offsets(info: bytes, little_endian: bool) -> list[int]:
+    """Return the offsets of the unit headers in ``.debug_info``."""
+    u32 = struct.Struct("<I" if little_endian else ">I")
+    u64 = struct.Struct("<Q" if little_endian else ">Q")
+    offsets = []
+    position = 0
+    while position + 4 <= len(info):
+        offsets.append(position)
+        (length,) = u32.unpack_from(info, position)
+        if length == 0xFFFFFFFF:  # 64-bit DWARF
+            if position + 12 > len(info):
+                break
+            (length,) = u64.unpack_from(info, position + 4)
+            position += 12 + length
+        else:
+            position += 4 + length
+    return offsets
+
+
+def _occurrences(
+    data: bytes, needle: bytes, start: int = 0, end: int | None = None
+) -> Iterator[int]:
+    """Yield where ``needle`` starts in ``data[start:end]`` (it may run past ``end``)."""
+    stop = len(data) if end is None else min(len(data), end + len(needle) - 1)
+    position = data.find(needle, start, stop)
+    while position >= 0:
+        yield position
+        position = data.find(needle, position + 1, stop)
+
+
+class _DwarfFinder:
+    """Finds named top-level DIEs without parsing the units that do not name them.
+
+    A DIE's name is either inline (DW_FORM_string) or a 4-byte offset into ``.debug_str``
+    (DW_FORM_strp), so the DIE named X lies where ``.debug_info`` contains one of those
+    byte strings. Each occurrence is probed as the name attribute of a DIE; what the probe
+    cannot settle falls back to scanning the top-level DIEs of the units with occurrences.
+    """
+
+    def __init__(self, dwarf: DWARFInfo, little_endian: bool) -> None:
+        self.dwarf = dwarf
+        self.little_endian = little_endian
+        self.info = _section_bytes(dwarf.debug_info_sec)
+        self.strings = _section_bytes(dwarf.debug_str_sec)
+        self.unit_offsets = _unit_offsets(self.info, little_endian)
+
+    def find(
+        self,
+        wanted: Mapping[str, tuple[str, ...]],
+        accept: Callable[[DIE], bool],
+        probe: bool = True,
+    ) -> dict[str, DIE]:
+        """Return the first DIE (in file order) named like each entry and accepted.
+
+        Args:
+            wanted: names to look for, by result key.
+            accept: whether a DIE with a wanted name is the one (e.g. not a declaration).
+            probe: probe occurrences of the names (fast); if false, only scan units.
+        """
+        needles = {key: self._needles(names) for key, names in wanted.items()}
+        found: dict[str, DIE] = {}
+        if probe:
+            self._probe_windows(wanted, needles, accept, found)
+        remaining = {key: names for key, names in wanted.items() if key not in found}
+        if remaining:
+            if self.dwarf.debug_str_offsets_sec is not None:
+                # DW_FORM_strx names are indices, invisible to the needles: look everywhere.
+                units: Iterable[int] = self.unit_offsets
+            else:
+                units = sorted(
+                    {
+                        self._unit_at(position)
+                        for key in remaining
+                        for needle in needles[key]
+                        for position in _occurrences(self.info, needle)
+                    }
+                )
+            self._scan_units(units, remaining, accept, found)
+        return found
+
+    def _needles(self, names: Iterable[str]) -> list[bytes]:
+        """Return the byte strings a DIE named one of ``names`` must contain.
+
+        The linker merges string tails, so "list_head" may live inside "hlist_head": every
+        occurrence in ``.debug_str`` is a possible offset.
+        """
+        order: Literal["little", "big"] = "little" if self.little_endian else "big"
+        needles = []
+        for name in names:
+            text = name.encode() + b"\0"
+            needles.append(text)
+            needles.extend(p.to_bytes(4, order) for p in _occurrences(self.strings, text))
+        return needles
+
+    def _unit_at(self, position: int) -> int:
+        return self.unit_offsets[bisect.bisect_right(self.unit_offsets, position) - 1]
+
+    def _probe_windows(
+        self,
+        wanted: Mapping[str, tuple[str, ...]],
+        needles: Mapping[str, list[bytes]],
+        accept: Callable[[DIE], bool],
+        found: dict[str, DIE],
+    ) -> None:
+        """Probe the names' occurrences in file order, window by window, until all are found.
+
+        Definitions usually sit in the first megabytes (init/main.c includes most of the
+        kernel's headers), so growing windows keep the searches for unused needles short.
+        """
+        start, window = 0, 1 << 20
+        while start < len(self.info) and len(found) < len(wanted):
+            end = start + window
+            for key, names in wanted.items():
+                if key in found:
+                    continue
+                hits = heapq.merge(*(_occurrences(self.info, n, start, end) for n in needles[key]))
+                for position in hits:
+                    die = self._probe(position, names)
+                    if die is not None and accept(die):
+                        found[key] = die
+                        break
+            start, window = end, min(window * 2, 32 << 20)
+
+    def _probe(self, position: int, names: tuple[str, ...]) -> DIE | None:
+        """Return the DIE whose DW_AT_name value is at ``position`` and is in ``names``.
+
+        The DIE would start with its abbreviation code, a ULEB128 ending just before the
+        name: its last byte is at ``position - 1``, earlier ones have the high bit set. The
+        longest such start is tried first: a shorter one is the tail of the real code, a
+        small number that may well be another abbreviation with a name first, while a
+        longer one is a huge code that no abbreviation table has.
+        """
+        info = self.info
+        if position < 1 or info[position - 1] & 0x80 or not self.unit_offsets:
+            return None
+        back = 1
+        while back < _PROBE_BACK and position > back and info[position - back - 1] & 0x80:
+            back += 1
+        unit = self.dwarf.get_CU_at(self._unit_at(position))
+        assert self.dwarf.debug_info_sec is not None  # we read it in __init__
+        stream = self.dwarf.debug_info_sec.stream
+        for length in range(back, 0, -1):
+            start = position - length
+            if start < unit.cu_die_offset:
+                continue
+            try:
+                die = DIE(cu=unit, stream=stream, offset=start)
+            except Exception:  # most starts tried are not DIEs; any failure says so
+                continue
+            name = die.attributes.get("DW_AT_name")
+            if name is not None and name.offset == position:
+                return die if _die_name(die) in names else None
+        return None
+
+    def _scan_units(
+        self,
+        units: Iterable[int],
+        remaining: dict[str, tuple[str, ...]],
+        accept: Callable[[DIE], bool],
+        found: dict[str, DIE],
+    ) -> None:
+        """Look among the top-level DIEs of ``units``; stop when all are found."""
+        for unit_offset in units:
+            top = self.dwarf.get_CU_at(unit_offset).get_top_DIE()
+            for die in top.iter_children():
+                name = _die_name(die)
+                if name is None:
+                    continue
+                for key, names in list(remaining.items()):
+                    if name in names and accept(die):
+                        found[key] = die
+                        del remaining[key]
+                if not remaining:
+                    return
+
+
+def _die_name(die: DIE) -> str | None:
+    name = die.attributes.get("DW_AT_name")
+    if name is None or not isinstance(name.value, bytes):
+        return None
+    return name.value.decode("utf-8", "replace")
+
+
+def _dwarf_attr_int(die: DIE, name: str) -> int | None:
+    attribute = die.attributes.get(name)
+    if attribute is None or not isinstance(attribute.value, int):
+        return None
+    return attribute.value
+
+
+def _dwarf_strip(die: DIE | None) -> DIE | None:
+    """Follow typedef/const/volatile/restrict/atomic to the type they qualify."""
+    for _ in range(_MAX_NESTING):
+        if die is None or die.tag not in _QUALIFIER_TAGS:
+            return die
+        die = die.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in die.attributes else None
+    raise FormatError("DWARF type qualifiers loop")
+
+
+def _dwarf_type_size(die: DIE | None, depth: int = 0) -> int | None:
+    die = _dwarf_strip(die)
+    if die is None or depth > _MAX_NESTING:
+        return None
+    size = _dwarf_attr_int(die, "DW_AT_byte_size")
+    if size is not None or die.tag != "DW_TAG_array_type":
+        return size
+    element = _dwarf_type_size(
+        die.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in die.attributes else None,
+        depth + 1,
+    )
+    if element is None:
+        return None
+    count = 1
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_subrange_type":
+            continue
+        bound = _dwarf_attr_int(child, "DW_AT_count")
+        if bound is None:
+            upper = _dwarf_attr_int(child, "DW_AT_upper_bound")
+            bound = 0 if upper is None else upper + 1  # no bound: a flexible array
+        count *= bound
+    return element * count
+
+
+def _dwarf_member_location(die: DIE) -> int | None:
+    """Return DW_AT_data_member_location as a byte offset (a constant or an expression)."""
+    attribute = die.attributes.get("DW_AT_data_member_location")
+    if attribute is None:
+        return 0  # union members, and struct members at 0 with some producers
+    value = attribute.value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list | tuple | bytes):
+        return _plus_uconst(bytes(value))
+    return None
+
+
+def _plus_uconst(expression: bytes) -> int | None:
+    """Evaluate the member-location expressions producers emit (DWARF 2/3)."""
+    if expression[:1] == bytes([_DW_OP_PLUS_UCONST]):
+        value, end = _uleb128(expression, 1)
+        return value if end == len(expression) else None
+    if expression[:1] == bytes([_DW_OP_CONSTU]):
+        value, end = _uleb128(expression, 1)
+        return value if expression[end:] == bytes([_DW_OP_PLUS]) else None
+    return None
+
+
+def _uleb128(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while position < len(data):
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return value, position
+
+
+def _dwarf_members(die: DIE) -> Iterator[_Member]:
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_member" or "DW_AT_bit_size" in child.attributes:
+            continue  # bitfields have no byte offset of their own
+        offset = _dwarf_member_location(child)
+        if offset is None:
+            continue
+        name = child.attributes.get("DW_AT_name")
+        if "DW_AT_type" in child.attributes:
+            declared = child.get_DIE_from_attribute("DW_AT_type")
+        else:
+            declared = None
+        target = _dwarf_strip(declared)
+        yield _Member(
+            name=name.value.decode("utf-8", "replace") if name is not None else None,
+            offset=offset,
+            size=_dwarf_type_size(target),
+            aggregate=target if target is not None and target.tag in _AGGREGATE_TAGS else None,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# BTF (include/uapi/linux/btf.h, Documentation/bpf/btf.rst)
+
+BTF_MAGIC = 0xEB9F
+(
+    _BTF_INT,
+    _BTF_PTR,
+    _BTF_ARRAY,
+    _BTF_STRUCT,
+    _BTF_UNION,
+    _BTF_ENUM,
+    _BTF_FWD,
+    _BTF_TYPEDEF,
+    _BTF_VOLATILE,
+    _BTF_CONST,
+    _BTF_RESTRICT,
+    _BTF_FUNC,
+    _BTF_FUNC_PROTO,
+    _BTF_VAR,
+    _BTF_DATASEC,
+    _BTF_FLOAT,
+    _BTF_DECL_TAG,
+    _BTF_TYPE_TAG,
+    _BTF_ENUM64,
+) = range(1, 20)
+_BTF_MODIFIERS = frozenset({_BTF_TYPEDEF, _BTF_VOLATILE, _BTF_CONST, _BTF_RESTRICT, _BTF_TYPE_TAG})
+_BTF_SIZED = frozenset({_BTF_INT, _BTF_STRUCT, _BTF_UNION, _BTF_ENUM, _BTF_ENUM64, _BTF_FLOAT})
+# Bytes after struct btf_type: (fixed, per vlen entry). FUNC and FWD carry nothing.
+_BTF_TRAILER = {
+    _BTF_INT: (4, 0),  # u32 encoding | offset | bits
+    _BTF_PTR: (0, 0),
+    _BTF_ARRAY: (12, 0),  # struct btf_array
+    _BTF_STRUCT: (0, 12),  # struct btf_member
+    _BTF_UNION: (0, 12),
+    _BTF_ENUM: (0, 8),  # struct btf_enum
+    _BTF_FWD: (0, 0),
+    _BTF_TYPEDEF: (0, 0),
+    _BTF_VOLATILE: (0, 0),
+    _BTF_CONST: (0, 0),
+    _BTF_RESTRICT: (0, 0),
+    _BTF_FUNC: (0, 0),
+    _BTF_FUNC_PROTO: (0, 8),  # struct btf_param
+    _BTF_VAR: (4, 0),  # struct btf_var
+    _BTF_DATASEC: (0, 12),  # struct btf_var_secinfo
+    _BTF_FLOAT: (0, 0),
+    _BTF_DECL_TAG: (4, 0),  # struct btf_decl_tag
+    _BTF_TYPE_TAG: (0, 0),
+    _BTF_ENUM64: (0, 12),  # struct btf_enum64
+}
+_POINTER_SIZE = 8  # BTF has no pointer size; s390x is 64-bit
+
+
+class BtfStructs:
+    """The fixed-size records of BTF in one byte order, as construct schemas.
+
+    The schemas document and display; the ``fast_*`` ``struct.Struct`` twins (tested equal)
+    decode the tens of thousands of records of a kernel's BTF.
+
+    Args:
+        little_endian: byte order of the BTF blob (s390x BTF is big-endian).
+    """
+
+    def __init__(self, little_endian: bool) -> None:
+        u8, u16 = Int8ub, (Int16ul if little_endian else Int16ub)
+        u32, s32 = (Int32ul, Int32sl) if little_endian else (Int32ub, Int32sb)
+        order = "<" if little_endian else ">"
+        #: struct btf_header
+        self.header = CStruct(
+            "magic" / u16,
+            "version" / u8,
+            "flags" / u8,
+            "hdr_len" / u32,
+            "type_off" / u32,
+            "type_len" / u32,
+            "str_off" / u32,
+            "str_len" / u32,
+        )
+        #: struct btf_type: info = kind_flag:1 | kind:5 (bits 24-28) | vlen:16
+        self.type = CStruct("name_off" / u32, "info" / u32, "size_or_type" / u32)
+        #: struct btf_member; with kind_flag, offset = bitfield_size:8 | bit_offset:24
+        self.member = CStruct("name_off" / u32, "type" / u32, "offset" / u32)
+        #: struct btf_array
+        self.array = CStruct("type" / u32, "index_type" / u32, "nelems" / u32)
+        #: struct btf_enum
+        self.enum = CStruct("name_off" / u32, "val" / s32)
+        #: u32 after an INT: encoding:4 (bits 24-27) | offset:8 (bits 16-23) | bits:8
+        self.int_info = u32
+        self.fast_header = struct.Struct(order + "HBBIIIII")
+        self.fast_type = struct.Struct(order + "III")
+        self.fast_member = struct.Struct(order + "III")
+        self.fast_array = struct.Struct(order + "III")
+        self.fast_u32 = struct.Struct(order + "I")
+
+
+class _Btf:
+    """An index of a BTF blob: where each type record is, read on demand."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) < 24:
+            raise FormatError(f"BTF is {len(data)} bytes, shorter than its 24-byte header")
+        if data[:2] == BTF_MAGIC.to_bytes(2, "big"):
+            little_endian = False
+        elif data[:2] == BTF_MAGIC.to_bytes(2, "little"):
+            little_endian = True
+        else:
+            raise FormatError(f"not BTF (magic {data[:2].hex()}, expected eb9f)")
+        self.s = BtfStructs(little_endian)
+        _, version, _, hdr_len, type_off, type_len, str_off, str_len = (
+            self.s.fast_header.unpack_from(data)
+        )
+        if version != 1:
+            raise FormatError(f"BTF version {version} is not supported (only 1)")
+        if not 24 <= hdr_len <= len(data):
+            raise FormatError(f"BTF header length {hdr_len} does not fit {len(data)} bytes")
+        body = len(data) - hdr_len
+        if type_off + type_len > body or str_off + str_len > body:
+            raise FormatError(
+                f"BTF sections (types {type_off}+{type_len}, strings {str_off}+{str_len}) "
+                f"end beyond its {body} bytes"
+            )
+        self.types = bytes(data[hdr_len + type_off : hdr_len + type_off + type_len])
+        self.strings = bytes(data[hdr_len + str_off : hdr_len + str_off + str_len])
+        # Type id N (from 1) has its record at self.records[N]; id 0 is void.
+        self.records: list[int] = [-1]
+        self.infos: list[int] = [0]
+        self.values: list[int] = [0]
+        self.names: list[int] = [0]
+        self._index()
+
+    def _index(self) -> None:
+        record = self.s.fast_type
+        types, end, position = self.types, len(self.types), 0
+        while position < end:
+            if position + 12 > end:
+                raise FormatError(f"BTF type {len(self.records)} is truncated")
+            name_off, info, value = record.unpack_from(types, position)
+            kind = (info >> 24) & 0x1F
+            trailer = _BTF_TRAILER.get(kind)
+            if trailer is None:
+                raise FormatError(f"BTF type {len(self.records)} has unknown kind {kind}")
+            fixed, per_entry = trailer
+            following = position + 12 + fixed + per_entry * (info & 0xFFFF)
+            if following > end:
+                raise FormatError(f"BTF type {len(self.records)} runs past the type section")
+            self.records.append(position)
+            self.infos.append(info)
+            self.values.append(value)
+            self.names.append(name_off)
+            position = following
+
+    def kind(self, type_id: int) -> int:
+        return (self.infos[self._checked(type_id)] >> 24) & 0x1F
+
+    def name(self, type_id: int) -> str | None:
+        offset = self.names[self._checked(type_id)]
+        if offset == 0:
+            return None
+        return self.string(offset)
+
+    def string(self, offset: int) -> str:
+        end = self.strings.find(b"\0", offset) if offset < len(self.strings) else -1
+        if end < 0:
+            raise FormatError(f"BTF string offset {offset} is outside the string section")
+        return self.strings[offset:end].decode("utf-8", "replace")
+
+    def find_aggregates(self, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+        """Return the type id of the first struct/union named like each entry of ``wanted``."""
+        by_name = {name.encode() + b"\0": key for key, names in wanted.items() for name in names}
+        found: dict[str, int] = {}
+        strings = self.strings
+        for type_id in range(1, len(self.records)):
+            kind = (self.infos[type_id] >> 24) & 0x1F
+            if kind not in (_BTF_STRUCT, _BTF_UNION):
+                continue
+            offset = self.names[type_id]
+            end = strings.find(b"\0", offset) + 1 if offset < len(strings) else 0
+            if end <= 0:
+                if offset:
+                    raise FormatError(f"BTF type {type_id} has a name outside the strings")
+                continue
+            key = by_name.get(strings[offset:end])
+            if key is not None and key not in found:
+                found[key] = type_id
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def strip(self, type_id: int) -> int:
+        """Follow typedef/const/volatile/restrict/type_tag to the type they qualify."""
+        for _ in range(_MAX_NESTING):
+            if type_id == 0 or self.kind(type_id) not in _BTF_MODIFIERS:
+                return type_id
+            type_id = self.values[type_id]
+        raise FormatError("BTF type modifiers loop")
+
+    def size(self, type_id: int, depth: int = 0) -> int | None:
+        type_id = self.strip(type_id)
+        if type_id == 0 or depth > _MAX_NESTING:
+            return None
+        kind = self.kind(type_id)
+        if kind in _BTF_SIZED:
+            return self.values[type_id]
+        if kind == _BTF_PTR:
+            return _POINTER_SIZE
+        if kind == _BTF_ARRAY:
+            element, _, count = self.s.fast_array.unpack_from(
+                self.types, self.records[type_id] + 12
+            )
+            element_size = self.size(element, depth + 1)
+            return None if element_size is None else element_size * count
+        return None
+
+    def members(self, type_id: int) -> Iterator[_Member]:
+        info = self.infos[self._checked(type_id)]
+        kind_flag, vlen = info >> 31, info & 0xFFFF
+        start = self.records[type_id] + 12
+        for index in range(vlen):
+            name_off, member_type, offset = self.s.fast_member.unpack_from(
+                self.types, start + 12 * index
+            )
+            if kind_flag:
+                bitfield_size, bit_offset = offset >> 24, offset & 0xFFFFFF
+            else:
+                bitfield_size, bit_offset = self._int_bitfield(member_type), offset
+            if bitfield_size or bit_offset % 8:
+                continue  # bitfields have no byte offset of their own
+            target = self.strip(member_type)
+            aggregate = (
+                target if target and self.kind(target) in (_BTF_STRUCT, _BTF_UNION) else None
+            )
+            yield _Member(
+                name=self.string(name_off) if name_off else None,
+                offset=bit_offset // 8,
+                size=self.size(target),
+                aggregate=aggregate,
+            )
+
+    def _int_bitfield(self, type_id: int) -> int:
+        """Without kind_flag a bitfield's type is an INT narrower than its size, or offset."""
+        target = self.strip(type_id)
+        if target == 0 or self.kind(target) != _BTF_INT:
+            return 0
+        (encoding,) = self.s.fast_u32.unpack_from(self.types, self.records[target] + 12)
+        bits, bit_offset = encoding & 0xFF, (encoding >> 16) & 0xFF
+        return bits if bit_offset or bits != 8 * self.values[target] else 0
+
+    def _checked(self, type_id: int) -> int:
+        if not 0 < type_id < len(self.records):
+            raise FormatError(f"BTF refers to type {type_id}, beyond its {len(self.records) - 1}")
+        return type_id
+
+
+def profile_from_btf(
+    data: bytes,
+    release: str | None = None,
+    *,
+    source: str = "btf",
+    build_id: str | None = None,
+    thread_size: int | None = None,
+) -> TypeProfile:
+    """Build a profile from raw BTF (``.BTF`` of a vmlinux, or ``__start_BTF..__stop_BTF``).
+
+    Args:
+        data: the BTF blob, in either byte order (s390x writes big-endian).
+        release: kernel release to record, if known.
+        source: what to call the source in messages, e.g. ``"btf:dump"``.
+        build_id: build-id to record, if known.
+        thread_size: THREAD_SIZE to record when the BTF has no ``union thread_union`` (v6.x
+            kernels may not use it), e.g. ``__end_init_stack - init_stack`` (v6.12) or
+            ``__end_init_task - init_stack`` (v6.1) from the symbols.
+
+    Raises:
+        FormatError: the blob is not BTF or is damaged (nothing in it is trusted).
+    """
+    btf = _Btf(data)
+    found = btf.find_aggregates(STRUCTS)
+    profile = _build_profile(
+        {key: (type_id, btf.values[type_id]) for key, type_id in found.items()},
+        btf.members,
+        release=release,
+        build_id=build_id,
+        source=source,
+    )
+    if thread_size is not None and "thread_union" not in profile.sizes:
+        sizes = {**profile.sizes, "thread_union": thread_size}
+        profile = replace(profile, sizes=sizes, missing=_missing(profile.offsets, sizes))
+    return profile
