@@ -34,6 +34,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _address(text: str) -> int:
+    """An address on the command line: hex with or without 0x."""
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -60,6 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="also say where each struct offset came from"
     )
     p.set_defaults(handler=cmd_ps)
+
+    p = sub.add_parser("bt", help="walk one stack frame by frame and judge its reliability")
+    p.add_argument("dump", help="dump file")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--pid", type=int, help="task with this pid (pid 0: idle tasks)")
+    who.add_argument("--task", type=_address, metavar="ADDR", help="task_struct address")
+    who.add_argument("--cpu", type=int, help="the task running on this CPU, from its registers")
+    who.add_argument("--sp", type=_address, metavar="ADDR", help="start at this stack pointer")
+    p.add_argument("--steps", action="store_true", help="print every check of every step")
+    p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
+    _common(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_bt)
+
+    p = sub.add_parser("check", help="every task's reliability verdict, grouped by cause")
+    p.add_argument("dump", help="dump file")
+    p.add_argument(
+        "--functions",
+        metavar="F,G",
+        default="",
+        help="functions a livepatch would replace: which tasks sleep on them",
+    )
+    p.add_argument("--all", action="store_true", help="list every task, not just a summary")
+    _common(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_check)
     return parser
 
 
@@ -275,6 +309,161 @@ def cmd_ps(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     return EXIT_OK
+
+
+# -- bt and check ------------------------------------------------------------------------------
+def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> list[Any]:
+    if args.pid is not None:
+        tasks = scan.by_pid(args.pid)
+        if not tasks:
+            raise DumpError(f"no task with pid {args.pid} (see 'backchain ps')", kernel.path)
+        return list(tasks)
+    if args.task is not None:
+        task = scan.by_address(args.task)
+        if task is None:
+            from explorer.tasks import read_task
+
+            task = read_task(kernel, args.task, "--task")
+        return [task]
+    for cpu in kernel.cpus:
+        if cpu.number == args.cpu:
+            task = scan.by_address(cpu.current_task or 0)
+            if task is None:
+                raise DumpError(
+                    f"CPU {args.cpu} runs task 0x{cpu.current_task or 0:x}, which is unreadable",
+                    kernel.path,
+                )
+            return [task]
+    raise DumpError(f"no CPU {args.cpu} in the dump (it has {len(kernel.cpus)})", kernel.path)
+
+
+def cmd_bt(args: argparse.Namespace) -> int:
+    """``backchain bt``."""
+    from explorer.analysis import analyse_task, unwind_context, walk_sp
+    from explorer.report import (
+        analysis_json,
+        end_json,
+        step_json,
+        task_header,
+        verdict_text,
+        walk_markdown,
+        walk_text,
+    )
+    from explorer.tasks import find_tasks
+
+    kernel = _open(args)
+    ctx = unwind_context(kernel)
+    if args.sp is not None:
+        walk = walk_sp(kernel, args.sp, ctx=ctx)
+        if args.json:
+            _print_json(
+                {
+                    "sp": f"0x{args.sp:x}",
+                    "era": walk.era,
+                    "frames": [step_json(kernel, s, args.steps) for s in walk.steps],
+                    "end": end_json(kernel, walk.end, args.steps),
+                }
+            )
+        else:
+            print(f"walk from sp 0x{args.sp:016x} (rules: {walk.era})")
+            print("\n".join(walk_text(kernel, walk, args.steps)))
+        return EXIT_OK
+    scan = find_tasks(kernel)
+    analyses = [analyse_task(kernel, t, ctx) for t in _select_tasks(kernel, scan, args)]
+    if args.json:
+        docs = [analysis_json(kernel, a, args.steps) for a in analyses]
+        _print_json(docs[0] if len(docs) == 1 else docs)
+        return EXIT_OK
+    for i, a in enumerate(analyses):
+        if i:
+            print()
+        if args.markdown:
+            print(walk_markdown(kernel, a), end="")
+            continue
+        print(task_header(kernel, a))
+        regions = "  ".join(f"{r.stack_type} 0x{r.begin:x}-0x{r.end:x}" for r in a.walk.regions.all)
+        print(f"stacks: {regions or 'none'}   (rules: {a.walk.era})")
+        print("\n".join(walk_text(kernel, a.walk, args.steps)))
+        print("\n".join(verdict_text(a)))
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
+    from explorer.analysis import analyse_task, unwind_context
+    from explorer.report import analysis_json
+    from explorer.tasks import find_tasks
+
+    kernel = _open(args)
+    functions = [f for f in args.functions.split(",") if f]
+    ctx = unwind_context(kernel)
+    scan = find_tasks(kernel)
+    analyses = [analyse_task(kernel, t, ctx, functions, detailed=False) for t in scan.tasks]
+    if args.json:
+        _print_json([analysis_json(kernel, a) for a in analyses])
+        return EXIT_OK
+    print("\n".join(render_check(kernel, analyses, functions, args.all)))
+    for w in scan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+def render_check(kernel: Any, analyses: list[Any], functions: list[str], every: bool) -> list[str]:
+    """The text report of ``backchain check``."""
+    from collections import Counter, defaultdict
+
+    lines = []
+    total = len(analyses)
+    ok = sum(1 for a in analyses if a.verdict.reliable)
+    lines.append(
+        f"{total} tasks: {ok} reliable, {total - ok} not "
+        f"(rules: {analyses[0].walk.era if analyses else '-'})"
+    )
+    causes = Counter(a.verdict.label for a in analyses)
+    lines.append("")
+    lines.append("by verdict:")
+    for label, n in causes.most_common():
+        lines.append(f"  {n:>5}  {label}")
+    groups: dict[tuple[str, ...], list[Any]] = defaultdict(list)
+    for a in analyses:
+        key = tuple(
+            (
+                kernel.symbols.lookup(s.ip).name
+                if kernel.symbols and kernel.symbols.lookup(s.ip)
+                else f"0x{s.ip:x}"
+            )
+            for s in a.walk.steps
+        )
+        groups[key].append(a)
+    lines.append("")
+    lines.append("by identical stack (most common first):")
+    for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        good = sum(1 for a in members if a.verdict.reliable)
+        names = sorted({a.task.comm for a in members})
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        stack = " <- ".join(key[:6]) + (" <- ..." if len(key) > 6 else "") if key else "(none)"
+        lines.append(f"  {len(members):>5} tasks, {good} reliable  [{shown}]")
+        lines.append(f"         {stack}")
+    if functions:
+        blocking = [a for a in analyses if not a.verdict.reliable or a.sleeping_on]
+        lines.append("")
+        lines.append(
+            f"livepatch transition for {', '.join(functions)}: "
+            + ("would complete" if not blocking else f"{len(blocking)} task(s) would block it")
+        )
+        for a in blocking:
+            lines.append(f"  {a.livepatch}")
+    if every:
+        lines.append("")
+        lines.append(f"{'PID':>7} {'CPU':>3} {'ST':<2} {'COMM':<16} VERDICT")
+        for a in analyses:
+            cpu = "-" if a.cpu is None else str(a.cpu)
+            frame = "" if a.verdict.frame is None else f" at #{a.verdict.frame}"
+            lines.append(
+                f"{a.task.pid:>7} {cpu:>3} {a.task.state:<2} {a.task.comm:<16} "
+                f"{a.verdict.label}{frame}"
+            )
+    return lines
 
 
 # -- entry point -------------------------------------------------------------------------------

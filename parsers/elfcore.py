@@ -35,6 +35,9 @@ MAX_SEGMENTS = 1 << 16
 
 _NHDR = struct.Struct(">III")
 
+#: What :func:`parse_notes` reads from.
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
 
 @dataclass(frozen=True, slots=True)
 class Note:
@@ -208,31 +211,7 @@ class ElfCore:
         self._ranges = self._index.ranges()
 
     def _parse_notes(self, offset: int, size: int) -> Iterator[Note]:
-        m = self._map
-        pos, end = offset, offset + size
-        while pos + 12 <= end:
-            namesz, descsz, ntype = _NHDR.unpack_from(m, pos)
-            if namesz > 4096 or descsz > MAX_NOTE_SIZE:
-                raise FormatError(
-                    f"ELF note at file offset 0x{pos:x} has an absurd size "
-                    f"(name {namesz}, descriptor {descsz} bytes)",
-                    self.path,
-                )
-            name_off = pos + 12
-            desc_off = name_off + _align4(namesz)
-            next_pos = desc_off + _align4(descsz)
-            if next_pos > end:
-                raise TruncatedError(
-                    f"ELF note at file offset 0x{pos:x} runs past its segment", self.path
-                )
-            name = bytes(m[name_off : name_off + namesz]).split(b"\0", 1)[0]
-            if namesz == 0 and descsz == 0 and ntype == 0:
-                pos = next_pos  # the empty terminating note the kernel writes
-                continue
-            yield Note(
-                name.decode("ascii", "replace"), ntype, bytes(m[desc_off : desc_off + descsz]), pos
-            )
-            pos = next_pos
+        return parse_notes(self._map, offset, size, self.path)
 
     # -- PhysicalMemory ------------------------------------------------------------------
     @property
@@ -288,6 +267,50 @@ class ElfCore:
             pass
 
 
+def parse_notes(buf: Buffer, offset: int, size: int, path: str, base: int = 0) -> Iterator[Note]:
+    """Parse the ELF notes in ``buf[offset : offset + size]`` (shared by the dump readers).
+
+    Args:
+        buf: bytes (or an mmap) holding the notes.
+        offset: where the notes start in ``buf``.
+        size: bytes of notes.
+        path: the file, for error messages.
+        base: added to positions in ``buf`` to give the file offsets stored in
+            :attr:`Note.offset` (when ``buf`` is a copy of part of the file).
+
+    Raises:
+        FormatError: a note declares an absurd size.
+        TruncatedError: a note runs past the end of the notes.
+    """
+    pos, end = offset, offset + size
+    while pos + 12 <= end:
+        namesz, descsz, ntype = _NHDR.unpack_from(buf, pos)
+        if namesz > 4096 or descsz > MAX_NOTE_SIZE:
+            raise FormatError(
+                f"ELF note at file offset 0x{pos + base:x} has an absurd size "
+                f"(name {namesz}, descriptor {descsz} bytes)",
+                path,
+            )
+        name_off = pos + 12
+        desc_off = name_off + _align4(namesz)
+        next_pos = desc_off + _align4(descsz)
+        if next_pos > end:
+            raise TruncatedError(
+                f"ELF note at file offset 0x{pos + base:x} runs past its segment", path
+            )
+        name = bytes(buf[name_off : name_off + namesz]).split(b"\0", 1)[0]
+        if namesz == 0 and descsz == 0 and ntype == 0:
+            pos = next_pos  # the empty terminating note the kernel writes
+            continue
+        yield Note(
+            name.decode("ascii", "replace"),
+            ntype,
+            bytes(buf[desc_off : desc_off + descsz]),
+            pos + base,
+        )
+        pos = next_pos
+
+
 def _align4(n: int) -> int:
     return (n + 3) & ~3
 
@@ -329,4 +352,11 @@ def group_cpu_notes(notes: Sequence[Note]) -> list[list[Note]]:
     return groups
 
 
-__all__ = ["ElfCore", "LoadSegment", "Note", "group_cpu_notes", "open_file_checked"]
+__all__ = [
+    "ElfCore",
+    "LoadSegment",
+    "Note",
+    "group_cpu_notes",
+    "open_file_checked",
+    "parse_notes",
+]

@@ -118,15 +118,15 @@ class SymbolTable:
         if i < 0:
             return None
         base = self._addrs[i]
-        # Among symbols at the same address prefer a text symbol, then the first name.
+        # Among symbols at the same address prefer a function over a section marker
+        # (__sched_text_start, _stext ...), then a text symbol, then the first name.
         j = i
         while j > 0 and self._addrs[j - 1] == base:
             j -= 1
-        best = j
-        for k in range(j, i + 1):
-            if self._types[k] in _TEXT_TYPES:
-                best = k
-                break
+        best = min(
+            range(j, i + 1),
+            key=lambda k: (_is_marker(self._names[k]), self._types[k] not in _TEXT_TYPES, k),
+        )
         size = self._sizes[best]
         if size and rel >= base + size:
             return None
@@ -146,6 +146,14 @@ class SymbolTable:
     def names(self) -> Iterator[str]:
         """All names, in address order."""
         return iter(self._names)
+
+
+def _is_marker(name: str) -> bool:
+    """Linker-script markers that share an address with the first function of a section."""
+    return name in _MARKERS or (name.startswith("__") and name.endswith(("_start", "_end")))
+
+
+_MARKERS = frozenset({"_text", "_stext", "_etext", "_sinittext", "_einittext", "_end"})
 
 
 def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
