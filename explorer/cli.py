@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _json_flag(p)
     p.set_defaults(handler=cmd_check)
+    _add_convert_parser(sub)  # issue 8
     return parser
 
 
@@ -225,6 +226,13 @@ def render_info(f: dict[str, Any]) -> str:
         f"({f['thread_size_source']})",
     )
     row("CPUs", len(f["cpus"]))
+    facts = f.get("format_facts") or {}  # dump-format facts (issue 8)
+    if facts:
+        import textwrap
+
+        text = "; ".join(f"{k} {v}" for k, v in facts.items())
+        wrapped = textwrap.wrap(text, 100 - 13, break_long_words=False)
+        lines.extend(f"{'format facts' if i == 0 else '':<13}{t}" for i, t in enumerate(wrapped))
     lines.append("")
     lines.append(f"{'CPU':>3}  {'prefix':<10} {'current task':<18} {'PSW mask':<18} PSW address")
     for c in f["cpus"]:
@@ -464,6 +472,46 @@ def render_check(kernel: Any, analyses: list[Any], functions: list[str], every: 
                 f"{a.verdict.label}{frame}"
             )
     return lines
+
+
+# -- convert (issue 8: dump formats) -----------------------------------------------------------
+def _add_convert_parser(sub: Any) -> None:
+    """Register ``backchain convert``."""
+    p = sub.add_parser("convert", help="convert a dump (kdump, s390, s390_ext, ELF) to ELF")
+    p.add_argument("dump", nargs="+", help="dump file (all parts of a split kdump dump)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.elf", help="ELF file to write")
+    p.add_argument("--force", action="store_true", help="overwrite OUT.elf if it exists")
+    p.set_defaults(handler=cmd_convert)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``backchain convert DUMP -o OUT.elf [--force]``."""
+    import os
+
+    from parsers.convert import convert_to_elf
+    from parsers.dumps import open_dump
+
+    if os.path.exists(args.output) and not args.force:
+        raise DumpError("exists; pass --force to overwrite it", args.output)
+    dump = open_dump(args.dump if len(args.dump) > 1 else args.dump[0])
+    progress = None
+    if sys.stderr.isatty():
+        last = [-1]
+
+        def progress(done: int, total: int) -> None:
+            pct = 100 * done // total if total else 100
+            if pct != last[0]:
+                last[0] = pct
+                sys.stderr.write(f"\rconverting to ELF: {pct:3d}%")
+                if pct >= 100:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+    try:
+        convert_to_elf(dump, args.output, progress=progress)
+    finally:
+        dump.close()
+    return EXIT_OK
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -14,6 +14,14 @@ def hexaddr(value: int | None) -> str | None:
 
 def dump_format(kernel: Kernel) -> str:
     """A one-line description of the dump format and its producer."""
+    fmt = getattr(kernel.dump, "format", "elf")
+    if fmt != "elf":
+        return {
+            "kdump": "compressed kdump (makedumpfile/diskdump)",
+            "kdump-flat": "flattened compressed kdump (makedumpfile -F)",
+            "s390": "s390 stand-alone dump",
+            "s390_ext": "s390_ext stand-alone dump",
+        }.get(fmt, fmt)
     names = [n.name for n in kernel.dump.notes]
     cpu_notes = kernel.cpus[0].registers.note_names if kernel.cpus else ()
     if "VMCOREINFO" in names:
@@ -106,4 +114,5 @@ def info_facts(kernel: Kernel) -> dict[str, Any]:
         "thread_size_source": kernel.thread_size_source,
         "cpus": [cpu_facts(kernel, c) for c in kernel.cpus],
         "warnings": list(kernel.warnings),
+        "format_facts": kernel.dump.format_facts(),
     }

@@ -101,6 +101,10 @@ class Verdict:
     frame: int | None
     message: str
     entries: tuple[int, ...] = ()
+    #: For a running task: the rules applied to the walk from its CPU's registers, as if the
+    #: task checked its own stack at that point (the start frame's registers not counted as a
+    #: crossed pt_regs). Shows what else would be wrong besides "is running".
+    as_current: Verdict | None = None
 
     @property
     def label(self) -> str:
@@ -115,6 +119,7 @@ def stack_walk_reliable(
     is_text: Callable[[int], bool],
     running: bool = False,
     trampolines: Sequence[int] = (),
+    as_current: bool = False,
 ) -> Verdict:
     """Apply ``arch_stack_walk_reliable()`` to a walk started from the saved ksp.
 
@@ -124,9 +129,14 @@ def stack_walk_reliable(
             for anything else).
         running: the task is current on a CPU (livepatch answers "is running" first).
         trampolines: kretprobe/rethook trampoline addresses.
+        as_current: judge a walk that starts from a CPU's registers as the task's own
+            (the start registers are not a crossed pt_regs).
     """
     if running:
-        return Verdict(False, "task_running", None, None, EXPLANATIONS["task_running"])
+        current = stack_walk_reliable(walk, is_text, False, trampolines, as_current=True)
+        return Verdict(
+            False, "task_running", None, None, EXPLANATIONS["task_running"], as_current=current
+        )
     if walk.end.kind == "no_stack":
         return Verdict(True, None, None, None, EXPLANATIONS["no_stack"])
     entries: list[int] = []
@@ -138,7 +148,7 @@ def stack_walk_reliable(
                 entries,
                 f"Frame #{step.index} is on the {step.stack_type} stack. ",
             )
-        if step.regs is not None:
+        if step.regs is not None and not (as_current and step.how == "start_regs"):
             return _fail(
                 "crossed_pt_regs",
                 step.index,

@@ -191,7 +191,15 @@ def verdict_text(a: TaskAnalysis) -> list[str]:
     else:
         where = f" at frame #{v.frame}" if v.frame is not None else ""
         head = f"verdict: UNRELIABLE: {v.label}{where}"
-    return [head, f"  {v.message}", f"livepatch: {a.livepatch}"]
+    lines = [head, f"  {v.message}"]
+    if v.as_current is not None:
+        cur = v.as_current
+        where = f" at frame #{cur.frame}" if cur.frame is not None else ""
+        lines.append(f"  judged as its own CPU's current task: {cur.label}{where}")
+        if not cur.reliable:
+            lines.append(f"    {cur.message}")
+    lines.append(f"livepatch: {a.livepatch}")
+    return lines
 
 
 def task_header(kernel: Kernel, a: TaskAnalysis) -> str:

@@ -64,16 +64,27 @@ def sniff(path: str) -> bytes:
         os.close(fd)
 
 
-def open_dump(path: str, progress: Progress | None = None) -> DumpFile:
+def open_dump(path: str | Sequence[str], progress: Progress | None = None) -> DumpFile:
     """Open a dump, detected by its content; ``.zst`` files are decompressed once into cache.
 
     Args:
-        path: the dump file.
+        path: the dump file (or all files of a split makedumpfile dump).
         progress: called with (done, total) bytes while decompressing.
 
     Raises:
         DumpError: unreadable, or not a format backchain reads.
     """
+    if not isinstance(path, str):
+        if len(path) == 1:
+            return open_dump(path[0], progress)
+        from parsers.kdump import KdumpFile
+
+        for name in path:
+            if sniff(name)[:8] != b"KDUMP   " and not sniff(name).startswith(b"makedumpfile"):
+                raise FormatError(
+                    "only the parts of a split kdump dump can be given together", name
+                )
+        return KdumpFile(list(path))
     head = sniff(path)
     if not head:
         raise FormatError("empty file", path)
@@ -87,10 +98,12 @@ def open_dump(path: str, progress: Progress | None = None) -> DumpFile:
         return core
     if head[:4] == b"\x7fELF":
         return ElfCore(path)
-    if head[:8] == b"KDUMP   ":
-        raise FormatError("compressed kdump (makedumpfile) format is not supported yet", path)
-    if head[:16].startswith(b"makedumpfile"):
-        raise FormatError("flattened makedumpfile format is not supported yet", path)
+    if head[:8] == b"KDUMP   " or head[:16].startswith(b"makedumpfile"):
+        from parsers.kdump import KdumpFile
+
+        return KdumpFile(path)
     if head[:8] in (bytes.fromhex("a8190173618f23fd"), bytes.fromhex("a8190173618f23fe")):
-        raise FormatError("s390 stand-alone dump format is not supported yet", path)
+        from parsers.s390dump import S390Dump
+
+        return S390Dump(path)
     raise FormatError("not a dump format backchain reads (expected an s390x ELF vmcore)", path)

@@ -27,6 +27,7 @@ from parsers.structs import (
     build_note_desc,
     build_prstatus,
 )
+from parsers.types import TypeProfile
 
 PAGE = 4096
 KERNEL_PSW_MASK = 0x0704C00180000000  # DAT, IO, EXT, MCHECK, home space, 64-bit
@@ -289,3 +290,392 @@ def _known(era: str, fields: Mapping[str, object]) -> dict[str, object]:
 
     names = {f.name for f in LOWCORE_FIELDS[era]}
     return {k: v for k, v in fields.items() if k in names}
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernels with tasks and stacks
+# ------------------------------------------------------------------------------------------------
+
+#: The task_struct members a synthetic kernel writes, with the offsets of Debian's 6.1 build
+#: (samples/profiles/6.1.0-50-s390x.profile.json): realistic, and small enough to write.
+_PROFILE_SOURCE = Path(__file__).resolve().parent / "profiles" / "6.1.0-50-s390x.profile.json"
+_TASK_KEYS = (
+    "task_struct.tasks",
+    "task_struct.pid",
+    "task_struct.tgid",
+    "task_struct.comm",
+    "task_struct.stack",
+    "task_struct.__state",
+    "task_struct.exit_state",
+    "task_struct.flags",
+    "task_struct.on_cpu",
+    "task_struct.thread_info.cpu",
+    "task_struct.real_parent",
+    "task_struct.thread_node",
+    "task_struct.thread_group",
+    "task_struct.signal",
+    "signal_struct.thread_head",
+    "task_struct.thread.ksp",
+    "task_struct.ret_stack",
+    "task_struct.curr_ret_stack",
+    "task_struct.kretprobe_instances",
+    "list_head.next",
+    "list_head.prev",
+    "ftrace_ret_stack.ret",
+    "ftrace_ret_stack.func",
+    "ftrace_ret_stack.retp",
+)
+
+THREAD_SIZE = 16384
+STACK_FRAME_OVERHEAD = 160
+PF_KTHREAD = 0x00200000
+PF_IDLE = 0x00000002
+TASK_STATES = {
+    "R": 0,
+    "S": 1,
+    "D": 2,
+    "T": 4 | 0x100,
+    "t": 8,
+    "Z": 0,
+    "X": 0,
+    "I": 0x402,
+    "P": 0x40,
+}
+
+
+def _profile_offsets() -> tuple[dict[str, int], dict[str, int]]:
+    import json
+
+    doc = json.loads(_PROFILE_SOURCE.read_text())
+    offsets = {k: doc["offsets"][k] for k in _TASK_KEYS}
+    sizes = {
+        k: doc["sizes"][k]
+        for k in (
+            "task_struct",
+            "task_struct.comm",
+            "task_struct.__state",
+            "ftrace_ret_stack",
+            "list_head",
+        )
+    }
+    return offsets, sizes
+
+
+@dataclass
+class Frame:
+    """One frame to lay out on a stack.
+
+    Attributes:
+        function: the function owning the frame; ``ip`` is ``function + offset``.
+        offset: where in the function the call returns to.
+        size: bytes the frame occupies (at least 160).
+        r14: override the saved r14 (default: function + offset).
+        back_chain: override the back chain (default: the next outer frame, 0 for the last).
+    """
+
+    function: str
+    offset: int = 0x40
+    size: int = 0xA8
+    r14: int | None = None
+    back_chain: int | None = None
+
+
+@dataclass
+class SyntheticTask:
+    """A task written into a :class:`SyntheticKernel`."""
+
+    address: int
+    pid: int
+    comm: str
+    stack: int  # virtual base of its stack (0: none)
+    ksp: int = 0
+
+    @property
+    def stack_top(self) -> int:
+        """End of the task stack."""
+        return self.stack + THREAD_SIZE
+
+
+class SyntheticKernel(SyntheticDump):
+    """A synthetic kernel with tasks on VMAP stacks, per-CPU stacks and a type profile.
+
+    Args:
+        release: kernel release; decides the lowcore era, pt_regs layout and unwinder rules
+            (a 5.x release gives the v5.5 layout: pt_regs of 184 bytes, no mcck stack).
+        cpus: how many CPUs (each gets async/nodat/mcck stacks; one restart stack shared).
+    """
+
+    def __init__(
+        self, release: str = "6.1.0-synthetic-s390x", cpus: int = 1, vmcoreinfo_note: bool = False
+    ) -> None:
+        from parsers.structs import kernel_version, lowcore_era_for_release, pt_regs_layout
+
+        super().__init__(
+            release=release,
+            lowcore_era=lowcore_era_for_release(release),
+            vmcoreinfo_note=vmcoreinfo_note,
+        )
+        self.pt_regs_layout = pt_regs_layout(None, release)
+        self.pt_regs_size = {"v4.14": 184, "v5.12": 192, "v6.1": 200, "v6.16": 192}[
+            self.pt_regs_layout
+        ]
+        self.has_mcck = kernel_version(release)[:2] >= (5, 12)
+        self.offsets, self.sizes = _profile_offsets()
+        self.sizes["pt_regs"] = self.pt_regs_size
+        self.sizes["thread_union"] = THREAD_SIZE
+        self.tasks: list[SyntheticTask] = []
+        self.vmcoreinfo["SYMBOL(_stext)"] = "100000"
+        self.vmcoreinfo["KERNELOFFSET"] = "0"
+        for name in (
+            "__switch_to",
+            "__schedule",
+            "schedule",
+            "do_nanosleep",
+            "hrtimer_nanosleep",
+            "__do_sys_clock_nanosleep",
+            "__do_syscall",
+            "system_call",
+            "kthread",
+            "__ret_from_fork",
+            "ret_from_fork",
+            "worker_thread",
+            "schedule_idle",
+            "do_idle",
+            "cpu_startup_entry",
+            "arch_cpu_idle",
+            "psw_idle",
+            "psw_idle_exit",
+            "ext_int_handler",
+            "do_ext_irq",
+            "do_irq_async",
+            "handle_irq_desc",
+            "do_ext_interrupt",
+            "io_int_handler",
+            "irqentry_exit",
+            "preempt_schedule_irq",
+            "mcck_int_handler",
+            "s390_do_machine_check",
+            "restart_int_handler",
+            "do_restart",
+            "smp_call_ipl_cpu",
+            "pgm_check_handler",
+            "do_page_fault",
+            "handle_mm_fault",
+            "copy_from_user_fault",
+            "return_to_handler",
+            "__kretprobe_trampoline",
+            "arch_rethook_trampoline",
+            "vfs_read",
+            "ksys_read",
+            "pipe_read",
+            "start_kernel",
+        ):
+            self.add_function(name, 0x1000)
+        self.restart_stack = self.alloc(THREAD_SIZE, THREAD_SIZE)
+        self.cpu_stacks: list[dict[str, int]] = []
+        for _ in range(cpus):
+            stacks = {
+                "irq": self.vmalloc(THREAD_SIZE, THREAD_SIZE)[0],
+                "nodat": self.alloc(THREAD_SIZE, THREAD_SIZE),
+                "restart": self.restart_stack,
+            }
+            if self.has_mcck:
+                stacks["mcck"] = self.vmalloc(THREAD_SIZE, THREAD_SIZE)[0]
+            self.cpu_stacks.append(stacks)
+        self._ncpus = cpus
+        self.init_task = self._new_task_struct()
+        self.add_symbol("init_task", self.init_task, "D")
+        head = self.init_task + self.offsets["task_struct.tasks"]
+        self.put_u64(head, head)  # an empty circular list
+        self.put_u64(head + 8, head)
+        self._last_in_list = self.init_task
+
+    @property
+    def stack_init_offset(self) -> int:
+        """THREAD_SIZE - STACK_FRAME_OVERHEAD - sizeof(pt_regs)."""
+        return THREAD_SIZE - STACK_FRAME_OVERHEAD - self.pt_regs_size
+
+    def ip(self, function: str, offset: int = 0) -> int:
+        """Address of ``function + offset`` (the function is added, 4 KiB long, if new)."""
+        for addr, _, n in self.symbols:
+            if n == function:
+                return addr + offset
+        return self.add_function(function, 0x1000) + offset
+
+    # -- tasks -----------------------------------------------------------------------------------
+    def _new_task_struct(self) -> int:
+        return self.alloc(self.sizes["task_struct"], 64)
+
+    def add_task(
+        self,
+        pid: int,
+        comm: str,
+        state: str = "S",
+        *,
+        kthread: bool = False,
+        idle: bool = False,
+        with_stack: bool = True,
+        cpu: int = 0,
+        address: int | None = None,
+    ) -> SyntheticTask:
+        """Write a task_struct (linked into init_task.tasks) with a VMAP stack."""
+        o = self.offsets
+        addr = address if address is not None else self._new_task_struct()
+        stack = self.vmalloc(THREAD_SIZE, THREAD_SIZE)[0] if with_stack else 0
+        self.put_u64(addr + o["task_struct.stack"], stack)
+        self.write(addr + o["task_struct.pid"], struct.pack(">I", pid))
+        self.write(addr + o["task_struct.tgid"], struct.pack(">I", pid))
+        self.write(addr + o["task_struct.comm"], comm.encode()[:15].ljust(16, b"\0"))
+        self.write(addr + o["task_struct.__state"], struct.pack(">I", TASK_STATES[state]))
+        exit_state = {"Z": 0x20, "X": 0x10}.get(state, 0)
+        self.write(addr + o["task_struct.exit_state"], struct.pack(">I", exit_state))
+        flags = (PF_KTHREAD if kthread else 0) | (PF_IDLE if idle else 0)
+        self.write(addr + o["task_struct.flags"], struct.pack(">I", flags))
+        self.write(addr + o["task_struct.thread_info.cpu"], struct.pack(">I", cpu))
+        self.put_u64(addr + o["task_struct.real_parent"], self.init_task)
+        self.write(addr + o["task_struct.curr_ret_stack"], struct.pack(">i", -1))
+        task = SyntheticTask(addr, pid, comm, stack)
+        if addr != self.init_task:
+            self._link(addr)
+        self.tasks.append(task)
+        return task
+
+    def _link(self, addr: int) -> None:
+        off = self.offsets["task_struct.tasks"]
+        head = self.init_task + off
+        node = addr + off
+        prev = self._last_in_list + off
+        self.put_u64(prev, node)  # prev->next
+        self.put_u64(node + 8, prev)  # node->prev
+        self.put_u64(node, head)  # node->next = head
+        self.put_u64(head + 8, node)  # head->prev
+        self._last_in_list = addr
+
+    def set_ksp(self, task: SyntheticTask, ksp: int) -> None:
+        """Set ``thread.ksp``."""
+        task.ksp = ksp
+        self.put_u64(task.address + self.offsets["task_struct.thread.ksp"], ksp)
+
+    # -- stacks ----------------------------------------------------------------------------------
+    def write_pt_regs(
+        self,
+        address: int,
+        *,
+        psw: tuple[int, int],
+        gprs: Mapping[int, int] | None = None,
+        int_code: int = 0,
+        flags: int = 0,
+    ) -> None:
+        """Write a pt_regs of this kernel's layout at ``address`` (virtual)."""
+        from parsers.structs import build_pt_regs
+
+        self.write_va(
+            address,
+            build_pt_regs(
+                self.pt_regs_layout, psw=psw, gprs=dict(gprs or {}), int_code=int_code, flags=flags
+            ),
+        )
+
+    def write_frame(self, sp: int, *, r14: int, back_chain: int, r15: int | None = None) -> None:
+        """Write a 160-byte packed stack frame at ``sp`` (virtual)."""
+        from parsers.structs import build_stack_frame
+
+        self.write_va(
+            sp,
+            build_stack_frame(
+                gprs={14: r14, 15: r15 if r15 is not None else sp}, back_chain=back_chain
+            ),
+        )
+
+    def lay_frames(self, top_sp: int, frames: list[Frame], last_back_chain: int = 0) -> list[int]:
+        """Lay out ``frames`` (innermost first) downward from ``top_sp`` (the outermost
+        frame's address); returns each frame's sp, innermost first."""
+        # A frame's size is the distance from its sp up to its caller's (the next outer) sp.
+        sps = [top_sp]
+        for frame in reversed(frames[:-1]):
+            sps.append(sps[-1] - max(frame.size, STACK_FRAME_OVERHEAD))
+        sps.reverse()
+        for i, (frame, sp) in enumerate(zip(frames, sps, strict=True)):
+            chain = sps[i + 1] if i + 1 < len(sps) else last_back_chain
+            if frame.back_chain is not None:
+                chain = frame.back_chain
+            r14 = frame.r14 if frame.r14 is not None else self.ip(frame.function, frame.offset)
+            self.write_frame(sp, r14=r14, back_chain=chain)
+        return sps
+
+    def task_stack(
+        self,
+        task: SyntheticTask,
+        frames: list[Frame],
+        *,
+        user: bool = True,
+        psw_addr: int = 0x1000_1000,
+        kthread_fn: str = "worker_thread",
+    ) -> list[int]:
+        """Lay a complete sleeping stack: ``frames`` (innermost first) down from the frame
+        at STACK_INIT_OFFSET (back chain 0), final pt_regs on top, ``ksp`` = innermost.
+
+        Args:
+            user: final pt_regs hold a user PSW (a task in a system call); else a kernel
+                thread's zeroed pt_regs with a kernel PSW.
+        """
+        top = task.stack + self.stack_init_offset
+        regs_at = top + STACK_FRAME_OVERHEAD
+        if user:
+            self.write_pt_regs(
+                regs_at,
+                psw=(USER_PSW_MASK, psw_addr),
+                gprs={15: 0x3FFF_FFF0_000},
+                int_code=0x20072,
+                flags=1,
+            )
+        else:
+            self.write_pt_regs(regs_at, psw=(KERNEL_PSW_MASK, 0))
+        sps = self.lay_frames(top, frames)
+        self.set_ksp(task, sps[0])
+        return sps
+
+    def irq_stack(self, cpu: int) -> int:
+        """Virtual base of CPU ``cpu``'s irq (async) stack."""
+        return self.cpu_stacks[cpu]["irq"]
+
+    def stack_top_frame(self, base: int) -> int:
+        """``base + STACK_INIT_OFFSET``: where the lowcore's stack pointers point."""
+        return base + self.stack_init_offset
+
+    # -- CPUs ------------------------------------------------------------------------------------
+    def run_on_cpu(
+        self, cpu: int, task: SyntheticTask, psw: tuple[int, int], gprs: Mapping[int, int]
+    ) -> None:
+        """Make ``task`` current on CPU ``cpu`` with these registers."""
+        stacks = self.cpu_stacks[cpu]
+        lowcore: dict[str, object] = {
+            "current_task": task.address,
+            "kernel_stack": (task.stack + self.stack_init_offset) if task.stack else 0,
+            "async_stack": stacks["irq"] + self.stack_init_offset,
+            "nodat_stack": stacks["nodat"] + self.stack_init_offset,
+            "restart_stack": stacks["restart"] + self.stack_init_offset,
+            "current_pid": task.pid,
+            "cpu_nr": cpu,
+        }
+        if "mcck" in stacks:
+            lowcore["mcck_stack"] = stacks["mcck"] + self.stack_init_offset
+        self.add_cpu(psw, dict(gprs), lowcore)
+
+    def profile(self) -> TypeProfile:
+        """The type profile of this synthetic kernel."""
+        return TypeProfile(
+            release=self.release,
+            build_id=None,
+            source="synthetic",
+            offsets=self.offsets,
+            sizes=self.sizes,
+        )
+
+    def save(self, folder: str | Path, name: str = "vmcore") -> Path:
+        """Write the dump, System.map and ``profile.json``."""
+        if len(self.cpus) < self._ncpus:
+            raise ValueError("every CPU needs a current task: call run_on_cpu()")
+        dump = super().save(folder, name)
+        self.profile().save(Path(folder) / "profile.json")
+        return dump

@@ -1,0 +1,372 @@
+"""Every dump format s390x users have: compressed kdump (plain, flattened, split), s390, s390_ext.
+
+Files are written from the synthetic 2-CPU ELF dump with the writers of parsers.convert and
+read back page for page; real QEMU kdump files are compared with their ELF twin when the
+scratch folder holding them exists (not in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from parsers import kdump as kdump_mod
+from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
+from parsers.dumps import open_dump
+from parsers.elfcore import ElfCore
+from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
+from parsers.kdump import KdumpFile
+from parsers.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
+from tests.conftest import two_cpu_dump
+
+PAGE = 4096
+REAL = Path("/work/scratch/real")
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> ElfCore:
+    path = two_cpu_dump(tmp_path_factory.mktemp("formats"), vmcoreinfo_note=True)
+    core = ElfCore(str(path))
+    yield core
+    core.close()
+
+
+def pages(dump) -> list[int]:
+    return [a for r in dump.ranges for a in range(r.start, r.end, PAGE)]
+
+
+def assert_same_memory(a, b, skip: set[int] | None = None) -> None:
+    for addr in pages(a):
+        if skip and addr in skip:
+            continue
+        assert a.read(addr, PAGE) == b.read(addr, PAGE), f"page 0x{addr:x} differs"
+
+
+def save_area_pages(dump) -> set[int]:
+    return {c.prefix + 0x1000 for c in dump_cpu_registers(dump)}
+
+
+# -- compressed kdump ---------------------------------------------------------------------------
+@pytest.mark.parametrize("flattened", [False, True])
+@pytest.mark.parametrize("compression", ["zlib", "zstd", "lzo", "snappy", "none"])
+def test_kdump_round_trip(src, tmp_path, compression, flattened):
+    if compression == "lzo":
+        pytest.importorskip("lzo")
+    if compression == "snappy":
+        pytest.importorskip("cramjam")
+    out = tmp_path / "vmcore.kdump"
+    write_kdump(src, out, compression=compression, flattened=flattened)
+    dump = open_dump(str(out))
+    assert isinstance(dump, KdumpFile)
+    assert dump.format == ("kdump-flat" if flattened else "kdump")
+    assert list(dump.ranges) == list(src.ranges)
+    assert_same_memory(src, dump)
+    assert [(n.name, n.type, n.desc) for n in dump.notes] == [
+        (n.name, n.type, n.desc) for n in src.notes
+    ]
+    assert dump.vmcoreinfo_text == src.vmcoreinfo_text
+    facts = dump.format_facts()
+    assert facts["header_version"] == 6
+    assert facts["compression"] == [compression]
+    assert facts["utsname_release"] == "6.1.0-synthetic-s390x"
+    assert facts["dumped_pages"] == len(pages(src))
+    # reads across page boundaries and of single bytes
+    r = next(r for r in src.ranges if r.size > 2 * PAGE)
+    assert dump.read(r.start + 100, 2 * PAGE) == src.read(r.start + 100, 2 * PAGE)
+    assert dump.read(r.start + 5, 1) == src.read(r.start + 5, 1)
+    with pytest.raises(UnmappedError, match="not in the dump"):
+        dump.read(src.ranges[-1].end + 16 * PAGE, 8)
+    dump.close()
+
+
+def test_kdump_excluded_pages(src, tmp_path):
+    victim = pages(src)[3]
+    out = tmp_path / "excl.kdump"
+    write_kdump(src, out, dump_level=31, exclude=lambda pfn: pfn == victim // PAGE)
+    dump = KdumpFile(str(out))
+    with pytest.raises(UnmappedError) as err:
+        dump.read(victim + 8, 8)
+    assert err.value.message == (
+        f"physical address 0x{victim + 8:x} is excluded by makedumpfile (dump level 31)"
+    )
+    with pytest.raises(UnmappedError, match="excluded by makedumpfile"):
+        dump.read(victim - 8, 16)  # a read running into the excluded page
+    assert dump.format_facts()["excluded_pages"] == 1
+    assert_same_memory(dump, src)
+
+
+def test_kdump_split(src, tmp_path):
+    outs = [str(tmp_path / f"split.{i}") for i in range(3)]
+    write_kdump(src, outs, flattened=False)
+    dump = open_dump(list(reversed(outs)))
+    assert list(dump.ranges) == list(src.ranges)
+    assert_same_memory(src, dump)
+    facts = dump.format_facts()
+    assert facts["split"] and len(facts["split_parts"]) == 3
+    part = KdumpFile(outs[0])
+    last = pages(src)[-1]
+    with pytest.raises(UnmappedError, match="part of the split dump that was not given"):
+        part.read(last, 8)
+    with pytest.raises(FormatError, match="not the non-overlapping parts"):
+        KdumpFile([outs[0], outs[0]])
+
+
+def test_kdump_real_header_offsets():
+    """The reference's computed header offsets, as checked against QEMU 7.2 output."""
+    assert kdump_mod._HEADER.size == 0x1D0
+    assert struct.calcsize(">8si390s6x") == 0x198  # timestamp
+    assert kdump_mod._SUB_HEADER.size == 0x68
+
+
+def _layout(path: Path) -> tuple[int, int]:
+    """(block size, offset of the page descriptors) of a plain kdump file."""
+    head = path.read_bytes()[:0x1D0]
+    bs, sub, bitmap = struct.unpack_from(">iiI", head, 0x1AC)
+    return bs, (1 + sub + bitmap) * bs
+
+
+def _patch(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def test_kdump_corrupt(src, tmp_path):
+    good = tmp_path / "good.kdump"
+    write_kdump(src, good)
+    blob = good.read_bytes()
+    bs, desc = _layout(good)
+
+    def variant(name: str, data: bytes) -> Path:
+        p = tmp_path / name
+        p.write_bytes(data)
+        return p
+
+    with pytest.raises(TruncatedError, match="header is truncated"):
+        KdumpFile(str(variant("short", blob[:100])))
+    with pytest.raises(TruncatedError, match=r"descriptors .* extend past the end"):
+        KdumpFile(str(variant("cut", blob[: desc + 10])))
+    bad = bytearray(blob)
+    struct.pack_into(">i", bad, 8, 99)
+    with pytest.raises(FormatError, match="unsupported kdump header version 99"):
+        KdumpFile(str(variant("ver", bytes(bad))))
+    bad = bytearray(blob)
+    struct.pack_into(">i", bad, 0x1AC, 3000)
+    with pytest.raises(FormatError, match="implausible kdump block size"):
+        KdumpFile(str(variant("bs", bytes(bad))))
+    bad = bytearray(blob)
+    struct.pack_into(">Q", bad, bs + 0x60, 1 << 40)  # max_mapnr_64 beyond the bitmaps
+    with pytest.raises(FormatError, match=r"bitmaps .* too small"):
+        KdumpFile(str(variant("mapnr", bytes(bad))))
+
+    # a descriptor pointing past the end of the file
+    bad = bytearray(blob)
+    struct.pack_into(">qI", bad, desc, len(blob) + 4096, 100)
+    dump = KdumpFile(str(variant("desc", bytes(bad))))
+    with pytest.raises(TruncatedError, match="past the end of the file"):
+        dump.read(src.ranges[0].start, 8)
+    # an absurd size
+    bad = bytearray(blob)
+    struct.pack_into(">qI", bad, desc, 4096, 1 << 30)
+    with pytest.raises(FormatError, match="damaged page descriptor"):
+        KdumpFile(str(variant("size", bytes(bad)))).read(0, 8)
+    # a decompression bomb: a 1 MiB zlib stream where a page belongs
+    bomb = zlib.compress(b"\0" * (1 << 20), 9)
+    assert len(bomb) < PAGE
+    bad = bytearray(blob) + bomb
+    struct.pack_into(">qII", bad, desc, len(blob), len(bomb), 1)
+    with pytest.raises(FormatError, match="decompresses to more than 4096"):
+        KdumpFile(str(variant("bomb", bytes(bad)))).read(0, 8)
+    # garbage instead of zlib data
+    bad = bytearray(blob)
+    off = struct.unpack_from(">q", bad, desc)[0]
+    bad[off : off + 8] = b"\xff" * 8
+    with pytest.raises(FormatError, match="does not decompress"):
+        KdumpFile(str(variant("garbage", bytes(bad)))).read(0, 8)
+
+
+def test_kdump_missing_codec(src, tmp_path, monkeypatch):
+    out = tmp_path / "z.kdump"
+    write_kdump(src, out, compression="zstd")
+
+    def missing():
+        raise ImportError("no module")
+
+    monkeypatch.setitem(
+        kdump_mod._DECODER_FACTORIES, kdump_mod.DUMP_DH_COMPRESSED_ZSTD, (missing, "zstandard")
+    )
+    with pytest.raises(DumpError, match="install the Python package 'zstandard'"):
+        KdumpFile(str(out)).read(0, 8)
+
+
+def test_flattened_corrupt(src, tmp_path):
+    good = tmp_path / "good.flat"
+    write_kdump(src, good, flattened=True)
+    blob = good.read_bytes()
+    with pytest.raises(TruncatedError, match="runs past the end of the file"):
+        KdumpFile(str(_write(tmp_path / "cut.flat", blob[: len(blob) // 2])))
+    bad = bytearray(blob)
+    struct.pack_into(">qq", bad, 4096, 0, -5)
+    with pytest.raises(FormatError, match="negative offset or size"):
+        KdumpFile(str(_write(tmp_path / "neg.flat", bytes(bad))))
+    # records cut at a record boundary, no end marker: opens, reports incomplete
+    dump = KdumpFile(str(_write(tmp_path / "noend.flat", blob[:-16])))
+    assert dump.format_facts()["flat_complete"] is False
+
+
+def test_flattened_overlapping_records(src, tmp_path):
+    """A later record overwrites an earlier one, as ``makedumpfile -R`` would."""
+    plain = tmp_path / "p.kdump"
+    write_kdump(src, plain)
+    data = plain.read_bytes()
+    half = len(data) // 2
+    out = bytearray(b"makedumpfile".ljust(16, b"\0") + struct.pack(">qq", 1, 1)).ljust(4096, b"\0")
+    for off, chunk in ((0, b"\xee" * len(data)), (0, data[:half]), (half, data[half:])):
+        out += struct.pack(">qq", off, len(chunk)) + chunk
+    out += struct.pack(">qq", -1, -1)
+    dump = KdumpFile(str(_write(tmp_path / "o.flat", bytes(out))))
+    assert_same_memory(src, dump)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# -- s390 stand-alone formats -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extended", "compress", "block_size"),
+    [(False, False, 4096), (True, False, 4096), (True, True, 4096), (True, True, 512)],
+)
+def test_s390_round_trip(src, tmp_path, extended, compress, block_size):
+    out = tmp_path / "dump.s390"
+    write_s390(src, out, extended=extended, compress=compress, block_size=block_size)
+    dump = open_dump(str(out))
+    assert isinstance(dump, S390Dump)
+    assert dump.format == ("s390_ext" if extended else "s390")
+    if extended:
+        assert list(dump.ranges) == list(src.ranges)
+        assert dump.block_size == block_size
+    # memory equal, except the save areas now holding the registers (as zgetdump -f s390)
+    assert_same_memory(src, dump, skip=save_area_pages(src))
+    want = dump_cpu_registers(src)
+    got = dump.cpu_registers
+    assert got is not None and len(got) == 2
+    for w, g in zip(want, got, strict=True):
+        assert g.source == "lowcore save area"
+        assert (g.psw, g.gprs, g.acrs, g.crs, g.prefix) == (w.psw, w.gprs, w.acrs, w.crs, w.prefix)
+    facts = dump.format_facts()
+    assert facts["cpus_dumped"] == 2
+    assert facts["dump_start"] <= facts["dump_end"]
+    if extended and compress:
+        assert facts["zlib_entry_size"] == 1 << 20
+
+
+def test_tod_conversion():
+    import datetime
+
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC)
+    assert tod_to_datetime(datetime_to_tod(when)) == when
+    # zgetdump's tod2timeval constant: 0x8126d60e46000000 - 0x3c26700 * 10**6 * 4096
+    assert datetime_to_tod(datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) == (
+        0x8126D60E46000000 - 0x3C26700 * 1000000 * 4096
+    )
+
+
+def test_s390_corrupt(src, tmp_path):
+    plain = tmp_path / "p.s390"
+    write_s390(src, plain, extended=False)
+    blob = plain.read_bytes()
+    with pytest.raises(TruncatedError, match="header is truncated"):
+        S390Dump(str(_write(tmp_path / "h", blob[:2000])))
+    with pytest.raises(TruncatedError, match="truncated"):
+        S390Dump(str(_write(tmp_path / "cut", blob[: len(blob) // 2])))
+    with pytest.raises(FormatError, match="no end marker"):
+        S390Dump(str(_write(tmp_path / "em", blob[:-16] + b"XXXXXXXX" + blob[-8:])))
+    bad = bytearray(blob)
+    struct.pack_into(">I", bad, 0x48, 1)
+    with pytest.raises(FormatError, match="31-bit"):
+        S390Dump(str(_write(tmp_path / "arch", bytes(bad))))
+
+    ext = tmp_path / "e.s390"
+    write_s390(src, ext, extended=True, compress=True)
+    blob = ext.read_bytes()
+    with pytest.raises(TruncatedError):
+        S390Dump(str(_write(tmp_path / "ecut", blob[:-20000])))
+    bad = bytearray(blob)
+    struct.pack_into(">Q", bad, 0x1000 + 8, 1 << 50)  # first segment length absurd
+    with pytest.raises(FormatError, match="outside memory"):
+        S390Dump(str(_write(tmp_path / "elen", bytes(bad))))
+    bad = bytearray(blob)
+    bad[0x2000 + 10 : 0x2000 + 40] = b"\x55" * 30  # inside the first zlib entry
+    dump = S390Dump(str(_write(tmp_path / "ezlib", bytes(bad))))
+    with pytest.raises(FormatError, match=r"does not decompress|holds"):
+        dump.read(0, 8)
+
+
+# -- convert ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["kdump", "kdump-flat", "s390_ext"])
+def test_convert_cli_round_trip(src, tmp_path, capsys, kind):
+    mid = tmp_path / f"mid.{kind}"
+    if kind == "s390_ext":
+        write_s390(src, mid)
+    else:
+        write_kdump(src, mid, flattened=kind == "kdump-flat")
+    out = tmp_path / "out.elf"
+    assert main(["convert", str(mid), "-o", str(out)]) == 0
+    elf = ElfCore(str(out))
+    assert list(elf.ranges) == list(src.ranges)
+    skip = save_area_pages(src) if kind == "s390_ext" else None
+    assert_same_memory(src, elf, skip=skip)
+    mid_dump = open_dump(str(mid))
+    assert_same_memory(mid_dump, elf)
+    regs = [(c.psw, c.gprs, c.prefix) for c in dump_cpu_registers(elf)]
+    assert regs == [(c.psw, c.gprs, c.prefix) for c in dump_cpu_registers(src)]
+    # refuses to overwrite; --force does
+    capsys.readouterr()
+    assert main(["convert", str(mid), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err
+    assert main(["convert", str(mid), "-o", str(out), "--force"]) == 0
+
+
+def test_convert_bad_input(tmp_path, capsys):
+    bad = _write(tmp_path / "junk", b"KDUMP   " + b"\0" * 50)
+    assert main(["convert", str(bad), "-o", str(tmp_path / "x.elf")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "truncated" in err
+    assert not (tmp_path / "x.elf").exists()
+
+
+def test_convert_progress_and_streaming(src, tmp_path):
+    seen: list[tuple[int, int]] = []
+    convert_to_elf(src, tmp_path / "p.elf", progress=lambda d, t: seen.append((d, t)))
+    total = sum(r.size for r in src.ranges)
+    assert seen[-1] == (total, total)
+    assert not list(tmp_path.glob("*.part"))
+
+
+# -- real QEMU files (skipped without the scratch folder) ---------------------------------------
+REAL_SAMPLES = sorted(REAL.glob("*/vmcore.kdump-zlib*")) if REAL.is_dir() else []
+
+
+@pytest.mark.skipif(not REAL_SAMPLES, reason="no real dumps under /work/scratch/real")
+@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_kdump_equals_elf(path):
+    elf_path = path.parent / "vmcore.elf"
+    if not os.access(elf_path, os.R_OK):
+        pytest.skip("no readable ELF twin")
+    elf = ElfCore(str(elf_path))
+    dump = KdumpFile(str(path))
+    assert list(dump.ranges) == list(elf.ranges)
+    assert_same_memory(elf, dump)
+    assert [(n.name, n.type, n.desc) for n in dump.notes] == [
+        (n.name, n.type, n.desc) for n in elf.notes
+    ]
+    facts = dump.format_facts()
+    assert facts["header_version"] == 6 and facts["compression"] == ["zlib"]
