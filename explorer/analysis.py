@@ -3,8 +3,9 @@ judge the result. Returns data only; the CLI and the TUI present it."""
 
 from __future__ import annotations
 
+import gc
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from explorer.kernel import Cpu, Kernel, StackRange
@@ -38,11 +39,16 @@ def unwind_context(kernel: Kernel, era: str | None = None) -> UnwindContext:
         ret = types.offset("ftrace_ret_stack.ret")
         retp = types.offset("ftrace_ret_stack.retp") if types.has("ftrace_ret_stack.retp") else None
 
+    memo: dict[int, bool] = {}
+
     def is_text(address: int) -> bool:
-        return syms.is_text(address) if syms is not None else False
+        known = memo.get(address)
+        if known is None:
+            known = memo[address] = syms.is_text(address) if syms is not None else False
+        return known
 
     return UnwindContext(
-        read=kernel.read,
+        read=kernel.space.read,
         is_text=is_text,
         pt_regs_layout=kernel.pt_regs_layout,
         pt_regs_size=kernel.pt_regs_size,
@@ -188,3 +194,37 @@ def walk_sp(
     return walk(
         ctx, TaskStacks(regions, base + kernel.thread_size - kernel.pt_regs_size), sp=sp, start="sp"
     )
+
+
+def analyse_all(
+    kernel: Kernel,
+    tasks: Iterable[Task],
+    ctx: UnwindContext | None = None,
+    functions: Sequence[str] = (),
+    detailed: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[TaskAnalysis]:
+    """Walk and judge many tasks (``backchain check``), fast.
+
+    Walks build many small objects and no reference cycles, so the cyclic garbage
+    collector is paused meanwhile: on 10,000 tasks it would otherwise cost a third of
+    the time.
+
+    Args:
+        progress: called with the number of tasks done, every 256 tasks.
+    """
+    ctx = ctx or unwind_context(kernel)
+    out: list[TaskAnalysis] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, task in enumerate(tasks, 1):
+            out.append(analyse_task(kernel, task, ctx, functions, detailed))
+            if progress is not None and i % 256 == 0:
+                progress(i)
+    finally:
+        if enabled:
+            gc.enable()
+    if progress is not None:
+        progress(len(out))
+    return out

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_ps)
 
+    p = sub.add_parser("profile", help="save the struct offsets backchain needs from a vmlinux")
+    p.add_argument("vmlinux", help="vmlinux with DWARF (e.g. from the -dbg package)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the JSON profile here")
+    _json_flag(p)
+    p.set_defaults(handler=cmd_profile)
+
     p = sub.add_parser("bt", help="walk one stack frame by frame and judge its reliability")
     p.add_argument("dump", help="dump file")
     who = p.add_mutually_exclusive_group(required=True)
@@ -319,6 +325,39 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- profile -------------------------------------------------------------------------------------
+def cmd_profile(args: argparse.Namespace) -> int:
+    """``backchain profile VMLINUX -o FILE``: a few KB instead of a 200 MB vmlinux."""
+    import time
+
+    from parsers.types import WANTED, profile_from_dwarf
+
+    started = time.monotonic()
+    profile = profile_from_dwarf(args.vmlinux)
+    elapsed = time.monotonic() - started
+    if args.output:
+        profile.save(args.output)
+    if args.json:
+        _print_json(json.loads(profile.to_json()))
+        return EXIT_OK
+    print(f"kernel      {profile.release or 'unknown release'}")
+    print(f"build-id    {profile.build_id or 'none'}")
+    print(f"source      {profile.source} ({elapsed:.1f} s)")
+    print(
+        f"recorded    {len(profile.offsets)} offsets, {len(profile.sizes)} sizes; "
+        f"THREAD_SIZE {profile.sizes.get('thread_union', '?')}, "
+        f"sizeof(pt_regs) {profile.sizes.get('pt_regs', '?')}"
+    )
+    have = sum(1 for alts in WANTED if any(profile.has(a) for a in alts))
+    print(
+        f"needed      {have} of {len(WANTED)} members found"
+        + (f"; missing: {', '.join(profile.missing)}" if profile.missing else "")
+    )
+    if args.output:
+        print(f"written     {args.output} (use it with --profile, or put it beside the dump)")
+    return EXIT_OK
+
+
 # -- bt and check ------------------------------------------------------------------------------
 def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> list[Any]:
     if args.pid is not None:
@@ -398,7 +437,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
-    from explorer.analysis import analyse_task, unwind_context
+    from explorer.analysis import analyse_all, unwind_context
     from explorer.report import analysis_json
     from explorer.tasks import find_tasks
 
@@ -406,7 +445,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     functions = [f for f in args.functions.split(",") if f]
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
-    analyses = [analyse_task(kernel, t, ctx, functions, detailed=False) for t in scan.tasks]
+    analyses = analyse_all(kernel, scan.tasks, ctx, functions)
     if args.json:
         _print_json([analysis_json(kernel, a) for a in analyses])
         return EXIT_OK
@@ -534,10 +573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    """Open the explorer (the TUI arrives with its issue; until then, print the card)."""
+    """Open the explorer on DUMP (default: the bundled sample). Errors opening the dump are
+    shown inside the explorer, which keeps running."""
     from explorer.samples import default_sample
+    from explorer.tui.app import run
 
     if args.dump is None:
         args.dump = default_sample()
-    args.json = False
-    return cmd_info(args)
+    return run(args.dump, _options(args))

@@ -31,6 +31,7 @@ ERAS = ("v5.5", "current")
 #: No kernel stack holds more frames than this (5 stacks x 16 KiB / 160 bytes is 512).
 MAX_STEPS = 4096
 _U64 = struct.Struct(">Q")
+_R14_R15_CHAIN = struct.Struct(">3Q")  # stack_frame.gprs[8], gprs[9], back_chain
 _SF_R14 = 0x88  # stack_frame.gprs[8]: saved r14
 _SF_BACK_CHAIN = 0x98
 
@@ -205,11 +206,26 @@ class _State:
         self.regs: PtRegs | None = None
         self.graph_idx = 0
         self.kr_cur = 0
+        #: back chain of the frame at ``sp``, read together with its r14 (None: not read)
+        self.chain: int | None = None
+        #: stack pages read so far (a walk touches few pages, many times)
+        self.pages: dict[int, bytes] = {}
+
+    def read(self, address: int, size: int) -> bytes:
+        """Read through a per-walk page cache (stack frames cluster in a few pages)."""
+        off = address & 0xFFF
+        if off + size > 0x1000:
+            return self.ctx.read(address, size)
+        page = address - off
+        data = self.pages.get(page)
+        if data is None:
+            data = self.pages[page] = self.ctx.read(page, 0x1000)
+        return data[off : off + size]
 
     # -- memory --------------------------------------------------------------------------------
     def u64(self, address: int, what: str, checks: list[Check]) -> int:
         try:
-            return int(_U64.unpack(self.ctx.read(address, 8))[0])
+            return int(_U64.unpack(self.read(address, 8))[0])
         except DumpError as exc:
             checks.append(
                 Check(
@@ -220,17 +236,32 @@ class _State:
             )
             raise _Failure("unreadable_memory", address, checks) from None
 
+    def r14_and_chain(self, sp: int, checks: list[Check]) -> tuple[int, int]:
+        """The saved r14 and the back chain of the frame at ``sp``, in one read."""
+        try:
+            r14, _, chain = _R14_R15_CHAIN.unpack(self.read(sp + _SF_R14, 24))
+        except DumpError as exc:
+            checks.append(
+                Check(
+                    "memory_readable",
+                    False,
+                    f"The stack frame at 0x{sp:x} is not in the dump ({exc.message}).",
+                )
+            )
+            raise _Failure("unreadable_memory", sp, checks) from None
+        return int(r14), int(chain)
+
     def frame(self, sp: int) -> StackFrame | None:
         if not self.detailed:
             return None
         try:
-            return decode_stack_frame(self.ctx.read(sp, STACK_FRAME_SIZE), 0, sp)
+            return decode_stack_frame(self.read(sp, STACK_FRAME_SIZE), 0, sp)
         except DumpError:
             return None
 
     def pt_regs(self, address: int, checks: list[Check]) -> PtRegs:
         try:
-            raw = self.ctx.read(address, self.ctx.pt_regs_size)
+            raw = self.read(address, self.ctx.pt_regs_size)
         except DumpError as exc:
             checks.append(
                 Check(
@@ -480,7 +511,7 @@ def walk(
             ip = regs.psw.addr
             how = "start_regs"
         else:
-            ip = st.u64(first_sp + _SF_R14, "saved r14", checks)
+            ip, st.chain = st.r14_and_chain(first_sp, checks)
             how = "start"
     except _Failure as f:
         return Walk(
@@ -510,6 +541,30 @@ def walk(
 def _next_frame(st: _State, index: int) -> Step | WalkEnd:
     """``unwind_next_frame()``: one more frame, or how the walk ends."""
     ctx = st.ctx
+    # Fast path of ``backchain check`` (no display): a non-zero back chain that moves up
+    # within the current stack, to a frame whose page was read before. Same result as the
+    # general path below, without the checks' prose.
+    sp = st.chain or 0
+    info = st.info
+    if (
+        sp
+        and st.regs is None
+        and not st.detailed
+        and info is not None
+        and not sp & 7
+        and st.sp < sp <= info.end - STACK_FRAME_SIZE
+    ):
+        off = sp & 0xFFF
+        page = st.pages.get(sp - off) if off <= 0x1000 - STACK_FRAME_SIZE else None
+        if page is not None:
+            r14, _, st.chain = _R14_R15_CHAIN.unpack_from(page, off + _SF_R14)
+            st.sp = sp
+            if r14 == ctx.return_to_handler or r14 in ctx.kretprobe_trampolines:
+                ip, by = st.recover(r14, sp, [])
+            else:
+                ip, by = r14, None
+            st.ip = ip
+            return Step(index, sp, ip, r14, info, "backchain", True, None, None, by, ())
     checks: list[Check] = []
     assert st.info is not None
     try:
@@ -517,7 +572,7 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
             # Case 1: after pt_regs, guess the caller from the r14 slot of the interrupted
             # function's frame; it may be stale (the function may not have called yet).
             sp = st.sp
-            ip = st.u64(sp + _SF_R14, "saved r14", checks)
+            ip, st.chain = st.r14_and_chain(sp, checks)
             # The kernel tests __kernel_text_address() first and recovers only then.
             not_text = not ctx.is_text(ip)
             skip_same = not not_text and ctx.era == "current" and st.ip == st.recover(ip, sp, [])[0]
@@ -556,13 +611,15 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
                 by,
                 tuple(checks),
             )
-        chain = st.u64(st.sp + _SF_BACK_CHAIN, "back chain", checks)
+        chain = st.chain
+        if chain is None:
+            chain = st.u64(st.sp + _SF_BACK_CHAIN, "back chain", checks)
         if chain:
             # Case 2: a non-zero back chain points to the caller's frame.
             sp = chain
             if st.outside_of_stack(sp):
                 st.update_stack_info(sp, checks)
-            else:
+            elif st.detailed:
                 checks.append(
                     Check(
                         "sp_increasing",
@@ -571,7 +628,7 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
                         f"same {st.info.stack_type} stack, with room for a frame.",
                     )
                 )
-            ip = st.u64(sp + _SF_R14, "saved r14", checks)
+            ip, next_chain = st.r14_and_chain(sp, checks)
             regs = None
             how = "backchain"
         else:
@@ -588,14 +645,15 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
                     )
                 )
                 raise _Failure("pt_regs_outside_stack", regs_addr, checks)
-            checks.append(
-                Check(
-                    "pt_regs_fit",
-                    True,
-                    f"The back chain is 0: pt_regs at 0x{regs_addr:x} fit in "
-                    f"the {st.info.stack_type} stack.",
+            if st.detailed:
+                checks.append(
+                    Check(
+                        "pt_regs_fit",
+                        True,
+                        f"The back chain is 0: pt_regs at 0x{regs_addr:x} fit in "
+                        f"the {st.info.stack_type} stack.",
+                    )
                 )
-            )
             regs = st.pt_regs(regs_addr, checks)
             final = _is_final_pt_regs(st, regs)
             if final:
@@ -615,6 +673,7 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
             if st.outside_of_stack(sp):
                 st.update_stack_info(sp, checks)
             how = "pt_regs"
+            next_chain = None
         if sp & 7:
             checks.append(
                 Check(
@@ -629,8 +688,10 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
         return WalkEnd("error", f.detail, f.sp, checks=f.checks)
     st.sp = sp
     st.regs = regs
+    st.chain = next_chain
     real, by = st.recover(ip, sp, checks)
-    checks.append(_text_check(ctx, real))
+    if st.detailed:
+        checks.append(_text_check(ctx, real))
     st.ip = real
     return Step(index, sp, real, ip, st.info, how, True, regs, st.frame(sp), by, tuple(checks))
 

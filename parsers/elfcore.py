@@ -176,7 +176,9 @@ class ElfCore:
         self.notes: list[Note] = []
         for i in range(phnum):
             try:
-                ph = elf.structs.Elf_Phdr.parse(bytes(m[phoff + i * phentsize :][:phentsize]))
+                ph = elf.structs.Elf_Phdr.parse(
+                    bytes(m[phoff + i * phentsize : phoff + (i + 1) * phentsize])
+                )
             except ConstructError as exc:
                 raise FormatError(f"damaged program header {i} ({exc})", self.path) from None
             ptype = ph["p_type"]

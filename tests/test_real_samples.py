@@ -137,3 +137,15 @@ def test_check_cli_gives_every_task_a_verdict(capsys: pytest.CaptureFixture[str]
     assert len(docs) == len(scan.tasks)
     assert all(d["verdict"]["rule"] in (None, "task_running") for d in docs)
     assert sum(1 for d in docs if d["verdict"]["rule"] == "task_running") == 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_fast_path_equals_display_walk(name: str) -> None:
+    kernel, scan, _, _ = _open(name)
+    ctx = unwind_context(kernel)
+    for task in scan.tasks:
+        slow = analyse_task(kernel, task, ctx)
+        fast = analyse_task(kernel, task, ctx, detailed=False)
+        shape = [(s.sp, s.ip, s.stack_type, s.how, s.reliable) for s in slow.walk.steps]
+        assert [(s.sp, s.ip, s.stack_type, s.how, s.reliable) for s in fast.walk.steps] == shape
+        assert fast.verdict == slow.verdict

@@ -444,3 +444,26 @@ def test_walk_terminates_on_garbage(tmp_path: Path) -> None:
         a = analyse_task(kernel, t, ctx)
         assert len(a.walk.steps) < 200
         assert a.walk.end.kind in ("error", "final_pt_regs", "no_stack")
+        fast = analyse_task(kernel, t, ctx, detailed=False)
+        assert _shape(fast.walk) == _shape(a.walk) and fast.verdict == a.verdict
+
+
+def _shape(walk) -> tuple:
+    return (
+        tuple((s.sp, s.ip, s.raw_ip, s.stack_type, s.how, s.reliable) for s in walk.steps),
+        walk.end.kind,
+        walk.end.detail,
+    )
+
+
+@pytest.mark.parametrize("era", ERAS)
+def test_fast_path_equals_display_path(tmp_path: Path, era: str) -> None:
+    k = _irq_kernel(era, "pt_regs")
+    sleeper(k, 200)
+    _preempted_task = _preempted(k)
+    kernel = open_kernel(k, tmp_path)
+    ctx = unwind_context(kernel)
+    for t in find_tasks(kernel).tasks:
+        slow, fast = analyse_task(kernel, t, ctx), analyse_task(kernel, t, ctx, detailed=False)
+        assert _shape(fast.walk) == _shape(slow.walk)
+        assert fast.verdict == slow.verdict
