@@ -17,6 +17,7 @@ from parsers.dumps import DumpFile, open_dump
 from parsers.elfcore import group_cpu_notes
 from parsers.errors import (
     DumpError,
+    FormatError,
     SymbolError,
     TranslationError,
     TypeInfoError,
@@ -303,9 +304,11 @@ class Kernel:
         try:
             raw = self.dump.read(regs.prefix, LOWCORE_SIZE)
         except UnmappedError:
-            return None, (
-                f"CPU {regs.index}: prefix 0x{regs.prefix:x} points outside the dump's memory"
-            )
+            raise FormatError(
+                f"CPU {regs.index}: its prefix register 0x{regs.prefix:x} points outside the "
+                "dump's memory, so its lowcore cannot be read (damaged notes?)",
+                self.path,
+            ) from None
         return decode_lowcore(raw, self.lowcore_era), None
 
     def _find_asce(self, regs: list[CpuRegisters], lowcores: list[Lowcore | None]) -> int:

@@ -250,16 +250,17 @@ def _walk_list(kernel: Kernel, head: int, what: str, scan: TaskScan, limit: int)
         if node & 7 or node == 0:
             scan.warnings.append(f"{what}: bad pointer 0x{node:x}; stopped there")
             return
-        seen.add(node)
-        count += 1
-        yield node
-        try:
-            node = kernel.space.read_u64(node)
+        try:  # an entry whose own link cannot be read is not trusted as a task either
+            following = kernel.space.read_u64(node)
         except DumpError as exc:
             scan.warnings.append(
                 f"{what}: entry 0x{node:x} unreadable ({exc.message}); stopped there"
             )
             return
+        seen.add(node)
+        count += 1
+        yield node
+        node = following
 
 
 def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
