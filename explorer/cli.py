@@ -308,20 +308,16 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print(f"{mark}  {t.pid:>6} {ppid:>6} {cpu:>3} {t.address:016x} {t.state:<2} {comm}")
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    if args.verbose and kernel.types is not None:
-        for key in (
-            "task_struct.tasks",
-            "task_struct.pid",
-            "task_struct.comm",
-            "task_struct.stack",
-            "task_struct.thread.ksp",
-        ):
-            if kernel.types.has(key):
-                print(
-                    f"offset {key} = 0x{kernel.types.offset(key):x} "
-                    f"({kernel.types.source_of(key)})",
-                    file=sys.stderr,
-                )
+    if args.verbose:
+        from explorer.tasks import offsets_used
+
+        print(
+            f"sizeof(pt_regs) {kernel.pt_regs_size}, THREAD_SIZE {kernel.thread_size} "
+            f"({kernel.thread_size_source})",
+            file=sys.stderr,
+        )
+        for name, offset, source in offsets_used(kernel):
+            print(f"offset {name} = 0x{offset:x} ({source})", file=sys.stderr)
     return EXIT_OK
 
 

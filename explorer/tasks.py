@@ -130,7 +130,13 @@ class _Layout:
                 "(made by `backchain profile VMLINUX -o FILE`), or use a kernel with BTF",
                 kernel.path,
             )
-        o = types.offset
+        used: list[str] = []
+
+        def o(name: str) -> int:
+            used.append(name)
+            return types.offset(name)
+
+        self.used = used
         self.tasks = o("task_struct.tasks")
         self.pid = o("task_struct.pid")
         self.tgid = o("task_struct.tgid")
@@ -261,6 +267,13 @@ def _walk_list(kernel: Kernel, head: int, what: str, scan: TaskScan, limit: int)
         count += 1
         yield node
         node = following
+
+
+def offsets_used(kernel: Kernel) -> list[tuple[str, int, str]]:
+    """The struct members task discovery reads: (member, offset, source), for --verbose."""
+    lay = _Layout(kernel)
+    assert kernel.types is not None
+    return [(name, kernel.types.offset(name), kernel.types.source_of(name)) for name in lay.used]
 
 
 def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:

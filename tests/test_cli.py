@@ -197,3 +197,10 @@ def test_prefix_outside_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["info", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "prefix register 0x7fffe000 points outside" in err
+
+
+def test_ps_verbose_names_offset_sources(dump: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ps", "-v", str(dump)]) == 0
+    err = capsys.readouterr().err
+    assert "offset task_struct.pid = 0x788 (profile:" in err
+    assert "offset task_struct.thread.ksp = 0xd50" in err
