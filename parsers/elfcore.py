@@ -82,6 +82,24 @@ def open_file_checked(path: str) -> int:
         raise DumpError(f"cannot open: {exc.strerror}", path) from None
 
 
+def map_readonly(path: str) -> tuple[mmap.mmap, int]:
+    """Map ``path`` read-only (the input is never written); returns the map and its size.
+
+    Raises:
+        DumpError: missing, a directory, unreadable, empty or not mappable.
+    """
+    fd = open_file_checked(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise FormatError("empty file", path)
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ), size
+    except OSError as exc:
+        raise DumpError(f"cannot map: {exc.strerror}", path) from None
+    finally:
+        os.close(fd)
+
+
 _MACHINES = {
     3: "x86 (i386)",
     62: "x86_64",
@@ -118,16 +136,7 @@ class ElfCore:
         self.path = path
         #: The file the user named (differs from ``path`` for a decompressed .zst copy).
         self.source_path = path
-        fd = open_file_checked(path)
-        try:
-            self.file_size = os.fstat(fd).st_size
-            if self.file_size == 0:
-                raise FormatError("empty file", path)
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            raise DumpError(f"cannot map: {exc.strerror}", path) from None
-        finally:
-            os.close(fd)
+        self._map, self.file_size = map_readonly(path)
         try:
             self._parse()
         except DumpError:
@@ -207,9 +216,7 @@ class ElfCore:
         if len(loads) > 1 and sum(1 for s in loads if s.paddr == 0) > 1:
             loads = [LoadSegment(s.vaddr, s.vaddr, s.offset, s.filesz, s.memsz) for s in loads]
         self.segments: tuple[LoadSegment, ...] = tuple(sorted(loads, key=lambda s: s.paddr))
-        self._index = RangeIndex(
-            [(s.paddr, s.paddr + s.filesz, s.offset) for s in self.segments if s.filesz]
-        )
+        self._index = RangeIndex(_disjoint(self.segments))
         self._ranges = self._index.ranges()
 
     def _parse_notes(self, offset: int, size: int) -> Iterator[Note]:
@@ -311,6 +318,24 @@ def parse_notes(buf: Buffer, offset: int, size: int, path: str, base: int = 0) -
             pos + base,
         )
         pos = next_pos
+
+
+def _disjoint(segments: Sequence[LoadSegment]) -> list[tuple[int, int, int]]:
+    """(start, end, file offset) of the segments' bytes, overlaps cut off (sorted by paddr).
+
+    Where PT_LOADs overlap (a damaged header, or a kernel-text segment inside a RAM one as
+    x86 kdump writes), the bytes of the segment starting first are kept, so that
+    :attr:`ElfCore.ranges` never overlap and every byte they list can be read.
+    """
+    out: list[tuple[int, int, int]] = []
+    for s in segments:
+        start, end, offset = s.paddr, s.paddr + s.filesz, s.offset
+        if out and start < out[-1][1]:
+            skip = out[-1][1] - start
+            start, offset = start + skip, offset + skip
+        if start < end:
+            out.append((start, end, offset))
+    return out
 
 
 def _align4(n: int) -> int:

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import mmap
-import os
 import re
 import struct
 import zlib
@@ -44,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from parsers.elfcore import Note, open_file_checked, parse_notes
+from parsers.elfcore import Note, map_readonly, parse_notes
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange
 
@@ -104,16 +102,7 @@ class _Source:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        fd = open_file_checked(path)
-        try:
-            self.file_size = os.fstat(fd).st_size
-            if self.file_size == 0:
-                raise FormatError("empty file", path)
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            raise DumpError(f"cannot map: {exc.strerror}", path) from None
-        finally:
-            os.close(fd)
+        self._map, self.file_size = map_readonly(path)
         self.flattened = bytes(self._map[: len(FLAT_SIGNATURE)]) == FLAT_SIGNATURE
         self.flat_complete = True
         self.flat_records = 0

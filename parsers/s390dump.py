@@ -36,8 +36,6 @@ lowcore (architected offsets 0x1200-0x13FF, same in every kernel) at ``lc_vec[i]
 from __future__ import annotations
 
 import datetime
-import mmap
-import os
 import struct
 import zlib
 from collections import OrderedDict
@@ -46,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from parsers.cpustate import CpuRegisters
-from parsers.elfcore import Note, open_file_checked
+from parsers.elfcore import Note, map_readonly
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange, RangeIndex
 from parsers.records import decode_lowcore
@@ -195,16 +193,7 @@ class S390Dump:
         self.path = path
         self.source_path = path
         self.notes = []
-        fd = open_file_checked(path)
-        try:
-            self.file_size = os.fstat(fd).st_size
-            if self.file_size == 0:
-                raise FormatError("empty file", path)
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        except OSError as exc:
-            raise DumpError(f"cannot map: {exc.strerror}", path) from None
-        finally:
-            os.close(fd)
+        self._map, self.file_size = map_readonly(path)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_entries = max(1, cache_entries)
         self.warnings: list[str] = []
