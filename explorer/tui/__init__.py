@@ -1,0 +1,1 @@
+"""The explorer: a Textual app over the kernel model (``backchain DUMP``)."""

@@ -1,0 +1,123 @@
+"""The explorer app: screens, global keys and the open dump. Kept thin on purpose: loading
+and checking live in the overview screen's workers, drawing in the widgets."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from explorer.analysis import TaskAnalysis
+from explorer.kernel import Options
+from explorer.tasks import Task
+from explorer.tui.commands import ExplorerCommands
+from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.lowcore import LowcoreScreen
+from explorer.tui.screens.memory import MemoryScreen
+from explorer.tui.screens.overview import OverviewScreen
+from explorer.tui.screens.stack import StackScreen
+from explorer.tui.session import Session
+
+
+class BackchainApp(App[None]):
+    """``backchain DUMP``: overview, stack, lowcore, memory, help.
+
+    Args:
+        path: the dump to open.
+        options: symbol/type files and the era, as on the command line.
+        export_dir: where ``x`` writes Markdown (default: the working directory).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "backchain"
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("l", "lowcore", "Lowcore"),
+        Binding("m", "memory", "Memory"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, path: str, options: Options | None = None, export_dir: str = ".") -> None:
+        super().__init__()
+        self.path = path
+        self.options = options or Options()
+        self.export_dir = export_dir
+        self.session: Session | None = None
+        self.overview = OverviewScreen(path, self.options)
+
+    def on_mount(self) -> None:
+        """Open the overview (it loads the dump)."""
+        self.push_screen(self.overview)
+
+    def _need_session(self) -> Session | None:
+        if self.session is None:
+            self.notify("no dump is open", severity="warning")
+        return self.session
+
+    # -- navigation (also used by the command palette) -------------------------------------------
+    def open_task(self, task: Task) -> None:
+        """Show the stack of ``task``."""
+        session = self._need_session()
+        if session is not None:
+            self._back_to_overview()
+            self.push_screen(StackScreen(session, task))
+
+    def open_lowcore(self, cpu: int = 0) -> None:
+        """Show the lowcore of CPU ``cpu``."""
+        session = self._need_session()
+        if session is not None:
+            self.push_screen(LowcoreScreen(session, cpu))
+
+    def open_memory(self, address: int | None, analysis: TaskAnalysis | None = None) -> None:
+        """Show memory at ``address`` (annotated with ``analysis``'s walk)."""
+        session = self._need_session()
+        if session is None:
+            return
+        if isinstance(self.screen, MemoryScreen) and address is not None:
+            self.screen.goto(address)
+            return
+        self.push_screen(MemoryScreen(session, address, analysis))
+
+    def set_era(self, era: str) -> None:
+        """Apply other unwinder rules: re-run the analysis of every task."""
+        session = self._need_session()
+        if session is None or era == session.era:
+            return
+        session.era = era
+        self._back_to_overview()
+        self.overview.recheck()
+        self.notify(f"unwinder rules: {era}; checking every task again")
+
+    def toggle_unreliable(self) -> None:
+        """Overview: show only unreliable stacks, or all."""
+        self._back_to_overview()
+        self.overview.action_toggle_unreliable()
+
+    def _back_to_overview(self) -> None:
+        while len(self.screen_stack) > 2 and self.screen is not self.overview:
+            self.pop_screen()
+
+    # -- global keys -----------------------------------------------------------------------------
+    def action_help(self) -> None:
+        """``?``."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_lowcore(self) -> None:
+        """``l``."""
+        if not isinstance(self.screen, LowcoreScreen):
+            self.open_lowcore(0)
+
+    def action_memory(self) -> None:
+        """``m``."""
+        if not isinstance(self.screen, MemoryScreen):
+            self.open_memory(None)
+
+
+def run(path: str, options: Options, **kwargs: Any) -> int:
+    """Run the explorer until the user quits; returns the exit status."""
+    BackchainApp(path, options, export_dir=os.getcwd(), **kwargs).run()
+    return 0

@@ -1,0 +1,1 @@
+"""The explorer's screens: overview, stack, lowcore, memory, help."""

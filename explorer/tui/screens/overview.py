@@ -1,0 +1,281 @@
+"""The overview: the triage card and every task's verdict, checked in a thread worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Label, ProgressBar
+from textual.worker import get_current_worker
+
+from explorer.kernel import Options
+from explorer.tui.session import Session, TaskRow
+from explorer.tui.widgets.error import ErrorPanel, error_text
+from explorer.tui.widgets.tasks import TaskTable
+from explorer.tui.widgets.triage import TriageCard
+
+if TYPE_CHECKING:
+    from explorer.tui.app import BackchainApp
+
+BATCH = 16
+
+
+class OverviewScreen(Screen[None]):
+    """Triage card, filter, task table. Opens the dump and checks every task in workers."""
+
+    AUTO_FOCUS = None  # the table takes focus once the dump is open
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("u", "toggle_unreliable", "Unreliable only"),
+        Binding("G", "toggle_group", "Group by stack", key_display="G"),
+        Binding("s", "sort", "Sort"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    class Progress(Message):
+        """Loading progress: ``what`` is being done, ``done`` of ``total`` (None: unknown)."""
+
+        def __init__(self, what: str, done: int = 0, total: int | None = None) -> None:
+            super().__init__()
+            self.what, self.done, self.total = what, done, total
+
+    class Loaded(Message):
+        """The dump is open."""
+
+        def __init__(self, session: Session) -> None:
+            super().__init__()
+            self.session = session
+
+    class LoadFailed(Message):
+        """The dump could not be opened."""
+
+        def __init__(self, error: BaseException) -> None:
+            super().__init__()
+            self.error = error
+
+    class Checked(Message):
+        """Verdicts of a batch of tasks (``done`` of ``total`` so far)."""
+
+        def __init__(self, rows: list[TaskRow], done: int, total: int, era: str) -> None:
+            super().__init__()
+            self.rows, self.done, self.total, self.era = rows, done, total, era
+
+    def __init__(self, path: str, options: Options) -> None:
+        super().__init__()
+        self.path = path
+        self.options = options
+        self.session: Session | None = None
+        self.checked = False
+
+    @property
+    def explorer(self) -> BackchainApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Card, status line, filters, table, summary."""
+        yield Header()
+        with Vertical(id="overview"):
+            yield TriageCard(id="card")
+            yield ErrorPanel(id="error")
+            with Horizontal(id="status"):
+                yield Label("opening the dump…", id="status-text")
+                yield ProgressBar(id="progress", show_eta=False)
+            with Horizontal(id="filters"):
+                yield Input(
+                    placeholder="filter: comm, pid, function, rule (pid:1 fn:do_wait rule:task)",
+                    id="filter",
+                    compact=True,
+                )
+                yield Checkbox("unreliable only", id="unreliable", compact=True)
+                yield Checkbox("group by stack", id="group", compact=True)
+            yield TaskTable(id="tasks")
+            yield Label("", id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start loading."""
+        self.query_one(ErrorPanel).display = False
+        self.query_one("#filters").display = False
+        self.query_one(TaskTable).display = False
+        self.load()
+
+    # -- workers ---------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self) -> None:
+        """Open the dump and find its tasks (a thread: decompressing can take a while)."""
+        last = [-1]
+
+        def progress(done: int, total: int) -> None:
+            pct = 100 * done // total if total else 100
+            if pct != last[0]:
+                last[0] = pct
+                self.post_message(self.Progress("decompressing the dump once", done, total))
+
+        try:
+            session = Session.open(self.path, self.options, progress=progress)
+        except Exception as exc:  # shown in the error panel: never a traceback
+            self.post_message(self.LoadFailed(exc))
+            return
+        self.post_message(self.Loaded(session))
+
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    def check_all(self, session: Session, era: str) -> None:
+        """Judge every task, posting verdicts in batches (the table fills as they arrive)."""
+        worker = get_current_worker()
+        tasks = list(session.tasks)
+        batch: list[TaskRow] = []
+        for i, task in enumerate(tasks, start=1):
+            if worker.is_cancelled:
+                return
+            try:
+                batch.append(session.check(task, era))
+            except Exception as exc:
+                self.app.call_from_thread(
+                    self.notify, f"pid {task.pid}: {error_text(exc)}", severity="warning"
+                )
+            if len(batch) >= BATCH or i == len(tasks):
+                self.post_message(self.Checked(batch, i, len(tasks), era))
+                batch = []
+        if not tasks:
+            self.post_message(self.Checked([], 0, 0, era))
+
+    # -- messages --------------------------------------------------------------------------------
+    def on_overview_screen_progress(self, event: Progress) -> None:
+        """Show progress."""
+        self.query_one("#status-text", Label).update(event.what)
+        self.query_one(ProgressBar).update(total=event.total, progress=event.done)
+
+    def on_overview_screen_load_failed(self, event: LoadFailed) -> None:
+        """Show the error in place; the app keeps running."""
+        self.set_focus(None)
+        self.query_one("#status").display = False
+        self.query_one("#filters").display = False
+        self.query_one(TaskTable).display = False
+        self.query_one(TriageCard).display = False
+        self.query_one("#summary", Label).update("")
+        self.query_one(ErrorPanel).show(
+            "cannot open the dump",
+            event.error,
+            "Check the file, or name the symbols: backchain DUMP --map System.map. "
+            "Press ? for help, q to quit.",
+        )
+        self.notify(error_text(event.error), title="cannot open the dump", severity="error")
+
+    def on_overview_screen_loaded(self, event: Loaded) -> None:
+        """Show the card and start checking every task."""
+        self.session = event.session
+        self.explorer.session = event.session
+        self.sub_title = event.session.label
+        self.query_one(TriageCard).show(event.session)
+        self.query_one("#filters").display = True
+        table = self.query_one(TaskTable)
+        table.display = True
+        table.rebuild()
+        table.focus()
+        for warning in event.session.scan.warnings:
+            self.notify(warning, severity="warning")
+        self.recheck()
+
+    def recheck(self) -> None:
+        """(Re)judge every task under the session's era."""
+        if self.session is None:
+            return
+        self.checked = False
+        self.query_one(TriageCard).show(self.session)
+        self.query_one(TaskTable).clear_results()
+        self.query_one("#status").display = True
+        self.query_one("#status-text", Label).update(
+            f"checking every task (rules {self.session.era})"
+        )
+        self.query_one(ProgressBar).update(total=len(self.session.tasks), progress=0)
+        self.check_all(self.session, self.session.era)
+
+    def on_overview_screen_checked(self, event: Checked) -> None:
+        """Add a batch of verdicts."""
+        if self.session is None or event.era != self.session.era:
+            return
+        table = self.query_one(TaskTable)
+        table.add_results(event.rows)
+        self.query_one(ProgressBar).update(total=event.total, progress=event.done)
+        if event.done >= event.total:
+            self.checked = True
+            self.query_one("#status").display = False
+        self._summary()
+
+    def _summary(self) -> None:
+        table = self.query_one(TaskTable)
+        rows = table.results
+        bad = sum(1 for r in rows if not r.reliable)
+        shown = table.row_count
+        what = "stacks" if table.grouped else "tasks"
+        total = len(self.session.tasks) if self.session else 0
+        pending = "" if self.checked else f" · checked {len(rows)} of {total}"
+        self.query_one("#summary", Label).update(
+            f"{len(rows)} tasks: {len(rows) - bad} reliable, {bad} not{pending} "
+            f"(rules {self.session.era if self.session else '-'}) · "
+            f"showing {shown} {what} · enter opens a stack"
+        )
+
+    # -- filter, toggles, sort -------------------------------------------------------------------
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        table = self.query_one(TaskTable)
+        table.words = event.value.split()
+        table.rebuild()
+        self._summary()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(TaskTable).focus()
+
+    @on(Checkbox.Changed, "#unreliable")
+    def _unreliable(self, event: Checkbox.Changed) -> None:
+        table = self.query_one(TaskTable)
+        table.unreliable_only = event.value
+        table.rebuild()
+        self._summary()
+
+    @on(Checkbox.Changed, "#group")
+    def _group(self, event: Checkbox.Changed) -> None:
+        table = self.query_one(TaskTable)
+        table.grouped = event.value
+        table.rebuild()
+        self._summary()
+
+    def action_focus_filter(self) -> None:
+        """``/``: type a filter."""
+        if self.session is not None:
+            self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        """Escape: clear the filter and go back to the table."""
+        self.query_one("#filter", Input).value = ""
+        self.query_one(TaskTable).focus()
+
+    def action_toggle_unreliable(self) -> None:
+        """``u``: only tasks whose stack is not reliable."""
+        box = self.query_one("#unreliable", Checkbox)
+        box.value = not box.value
+
+    def action_toggle_group(self) -> None:
+        """``G``: one row per identical stack."""
+        box = self.query_one("#group", Checkbox)
+        box.value = not box.value
+
+    def action_sort(self) -> None:
+        """``s``: sort by the next column (or click a header)."""
+        table = self.query_one(TaskTable)
+        table.sort_next()
+        self.notify(f"sorted by {table.sort_key}", timeout=1.5)
+
+    @on(DataTable.RowSelected, "#tasks")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        row = self.query_one(TaskTable).selected()
+        if row is not None:
+            self.explorer.open_task(row.task)

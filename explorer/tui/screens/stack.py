@@ -1,0 +1,217 @@
+"""The stack of one task: regions map, walk, frame inspector and checks, linked.
+
+The walk is precomputed; stepping (``n`` ``p`` ``r`` ``0`` ``g``) only reveals rows. Moving
+the cursor in the walk shows that step everywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from explorer.analysis import TaskAnalysis
+from explorer.report import walk_markdown
+from explorer.tasks import Task
+from explorer.tui.screens.prompt import Prompt
+from explorer.tui.session import Session
+from explorer.tui.widgets.checks import ChecksPane
+from explorer.tui.widgets.inspector import FrameInspector
+from explorer.tui.widgets.regions import RegionsMap
+from explorer.tui.widgets.verdict import VerdictBar
+from explorer.tui.widgets.walk import WalkTable
+
+if TYPE_CHECKING:
+    from explorer.tui.app import BackchainApp
+
+#: Below this width one lower pane at a time (``v`` cycles): checks, inspector, map.
+NARROW = 110
+PANES = ("checks", "inspector", "map")
+
+
+def task_title(a: TaskAnalysis) -> str:
+    """``PID 1 init (S) task 0x… CPU - · rules current``."""
+    t = a.task
+    cpu = "-" if a.cpu is None else str(a.cpu)
+    kind = " kthread" if t.is_kthread else ""
+    return (
+        f"[b]PID {t.pid}[/b] [b $text-accent]{escape(t.comm)}[/] ({t.state}{kind}) · "
+        f"task 0x{t.address:x} · CPU {cpu} · started from {a.walk.start} · "
+        f"rules [b]{a.walk.era}[/b]"
+    )
+
+
+class StackScreen(Screen[None]):
+    """One task's walk, step by step."""
+
+    BINDINGS = [
+        Binding("n,space", "next", "Next", key_display="n"),
+        Binding("p", "previous", "Prev"),
+        Binding("r", "run", "Run to end"),
+        Binding("0", "restart", "Restart"),
+        Binding("g", "goto_frame", "Go to #"),
+        Binding("x", "export", "Export .md"),
+        Binding("m", "memory", "Memory at sp"),
+        Binding("v", "cycle_pane", "Pane"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, session: Session, task: Task) -> None:
+        super().__init__()
+        self.session = session
+        self.shown_task = task
+        self.analysis = session.detail(task)
+        self.pane = "checks"
+
+    @property
+    def explorer(self) -> BackchainApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Title, map | (walk | checks) / inspector, verdict."""
+        a = self.analysis
+        yield Header()
+        yield Static(task_title(a), id="task-title")
+        with Horizontal(id="body"):
+            regions = RegionsMap(a, self.session.functions(a.walk), id="regions")
+            regions.border_title = "stacks"
+            yield regions
+            with Vertical(id="main"):
+                with Horizontal(id="top"):
+                    walk = WalkTable(a, self.session.symbolize, id="walk")
+                    walk.border_title = "walk"
+                    walk.border_subtitle = "n next · p prev · r run · 0 restart"
+                    yield walk
+                    with VerticalScroll(id="checks-box") as box:
+                        box.border_title = "checks"
+                        yield ChecksPane(id="checks")
+                inspector = FrameInspector(id="inspector")
+                inspector.border_title = "frame"
+                yield inspector
+        yield VerdictBar(id="verdict")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Show step #0."""
+        self.sub_title = self.session.label
+        self.query_one(VerdictBar).show(self.analysis)
+        self._layout(self.app.size.width)
+        self.query_one(WalkTable).focus()
+        self.show_row(0)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Narrow terminals show one lower pane at a time."""
+        self._layout(event.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+        for pane in PANES:
+            self.set_class(self.pane == pane, f"-pane-{pane}")
+
+    # -- showing a step --------------------------------------------------------------------------
+    @property
+    def walk(self) -> WalkTable:
+        """The walk table."""
+        return self.query_one(WalkTable)
+
+    def show_row(self, row: int) -> None:
+        """Show walk row ``row`` in the map, the inspector and the checks."""
+        a = self.analysis
+        steps = a.walk.steps
+        self.query_one(RegionsMap).show(row)
+        self.query_one(FrameInspector).show(a, row, self.session.symbolize)
+        self.query_one(ChecksPane).show(a, row)
+        inspector = self.query_one(FrameInspector)
+        if row < len(steps):
+            s = steps[row]
+            inspector.border_title = f"frame #{row} at 0x{s.sp:x} ({s.stack_type} stack, {s.how})"
+        else:
+            inspector.border_title = "end of the walk"
+        self.query_one("#checks-box").border_title = (
+            f"checks #{row}" if row < len(steps) else "checks: end"
+        )
+        self.query_one("#walk").border_title = (
+            f"walk {min(self.walk.revealed, len(steps))}/{len(steps)} frames"
+            + (" · ended" if self.walk.revealed > len(steps) else "")
+        )
+
+    @on(DataTable.RowHighlighted, "#walk")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_row(self.walk.current)
+
+    # -- actions ---------------------------------------------------------------------------------
+    def action_next(self) -> None:
+        """Reveal the next step (the end of the walk after the last frame)."""
+        walk = self.walk
+        if walk.cursor_row < walk.revealed - 1:
+            walk.move_cursor(row=walk.cursor_row + 1)
+        elif walk.revealed < walk.total:
+            walk.reveal(walk.revealed + 1)
+        else:
+            self.notify("the walk has ended", timeout=1.5)
+
+    def action_previous(self) -> None:
+        """Hide the last step."""
+        walk = self.walk
+        walk.reveal(walk.revealed - 1)
+
+    def action_run(self) -> None:
+        """Reveal the whole walk."""
+        self.walk.reveal(self.walk.total)
+
+    def action_restart(self) -> None:
+        """Back to frame #0."""
+        self.walk.reveal(1)
+
+    def action_goto_frame(self) -> None:
+        """Ask for a frame number and go there."""
+
+        def answer(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                index = int(text.lstrip("#"))
+            except ValueError:
+                self.notify(f"not a frame number: {text}", severity="warning")
+                return
+            steps = len(self.analysis.walk.steps)
+            if not 0 <= index < steps:
+                self.notify(f"frames are #0..#{steps - 1}", severity="warning")
+                return
+            self.walk.reveal(max(self.walk.revealed, index + 1), cursor=index)
+
+        self.app.push_screen(Prompt("go to frame #", "e.g. 3"), answer)
+
+    def action_export(self) -> None:
+        """Write the walk as Markdown and say where."""
+        t = self.shown_task
+        folder = Path(self.explorer.export_dir)
+        path = folder / f"backchain-{t.pid}-{t.comm.replace('/', '_')}.md"
+        try:
+            path.write_text(walk_markdown(self.session.kernel, self.analysis), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"walk written to {path}", title="exported")
+
+    def action_memory(self) -> None:
+        """Open the memory view at the current frame."""
+        row = self.walk.current
+        steps = self.analysis.walk.steps
+        sp = steps[row].sp if row < len(steps) else self.analysis.walk.end.sp
+        self.explorer.open_memory(sp, self.analysis)
+
+    def action_cycle_pane(self) -> None:
+        """Narrow terminals: show the next lower pane (checks, inspector, map)."""
+        self.pane = PANES[(PANES.index(self.pane) + 1) % len(PANES)]
+        self._layout(self.app.size.width)
+        if self.has_class("-narrow"):
+            self.notify(f"showing {self.pane}", timeout=1)

@@ -1,0 +1,254 @@
+"""What the explorer holds about one open dump: the kernel, its tasks and their verdicts.
+
+Plain Python without Textual: the app's thread workers call :meth:`Session.open` and
+:meth:`Session.check`, screens read the results. Nothing here decodes bytes; it asks the
+model (``explorer.kernel``, ``explorer.analysis``) and keeps what it answered.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
+from explorer.facts import info_facts
+from explorer.kernel import Cpu, Kernel, Options
+from explorer.tasks import Task, TaskScan, find_tasks
+from explorer.unwind import ERAS, UnwindContext, Walk
+from parsers.errors import DumpError
+from parsers.memory import LOWCORE_SIZE
+from parsers.records import LowcoreValue, lowcore_values
+from parsers.structs import LOWCORE_FIELDS, LowcoreField
+
+Progress = Callable[[int, int], None]
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/:()]+)+/([^\s/:()]+)")
+
+
+def short_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its file name (stable across machines)."""
+    return _PATH.sub(r"\1", text)
+
+
+def dump_label(path: str) -> str:
+    """The dump as the UI names it: ``folder/file`` (never an absolute path)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task's verdict as the overview lists it.
+
+    Attributes:
+        analysis: the walk and verdict (``detailed=False``: no per-step checks).
+        functions: symbol names of the frames, innermost first (``0x…`` when unknown).
+    """
+
+    analysis: TaskAnalysis
+    functions: tuple[str, ...]
+
+    @property
+    def task(self) -> Task:
+        """The task."""
+        return self.analysis.task
+
+    @property
+    def key(self) -> str:
+        """A unique row key (pid 0 exists once per CPU, so the task address)."""
+        return f"{self.task.address:x}"
+
+    @property
+    def reliable(self) -> bool:
+        """The verdict."""
+        return self.analysis.verdict.reliable
+
+    @property
+    def label(self) -> str:
+        """``reliable`` or the failing rule (``unwind_error/<kind>``)."""
+        return self.analysis.verdict.label
+
+    @property
+    def top(self) -> str:
+        """The innermost function, or how the walk ended when there is none."""
+        if self.functions:
+            return self.functions[0]
+        return f"({self.analysis.walk.end.kind})"
+
+    def matches(self, words: list[str]) -> bool:
+        """Every word matches pid, comm, a function on the stack or the verdict.
+
+        A word may be prefixed: ``pid:``, ``comm:``, ``fn:``, ``rule:``, ``cpu:``.
+        """
+        t = self.task
+        for word in words:
+            key, _, value = word.partition(":") if ":" in word else ("", "", word)
+            value = value.lower()
+            fields = {
+                "pid": [str(t.pid)],
+                "comm": [t.comm.lower()],
+                "fn": [f.lower() for f in self.functions],
+                "rule": [self.label.lower()],
+                "cpu": [] if self.analysis.cpu is None else [str(self.analysis.cpu)],
+            }
+            if key in fields:
+                hay = fields[key]
+                exact = key in ("pid", "cpu")
+                if not any(value == h if exact else value in h for h in hay):
+                    return False
+            elif not any(value in h for hs in fields.values() for h in hs):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class LowcoreRow:
+    """One decoded lowcore field (arrays give one row per element)."""
+
+    offset: int
+    name: str
+    kind: str
+    value: LowcoreValue
+    meaning: str
+
+
+class Session:
+    """One open dump and everything the explorer learnt about it.
+
+    Args:
+        kernel: the opened kernel.
+        scan: its tasks.
+    """
+
+    def __init__(self, kernel: Kernel, scan: TaskScan) -> None:
+        self.kernel = kernel
+        self.scan = scan
+        self.label = dump_label(kernel.path)
+        self.facts: dict[str, Any] = info_facts(kernel)
+        self.era = kernel.options.era or unwind_context(kernel).era
+        self._ctx: dict[str, UnwindContext] = {}
+        self._detail: dict[tuple[int, str], TaskAnalysis] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str, options: Options, progress: Progress | None = None) -> Session:
+        """Open a dump and find its tasks (slow: run in a thread worker).
+
+        Raises:
+            DumpError: the dump or a named companion file cannot be used.
+        """
+        kernel = Kernel.open(path, options, progress=progress)
+        return cls(kernel, find_tasks(kernel))
+
+    # -- analysis -----------------------------------------------------------------------------
+    @property
+    def eras(self) -> tuple[str, ...]:
+        """The unwinder rule sets the explorer can apply."""
+        return ERAS
+
+    def context(self, era: str | None = None) -> UnwindContext:
+        """The unwinder context of ``era`` (default: the session's)."""
+        era = era or self.era
+        with self._lock:
+            if era not in self._ctx:
+                self._ctx[era] = unwind_context(self.kernel, era)
+            return self._ctx[era]
+
+    def check(self, task: Task, era: str | None = None) -> TaskRow:
+        """A task's verdict for the overview (``detailed=False``: fast)."""
+        a = analyse_task(self.kernel, task, self.context(era), detailed=False)
+        return TaskRow(a, self.functions(a.walk))
+
+    def detail(self, task: Task) -> TaskAnalysis:
+        """A task's walk with every check of every step (cached per era)."""
+        key = (task.address, self.era)
+        if key not in self._detail:
+            self._detail[key] = analyse_task(self.kernel, task, self.context(), detailed=True)
+        return self._detail[key]
+
+    def functions(self, walk: Walk) -> tuple[str, ...]:
+        """Function names of a walk's frames, innermost first."""
+        syms = self.kernel.symbols
+        out = []
+        for s in walk.steps:
+            sym = syms.lookup(s.ip) if syms is not None else None
+            out.append(sym.name if sym is not None else f"0x{s.ip:x}")
+        return tuple(out)
+
+    def symbolize(self, address: int) -> str | None:
+        """``name+0xoff/0xsize`` or None."""
+        return self.kernel.symbolize(address)
+
+    def text_symbol(self, address: int) -> str | None:
+        """The symbol of ``address`` if it is kernel text (for annotating raw words)."""
+        syms = self.kernel.symbols
+        if syms is None or not syms.is_text(address):
+            return None
+        return self.kernel.symbolize(address)
+
+    def resolve(self, text: str) -> int | None:
+        """An address typed by a user: hex (with or without 0x) or a symbol (``name+0xoff``)."""
+        text = text.strip()
+        if not text:
+            return None
+        name, plus, off = text.partition("+")
+        syms = self.kernel.symbols
+        if syms is not None:
+            base = syms.address_of(name.strip())
+            if base is not None:
+                try:
+                    return base + (int(off, 0) if plus else 0)
+                except ValueError:
+                    return None
+        try:
+            return int(text, 16)
+        except ValueError:
+            return None
+
+    # -- tasks and CPUs ------------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[Task]:
+        """Every task found."""
+        return self.scan.tasks
+
+    def task_at(self, address: int) -> Task | None:
+        """The task whose ``task_struct`` is at ``address``."""
+        return self.scan.by_address(address)
+
+    def cpu(self, number: int) -> Cpu | None:
+        """CPU ``number``."""
+        return next((c for c in self.kernel.cpus if c.number == number), None)
+
+    def lowcore(self, cpu: Cpu) -> list[LowcoreRow]:
+        """Every lowcore field of ``cpu`` decoded, in offset order.
+
+        Raises:
+            DumpError: no prefix, or the lowcore is not in the dump.
+        """
+        prefix = cpu.registers.prefix
+        if prefix is None:
+            raise DumpError(f"CPU {cpu.number} has no prefix register note", self.kernel.path)
+        era = self.kernel.lowcore_era
+        values = lowcore_values(self.kernel.dump.read(prefix, LOWCORE_SIZE), era)
+        fields: dict[str, LowcoreField] = {f.name: f for f in LOWCORE_FIELDS[era]}
+        rows: list[LowcoreRow] = []
+        for name, value in values.items():
+            f = fields[name]
+            if isinstance(value, tuple):
+                step = f.size // max(len(value), 1)
+                for i, item in enumerate(value):
+                    meaning = f.meaning if i == 0 else ""
+                    rows.append(
+                        LowcoreRow(f.offset + i * step, f"{name}[{i}]", f.kind, item, meaning)
+                    )
+            else:
+                rows.append(LowcoreRow(f.offset, name, f.kind, value, f.meaning))
+        return rows
+
+    def close(self) -> None:
+        """Release the dump."""
+        self.kernel.close()

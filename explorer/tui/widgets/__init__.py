@@ -1,0 +1,1 @@
+"""One widget per model object: the triage card, the task table, a walk, a frame, ..."""

@@ -1,0 +1,160 @@
+"""One frame field by field beside its hex dump (same colours), and pt_regs when crossed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Static
+
+from explorer.analysis import TaskAnalysis
+from explorer.unwind import Step
+from parsers.records import PtRegs, StackFrame
+
+Symbolize = Callable[[int], str | None]
+
+# Colours of the parts of a frame (struct stack_frame, packed layout), fields and hex alike.
+EMPTY, SLOT, R14, R15, CHAIN = (
+    "$text-muted",
+    "$foreground",
+    "b $text-accent",
+    "$text-secondary",
+    "b $text-success",
+)
+SIE_NAMES = (
+    "sie_control_block",
+    "sie_savearea",
+    "sie_reason",
+    "sie_flags",
+    "sie_control_block_phys",
+    "sie_guest_asce",
+    "sie_irq",
+)
+
+
+def short(symbol: str) -> str:
+    """``name+0xoff`` without the ``/0xsize`` suffix."""
+    return symbol.partition("/")[0]
+
+
+def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:
+    """(offset, value, colour) of the 20 words of a frame."""
+    out = [(i * 8, v, EMPTY) for i, v in enumerate(f.empty)]
+    for n, v in enumerate(f.gprs, start=6):
+        colour = R14 if n == 14 else R15 if n == 15 else SLOT
+        out.append((0x48 + (n - 6) * 8, v, colour))
+    out.append((0x98, f.back_chain, CHAIN))
+    return out
+
+
+def hex_lines(words: list[tuple[int, int, str]]) -> list[str]:
+    """Two big-endian words per line, each in its field's colour."""
+    lines = []
+    for i in range(0, len(words), 2):
+        cells = " ".join(f"[{c}]{v:016x}[/]" for _, v, c in words[i : i + 2])
+        lines.append(f"[$text-muted]+{words[i][0]:02x}[/] {cells}")
+    return lines
+
+
+def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[str]:
+    """The frame's fields with what each means for the walk."""
+    f = step.frame
+    assert f is not None
+    lines = [f"[b]struct stack_frame[/b] at 0x{f.address:x}"]
+    nonzero = [(i, v) for i, v in enumerate(f.empty) if v]
+    if not nonzero:
+        lines.append(f"[{EMPTY}]+00 empty[9]  all zero (KVM's sie_* when used)[/]")
+    for i, v in nonzero:
+        name = SIE_NAMES[i] if i < len(SIE_NAMES) else f"empty[{i}]"
+        lines.append(f"[{EMPTY}]+{i * 8:02x} {name:<14} {v:x}[/]")
+    for n, v in enumerate(f.gprs, start=6):
+        off = 0x48 + (n - 6) * 8
+        if n == 14:
+            sym = symbolize(v)
+            note = f"← {escape(short(sym))}" if sym else "not kernel text"
+            lines.append(f"[{R14}]+{off:02x} r14            {v:016x}[/] {note}")
+        elif n == 15:
+            lines.append(f"[{R15}]+{off:02x} r15            {v:016x}[/]")
+        else:
+            lines.append(f"[{SLOT}]+{off:02x} r{n:<14}{v:016x}[/]")
+    bc = f.back_chain
+    if bc == 0:
+        note = f"pt_regs at {f.address + 160:x}?"
+    elif next_sp is not None and bc == next_sp:
+        note = "→ next frame"
+    else:
+        note = "→ caller"
+    lines.append(f"[{CHAIN}]+98 back_chain     {bc:016x}[/] {note}")
+    return lines
+
+
+def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
+    """A decoded pt_regs: PSW bits, GPRs, interruption code, last break."""
+    psw = regs.psw
+    where = "user space" if regs.user_mode else escape(symbolize(psw.addr) or "?")
+    kind = "USER-mode" if regs.user_mode else "kernel-mode"
+    lines = [
+        f"[b $text-warning]{title}: {kind} pt_regs at 0x{regs.address:x}[/] ({regs.size} bytes)",
+        f"PSW  [b]0x{psw.mask:016x} 0x{psw.addr:016x}[/b] {where}",
+        f"     [$text-muted]{escape(psw.describe())}[/]",
+    ]
+    for row in range(0, 16, 4):
+        words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + 4])
+        lines.append(f"r{row:<2}-r{row + 3:<2} {words}")
+    flags = ",".join(regs.flag_names) or "-"
+    lines.append(
+        f"int_code 0x{regs.int_code:08x} (ilc {regs.ilc}, code 0x{regs.code:04x})  "
+        f"orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
+    )
+    if regs.last_break is not None:
+        lb = symbolize(regs.last_break) or "not kernel text"
+        lines.append(f"last_break 0x{regs.last_break:016x} {escape(lb)}")
+    return lines
+
+
+class FrameInspector(VerticalScroll):
+    """The current frame: fields on the left, hex on the right, pt_regs below."""
+
+    DEFAULT_CSS = """
+    FrameInspector { height: 1fr; }
+    FrameInspector > #frame-pair { height: auto; }
+    FrameInspector #frame-fields { width: auto; padding: 0 1; }
+    FrameInspector #frame-hex { width: auto; }
+    FrameInspector #frame-regs { padding: 1 1 0 1; height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """Fields, hex, regs."""
+        with Horizontal(id="frame-pair"):
+            yield Static(id="frame-fields")
+            yield Static(id="frame-hex")
+        yield Static(id="frame-regs")
+
+    def show(self, a: TaskAnalysis, row: int, symbolize: Symbolize) -> None:
+        """Display walk row ``row`` of ``a``."""
+        steps = a.walk.steps
+        fields, hexdump, regs = (
+            self.query_one(f"#frame-{n}", Static) for n in ("fields", "hex", "regs")
+        )
+        regs_text: list[str] = []
+        if row < len(steps):
+            step = steps[row]
+            nxt = steps[row + 1].sp if row + 1 < len(steps) else None
+            if step.frame is not None:
+                fields.update("\n".join(frame_fields(step, nxt, symbolize)))
+                hexdump.update("\n".join(["[b]hex[/b]", *hex_lines(frame_words(step.frame))]))
+            else:
+                fields.update(f"[$text-error]frame at 0x{step.sp:x} is not readable[/]")
+                hexdump.update("")
+            if step.regs is not None and step.regs.address:
+                regs_text = regs_lines(step.regs, symbolize, f"#{row} came from")
+        else:
+            end = a.walk.end
+            fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}: {escape(end.kind)}")
+            hexdump.update("")
+            if end.regs is not None:
+                regs_text = regs_lines(end.regs, symbolize, "final")
+        regs.update("\n".join(regs_text))
+        regs.display = bool(regs_text)

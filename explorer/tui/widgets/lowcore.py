@@ -1,0 +1,109 @@
+"""Every decoded lowcore field of one CPU: offset, value, symbol or meaning of the value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from explorer.kernel import Cpu
+from explorer.tui.session import LowcoreRow, Session
+from parsers.records import Psw
+
+# Element names of the lowcore arrays (entry save areas hold r8..r15: stmg %r8,%r15).
+ELEMENTS = {
+    "save8": [f"r{n}" for n in range(8, 16)],
+    "gprs16": [f"r{n}" for n in range(16)],
+    "fprs16": [f"f{n}" for n in range(16)],
+    "crs16": [f"cr{n}" for n in range(16)],
+    "acrs16": [f"a{n}" for n in range(16)],
+}
+
+
+def field_name(row: LowcoreRow) -> str:
+    """``save_area_sync[0]`` → ``save_area_sync.r8``."""
+    names = ELEMENTS.get(row.kind)
+    if names and row.name.endswith("]"):
+        base, _, index = row.name[:-1].rpartition("[")
+        return f"{base}.{names[int(index)]}"
+    return row.name
+
+
+def value_text(row: LowcoreRow) -> str:
+    """The raw value: hex words, PSW as mask and address, bytes shortened."""
+    v = row.value
+    if isinstance(v, Psw):
+        return f"{v.mask:016x} {v.addr:016x}"
+    if isinstance(v, bytes):
+        shown = v[:8].hex()
+        return shown + ("…" if len(v) > 8 or any(v[8:]) else "")
+    if isinstance(v, int):
+        width = {"u8": 2, "u16": 4, "u32": 8, "s32": 8}.get(row.kind, 16)
+        return f"0x{v & ((1 << (width * 4)) - 1):0{width}x}"
+    return str(v)
+
+
+def decoded(session: Session, cpu: Cpu, row: LowcoreRow) -> str:
+    """What a value points at: a symbol, a task, a stack, or the PSW bits."""
+    v = row.value
+    if isinstance(v, Psw):
+        if not v.mask and not v.addr:
+            return ""
+        where = "user space" if v.user_mode else (session.symbolize(v.addr) or "")
+        notes = [where] if where else []
+        if v.wait:
+            notes.append("wait")
+        if not v.io and not v.ext:
+            notes.append("I/O+ext off")
+        return " · ".join(notes)
+    if not isinstance(v, int) or not v or row.kind in ("u8", "u16", "u32", "s32"):
+        return ""
+    task = session.task_at(v)
+    if task is not None:
+        return f"task {task.comm}:{task.pid}"
+    for s in cpu.stacks:
+        if s.begin <= v < s.end:
+            return f"{s.stack_type} stack +0x{v - s.begin:x}"
+    sym = session.text_symbol(v)
+    return sym or ""
+
+
+class LowcoreTable(DataTable[Any]):
+    """The lowcore of one CPU."""
+
+    COMPONENT_CLASSES = {"lowcore--zero", "lowcore--psw", "lowcore--meaning"}
+    DEFAULT_CSS = """
+    LowcoreTable > .lowcore--zero { color: $foreground-muted; }
+    LowcoreTable > .lowcore--psw { color: $text-accent; }
+    LowcoreTable > .lowcore--meaning { color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+
+    def show(self, session: Session, cpu: Cpu, rows: list[LowcoreRow]) -> None:
+        """Fill the table with ``rows`` of ``cpu``."""
+        self.clear(columns=True)
+        for key, header in (
+            ("off", "OFFSET"),
+            ("name", "FIELD"),
+            ("value", "VALUE"),
+            ("meaning", "MEANING"),
+            ("decoded", "POINTS TO"),
+        ):
+            self.add_column(header, key=key)
+        zero = self.get_component_rich_style("lowcore--zero")
+        psw = self.get_component_rich_style("lowcore--psw")
+        muted = self.get_component_rich_style("lowcore--meaning")
+        for r in rows:
+            empty = r.value in (0, b"") or (isinstance(r.value, bytes) and not any(r.value))
+            is_psw = isinstance(r.value, Psw)
+            style = psw if is_psw else zero if empty else ""
+            self.add_row(
+                Text(f"0x{r.offset:04x}", style=muted),
+                Text(field_name(r), style=psw if is_psw else ""),
+                Text(value_text(r), style=style),
+                Text(r.meaning, style=muted),
+                Text(decoded(session, cpu, r)),
+            )

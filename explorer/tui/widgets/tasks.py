@@ -1,0 +1,235 @@
+"""The task table of the overview: one row per task (or per identical stack), filtered and
+sorted, filled as the verdicts arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from explorer.tui.session import TaskRow
+
+#: (key, header) of the task columns.
+TASK_COLUMNS = (
+    ("pid", "PID"),
+    ("comm", "COMM"),
+    ("state", "ST"),
+    ("cpu", "CPU"),
+    ("verdict", "VERDICT"),
+    ("top", "TOP FUNCTION"),
+    ("callers", "CALLERS"),
+)
+#: (key, header) of the columns when tasks are grouped by identical stack.
+GROUP_COLUMNS = (
+    ("tasks", "TASKS"),
+    ("verdict", "VERDICT"),
+    ("top", "TOP FUNCTION"),
+    ("comm", "COMMS"),
+    ("callers", "CALLERS"),
+)
+MAX_CALLERS = 8
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tasks with the same stack (function names) and the same verdict."""
+
+    rows: tuple[TaskRow, ...]
+
+    @property
+    def first(self) -> TaskRow:
+        """The group's first task (the one Enter opens)."""
+        return self.rows[0]
+
+
+def _sort_value(key: str) -> Callable[[TaskRow], Any]:
+    def value(r: TaskRow) -> Any:
+        t = r.task
+        return {
+            "pid": (t.pid, t.address),
+            "comm": (t.comm, t.pid),
+            "state": (t.state, t.pid),
+            "cpu": (-1 if r.analysis.cpu is None else r.analysis.cpu, t.pid),
+            "verdict": (r.reliable, r.label, t.pid),
+            "top": (r.top, t.pid),
+            "callers": (r.functions[1:], t.pid),
+        }[key]
+
+    return value
+
+
+def group_rows(rows: Iterable[TaskRow]) -> list[Group]:
+    """Rows grouped by (function names, verdict), biggest group first."""
+    groups: dict[tuple[tuple[str, ...], str], list[TaskRow]] = {}
+    for r in rows:
+        groups.setdefault((r.functions, r.label), []).append(r)
+    return [
+        Group(tuple(members))
+        for members in sorted(groups.values(), key=lambda m: (-len(m), m[0].label, m[0].top))
+    ]
+
+
+class TaskTable(DataTable[Any]):
+    """Tasks and their verdicts.
+
+    Rows are keyed by task address (pid 0 exists once per CPU). Click a header or press
+    ``s`` to sort; the filter and toggles live on the overview screen.
+    """
+
+    COMPONENT_CLASSES = {"tasktable--bad", "tasktable--ok", "tasktable--running", "tasktable--dim"}
+    DEFAULT_CSS = """
+    TaskTable > .tasktable--bad { color: $text-error; }
+    TaskTable > .tasktable--ok { color: $text-success; }
+    TaskTable > .tasktable--running { color: $text-warning; }
+    TaskTable > .tasktable--dim { color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.results: list[TaskRow] = []
+        self.words: list[str] = []
+        self.unreliable_only = False
+        self.grouped = False
+        self.sort_key: str | None = None
+        self.reverse = False
+        self._shown: list[TaskRow | Group] = []
+
+    # -- data ----------------------------------------------------------------------------------
+    def clear_results(self) -> None:
+        """Forget every verdict (before re-checking)."""
+        self.results = []
+        self.rebuild()
+
+    def add_results(self, rows: list[TaskRow]) -> None:
+        """Add verdicts as they arrive; appended in place unless sorted or grouped."""
+        self.results.extend(rows)
+        if self.grouped or self.sort_key is not None:
+            self.rebuild()
+            return
+        for r in rows:
+            if self._wanted(r):
+                self._add_task_row(r)
+
+    def filtered(self) -> list[TaskRow]:
+        """Rows that pass the filter and the unreliable-only toggle, in table order."""
+        rows = [r for r in self.results if self._wanted(r)]
+        if self.sort_key is not None:
+            rows.sort(key=_sort_value(self.sort_key), reverse=self.reverse)
+        return rows
+
+    def _wanted(self, r: TaskRow) -> bool:
+        if self.unreliable_only and r.reliable:
+            return False
+        return r.matches(self.words)
+
+    # -- presentation --------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Redraw every row (after a filter, sort, group or theme change)."""
+        selected = self.selected()
+        keep = selected.key if selected is not None else None
+        self.clear(columns=True)
+        self._shown = []
+        columns = GROUP_COLUMNS if self.grouped else TASK_COLUMNS
+        for key, header in columns:
+            mark = ""
+            if key == self.sort_key and not self.grouped:
+                mark = " ▼" if self.reverse else " ▲"
+            self.add_column(header + mark, key=key)
+        if self.grouped:
+            for i, g in enumerate(group_rows(self.filtered())):
+                self._add_group_row(i, g)
+        else:
+            for r in self.filtered():
+                self._add_task_row(r)
+        if keep is not None:
+            self.select(keep)
+
+    def _style(self, r: TaskRow) -> str:
+        if r.reliable:
+            return "tasktable--ok"
+        running = r.analysis.verdict.rule == "task_running"
+        return "tasktable--running" if running else "tasktable--bad"
+
+    def _verdict(self, r: TaskRow) -> Text:
+        v = r.analysis.verdict
+        text = r.label + ("" if v.frame is None else f" #{v.frame}")
+        return Text(text, style=self.get_component_rich_style(self._style(r)))
+
+    def _callers(self, functions: tuple[str, ...]) -> Text:
+        shown = " < ".join(functions[1 : 1 + MAX_CALLERS])
+        if len(functions) > 1 + MAX_CALLERS:
+            shown += " < …"
+        return Text(shown, style=self.get_component_rich_style("tasktable--dim"))
+
+    def _add_task_row(self, r: TaskRow) -> None:
+        t = r.task
+        comm = f"[{t.comm}]" if t.is_kthread or t.is_idle else t.comm
+        cpu = "-" if r.analysis.cpu is None else str(r.analysis.cpu)
+        self.add_row(
+            Text(str(t.pid), justify="right"),
+            Text(comm),
+            t.state,
+            Text(cpu, justify="right"),
+            self._verdict(r),
+            Text(r.top),
+            self._callers(r.functions),
+            key=r.key,
+        )
+        self._shown.append(r)
+
+    def _add_group_row(self, index: int, g: Group) -> None:
+        first = g.first
+        comms = sorted({r.task.comm for r in g.rows})
+        shown = ", ".join(comms[:3]) + (f" +{len(comms) - 3}" if len(comms) > 3 else "")
+        self.add_row(
+            Text(str(len(g.rows)), justify="right"),
+            self._verdict(first)
+            if len(g.rows) == 1
+            else Text(first.label, style=self.get_component_rich_style(self._style(first))),
+            Text(first.top),
+            Text(shown),
+            self._callers(first.functions),
+            key=f"group-{first.key}",
+        )
+        self._shown.append(g)
+
+    # -- selection -----------------------------------------------------------------------------
+    def selected(self) -> TaskRow | None:
+        """The task under the cursor (a group's first task)."""
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        item = self._shown[self.cursor_row]
+        return item.first if isinstance(item, Group) else item
+
+    def select(self, key: str) -> None:
+        """Move the cursor to the row of the task keyed ``key`` (or its group)."""
+        for i, item in enumerate(self._shown):
+            rows = item.rows if isinstance(item, Group) else (item,)
+            if any(r.key == key for r in rows):
+                self.move_cursor(row=i, animate=False)
+                return
+
+    def sort_by(self, key: str) -> None:
+        """Sort by column ``key``; the same column again reverses the order."""
+        if self.grouped:
+            return
+        if self.sort_key == key:
+            self.reverse = not self.reverse
+        else:
+            self.sort_key, self.reverse = key, False
+        self.rebuild()
+
+    def sort_next(self) -> None:
+        """Sort by the next column (the ``s`` key)."""
+        keys = [k for k, _ in TASK_COLUMNS]
+        nxt = keys[(keys.index(self.sort_key) + 1) % len(keys)] if self.sort_key else keys[0]
+        self.sort_key, self.reverse = nxt, False
+        self.rebuild()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """Clicking a header sorts by it."""
+        event.stop()
+        self.sort_by(str(event.column_key.value))

@@ -1,0 +1,76 @@
+"""The triage card: what this dump is and what its CPUs were doing (``backchain info``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual.widgets import Static
+
+from explorer.tui.session import Session
+
+MAX_CPU_LINES = 4
+
+
+def cpu_state(psw: dict[str, Any]) -> str:
+    """A CPU's state in two words, from its PSW facts."""
+    bits = psw["bits"]
+    enabled = "IO:1" in bits or "EX:1" in bits
+    if psw["wait"]:
+        return "idle wait" if enabled else "disabled wait"
+    return "user mode" if psw["user_mode"] else "running"
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n} bytes"
+
+
+class TriageCard(Static):
+    """Kernel, dump format, memory, symbols and one line per CPU (the first few)."""
+
+    DEFAULT_CSS = """
+    TriageCard { height: auto; padding: 0 1; }
+    """
+
+    def show(self, session: Session) -> None:
+        """Fill the card from the session's facts."""
+        f = session.facts
+        sym = f["symbols"]
+        symbols = (
+            f"{sym['count']} symbols from {escape(sym['source'].split()[0])}"
+            if sym
+            else "[$text-warning]no symbols[/] (pass --map or --vmlinux)"
+        )
+        crash = "" if not f["crash_time"] else f" · crash time {f['crash_time']}"
+        lines = [
+            f"[b]{escape(session.label)}[/b] · [b $text-accent]{escape(f['release'] or '?')}[/]"
+            f" · {_size(f['memory']['size'])} · {len(f['cpus'])} CPUs{crash}",
+            f"{escape(f['format'])} · {symbols}",
+        ]
+        for c in f["cpus"][:MAX_CPU_LINES]:
+            psw = c["psw"]
+            state = cpu_state(psw)
+            colour = "b $text-error" if "disabled" in state else "$text-muted"
+            where = "" if psw["user_mode"] else escape(psw["symbol"] or psw["addr"])
+            task = self._task_name(session, c["current_task"])
+            lines.append(
+                f"CPU {c['cpu']:<2} [{colour}]{state:<13}[/] {where}  [$text-muted]task[/] {task}"
+            )
+            if c["problem"]:
+                lines.append(f"       [$text-warning]! {escape(c['problem'])}[/]")
+        more = len(f["cpus"]) - MAX_CPU_LINES
+        if more > 0:
+            lines.append(f"[$text-muted]… {more} more CPUs: press l for each CPU's lowcore[/]")
+        self.update("\n".join(lines))
+
+    @staticmethod
+    def _task_name(session: Session, address: str | None) -> str:
+        if address is None:
+            return "?"
+        task = session.task_at(int(address, 16))
+        if task is None:
+            return address
+        return f"{escape(task.comm)}:{task.pid}"

@@ -1,0 +1,124 @@
+"""The walk of one stack, frame by frame, revealed one step at a time.
+
+The walk is precomputed by the model (:func:`explorer.analysis.analyse_task`); stepping only
+decides how many of its rows are shown. Row ``len(steps)`` is how the walk ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from explorer.analysis import TaskAnalysis
+from explorer.unwind import Step, WalkEnd
+
+HOW = {
+    "start": "saved ksp",
+    "start_regs": "CPU registers",
+    "backchain": "back chain",
+    "pt_regs": "pt_regs PSW",
+    "r14_guess": "r14 guess",
+}
+
+
+def end_text(end: WalkEnd) -> str:
+    """How a walk ended, in words."""
+    if end.kind == "final_pt_regs":
+        mode = "user" if end.regs is not None and end.regs.user_mode else "kernel"
+        return f"end: final pt_regs ({mode} mode)"
+    if end.kind == "error":
+        return f"unwind error: {end.detail}"
+    if end.kind == "user_regs":
+        return "end: running in user mode, nothing to unwind"
+    if end.kind == "no_stack":
+        return "end: exited task, no stack"
+    return f"end: {end.kind}"
+
+
+class WalkTable(DataTable[Any]):
+    """Frames of the walk shown so far: index, sp, stack, function (unreliable in parentheses).
+
+    Attributes:
+        revealed: rows shown (1 .. len(steps) + 1; the last one is the end of the walk).
+    """
+
+    COMPONENT_CLASSES = {"walktable--bad", "walktable--switch", "walktable--end", "walktable--dim"}
+    DEFAULT_CSS = """
+    WalkTable > .walktable--bad { color: $text-error; text-style: bold; }
+    WalkTable > .walktable--switch { color: $text-warning; }
+    WalkTable > .walktable--end { color: $text-accent; }
+    WalkTable > .walktable--dim { color: $text-muted; }
+    """
+
+    def __init__(self, analysis: TaskAnalysis, symbolize: Any, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.analysis = analysis
+        self.symbolize = symbolize
+        self.revealed = 1
+
+    @property
+    def total(self) -> int:
+        """Rows of the complete walk (steps plus the end)."""
+        return len(self.analysis.walk.steps) + 1
+
+    @property
+    def current(self) -> int:
+        """The row under the cursor (a step index, or ``len(steps)`` for the end)."""
+        return min(max(self.cursor_row, 0), self.revealed - 1)
+
+    def on_mount(self) -> None:
+        """Columns."""
+        for key, header in (("i", "#"), ("sp", "SP"), ("stack", "STACK"), ("fn", "FUNCTION")):
+            self.add_column(header, key=key)
+        self._fill(0)
+
+    def reveal(self, count: int, cursor: int | None = None) -> None:
+        """Show ``count`` rows (clamped) and put the cursor on ``cursor`` (default: last)."""
+        count = max(1, min(count, self.total))
+        if count == self.revealed and cursor is None:
+            cursor = count - 1
+        self.revealed = count
+        self._fill(count - 1 if cursor is None else min(cursor, count - 1))
+
+    def _fill(self, cursor: int) -> None:
+        steps = self.analysis.walk.steps
+        bad = self.analysis.verdict.frame
+        self.clear()
+        prev: Step | None = None
+        for s in steps[: self.revealed]:
+            self.add_row(*self._step_cells(s, prev, bad), key=str(s.index))
+            prev = s
+        if self.revealed > len(steps):
+            end = self.analysis.walk.end
+            style = self.get_component_rich_style("walktable--end")
+            if end.error:
+                style = self.get_component_rich_style("walktable--bad")
+            self.add_row(
+                Text("end", style=style),
+                Text(f"0x{end.sp:x}" if end.sp else "", style=style),
+                "",
+                Text(end_text(end), style=style),
+                key="end",
+            )
+        self.move_cursor(row=cursor, animate=False, scroll=True)
+
+    def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
+        sym = (self.symbolize(s.ip) or f"0x{s.ip:x}").partition("/")[0]
+        if not s.reliable:
+            sym = f"({sym})"
+        if s.recovered_by:
+            sym += f" [{s.recovered_by}]"
+        style = self.get_component_rich_style("walktable--bad") if s.index == bad else ""
+        stack = Text(s.stack_type)
+        if prev is not None and prev.stack_type != s.stack_type:
+            stack = Text(
+                f"→{s.stack_type}", style=self.get_component_rich_style("walktable--switch")
+            )
+        return (
+            Text(f"#{s.index}", style=style, justify="right"),
+            Text(f"0x{s.sp:x}", style=style),
+            stack,
+            Text(sym, style=style),
+        )
