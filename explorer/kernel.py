@@ -136,7 +136,8 @@ class Kernel:
         self.release = self._find_release()
         self.lowcore_era = lowcore_era_for_release(self.release) if self.release else "v6.1"
         self.layout = self._find_layout()
-        registers = [
+        # s390 stand-alone formats have no notes: their readers give the registers.
+        registers = list(dump.cpu_registers or ()) or [
             cpu_registers_from_notes(i, group, self.path)
             for i, group in enumerate(group_cpu_notes(dump.notes))
         ]
@@ -285,7 +286,7 @@ class Kernel:
 
     def _find_layout(self) -> VaLayout:
         """Legacy identity layout (<= v6.9) or the v6.10+ split layout (VMCOREINFO keys)."""
-        mem_end = max(r.end for r in self.dump.ranges)
+        mem_end = max((r.end for r in self.dump.ranges), default=0)  # no memory: no layout
         info = self.vmcoreinfo
         base = info.hex("IDENTITYBASE") if info else None
         phys = info.hex("KERNELOFFPHYS") if info else None

@@ -79,3 +79,21 @@ def test_info_bad_input(
 def test_info_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_info_on_s390_stand_alone_dump(
+    synthetic_2cpu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """s390 formats carry no notes: CPUs come from the lowcore save areas."""
+    from parsers.convert import write_s390
+    from parsers.dumps import open_dump
+
+    out = tmp_path / "dump.s390"
+    write_s390(open_dump(str(synthetic_2cpu)), str(out), extended=True)
+    (tmp_path / "System.map").write_text((synthetic_2cpu.parent / "System.map").read_text())
+    k = Kernel.open(str(out))
+    assert [c.number for c in k.cpus] == [0, 1]
+    assert k.cpus[1].registers.source == "lowcore save area"
+    assert k.symbolize(k.cpus[1].registers.psw.addr) == "do_work+0x42/0x300"
+    assert main(["info", str(out)]) == 0
+    assert "s390_ext stand-alone dump" in capsys.readouterr().out
