@@ -89,13 +89,16 @@ def end_json(kernel: Kernel, end: WalkEnd, checks: bool = False) -> dict[str, An
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:
     """The verdict as ``bt --json`` prints it."""
-    return {
+    out: dict[str, Any] = {
         "reliable": verdict.reliable,
         "rule": verdict.rule,
         "detail": verdict.detail,
         "frame": verdict.frame,
         "message": verdict.message,
     }
+    if verdict.as_current is not None:  # a running task, judged as its CPU's current task
+        out["as_current"] = verdict_json(verdict.as_current)
+    return out
 
 
 def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict[str, Any]:

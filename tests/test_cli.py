@@ -94,6 +94,10 @@ def test_bt_cpu_task_and_sp(dump: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["bt", str(dump), "--cpu", "0"]) == 0
     out = capsys.readouterr().out
     assert "UNRELIABLE: task_running" in out and "swapper/0:0 is running" in out
+    assert main(["bt", str(dump), "--cpu", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verdict"]["rule"] == "task_running"
+    assert doc["verdict"]["as_current"]["reliable"] is True
     kernel = Kernel.open(str(dump))
     task = find_tasks(kernel).by_pid(101)[0]
     assert main(["bt", str(dump), "--task", f"{task.address:x}", "--json"]) == 0
