@@ -56,6 +56,10 @@ HELP_TEMPLATE = """\
   alternating colours, `▓` is a pt_regs block, the highlighted slice (`▶`) is the current
   step, `↓` marks where the walk changed stacks.
 
+* CPU states on the overview card come from the PSW: *running*, *user mode*, *idle wait*
+  (waiting with interrupts enabled) and *disabled wait* (stopped with interrupts off: what
+  a panicked or halted CPU looks like).
+
 ## How an s390x kernel stack is walked
 
 Every kernel function saves registers r6..r15 in a 160-byte area of its **caller's** frame

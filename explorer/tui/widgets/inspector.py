@@ -23,15 +23,6 @@ EMPTY, SLOT, R14, R15, CHAIN = (
     "$text-secondary",
     "b $text-success",
 )
-SIE_NAMES = (
-    "sie_control_block",
-    "sie_savearea",
-    "sie_reason",
-    "sie_flags",
-    "sie_control_block_phys",
-    "sie_guest_asce",
-    "sie_irq",
-)
 
 
 def short(symbol: str) -> str:
@@ -62,23 +53,23 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
     """The frame's fields with what each means for the walk."""
     f = step.frame
     assert f is not None
-    lines = [f"[b]struct stack_frame[/b] at 0x{f.address:x}"]
+    lines = [f"[b]fields[/b] of struct stack_frame at 0x{f.address:x}"]
     nonzero = [(i, v) for i, v in enumerate(f.empty) if v]
+    lines.append(f"[{EMPTY}]empty[9]: unused by C (KVM: sie_*)[/]")
     if not nonzero:
-        lines.append(f"[{EMPTY}]+00 empty[9]  all zero (KVM's sie_* when used)[/]")
+        lines.append(f"[{EMPTY}]    all zero[/]")
     for i, v in nonzero:
-        name = SIE_NAMES[i] if i < len(SIE_NAMES) else f"empty[{i}]"
-        lines.append(f"[{EMPTY}]+{i * 8:02x} {name:<14} {v:x}[/]")
+        lines.append(f"[{EMPTY}]+{i * 8:02x} empty[{i}]   {v:016x}[/]")
     for n, v in enumerate(f.gprs, start=6):
         off = 0x48 + (n - 6) * 8
         if n == 14:
             sym = symbolize(v)
             note = f"← {escape(short(sym))}" if sym else "not kernel text"
-            lines.append(f"[{R14}]+{off:02x} r14            {v:016x}[/] {note}")
+            lines.append(f"[{R14}]+{off:02x} r14        {v:016x}[/] {note}")
         elif n == 15:
-            lines.append(f"[{R15}]+{off:02x} r15            {v:016x}[/]")
+            lines.append(f"[{R15}]+{off:02x} r15        {v:016x}[/]")
         else:
-            lines.append(f"[{SLOT}]+{off:02x} r{n:<14}{v:016x}[/]")
+            lines.append(f"[{SLOT}]+{off:02x} r{n:<10}{v:016x}[/]")
     bc = f.back_chain
     if bc == 0:
         note = f"pt_regs at {f.address + 160:x}?"
@@ -86,7 +77,7 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
         note = "→ next frame"
     else:
         note = "→ caller"
-    lines.append(f"[{CHAIN}]+98 back_chain     {bc:016x}[/] {note}")
+    lines.append(f"[{CHAIN}]+98 back_chain {bc:016x}[/] {note}")
     return lines
 
 
@@ -120,16 +111,16 @@ class FrameInspector(VerticalScroll):
     DEFAULT_CSS = """
     FrameInspector { height: 1fr; }
     FrameInspector > #frame-pair { height: auto; }
-    FrameInspector #frame-fields { width: auto; padding: 0 1; }
-    FrameInspector #frame-hex { width: auto; }
+    FrameInspector #frame-fields { width: auto; padding: 0 1 0 2; }
+    FrameInspector #frame-hex { width: auto; padding-left: 1; }
     FrameInspector #frame-regs { padding: 1 1 0 1; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
         """Fields, hex, regs."""
         with Horizontal(id="frame-pair"):
-            yield Static(id="frame-fields")
             yield Static(id="frame-hex")
+            yield Static(id="frame-fields")
         yield Static(id="frame-regs")
 
     def show(self, a: TaskAnalysis, row: int, symbolize: Symbolize) -> None:

@@ -56,7 +56,7 @@ def _slices(a: TaskAnalysis, names: tuple[str, ...]) -> list[Slice]:
             out.append(Slice(s.regs.address, s.regs.address + s.regs.size, -1, "pt_regs"))
     end_regs = a.walk.end.regs
     if end_regs is not None and end_regs.address:
-        out.append(Slice(end_regs.address, end_regs.address + end_regs.size, -1, "pt_regs (final)"))
+        out.append(Slice(end_regs.address, end_regs.address + end_regs.size, -1, "final pt_regs"))
     return out
 
 
@@ -187,5 +187,5 @@ class RegionsMap(ScrollView):
             if s.index == self.current:
                 return s
         if self.current >= len(self.analysis.walk.steps):
-            return next((s for s in reversed(self.slices) if s.label == "pt_regs (final)"), None)
+            return next((s for s in reversed(self.slices) if s.label == "final pt_regs"), None)
         return None

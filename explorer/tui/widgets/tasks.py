@@ -97,6 +97,10 @@ class TaskTable(DataTable[Any]):
         self.reverse = False
         self._shown: list[TaskRow | Group] = []
 
+    def on_mount(self) -> None:
+        """Cells carry theme colours: redraw them when the theme changes."""
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.rebuild())
+
     # -- data ----------------------------------------------------------------------------------
     def clear_results(self) -> None:
         """Forget every verdict (before re-checking)."""

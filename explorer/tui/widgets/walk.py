@@ -73,6 +73,7 @@ class WalkTable(DataTable[Any]):
         for key, header in (("i", "#"), ("sp", "SP"), ("stack", "STACK"), ("fn", "FUNCTION")):
             self.add_column(header, key=key)
         self._fill(0)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._fill(self.current))
 
     def reveal(self, count: int, cursor: int | None = None) -> None:
         """Show ``count`` rows (clamped) and put the cursor on ``cursor`` (default: last)."""

@@ -1,0 +1,62 @@
+"""SVG snapshots of the explorer's screens (pytest-textual-snapshot).
+
+Fixed terminal size, animations off, workers awaited before the picture is taken; the dump
+is named by its folder and file name only, so the pictures do not depend on the machine.
+Update the baselines with ``pytest tests/test_tui_snapshots.py --snapshot-update`` after
+reading the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tests.test_tui import BUSY, PANIC, SIZE, make_app, open_pid, wait_checked
+
+Script = Callable[[Pilot[None]], Awaitable[None]]
+
+
+def script(*keys: str, pid: int | None = None) -> Script:
+    """Wait for the workers, optionally open ``pid``'s stack, then press ``keys``."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        app: Any = pilot.app
+        await wait_checked(app, pilot)
+        if pid is not None:
+            await open_pid(app, pilot, pid)
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+
+    return run
+
+
+def snap(snap_compare: Any, path: Path, run_before: Script, size: tuple[int, int] = SIZE) -> bool:
+    return bool(snap_compare(make_app(path), terminal_size=size, run_before=run_before))
+
+
+def test_overview(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script())
+
+
+def test_stack_reliable(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("n", "n", "n", pid=1))
+
+
+def test_stack_unreliable(snap_compare: Any) -> None:
+    assert snap(snap_compare, PANIC, script("n", pid=1))
+
+
+def test_stack_narrow(snap_compare: Any) -> None:
+    assert snap(snap_compare, PANIC, script("r", pid=1), size=(80, 24))
+
+
+def test_lowcore(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("l"))
+
+
+def test_help(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("question_mark"))
