@@ -30,5 +30,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+# Hostile-input fuzzers (tests/fuzz): FUZZ_SECONDS split evenly between the targets; failing
+# inputs land in tests/corpus/ and are replayed by `make test`.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --json .hypothesis/fuzz-last.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -9,6 +9,7 @@ reused on the next open. Small files (System.map) are decompressed in memory.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,9 @@ def decompressed_path(
                     progress(fin.tell(), total)
         os.replace(tmp, target)
         return target
+    except DumpError:  # over the size cap: no partial copy left in the cache
+        _unlink_quietly(locals().get("tmp"))
+        raise
     except zstandard.ZstdError as exc:
         _unlink_quietly(locals().get("tmp"))
         raise FormatError(f"not valid zstd data ({exc})", str(src)) from None
@@ -102,14 +106,19 @@ def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 <<
     """
     src = Path(path)
     try:
-        data = src.read_bytes()
+        with open(src, "rb") as f:  # never more than the cap: the user may name a dump here
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(min(size, limit) + 1 if size else limit + 1)
     except OSError as exc:
         raise DumpError(f"cannot read: {exc.strerror or exc}", str(src)) from None
+    if len(data) > limit:
+        raise FormatError(f"file is larger than {limit >> 20} MiB", str(src))
     if data[:4] == ZSTD_MAGIC:
         import zstandard
 
-        try:
-            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+        try:  # streamed: decompress() would allocate whatever size the frame header claims
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+                data = reader.read(limit + 1)
         except zstandard.ZstdError as exc:
             raise FormatError(f"not valid zstd data ({exc})", str(src)) from None
     if len(data) > limit:

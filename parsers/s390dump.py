@@ -276,8 +276,17 @@ class S390Dump:
                         f"(expected {need})",
                         path,
                     )
-                entries = struct.unpack_from(f">{count}I", m, off + 0x34)
                 size = disk * bs
+            else:
+                size = length
+            if data + size > self.file_size:  # before the entries: say "truncated" first
+                raise TruncatedError(
+                    f"{where} ({size} bytes of data) extends past the end of the file: the "
+                    f"dump is truncated",
+                    path,
+                )
+            if disk:
+                entries = struct.unpack_from(f">{count}I", m, off + 0x34)
                 for e in entries:
                     pos = data + (e & ~ENTRY_UNCOMPRESSED) * bs
                     if pos >= data + size or pos + 2 > self.file_size:
@@ -290,14 +299,6 @@ class S390Dump:
                                 f"stream (block size {bs}?)",
                                 path,
                             )
-            else:
-                size = length
-            if data + size > self.file_size:
-                raise TruncatedError(
-                    f"{where} ({size} bytes of data) extends past the end of the file: the "
-                    f"dump is truncated",
-                    path,
-                )
             segments.append(Segment(start, length, data, size, entries))
             old = start + length
             off = data + size

@@ -172,6 +172,10 @@ def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
             addr = int(parts[0], 16)
         except ValueError:
             raise SymbolError(f"line {lineno} is not 'address type name'", str(path)) from None
+        if not 0 <= addr < 1 << 64:
+            raise SymbolError(
+                f"line {lineno}: address {parts[0]} is not a 64-bit address", str(path)
+            )
         entries.append((addr, parts[1], parts[2], 0))
     if len(entries) < 3 or "System.map" in text[:200]:
         raise SymbolError(
