@@ -156,7 +156,10 @@ def _open(args: argparse.Namespace) -> Any:
     return Kernel.open(args.dump, _options(args), progress=_progress_printer())
 
 
-def _progress_printer() -> Callable[[int, int], None] | None:
+def _progress_printer(
+    what: str = "decompressing the dump once into the cache",
+) -> Callable[[int, int], None] | None:
+    """A percentage on stderr while long work runs, when stderr is a terminal."""
     if not sys.stderr.isatty():
         return None
     last = [-1]
@@ -165,7 +168,7 @@ def _progress_printer() -> Callable[[int, int], None] | None:
         pct = 100 * done // total if total else 100
         if pct != last[0]:
             last[0] = pct
-            sys.stderr.write(f"\rdecompressing the dump once into the cache: {pct:3d}%")
+            sys.stderr.write(f"\r{what}: {pct:3d}%")
             if pct >= 100:
                 sys.stderr.write("\n")
             sys.stderr.flush()
@@ -530,19 +533,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if os.path.exists(args.output) and not args.force:
         raise DumpError("exists; pass --force to overwrite it", args.output)
     dump = open_dump(args.dump if len(args.dump) > 1 else args.dump[0])
-    progress = None
-    if sys.stderr.isatty():
-        last = [-1]
-
-        def progress(done: int, total: int) -> None:
-            pct = 100 * done // total if total else 100
-            if pct != last[0]:
-                last[0] = pct
-                sys.stderr.write(f"\rconverting to ELF: {pct:3d}%")
-                if pct >= 100:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
-
+    progress = _progress_printer("converting to ELF")
     try:
         convert_to_elf(dump, args.output, progress=progress)
     finally:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from explorer.kernel import StackRange
 from explorer.stacks import StackRegions
@@ -321,15 +322,7 @@ class _State:
                         )
                     )
                     raise _Failure("sp_not_increasing", sp, checks)
-                checks.append(
-                    Check(
-                        "room_for_frame",
-                        False,
-                        f"A 160-byte frame at 0x{sp:x} would run past the end of "
-                        f"the {region.stack_type} stack at 0x{region.end:x}.",
-                    )
-                )
-                raise _Failure("no_room_for_frame", sp, checks)
+                _no_room_for_frame(sp, region, checks)
             checks.append(
                 Check(
                     "stack_not_revisited",
@@ -340,15 +333,7 @@ class _State:
             )
             raise _Failure("stack_revisited", sp, checks)
         if sp + STACK_FRAME_SIZE > region.end:
-            checks.append(
-                Check(
-                    "room_for_frame",
-                    False,
-                    f"A 160-byte frame at 0x{sp:x} would run past the end of "
-                    f"the {region.stack_type} stack at 0x{region.end:x}.",
-                )
-            )
-            raise _Failure("no_room_for_frame", sp, checks)
+            _no_room_for_frame(sp, region, checks)
         if self.info is not None and self.info.stack_type != region.stack_type:
             checks.append(
                 Check(
@@ -472,6 +457,18 @@ class _State:
         except DumpError:
             return 0
         return 0
+
+
+def _no_room_for_frame(sp: int, region: StackRange, checks: list[Check]) -> NoReturn:
+    checks.append(
+        Check(
+            "room_for_frame",
+            False,
+            f"A 160-byte frame at 0x{sp:x} would run past the end of the "
+            f"{region.stack_type} stack at 0x{region.end:x}.",
+        )
+    )
+    raise _Failure("no_room_for_frame", sp, checks)
 
 
 def walk(
