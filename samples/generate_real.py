@@ -311,6 +311,18 @@ class PrivateApt:
         if not self.updated:
             run(["apt-get", *self.opts, "update"], stdout=subprocess.DEVNULL)
             self.updated = True
+            self.check_architecture()
+
+    def check_architecture(self) -> None:
+        """Fail clearly when the suite no longer carries s390x (bullseye
+        became LTS without s390x and its s390x packages left the mirror)."""
+        for release in (self.root / "lists").glob("*_InRelease"):
+            m = re.search(r"^Architectures: (.*)$", release.read_text(errors="replace"), re.M)
+            if m and "s390x" not in m.group(1).split():
+                raise SystemExit(
+                    f"{release.name}: the suite has no s390x packages on this mirror "
+                    f"(Architectures: {m.group(1).strip()})"
+                )
 
     def cache(self, *args: str) -> str:
         return output(["apt-cache", *self.opts, *args])
