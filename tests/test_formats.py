@@ -370,3 +370,52 @@ def test_real_kdump_equals_elf(path):
     ]
     facts = dump.format_facts()
     assert facts["header_version"] == 6 and facts["compression"] == ["zlib"]
+
+
+# -- an independent reader: libkdumpfile (Debian's python3-libkdumpfile) -----------------------
+_LIBKDUMPFILE = """
+import hashlib, sys, kdumpfile
+ctx = kdumpfile.kdumpfile(sys.argv[1])
+ctx.attr["arch.name"] = "s390x"
+for addr in map(int, sys.argv[2:]):
+    data = bytes(ctx.read(kdumpfile.KDUMP_MACHPHYSADDR, addr, 4096))
+    print(addr, hashlib.sha256(data).hexdigest())
+"""
+
+
+def _system_python_with_libkdumpfile() -> str | None:
+    import subprocess
+
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        return None
+    probe = subprocess.run([python, "-c", "import kdumpfile"], capture_output=True)
+    return python if probe.returncode == 0 else None
+
+
+@pytest.mark.parametrize("kind", ["kdump-zlib", "kdump-zstd", "s390"])
+def test_libkdumpfile_reads_the_same_pages(src, tmp_path, kind):
+    """Cross-check with libkdumpfile where it is installed (skipped elsewhere)."""
+    import hashlib
+    import subprocess
+
+    python = _system_python_with_libkdumpfile()
+    if python is None:
+        pytest.skip("python3-libkdumpfile (Debian) is not installed")
+    out = tmp_path / kind
+    if kind.startswith("kdump"):
+        write_kdump(src, str(out), compression=kind.split("-")[1])
+    else:
+        write_s390(src, str(out), extended=False)
+    ours = open_dump(str(out))
+    addrs = pages(ours)
+    proc = subprocess.run(
+        [python, "-c", _LIBKDUMPFILE, str(out), *map(str, addrs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = dict(line.split() for line in proc.stdout.splitlines())
+    assert len(theirs) == len(addrs) > 10
+    for addr in addrs:
+        assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == theirs[str(addr)]
