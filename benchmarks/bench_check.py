@@ -39,6 +39,7 @@ def build(folder: Path, tasks: int, frames: int) -> Path:
 def measure(dump: Path) -> None:
     from explorer.analysis import analyse_all, analyse_task, unwind_context
     from explorer.kernel import Kernel
+    from explorer.summary import summarizer
     from explorer.tasks import find_tasks
 
     t0 = time.perf_counter()
@@ -47,9 +48,9 @@ def measure(dump: Path) -> None:
     scan = find_tasks(kernel)
     t2 = time.perf_counter()
     ctx = unwind_context(kernel)
-    results = analyse_all(kernel, scan.tasks, ctx)
+    results = analyse_all(kernel, scan.tasks, ctx, keep=summarizer(kernel))  # as `check`
     t3 = time.perf_counter()
-    frames = sum(len(r.walk.steps) for r in results)
+    frames = sum(len(r.stack) for r in results)
     reliable = sum(1 for r in results if r.verdict.reliable)
     # One interactive step: walk one task in display mode, time per frame.
     task = scan.tasks[len(scan.tasks) // 2]

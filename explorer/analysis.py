@@ -7,6 +7,7 @@ import gc
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from explorer.kernel import Cpu, Kernel, StackRange
 from explorer.reliable import Verdict, livepatch_message, stack_walk_reliable
@@ -196,6 +197,13 @@ def walk_sp(
     )
 
 
+T = TypeVar("T")
+
+
+def _identity(analysis: TaskAnalysis) -> TaskAnalysis:
+    return analysis
+
+
 def analyse_all(
     kernel: Kernel,
     tasks: Iterable[Task],
@@ -203,7 +211,8 @@ def analyse_all(
     functions: Sequence[str] = (),
     detailed: bool = False,
     progress: Callable[[int], None] | None = None,
-) -> list[TaskAnalysis]:
+    keep: Callable[[TaskAnalysis], T] = _identity,  # type: ignore[assignment]
+) -> list[T]:
     """Walk and judge many tasks (``backchain check``), fast.
 
     Walks build many small objects and no reference cycles, so the cyclic garbage
@@ -212,14 +221,16 @@ def analyse_all(
 
     Args:
         progress: called with the number of tasks done, every 256 tasks.
+        keep: what to keep of each analysis (default: all of it); e.g. a summary without
+            the frames, to bound memory.
     """
     ctx = ctx or unwind_context(kernel)
-    out: list[TaskAnalysis] = []
+    out: list[T] = []
     enabled = gc.isenabled()
     gc.disable()
     try:
         for i, task in enumerate(tasks, 1):
-            out.append(analyse_task(kernel, task, ctx, functions, detailed))
+            out.append(keep(analyse_task(kernel, task, ctx, functions, detailed)))
             if progress is not None and i % 256 == 0:
                 progress(i)
     finally:

@@ -115,6 +115,11 @@ def build_tui_parser() -> argparse.ArgumentParser:
         + " ('backchain COMMAND --help').",
     )
     parser.add_argument("dump", nargs="?", help="dump file (default: the bundled sample)")
+    parser.add_argument(
+        "--exercise",
+        action="store_true",
+        help="hide every verdict until you name the failing frame and rule (a answers, R reveals)",
+    )
     _common(parser)
     return parser
 
@@ -439,76 +444,69 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
     from explorer.analysis import analyse_all, unwind_context
     from explorer.report import analysis_json
+    from explorer.summary import summarizer
     from explorer.tasks import find_tasks
 
     kernel = _open(args)
     functions = [f for f in args.functions.split(",") if f]
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
-    analyses = analyse_all(kernel, scan.tasks, ctx, functions)
-    if args.json:
-        _print_json([analysis_json(kernel, a) for a in analyses])
+    if args.json:  # streamed: one task at a time, nothing kept
+        out = sys.stdout
+        out.write("[")
+        first = [True]
+
+        def emit(a: Any) -> None:
+            out.write("\n  " if first[0] else ",\n  ")
+            first[0] = False
+            json.dump(analysis_json(kernel, a), out)
+
+        analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
+        out.write("\n]\n")
         return EXIT_OK
-    print("\n".join(render_check(kernel, analyses, functions, args.all)))
+    rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=summarizer(kernel))
+    print("\n".join(render_check(rows, functions, args.all)))
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 
-def render_check(kernel: Any, analyses: list[Any], functions: list[str], every: bool) -> list[str]:
-    """The text report of ``backchain check``."""
-    from collections import Counter, defaultdict
+def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str]:
+    """The text report of ``backchain check`` from :class:`explorer.summary.TaskVerdict`."""
+    from explorer.summary import blocking, by_stack, by_verdict
 
-    lines = []
-    total = len(analyses)
-    ok = sum(1 for a in analyses if a.verdict.reliable)
-    lines.append(
-        f"{total} tasks: {ok} reliable, {total - ok} not "
-        f"(rules: {analyses[0].walk.era if analyses else '-'})"
-    )
-    causes = Counter(a.verdict.label for a in analyses)
-    lines.append("")
-    lines.append("by verdict:")
-    for label, n in causes.most_common():
-        lines.append(f"  {n:>5}  {label}")
-    groups: dict[tuple[str, ...], list[Any]] = defaultdict(list)
-    for a in analyses:
-        key = tuple(
-            (
-                kernel.symbols.lookup(s.ip).name
-                if kernel.symbols and kernel.symbols.lookup(s.ip)
-                else f"0x{s.ip:x}"
-            )
-            for s in a.walk.steps
-        )
-        groups[key].append(a)
-    lines.append("")
-    lines.append("by identical stack (most common first):")
-    for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        good = sum(1 for a in members if a.verdict.reliable)
-        names = sorted({a.task.comm for a in members})
+    total = len(rows)
+    ok = sum(1 for r in rows if r.verdict.reliable)
+    lines = [
+        f"{total} tasks: {ok} reliable, {total - ok} not (rules: {rows[0].era if rows else '-'})",
+        "",
+        "by verdict:",
+    ]
+    lines += [f"  {n:>5}  {label}" for label, n in by_verdict(rows)]
+    lines += ["", "by identical stack (most common first):"]
+    for key, members in by_stack(rows):
+        good = sum(1 for r in members if r.verdict.reliable)
+        names = sorted({r.task.comm for r in members})
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         stack = " <- ".join(key[:6]) + (" <- ..." if len(key) > 6 else "") if key else "(none)"
         lines.append(f"  {len(members):>5} tasks, {good} reliable  [{shown}]")
         lines.append(f"         {stack}")
     if functions:
-        blocking = [a for a in analyses if not a.verdict.reliable or a.sleeping_on]
-        lines.append("")
-        lines.append(
+        stuck = blocking(rows)
+        lines += [
+            "",
             f"livepatch transition for {', '.join(functions)}: "
-            + ("would complete" if not blocking else f"{len(blocking)} task(s) would block it")
-        )
-        for a in blocking:
-            lines.append(f"  {a.livepatch}")
+            + ("would complete" if not stuck else f"{len(stuck)} task(s) would block it"),
+        ]
+        lines += [f"  {r.livepatch}" for r in stuck]
     if every:
-        lines.append("")
-        lines.append(f"{'PID':>7} {'CPU':>3} {'ST':<2} {'COMM':<16} VERDICT")
-        for a in analyses:
-            cpu = "-" if a.cpu is None else str(a.cpu)
-            frame = "" if a.verdict.frame is None else f" at #{a.verdict.frame}"
+        lines += ["", f"{'PID':>7} {'CPU':>3} {'ST':<2} {'COMM':<16} VERDICT"]
+        for r in rows:
+            cpu = "-" if r.cpu is None else str(r.cpu)
+            frame = "" if r.verdict.frame is None else f" at #{r.verdict.frame}"
             lines.append(
-                f"{a.task.pid:>7} {cpu:>3} {a.task.state:<2} {a.task.comm:<16} "
-                f"{a.verdict.label}{frame}"
+                f"{r.task.pid:>7} {cpu:>3} {r.task.state:<2} {r.task.comm:<16} "
+                f"{r.verdict.label}{frame}"
             )
     return lines
 
@@ -685,4 +683,6 @@ def run_tui(args: argparse.Namespace) -> int:
 
     if args.dump is None:
         args.dump = default_sample()
-    return run(args.dump, _options(args))
+    scenario = getattr(args, "scenario", None)  # set by 'backchain scenarios open NAME'
+    exercise = bool(getattr(args, "exercise", False)) or scenario is not None
+    return run(args.dump, _options(args), exercise=exercise, scenario=scenario)
