@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_ps)
 
+    p = sub.add_parser("log", help="the kernel log (dmesg) from the printk ring buffer")
+    p.add_argument("dump", help="dump file")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N messages")
+    p.add_argument("--grep", metavar="TEXT", help="only messages containing TEXT")
+    _common(p)
+    _json_flag(p)
+    p.set_defaults(handler=cmd_log)
+
     p = sub.add_parser("profile", help="save the struct offsets backchain needs from a vmlinux")
     p.add_argument("vmlinux", help="vmlinux with DWARF (e.g. from the -dbg package)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the JSON profile here")
@@ -216,6 +224,10 @@ def render_info(f: dict[str, Any]) -> str:
         when = datetime.datetime.fromtimestamp(f["crash_time"], datetime.UTC)
         row("crash time", when.strftime("%Y-%m-%d %H:%M:%S UTC"))
     row("memory", f"{_size(mem['size'])} in {len(mem['ranges'])} range(s): {ranges}{more}")
+    if f.get("panic"):
+        pan = f["panic"]
+        where = f"on CPU {pan['cpu']}" if pan["cpu"] is not None else ""
+        row("PANIC", f"{where} {pan['message'] or ''}".strip())
     row("KASLR offset", f["kaslr_offset"] or "unknown")
     if lay["kind"] == "split":
         row(
@@ -327,6 +339,25 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
         for name, offset, source in offsets_used(kernel):
             print(f"offset {name} = 0x{offset:x} ({source})", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- log -----------------------------------------------------------------------------------------
+def cmd_log(args: argparse.Namespace) -> int:
+    """``backchain log``: like ``dmesg`` (crash's ``log``)."""
+    from explorer.printk import read_log
+
+    kernel = _open(args)
+    records = read_log(kernel)
+    if args.grep:
+        records = [r for r in records if args.grep in r.text]
+    if args.tail is not None:
+        records = records[-args.tail :] if args.tail > 0 else []
+    if args.json:
+        _print_json([{"seq": r.seq, "ts_nsec": r.ts_nsec, "text": r.text} for r in records])
+        return EXIT_OK
+    for r in records:
+        print(r.line())
     return EXIT_OK
 
 

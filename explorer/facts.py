@@ -75,6 +75,20 @@ def cpu_facts(kernel: Kernel, cpu: Cpu) -> dict[str, Any]:
     return out
 
 
+def _panic(kernel: Kernel) -> dict[str, Any] | None:
+    from explorer.printk import panic_info
+
+    p = panic_info(kernel)
+    if p.cpu is None and p.message is None:
+        return None
+    cpu = next((c for c in kernel.cpus if c.number == p.cpu), None)
+    return {
+        "cpu": p.cpu,
+        "message": p.message,
+        "task": hexaddr(cpu.current_task) if cpu is not None else None,
+    }
+
+
 def info_facts(kernel: Kernel) -> dict[str, Any]:
     """Everything ``backchain info`` reports."""
     lay = kernel.layout
@@ -112,6 +126,7 @@ def info_facts(kernel: Kernel) -> dict[str, Any]:
         "pt_regs": {"layout": kernel.pt_regs_layout, "size": kernel.pt_regs_size},
         "thread_size": kernel.thread_size,
         "thread_size_source": kernel.thread_size_source,
+        "panic": _panic(kernel),
         "cpus": [cpu_facts(kernel, c) for c in kernel.cpus],
         "warnings": list(kernel.warnings),
         "format_facts": kernel.dump.format_facts(),

@@ -149,3 +149,34 @@ def test_check_fast_path_equals_display_walk(name: str) -> None:
         shape = [(s.sp, s.ip, s.stack_type, s.how, s.reliable) for s in slow.walk.steps]
         assert [(s.sp, s.ip, s.stack_type, s.how, s.reliable) for s in fast.walk.steps] == shape
         assert fast.verdict == slow.verdict
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_log(name: str) -> None:
+    from explorer.printk import panic_info, read_log
+
+    kernel, _, facts, _ = _open(name)
+    log = read_log(kernel)
+    assert log[0].text.startswith(f"Linux version {facts['kernel_release']} ")
+    assert [r.seq for r in log] == sorted(r.seq for r in log)
+    assert any("BACKCHAIN-READY" in r.text for r in log) or "sysrq: Show State" in "".join(
+        r.text for r in log
+    )
+    panic = panic_info(kernel, log)
+    if name.endswith("panic"):
+        assert panic.cpu == 0
+        assert panic.message == "Kernel panic - not syncing: sysrq triggered crash"
+    else:
+        assert panic.cpu is None and panic.message is None
+
+
+def test_log_and_info_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    dump = str(SAMPLES / "bpo12-6.12-panic" / "vmcore.zst")
+    assert main(["log", dump, "--grep", "Kernel panic", "--json"]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["text"] == "Kernel panic - not syncing: sysrq triggered crash"
+    assert main(["info", dump]) == 0
+    assert (
+        "PANIC        on CPU 0 Kernel panic - not syncing: sysrq triggered crash"
+        in capsys.readouterr().out
+    )
