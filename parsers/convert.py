@@ -41,6 +41,8 @@ from parsers.structs import (
     NT_S390_TIMER,
     NT_S390_TODCMP,
     NT_S390_TODPREG,
+    NT_S390_VXRS_HIGH,
+    NT_S390_VXRS_LOW,
     build_note_desc,
     build_prstatus,
 )
@@ -391,12 +393,43 @@ def write_kdump(
 _SA_FPRS, _SA_GPRS, _SA_PSW = 0x1200, 0x1280, 0x1300
 _SA_PREFIX, _SA_FPC, _SA_TODPREG, _SA_TIMER, _SA_CKC = 0x1318, 0x131C, 0x1324, 0x1328, 0x1330
 _SA_ACRS, _SA_CRS = 0x1340, 0x1380
+#: lowcore.vector_save_area_addr (mcesad): where the stand-alone dumper (zipl stage2dump.c)
+#: and zgetdump -f s390 store V0-V31 (512 bytes), if it is non-zero and 1 KiB aligned.
+_LC_VX_SA, _VX_SA_SIZE = 0x11B0, 512
 
 
-def _save_area_patches(cpus: Sequence[CpuRegisters]) -> dict[int, bytes]:
-    """absolute address -> bytes: each CPU's registers in its lowcore save area."""
+def _vector_save_area(dump: Any, cpu: CpuRegisters, notes: Sequence[Any]) -> tuple[int, bytes]:
+    """(address, bytes) of the CPU's vector registers in its vector save area, or (0, b"")."""
+    low = next((n.desc for n in notes if n.type == NT_S390_VXRS_LOW), None)
+    high = next((n.desc for n in notes if n.type == NT_S390_VXRS_HIGH), None)
+    if cpu.prefix is None or (low is None and high is None):
+        return 0, b""
+    try:
+        (addr,) = struct.unpack(">Q", dump.read(cpu.prefix + _LC_VX_SA, 8))
+        dump.read(addr, _VX_SA_SIZE)
+    except DumpError:
+        return 0, b""
+    if not addr or addr % 1024:
+        return 0, b""
+    low = (low or b"").ljust(128, b"\0")
+    fprs = cpu.fprs or (0,) * 16
+    v0_15 = b"".join(struct.pack(">Q", fprs[i]) + low[8 * i : 8 * i + 8] for i in range(16))
+    return addr, v0_15 + (high or b"").ljust(256, b"\0")[:256]
+
+
+def _save_area_patches(cpus: Sequence[CpuRegisters], dump: Any = None) -> dict[int, bytes]:
+    """absolute address -> bytes: each CPU's registers in its lowcore save area.
+
+    With ``dump``, also each CPU's vector registers (from its NT_S390_VXRS_* notes) in the
+    vector save area its lowcore points to, as zgetdump and the stand-alone dumper store them.
+    """
     patches: dict[int, bytes] = {}
+    groups = group_cpu_notes(dump.notes) if dump is not None and dump.notes else []
     for cpu in cpus:
+        if dump is not None and cpu.index < len(groups):
+            addr, vx = _vector_save_area(dump, cpu, groups[cpu.index])
+            if vx:
+                patches[addr] = vx
         if cpu.prefix is None:
             continue
         p = cpu.prefix
@@ -434,8 +467,9 @@ def write_s390(
 ) -> None:
     """Write ``dump`` in the zipl stand-alone format "s390" or "s390_ext".
 
-    The CPU registers are stored into the save areas of the CPUs' lowcores (as zgetdump
-    does when it converts to s390); the lowcores are listed in ``lc_vec``.
+    The CPU registers are stored into the save areas of the CPUs' lowcores, and vector
+    registers into the vector save areas the lowcores point to (as zgetdump does when it
+    converts to s390); the lowcores are listed in ``lc_vec``.
 
     Args:
         dump: the source dump; memory outside its ranges is written as zeros ("s390") or
@@ -449,7 +483,7 @@ def write_s390(
     """
     cpus = dump_cpu_registers(dump)
     lc_vec = [c.prefix for c in cpus if c.prefix is not None]
-    patches = _save_area_patches(cpus)
+    patches = _save_area_patches(cpus, dump)
     ranges = [r for r in dump.ranges if r.size]
     mem_size = (max((r.end for r in ranges), default=0) + PAGE - 1) & ~(PAGE - 1)
     tod = datetime_to_tod(when or datetime.datetime.now(datetime.UTC))
@@ -465,7 +499,7 @@ def write_s390(
         PAGE,
         mem_size,
         0,
-        max(0, mem_size - 1),
+        mem_size,  # mem_end: as the zipl dumper and zgetdump -f s390 write it
         mem_size // PAGE,
         tod,
         0,
