@@ -12,8 +12,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
+from explorer.kernel import Options
+from explorer.tui.app import BackchainApp
+from samples import scenarios
 from tests.test_tui import BUSY, PANIC, SIZE, make_app, open_pid, wait_checked
 
 Script = Callable[[Pilot[None]], Awaitable[None]]
@@ -60,3 +64,11 @@ def test_lowcore(snap_compare: Any) -> None:
 
 def test_help(snap_compare: Any) -> None:
     assert snap(snap_compare, BUSY, script("question_mark"))
+
+
+def test_exercise_hidden(snap_compare: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``backchain scenarios open misaligned-sp`` with the walk run: no verdict yet."""
+    dump = scenarios.build("misaligned-sp", tmp_path_factory.mktemp("snap") / "misaligned-sp")
+    app = BackchainApp(str(dump), Options(), scenario="misaligned-sp")
+    app.animation_level = "none"
+    assert snap_compare(app, terminal_size=SIZE, run_before=script("r"))

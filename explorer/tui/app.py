@@ -13,6 +13,7 @@ from explorer.analysis import TaskAnalysis
 from explorer.kernel import Options
 from explorer.tasks import Task
 from explorer.tui.commands import ExplorerCommands
+from explorer.tui.exercise import Exercise
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
@@ -28,6 +29,9 @@ class BackchainApp(App[None]):
         path: the dump to open.
         options: symbol/type files and the era, as on the command line.
         export_dir: where ``x`` writes Markdown (default: the working directory).
+        exercise: hide every verdict until the trainee answers (or reveals it).
+        scenario: the training scenario whose dump this is (implies ``exercise``): its task
+            opens at once, its story is shown after the answer and exported.
     """
 
     CSS_PATH = "app.tcss"
@@ -40,12 +44,27 @@ class BackchainApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, path: str, options: Options | None = None, export_dir: str = ".") -> None:
+    def __init__(
+        self,
+        path: str,
+        options: Options | None = None,
+        export_dir: str = ".",
+        exercise: bool = False,
+        scenario: str | None = None,
+    ) -> None:
         super().__init__()
         self.path = path
         self.options = options or Options()
         self.export_dir = export_dir
         self.session: Session | None = None
+        self.exercise: Exercise | None = None
+        if scenario is not None:
+            from samples import scenarios
+
+            self.exercise = Exercise(scenarios.get(scenario))
+            self.sub_title = f"exercise {scenario}"
+        elif exercise:
+            self.exercise = Exercise()
         self.overview = OverviewScreen(path, self.options)
 
     def on_mount(self) -> None:
@@ -56,6 +75,23 @@ class BackchainApp(App[None]):
         if self.session is None:
             self.notify("no dump is open", severity="warning")
         return self.session
+
+    def opened(self, session: Session) -> None:
+        """The dump is open: a scenario opens its task's stack at once."""
+        scenario = self.exercise.scenario if self.exercise is not None else None
+        if scenario is None:
+            return
+        tasks = session.scan.by_pid(scenario.pid)
+        if len(tasks) == 1:
+            self.open_task(tasks[0])
+        else:
+            self.notify(f"scenario {scenario.name}: no single task with pid {scenario.pid}")
+
+    def revealed(self, task: Task) -> None:
+        """Exercise mode: ``task``'s verdict is shown from now on (the overview too)."""
+        if self.exercise is not None:
+            self.exercise.reveal(task.address)
+            self.overview.verdicts_changed()
 
     # -- navigation (also used by the command palette) -------------------------------------------
     def open_task(self, task: Task) -> None:

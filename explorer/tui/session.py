@@ -79,10 +79,11 @@ class TaskRow:
             return self.functions[0]
         return f"({self.analysis.walk.end.kind})"
 
-    def matches(self, words: list[str]) -> bool:
+    def matches(self, words: list[str], verdict: bool = True) -> bool:
         """Every word matches pid, comm, a function on the stack or the verdict.
 
-        A word may be prefixed: ``pid:``, ``comm:``, ``fn:``, ``rule:``, ``cpu:``.
+        A word may be prefixed: ``pid:``, ``comm:``, ``fn:``, ``rule:``, ``cpu:``. With
+        ``verdict`` False (exercise mode) the verdict matches nothing.
         """
         t = self.task
         for word in words:
@@ -92,7 +93,7 @@ class TaskRow:
                 "pid": [str(t.pid)],
                 "comm": [t.comm.lower()],
                 "fn": [f.lower() for f in self.functions],
-                "rule": [self.label.lower()],
+                "rule": [self.label.lower()] if verdict else [],
                 "cpu": [] if self.analysis.cpu is None else [str(self.analysis.cpu)],
             }
             if key in fields:

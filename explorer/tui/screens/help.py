@@ -31,6 +31,12 @@ KEYS = (
     ("", "`x`", "export the walk as Markdown"),
     ("", "`m`", "memory at the current frame, annotated"),
     ("", "`v`", "narrow terminals: cycle the lower pane (checks, frame, map)"),
+    (
+        "exercise",
+        "`a` / `R` / `i`",
+        "name the failing frame and rule / reveal the verdict / the story again "
+        "(`backchain scenarios open NAME`, or `backchain DUMP --exercise`)",
+    ),
     ("memory", "`ctrl+g`", "go to an address (hex) or a symbol (`name+0xoff`)"),
     ("", "arrows, `enter`, `backspace`", "move, follow the pointer under the cursor, come back"),
     ("", "`t`", "switch virtual / physical addresses"),

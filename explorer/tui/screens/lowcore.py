@@ -60,7 +60,7 @@ class LowcoreScreen(Screen[None]):
         try:
             rows = self.session.lowcore(cpu)
         except DumpError as exc:
-            table.clear(columns=True)
+            table.empty()
             note.update(f"[$text-error]{error_text(exc)}[/]")
             return
         prefix = cpu.registers.prefix or 0

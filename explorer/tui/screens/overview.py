@@ -77,6 +77,10 @@ class OverviewScreen(Screen[None]):
         """The app, typed."""
         return self.app  # type: ignore[return-value]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Exercise mode: no "unreliable only" (the verdicts are hidden)."""
+        return not (action == "toggle_unreliable" and self.explorer.exercise is not None)
+
     def compose(self) -> ComposeResult:
         """Card, status line, filters, table, summary."""
         yield Header()
@@ -100,6 +104,10 @@ class OverviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         """Start loading."""
+        exercise = self.explorer.exercise
+        if exercise is not None:
+            self.query_one(TaskTable).hidden = lambda r: exercise.hidden(r.task.address)
+            self.query_one("#unreliable", Checkbox).disabled = True
         self.query_one(ErrorPanel).display = False
         self.query_one("#filters").display = False
         self.query_one(TaskTable).display = False
@@ -181,6 +189,13 @@ class OverviewScreen(Screen[None]):
         for warning in event.session.scan.warnings:
             self.notify(warning, severity="warning")
         self.recheck()
+        self.explorer.opened(event.session)
+
+    def verdicts_changed(self) -> None:
+        """Exercise mode: a verdict was revealed; show it in the table."""
+        if self.session is not None:
+            self.query_one(TaskTable).rebuild()
+            self._summary()
 
     def recheck(self) -> None:
         """(Re)judge every task under the session's era."""
@@ -216,8 +231,13 @@ class OverviewScreen(Screen[None]):
         what = "stacks" if table.grouped else "tasks"
         total = len(self.session.tasks) if self.session else 0
         pending = "" if self.checked else f" · checked {len(rows)} of {total}"
+        counts = f": {len(rows) - bad} reliable, {bad} not"
+        exercise = self.explorer.exercise
+        if exercise is not None:
+            known = sum(1 for r in rows if not exercise.hidden(r.task.address))
+            counts = f" · exercise: verdicts hidden, {known} revealed"
         self.query_one("#summary", Label).update(
-            f"{len(rows)} tasks: {len(rows) - bad} reliable, {bad} not{pending} "
+            f"{len(rows)} tasks{counts}{pending} "
             f"(rules {self.session.era if self.session else '-'}) · "
             f"showing {shown} {what} · enter opens a stack"
         )
@@ -260,6 +280,9 @@ class OverviewScreen(Screen[None]):
 
     def action_toggle_unreliable(self) -> None:
         """``u``: only tasks whose stack is not reliable."""
+        if self.explorer.exercise is not None:  # the command palette's toggle
+            self.notify("exercise mode: verdicts are hidden", timeout=2)
+            return
         box = self.query_one("#unreliable", Checkbox)
         box.value = not box.value
 

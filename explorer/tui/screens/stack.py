@@ -20,7 +20,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from explorer.analysis import TaskAnalysis
 from explorer.report import walk_markdown
 from explorer.tasks import Task
+from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Prompt
+from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.inspector import FrameInspector
@@ -53,13 +56,16 @@ class StackScreen(Screen[None]):
 
     BINDINGS = [
         Binding("n,space", "next", "Next", key_display="n"),
-        Binding("p", "previous", "Prev"),
+        Binding("p", "previous", "Prev", show=False),  # p, r, 0: in the walk's subtitle
         Binding("r", "run", "Run to end"),
-        Binding("0", "restart", "Restart"),
+        Binding("0", "restart", "Restart", show=False),
         Binding("g", "goto_frame", "Go to #"),
         Binding("x", "export", "Export .md"),
         Binding("m", "memory", "Memory at sp"),
         Binding("v", "cycle_pane", "Pane"),
+        Binding("a", "answer", "Answer"),
+        Binding("R", "reveal", "Reveal", key_display="R"),
+        Binding("i", "debrief", "Story"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -75,6 +81,25 @@ class StackScreen(Screen[None]):
         """The app, typed."""
         return self.app  # type: ignore[return-value]
 
+    @property
+    def exercise(self) -> Exercise | None:
+        """The exercise, in exercise mode."""
+        return self.explorer.exercise
+
+    @property
+    def hidden(self) -> bool:
+        """Exercise mode and this task's verdict is not revealed yet."""
+        ex = self.exercise
+        return ex is not None and ex.hidden(self.shown_task.address)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Exercise keys only in exercise mode; answer and reveal only while hidden."""
+        if action in ("answer", "reveal"):
+            return self.hidden
+        if action == "debrief":
+            return self.exercise is not None and not self.hidden
+        return True
+
     def compose(self) -> ComposeResult:
         """Title, map | (walk | checks) / inspector, verdict."""
         a = self.analysis
@@ -87,6 +112,7 @@ class StackScreen(Screen[None]):
             with Vertical(id="main"):
                 with Horizontal(id="top"):
                     walk = WalkTable(a, self.session.symbolize, id="walk")
+                    walk.hidden = self.hidden
                     walk.border_title = "walk"
                     walk.border_subtitle = "n next · p prev · r run · 0 restart"
                     yield walk
@@ -102,10 +128,28 @@ class StackScreen(Screen[None]):
     def on_mount(self) -> None:
         """Show step #0."""
         self.sub_title = self.session.label
-        self.query_one(VerdictBar).show(self.analysis)
+        self._verdict()
         self._layout(self.app.size.width)
         self.query_one(WalkTable).focus()
         self.show_row(0)
+        ex = self.exercise
+        if ex is not None:
+            self.sub_title += " · exercise" + (f" {ex.scenario.name}" if ex.scenario else "")
+            if ex.scenario is not None and ex.scenario.pid == self.shown_task.pid:
+                differs = expected_differs(self.analysis.verdict, ex.scenario.answer)
+                if differs:
+                    self.notify(differs, title="scenario answer differs", severity="error")
+
+    def _verdict(self) -> None:
+        bar = self.query_one(VerdictBar)
+        ex = self.exercise
+        if ex is not None and self.hidden:
+            address = self.shown_task.address
+            hint = ex.hints.get(address, "")
+            tries = ex.attempts(address)
+            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "")
+        else:
+            bar.show(self.analysis)
 
     def on_resize(self, event: events.Resize) -> None:
         """Narrow terminals show one lower pane at a time."""
@@ -127,8 +171,12 @@ class StackScreen(Screen[None]):
         a = self.analysis
         steps = a.walk.steps
         self.query_one(RegionsMap).show(row)
-        self.query_one(FrameInspector).show(a, row, self.session.symbolize)
-        self.query_one(ChecksPane).show(a, row)
+        hidden = self.hidden
+        self.query_one(FrameInspector).show(a, row, self.session.symbolize, hidden)
+        if hidden:
+            self.query_one(ChecksPane).hide(PLACEHOLDER)
+        else:
+            self.query_one(ChecksPane).show(a, row)
         inspector = self.query_one(FrameInspector)
         if row < len(steps):
             s = steps[row]
@@ -190,13 +238,73 @@ class StackScreen(Screen[None]):
 
         self.app.push_screen(Prompt("go to frame #", "e.g. 3"), answer)
 
+    # -- exercise --------------------------------------------------------------------------------
+    def action_answer(self) -> None:
+        """Exercise: name the failing frame and rule."""
+        ex = self.exercise
+        if ex is None or not self.hidden:
+            return
+        address = self.shown_task.address
+        form = AnswerForm(
+            len(self.analysis.walk.steps), ex.last_guess(address), ex.hints.get(address, "")
+        )
+        self.app.push_screen(form, self._answered)
+
+    def _answered(self, answer: Guess | str | None) -> None:
+        ex = self.exercise
+        if ex is None or answer is None:
+            return
+        if answer == REVEAL:
+            self.action_reveal()
+            return
+        assert isinstance(answer, Guess)
+        judgement = ex.answer(self.analysis, answer)
+        if judgement.right:
+            tries = ex.attempts(self.shown_task.address)
+            self._reveal(f"Right: {answer.text}" + ("" if tries == 1 else f" (try {tries})"))
+        else:
+            self.notify(judgement.hint, title=f"not quite: {answer.text}", severity="warning")
+            self._verdict()
+
+    def action_reveal(self) -> None:
+        """Exercise: show the verdict without answering."""
+        if self.exercise is not None and self.hidden:
+            self._reveal("Revealed")
+
+    def _reveal(self, outcome: str) -> None:
+        self.explorer.revealed(self.shown_task)
+        self.walk.set_hidden(False)
+        self._verdict()
+        self.show_row(self.walk.current)
+        self.refresh_bindings()
+        self._debrief(outcome)
+
+    def action_debrief(self) -> None:
+        """Exercise: the verdict explained and the scenario's story, again."""
+        if self.exercise is not None and not self.hidden:
+            self._debrief("The answer")
+
+    def _debrief(self, outcome: str) -> None:
+        ex = self.exercise
+        scenario = ex.scenario if ex is not None else None
+        text = debrief_markdown(self.analysis, scenario, outcome)
+        title = f"scenario {scenario.name}" if scenario is not None else "the answer"
+        self.app.push_screen(DebriefScreen(text, title))
+
     def action_export(self) -> None:
-        """Write the walk as Markdown and say where."""
+        """Write the walk as Markdown and say where (a scenario's story first)."""
         t = self.shown_task
-        folder = Path(self.explorer.export_dir)
-        path = folder / f"backchain-{t.pid}-{t.comm.replace('/', '_')}.md"
+        ex = self.exercise
+        if ex is not None and self.hidden:
+            self.notify("answer (a) or reveal (R) first: the export has the verdict")
+            return
+        folder = Path(self.explorer.export_dir).resolve()
+        story = ex.scenario_markdown() if ex is not None else ""
+        prefix = f"{ex.scenario.name}-" if ex is not None and ex.scenario is not None else ""
+        path = folder / f"backchain-{prefix}{t.pid}-{t.comm.replace('/', '_')}.md"
         try:
-            path.write_text(walk_markdown(self.session.kernel, self.analysis), encoding="utf-8")
+            text = story + walk_markdown(self.session.kernel, self.analysis)
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
             self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
             return
@@ -213,5 +321,7 @@ class StackScreen(Screen[None]):
         """Narrow terminals: show the next lower pane (checks, inspector, map)."""
         self.pane = PANES[(PANES.index(self.pane) + 1) % len(PANES)]
         self._layout(self.app.size.width)
+        if self.pane == "map":  # sized only once shown: scroll to the current frame then
+            self.call_after_refresh(self.query_one(RegionsMap).show, self.walk.current)
         if self.has_class("-narrow"):
             self.notify(f"showing {self.pane}", timeout=1)

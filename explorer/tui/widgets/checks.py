@@ -5,6 +5,8 @@ Marks: ✓ passed, ✗ failed, • a note (no verdict) or a rule livepatch never
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.markup import escape
 from textual.widgets import Static
 
@@ -58,8 +60,27 @@ def livepatch_rules(a: TaskAnalysis, row: int) -> list[tuple[str, bool | None, s
     return [(rule, True, text) for rule, text in FRAME_RULES.items()]
 
 
+#: A line of the pane: markup shown as is, or (text, style, first indent, other indent) that is
+#: wrapped to the pane's width with a hanging indent.
+Line = str | tuple[str, str, str, str]
+
+
+def wrap(text: str, style: str, width: int, first: str = "  ", rest: str = "  ") -> list[str]:
+    """``text`` wrapped to ``width`` with a hanging indent, each line in ``style``."""
+    room = max(width - len(rest), 12)
+    parts = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
+    out = []
+    for i, part in enumerate(parts):
+        body = escape(part) if not style else f"[{style}]{escape(part)}[/]"
+        out.append((first if i == 0 else rest) + body)
+    return out
+
+
 class ChecksPane(Static):
     """Checks of the current step; the failing one in the error colour with its explanation.
+
+    Reasons are wrapped to the pane's width with a hanging indent (again on every resize).
+    In exercise mode :meth:`hide` shows a placeholder and livepatch's rules without marks.
 
     Attributes:
         failing: id of the failing check or rule shown, if any.
@@ -71,34 +92,68 @@ class ChecksPane(Static):
 
     failing: str | None = None
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._lines: list[Line] = []
+
     def show(self, a: TaskAnalysis, row: int) -> None:
         """Display the checks of walk row ``row``."""
         steps = a.walk.steps
         checks: tuple[Check, ...] = steps[row].checks if row < len(steps) else a.walk.end.checks
         where = f"frame #{row}" if row < len(steps) else "the end of the walk"
-        lines = [f"[b]unwinder[/b] [$text-muted]unwind_bc.c, {where}[/]"]
+        lines: list[Line] = [f"[b]unwinder[/b] [$text-muted]unwind_bc.c, {where}[/]"]
         self.failing = None
         if not checks:
             lines.append("[$text-muted]• no checks recorded for this step[/]")
         for c in checks:
-            lines.append(self._line(c.id, c.ok, c.reason))
+            lines += self._check(c.id, c.ok, c.reason)
             if c.ok is False:
                 self.failing = c.id
                 extra = EXPLANATIONS.get(a.walk.end.detail or "", "")
                 if extra:
-                    lines.append(f"  [$text-error]{escape(extra)}[/]")
+                    lines.append((extra, "$text-error", "  ", "  "))
         lines.append("")
         lines.append("[b]livepatch[/b] [$text-muted]arch_stack_walk_reliable[/]")
         for rule, ok, text in livepatch_rules(a, row):
-            lines.append(self._line(rule, ok, text))
+            lines += self._check(rule, ok, text)
             if ok is False:
                 self.failing = self.failing or rule
-                lines.append(f"  [$text-error]→ livepatch logs: {escape(a.livepatch)}[/]")
-        self.update("\n".join(lines))
+                lines.append((f"→ livepatch logs: {a.livepatch}", "$text-error", "  ", "    "))
+        self._show(lines)
+
+    def hide(self, placeholder: str) -> None:
+        """Exercise mode: no marks and no verdict, only the rules to think about."""
+        self.failing = None
+        lines: list[Line] = [f"[b $text-accent]{escape(placeholder)}[/]", ""]
+        lines.append("[b]livepatch[/b] [$text-muted]checks every frame, in this order:[/]")
+        for rule, text in FRAME_RULES.items():
+            lines += self._check(rule, None, text)
+        lines.append("[b]then[/b] [$text-muted]the walk must end without an unwind error[/]")
+        lines += self._check("unwind_error", None, "and a running task is never checked")
+        lines.append("")
+        lines.append("[$text-muted]a answers (frame and rule) · R reveals[/]")
+        self._show(lines)
+
+    def on_resize(self) -> None:
+        """Wrap again for the new width."""
+        self._show(self._lines)
+
+    def _show(self, lines: list[Line]) -> None:
+        self._lines = lines
+        width = self.size.width or 10_000
+        out: list[str] = []
+        for line in lines:
+            if isinstance(line, str):
+                out.append(line)
+            else:
+                out += wrap(line[0], line[1], width, line[2], line[3])
+        self.update("\n".join(out))
 
     @staticmethod
-    def _line(rule: str, ok: bool | None, text: str) -> str:
+    def _check(rule: str, ok: bool | None, text: str) -> list[Line]:
         colour = COLOURS[ok]
         style = f"b {colour}" if ok is False else colour
-        body = escape(text) if ok is not False else f"[{style}]{escape(text)}[/]"
-        return f"[{style}]{MARKS[ok]} {escape(rule)}[/]\n  {body}"
+        return [
+            f"[{style}]{MARKS[ok]} {escape(rule)}[/]",
+            (text, style if ok is False else "", "  ", "  "),
+        ]

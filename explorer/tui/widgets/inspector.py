@@ -123,8 +123,8 @@ class FrameInspector(VerticalScroll):
             yield Static(id="frame-fields")
         yield Static(id="frame-regs")
 
-    def show(self, a: TaskAnalysis, row: int, symbolize: Symbolize) -> None:
-        """Display walk row ``row`` of ``a``."""
+    def show(self, a: TaskAnalysis, row: int, symbolize: Symbolize, hidden: bool = False) -> None:
+        """Display walk row ``row`` of ``a`` (``hidden``: not saying how the walk ended)."""
         steps = a.walk.steps
         fields, hexdump, regs = (
             self.query_one(f"#frame-{n}", Static) for n in ("fields", "hex", "regs")
@@ -143,9 +143,10 @@ class FrameInspector(VerticalScroll):
                 regs_text = regs_lines(step.regs, symbolize, f"#{row} came from")
         else:
             end = a.walk.end
-            fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}: {escape(end.kind)}")
+            how = "" if hidden else f": {escape(end.kind)}"
+            fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}{how}")
             hexdump.update("")
             if end.regs is not None:
-                regs_text = regs_lines(end.regs, symbolize, "final")
+                regs_text = regs_lines(end.regs, symbolize, "above" if hidden else "final")
         regs.update("\n".join(regs_text))
         regs.display = bool(regs_text)

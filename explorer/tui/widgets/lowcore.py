@@ -70,7 +70,7 @@ def decoded(session: Session, cpu: Cpu, row: LowcoreRow) -> str:
 
 
 class LowcoreTable(DataTable[Any]):
-    """The lowcore of one CPU."""
+    """The lowcore of one CPU. Cells carry theme colours: redrawn when the theme changes."""
 
     COMPONENT_CLASSES = {"lowcore--zero", "lowcore--psw", "lowcore--meaning"}
     DEFAULT_CSS = """
@@ -81,9 +81,26 @@ class LowcoreTable(DataTable[Any]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._shown: tuple[Session, Cpu, list[LowcoreRow]] | None = None
+
+    def on_mount(self) -> None:
+        """Follow theme changes."""
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._redraw())
+
+    def _redraw(self) -> None:
+        if self._shown is not None:
+            row = self.cursor_row
+            self.show(*self._shown)
+            self.move_cursor(row=row, animate=False)
+
+    def empty(self) -> None:
+        """No lowcore to show."""
+        self._shown = None
+        self.clear(columns=True)
 
     def show(self, session: Session, cpu: Cpu, rows: list[LowcoreRow]) -> None:
         """Fill the table with ``rows`` of ``cpu``."""
+        self._shown = (session, cpu, rows)
         self.clear(columns=True)
         for key, header in (
             ("off", "OFFSET"),

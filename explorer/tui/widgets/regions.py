@@ -21,6 +21,8 @@ from explorer.kernel import StackRange
 
 ROW_BYTES = 128
 BAND = 4
+#: Columns before a row's label: ``+0000`` offset, marker, band, space.
+PREFIX = 5 + 1 + BAND + 1
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ def map_rows(a: TaskAnalysis) -> list[MapRow]:
 
 
 class RegionsMap(ScrollView):
-    """The map. Set :attr:`current` (a walk row) to move the highlight."""
+    """The map. Set :attr:`current` (a walk row) to move the highlight.
+
+    As wide as its longest label (``width: auto``; the app's CSS bounds it); when the pane is
+    narrower, it scrolls sideways.
+    """
 
     COMPONENT_CLASSES = {
         "regions--frame-a",
@@ -101,7 +107,7 @@ class RegionsMap(ScrollView):
         "regions--switch",
     }
     DEFAULT_CSS = """
-    RegionsMap { width: 28; }
+    RegionsMap { width: auto; min-width: 28; }
     RegionsMap > .regions--frame-a { color: $primary; }
     RegionsMap > .regions--frame-b { color: $secondary; }
     RegionsMap > .regions--regs { color: $warning; }
@@ -118,8 +124,19 @@ class RegionsMap(ScrollView):
         self.rows = map_rows(analysis)
         self.slices = _slices(analysis, names)
         self.current = 0
-        self._cache: LRUCache[tuple[int, int, int], Strip] = LRUCache(512)
-        self.virtual_size = Size(BAND + 26, len(self.rows))
+        self._cache: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(512)
+        self.virtual_size = Size(self._content_width(), len(self.rows))
+
+    def _content_width(self) -> int:
+        """Columns of the widest line (every slice starting on a row shares its label)."""
+        widths = [len(r.text) for r in self.rows if r.kind != "row"]
+        for r in self.rows:
+            if r.kind == "row":
+                labels = [
+                    s.label for s in self.slices if r.address <= s.begin < r.address + ROW_BYTES
+                ]
+                widths.append(PREFIX + len(" ".join(labels)))
+        return max(widths, default=PREFIX)
 
     def notify_style_update(self) -> None:
         """Colours come from the theme: forget cached strips."""
@@ -140,11 +157,13 @@ class RegionsMap(ScrollView):
     def render_line(self, y: int) -> Strip:
         """One line of the map."""
         index = y + int(self.scroll_offset.y)
+        x = int(self.scroll_offset.x)
         width = self.size.width
-        key = (index, self.current, width)
+        key = (index, self.current, width, x)
         if key in self._cache:
             return self._cache[key]
-        strip = self._line(index, width)
+        full = max(width + x, self.virtual_size.width)
+        strip = self._line(index, full).crop(x, x + width)
         self._cache[key] = strip
         return strip
 
@@ -157,7 +176,7 @@ class RegionsMap(ScrollView):
         row = self.rows[index]
         if row.kind != "row":
             style = {"switch": "switch", "unused": "free"}.get(row.kind, "head")
-            return Strip([Segment(row.text[:width], self._style(style))]).adjust_cell_length(width)
+            return Strip([Segment(row.text, self._style(style))]).adjust_cell_length(width)
         lo, hi = row.address, row.address + ROW_BYTES
         inside = [s for s in self.slices if s.begin < hi and s.end > lo]
         starts = [s for s in self.slices if lo <= s.begin < hi]

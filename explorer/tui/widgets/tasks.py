@@ -45,9 +45,11 @@ class Group:
         return self.rows[0]
 
 
-def _sort_value(key: str) -> Callable[[TaskRow], Any]:
+def _sort_value(key: str, hidden: Callable[[TaskRow], bool]) -> Callable[[TaskRow], Any]:
     def value(r: TaskRow) -> Any:
         t = r.task
+        if key == "verdict" and hidden(r):
+            return (True, "", t.pid)
         return {
             "pid": (t.pid, t.address),
             "comm": (t.comm, t.pid),
@@ -61,11 +63,16 @@ def _sort_value(key: str) -> Callable[[TaskRow], Any]:
     return value
 
 
-def group_rows(rows: Iterable[TaskRow]) -> list[Group]:
-    """Rows grouped by (function names, verdict), biggest group first."""
+def _never(_row: TaskRow) -> bool:
+    return False
+
+
+def group_rows(rows: Iterable[TaskRow], hidden: Callable[[TaskRow], bool] = _never) -> list[Group]:
+    """Rows grouped by (function names, verdict), biggest group first; a ``hidden`` verdict
+    does not split a group."""
     groups: dict[tuple[tuple[str, ...], str], list[TaskRow]] = {}
     for r in rows:
-        groups.setdefault((r.functions, r.label), []).append(r)
+        groups.setdefault((r.functions, "?" if hidden(r) else r.label), []).append(r)
     return [
         Group(tuple(members))
         for members in sorted(groups.values(), key=lambda m: (-len(m), m[0].label, m[0].top))
@@ -77,6 +84,10 @@ class TaskTable(DataTable[Any]):
 
     Rows are keyed by task address (pid 0 exists once per CPU). Click a header or press
     ``s`` to sort; the filter and toggles live on the overview screen.
+
+    Attributes:
+        hidden: exercise mode: whether a row's verdict is hidden (shown as ``?``, not
+            matched by the filter, not sorted on, not splitting groups).
     """
 
     COMPONENT_CLASSES = {"tasktable--bad", "tasktable--ok", "tasktable--running", "tasktable--dim"}
@@ -94,6 +105,7 @@ class TaskTable(DataTable[Any]):
         self.unreliable_only = False
         self.grouped = False
         self.sort_key: str | None = None
+        self.hidden: Callable[[TaskRow], bool] = _never
         self.reverse = False
         self._shown: list[TaskRow | Group] = []
 
@@ -121,13 +133,14 @@ class TaskTable(DataTable[Any]):
         """Rows that pass the filter and the unreliable-only toggle, in table order."""
         rows = [r for r in self.results if self._wanted(r)]
         if self.sort_key is not None:
-            rows.sort(key=_sort_value(self.sort_key), reverse=self.reverse)
+            rows.sort(key=_sort_value(self.sort_key, self.hidden), reverse=self.reverse)
         return rows
 
     def _wanted(self, r: TaskRow) -> bool:
-        if self.unreliable_only and r.reliable:
+        hidden = self.hidden(r)
+        if self.unreliable_only and (r.reliable or hidden):
             return False
-        return r.matches(self.words)
+        return r.matches(self.words, verdict=not hidden)
 
     # -- presentation --------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -143,7 +156,7 @@ class TaskTable(DataTable[Any]):
                 mark = " ▼" if self.reverse else " ▲"
             self.add_column(header + mark, key=key)
         if self.grouped:
-            for i, g in enumerate(group_rows(self.filtered())):
+            for i, g in enumerate(group_rows(self.filtered(), self.hidden)):
                 self._add_group_row(i, g)
         else:
             for r in self.filtered():
@@ -158,6 +171,8 @@ class TaskTable(DataTable[Any]):
         return "tasktable--running" if running else "tasktable--bad"
 
     def _verdict(self, r: TaskRow) -> Text:
+        if self.hidden(r):
+            return Text("?", style=self.get_component_rich_style("tasktable--dim"))
         v = r.analysis.verdict
         text = r.label + ("" if v.frame is None else f" #{v.frame}")
         return Text(text, style=self.get_component_rich_style(self._style(r)))
@@ -191,7 +206,7 @@ class TaskTable(DataTable[Any]):
         self.add_row(
             Text(str(len(g.rows)), justify="right"),
             self._verdict(first)
-            if len(g.rows) == 1
+            if len(g.rows) == 1 or self.hidden(first)
             else Text(first.label, style=self.get_component_rich_style(self._style(first))),
             Text(first.top),
             Text(shown),

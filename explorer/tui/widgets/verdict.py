@@ -23,10 +23,20 @@ class VerdictBar(Static):
 
     DEFAULT_CSS = """
     VerdictBar { height: auto; max-height: 4; padding: 0 1; }
+    VerdictBar.-hidden { color: $text-muted; }
     """
+
+    def hide(self, placeholder: str, hint: str = "") -> None:
+        """Exercise mode: a neutral ``placeholder`` instead of the verdict, and the last hint."""
+        self.add_class("-hidden")
+        text = f"[b $text-accent]{escape(placeholder)}[/]  a answer · R reveal"
+        if hint:
+            text += f"\n[$text-warning]✗ {escape(hint)}[/]"
+        self.update(text)
 
     def show(self, a: TaskAnalysis) -> None:
         """Display the verdict of ``a``."""
+        self.remove_class("-hidden")
         self.update(
             f"{verdict_line(a)}  [$text-muted]livepatch:[/] {escape(a.livepatch)}\n"
             f"[$text-muted]{escape(a.verdict.message)}[/]"

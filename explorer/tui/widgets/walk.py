@@ -42,6 +42,7 @@ class WalkTable(DataTable[Any]):
 
     Attributes:
         revealed: rows shown (1 .. len(steps) + 1; the last one is the end of the walk).
+        hidden: exercise mode: neither the failing frame nor how the walk ended is marked.
     """
 
     COMPONENT_CLASSES = {"walktable--bad", "walktable--switch", "walktable--end", "walktable--dim"}
@@ -57,6 +58,7 @@ class WalkTable(DataTable[Any]):
         self.analysis = analysis
         self.symbolize = symbolize
         self.revealed = 1
+        self.hidden = False
 
     @property
     def total(self) -> int:
@@ -83,9 +85,15 @@ class WalkTable(DataTable[Any]):
         self.revealed = count
         self._fill(count - 1 if cursor is None else min(cursor, count - 1))
 
+    def set_hidden(self, hidden: bool) -> None:
+        """Hide (exercise mode) or show the verdict's marks."""
+        self.hidden = hidden
+        if self.is_mounted:
+            self._fill(self.current)
+
     def _fill(self, cursor: int) -> None:
         steps = self.analysis.walk.steps
-        bad = self.analysis.verdict.frame
+        bad = None if self.hidden else self.analysis.verdict.frame
         self.clear()
         prev: Step | None = None
         for s in steps[: self.revealed]:
@@ -94,13 +102,16 @@ class WalkTable(DataTable[Any]):
         if self.revealed > len(steps):
             end = self.analysis.walk.end
             style = self.get_component_rich_style("walktable--end")
-            if end.error:
+            if end.error and not self.hidden:
                 style = self.get_component_rich_style("walktable--bad")
             self.add_row(
                 Text("end", style=style),
                 Text(f"0x{end.sp:x}" if end.sp else "", style=style),
                 "",
-                Text(end_text(end), style=style),
+                Text(
+                    "end (why here?)" if self.hidden else end_text(end),
+                    style=style,
+                ),
                 key="end",
             )
         self.move_cursor(row=cursor, animate=False, scroll=True)
