@@ -50,6 +50,10 @@ class TriageCard(Static):
             f" · {_size(f['memory']['size'])} · {len(f['cpus'])} CPUs{crash}",
             f"{escape(f['format'])} · {symbols}",
         ]
+        panic = f.get("panic")
+        if panic:
+            cpu = f"on CPU {panic['cpu']}: " if panic["cpu"] is not None else ""
+            lines.append(f"[b $text-error]PANIC[/] {cpu}{escape(panic['message'] or '')}")
         for c in f["cpus"][:MAX_CPU_LINES]:
             psw = c["psw"]
             state = cpu_state(psw)
