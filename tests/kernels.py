@@ -26,6 +26,15 @@ NANOSLEEP = [
     Frame("__do_syscall", 0x280, size=0x1E8),
     Frame("system_call", 0x78),
 ]
+#: An idle kworker, innermost first.
+KTHREAD = [
+    Frame("__schedule", 0x43C),
+    Frame("schedule", 0x3E),
+    Frame("worker_thread", 0x1A0),
+    Frame("kthread", 0xF0),
+    Frame("__ret_from_fork", 0x3C),
+    Frame("ret_from_fork", 0xA),
+]
 NANOSLEEP_NAMES = [
     "__schedule",
     "schedule",

@@ -11,8 +11,7 @@ import pytest
 from explorer.cli import main
 from explorer.kernel import Kernel
 from explorer.tasks import find_tasks, task_state_letter
-from samples.synthetic import Frame
-from tests.kernels import NANOSLEEP_NAMES, base_kernel, open_kernel, sleeper
+from tests.kernels import KTHREAD, NANOSLEEP_NAMES, base_kernel, open_kernel, sleeper
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +22,7 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
     kt = k.add_task(101, "kworker/0:1", "I", kthread=True)
     k.task_stack(
         kt,
-        [
-            Frame("__schedule", 0x43C),
-            Frame("schedule", 0x3E),
-            Frame("worker_thread", 0x1A0),
-            Frame("kthread", 0xF0),
-            Frame("__ret_from_fork", 0x3C),
-            Frame("ret_from_fork", 0xA),
-        ],
+        KTHREAD,
         user=False,
     )
     k.add_task(102, "defunct", "Z", with_stack=False)

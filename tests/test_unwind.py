@@ -11,6 +11,7 @@ from explorer.analysis import analyse_task, unwind_context
 from explorer.tasks import find_tasks
 from samples.synthetic import KERNEL_PSW_MASK, USER_PSW_MASK, Frame, SyntheticKernel
 from tests.kernels import (
+    KTHREAD,
     NANOSLEEP,
     NANOSLEEP_NAMES,
     analyse,
@@ -21,14 +22,6 @@ from tests.kernels import (
 )
 
 ERAS = ["current", "v5.5"]
-KTHREAD = [
-    Frame("__schedule", 0x43C),
-    Frame("schedule", 0x3E),
-    Frame("worker_thread", 0x1A0),
-    Frame("kthread", 0xF0),
-    Frame("__ret_from_fork", 0x3C),
-    Frame("ret_from_fork", 0xA),
-]
 
 
 def _one(tmp_path: Path, era: str, build) -> tuple:
