@@ -43,12 +43,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cramjam
+
 from parsers.cpustate import CpuRegisters
 from parsers.elfcore import Note, map_readonly
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange, RangeIndex
 from parsers.records import decode_lowcore
 from parsers.structs import LOWCORE_ERAS, LOWCORE_SIZE
+
+_PAGE = 4096
+_lz4 = cramjam.lz4
 
 S390_MAGIC = 0xA8190173618F23FD
 S390_EXT_MAGIC = 0xA8190173618F23FE
@@ -189,13 +194,24 @@ class S390Dump:
     #: No ELF notes in these formats; registers are in :attr:`cpu_registers`.
     notes: list[Note]
 
-    def __init__(self, path: str, block_size: int | None = None, cache_entries: int = 64):
+    def __init__(
+        self,
+        path: str,
+        block_size: int | None = None,
+        cache_entries: int = 8,
+        packed_bytes: int = 64 << 20,
+    ):
         self.path = path
         self.source_path = path
         self.notes = []
         self._map, self.file_size = map_readonly(path)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_entries = max(1, cache_entries)
+        # Entries inflated once are kept as LZ4-compressed 4 KiB pages: a random page read
+        # then costs microseconds instead of inflating a whole 1 MiB zlib entry again.
+        self._packed: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._packed_size = 0
+        self._packed_limit = packed_bytes
         self.warnings: list[str] = []
         try:
             self._parse(block_size)
@@ -401,10 +417,35 @@ class S390Dump:
                     f"not {want}",
                     self.path,
                 )
+            self._pack(key, data)
         self._cache[key] = data
         if len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
         return data
+
+    def _pack(self, key: tuple[int, int], data: bytes) -> None:
+        """Keep an inflated entry as LZ4 blocks of one page each, within the byte budget."""
+        if key in self._packed:
+            return
+        pages = [
+            bytes(_lz4.compress_block(data[i : i + _PAGE])) for i in range(0, len(data), _PAGE)
+        ]
+        self._packed[key] = pages
+        self._packed_size += sum(len(p) for p in pages)
+        while self._packed_size > self._packed_limit and len(self._packed) > 1:
+            _, old = self._packed.popitem(last=False)
+            self._packed_size -= sum(len(p) for p in old)
+
+    def _entry_slice(self, si: int, ei: int, offset: int, size: int) -> bytes:
+        """Bytes ``[offset, offset + size)`` of an entry, from the packed pages if possible."""
+        key = (si, ei)
+        if key not in self._cache:
+            pages = self._packed.get(key)
+            page, rel = divmod(offset, _PAGE)
+            if pages is not None and rel + size <= _PAGE and page < len(pages):
+                self._packed.move_to_end(key)
+                return bytes(_lz4.decompress_block(pages[page]))[rel : rel + size]
+        return self._entry(si, ei)[offset : offset + size]
 
     def read(self, address: int, size: int) -> bytes:
         """Read absolute memory across segments.
@@ -428,7 +469,7 @@ class S390Dump:
             else:
                 ei, eo = divmod(rel, self.entry_size)
                 take = min(take, self.entry_size - eo)
-                chunk = self._entry(si, ei)[eo : eo + take]
+                chunk = self._entry_slice(si, ei, eo, take)
             if take == size and not parts:
                 return chunk
             parts.append(chunk)

@@ -419,3 +419,21 @@ def test_libkdumpfile_reads_the_same_pages(src, tmp_path, kind):
     assert len(theirs) == len(addrs) > 10
     for addr in addrs:
         assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == theirs[str(addr)]
+
+
+def test_s390_ext_packed_page_cache(src, tmp_path):
+    """Entries inflated once are served from LZ4-packed pages, within the byte budget."""
+    import random
+
+    out = tmp_path / "packed.s390"
+    write_s390(src, str(out), extended=True, compress=True)
+    dump = S390Dump(str(out), cache_entries=1, packed_bytes=1 << 16)
+    skip = save_area_pages(src)
+    addrs = [a for a in pages(src) if a not in skip]
+    random.Random(3).shuffle(addrs)
+    for addr in addrs * 2:  # the second round hits the packed pages
+        assert dump.read(addr, PAGE) == src.read(addr, PAGE), hex(addr)
+        assert dump.read(addr + 100, 8) == src.read(addr + 100, 8)
+    assert dump._packed and dump._packed_size <= (1 << 16) + max(
+        sum(len(p) for p in v) for v in dump._packed.values()
+    )
