@@ -398,11 +398,12 @@ class S390Dump:
                 )
             data = self._map[pos : pos + want]
         else:
-            nxt = [
-                seg.data_offset + (e & ~ENTRY_UNCOMPRESSED) * self.block_size
-                for e in seg.entries[ei + 1 :]
-            ]
-            end = min([p for p in nxt if p > pos], default=seg.data_offset + seg.disk_size)
+            end = seg.data_offset + seg.disk_size  # up to the next entry that starts later
+            for e in seg.entries[ei + 1 :]:
+                nxt = seg.data_offset + (e & ~ENTRY_UNCOMPRESSED) * self.block_size
+                if nxt > pos:
+                    end = min(end, nxt)
+                    break
             d = zlib.decompressobj()
             try:
                 data = d.decompress(self._map[pos:end], want)
