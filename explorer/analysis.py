@@ -45,7 +45,7 @@ def unwind_context(kernel: Kernel, era: str | None = None) -> UnwindContext:
     def is_text(address: int) -> bool:
         known = memo.get(address)
         if known is None:
-            known = memo[address] = syms.is_text(address) if syms is not None else False
+            known = memo[address] = kernel.is_text(address)
         return known
 
     return UnwindContext(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
 from parsers.dumps import DumpFile, open_dump
@@ -41,6 +42,9 @@ from parsers.vmcoreinfo import (
     parse_vmcoreinfo,
     vmcoreinfo_from_memory,
 )
+
+if TYPE_CHECKING:
+    from explorer.modules import ModuleScan
 
 #: Stack types as the kernel names them (enum stack_type, stack_type_name()).
 STACK_TYPES = ("task", "irq", "nodat", "restart", "mcck")
@@ -362,11 +366,31 @@ class Kernel:
         return self.vmcoreinfo.crash_time if self.vmcoreinfo else None
 
     def symbolize(self, address: int) -> str | None:
-        """``name+0xoff/0xsize`` for a kernel address, or None."""
+        """``name+0xoff/0xsize`` for a kernel address, ``[module]+0xoff`` inside a loaded
+        module's text, or None."""
         if self.symbols is None:
             return None
         sym = self.symbols.lookup(address)
-        return str(sym) if sym else None
+        if sym:
+            return str(sym)
+        module = self.modules.module_at(address)
+        if module is not None:
+            start = next(s for s, e in module.text if s <= address < e)
+            return f"[{module.name}]+0x{address - start:x}"
+        return None
+
+    @cached_property
+    def modules(self) -> ModuleScan:
+        """Loaded modules and their text ranges (empty without type information)."""
+        from explorer.modules import find_modules
+
+        return find_modules(self)
+
+    def is_text(self, address: int) -> bool:
+        """``__kernel_text_address()``: core kernel text or a loaded module's text."""
+        if self.symbols is not None and self.symbols.is_text(address):
+            return True
+        return self.modules.module_at(address) is not None
 
     def read(self, va: int, size: int) -> bytes:
         """Read kernel virtual memory."""

@@ -234,7 +234,7 @@ def read_task(
     )
 
 
-def _walk_list(kernel: Kernel, head: int, what: str, scan: TaskScan, limit: int) -> Iterator[int]:
+def walk_list(kernel: Kernel, head: int, what: str, scan: TaskScan, limit: int) -> Iterator[int]:
     """Yield the addresses of the list_head entries of the circular list at ``head``."""
     seen = {head}
     try:
@@ -306,7 +306,7 @@ def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
 
     leaders = [init_task]
     add(init_task, "tasks list")
-    for node in _walk_list(kernel, init_task + lay.tasks, "init_task.tasks", scan, limit):
+    for node in walk_list(kernel, init_task + lay.tasks, "init_task.tasks", scan, limit):
         leaders.append(node - lay.tasks)
         add(node - lay.tasks, "tasks list")
     for leader in leaders:
@@ -340,12 +340,12 @@ def _threads(
             return
         if not signal:
             return
-        for node in _walk_list(
+        for node in walk_list(
             kernel, signal + lay.thread_head, f"threads of task 0x{leader:x}", scan, limit
         ):
             yield node - lay.thread_node
     elif lay.thread_group is not None:
-        for node in _walk_list(
+        for node in walk_list(
             kernel, leader + lay.thread_group, f"thread group of task 0x{leader:x}", scan, limit
         ):
             yield node - lay.thread_group

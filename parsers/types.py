@@ -75,11 +75,28 @@ STRUCTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "stack_frame": ("stack_frame",),
         "pt_regs": ("pt_regs",),
         "thread_union": ("thread_union",),
+        # Loaded modules' text ranges, for __kernel_text_address(): ``struct module`` with
+        # ``core_layout``/``init_layout`` (struct module_layout) up to v6.3, ``mem[]`` of
+        # struct module_memory since v6.4.
+        "module": ("module",),
+        "module_layout": ("module_layout",),
+        "module_memory": ("module_memory",),
     }
 )
 
+#: Structs some kernels (or test objects) lack: only one of module_layout/module_memory exists.
+OPTIONAL_STRUCTS = frozenset({"module", "module_layout", "module_memory"})
+
 #: Named struct members whose own members are recorded too, as "outer.member.inner".
-EXPAND = frozenset({"task_struct.thread", "task_struct.thread_info", "pt_regs.psw"})
+EXPAND = frozenset(
+    {
+        "task_struct.thread",
+        "task_struct.thread_info",
+        "pt_regs.psw",
+        "module.core_layout",
+        "module.init_layout",
+    }
+)
 
 #: The members the explorer needs; each entry lists alternatives (newest name first), any
 #: one of which will do. A profile's ``missing`` names the entries it has none of.
@@ -142,7 +159,7 @@ WANTED: tuple[tuple[str, ...], ...] = (
 )
 
 # Bumped whenever extraction changes what a profile holds, so stale cache files are ignored.
-_CACHE_GENERATION = 1
+_CACHE_GENERATION = 2
 # Anonymous struct/union nesting deeper than this is damage, not C.
 _MAX_NESTING = 16
 # A profile file is a few tens of KiB; refuse to slurp anything absurd.

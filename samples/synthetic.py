@@ -324,6 +324,12 @@ _TASK_KEYS = (
     "ftrace_ret_stack.ret",
     "ftrace_ret_stack.func",
     "ftrace_ret_stack.retp",
+    "module.list",
+    "module.name",
+    "module.core_layout.base",
+    "module.core_layout.text_size",
+    "module.init_layout.base",
+    "module.init_layout.text_size",
 )
 
 THREAD_SIZE = 16384
@@ -489,6 +495,7 @@ class SyntheticKernel(SyntheticDump):
         self.put_u64(head, head)  # an empty circular list
         self.put_u64(head + 8, head)
         self._last_in_list = self.init_task
+        self.modules_head = 0
 
     @property
     def stack_init_offset(self) -> int:
@@ -550,6 +557,28 @@ class SyntheticKernel(SyntheticDump):
         self.put_u64(node, head)  # node->next = head
         self.put_u64(head + 8, node)  # head->prev
         self._last_in_list = addr
+
+    def add_module(self, name: str, text_size: int = 0x4000) -> int:
+        """Load a module (v6.1 ``struct module`` layout): returns the start of its text,
+        which lies in vmalloc space like real module code."""
+        o = self.offsets
+        if not self.modules_head:
+            self.modules_head = self.alloc(16, 8)
+            self.add_symbol("modules", self.modules_head, "d")
+            self.put_u64(self.modules_head, self.modules_head)
+            self.put_u64(self.modules_head + 8, self.modules_head)
+        module = self.alloc(0x500, 64)
+        text, _ = self.vmalloc(text_size)
+        self.write(module + o["module.name"], name.encode()[:55].ljust(56, b"\0"))
+        self.put_u64(module + o["module.core_layout.base"], text)
+        self.write(module + o["module.core_layout.text_size"], struct.pack(">I", text_size))
+        node, head = module + o["module.list"], self.modules_head
+        last = _U64.unpack(self._read(head + 8, 8))[0]  # head->prev
+        self.put_u64(last, node)
+        self.put_u64(node, head)
+        self.put_u64(node + 8, last)
+        self.put_u64(head + 8, node)
+        return text
 
     def set_ksp(self, task: SyntheticTask, ksp: int) -> None:
         """Set ``thread.ksp``."""

@@ -180,3 +180,10 @@ def test_log_and_info_cli(capsys: pytest.CaptureFixture[str]) -> None:
         "PANIC        on CPU 0 Kernel panic - not syncing: sysrq triggered crash"
         in capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_modules_loaded(name: str) -> None:
+    """The guests booted a busybox initramfs and loaded no module: the list is empty."""
+    kernel, _, _, _ = _open(name)
+    assert kernel.modules.modules == [] and kernel.modules.warnings == []

@@ -460,3 +460,20 @@ def test_fast_path_equals_display_path(tmp_path: Path, era: str) -> None:
         slow, fast = analyse_task(kernel, t, ctx), analyse_task(kernel, t, ctx, detailed=False)
         assert _shape(fast.walk) == _shape(slow.walk)
         assert fast.verdict == slow.verdict
+
+
+def test_return_address_in_module_text_is_text(tmp_path: Path) -> None:
+    """__kernel_text_address() accepts a loaded module's code (is_module_text_address)."""
+
+    def build(k: SyntheticKernel, load: bool) -> None:
+        frames = list(NANOSLEEP)
+        text = k.add_module("dummy_drv") if load else k.vmalloc(0x4000)[0]
+        frames[2] = Frame("do_nanosleep", r14=text + 0x40)
+        sleeper(k, frames=frames)
+
+    kernel, a = _one(tmp_path / "loaded", "current", lambda k: build(k, True))
+    assert [m.name for m in kernel.modules.modules] == ["dummy_drv"]
+    assert kernel.symbolize(a.walk.steps[2].ip) == "[dummy_drv]+0x40"
+    assert a.verdict.reliable
+    _, a = _one(tmp_path / "unloaded", "current", lambda k: build(k, False))
+    assert (a.verdict.rule, a.verdict.frame) == ("return_address_not_text", 2)
