@@ -99,13 +99,29 @@ def task_stacks(kernel: Kernel, task: Task, cpu: Cpu | None = None) -> TaskStack
 
 
 def cpu_regs(kernel: Kernel, cpu: Cpu) -> PtRegs:
-    """A CPU's registers at dump time as the ``regs`` an unwind may start from."""
+    """A CPU's registers at dump time as the ``regs`` an unwind may start from.
+
+    A CPU stopped on the first instruction of an interrupt handler (its PSW equals a new
+    PSW of its lowcore) has not run any kernel code yet: its GPRs are still those of the
+    interrupted context. When the matching old PSW is a user PSW, that context is user
+    space, so the old PSW is used and the walk ends at user-mode registers, as
+    ``__unwind_start`` does, instead of chasing the user r15 (seen in a rebuilt 5.10 dump:
+    CPU 0 at ``ext_int_handler+0`` with the sh loop's user r15).
+    """
     r = cpu.registers
+    psw = Psw(r.psw.mask, r.psw.addr)
+    lc = cpu.lowcore
+    if lc is not None and not psw.user_mode:
+        for name, new in lc.new_psws.items():
+            old = lc.old_psws.get(name)
+            if new.addr == psw.addr and new.mask == psw.mask and old is not None and old.user_mode:
+                psw = old
+                break
     return PtRegs(
         0,
         kernel.pt_regs_layout,
         0,
-        Psw(r.psw.mask, r.psw.addr),
+        psw,
         r.gprs,
         r.orig_gpr2,
         0,

@@ -183,8 +183,9 @@ class PtRegsLayout(NamedTuple):
 
 
 PT_REGS_LAYOUTS: dict[str, PtRegsLayout] = {
-    # ≈v4.14-v5.10 copy with PIF_PER_TRAP; v5.5 inferred (unverified).
-    "v4.14": PtRegsLayout("v4.14", 0xB8, None, None, "≈v4.14–v5.11"),
+    # ≈v4.14-v5.10 copy with PIF_PER_TRAP; DWARF of a rebuilt 5.10.223: 184 bytes, flags
+    # at 0xB0 last (v5.5 itself inferred, unverified).
+    "v4.14": PtRegsLayout("v4.14", 0xB8, None, None, "≈v4.14–v5.11 (DWARF: 5.10)"),
     # ≈v5.12 copy (hinlin): cr1 added with the generic-entry conversion.
     "v5.12": PtRegsLayout("v5.12", 0xC0, 0xB8, None, "≈v5.12–v5.15"),
     # ≈v6.3 copy and the DWARF of Debian 6.1.176 and 6.12.95.
@@ -465,7 +466,8 @@ _SOFT_V4 = [
     _f("stfle_fac_list", 0xF00, "bytes", "STFLE facility list", 128),
 ]
 
-# Column B: ≈v5.4-v5.10 (ROCm copy; nodat_stack, vdso_asce).
+# Column B: ≈v5.4-v5.10 (ROCm copy; nodat_stack, vdso_asce). Every offset below matches the
+# DWARF struct lowcore of a rebuilt 5.10.223 (samples/real/rebuilt-5.10-busy).
 _SOFT_V5_4 = [
     *_SAVE_AREAS_OLD,
     _f("sync_enter_timer", 0x2B0, "u64", "CPU timer at sync entry"),

@@ -13,6 +13,7 @@ from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.cli import main
 from explorer.kernel import Kernel
 from explorer.tasks import TaskScan, find_tasks
+from explorer.unwind import era_for_release
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -25,7 +26,22 @@ MOVED = {
     "bpo12-6.12-nmi": {1, 157, 158},
     "bpo12-6.12-panic": {1, 155, 156},
     "deb12-6.1-idle": {1, 14},
+    # Rebuilt 5.10: init and the CPU hogs (sh loop on CPU 0, dd on CPU 1).
+    "rebuilt-5.10-busy": {1, 171, 172},
 }
+
+#: What each era of sample must show: (sizeof(pt_regs) from DWARF, pt_regs layout, lowcore
+#: era, unwinder rules, per-CPU stack types). 5.10 predates the mcck stack and cr1/last_break
+#: in pt_regs (v5.12 generic entry); its lowcore has the v5.4 offsets (checked against the
+#: DWARF struct lowcore of the rebuilt kernel) and its reliable-stacktrace rules are v5.5's.
+ERA = {
+    "5.10": (184, "v4.14", "v5.4", "v5.5", ["irq", "nodat", "restart"]),
+    "6": (200, "v6.1", "v6.1", "current", ["irq", "nodat", "restart", "mcck"]),
+}
+
+
+def _era(kernel: Kernel) -> tuple[int, str, str, str, list[str]]:
+    return ERA["5.10"] if kernel.release.startswith("5.10.") else ERA["6"]
 
 
 @cache
@@ -62,7 +78,19 @@ def test_kernel_and_cpus(name: str) -> None:
     else:
         assert kernel.layout.kind == "legacy"
     assert kernel.types is not None and kernel.thread_size == 16384
-    assert kernel.pt_regs_size == 200
+    size, layout, lowcore_era, rules, stacks = _era(kernel)
+    assert kernel.types.size("pt_regs") == size and kernel.pt_regs_size == size
+    assert kernel.pt_regs_layout == layout
+    assert era_for_release(kernel.release) == rules == unwind_context(kernel).era
+    for cpu in kernel.cpus:
+        assert cpu.lowcore is not None and cpu.lowcore.era == lowcore_era
+        assert [s.stack_type for s in cpu.stacks] == stacks
+        assert (cpu.lowcore.mcck_stack is None) == ("mcck" not in stacks)
+    # task_struct.state was a long until v5.14 renamed it to an unsigned int __state.
+    state = kernel.types.first_of("task_struct.__state", "task_struct.state")
+    assert (state, kernel.types.sizes[state]) == (
+        ("task_struct.state", 8) if rules == "v5.5" else ("task_struct.__state", 4)
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,9 +126,16 @@ def test_walks_match_the_kernels_own_call_traces(name: str) -> None:
         assert a.walk.end.kind == "final_pt_regs"
         assert a.verdict.reliable, (pid, a.verdict)
         compared += 1
-    assert compared >= 55
+    assert compared >= (54 if kernel.release.startswith("5.10.") else 55)
     names = [kernel.symbols.lookup(s.ip).name for s in analyses[2].walk.steps]  # kthreadd
-    assert names == ["__schedule", "schedule", "kthreadd", "__ret_from_fork", "ret_from_fork"]
+    if kernel.release.startswith("5.10."):
+        # Before generic entry (v5.12) ret_from_fork called the thread function itself.
+        assert names == ["__schedule", "schedule", "kthreadd", "ret_from_fork"]
+        final = analyses[2].walk.end.regs
+        assert final is not None and not final.user_mode
+        assert kernel.symbols.lookup(final.psw.addr).name == "kernel_thread_starter"
+    else:
+        assert names == ["__schedule", "schedule", "kthreadd", "__ret_from_fork", "ret_from_fork"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -128,6 +163,38 @@ def test_irq_stack_walk_in_busy_sample() -> None:
     ]
     assert a.walk.end.kind == "final_pt_regs" and a.walk.end.regs.user_mode
     assert a.verdict.as_current is not None and a.verdict.as_current.rule == "not_task_stack"
+
+
+def test_v5_irq_entry_builds_pt_regs_at_the_top_of_the_irq_stack() -> None:
+    """Rebuilt 5.10, CPU 0: the sh loop took an external interrupt in user mode. Before the
+    v5.12 generic-entry rework, ext_int_handler itself switched to the async stack and put
+    the user-mode pt_regs at its top; the v5.5 rules end the walk there (is_final_pt_regs)."""
+    kernel, _, _, analyses = _open("rebuilt-5.10-busy")
+    a = analyses[171]
+    assert a.cpu == 0
+    assert [kernel.symbols.lookup(s.ip).name for s in a.walk.steps] == [
+        "__hrtimer_next_event_base",
+        "hrtimer_interrupt",
+        "do_IRQ",
+        "ext_int_handler",
+    ]
+    assert {s.stack_type for s in a.walk.steps} == {"irq"}
+    irq = kernel.cpus[0].stack("irq")
+    end = a.walk.end
+    assert irq is not None and end.kind == "final_pt_regs" and end.regs.user_mode
+    assert end.regs.address == irq.end - 184
+    assert a.verdict.as_current is not None and a.verdict.as_current.rule == "not_task_stack"
+
+
+def test_cpu_stopped_on_svc_entry_from_user_mode() -> None:
+    """Rebuilt 5.10, CPU 1: dd was stopped on system_call+0 (the SVC new PSW) with its user
+    registers still loaded: no kernel frames, not an unwind error on its user r15."""
+    kernel, _, _, analyses = _open("rebuilt-5.10-busy")
+    cpu = kernel.cpus[1]
+    assert kernel.symbols.lookup(cpu.registers.psw.addr).name == "system_call"
+    a = analyses[172]
+    assert a.cpu == 1 and a.walk.steps == () and a.walk.end.kind == "user_regs"
+    assert a.walk.end.regs.psw == cpu.lowcore.old_psws["svc"]
 
 
 def test_check_cli_gives_every_task_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:

@@ -386,6 +386,26 @@ def test_irq_stack_to_task_stack_via_pt_regs(tmp_path: Path, era: str) -> None:
 
 
 @pytest.mark.parametrize("era", ERAS)
+def test_cpu_on_interrupt_entry_from_user_mode(tmp_path: Path, era: str) -> None:
+    """A CPU stopped on the first instruction of ext_int_handler (PSW == external new PSW)
+    still holds the user registers of the interrupted sh loop (rebuilt 5.10 dump, CPU 0):
+    start from the user old PSW, i.e. no kernel frames, not an unwind error on user r15."""
+    k = base_kernel(era, cpus=2)
+    t = k.add_task(100, "sh", "R", cpu=1)
+    k.task_stack(t, NANOSLEEP)
+    entry = (0x0404C00180000000, k.ip("ext_int_handler"))
+    k.run_on_cpu(1, t, entry, {15: 0x3FFF927EB68, 14: 0x1000D00})
+    k.cpus[-1].lowcore["external_new_psw"] = entry
+    k.cpus[-1].lowcore["external_old_psw"] = (USER_PSW_MASK, 0x1000D20)
+    kernel = open_kernel(k, tmp_path)
+    a = analyse(kernel, 100)
+    assert a.cpu == 1 and a.walk.steps == ()
+    assert a.walk.end.kind == "user_regs" and a.walk.end.regs.psw.addr == 0x1000D20
+    assert a.verdict.rule == "task_running"
+    assert a.verdict.as_current is not None and a.verdict.as_current.reliable
+
+
+@pytest.mark.parametrize("era", ERAS)
 def test_stack_revisited(tmp_path: Path, era: str) -> None:
     k = _irq_kernel(era, "backchain")
     kernel_k = k
