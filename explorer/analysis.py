@@ -15,7 +15,8 @@ from explorer.stacks import StackRegions, regions_for
 from explorer.tasks import Task
 from explorer.unwind import TaskStacks, UnwindContext, Walk, era_for_release, walk
 from parsers.errors import DumpError
-from parsers.records import Psw, PtRegs
+from parsers.memory import LOWCORE_SIZE
+from parsers.records import Psw, PtRegs, lowcore_values
 
 _TRAMPOLINES = ("__kretprobe_trampoline", "kretprobe_trampoline", "arch_rethook_trampoline")
 
@@ -117,6 +118,8 @@ def cpu_regs(kernel: Kernel, cpu: Cpu) -> PtRegs:
             if new.addr == psw.addr and new.mask == psw.mask and old is not None and old.user_mode:
                 psw = old
                 break
+        else:
+            psw = _returning_to_user(kernel, cpu, psw)
     return PtRegs(
         0,
         kernel.pt_regs_layout,
@@ -131,6 +134,22 @@ def cpu_regs(kernel: Kernel, cpu: Cpu) -> PtRegs:
         None,
         None,
     )
+
+
+def _returning_to_user(kernel: Kernel, cpu: Cpu, psw: Psw) -> Psw:
+    """A CPU stopped on the ``lpswe`` the kernel keeps in its lowcore (``return_lpswe``,
+    0x400 in v6.x, 0x402 in a 5.10 dump) is leaving for user space: its registers are
+    already the user's, so start from ``lowcore.return_psw`` when that is a user PSW."""
+    if psw.addr >= LOWCORE_SIZE or cpu.registers.prefix is None:
+        return psw
+    try:
+        fields = lowcore_values(
+            kernel.dump.read(cpu.registers.prefix, LOWCORE_SIZE), kernel.lowcore_era
+        )
+    except DumpError:
+        return psw
+    ret = fields.get("return_psw")
+    return ret if isinstance(ret, Psw) and ret.user_mode else psw
 
 
 @dataclass(frozen=True)

@@ -1075,8 +1075,9 @@ def package_sample(
     elf = work / "vmcore.elf"
     elf_info = check_elf(elf)
     timer.run("zstd vmcore", zstd, elf, out / "vmcore.zst", level)
-    if not (kernel.dir / "System.map.zst").exists():
-        zstd(kernel.system_map, kernel.dir / "System.map.zst")
+    packed_map = kernel.dir / "System.map.zst"
+    if not packed_map.exists() or packed_map.stat().st_mtime < kernel.system_map.stat().st_mtime:
+        zstd(kernel.system_map, packed_map)  # (re)pack: a rebuilt kernel keeps its release
     shutil.copyfile(kernel.dir / "System.map.zst", out / "System.map.zst")
     os.chmod(out / "vmcore.zst", 0o644)
     cfg = [l for l in kernel.config.read_text().splitlines() if CONFIG_PATTERN.match(l)]

@@ -406,6 +406,22 @@ def test_cpu_on_interrupt_entry_from_user_mode(tmp_path: Path, era: str) -> None
 
 
 @pytest.mark.parametrize("era", ERAS)
+def test_cpu_on_lowcore_return_lpswe(tmp_path: Path, era: str) -> None:
+    """A CPU stopped on the lpswe kept in the lowcore (PSW address 0x400) is returning to
+    user space with the user's registers: start from lowcore.return_psw."""
+    k = base_kernel(era, cpus=2)
+    t = k.add_task(100, "dd", "R", cpu=1)
+    k.task_stack(t, NANOSLEEP)
+    k.run_on_cpu(
+        1, t, (KERNEL_PSW_MASK & ~0x0300000000000000, 0x400), {15: 0x3FFF927EB68, 14: 0x1000D00}
+    )
+    k.cpus[-1].lowcore["return_psw"] = (USER_PSW_MASK, 0x1000E40)
+    a = analyse(open_kernel(k, tmp_path), 100)
+    assert a.walk.steps == () and a.walk.end.kind == "user_regs"
+    assert a.walk.end.regs.psw.addr == 0x1000E40
+
+
+@pytest.mark.parametrize("era", ERAS)
 def test_stack_revisited(tmp_path: Path, era: str) -> None:
     k = _irq_kernel(era, "backchain")
     kernel_k = k
