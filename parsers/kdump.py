@@ -288,6 +288,21 @@ _DECODER_FACTORIES: dict[int, tuple[Callable[[], Decoder], str]] = {
 
 
 # -- bitmaps ----------------------------------------------------------------------------------
+def _runs_of_byte(value: int) -> tuple[tuple[int, int], ...]:
+    """Runs [start, end) of set bits in one LSB-first bitmap byte."""
+    runs: list[tuple[int, int]] = []
+    for bit in range(8):
+        if value >> bit & 1:
+            if runs and runs[-1][1] == bit:
+                runs[-1] = (runs[-1][0], bit + 1)
+            else:
+                runs.append((bit, bit + 1))
+    return tuple(runs)
+
+
+_BYTE_RUNS = tuple(_runs_of_byte(v) for v in range(256))
+
+
 def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
     """Runs ``[start, end)`` of set bits in ``[first, last)`` of an LSB-first bitmap."""
     runs: list[tuple[int, int]] = []
@@ -310,10 +325,9 @@ def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
                 add(pos * 8, ff.end() * 8)
                 pos = ff.end()
                 continue
-            b = bitmap[pos]
-            for bit in range(8):
-                if b >> bit & 1:
-                    add(pos * 8 + bit, pos * 8 + bit + 1)
+            base = pos * 8
+            for s, e in _BYTE_RUNS[bitmap[pos]]:
+                add(base + s, base + e)
             pos += 1
     return runs
 

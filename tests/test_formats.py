@@ -437,3 +437,23 @@ def test_s390_ext_packed_page_cache(src, tmp_path):
     assert dump._packed and dump._packed_size <= (1 << 16) + max(
         sum(len(p) for p in v) for v in dump._packed.values()
     )
+
+
+def test_bitmap_runs_equal_a_bit_by_bit_scan():
+    import random
+
+    from parsers.kdump import _bitmap_runs
+
+    rng = random.Random(5)
+    for _ in range(50):
+        bm = bytes(rng.choice([0, 0xFF, rng.getrandbits(8)]) for _ in range(rng.randrange(1, 40)))
+        first = rng.randrange(0, len(bm) * 8)
+        last = rng.randrange(first, len(bm) * 8 + 1)
+        bits = [b for b in range(first, last) if bm[b >> 3] >> (b & 7) & 1]
+        naive: list[tuple[int, int]] = []
+        for b in bits:
+            if naive and naive[-1][1] == b:
+                naive[-1] = (naive[-1][0], b + 1)
+            else:
+                naive.append((b, b + 1))
+        assert _bitmap_runs(bm, first, last) == naive
