@@ -342,10 +342,12 @@ class TypeProfile:
         name = os.fspath(path)
         try:
             with open(name, "rb") as stream:
+                if os.fstat(stream.fileno()).st_size > _MAX_PROFILE_BYTES:
+                    raise FormatError("too large to be a backchain type profile", name)
                 text = stream.read(_MAX_PROFILE_BYTES + 1)
         except OSError as error:
             raise DumpError(f"cannot read type profile: {error.strerror}", name) from None
-        if len(text) > _MAX_PROFILE_BYTES:
+        if len(text) > _MAX_PROFILE_BYTES:  # grew while being read
             raise FormatError("too large to be a backchain type profile", name)
         try:
             profile = cls.from_json(text)
