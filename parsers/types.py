@@ -342,9 +342,10 @@ class TypeProfile:
         name = os.fspath(path)
         try:
             with open(name, "rb") as stream:
-                if os.fstat(stream.fileno()).st_size > _MAX_PROFILE_BYTES:
+                size = os.fstat(stream.fileno()).st_size
+                if size > _MAX_PROFILE_BYTES:
                     raise FormatError("too large to be a backchain type profile", name)
-                text = stream.read(_MAX_PROFILE_BYTES + 1)
+                text = stream.read(size + 1)  # no buffer of the maximum size up front
         except OSError as error:
             raise DumpError(f"cannot read type profile: {error.strerror}", name) from None
         if len(text) > _MAX_PROFILE_BYTES:  # grew while being read
