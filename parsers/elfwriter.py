@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from elftools.construct.lib import Container
 from elftools.elf.structs import ELFStructs
+
+from parsers.structs import build_note
 
 _EHDR_SIZE = 64
 _PHDR_SIZE = 56
@@ -35,12 +36,7 @@ class NoteSpec:
 
 def encode_note(note: NoteSpec) -> bytes:
     """Elf64_Nhdr + NUL-terminated name padded to 4 + descriptor padded to 4."""
-    name = note.name.encode("ascii") + b"\0"
-    return (
-        struct.pack(">III", len(name), len(note.desc), note.type)
-        + name.ljust((len(name) + 3) & ~3, b"\0")
-        + note.desc.ljust((len(note.desc) + 3) & ~3, b"\0")
-    )
+    return build_note(note.name, note.type, note.desc)
 
 
 def _structs() -> ELFStructs:
