@@ -1,0 +1,93 @@
+"""The ``backchain`` command: argument parsing and printing (nothing else prints).
+
+``backchain DUMP`` opens the explorer; subcommands print text or ``--json``. Bad input is
+one line on stderr and exit status 2; analysis that ran exits 0 whatever it found.
+
+Each subcommand is a module of this package with ``register(sub)``; :data:`COMMANDS` lists
+them in the order ``--help`` shows them. Handlers import what they need when they run, so
+``backchain --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, Handler, common_options, options_of
+from parsers.errors import DumpError
+
+#: Subcommand modules of this package, in help order.
+COMMANDS = ("info", "ps", "log", "profile", "bt", "check", "convert", "scenarios")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="backchain",
+        description="Explore s390x Linux kernel dumps: stack frames, pt_regs, lowcore, and "
+        "why a stack trace is or is not reliable. 'backchain DUMP' opens the explorer.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"explorer.cli.{name}").register(sub)
+    return parser
+
+
+def build_tui_parser() -> argparse.ArgumentParser:
+    """The parser of ``backchain [DUMP]`` (the explorer)."""
+    parser = argparse.ArgumentParser(
+        prog="backchain",
+        usage="backchain [DUMP] [options]  |  backchain COMMAND ...",
+        description="Open DUMP (default: the bundled sample) in the explorer. Commands: "
+        + ", ".join(_command_names())
+        + " ('backchain COMMAND --help').",
+    )
+    parser.add_argument("dump", nargs="?", help="dump file (default: the bundled sample)")
+    parser.add_argument(
+        "--exercise",
+        action="store_true",
+        help="hide every verdict until you name the failing frame and rule (a answers, R reveals)",
+    )
+    common_options(parser)
+    return parser
+
+
+def _command_names() -> list[str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``backchain``; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list and args_list[0] in _command_names():
+            args = build_parser().parse_args(args_list)
+            handler: Handler = args.handler
+            return handler(args)
+        return run_tui(build_tui_parser().parse_args(args_list))
+    except DumpError as exc:
+        print(f"backchain: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Open the explorer on DUMP (default: the bundled sample). Errors opening the dump are
+    shown inside the explorer, which keeps running."""
+    from explorer.samples import default_sample
+    from explorer.tui.app import run
+
+    if args.dump is None:
+        args.dump = default_sample()
+    scenario = getattr(args, "scenario", None)  # set by 'backchain scenarios open NAME'
+    exercise = bool(getattr(args, "exercise", False)) or scenario is not None
+    return run(args.dump, options_of(args), exercise=exercise, scenario=scenario)
+
+
+__all__ = ["COMMANDS", "build_parser", "build_tui_parser", "main", "run_tui"]

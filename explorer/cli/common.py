@@ -1,0 +1,91 @@
+"""What every subcommand shares: the symbol/type options, address parsing, JSON output,
+opening the dump, and a progress line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand and the TUI share."""
+    g = parser.add_argument_group("symbols and types (found beside the dump when omitted)")
+    g.add_argument("--vmlinux", metavar="FILE", help="vmlinux with symbols (and DWARF types)")
+    g.add_argument("--map", metavar="FILE", dest="system_map", help="System.map (or .zst)")
+    g.add_argument("--profile", metavar="FILE", help="type profile made by 'backchain profile'")
+    g.add_argument(
+        "--era",
+        choices=("v5.5", "current"),
+        help="unwinder rules to apply (default: from the kernel release)",
+    )
+
+
+def address(text: str) -> int:
+    """An address on the command line: hex with or without 0x."""
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def size_text(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << (shift - 10)) == 0:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n} bytes"
+
+
+def word(value: str | None) -> str:
+    """A ``"0x…"`` string from the facts as a full 64-bit word (``0x%016x``)."""
+    return "?" if value is None else f"0x{int(value, 16):016x}"
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def options_of(args: argparse.Namespace) -> Any:
+    from explorer.kernel import Options
+
+    return Options(
+        vmlinux=args.vmlinux, system_map=args.system_map, profile=args.profile, era=args.era
+    )
+
+
+def open_kernel(args: argparse.Namespace) -> Any:
+    from explorer.kernel import Kernel
+
+    return Kernel.open(args.dump, options_of(args), progress=progress_printer())
+
+
+def progress_printer(
+    what: str = "decompressing the dump once into the cache",
+) -> Callable[[int, int], None] | None:
+    """A percentage on stderr while long work runs, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        if pct != last[0]:
+            last[0] = pct
+            sys.stderr.write(f"\r{what}: {pct:3d}%")
+            if pct >= 100:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
