@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from parsers.cache import cache_dir
 from parsers.errors import DumpError, FormatError
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -27,8 +28,7 @@ Progress = Callable[[int, int], None]
 
 def cache_root() -> Path:
     """Return the user cache directory of backchain (created on demand)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "backchain"
+    return cache_dir()
 
 
 def is_zstd(path: str | os.PathLike[str]) -> bool:

@@ -486,9 +486,10 @@ _PROBE_BACK = 4
 
 
 def default_cache_dir() -> Path:
-    """Return ``$XDG_CACHE_HOME/backchain/profiles`` (``~/.cache`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "backchain" / "profiles"
+    """Return the ``profiles`` folder of the cache (:func:`parsers.cache.cache_dir`)."""
+    from parsers.cache import cache_dir
+
+    return cache_dir("profiles")
 
 
 def profile_from_dwarf(

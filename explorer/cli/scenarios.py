@@ -109,14 +109,13 @@ def _scenario_text(scenario: Any, answer: bool) -> list[str]:
 
 
 def _open_scenario(scenario: Any) -> int:
-    """Build into ``$XDG_CACHE_HOME/backchain/scenarios/NAME`` and open the explorer there;
+    """Build into the cache's ``scenarios/NAME`` and open the explorer there;
     without the explorer, print ``bt`` of the scenario's task."""
     import importlib.util
-    import os
-    from pathlib import Path
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    dump = scenario.build(Path(base) / "backchain" / "scenarios" / scenario.name)
+    from parsers.cache import cache_dir
+
+    dump = scenario.build(cache_dir("scenarios", scenario.name))
     try:
         has_tui = importlib.util.find_spec("explorer.tui.app") is not None
     except ImportError:
