@@ -6,6 +6,7 @@ is exactly what ``backchain bt --json`` prints.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from explorer.analysis import TaskAnalysis
@@ -145,8 +146,16 @@ def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
     return lines
 
 
-def walk_text(kernel: Kernel, walk: Walk, steps: bool = False) -> list[str]:
-    """crash-like frame listing: ``#N [sp] symbol at ip``; unreliable frames in parentheses."""
+def walk_text(
+    kernel: Kernel,
+    walk: Walk,
+    steps: bool = False,
+    under: Callable[[Step], list[str]] | None = None,
+) -> list[str]:
+    """crash-like frame listing: ``#N [sp] symbol at ip``; unreliable frames in parentheses.
+
+    ``under`` gives lines to print under each frame (``bt -l`` source lines, ``bt -f`` words).
+    """
     lines: list[str] = []
     prev_stack = None
     for s in walk.steps:
@@ -161,6 +170,8 @@ def walk_text(kernel: Kernel, walk: Walk, steps: bool = False) -> list[str]:
         extra = f"  [recovered from {s.recovered_by}]" if s.recovered_by else ""
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
         lines.append(f" #{s.index:<2} [{w16(s.sp)}] {sym} at {w16(s.ip)}{stack}{extra}")
+        if under is not None:
+            lines.extend(under(s))
         if steps:
             lines.extend(_checks_lines(s.checks))
         prev_stack = s.stack_type

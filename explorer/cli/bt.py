@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     who.add_argument("--sp", type=address, metavar="ADDR", help="start at this stack pointer")
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
+    from explorer.debuginfo.cli import frame_options
+
+    frame_options(p)
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_bt)
@@ -60,6 +63,7 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> list[Any]
 def cmd_bt(args: argparse.Namespace) -> int:
     """``backchain bt``."""
     from explorer.analysis import analyse_task, unwind_context, walk_sp
+    from explorer.debuginfo.cli import FrameExtras
     from explorer.report import (
         analysis_json,
         end_json,
@@ -73,26 +77,30 @@ def cmd_bt(args: argparse.Namespace) -> int:
 
     kernel = open_kernel(args)
     ctx = unwind_context(kernel)
+    extras = FrameExtras.from_args(kernel, args)
     if args.sp is not None:
         walk = walk_sp(kernel, args.sp, ctx=ctx)
         if args.json:
-            print_json(
-                {
-                    "sp": f"0x{args.sp:x}",
-                    "era": walk.era,
-                    "frames": [step_json(kernel, s, args.steps) for s in walk.steps],
-                    "end": end_json(kernel, walk.end, args.steps),
-                }
-            )
+            doc = {
+                "sp": f"0x{args.sp:x}",
+                "era": walk.era,
+                "frames": [step_json(kernel, s, args.steps) for s in walk.steps],
+                "end": end_json(kernel, walk.end, args.steps),
+            }
+            print_json(extras.add_json(doc, walk))
         else:
             print(f"walk from sp 0x{args.sp:016x} (rules: {walk.era})")
-            print("\n".join(walk_text(kernel, walk, args.steps)))
+            for line in extras.head_text():
+                print(line)
+            print("\n".join(walk_text(kernel, walk, args.steps, extras.under)))
+        extras.close()
         return EXIT_OK
     scan = find_tasks(kernel)
     analyses = [analyse_task(kernel, t, ctx) for t in _select_tasks(kernel, scan, args)]
     if args.json:
-        docs = [analysis_json(kernel, a, args.steps) for a in analyses]
+        docs = [extras.add_json(analysis_json(kernel, a, args.steps), a.walk) for a in analyses]
         print_json(docs[0] if len(docs) == 1 else docs)
+        extras.close()
         return EXIT_OK
     for i, a in enumerate(analyses):
         if i:
@@ -103,6 +111,9 @@ def cmd_bt(args: argparse.Namespace) -> int:
         print(task_header(kernel, a))
         regions = "  ".join(f"{r.stack_type} 0x{r.begin:x}-0x{r.end:x}" for r in a.walk.regions.all)
         print(f"stacks: {regions or 'none'}   (rules: {a.walk.era})")
-        print("\n".join(walk_text(kernel, a.walk, args.steps)))
+        for line in extras.head_text():
+            print(line)
+        print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under)))
         print("\n".join(verdict_text(a)))
+    extras.close()
     return EXIT_OK

@@ -1,0 +1,68 @@
+"""What ``bt`` and ``check`` add to frames from debug information: the options and the
+glue (the subcommand modules stay small)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from explorer.debuginfo.lines import FrameSource, add_to_walk_json, frame_text, unavailable_text
+
+if TYPE_CHECKING:
+    from explorer.kernel import Kernel
+    from explorer.unwind import Step, Walk
+
+
+def lines_options(parser: argparse.ArgumentParser) -> None:
+    """``-l/--lines`` and ``--source DIR``."""
+    parser.add_argument(
+        "-l",
+        "--lines",
+        action="store_true",
+        help="source file:line and inline functions of each frame (needs --vmlinux with DWARF)",
+    )
+    parser.add_argument(
+        "--source",
+        metavar="DIR",
+        help="kernel source tree: print each frame's source line (implies --lines)",
+    )
+
+
+def frame_options(parser: argparse.ArgumentParser) -> None:
+    """``bt``'s frame options: ``-l/--lines``, ``--source``."""
+    lines_options(parser)
+
+
+class FrameExtras:
+    """What to add under each frame (text) or into it (JSON), per the options."""
+
+    def __init__(self, kernel: Kernel, lines: FrameSource | None) -> None:
+        self.kernel = kernel
+        self.lines = lines
+
+    @classmethod
+    def from_args(cls, kernel: Kernel, args: argparse.Namespace) -> FrameExtras:
+        want_lines = bool(getattr(args, "lines", False) or getattr(args, "source", None))
+        lines = FrameSource.open(kernel, getattr(args, "source", None)) if want_lines else None
+        return cls(kernel, lines)
+
+    def close(self) -> None:
+        if self.lines is not None:
+            self.lines.close()
+
+    def head_text(self) -> list[str]:
+        """Lines before the frames (why there are no source lines)."""
+        return unavailable_text(self.lines) if self.lines is not None else []
+
+    def under(self, step: Step) -> list[str]:
+        """Lines under one frame."""
+        out: list[str] = []
+        if self.lines is not None:
+            out.extend(frame_text(self.lines, step))
+        return out
+
+    def add_json(self, doc: dict[str, Any], walk: Walk) -> dict[str, Any]:
+        """Add the frames' extra fields to a walk's JSON document."""
+        if self.lines is not None:
+            add_to_walk_json(doc, walk.steps, self.lines)
+        return doc
