@@ -162,6 +162,10 @@ class Kernel:
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
         )
+        if self.symbols is not None and self.symbols.address_of("init_task") is None:
+            from explorer.symbols import complete_symbols
+
+            complete_symbols(self)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -203,11 +207,20 @@ class Kernel:
         elif opts.vmlinux:
             table = load_vmlinux_symbols(opts.vmlinux)
         if table is None:
-            return None
+            return self.dump_symbols()
         delta = self._symbol_delta(table)
         if delta:
             table.relocate(delta)
         return table
+
+    def dump_symbols(self) -> SymbolTable | None:
+        """The dump's own symbol table (kallsyms through VMCOREINFO), or None without one.
+
+        Runtime addresses (no KASLR relocation needed); a warning says why it is unusable.
+        """
+        from explorer.symbols import dump_kallsyms
+
+        return dump_kallsyms(self)
 
     def _symbol_delta(self, table: SymbolTable) -> int:
         """KASLR relocation: runtime ``_stext`` (VMCOREINFO) minus its address in the map."""

@@ -49,7 +49,9 @@ def pt_regs_json(kernel: Kernel, regs: PtRegs) -> dict[str, Any]:
         "code": hx(regs.code),
         "flags": list(regs.flag_names),
         "last_break": hx(regs.last_break),
-        "last_break_symbol": (symbol_of(kernel, regs.last_break) if regs.last_break else None),
+        "last_break_symbol": (
+            symbol_of(kernel, regs.last_break, regs.user_mode) if regs.last_break else None
+        ),
     }
 
 
@@ -141,7 +143,7 @@ def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
     if regs.last_break is not None:
         lines.append(
             f"{indent}  last_break {w16(regs.last_break)} "
-            f"({kernel.symbolize(regs.last_break) or 'not kernel text'})"
+            f"({symbol_of(kernel, regs.last_break, regs.user_mode) or 'not kernel text'})"
         )
     return lines
 

@@ -8,6 +8,8 @@ approximates ``__kernel_text_address()`` for the core kernel (``_stext`` .. ``_e
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import os
 import struct
 from array import array
@@ -20,53 +22,83 @@ from parsers.errors import FormatError, SymbolError
 #: System.map types that name an address in the kernel image (not absolute values).
 _ADDRESS_TYPES = frozenset("TtDdBbRrVvWw")
 _TEXT_TYPES = frozenset("TtWw")
-#: A gap larger than this after the last symbol of a run is not attributed to it.
-_MAX_IMPLIED_SIZE = 1 << 20
 
 _ELF_SYM = struct.Struct(">IBBHQQ")  # Elf64_Sym, big-endian
 
 
 @dataclass(frozen=True, slots=True)
 class Symbol:
-    """A symbol that contains an address: ``name+0x<offset>/0x<size>``."""
+    """A symbol that contains an address: ``name+0x<offset>/0x<size>``.
+
+    ``size`` runs to the next symbol at a higher address, as the kernel's
+    ``kallsyms_lookup_size_offset()`` computes it (never the ELF ``st_size``).
+    """
 
     name: str
     address: int
     offset: int
     size: int
+    type: str = "T"
+    module: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.name}+0x{self.offset:x}/0x{self.size:x}"
+        text = f"{self.name}+0x{self.offset:x}/0x{self.size:x}"
+        return f"{text} [{self.module}]" if self.module else text
 
 
 class SymbolTable:
-    """Kernel symbols sorted by address.
+    """Kernel symbols sorted by address, looked up the way kallsyms looks them up.
 
     Args:
-        entries: (address, type letter, name, size or 0 if unknown) tuples.
+        entries: (address, type letter, name, ELF size or 0) tuples of System.map or a vmlinux;
+            the ELF size is ignored (the kernel's sizes run to the next symbol).
         source: where they came from, for messages.
-        delta: added to every address (KASLR relocation) when looking up.
+
+    Symbols sharing an address are ordered as scripts/kallsyms.c orders them (weak ones last,
+    then linker-script names such as ``__sched_text_start`` after others, then fewer leading
+    underscores first, then file order); a look-up names the first one, as
+    ``get_symbol_pos()`` does.
     """
 
     def __init__(self, entries: Iterable[tuple[int, str, str, int]], source: str) -> None:
-        rows = sorted((a, n, t, s) for a, t, n, s in entries if t in _ADDRESS_TYPES)
+        rows = sorted(
+            (a, t in "Ww", _linker_provided(n), len(n) - len(n.lstrip("_")), i, n, t)
+            for i, (a, t, n, _s) in enumerate(entries)
+            if t in _ADDRESS_TYPES
+        )
+        self._setup(
+            array("Q", (r[0] for r in rows)),
+            "".join(r[6] for r in rows),
+            [r[5] for r in rows],
+            source,
+        )
+
+    @classmethod
+    def from_kallsyms(
+        cls, addrs: array[int], types: str, names: list[str], source: str
+    ) -> SymbolTable:
+        """A table already in kallsyms order (runtime addresses, sorted by address).
+
+        Raises:
+            SymbolError: the addresses are not sorted (not a kallsyms table).
+        """
+        if not all(map(operator.le, addrs, itertools.islice(addrs, 1, None))):
+            raise SymbolError(f"{source}: addresses are not sorted; not a kallsyms table")
+        table = cls.__new__(cls)
+        table._setup(addrs, types, names, source)
+        return table
+
+    def _setup(self, addrs: array[int], types: str, names: list[str], source: str) -> None:
         self.source = source
         self.delta = 0
-        self._addrs = array("Q", (r[0] for r in rows))
-        self._names = [r[1] for r in rows]
-        self._types = "".join(r[2] for r in rows)
-        sizes = array("Q", (r[3] for r in rows))
-        for i in range(len(rows)):  # infer missing sizes from the next distinct address
-            if sizes[i] == 0:
-                j = bisect.bisect_right(self._addrs, self._addrs[i], lo=i)
-                if j < len(rows):
-                    gap = self._addrs[j] - self._addrs[i]
-                    sizes[i] = gap if gap <= _MAX_IMPLIED_SIZE else 0
-        self._sizes = sizes
-        self._by_name: dict[str, int] = {}
-        for i, name in enumerate(self._names):
-            self._by_name.setdefault(name, i)
-        self._text_ranges = self._find_text_ranges()
+        self._known: dict[str, int] = {}
+        self._known_how: dict[str, str] = {}
+        self._addrs = addrs
+        self._names = names
+        self._types = types
+        # The first of equal names wins: build from the end so that earlier ones overwrite.
+        self._by_name = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
+        self._find_bounds()
 
     def __len__(self) -> int:
         return len(self._names)
@@ -74,24 +106,45 @@ class SymbolTable:
     def relocate(self, delta: int) -> None:
         """Apply a KASLR offset: runtime address = file address + ``delta``."""
         self.delta = delta
-        self._text_ranges = self._find_text_ranges()
+        self._find_bounds()
 
-    def _find_text_ranges(self) -> list[tuple[int, int]]:
+    def _find_bounds(self) -> None:
         out = []
-        for start, end in (("_stext", "_etext"), ("_sinittext", "_einittext")):
-            a, b = self.address_of(start), self.address_of(end)
+        for first, last in (("_stext", "_etext"), ("_sinittext", "_einittext")):
+            a, b = self.address_of(first), self.address_of(last)
             if a is not None and b is not None and a < b:
                 out.append((a, b))
         if not out:  # no markers: the span of text symbols
             text = [a for a, t in zip(self._addrs, self._types, strict=True) if t in _TEXT_TYPES]
             if text:
                 out.append((min(text) + self.delta, max(text) + self.delta + 1))
-        return out
+        self._text_ranges = out
+        # kallsyms' last symbol ends at _end (KALLSYMS_ALL) or _etext; beyond it nothing.
+        end = self.address_of("_end")
+        self._has_end = end is not None
+        if end is None and self._addrs:
+            end = self._addrs[-1] + self.delta + 1
+        self._end = end or 0
+        self._einittext = self.address_of("_einittext")
 
     def address_of(self, name: str) -> int | None:
         """Runtime address of ``name`` or None."""
         i = self._by_name.get(name)
-        return None if i is None else self._addrs[i] + self.delta
+        if i is None:
+            return self._known.get(name)
+        return self._addrs[i] + self.delta
+
+    def add_known(self, name: str, address: int, how: str) -> None:
+        """Make ``address_of(name)`` answer ``address`` (a runtime address found another way,
+        e.g. VMCOREINFO's ``SYMBOL()``) for a name the table lacks; look-ups by address do not
+        use it. ``how`` is kept for :meth:`known_by`."""
+        if name not in self._by_name:
+            self._known[name] = address
+            self._known_how[name] = how
+
+    def known_by(self, name: str) -> str:
+        """Where ``address_of(name)`` comes from: the table's source or how it was added."""
+        return self._known_how.get(name, self.source)
 
     def require(self, name: str) -> int:
         """Runtime address of ``name``.
@@ -105,34 +158,40 @@ class SymbolTable:
         return addr
 
     def size_of(self, name: str) -> int:
-        """Size of ``name`` (from .symtab, or implied by the next symbol); 0 if unknown."""
+        """Size of ``name`` as kallsyms gives it (to the next higher address); 0 if unknown."""
         i = self._by_name.get(name)
-        return 0 if i is None else self._sizes[i]
+        return 0 if i is None else self._size_at(i)
+
+    def type_of(self, name: str) -> str | None:
+        """The type letter of ``name`` (``T``, ``t``, ``D`` ...) or None."""
+        i = self._by_name.get(name)
+        return None if i is None else self._types[i]
+
+    def _size_at(self, i: int) -> int:
+        base = self._addrs[i]
+        j = bisect.bisect_right(self._addrs, base, lo=i)
+        if j < len(self._addrs):
+            return self._addrs[j] - base
+        rel_end = self._end - self.delta
+        if self._einittext is not None and base < self._einittext - self.delta <= rel_end:
+            rel_end = self._einittext - self.delta
+        return max(rel_end - base, 0)
 
     def lookup(self, address: int) -> Symbol | None:
-        """The symbol containing ``address``, or None."""
-        rel = address - self.delta
-        if rel < 0:
+        """The symbol containing ``address`` (``get_symbol_pos()``), or None."""
+        if not self._addrs or address >= self._end:
             return None
+        if not self._has_end and not self.is_text(address):
+            return None  # text-only kallsyms (no KALLSYMS_ALL): is_ksym_addr() is text only
+        rel = address - self.delta
         i = bisect.bisect_right(self._addrs, rel) - 1
         if i < 0:
             return None
+        i = bisect.bisect_left(self._addrs, self._addrs[i], hi=i)  # the first alias
         base = self._addrs[i]
-        # Among symbols at the same address prefer a function over a section marker
-        # (__sched_text_start, _stext ...), then a text symbol, then the first name.
-        j = i
-        while j > 0 and self._addrs[j - 1] == base:
-            j -= 1
-        best = min(
-            range(j, i + 1),
-            key=lambda k: (_is_marker(self._names[k]), self._types[k] not in _TEXT_TYPES, k),
+        return Symbol(
+            self._names[i], base + self.delta, rel - base, self._size_at(i), self._types[i]
         )
-        size = self._sizes[best]
-        if size and rel >= base + size:
-            return None
-        if not size and rel - base > _MAX_IMPLIED_SIZE:
-            return None
-        return Symbol(self._names[best], base + self.delta, rel - base, size)
 
     def format(self, address: int) -> str:
         """``name+0xoff/0xsize`` or the bare address."""
@@ -147,13 +206,23 @@ class SymbolTable:
         """All names, in address order."""
         return iter(self._names)
 
+    def rows(self) -> Iterator[tuple[int, str, str]]:
+        """(runtime address, type, name) of every symbol, in address order."""
+        d = self.delta
+        rows = zip(self._addrs, self._types, self._names, strict=True)
+        return ((a + d, t, n) for a, t, n in rows)
 
-def _is_marker(name: str) -> bool:
-    """Linker-script markers that share an address with the first function of a section."""
-    return name in _MARKERS or (name.startswith("__") and name.endswith(("_start", "_end")))
 
-
-_MARKERS = frozenset({"_text", "_stext", "_etext", "_sinittext", "_einittext", "_end"})
+def _linker_provided(name: str) -> bool:
+    """scripts/kallsyms.c ``may_be_linker_script_provide_symbol()``: ``__start_*``,
+    ``__stop_*``, ``__end_*``, ``__*_start``, ``__*_end`` (8 characters or more)."""
+    return (
+        len(name) >= 8
+        and name.startswith("__")
+        and (
+            name.startswith(("__start_", "__stop_", "__end_")) or name.endswith(("_start", "_end"))
+        )
+    )
 
 
 def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:

@@ -1,0 +1,260 @@
+"""Symbols from the dump itself (kallsyms through VMCOREINFO), against independent truth: the
+System.map of the same build and the kernel's own Call Trace lines in each sample's console log
+(facts.json keeps them per task, as printed: ``schedule+0x3e/0x110``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from explorer.analysis import analyse_task, unwind_context
+from explorer.cli import main
+from explorer.kernel import Kernel, Options
+from explorer.tasks import find_tasks
+from parsers.dumps import open_dump
+from parsers.errors import SymbolError
+from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
+from parsers.symbols import SymbolTable, load_system_map
+from parsers.vmcoreinfo import parse_vmcoreinfo
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
+#: Tasks that ran between the guest's sysrq-t printout and the dump (see test_real_samples).
+MOVED = {
+    "bpo12-6.12-busy": {1, 158, 159},
+    "bpo12-6.12-nmi": {1, 157, 158},
+    "bpo12-6.12-panic": {1, 155, 156},
+    "deb12-6.1-idle": {1, 14},
+    "rebuilt-5.10-busy": {1, 171, 172},
+}
+
+
+@cache
+def _alone(name: str) -> Kernel:
+    """The sample's dump opened with nothing else: no System.map, no vmlinux, no profile."""
+    return Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
+
+
+@cache
+def _with_map(name: str) -> Kernel:
+    return Kernel.open(
+        str(SAMPLES / name / "vmcore.zst"),
+        Options(system_map=str(SAMPLES / name / "System.map.zst")),
+    )
+
+
+def _has_kallsyms(name: str) -> bool:
+    return kallsyms_tables(_alone(name).vmcoreinfo) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kallsyms_agree_with_system_map(name: str) -> None:
+    alone = _alone(name)
+    if not _has_kallsyms(name):
+        assert name.startswith("rebuilt-5.10"), "only the 5.10 sample lacks KALLSYMS"
+        assert alone.symbols is None
+        return
+    table = alone.symbols
+    assert table is not None and table.source == "kallsyms in the dump"
+    mapped = _with_map(name).symbols
+    assert mapped is not None
+    ours = set(table.rows())
+    theirs = set(mapped.rows())
+    # Every kallsyms entry is in System.map at the same (KASLR-relocated) address with the
+    # same type; 6.12 has KALLSYMS_ALL (the same 80,620 symbols), 6.1 text symbols only.
+    assert ours <= theirs
+    assert len(table) == (80620 if alone.release.startswith("6.12") else 34724)
+    # Look-ups name the same symbol with the same offset and size at every symbol start and
+    # two bytes into it (the first alias and the distance to the next symbol, as kallsyms).
+    for address, _, _ in ours:
+        for probe in (address, address + 2):
+            if table.is_text(probe) or alone.release.startswith("6.12"):
+                assert str(table.lookup(probe)) == str(mapped.lookup(probe)), hex(probe)
+            else:  # 6.1 kallsyms know text only: _etext and _einittext name nothing, as in
+                assert table.lookup(probe) is None  # the kernel's is_ksym_addr()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_init_task_without_system_map(name: str) -> None:
+    if not _has_kallsyms(name):
+        pytest.skip(f"{name}: its VMCOREINFO has no KALLSYMS (5.10); needs a System.map")
+    alone, mapped = _alone(name), _with_map(name)
+    assert alone.symbols is not None and mapped.symbols is not None
+    linked = load_system_map(SAMPLES / name / "System.map.zst").address_of("init_task")
+    assert linked is not None
+    assert alone.symbols.address_of("init_task") == linked + (alone.kaslr_offset or 0)
+    if alone.release.startswith("6.1."):  # text-only kallsyms: found as its own parent
+        assert "real_parent" in alone.symbols.known_by("init_task")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
+    """Every frame of every task that did not move, named from the dump's own kallsyms and
+    from System.map, equals the kernel's Call Trace text exactly (name+offset/size)."""
+    facts = json.loads((SAMPLES / name / "facts.json").read_text())
+    sources = {"System.map": _with_map(name)}
+    if _has_kallsyms(name):
+        sources["kallsyms"] = _alone(name)
+    for source, kernel in sources.items():
+        scan = find_tasks(kernel)
+        ctx = unwind_context(kernel)
+        tasks = {t.pid: t for t in scan.tasks if t.pid}
+        compared = 0
+        for trace in facts["sysrq_t"]:
+            pid = trace["pid"]
+            if pid in MOVED[name] or pid not in tasks:
+                continue
+            walk = analyse_task(kernel, tasks[pid], ctx).walk
+            got = [(hex(s.ip), kernel.symbolize(s.ip)) for s in walk.steps]
+            want = [(hex(int(f["address"], 16)), f["symbol"]) for f in trace["frames"]]
+            assert got == want, (source, pid, trace["comm"])
+            compared += 1
+        assert compared >= 54, source
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("rebuilt-5.10")])
+def test_dump_alone_in_an_empty_folder(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ps, bt and check on a dump copied alone into a folder print what they print with the
+    System.map beside it."""
+    alone = tmp_path / "vmcore.zst"
+    try:
+        os.link(SAMPLES / name / "vmcore.zst", alone)
+    except OSError:
+        shutil.copy2(SAMPLES / name / "vmcore.zst", alone)
+    with_map = str(SAMPLES / name / "vmcore.zst")
+    for args in (["ps"], ["check"], ["bt", "--pid", "2"], ["bt", "--pid", "2", "--json"]):
+        outputs = []
+        for dump in (str(alone), with_map):
+            assert main([*args, dump]) == 0
+            outputs.append(capsys.readouterr().out)
+        assert outputs[0] == outputs[1], args
+        assert "schedule" in outputs[0] or args == ["ps"]  # frames are named
+
+
+def test_5_10_alone_says_it_needs_a_system_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alone = tmp_path / "vmcore.zst"
+    try:
+        os.link(SAMPLES / "rebuilt-5.10-busy" / "vmcore.zst", alone)
+    except OSError:
+        shutil.copy2(SAMPLES / "rebuilt-5.10-busy" / "vmcore.zst", alone)
+    assert main(["ps", str(alone)]) == 2
+    err = capsys.readouterr().err
+    assert "System.map" in err and len(err.strip().splitlines()) == 1
+
+
+# -- the decoder on hand-made tables: long names and the 7.x self-relative offsets -------------
+def _tables(names: list[tuple[str, str]], addrs: list[int], self_relative: bool) -> tuple:
+    """Build kallsyms tables in a fake memory; every token is one character (plus one
+    two-character token to show expansion)."""
+    chars = sorted({c for t, n in names for c in t + n} | {"x"})
+    tokens = ["xy", *chars]  # token 0 expands to two characters
+    table = b"".join(t.encode() + b"\0" for t in tokens)
+    index = []
+    off = 0
+    for t in tokens:
+        index.append(off)
+        off += len(t) + 1
+    index += [0] * (256 - len(index))
+    code = {t: i for i, t in enumerate(tokens)}
+    blob = b""
+    for kind, name in names:
+        text = kind + name
+        body = bytearray()
+        i = 0
+        while i < len(text):
+            if text.startswith("xy", i):
+                body.append(0)
+                i += 2
+            else:
+                body.append(code[text[i]])
+                i += 1
+        n = len(body)
+        blob += (bytes([n]) if n < 128 else bytes([0x80 | (n & 0x7F), n >> 7])) + body
+    mem: dict[int, bytes] = {}
+    base = 0x3FFFE000000  # near the symbols: 7.x offsets are s32 distances from their slot
+    layout = {"num_syms": 0x100, "names": 0x200, "token_table": 0x10000, "token_index": 0x11000}
+    layout["offsets"] = 0x12000
+    mem[base + layout["num_syms"]] = struct.pack(">I", len(names))
+    mem[base + layout["names"]] = blob
+    mem[base + layout["token_table"]] = table
+    mem[base + layout["token_index"]] = struct.pack(">256H", *index)
+    off_addr = base + layout["offsets"]
+    if self_relative:
+        rel = [a - (off_addr + 4 * i) for i, a in enumerate(addrs)]
+        mem[off_addr] = struct.pack(f">{len(rel)}i", *rel)
+        relative_base = None
+    else:
+        mem[off_addr] = struct.pack(f">{len(addrs)}I", *(a - min(addrs) for a in addrs))
+        relative_base = base + 0x13000
+        mem[relative_base] = struct.pack(">Q", min(addrs))
+
+    memory = bytearray(0x20000)
+    for start, data in mem.items():
+        memory[start - base : start - base + len(data)] = data
+
+    def read(address: int, size: int) -> bytes:
+        if not base <= address <= address + size <= base + len(memory):
+            raise SymbolError(f"0x{address:x} not mapped")
+        return bytes(memory[address - base : address - base + size])
+
+    tables = KallsymsTables(
+        names=base + layout["names"],
+        num_syms=base + layout["num_syms"],
+        token_table=base + layout["token_table"],
+        token_index=base + layout["token_index"],
+        offsets=off_addr,
+        relative_base=relative_base,
+    )
+    return read, tables
+
+
+@pytest.mark.parametrize("self_relative", [False, True])
+def test_decoder_long_names_and_offsets(self_relative: bool) -> None:
+    long_name = "a_very_long_symbol_" + "z" * 150  # > 127 tokens: a two-byte length
+    names = [("T", "_stext"), ("T", "startup"), ("t", "xylophone"), ("T", long_name)]
+    names += [("D", "init_task"), ("B", "_end")]
+    addrs = [0x3FFFE954000, 0x3FFFE954000, 0x3FFFE954100, 0x3FFFE954200, 0x3FFFF000000]
+    addrs.append(0x3FFFF100000)
+    read, tables = _tables(names, addrs, self_relative)
+    table = read_kallsyms(read, tables)
+    assert list(table.rows()) == [(a, t, n) for a, (t, n) in zip(addrs, names, strict=True)]
+    sym = table.lookup(0x3FFFE954104)
+    assert str(sym) == "xylophone+0x4/0x100" and sym is not None and sym.type == "t"
+    # The first alias at an address is the one the kernel names.
+    assert str(table.lookup(0x3FFFE954000)) == "_stext+0x0/0x100"
+    assert table.lookup(0x3FFFE954210).name == long_name  # type: ignore[union-attr]
+    assert table.size_of(long_name) == 0x3FFFF000000 - 0x3FFFE954200
+    assert table.lookup(0x3FFFF100000) is None  # _end: outside the kernel
+
+
+def test_decoder_refuses_garbage() -> None:
+    names = [("T", "a"), ("T", "b")]
+    read, tables = _tables(names, [0x2000, 0x1000], False)  # not sorted
+    with pytest.raises(SymbolError, match="not sorted"):
+        read_kallsyms(read, tables)
+    read, tables = _tables(names, [0x1000, 0x2000], False)
+
+    def huge_count(address: int, size: int) -> bytes:
+        if address == tables.num_syms:
+            return struct.pack(">I", 1 << 30)
+        return read(address, size)
+
+    with pytest.raises(SymbolError, match="not a symbol count"):
+        read_kallsyms(huge_count, tables)
+
+
+def test_tables_need_every_key() -> None:
+    info = parse_vmcoreinfo("SYMBOL(kallsyms_names)=100\nSYMBOL(kallsyms_num_syms)=80\n", "t")
+    assert kallsyms_tables(info) is None
+    assert kallsyms_tables(None) is None
+    assert isinstance(SymbolTable([(0x10, "T", "f", 0), (0x20, "T", "_end", 0)], "t"), SymbolTable)
