@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from explorer.analysis import TaskAnalysis
+from explorer.code.model import call_fields, not_after_call
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
 from explorer.unwind import Step, Walk, WalkEnd
@@ -72,6 +73,7 @@ def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any
     if step.raw_ip != step.ip:
         out["raw_ip"] = hx(step.raw_ip)
         out["recovered_by"] = step.recovered_by
+    out.update(call_fields(kernel, step))
     if checks:
         out["checks"] = [{"id": c.id, "ok": c.ok, "reason": c.reason} for c in step.checks]
     return out
@@ -170,6 +172,8 @@ def walk_text(
         if not s.reliable:
             sym = f"({sym})"
         extra = f"  [recovered from {s.recovered_by}]" if s.recovered_by else ""
+        if not_after_call(kernel, s):
+            extra += "  [! return address not after a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
         lines.append(f" #{s.index:<2} [{w16(s.sp)}] {sym} at {w16(s.ip)}{stack}{extra}")
         if under is not None:

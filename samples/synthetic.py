@@ -630,7 +630,16 @@ class SyntheticKernel(SyntheticDump):
                 chain = frame.back_chain
             r14 = frame.r14 if frame.r14 is not None else self.ip(frame.function, frame.offset)
             self.write_frame(sp, r14=r14, back_chain=chain)
+            if frame.r14 is None and frame.offset >= 6:
+                callee = self.ip(frames[i - 1].function) if i else r14
+                self.write_call(r14, callee)
         return sps
+
+    def write_call(self, return_address: int, target: int) -> None:
+        """Put ``brasl %r14,target`` right before ``return_address`` (kernel text), as the
+        compiler does at every call site: the call-site check then finds the call."""
+        offset = (target - (return_address - 6)) // 2
+        self.write(return_address - 6, b"\xc0\xe5" + (offset & 0xFFFFFFFF).to_bytes(4, "big"))
 
     def task_stack(
         self,

@@ -34,6 +34,7 @@ def register(sub: Any) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
     from explorer.analysis import analyse_all, unwind_context
+    from explorer.code.model import calls_of, suspicious_lines
     from explorer.report import analysis_json
     from explorer.summary import summarizer
     from explorer.tasks import find_tasks
@@ -55,8 +56,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
         out.write("\n]\n")
         return EXIT_OK
-    rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=summarizer(kernel))
+    summarize = summarizer(kernel)
+    calls = calls_of(kernel)
+    suspicious: list[Any] = []
+
+    def keep(a: Any) -> Any:
+        suspicious.extend((a.task, step) for step, _ in calls.suspicious(a.walk.steps))
+        return summarize(a)
+
+    rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=keep)
     print("\n".join(render_check(rows, functions, args.all)))
+    if suspicious:
+        print("\n".join(suspicious_lines(kernel, suspicious)))
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from explorer.cli.common import EXIT_OK, common_options, json_flag, open_kernel, print_json
+from parsers.errors import DumpError
 
 
 def register(sub: Any) -> None:
@@ -16,7 +17,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("dump", help="dump file")
     p.add_argument("where", metavar="ADDR|FUNC", help="hex address, function name or FUNC+OFFSET")
-    p.add_argument("count", type=int, nargs="?", help="list this many instructions from ADDR")
+    p.add_argument(
+        "count", type=int, nargs="?", help="list this many instructions (right after ADDR)"
+    )
     way = p.add_mutually_exclusive_group()
     way.add_argument(
         "-r", "--reverse", action="store_true", help="from the function's start up to ADDR"
@@ -37,10 +40,12 @@ def cmd_dis(args: argparse.Namespace) -> int:
         make_listing,
         resolve,
     )
-    from explorer.code.text import CodeText
+    from explorer.code.model import code_of
 
+    if args.count is not None and args.count <= 0:
+        raise DumpError(f"COUNT must be a positive number of instructions, not {args.count}")
     kernel = open_kernel(args)
-    code = CodeText(kernel)
+    code = code_of(kernel)
     address = resolve(code, args.where)
     marks = cpu_marks(kernel)
     func = code.function_at(address)

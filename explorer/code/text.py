@@ -2,8 +2,11 @@
 
 Kernel text is patched at run time (ftrace call sites, static keys, alternatives), so code
 is read from the dump first; a vmlinux given with ``--vmlinux`` is the fallback for text
-the dump does not hold (a filtered dump). Pages are cached: the call-site check reads a few
-bytes before every return address, many of them on the same pages.
+the dump does not hold (a filtered dump). Init text (``_sinittext`` .. ``_einittext``) is
+freed once the kernel runs (``system_state`` >= 2: ``SYSTEM_FREEING_INITMEM`` in v6.x,
+``SYSTEM_RUNNING`` in v5.10), its pages reused: the dump's bytes there are not the code
+any more (zeros in the bundled samples), so only a vmlinux can show it. Pages are cached:
+the call-site check reads a few bytes before every return address, many on the same pages.
 """
 
 from __future__ import annotations
@@ -60,16 +63,42 @@ class CodeText:
         self.kernel = kernel
         self._pages: dict[int, bytes | None] = {}
         self._vmlinux: _VmlinuxText | bool | None = False  # False: not opened yet
+        self._freed_init = self._find_freed_init()
+
+    def _find_freed_init(self) -> tuple[int, int] | None:
+        """``[_sinittext, _einittext)`` if the kernel has freed it (or cannot say)."""
+        syms = self.kernel.symbols
+        if syms is None:
+            return None
+        start, end = syms.address_of("_sinittext"), syms.address_of("_einittext")
+        if start is None or end is None or start >= end:
+            return None
+        state = syms.address_of("system_state")
+        try:
+            if state is not None and int.from_bytes(self.kernel.read(state, 4), "big") < 2:
+                return None  # still booting: init text is code
+        except DumpError:
+            pass
+        return start, end
+
+    def freed(self, address: int) -> bool:
+        """True if ``address`` is init text the kernel has already freed."""
+        init = self._freed_init
+        return init is not None and init[0] <= address < init[1]
 
     # -- bytes -----------------------------------------------------------------------------
     def _page(self, base: int) -> bytes | None:
         pages = self._pages
         if base in pages:
             return pages[base]
-        try:
-            data: bytes | None = self.kernel.read(base, PAGE)
-        except DumpError:
+        data: bytes | None
+        if self.freed(base):
             data = self._from_vmlinux(base, PAGE)
+        else:
+            try:
+                data = self.kernel.read(base, PAGE)
+            except DumpError:
+                data = self._from_vmlinux(base, PAGE)
         if len(pages) >= _CACHE_PAGES:
             pages.clear()
         pages[base] = data
