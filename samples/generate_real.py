@@ -53,8 +53,13 @@ import time
 from pathlib import Path
 
 SCRIPT_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPT_DIR.parent))
+
+from parsers.cache import cache_dir  # noqa: E402  (stdlib only; the script runs without a venv)
+
 DEFAULT_OUT = SCRIPT_DIR / "real"
-DEFAULT_SCRATCH = Path("/work/scratch/real")
+#: Big work files (debs, kernels, -dbg vmlinux, raw dumps): ``$BACKCHAIN_CACHE/real``.
+DEFAULT_SCRATCH = cache_dir("real")
 
 HOST_PACKAGES = {
     # package: a file that proves it is installed
@@ -91,9 +96,52 @@ class KernelSpec:
     """
 
     key: str
-    suite: str  # "bookworm", "bookworm-backports", "bullseye"
+    suite: str  # "bookworm", "bookworm-backports", "bullseye", "sid"
     name_regex: str
     description: str
+    #: Debian's newer packaging (sid, 7.x): ``linux-image-KV`` is an empty meta package; the
+    #: image is in ``linux-binary-KV``, the config in ``linux-base-KV``, the modules in
+    #: ``linux-modules-KV`` (all under /usr/lib/modules/KV/), and the -dbg package keeps
+    #: vmlinux and System.map under /usr/lib/debug/lib/modules/KV/.
+    split: bool = False
+
+    def image_members(self, release: str) -> dict[str, dict[str, str]]:
+        """Package name -> {tar path: file name in the kernel folder} of vmlinuz and config."""
+        if self.split:
+            mod = f"./usr/lib/modules/{release}"
+            return {
+                f"linux-binary-{release}": {f"{mod}/vmlinuz": "vmlinuz"},
+                f"linux-base-{release}": {f"{mod}/config": "config"},
+            }
+        return {
+            f"linux-image-{release}": {
+                f"./boot/vmlinuz-{release}": "vmlinuz",
+                f"./boot/config-{release}": "config",
+            }
+        }
+
+    def modules_package(self, release: str) -> tuple[str, str]:
+        """(package, folder in its data tarball) of the kernel's modules."""
+        if self.split:
+            return f"linux-modules-{release}", f"./usr/lib/modules/{release}/kernel/"
+        return f"linux-image-{release}", f"./lib/modules/{release}/kernel/"
+
+
+def debug_members(release: str) -> dict[str, list[str]]:
+    """File name in the kernel folder -> the -dbg package's tar paths that may hold it (the
+    package hard-links vmlinux under several names; the first one in the tarball has the
+    data)."""
+    return {
+        "System.map": [
+            f"./usr/lib/debug/boot/System.map-{release}",
+            f"./usr/lib/debug/lib/modules/{release}/System.map",
+        ],
+        "vmlinux": [
+            f"./usr/lib/debug/boot/vmlinux-{release}",
+            f"./usr/lib/debug/lib/modules/{release}/vmlinux",
+            f"./usr/lib/debug/vmlinux-{release}",
+        ],
+    }
 
 
 KERNELS = {
@@ -108,6 +156,13 @@ KERNELS = {
     ),
     "5.10": KernelSpec(
         "5.10", "bullseye", r"linux-image-5\.10\.0-\d+-s390x", "Debian 11 (bullseye) 5.10 kernel"
+    ),
+    "7.x": KernelSpec(
+        "7.x",
+        "sid",
+        r"linux-image-7\.\d+\.\d+\+deb\d+-s390x",
+        "Debian sid (unstable) 7.x kernel",
+        split=True,
     ),
 }
 
@@ -344,10 +399,25 @@ class SystemApt:
 
     def download(self, dest: Path, *pkgs: str) -> None:
         run(
-            ["apt-get", *self.opts, "download", *[p if ":" in p else p + ":s390x" for p in pkgs]],
+            ["apt-get", *self.opts, "download", *[arch_qualified(p) for p in pkgs]],
             cwd=dest,
             stdout=subprocess.DEVNULL,
         )
+
+
+def arch_qualified(pkg: str) -> str:
+    """``name[=version]`` -> ``name:s390x[=version]`` (an explicit ``:arch`` is kept)."""
+    name, eq, version = pkg.partition("=")
+    return (name if ":" in name else name + ":s390x") + eq + version
+
+
+def available_versions(apt, pkg: str) -> list[str]:
+    """Every version of ``pkg`` the mirror offers (newest first as apt lists them)."""
+    try:
+        text = apt.cache("show", arch_qualified(pkg) if isinstance(apt, SystemApt) else pkg)
+    except subprocess.CalledProcessError:
+        return []
+    return re.findall(r"^Version: (\S+)", text, re.M)
 
 
 def version_key(name: str) -> list:
@@ -404,13 +474,15 @@ class Kernel:
 
 def extract_members(deb: Path, wanted: dict[str, Path]) -> None:
     """Stream the data tarball of ``deb`` and write only the members named
-    in ``wanted`` (tar path -> destination); stops once all are found."""
+    in ``wanted`` (tar path -> destination; several tar paths may name the
+    same destination: the first regular file found wins); stops once every
+    destination is written."""
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     left = dict(wanted)
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
-                dest = left.pop(member.name, None)
+                dest = left.get(member.name)
                 if dest is None or not member.isfile():
                     continue
                 src = tar.extractfile(member)
@@ -418,6 +490,7 @@ def extract_members(deb: Path, wanted: dict[str, Path]) -> None:
                 with open(tmp, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
                 tmp.rename(dest)
+                left = {k: v for k, v in left.items() if v != dest}
                 if not left:
                     break
     finally:
@@ -428,9 +501,43 @@ def extract_members(deb: Path, wanted: dict[str, Path]) -> None:
         raise SystemExit(f"{deb.name}: missing {sorted(left)}")
 
 
-def fetch_kernel(spec: KernelSpec, scratch: Path, pinned: str | None, timer: Timer) -> Kernel:
+def apt_for(spec: KernelSpec, scratch: Path):
     apt = SystemApt() if spec.suite == "bookworm" else PrivateApt(scratch, spec.suite)
     apt.update()
+    return apt
+
+
+def download_one(apt, debs: Path, pkg: str, version: str | None, timer: Timer) -> Path:
+    """The .deb of ``pkg`` (at ``version`` if given) in ``debs``, downloaded if missing."""
+    debs.mkdir(parents=True, exist_ok=True)
+    pattern = f"{pkg}_{version.replace(':', '%3a') if version else '*'}_s390x.deb"
+    found = sorted(debs.glob(pattern))
+    if not found:
+        timer.run(f"download {pkg}", apt.download, debs, f"{pkg}={version}" if version else pkg)
+        found = sorted(debs.glob(pattern))
+    if not found:
+        raise SystemExit(f"{pkg}: apt-get download wrote no {pattern} in {debs}")
+    return found[-1]
+
+
+def fetch_debug(
+    apt, release: str, package: str, version: str, kdir: Path, scratch: Path, timer: Timer
+) -> None:
+    """Extract vmlinux (DWARF) and the real System.map of ``release`` from its -dbg package
+    into ``kdir``; the (big) .deb is removed afterwards."""
+    if (kdir / "vmlinux").exists() and (kdir / "System.map").exists():
+        log(f"-dbg files of {release} already in {kdir}")
+        return
+    deb = download_one(apt, scratch / "debs", package + "-dbg", version, timer)
+    kdir.mkdir(parents=True, exist_ok=True)
+    wanted = {path: kdir / name for name, paths in debug_members(release).items() for path in paths}
+    timer.run(f"extract {deb.name}", extract_members, deb, wanted)
+    (kdir / "dbg-package").write_text(f"{package}-dbg {version}\n")
+    deb.unlink()
+
+
+def fetch_kernel(spec: KernelSpec, scratch: Path, pinned: str | None, timer: Timer) -> Kernel:
+    apt = apt_for(spec, scratch)
     pkg = pick_kernel_package(apt, spec, pinned)
     release = pkg.removeprefix("linux-image-")
     version = package_version(apt, pkg)
@@ -440,33 +547,61 @@ def fetch_kernel(spec: KernelSpec, scratch: Path, pinned: str | None, timer: Tim
     if all(f.exists() for f in files):
         log(f"kernel {release} ({version}) already extracted in {kdir}")
         return kernel
-    debs = scratch / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    for p in (pkg, pkg + "-dbg"):
-        if not glob.glob(str(debs / f"{p}_*_s390x.deb")):
-            timer.run(f"download {p}", apt.download, debs, p)
     kdir.mkdir(parents=True, exist_ok=True)
-    img = Path(glob.glob(str(debs / f"{pkg}_*_s390x.deb"))[0])
-    dbg = Path(glob.glob(str(debs / f"{pkg}-dbg_*_s390x.deb"))[0])
-    timer.run(
-        f"extract {pkg}",
-        extract_members,
-        img,
-        {
-            f"./boot/vmlinuz-{release}": kernel.vmlinuz,
-            f"./boot/config-{release}": kernel.config,
-        },
-    )
-    timer.run(
-        f"extract {pkg}-dbg",
-        extract_members,
-        dbg,
-        {
-            f"./usr/lib/debug/boot/System.map-{release}": kernel.system_map,
-            f"./usr/lib/debug/boot/vmlinux-{release}": kernel.vmlinux,
-        },
-    )
+    for image_pkg, members in spec.image_members(release).items():
+        deb = download_one(apt, scratch / "debs", image_pkg, version, timer)
+        wanted = {path: kdir / name for path, name in members.items()}
+        timer.run(f"extract {image_pkg}", extract_members, deb, wanted)
+    fetch_debug(apt, release, pkg, version, kdir, scratch, timer)
     return kernel
+
+
+def fetch_modules(
+    spec: KernelSpec, kernel: Kernel, scratch: Path, names: tuple[str, ...], timer: Timer
+) -> list[tuple[str, bytes]]:
+    """The modules ``names`` and everything they depend on, in load order, as (name, bytes)
+    (``.ko.xz`` decompressed), read from the kernel's modules package.  Dependencies come from
+    each module's own ``.modinfo`` ``depends=`` (what depmod writes to modules.dep)."""
+    import lzma
+
+    apt = apt_for(spec, scratch)
+    pkg, folder = spec.modules_package(kernel.release)
+    deb = download_one(apt, scratch / "debs", pkg, kernel.version, timer)
+    mdir = kernel.dir / "modules"
+    if not mdir.is_dir():
+        mdir.mkdir(parents=True)
+        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                for member in tar:
+                    if not (member.isfile() and member.name.startswith(folder)):
+                        continue
+                    base = member.name.rsplit("/", 1)[1]
+                    data = tar.extractfile(member).read()
+                    if base.endswith(".xz"):
+                        data, base = lzma.decompress(data), base[:-3]
+                    if base.endswith(".ko"):
+                        (mdir / base.replace("-", "_")).write_bytes(data)
+        finally:
+            proc.stdout.close()
+            proc.wait()
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        name = name.replace("-", "_")
+        if name in order or not name:
+            return
+        path = mdir / f"{name}.ko"
+        if not path.exists():
+            raise SystemExit(f"module {name} not in {pkg}")
+        m = re.search(rb"(?:^|\0)depends=([^\0]*)\0", path.read_bytes())
+        for dep in m.group(1).decode().split(",") if m else []:
+            visit(dep)
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return [(name, (mdir / f"{name}.ko").read_bytes()) for name in order]
 
 
 def fetch_busybox(scratch: Path) -> tuple[Path, str]:
@@ -481,6 +616,45 @@ def fetch_busybox(scratch: Path) -> tuple[Path, str]:
         extract_members(deb, {"./bin/busybox": dest})
     version = deb.name.split("_")[1].replace("%3a", ":")
     return dest, version
+
+
+def bundled_kernels(out: Path) -> dict[str, tuple[str, str]]:
+    """Release -> (image package, version) of every bundled sample made from a Debian binary
+    kernel (facts.json provenance); rebuilt kernels have no -dbg package and are left out."""
+    found: dict[str, tuple[str, str]] = {}
+    for facts_path in sorted(out.glob("*/facts.json")):
+        facts = json.loads(facts_path.read_text())
+        dbg = (facts.get("provenance") or {}).get("dbg_package")
+        if not dbg:
+            continue
+        package, version = dbg.split()
+        found[facts["kernel_release"]] = (package.removesuffix("-dbg"), version)
+    return found
+
+
+def fetch_bundled_debug(out: Path, scratch: Path, timer: Timer) -> list[str]:
+    """Fetch the -dbg vmlinux and System.map of every bundled sample's kernel into
+    ``scratch/kernels/RELEASE/``; returns one line per release saying what happened."""
+    lines = []
+    for release, (package, version) in bundled_kernels(out).items():
+        spec = next((k for k in KERNELS.values() if re.fullmatch(k.name_regex, package)), None)
+        if spec is None:
+            lines.append(f"{release}: no known suite for {package}; skipped")
+            continue
+        kdir = scratch / "kernels" / release
+        apt = apt_for(spec, scratch)
+        if not (kdir / "vmlinux").exists():
+            versions = available_versions(apt, package + "-dbg")
+            if version not in versions:
+                lines.append(
+                    f"{release}: {package}-dbg {version} is no longer on the mirror "
+                    f"({spec.suite} has: {', '.join(versions) or 'none'}); skipped"
+                )
+                continue
+        fetch_debug(apt, release, package, version, kdir, scratch, timer)
+        size = (kdir / "vmlinux").stat().st_size
+        lines.append(f"{release}: {package}-dbg {version}: {kdir}/vmlinux ({size} bytes)")
+    return lines
 
 
 # --------------------------------------------------------------------------
@@ -1142,6 +1316,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--list", action="store_true", help="list samples")
     ap.add_argument(
+        "--debug-only",
+        action="store_true",
+        help="only fetch the -dbg vmlinux and System.map of every bundled sample's kernel "
+        "into SCRATCH/kernels/RELEASE/ (what the tests that need DWARF look for)",
+    )
+    ap.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="bundle directory (default: %(default)s)"
     )
     ap.add_argument(
@@ -1173,6 +1353,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.name:20} kernel {s.kernel:5} {s.mode:6} "
                 f"{s.mem_mib} MiB smp {s.smp}: {s.description}"
             )
+        return 0
+    if args.debug_only:
+        if os.geteuid() != 0:
+            ap.error("must run as root (apt-get, dpkg --add-architecture)")
+        timer = Timer()
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        if not args.skip_install:
+            timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
+        for line in fetch_bundled_debug(args.out, args.scratch, timer):
+            print(line)
         return 0
     names = list(SAMPLES) if args.samples == ["all"] else args.samples
     unknown = [n for n in names if n not in SAMPLES]
