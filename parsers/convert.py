@@ -138,7 +138,10 @@ def _finish(tmp: str, f: IO[bytes], out_path: str | os.PathLike[str], ok: bool) 
 
 # -- ELF --------------------------------------------------------------------------------------
 def convert_to_elf(
-    dump: Any, out_path: str | os.PathLike[str], progress: Progress | None = None
+    dump: Any,
+    out_path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    notes: Sequence[NoteSpec] | None = None,
 ) -> None:
     """Write ``dump`` as an s390x ELF vmcore (one PT_LOAD per memory range).
 
@@ -148,6 +151,7 @@ def convert_to_elf(
         dump: any opened dump (:class:`parsers.dumps.DumpFile`).
         out_path: the ELF file to write (replaced if it exists).
         progress: called with (bytes done, bytes total).
+        notes: the notes to write instead of the dump's own (:func:`dump_notes`).
 
     Raises:
         DumpError: the dump cannot be read, or the output cannot be written.
@@ -157,7 +161,7 @@ def convert_to_elf(
         raise DumpError(
             f"{len(ranges)} memory ranges: too many for one ELF file", os.fspath(out_path)
         )
-    note_blob = b"".join(encode_note(n) for n in dump_notes(dump))
+    note_blob = b"".join(encode_note(n) for n in (dump_notes(dump) if notes is None else notes))
     phnum = 1 + len(ranges)
     head_size = 64 + 56 * phnum
     offset = (head_size + len(note_blob) + PAGE - 1) & ~(PAGE - 1)

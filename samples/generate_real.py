@@ -175,6 +175,11 @@ class SampleSpec:
     mem_mib: int
     smp: int
     description: str
+    #: Modules to load in the guest (with their dependencies) before the workload; with
+    #: ``disk_mib`` an ext4 disk of that size is attached (virtio-blk) and mounted on /mnt, so
+    #: ``jbd2/vda-8`` sleeps in ``kjournald2 [jbd2]``.
+    modules: tuple[str, ...] = ()
+    disk_mib: int = 0
 
 
 SAMPLES = {
@@ -226,6 +231,17 @@ SAMPLES = {
             "deb12-6.1-panic", "6.1", "panic", 128, 2, "6.1, busy workload then sysrq-c panic"
         ),
         SampleSpec("deb11-5.10-busy", "5.10", "busy", 128, 2, "5.10 (Debian 11), full workload"),
+        SampleSpec(
+            "sid-7.2-modules",
+            "7.x",
+            "busy",
+            128,
+            2,
+            "7.x (Debian sid), full workload plus an ext4 disk mounted from modules "
+            "(virtio_blk, ext4, jbd2, mbcache, crc16): jbd2/vda-8 sleeps in kjournald2 [jbd2]",
+            modules=("virtio_blk", "ext4"),
+            disk_mib=16,
+        ),
     ]
 }
 DEFAULT_SAMPLES = ["deb12-6.1-idle", "bpo12-6.12-busy", "bpo12-6.12-panic"]
@@ -501,10 +517,17 @@ def extract_members(deb: Path, wanted: dict[str, Path]) -> None:
         raise SystemExit(f"{deb.name}: missing {sorted(left)}")
 
 
+_APTS: dict[tuple[str, Path], object] = {}
+
+
 def apt_for(spec: KernelSpec, scratch: Path):
-    apt = SystemApt() if spec.suite == "bookworm" else PrivateApt(scratch, spec.suite)
-    apt.update()
-    return apt
+    """One apt per suite and run (the private ones are updated once)."""
+    key = (spec.suite, scratch)
+    if key not in _APTS:
+        apt = SystemApt() if spec.suite == "bookworm" else PrivateApt(scratch, spec.suite)
+        apt.update()
+        _APTS[key] = apt
+    return _APTS[key]
 
 
 def download_one(apt, debs: Path, pkg: str, version: str | None, timer: Timer) -> Path:
@@ -673,6 +696,21 @@ exec </dev/console >/dev/console 2>&1
 mode=${bcmode:-busy}
 echo "BACKCHAIN-MODE $mode"
 
+# --- modules and an ext4 disk (samples with modules) ------------------------
+if [ -f /bcmodules ]; then
+    for m in $(cat /bcmodules); do
+        insmod /lib/bcmodules/$m.ko || echo "BACKCHAIN-INSMOD-FAILED $m"
+        rm /lib/bcmodules/$m.ko                 # free (and zero) the file's pages
+    done
+    for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 1; done
+    mkdir -p /mnt
+    if mount -t ext4 /dev/vda /mnt; then
+        # Nothing is written: 7.2.13 under QEMU TCG oopses in ext4_mb_new_blocks (a per-CPU
+        # access in module code) on the first block allocation, and sync then hangs.
+        echo "BACKCHAIN-MOUNTED $(grep ' /mnt ' /proc/mounts)"
+    fi
+fi
+
 # --- workload -----------------------------------------------------------
 sleep 100001 &                          # nanosleep
 sleep 100002 &
@@ -700,6 +738,9 @@ echo "BACKCHAIN-CMDLINE $(cat /proc/cmdline)"
 echo "BACKCHAIN-PS-BEGIN"
 ps -o pid,ppid,stat,comm
 echo "BACKCHAIN-PS-END"
+echo "BACKCHAIN-MODULES-BEGIN"
+cat /proc/modules
+echo "BACKCHAIN-MODULES-END"
 echo "BACKCHAIN-STAT-BEGIN"
 for f in /proc/[0-9]*/task/[0-9]*/stat; do
     read -r l < "$f" || continue
@@ -746,7 +787,11 @@ def cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def build_initramfs(busybox: Path, dest: Path) -> None:
+def build_initramfs(
+    busybox: Path, dest: Path, modules: list[tuple[str, bytes]] | None = None
+) -> None:
+    """Write the initramfs; ``modules`` (name, .ko bytes) in load order go to
+    /lib/bcmodules and their names to /bcmodules, which /init loads with insmod."""
     d = stat.S_IFDIR | 0o755
     entries = [
         ("bin", d, b""),
@@ -764,6 +809,11 @@ def build_initramfs(busybox: Path, dest: Path) -> None:
         ("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
         ("init", stat.S_IFREG | 0o755, INIT_SCRIPT.encode()),
     ]
+    if modules:
+        entries += [("lib", d, b""), ("lib/bcmodules", d, b"")]
+        entries += [(f"lib/bcmodules/{n}.ko", stat.S_IFREG | 0o644, b) for n, b in modules]
+        order = "".join(f"{n}\n" for n, _ in modules).encode()
+        entries.append(("bcmodules", stat.S_IFREG | 0o644, order))
     data = cpio_newc(entries)
     with open(dest, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
         gz.write(data)
@@ -875,7 +925,23 @@ def qemu_command(
     ]
     if sample.mode in ("panic", "nmi"):
         cmd += ["-action", "panic=pause"]
+    if sample.disk_mib:
+        disk = sock.parent / "disk.img"
+        cmd += [
+            "-drive",
+            f"file={disk},if=none,format=raw,id=bcdisk",
+            "-device",
+            "virtio-blk-ccw,drive=bcdisk",
+        ]
     return cmd
+
+
+def make_disk(path: Path, mib: int) -> None:
+    """An empty ext4 file system image (mkfs.ext4 from e2fsprogs) for the guest."""
+    path.unlink(missing_ok=True)
+    with open(path, "wb") as f:
+        f.truncate(mib << 20)
+    run(["mkfs.ext4", "-q", "-F", "-L", "backchain", "-E", "root_owner=0:0", str(path)])
 
 
 def boot_and_dump(
@@ -887,6 +953,8 @@ def boot_and_dump(
     elf = work / "vmcore.elf"
     for p in (console, sock, elf):
         p.unlink(missing_ok=True)
+    if sample.disk_mib:
+        make_disk(work / "disk.img", sample.disk_mib)
     cmd = qemu_command(kernel, initrd, sample, console, sock)
     log("  $ " + " ".join(cmd))
     info: dict = {"qemu_command": cmd}
@@ -967,7 +1035,7 @@ TASK = re.compile(
 )
 FRAME = re.compile(
     r"^\s*(?P<open>\()?\[<(?P<addr>[0-9a-f]+)>\]\s+"
-    r"(?P<sym>[^\s)]+)"
+    r"(?P<sym>[^\s)]+)(?:\s+\[(?P<module>[^\]\s]+)\])?"
 )
 
 
@@ -982,14 +1050,15 @@ def parse_frames(lines: list[str], i: int) -> tuple[list[dict], int]:
         if not m:
             break
         sym = m.group("sym")
-        frames.append(
-            {
-                "function": sym.split("+")[0],
-                "symbol": sym,
-                "address": "0x" + m.group("addr"),
-                "reliable": m.group("open") is None,
-            }
-        )
+        frame = {
+            "function": sym.split("+")[0],
+            "symbol": sym,
+            "address": "0x" + m.group("addr"),
+            "reliable": m.group("open") is None,
+        }
+        if m.group("module"):
+            frame["module"] = m.group("module")
+        frames.append(frame)
         i += 1
     return frames, i
 
@@ -1035,6 +1104,25 @@ def parse_console(text: str) -> dict:
                 }
             )
     facts["ps"] = ps
+
+    # /proc/modules: name size refcount deps state address [taint]
+    modules = []
+    for l in block("BACKCHAIN-MODULES-BEGIN", "BACKCHAIN-MODULES-END"):
+        parts = l.split()
+        if len(parts) >= 6 and parts[1].isdigit():
+            modules.append(
+                {
+                    "name": parts[0],
+                    "size": int(parts[1]),
+                    "refcount": int(parts[2]) if parts[2].isdigit() else parts[2],
+                    "used_by": [d for d in parts[3].split(",") if d and d != "-"],
+                    "state": parts[4],
+                    "address": parts[5],
+                    "taint": parts[6].strip("()") if len(parts) > 6 else "",
+                }
+            )
+    if modules:
+        facts["modules"] = modules
 
     tasks = []
     for l in block("BACKCHAIN-STAT-BEGIN", "BACKCHAIN-STAT-END"):
@@ -1402,11 +1490,18 @@ def main(argv: list[str] | None = None) -> int:
             link.unlink(missing_ok=True)
             link.symlink_to(kernel.dir / f)
         timer = Timer()
+        sample_initrd = initrd
+        if sample.modules:
+            mods = fetch_modules(
+                KERNELS[sample.kernel], kernel, args.scratch, sample.modules, total
+            )
+            sample_initrd = work / "initrd.cpio.gz"
+            build_initramfs(busybox, sample_initrd, mods)
         info = timer.run(
             f"{name}: boot+dump",
             boot_and_dump,
             kernel,
-            initrd,
+            sample_initrd,
             sample,
             work,
             timer,
