@@ -33,7 +33,7 @@ from parsers.structs import (
     lowcore_era_for_release,
     pt_regs_layout,
 )
-from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.symbols import Symbol, SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
 from parsers.vmcoreinfo import (
     OsInfo,
@@ -379,18 +379,25 @@ class Kernel:
         return self.vmcoreinfo.crash_time if self.vmcoreinfo else None
 
     def symbolize(self, address: int) -> str | None:
-        """``name+0xoff/0xsize`` for a kernel address, ``[module]+0xoff`` inside a loaded
-        module's text, or None."""
-        if self.symbols is None:
-            return None
-        sym = self.symbols.lookup(address)
-        if sym:
+        """The kernel's ``%pS`` text of an address: ``name+0xoff/0xsize`` in the core kernel,
+        ``name+0xoff/0xsize [module]`` in a loaded module's text (``[module]+0xoff`` when the
+        module's symbols cannot be read), or None."""
+        sym = self.lookup_symbol(address)
+        if sym is not None:
             return str(sym)
         module = self.modules.module_at(address)
         if module is not None:
             start = next(s for s, e in module.text if s <= address < e)
             return f"[{module.name}]+0x{address - start:x}"
         return None
+
+    def lookup_symbol(self, address: int) -> Symbol | None:
+        """The symbol holding ``address``: core kernel (``kallsyms_lookup``), else a loaded
+        module's own symbols (``module_address_lookup``)."""
+        sym = self.symbols.lookup(address) if self.symbols is not None else None
+        if sym is None and self.symbols is not None:
+            sym = self.modules.lookup(address)
+        return sym
 
     @cached_property
     def modules(self) -> ModuleScan:

@@ -127,6 +127,11 @@ class SymbolTable:
         self._end = end or 0
         self._einittext = self.address_of("_einittext")
 
+    @property
+    def has_data_symbols(self) -> bool:
+        """False for a text-only table (kallsyms without ``CONFIG_KALLSYMS_ALL``: no ``_end``)."""
+        return self._has_end
+
     def address_of(self, name: str) -> int | None:
         """Runtime address of ``name`` or None."""
         i = self._by_name.get(name)

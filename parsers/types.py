@@ -81,11 +81,13 @@ STRUCTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "module": ("module",),
         "module_layout": ("module_layout",),
         "module_memory": ("module_memory",),
+        # Each module's symbols (kernel/module/kallsyms.c): symtab, num_symtab, strtab.
+        "mod_kallsyms": ("mod_kallsyms",),
     }
 )
 
 #: Structs some kernels (or test objects) lack: only one of module_layout/module_memory exists.
-OPTIONAL_STRUCTS = frozenset({"module", "module_layout", "module_memory"})
+OPTIONAL_STRUCTS = frozenset({"module", "module_layout", "module_memory", "mod_kallsyms"})
 
 #: Named struct members whose own members are recorded too, as "outer.member.inner".
 EXPAND = frozenset(
@@ -159,7 +161,7 @@ WANTED: tuple[tuple[str, ...], ...] = (
 )
 
 # Bumped whenever extraction changes what a profile holds, so stale cache files are ignored.
-_CACHE_GENERATION = 2
+_CACHE_GENERATION = 3
 # Anonymous struct/union nesting deeper than this is damage, not C.
 _MAX_NESTING = 16
 # A profile file is a few tens of KiB; refuse to slurp anything absurd.

@@ -10,7 +10,7 @@ stay small; reading any other page reports it as not in the dump. Output is dete
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -330,6 +330,14 @@ _TASK_KEYS = (
     "module.core_layout.text_size",
     "module.init_layout.base",
     "module.init_layout.text_size",
+    "module.core_layout.size",
+    "module.state",
+    "module.taints",
+    "module.kallsyms",
+    "mod_kallsyms.symtab",
+    "mod_kallsyms.num_symtab",
+    "mod_kallsyms.strtab",
+    "mod_kallsyms.typetab",
 )
 
 THREAD_SIZE = 16384
@@ -558,9 +566,22 @@ class SyntheticKernel(SyntheticDump):
         self.put_u64(head + 8, node)  # head->prev
         self._last_in_list = addr
 
-    def add_module(self, name: str, text_size: int = 0x4000) -> int:
+    def add_module(
+        self,
+        name: str,
+        text_size: int = 0x4000,
+        symbols: Sequence[tuple[str, int, str]] = (),
+        taints: int = 0,
+    ) -> int:
         """Load a module (v6.1 ``struct module`` layout): returns the start of its text,
-        which lies in vmalloc space like real module code."""
+        which lies in vmalloc space like real module code.
+
+        Args:
+            symbols: (name, offset into the text, type letter) of its kallsyms
+                (``module->kallsyms`` -> symtab/strtab/typetab, as kernel/module/kallsyms.c
+                keeps them; entry 0 is the null symbol).
+            taints: ``module->taints`` bits.
+        """
         o = self.offsets
         if not self.modules_head:
             self.modules_head = self.alloc(16, 8)
@@ -572,6 +593,27 @@ class SyntheticKernel(SyntheticDump):
         self.write(module + o["module.name"], name.encode()[:55].ljust(56, b"\0"))
         self.put_u64(module + o["module.core_layout.base"], text)
         self.write(module + o["module.core_layout.text_size"], struct.pack(">I", text_size))
+        self.write(module + o["module.core_layout.size"], struct.pack(">I", text_size + 0x1000))
+        self.put_u64(module + o["module.taints"], taints)
+        if symbols:
+            strtab = b"\0" + b"".join(n.encode() + b"\0" for n, _, _ in symbols)
+            rows = [bytes(24)]
+            pos = 1
+            for sym_name, offset, _ in symbols:
+                rows.append(struct.pack(">IBBHQQ", pos, 0x12, 0, 1, text + offset, 0))
+                pos += len(sym_name) + 1
+            symtab = self.alloc(24 * len(rows), 8)
+            self.write(symtab, b"".join(rows))
+            strings = self.alloc(len(strtab), 8)
+            self.write(strings, strtab)
+            typetab = self.alloc(len(rows), 8)
+            self.write(typetab, b" " + "".join(t for _, _, t in symbols).encode())
+            kallsyms = self.alloc(32, 8)
+            self.put_u64(kallsyms + o["mod_kallsyms.symtab"], symtab)
+            self.write(kallsyms + o["mod_kallsyms.num_symtab"], struct.pack(">I", len(rows)))
+            self.put_u64(kallsyms + o["mod_kallsyms.strtab"], strings)
+            self.put_u64(kallsyms + o["mod_kallsyms.typetab"], typetab)
+            self.put_u64(module + o["module.kallsyms"], kallsyms)
         node, head = module + o["module.list"], self.modules_head
         last = _U64.unpack(self._read(head + 8, 8))[0]  # head->prev
         self.put_u64(last, node)

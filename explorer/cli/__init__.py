@@ -19,7 +19,19 @@ from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, Handler, common_options
 from parsers.errors import DumpError
 
 #: Subcommand modules of this package, in help order.
-COMMANDS = ("info", "ps", "log", "profile", "bt", "check", "dis", "convert", "scenarios")
+COMMANDS = (
+    "info",
+    "ps",
+    "log",
+    "profile",
+    "bt",
+    "check",
+    "sym",
+    "mod",
+    "dis",
+    "convert",
+    "scenarios",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
