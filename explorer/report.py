@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from explorer.analysis import TaskAnalysis
-from explorer.code.model import call_fields, not_after_call
+from explorer.code.model import call_fields, code_lines, not_after_call, psw_fields
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
 from explorer.unwind import Step, Walk, WalkEnd
@@ -74,6 +74,7 @@ def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any
         out["raw_ip"] = hx(step.raw_ip)
         out["recovered_by"] = step.recovered_by
     out.update(call_fields(kernel, step))
+    out.update(psw_fields(kernel, step))
     if checks:
         out["checks"] = [{"id": c.id, "ok": c.ok, "reason": c.reason} for c in step.checks]
     return out
@@ -176,6 +177,7 @@ def walk_text(
             extra += "  [! return address not after a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
         lines.append(f" #{s.index:<2} [{w16(s.sp)}] {sym} at {w16(s.ip)}{stack}{extra}")
+        lines.extend(code_lines(kernel, s))
         if under is not None:
             lines.extend(under(s))
         if steps:
