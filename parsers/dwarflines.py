@@ -67,7 +67,7 @@ _OFFSET_FORMS = {0x0E, 0x17, 0x1D, 0x1F, 0x1F20, 0x1F21}  # strp sec_offset strp
 _ULEB_FORMS = {0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02}
 _REF_FORMS = {0x11: 1, 0x12: 2, 0x13: 4, 0x14: 8, 0x15: 0}  # CU-relative references
 
-_CACHE_GENERATION = 1
+_CACHE_GENERATION = 2
 
 
 #: An abbreviation: tag, has children, (attribute, form, implicit constant) each.
@@ -139,7 +139,8 @@ class _Unit:
 
 @dataclass(slots=True)
 class _LineTable:
-    files: list[str]
+    directories: list[str]
+    files: list[tuple[str, int]]  # (name, directory index); joined when first used
     starts: list[int] = field(default_factory=list)  # row address, sequences sorted
     rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # addr file line seq_end
 
@@ -217,6 +218,7 @@ class DwarfLines:
         if cache_dir is not None and self.build_id:
             self._cache_file = cache_dir / f"{self.build_id}.g{_CACHE_GENERATION}.lines.json"
         self._cached_functions: dict[int, list[tuple[int, int, int]]] = {}
+        self._results: dict[int, Location] = {}  # answers, kept in the cache too
         self._dirty = False
         try:
             self._ranges = self._load_cache() or self._read_aranges()
@@ -250,12 +252,17 @@ class DwarfLines:
         Raises:
             FormatError: the DWARF around the address is damaged.
         """
+        known = self._results.get(address)
+        if known is not None:
+            return known
         try:
-            return self._lookup(address)
+            found = self._results[address] = self._lookup(address)
         except _DAMAGE as error:
             raise FormatError(
                 f"damaged DWARF near address 0x{address:x}: {type(error).__name__}", self.path
             ) from None
+        self._dirty = True
+        return found
 
     def save(self) -> None:
         """Write the address index and the touched CUs' function ranges to the cache."""
@@ -269,10 +276,11 @@ class DwarfLines:
             "build_id": self.build_id,
             "ranges": self._ranges,
             "functions": {str(k): v for k, v in functions.items()},
+            "lookups": {str(a): _location_json(loc) for a, loc in self._results.items()},
         }
         try:
             self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._cache_file.with_suffix(".tmp")
+            tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(doc, separators=(",", ":")))
             tmp.replace(self._cache_file)
             self._dirty = False
@@ -292,7 +300,11 @@ class DwarfLines:
                 int(k): [(int(a), int(b), int(c)) for a, b, c in v]
                 for k, v in doc["functions"].items()
             }
-        except (OSError, ValueError, KeyError, TypeError):
+            self._results = {
+                int(a): _location_from_json(int(a), v) for a, v in doc["lookups"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            self._cached_functions, self._results = {}, {}
             return None
         return ranges
 
@@ -798,9 +810,8 @@ class DwarfLines:
             return None
         index = int(die.attrs[AT_CALL_FILE][1])
         line = int(die.attrs.get(AT_CALL_LINE, (0, 0))[1])
-        if not 0 <= index < len(table.files) or not table.files[index]:
-            return None
-        return SourceLine(table.files[index], line)
+        path = self._file_path(unit, table, index)
+        return None if path is None else SourceLine(path, line)
 
     # -- line programs -------------------------------------------------------------------------
     def _line(self, unit: _Unit, address: int) -> SourceLine | None:
@@ -811,9 +822,16 @@ class DwarfLines:
         if i < 0:
             return None
         _addr, file, line, end = table.rows[i]
-        if end or line == 0 or not 0 <= file < len(table.files) or not table.files[file]:
+        if end or line == 0:
             return None
-        return SourceLine(table.files[file], line)
+        path = self._file_path(unit, table, file)
+        return None if path is None else SourceLine(path, line)
+
+    def _file_path(self, unit: _Unit, table: _LineTable, index: int) -> str | None:
+        if not 0 <= index < len(table.files) or not table.files[index][0]:
+            return None
+        name, directory = table.files[index]
+        return self._join(unit, table.directories, name, directory)
 
     def _line_table(self, unit: _Unit) -> _LineTable | None:
         if unit.lines is not None:
@@ -855,63 +873,92 @@ class DwarfLines:
             dirs, pos = self._entries(unit, pos, offset_size)
             files_raw, pos = self._entries(unit, pos, offset_size)
             directories = [d[0] for d in dirs]
-            files = [self._join(unit, directories, name, index) for name, index in files_raw]
+            files = files_raw
         else:
             directories = [unit.comp_dir]
             while self.data[pos]:
                 text, pos = self._cstr(pos)
                 directories.append(text)
             pos += 1
-            files = [""]  # file numbers start at 1
+            files = [("", 0)]  # file numbers start at 1
             while self.data[pos]:
                 name, pos = self._cstr(pos)
                 index, pos = self._uleb(pos)
                 _, pos = self._uleb(pos)
                 _, pos = self._uleb(pos)
-                files.append(self._join(unit, directories, name, index))
-        table = _LineTable(files)
+                files.append((name, index))
+        table = _LineTable(directories, files)
         sequences: list[list[tuple[int, int, int, int]]] = []
         rows: list[tuple[int, int, int, int]] = []
-        pos = program
-        data = self.data
+        prog = bytes(self.data[program:end])  # indexing bytes is faster than the mapping
+        # Special opcodes, precomputed: how far each moves the address and the line.
+        step_addr = [0] * 256
+        step_line = [0] * 256
+        for op in range(opcode_base, 256):
+            step_addr[op] = ((op - opcode_base) // line_range) * min_inst
+            step_line[op] = line_base + (op - opcode_base) % line_range
+        const_add = step_addr[255]
+        order: Literal["little", "big"] = "little" if self.little_endian else "big"
+        pos, size = 0, len(prog)
         address, file, line = 0, 1, 1
-        while pos < end:
-            op = data[pos]
+        append = rows.append
+        while pos < size:
+            op = prog[pos]
             pos += 1
             if op >= opcode_base:
-                adjusted = op - opcode_base
-                address += (adjusted // line_range) * min_inst
-                line += line_base + adjusted % line_range
-                rows.append((address, file, line, 0))
-            elif op == 0:
-                length_, pos = self._uleb(pos)
-                sub = data[pos]
+                address += step_addr[op]
+                line += step_line[op]
+                append((address, file, line, 0))
+                continue
+            if op == 5 or op == 4 or op == 2 or op == 3:  # operand: one LEB128
+                value = shift = 0
+                while True:
+                    byte = prog[pos]
+                    pos += 1
+                    value |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                if op == 3:  # advance_line (signed)
+                    if byte & 0x40:
+                        value -= 1 << shift
+                    line += value
+                elif op == 4:  # set_file
+                    file = value
+                elif op == 2:  # advance_pc
+                    address += value * min_inst
+                continue  # 5: set_column
+            if op == 0:
+                value = shift = 0
+                while True:
+                    byte = prog[pos]
+                    pos += 1
+                    value |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                sub = prog[pos]
                 if sub == 1:  # end_sequence
-                    rows.append((address, file, line, 1))
+                    append((address, file, line, 1))
                     sequences.append(rows)
                     rows = []
+                    append = rows.append
                     address, file, line = 0, 1, 1
                 elif sub == 2:  # set_address
-                    address = self._uint(pos + 1, address_size)
-                pos += length_
+                    address = int.from_bytes(prog[pos + 1 : pos + 1 + address_size], order)
+                pos += value
             elif op == 1:  # copy
-                rows.append((address, file, line, 0))
-            elif op == 2:  # advance_pc
-                value, pos = self._uleb(pos)
-                address += value * min_inst
-            elif op == 3:  # advance_line
-                value, pos = self._sleb(pos)
-                line += value
-            elif op == 4:  # set_file
-                file, pos = self._uleb(pos)
+                append((address, file, line, 0))
             elif op == 8:  # const_add_pc
-                address += ((255 - opcode_base) // line_range) * min_inst
+                address += const_add
             elif op == 9:  # fixed_advance_pc
-                address += self._u16(data, pos)[0]
+                address += int.from_bytes(prog[pos : pos + 2], order)
                 pos += 2
-            else:  # set_column, negate_stmt, ... : skip their operands
+            else:  # negate_stmt, set_prologue_end, ...: skip their operands
                 for _ in range(lengths[op - 1]):
-                    _, pos = self._uleb(pos)
+                    while prog[pos] & 0x80:
+                        pos += 1
+                    pos += 1
         # Sequences sorted by start; empty ones (start == end) and those at address 0 (code
         # the linker dropped) left out.
         sequences = [s for s in sequences if len(s) > 1 and s[0][0] < s[-1][0] and s[0][0]]
@@ -986,6 +1033,30 @@ _SIBLING_ONLY = frozenset({AT_SIBLING})
 _RANGE_ATTRS = frozenset({AT_LOW_PC, AT_HIGH_PC, AT_RANGES})
 _NAME_ATTRS = frozenset({AT_NAME, AT_ABSTRACT_ORIGIN, AT_SPECIFICATION})
 _WALK_ATTRS = _RANGE_ATTRS | _NAME_ATTRS | {AT_CALL_FILE, AT_CALL_LINE}
+
+
+def _source_json(source: SourceLine | None) -> list[Any] | None:
+    return None if source is None else [source.path, source.line]
+
+
+def _source_from_json(value: Any) -> SourceLine | None:
+    return None if value is None else SourceLine(str(value[0]), int(value[1]))
+
+
+def _location_json(loc: Location) -> list[Any]:
+    inlined = [[f.function, _source_json(f.source)] for f in loc.inlined]
+    return [loc.function, _source_json(loc.source), inlined, loc.unit]
+
+
+def _location_from_json(address: int, value: list[Any]) -> Location:
+    function, source, inlined, unit = value
+    return Location(
+        address,
+        None if function is None else str(function),
+        _source_from_json(source),
+        tuple(InlineFrame(str(f), _source_from_json(s)) for f, s in inlined),
+        None if unit is None else str(unit),
+    )
 
 
 def _build_id(elf: ELFFile) -> str | None:

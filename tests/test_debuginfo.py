@@ -217,19 +217,24 @@ def real_vmlinux(release: str) -> Path:
     return path
 
 
+SAMPLES = sorted(p.name for p in REAL.iterdir() if (p / "facts.json").is_file())
+
+
 @pytest.mark.skipif(ADDR2LINE is None, reason="s390x-linux-gnu-addr2line not installed")
-def test_every_frame_of_a_real_dump_equals_addr2line() -> None:
-    """Every frame of every task of deb12-6.1-idle: function, source and inline chain as
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_every_frame_of_a_real_dump_equals_addr2line(sample: str) -> None:
+    """Every frame of every task of a real sample: function, source and inline chain as
     addr2line -f -i says on the -dbg vmlinux (at R-1 for return addresses)."""
     from explorer.analysis import analyse_task, unwind_context
     from explorer.kernel import Kernel, Options
     from explorer.tasks import find_tasks
 
-    facts = json.loads((IDLE / "facts.json").read_text())
+    folder = REAL / sample
+    facts = json.loads((folder / "facts.json").read_text())
     vmlinux = real_vmlinux(facts["kernel_release"])
     kernel = Kernel.open(
-        str(IDLE / "vmcore.zst"),
-        Options(vmlinux=str(vmlinux), system_map=str(IDLE / "System.map.zst")),
+        str(folder / "vmcore.zst"),
+        Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
     )
     ctx = unwind_context(kernel)
     with FrameSource.open(kernel) as source:
@@ -248,7 +253,6 @@ def test_every_frame_of_a_real_dump_equals_addr2line() -> None:
             check=True,
         ).stdout
     truth = parse_addr2line(live)
-    build = "debian/build/build_s390x_none_s390x/"
     checked = 0
     for address, lines in frames.items():
         expected = truth[address - source.delta]
@@ -256,6 +260,61 @@ def test_every_frame_of_a_real_dump_equals_addr2line() -> None:
             continue  # e.g. entry code without a subprogram: addr2line uses the symbol
         got = [(f.function, str(f.source)) for f in lines.inlined]
         got.append((lines.function, str(lines.source)))
-        assert got == [(fn, p.removeprefix(build)) for fn, p in expected], hex(address)
+        # addr2line prefixes the build directory; ours are relative to it.
+        assert len(got) == len(expected), hex(address)
+        for (fn, place), (want_fn, want_place) in zip(got, expected, strict=True):
+            assert fn == want_fn, hex(address)
+            assert want_place == place or want_place.endswith("/" + place), hex(address)
         checked += 1
-    assert checked > 30
+    assert checked > 20
+
+
+def test_bt_lines_text_and_source_tree() -> None:
+    """crash bt -l's shape: inline functions innermost first, then the function's own
+    ``path: line``; with a source tree, each line's text (here the fixture's own source)."""
+    from types import SimpleNamespace
+
+    from explorer.debuginfo.lines import frame_text
+
+    truth = parse_addr2line((DATA / "lines_mock.addr2line").read_text())
+    deepest = max(truth.values(), key=len)
+    address = next(a for a, v in truth.items() if v == deepest)
+    step = SimpleNamespace(how="backchain", ip=address + 1)  # a return address: R-1
+    with DwarfLines(str(DATA / "lines_mock.elf")) as dwarf:
+        source = FrameSource(dwarf, 0, None, str(DATA))
+        text = frame_text(source, step)  # type: ignore[arg-type]
+    want = [
+        f"    {p.removeprefix(BUILD_DIR).replace(':', ': ')}" + (f"  (inlined {f})" if i else "")
+        for i, (f, p) in reversed(list(enumerate(reversed(deepest))))
+    ]
+    heads = [line for line in text if not line.startswith("      ")]
+    assert heads == want
+    c_lines = (DATA / "lines_mock.c").read_text().splitlines()
+    h_lines = (DATA / "lines_mock.h").read_text().splitlines()
+    for head, code in zip(text[0::2], text[1::2], strict=True):
+        path, line = head.split()[0].rstrip(":"), int(head.split()[1])
+        number, _, body = code.strip().partition("  ")
+        assert int(number) == line
+        lines = c_lines if path == "lines_mock.c" else h_lines
+        assert body.strip() == lines[line - 1].strip()
+
+
+def test_check_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """check --lines: without DWARF the text says why; with the -dbg vmlinux every task's
+    frames carry function/source/inlined, and the text lists each stack's lines."""
+    dump = str(IDLE / "vmcore.zst")
+    assert main(["check", dump, "--lines"]) == 0
+    assert "source lines: none (no --vmlinux" in capsys.readouterr().out
+    facts = json.loads((IDLE / "facts.json").read_text())
+    vmlinux = str(real_vmlinux(facts["kernel_release"]))
+    common = [dump, "--lines", "--vmlinux", vmlinux, "--map", str(IDLE / "System.map.zst")]
+    assert main(["check", "--json", *common]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    frames = [f for d in docs for f in d["frames"]]
+    assert len(frames) > 100
+    assert sum(f["function"] is not None for f in frames) > 0.9 * len(frames)
+    schedule = [f for f in frames if f["symbol"] and f["symbol"].startswith("schedule+")]
+    assert schedule and all(f["source"].startswith("kernel/sched/core.c:") for f in schedule)
+    assert main(["check", *common]) == 0
+    out = capsys.readouterr().out
+    assert "source lines of each stack" in out and "schedule (kernel/sched/core.c:" in out

@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
         help="functions a livepatch would replace: which tasks sleep on them",
     )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
+    from explorer.debuginfo.cli import lines_options
+
+    lines_options(p)
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_check)
@@ -35,11 +38,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
     from explorer.analysis import analyse_all, unwind_context
     from explorer.code.model import calls_of, suspicious_lines
+    from explorer.debuginfo.cli import FrameExtras, StackLines
     from explorer.report import analysis_json
     from explorer.summary import summarizer
     from explorer.tasks import find_tasks
 
     kernel = open_kernel(args)
+    extras = FrameExtras.from_args(kernel, args)
     functions = [f for f in args.functions.split(",") if f]
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
@@ -51,12 +56,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         def emit(a: Any) -> None:
             out.write("\n  " if first[0] else ",\n  ")
             first[0] = False
-            json.dump(analysis_json(kernel, a), out)
+            json.dump(extras.add_json(analysis_json(kernel, a), a.walk), out)
 
         analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
         out.write("\n]\n")
+        extras.close()
         return EXIT_OK
     summarize = summarizer(kernel)
+    stack_lines = StackLines(extras.lines) if extras.lines is not None else None
+    if stack_lines is not None:
+        summarize = stack_lines.keeper(summarize)
     calls = calls_of(kernel)
     suspicious: list[Any] = []
 
@@ -68,6 +77,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     print("\n".join(render_check(rows, functions, args.all)))
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))
+    if stack_lines is not None:
+        from explorer.summary import by_stack
+
+        print("\n".join(stack_lines.text([key for key, _ in by_stack(rows)])))
+    extras.close()
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK

@@ -66,3 +66,39 @@ class FrameExtras:
         if self.lines is not None:
             add_to_walk_json(doc, walk.steps, self.lines)
         return doc
+
+
+class StackLines:
+    """``check --lines``: the source lines of one task of each identical stack."""
+
+    def __init__(self, lines: FrameSource) -> None:
+        self.lines = lines
+        self.by_stack: dict[tuple[str, ...], list[str]] = {}
+
+    def keeper(self, summarize: Any) -> Any:
+        """Wrap ``check``'s summarizer: also note the first walk of each stack."""
+
+        def keep(a: Any) -> Any:
+            row = summarize(a)
+            if row.stack not in self.by_stack:
+                self.by_stack[row.stack] = [_one_line(self.lines.for_step(s)) for s in a.walk.steps]
+            return row
+
+        return keep
+
+    def text(self, stacks: list[tuple[str, ...]]) -> list[str]:
+        """The section printed after ``check``'s report, stacks in its order."""
+        if not self.lines.available:
+            return ["", *unavailable_text(self.lines)]
+        out = ["", "source lines of each stack (one task of each):"]
+        for n, key in enumerate(stacks, 1):
+            out.append(f"  stack {n}:" + ("" if self.by_stack.get(key) else " (no frames)"))
+            out.extend(f"    #{i:<2} {text}" for i, text in enumerate(self.by_stack.get(key, ())))
+        return out
+
+
+def _one_line(lines: Any) -> str:
+    if lines.function is None:
+        return f"? ({lines.why})"
+    inl = "".join(f"{f.function} ({f.source or '?'}) < " for f in lines.inlined)
+    return f"{inl}{lines.function} ({lines.source or '?'})"

@@ -155,16 +155,22 @@ class FrameSource:
         return [(n, lines[n - 1]) for n in range(first, last + 1)]
 
     def _read(self, path: str) -> list[str] | None:
+        """The file's lines, from ``source_dir``. A path outside the build directory
+        (``/build/linux-6.1/arch/s390/kernel/entry.S``) is tried without its leading
+        directories until it names a file of the tree."""
         assert self.source_dir is not None
         root = os.path.realpath(self.source_dir)
-        full = os.path.realpath(os.path.join(root, path))
-        if not full.startswith(root + os.sep):
-            return None  # a path leaving the tree
-        try:
-            with open(full, encoding="utf-8", errors="replace") as f:
-                return f.read(4 << 20).splitlines()
-        except OSError:
-            return None
+        parts = [p for p in path.split("/") if p and p != "."]
+        for k in range(len(parts) if os.path.isabs(path) else 1):
+            full = os.path.realpath(os.path.join(root, *parts[k:]))
+            if not full.startswith(root + os.sep):
+                continue  # a path leaving the tree
+            try:
+                with open(full, encoding="utf-8", errors="replace") as f:
+                    return f.read(4 << 20).splitlines()
+            except OSError:
+                continue
+        return None
 
 
 def _relocation(kernel: Kernel, dwarf: DwarfLines) -> int:
