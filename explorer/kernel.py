@@ -202,10 +202,14 @@ class Kernel:
     def _load_symbols(self) -> SymbolTable | None:
         opts = self.options
         table: SymbolTable | None = None
-        if opts.system_map:
-            table = load_system_map(opts.system_map)
-        elif opts.vmlinux:
-            table = load_vmlinux_symbols(opts.vmlinux)
+        if opts.system_map or opts.vmlinux:
+            from explorer.symbols import cached_file_symbols
+
+            if opts.system_map:
+                path, loader = opts.system_map, load_system_map
+            else:
+                path, loader = opts.vmlinux or "", load_vmlinux_symbols
+            table = cached_file_symbols(path, lambda: loader(path))
         if table is None:
             return self.dump_symbols()
         delta = self._symbol_delta(table)

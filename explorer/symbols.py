@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from parsers.cache import cache_dir
 from parsers.errors import DumpError, SymbolError
 from parsers.kallsyms import kallsyms_tables, read_kallsyms
 from parsers.symbols import Symbol, SymbolTable
+from parsers.symcache import load_table, save_table
 
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
@@ -15,15 +20,46 @@ if TYPE_CHECKING:
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms, or None when VMCOREINFO does not locate it (a warning says why
-    it could not be read)."""
+    it could not be read). Cached by the kernel's build-id (VMCOREINFO ``BUILD-ID``) and
+    moved to this boot's KASLR offset when loaded from the cache."""
     tables = kallsyms_tables(kernel.vmcoreinfo)
     if tables is None:
         return None
+    build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
+    path = cache_dir("symbols", f"kallsyms-{build_id}.syms") if build_id else None
+    if path is not None and build_id and all(c in "0123456789abcdef" for c in build_id):
+        table = load_table(path)
+        if table is not None:
+            stext = kernel.vmcoreinfo.symbol("_stext") if kernel.vmcoreinfo else None
+            cached = table.address_of("_stext")
+            if stext is not None and cached is not None:
+                table.relocate(stext - cached)
+                return table
     try:
-        return read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
+        table = read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
     except DumpError as exc:
         kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
         return None
+    if path is not None and table.address_of("_stext") is not None:
+        save_table(table, path)
+    return table
+
+
+def cached_file_symbols(path: str, build: Callable[[], SymbolTable]) -> SymbolTable:
+    """A System.map's or vmlinux's table, from the cache when the same file (real path, size,
+    modification time) was read before; ``build()`` reads it otherwise."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return build()
+    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
+    table = load_table(cache)
+    if table is None:
+        table = build()
+        save_table(table, cache)
+    return table
 
 
 def complete_symbols(kernel: Kernel) -> None:

@@ -128,7 +128,8 @@ def _decode(read: Reader, t: KallsymsTables, source: str) -> SymbolTable:
         if sys.byteorder == "little":
             uoffs.byteswap()
         (base,) = struct.unpack(">Q", read(t.relative_base, 8))
-        addrs = array("Q", [base + o for o in uoffs])
+        # Offsets from kallsyms_relative_base: the base becomes the table's delta.
+        return SymbolTable.from_kallsyms(array("Q", uoffs), types, names, source, delta=base)
     return SymbolTable.from_kallsyms(addrs, types, names, source)
 
 
@@ -178,24 +179,29 @@ def _expand(blob: bytes, count: int, tokens: list[str]) -> tuple[list[str], str]
         length = blob[pos]
         codes[pos] = 256
         if length & 0x80:
-            if pos + 1 >= size:
+            if pos + 2 >= size:
                 raise SymbolError(f"kallsyms_names: name {n} is damaged")
             length = (length & 0x7F) | (blob[pos + 1] << 7)
             codes[pos + 1] = 257
-            pos += 2 + length
+            pos += 2
         else:
-            pos += 1 + length
+            pos += 1
         if not length:
             raise SymbolError(f"kallsyms_names: name {n} is empty")
+        if pos < size:
+            codes[pos] += 258  # the first token: its first character is the type letter
+        pos += length
     if pos > size:
         raise SymbolError(f"kallsyms_names: the last of {count} names is cut off")
     del codes[pos:]
-    text = "".join(map([*tokens, "\0", ""].__getitem__, codes))
-    names = text.split("\0")[1:]
-    if "\0" in "".join(tokens) or len(names) != count:
-        raise SymbolError("kallsyms_token_table: a token holds a NUL")
-    types = "".join([n[:1] for n in names])
-    return [n[1:] for n in names], types
+    if any("\0" in t for t in tokens) or not all(tokens):
+        raise SymbolError("kallsyms_token_table: an empty token or one holding a NUL")
+    # 256: between names; 257: nothing; 258+b: token b with a NUL after its first character.
+    expand = [*tokens, "\0", "", *(f"{t[0]}\0{t[1:]}" for t in tokens)]
+    parts = "".join(map(expand.__getitem__, codes)).split("\0")
+    if len(parts) != 2 * count + 1:
+        raise SymbolError("kallsyms_names: the names do not expand to one type and name each")
+    return parts[2::2], "".join(parts[1::2])
 
 
 __all__ = ["KallsymsTables", "kallsyms_tables", "read_kallsyms"]

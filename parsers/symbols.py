@@ -75,17 +75,29 @@ class SymbolTable:
 
     @classmethod
     def from_kallsyms(
-        cls, addrs: array[int], types: str, names: list[str], source: str
+        cls,
+        addrs: array[int],
+        types: str,
+        names: list[str],
+        source: str,
+        delta: int = 0,
+        check: bool = True,
     ) -> SymbolTable:
-        """A table already in kallsyms order (runtime addresses, sorted by address).
+        """A table already in kallsyms order (sorted by address).
+
+        Args:
+            delta: added to ``addrs`` to give runtime addresses (``kallsyms_relative_base``).
+            check: verify the order (off only for a table this program wrote itself).
 
         Raises:
             SymbolError: the addresses are not sorted (not a kallsyms table).
         """
-        if not all(map(operator.le, addrs, itertools.islice(addrs, 1, None))):
+        if check and not all(map(operator.le, addrs, itertools.islice(addrs, 1, None))):
             raise SymbolError(f"{source}: addresses are not sorted; not a kallsyms table")
         table = cls.__new__(cls)
         table._setup(addrs, types, names, source)
+        if delta:
+            table.relocate(delta)
         return table
 
     def _setup(self, addrs: array[int], types: str, names: list[str], source: str) -> None:
@@ -206,6 +218,10 @@ class SymbolTable:
     def is_text(self, address: int) -> bool:
         """True if ``address`` lies in core kernel text (``__kernel_text_address``)."""
         return any(a <= address < b for a, b in self._text_ranges)
+
+    def raw(self) -> tuple[array[int], str, list[str]]:
+        """File addresses (before :meth:`relocate`), type letters and names, in table order."""
+        return self._addrs, self._types, self._names
 
     def names(self) -> Iterator[str]:
         """All names, in address order."""

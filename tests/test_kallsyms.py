@@ -62,6 +62,10 @@ def test_kallsyms_agree_with_system_map(name: str) -> None:
         return
     table = alone.symbols
     assert table is not None and table.source == "kallsyms in the dump"
+    tables = kallsyms_tables(alone.vmcoreinfo)
+    assert tables is not None
+    decoded = read_kallsyms(alone._identity_read, tables)  # not from the symbol cache
+    assert list(decoded.rows()) == list(table.rows())
     mapped = _with_map(name).symbols
     assert mapped is not None
     ours = set(table.rows())
