@@ -22,6 +22,11 @@ def dump_format(kernel: Kernel) -> str:
             "s390": "s390 stand-alone dump",
             "s390_ext": "s390_ext stand-alone dump",
         }.get(fmt, fmt)
+    from parsers.convert import converted_from
+
+    origin = converted_from(kernel.dump.notes)
+    if origin:
+        return f"ELF vmcore (converted by backchain from {origin})"
     names = [n.name for n in kernel.dump.notes]
     cpu_notes = kernel.cpus[0].registers.note_names if kernel.cpus else ()
     if "VMCOREINFO" in names:

@@ -226,8 +226,10 @@ def verdict_text(a: TaskAnalysis) -> list[str]:
 
 def task_header(kernel: Kernel, a: TaskAnalysis) -> str:
     """``PID: … TASK: … CPU: … COMM: …`` like crash."""
+    from explorer.tasks import cpu_column
+
     t = a.task
-    cpu = "-" if a.cpu is None else str(a.cpu)
+    cpu = cpu_column(t)
     return (
         f'PID: {t.pid:<7} TASK: {w16(t.address)}  CPU: {cpu:<3} COMM: "{t.comm}"  STATE: {t.state}'
     )

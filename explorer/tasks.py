@@ -349,3 +349,21 @@ def _threads(
             kernel, leader + lay.thread_group, f"thread group of task 0x{leader:x}", scan, limit
         ):
             yield node - lay.thread_group
+
+
+# -- one convention for every face (ps, bt, check, the TUI) ---------------------------------------
+def cpu_column(task: Task) -> str:
+    """The CPU column: the running CPU (``"1"``) of a running task, else the CPU it last ran
+    on (``thread_info.cpu``) in parentheses (``"(1)"``): crash shows the latter unmarked,
+    which reads as if the task were running there."""
+    return str(task.cpu) if task.cpu is not None else f"({task.last_cpu})"
+
+
+def comm_column(task: Task) -> str:
+    """The command name, kernel threads and idle tasks in brackets (like ``ps``)."""
+    return f"[{task.comm}]" if task.is_kthread or task.is_idle else task.comm
+
+
+def task_order(task: Task) -> tuple[int, int]:
+    """The one task order of every listing: by pid, idle tasks by CPU."""
+    return (task.pid, task.cpu if task.cpu is not None else task.last_cpu)

@@ -96,16 +96,31 @@ def cpu_notes(cpu: CpuRegisters) -> list[NoteSpec]:
     return notes
 
 
-def dump_notes(dump: Any) -> list[NoteSpec]:
-    """Notes for an ELF copy of ``dump``: its own, or synthesized from its registers."""
+#: Name of the note a converted file carries: ``origin=FORMAT FILE`` (readers ignore it).
+ORIGIN_NOTE = "BACKCHAIN"
+
+
+def dump_notes(dump: Any, origin: str | None = None) -> list[NoteSpec]:
+    """Notes for an ELF copy of ``dump``: its own, or synthesized from its registers; with
+    ``origin``, a ``BACKCHAIN`` note saying what it was converted from."""
     if dump.notes:
-        notes = [NoteSpec(n.name, n.type, n.desc) for n in dump.notes]
+        notes = [NoteSpec(n.name, n.type, n.desc) for n in dump.notes if n.name != ORIGIN_NOTE]
     else:
         notes = [n for cpu in (dump.cpu_registers or ()) for n in cpu_notes(cpu)]
     text = dump.vmcoreinfo_text
     if text and not any(n.name == "VMCOREINFO" for n in notes):
         notes.append(NoteSpec("VMCOREINFO", 0, text.encode()))
+    if origin:
+        notes.append(NoteSpec(ORIGIN_NOTE, 1, f"origin={origin}".encode()))
     return notes
+
+
+def converted_from(notes: Sequence[Any]) -> str | None:
+    """What a file written by :func:`convert_to_elf` was converted from, or None."""
+    for n in notes:
+        if n.name == ORIGIN_NOTE and bytes(n.desc).startswith(b"origin="):
+            return bytes(n.desc)[7:].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return None
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -142,6 +157,7 @@ def convert_to_elf(
     out_path: str | os.PathLike[str],
     progress: Progress | None = None,
     notes: Sequence[NoteSpec] | None = None,
+    origin: str | None = None,
 ) -> None:
     """Write ``dump`` as an s390x ELF vmcore (one PT_LOAD per memory range).
 
@@ -152,6 +168,7 @@ def convert_to_elf(
         out_path: the ELF file to write (replaced if it exists).
         progress: called with (bytes done, bytes total).
         notes: the notes to write instead of the dump's own (:func:`dump_notes`).
+        origin: recorded in a ``BACKCHAIN`` note (e.g. "kdump dump.kdump").
 
     Raises:
         DumpError: the dump cannot be read, or the output cannot be written.
@@ -161,7 +178,11 @@ def convert_to_elf(
         raise DumpError(
             f"{len(ranges)} memory ranges: too many for one ELF file", os.fspath(out_path)
         )
-    note_blob = b"".join(encode_note(n) for n in (dump_notes(dump) if notes is None else notes))
+    if notes is None:
+        notes = dump_notes(dump, origin)
+    elif origin:
+        notes = [*notes, NoteSpec(ORIGIN_NOTE, 1, f"origin={origin}".encode())]
+    note_blob = b"".join(encode_note(n) for n in notes)
     phnum = 1 + len(ranges)
     head_size = 64 + 56 * phnum
     offset = (head_size + len(note_blob) + PAGE - 1) & ~(PAGE - 1)

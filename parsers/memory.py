@@ -146,7 +146,10 @@ class AddressSpace:
         shift = _LEVEL_SHIFT[level]
         if level < 3 and va >> (shift + 11):
             raise TranslationError(
-                va, f"0x{va:016x} is beyond the {_LEVEL_NAMES[level]} table of the kernel ASCE"
+                va,
+                f"0x{va:016x} is beyond the {_LEVEL_NAMES[level]} table of the kernel ASCE: "
+                "the kernel maps nothing there, so it is not a kernel address (a user-space "
+                "or mistyped address?); 'backchain info' shows the kernel's address ranges",
             )
         while True:
             index = (va >> shift) & 0x7FF

@@ -119,7 +119,10 @@ def test_check_summary_and_functions(dump: Path, capsys: pytest.CaptureFixture[s
     assert "      3  reliable" in out and "      1  task_running" in out
     assert "sleep:100 is sleeping on function do_nanosleep" in out
     assert "swapper/0:0 is running" in out
-    assert "livepatch transition for do_nanosleep, foo: 2 task(s) would block it" in out
+    assert (
+        "livepatch transition for do_nanosleep, foo: 2 tasks would block it: "
+        "1 sleeping on do_nanosleep, 1 with an unreliable stack" in out
+    )
 
 
 def test_check_json(dump: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -157,7 +157,8 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
             app.overview.action_sort()
         await pilot.pause()
         assert table.sort_key == "cpu"
-        assert cells(table, 0)[3] == "-"
+        # running tasks first (their CPU bare), then the others by last CPU, in parentheses
+        assert [cells(table, r)[3] for r in range(3)] == ["0", "1", "(0)"]
         # lowcore and memory
         await pilot.press("l")
         assert isinstance(app.screen, LowcoreScreen)

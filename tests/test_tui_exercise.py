@@ -173,8 +173,10 @@ def test_cli_exercise_flag_and_scenario_open(
 
     monkeypatch.setattr("explorer.tui.app.run", run)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cli.main(["some.vmcore", "--exercise"]) == 0
-    assert calls[-1] == {"path": "some.vmcore", "exercise": True, "scenario": None}
+    dump = tmp_path / "some.vmcore"  # the explorer starts only for an existing path
+    dump.write_bytes(b"")
+    assert cli.main([str(dump), "--exercise"]) == 0
+    assert calls[-1] == {"path": str(dump), "exercise": True, "scenario": None}
     args = cli.build_tui_parser().parse_args(["some.vmcore"])
     assert isinstance(args, argparse.Namespace) and not args.exercise
     assert cli.main(["scenarios", "open", "misaligned-sp"]) == 0

@@ -11,7 +11,9 @@ them in the order ``--help`` shows them. Handlers import what they need when the
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,8 +23,10 @@ from parsers.errors import DumpError
 #: Subcommand modules of this package, in help order.
 COMMANDS = (
     "info",
+    "system",
     "ps",
     "log",
+    "rd",
     "profile",
     "bt",
     "check",
@@ -71,6 +75,17 @@ def _command_names() -> list[str]:
     return list(sub.choices)
 
 
+def _not_a_command_or_file(word: str) -> str:
+    """The usage error for ``backchain WORD`` when WORD is neither a command nor a file."""
+    names = _command_names()
+    close = difflib.get_close_matches(word, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (
+        f"backchain: {word!r} is neither a command nor an existing dump file{hint}\n"
+        f"commands: {', '.join(names)}; 'backchain --help' explains them"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``backchain``; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -79,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(args_list)
             handler: Handler = args.handler
             return handler(args)
-        return run_tui(build_tui_parser().parse_args(args_list))
+        args = build_tui_parser().parse_args(args_list)
+        if args.dump is not None and not os.path.exists(args.dump):
+            print(_not_a_command_or_file(args.dump), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return run_tui(args)
     except DumpError as exc:
         print(f"backchain: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

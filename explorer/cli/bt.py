@@ -18,46 +18,111 @@ from parsers.errors import DumpError
 
 def register(sub: Any) -> None:
     """Add the subcommand's parser."""
-    p = sub.add_parser("bt", help="walk one stack frame by frame and judge its reliability")
+    p = sub.add_parser(
+        "bt",
+        help="walk one stack frame by frame and judge its reliability",
+        description="Walk a stack and judge it. With no selector: the panic task, else the "
+        "current task of the CPU that stopped first (it says which).",
+    )
     p.add_argument("dump", help="dump file")
-    who = p.add_mutually_exclusive_group(required=True)
+    who = p.add_mutually_exclusive_group()
     who.add_argument("--pid", type=int, help="task with this pid (pid 0: idle tasks)")
     who.add_argument("--task", type=address, metavar="ADDR", help="task_struct address")
     who.add_argument("--cpu", type=int, help="the task running on this CPU, from its registers")
     who.add_argument("--sp", type=address, metavar="ADDR", help="start at this stack pointer")
+    who.add_argument(
+        "-a", "--active", action="store_true", help="the active task of every CPU (crash bt -a)"
+    )
+    who.add_argument(
+        "--all", action="store_true", help="every task (crash foreach bt); see --state"
+    )
+    p.add_argument(
+        "--state",
+        metavar="R,S,D,I,T,Z",
+        help="with --all (implied): only tasks in these states (crash foreach UN bt: --state D)",
+    )
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
     from explorer.debuginfo.cli import frame_options
 
     frame_options(p)
     common_options(p)
+    if "--force" not in p._option_string_actions:  # shared flag, may come from common_options
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="walk a --task address that is not in the task list (marked unvetted)",
+        )
     json_flag(p)
     p.set_defaults(handler=cmd_bt)
 
 
-def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> list[Any]:
+def states_of(text: str | None) -> set[str] | None:
+    """``--state R,S,D``: the set of ``ps`` letters, None for all.
+
+    Raises:
+        DumpError: a letter that is no task state.
+    """
+    if not text:
+        return None
+    from explorer.tasks import STATE_LETTERS
+
+    wanted = {s.strip().upper() if s.strip().upper() != "T" else "T" for s in text.split(",")}
+    wanted.discard("")
+    bad = sorted(w for w in wanted if w not in STATE_LETTERS.upper())
+    if bad:
+        raise DumpError(f"--state {','.join(bad)}: not a task state (R S D T t X Z P I)")
+    return wanted
+
+
+def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[list[Any], str | None]:
+    """The tasks to walk and, for the default context, why that task."""
+    from explorer.context import active_tasks, default_context
+    from explorer.tasks import task_order
+
+    states = states_of(getattr(args, "state", None))
+    if args.all or states is not None:
+        tasks = sorted(scan.tasks, key=task_order)
+        if states is not None:
+            tasks = [t for t in tasks if t.state.upper() in states]
+        return tasks, None
+    if args.active:
+        return active_tasks(kernel, scan), None
     if args.pid is not None:
         tasks = scan.by_pid(args.pid)
         if not tasks:
             raise DumpError(f"no task with pid {args.pid} (see 'backchain ps')", kernel.path)
-        return list(tasks)
+        return list(tasks), None
     if args.task is not None:
         task = scan.by_address(args.task)
         if task is None:
-            from explorer.tasks import read_task
-
-            task = read_task(kernel, args.task, "--task")
-        return [task]
-    for cpu in kernel.cpus:
-        if cpu.number == args.cpu:
-            task = scan.by_address(cpu.current_task or 0)
-            if task is None:
+            if not getattr(args, "force", False):
                 raise DumpError(
-                    f"CPU {args.cpu} runs task 0x{cpu.current_task or 0:x}, which is unreadable",
+                    f"no task at 0x{args.task:x} in the task list (see 'backchain ps'); "
+                    "--force walks it anyway, unvetted",
                     kernel.path,
                 )
-            return [task]
-    raise DumpError(f"no CPU {args.cpu} in the dump (it has {len(kernel.cpus)})", kernel.path)
+            from explorer.tasks import read_task
+
+            task = read_task(kernel, args.task, "--task --force (unvetted)")
+        return [task], None
+    if args.cpu is not None:
+        for cpu in kernel.cpus:
+            if cpu.number == args.cpu:
+                task = scan.by_address(cpu.current_task or 0)
+                if task is None:
+                    raise DumpError(
+                        f"CPU {args.cpu} runs task 0x{cpu.current_task or 0:x}, which is "
+                        "unreadable",
+                        kernel.path,
+                    )
+                return [task], None
+        raise DumpError(f"no CPU {args.cpu} in the dump (it has {len(kernel.cpus)})", kernel.path)
+    chosen = getattr(args, "context", None)  # set by 'backchain shell' (set PID)
+    if chosen is not None:
+        return [chosen], "the task chosen with 'set'"
+    ctx = default_context(kernel, scan)
+    return [ctx.task], ctx.reason
 
 
 def cmd_bt(args: argparse.Namespace) -> int:
@@ -96,15 +161,35 @@ def cmd_bt(args: argparse.Namespace) -> int:
         extras.close()
         return EXIT_OK
     scan = find_tasks(kernel)
-    analyses = [analyse_task(kernel, t, ctx) for t in _select_tasks(kernel, scan, args)]
+    tasks, why = _select_tasks(kernel, scan, args)
+    analyses = [analyse_task(kernel, t, ctx) for t in tasks]
+    unvetted = [a.task.found_by.endswith("(unvetted)") for a in analyses]
     if args.json:
-        docs = [extras.add_json(analysis_json(kernel, a, args.steps), a.walk) for a in analyses]
-        print_json(docs[0] if len(docs) == 1 else docs)
+        docs: list[dict[str, Any]] = [
+            extras.add_json(analysis_json(kernel, a, args.steps), a.walk) for a in analyses
+        ]
+        for one, flag in zip(docs, unvetted, strict=True):
+            if flag:
+                one["unvetted"] = True
+        if why is not None:
+            docs[0]["context"] = why
+        several = args.all or args.active or args.state or len(docs) != 1
+        print_json(docs if several else docs[0])
         extras.close()
         return EXIT_OK
+    if why is not None:
+        a = analyses[0]
+        print(f"(no task named: {why}; pid {a.task.pid} {a.task.comm})")
+    if not analyses:
+        print("no task matches")
     for i, a in enumerate(analyses):
         if i:
             print()
+        if unvetted[i]:
+            print(
+                f"UNVETTED: 0x{a.task.address:x} is not in the task list; read as a "
+                "task_struct because of --force, so every value below may be garbage"
+            )
         if args.markdown:
             print(walk_markdown(kernel, a), end="")
             continue
@@ -115,5 +200,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
             print(line)
         print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under)))
         print("\n".join(verdict_text(a)))
+        if unvetted[i]:
+            print("UNVETTED: this verdict is about memory that may not be a task at all")
     extras.close()
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 from explorer.cli.common import (
@@ -12,6 +13,7 @@ from explorer.cli.common import (
     common_options,
     json_flag,
     open_kernel,
+    plural,
 )
 
 
@@ -46,6 +48,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     kernel = open_kernel(args)
     extras = FrameExtras.from_args(kernel, args)
     functions = [f for f in args.functions.split(",") if f]
+    for name in unknown_functions(kernel, functions):
+        print(
+            f"warning: --functions {name}: not a symbol of this kernel; no task can sleep on it",
+            file=sys.stderr,
+        )
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
     if args.json:  # streamed: one task at a time, nothing kept
@@ -87,14 +94,33 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def unknown_functions(kernel: Any, functions: list[str]) -> list[str]:
+    """The names in ``functions`` the kernel's symbol table does not have."""
+    if kernel.symbols is None:
+        return []
+    return [f for f in functions if kernel.symbols.address_of(f) is None]
+
+
+def _pids(members: list[Any], limit: int = 8) -> str:
+    pids = sorted(r.task.pid for r in members)
+    shown = ", ".join(str(p) for p in pids[:limit])
+    return shown + (f", … (+{len(pids) - limit})" if len(pids) > limit else "")
+
+
+#: Tasks listed under a livepatch transition before "... and N more" (``--all`` lists all).
+BLOCKING_SHOWN = 20
+
+
 def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str]:
     """The text report of ``backchain check`` from :class:`explorer.summary.TaskVerdict`."""
     from explorer.summary import blocking, by_stack, by_verdict
+    from explorer.tasks import comm_column, cpu_column, task_order
 
     total = len(rows)
     ok = sum(1 for r in rows if r.verdict.reliable)
     lines = [
-        f"{total} tasks: {ok} reliable, {total - ok} not (rules: {rows[0].era if rows else '-'})",
+        f"{plural(total, 'task')}: {ok} reliable, {total - ok} not "
+        f"(rules: {rows[0].era if rows else '-'})",
         "",
         "by verdict:",
     ]
@@ -105,23 +131,39 @@ def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str
         names = sorted({r.task.comm for r in members})
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         stack = " <- ".join(key[:6]) + (" <- ..." if len(key) > 6 else "") if key else "(none)"
-        lines.append(f"  {len(members):>5} tasks, {good} reliable  [{shown}]")
+        pid_word = "pid" if len(members) == 1 else "pids"
+        lines.append(
+            f"  {plural(len(members), 'task'):>11}, {good} reliable: {pid_word} "
+            f"{_pids(members)}  [{shown}]"
+        )
         lines.append(f"         {stack}")
     if functions:
         stuck = blocking(rows)
+        unreliable = sum(1 for r in stuck if not r.verdict.reliable)
+        sleeping = Counter(r.sleeping_on for r in stuck if r.sleeping_on)
         lines += [
             "",
             f"livepatch transition for {', '.join(functions)}: "
-            + ("would complete" if not stuck else f"{len(stuck)} task(s) would block it"),
+            + (
+                "would complete"
+                if not stuck
+                else f"{plural(len(stuck), 'task')} would block it: "
+                + ", ".join(
+                    [f"{n} sleeping on {name}" for name, n in sleeping.most_common()]
+                    + ([f"{unreliable} with an unreliable stack"] if unreliable else [])
+                )
+            ),
         ]
-        lines += [f"  {r.livepatch}" for r in stuck]
+        shown_rows = stuck if every else stuck[:BLOCKING_SHOWN]
+        lines += [f"  {r.livepatch}" for r in shown_rows]
+        if len(stuck) > len(shown_rows):
+            lines.append(f"  … and {len(stuck) - len(shown_rows)} more (--all lists them)")
     if every:
-        lines += ["", f"{'PID':>7} {'CPU':>3} {'ST':<2} {'COMM':<16} VERDICT"]
-        for r in rows:
-            cpu = "-" if r.cpu is None else str(r.cpu)
+        lines += ["", f"{'PID':>7} {'CPU':>4} {'ST':<2} {'COMM':<18} VERDICT"]
+        for r in sorted(rows, key=lambda r: task_order(r.task)):
             frame = "" if r.verdict.frame is None else f" at #{r.verdict.frame}"
             lines.append(
-                f"{r.task.pid:>7} {cpu:>3} {r.task.state:<2} {r.task.comm:<16} "
-                f"{r.verdict.label}{frame}"
+                f"{r.task.pid:>7} {cpu_column(r.task):>4} {r.task.state:<2} "
+                f"{comm_column(r.task):<18} {r.verdict.label}{frame}"
             )
     return lines

@@ -52,6 +52,11 @@ def word(value: str | None) -> str:
     return "?" if value is None else f"0x{int(value, 16):016x}"
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 task``, ``2 tasks``."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")

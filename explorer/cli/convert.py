@@ -8,6 +8,7 @@ from typing import Any
 from explorer.cli.common import (
     EXIT_OK,
     progress_printer,
+    size_text,
 )
 from parsers.errors import DumpError
 
@@ -32,8 +33,49 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise DumpError("exists; pass --force to overwrite it", args.output)
     dump = open_dump(args.dump if len(args.dump) > 1 else args.dump[0])
     progress = progress_printer("converting to ELF")
+    fmt = getattr(dump, "format", "elf")
+    origin = f"{fmt} " + ", ".join(os.path.basename(d) for d in args.dump)
     try:
-        convert_to_elf(dump, args.output, progress=progress)
+        convert_to_elf(dump, args.output, progress=progress, origin=origin)
     finally:
         dump.close()
+    size = os.path.getsize(args.output)
+    print(f"wrote {args.output}: ELF vmcore, {size_text(size)}, converted from {origin}")
+    for line in companion_lines(args.dump[0], args.output):
+        print(line)
     return EXIT_OK
+
+
+#: Companions copied beside the converted file (small); larger ones are only named.
+_COPIED = ("System.map*", "*.profile.json", "profile.json")
+_NAMED = ("vmlinux*",)
+
+
+def companion_lines(source: str, output: str) -> list[str]:
+    """Copy the source dump's small companions (System.map, profile) beside ``output`` and
+    say so; name the large ones (vmlinux) with the option that finds them."""
+    import shutil
+    from pathlib import Path
+
+    src, dst = Path(source).resolve().parent, Path(output).resolve().parent
+    if src == dst:
+        found = sorted(p.name for pat in _COPIED + _NAMED for p in src.glob(pat) if p.is_file())
+        if not found:
+            return ["no System.map beside it: pass --map System.map when you open it"]
+        return [f"companions beside it (found when you open it): {', '.join(found)}"]
+    lines = []
+    copied = []
+    for pattern in _COPIED:
+        for p in sorted(src.glob(pattern)):
+            if p.is_file() and not (dst / p.name).exists():
+                shutil.copy2(p, dst / p.name)
+                copied.append(p.name)
+    if copied:
+        lines.append(f"copied beside it: {', '.join(copied)}")
+    for pattern in _NAMED:
+        for p in sorted(src.glob(pattern)):
+            if p.is_file():
+                lines.append(f"not copied (large): {p}; open with --vmlinux {p}")
+    if not any(dst.glob("System.map*")):
+        lines.append("no System.map found: pass --map System.map when you open it")
+    return lines

@@ -19,7 +19,11 @@ from explorer.cli.common import (
 def register(sub: Any) -> None:
     """Add the subcommand's parser."""
     p = sub.add_parser("info", help="one-screen triage card of a dump (CPUs, memory, kernel)")
-    p.add_argument("dump", help="dump file (ELF vmcore, optionally .zst)")
+    p.add_argument(
+        "dump",
+        help="dump file: ELF vmcore, compressed kdump (also flattened or split), s390 or "
+        "s390_ext stand-alone dump; any of them .zst-compressed",
+    )
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_info)

@@ -20,6 +20,9 @@ def register(sub: Any) -> None:
     p.add_argument("dump", help="dump file")
     p.add_argument("--tail", type=int, metavar="N", help="only the last N messages")
     p.add_argument("--grep", metavar="TEXT", help="only messages containing TEXT")
+    p.add_argument(
+        "-i", "--ignore-case", action="store_true", help="--grep ignoring upper/lower case"
+    )
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_log)
@@ -32,7 +35,11 @@ def cmd_log(args: argparse.Namespace) -> int:
     kernel = open_kernel(args)
     records = read_log(kernel)
     if args.grep:
-        records = [r for r in records if args.grep in r.text]
+        if args.ignore_case:
+            needle = args.grep.casefold()
+            records = [r for r in records if needle in r.text.casefold()]
+        else:
+            records = [r for r in records if args.grep in r.text]
     if args.tail is not None:
         records = records[-args.tail :] if args.tail > 0 else []
     if args.json:

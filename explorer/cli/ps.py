@@ -1,4 +1,4 @@
-"""``backchain ps``: every task, like crash's ps."""
+"""``backchain ps``: every task, like crash's ps (filters, parents, children, tree, counts)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,35 @@ from explorer.cli.common import (
 
 def register(sub: Any) -> None:
     """Add the subcommand's parser."""
-    p = sub.add_parser("ps", help="every task: pid, ppid, CPU, task address, state, comm")
+    p = sub.add_parser(
+        "ps",
+        help="every task: pid, ppid, CPU, task address, state, comm",
+        description="Every task, like crash's ps. CPU is the CPU a running task runs on; for "
+        "any other task, in parentheses, the CPU it last ran on.",
+    )
     p.add_argument("dump", help="dump file")
+    p.add_argument("--state", metavar="R,S,D,I,T,Z", help="only tasks in these states")
+    p.add_argument("--comm", metavar="PATTERN", help="only tasks whose name matches (glob: kw*)")
+    p.add_argument("--pid", metavar="PID,...", help="only these pids")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument(
+        "-p", "--parents", action="store_true", help="each selected task's parents up to pid 0"
+    )
+    view.add_argument("-c", "--children", action="store_true", help="each selected task's children")
+    view.add_argument("--tree", action="store_true", help="the process tree")
+    view.add_argument("-S", "--summary", action="store_true", help="count tasks per state")
+    view.add_argument(
+        "-l",
+        "--last-run",
+        action="store_true",
+        help="when each task last ran (sched_info.last_arrival, ns of the CPU clock), newest first",
+    )
+    view.add_argument(
+        "-m",
+        "--since",
+        action="store_true",
+        help="time since each task last ran, relative to its CPU's clock (hung tasks)",
+    )
     common_options(p)
     json_flag(p)
     p.add_argument(
@@ -29,6 +56,8 @@ def register(sub: Any) -> None:
 
 def task_json(task: Any) -> dict[str, Any]:
     """The JSON of one task (shared by ps, bt and check)."""
+    from explorer.tasks import cpu_column
+
     return {
         "pid": task.pid,
         "tgid": task.tgid,
@@ -36,6 +65,8 @@ def task_json(task: Any) -> dict[str, Any]:
         "comm": task.comm,
         "state": task.state,
         "cpu": task.cpu,
+        "last_cpu": task.last_cpu,
+        "cpu_column": cpu_column(task),
         "task": f"0x{task.address:x}",
         "stack": f"0x{task.stack:x}" if task.stack else None,
         "ksp": f"0x{task.ksp:x}",
@@ -44,23 +75,32 @@ def task_json(task: Any) -> dict[str, Any]:
     }
 
 
+HEADER = f"   {'PID':>6} {'PPID':>6} {'CPU':>4} {'TASK':<16} {'ST':<2} COMM"
+
+
+def task_line(t: Any) -> str:
+    """One ``ps`` row: ``>`` marks a running task."""
+    from explorer.tasks import comm_column, cpu_column
+
+    mark = ">" if t.running else " "
+    ppid = "?" if t.ppid is None else str(t.ppid)
+    return (
+        f"{mark}  {t.pid:>6} {ppid:>6} {cpu_column(t):>4} {t.address:016x} {t.state:<2} "
+        f"{comm_column(t)}"
+    )
+
+
 def cmd_ps(args: argparse.Namespace) -> int:
     """``backchain ps``: like crash's ps."""
     from explorer.tasks import find_tasks
 
     kernel = open_kernel(args)
     scan = find_tasks(kernel)
-    tasks = sorted(scan.tasks, key=lambda t: (t.pid, t.cpu if t.cpu is not None else -1))
+    out = ps_output(kernel, scan, args)
     if args.json:
-        print_json({"tasks": [task_json(t) for t in tasks], "warnings": scan.warnings})
-        return EXIT_OK
-    print(f"   {'PID':>6} {'PPID':>6} {'CPU':>3} {'TASK':<16} {'ST':<2} COMM")
-    for t in tasks:
-        mark = ">" if t.running else " "
-        ppid = "?" if t.ppid is None else str(t.ppid)
-        cpu = t.cpu if t.cpu is not None else t.last_cpu
-        comm = f"[{t.comm}]" if t.is_kthread or t.is_idle else t.comm
-        print(f"{mark}  {t.pid:>6} {ppid:>6} {cpu:>3} {t.address:016x} {t.state:<2} {comm}")
+        print_json(out.doc)
+    else:
+        print("\n".join(out.lines))
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.verbose:
@@ -74,3 +114,120 @@ def cmd_ps(args: argparse.Namespace) -> int:
         for name, offset, source in offsets_used(kernel):
             print(f"offset {name} = 0x{offset:x} ({source})", file=sys.stderr)
     return EXIT_OK
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.doc: dict[str, Any] = {}
+
+
+def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
+    """The text lines and the JSON document of ``ps`` with ``args``' options."""
+    from explorer.cli.bt import states_of
+    from explorer.tasks import task_order
+    from explorer.tasktree import children_of, matches, parents_of, state_counts, tree_lines
+    from parsers.errors import DumpError
+
+    out = _Out()
+    tasks = sorted(scan.tasks, key=task_order)
+    pids: set[int] | None = None
+    if args.pid:
+        try:
+            pids = {int(p) for p in args.pid.split(",") if p.strip()}
+        except ValueError:
+            raise DumpError(f"--pid {args.pid}: not a list of numbers") from None
+    selected = matches(tasks, states_of(args.state), args.comm, pids)
+    warnings = list(scan.warnings)
+    if args.summary:
+        counts = state_counts(selected)
+        out.doc = {"states": counts, "total": len(selected), "warnings": warnings}
+        out.lines = [f"  {state}: {n}" for state, n in counts.items()]
+        out.lines.append(f"  total: {len(selected)}")
+        return out
+    if args.tree:
+        out.lines = tree_lines(tasks, selected)
+        out.doc = {
+            "tree": [_tree_json(n) for n in _tree_nodes(tasks, selected)],
+            "warnings": warnings,
+        }
+        return out
+    if args.parents or args.children:
+        blocks = []
+        for t in selected:
+            chain = parents_of(tasks, t) if args.parents else [t, *children_of(tasks, t)]
+            blocks.append(chain)
+            if out.lines:
+                out.lines.append("")
+            if args.parents:
+                for depth, p in enumerate(reversed(chain)):
+                    out.lines.append(
+                        f'{" " * depth}PID: {p.pid:<6} TASK: {p.address:016x}  COMM: "{p.comm}"'
+                    )
+            else:
+                out.lines.append(f'PID: {t.pid:<6} TASK: {t.address:016x}  COMM: "{t.comm}"')
+                kids = chain[1:]
+                out.lines += [
+                    f'  PID: {c.pid:<6} TASK: {c.address:016x}  COMM: "{c.comm}"' for c in kids
+                ] or ["  (no children)"]
+        key = "parents" if args.parents else "children"
+        out.doc = {
+            key: [{"pid": b[0].pid, key: [task_json(x) for x in b[1:]]} for b in blocks],
+            "warnings": warnings,
+        }
+        return out
+    if args.last_run or args.since:
+        from explorer.sched import last_run_rows
+
+        rows, notes = last_run_rows(kernel, selected)
+        warnings += notes
+        out.doc = {
+            "tasks": [
+                {
+                    **task_json(r.task),
+                    "last_arrival_ns": r.last_arrival,
+                    "since_ns": r.since,
+                    "clock": r.clock,
+                }
+                for r in rows
+            ],
+            "warnings": warnings,
+        }
+        for r in rows:
+            if args.last_run:
+                when = "?" if r.last_arrival is None else str(r.last_arrival)
+                out.lines.append(f"[{when:>16}] {task_line(r.task)[3:]}")
+            else:
+                out.lines.append(f"[{_since_text(r.since)}] {task_line(r.task)[3:]}")
+        out.lines += [f"note: {n}" for n in notes]
+        return out
+    out.doc = {"tasks": [task_json(t) for t in selected], "warnings": warnings}
+    out.lines = [HEADER] + [task_line(t) for t in selected]
+    return out
+
+
+def _since_text(ns: int | None) -> str:
+    """crash's ``ps -m``: ``days hh:mm:ss.mmm``."""
+    if ns is None:
+        return f"{'?':>16}"
+    ms = ns // 1_000_000
+    days, ms = divmod(ms, 86_400_000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{days:>3} {h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def _tree_nodes(tasks: list[Any], selected: list[Any]) -> list[Any]:
+    from explorer.tasktree import roots
+
+    return roots(tasks, selected)
+
+
+def _tree_json(node: Any) -> dict[str, Any]:
+    return {
+        "pid": node.task.pid,
+        "comm": node.task.comm,
+        "task": f"0x{node.task.address:x}",
+        "children": [_tree_json(c) for c in node.children],
+    }

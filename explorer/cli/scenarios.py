@@ -55,10 +55,14 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         width = max(len(s.name) for s in scenarios.SCENARIOS)
-        print(f"{'NAME':<{width}}  {'RULES':<7}  {'EXPECTED VERDICT':<38}  TITLE")
-        for s in scenarios.SCENARIOS:
-            at = "" if s.answer.frame is None else f" at #{s.answer.frame}"
-            print(f"{s.name:<{width}}  {s.era:<7}  {s.answer.label + at:<38}  {s.title}")
+        verdicts = [
+            s.answer.label + ("" if s.answer.frame is None else f" at #{s.answer.frame}")
+            for s in scenarios.SCENARIOS
+        ]
+        vw = max(len("EXPECTED VERDICT"), *(len(v) for v in verdicts))
+        print(f"{'NAME':<{width}}  {'RULES':<7}  {'EXPECTED VERDICT':<{vw}}  TITLE")
+        for s, verdict in zip(scenarios.SCENARIOS, verdicts, strict=True):
+            print(f"{s.name:<{width}}  {s.era:<7}  {verdict:<{vw}}  {s.title}")
         return EXIT_OK
     scenario = scenarios.get(args.name)
     if action == "show":

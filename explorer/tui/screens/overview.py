@@ -228,7 +228,7 @@ class OverviewScreen(Screen[None]):
         rows = table.results
         bad = sum(1 for r in rows if not r.reliable)
         shown = table.row_count
-        what = "stacks" if table.grouped else "tasks"
+        what = ("stack" if table.grouped else "task") + ("" if shown == 1 else "s")
         total = len(self.session.tasks) if self.session else 0
         pending = "" if self.checked else f" · checked {len(rows)} of {total}"
         counts = f": {len(rows) - bad} reliable, {bad} not"
@@ -237,7 +237,7 @@ class OverviewScreen(Screen[None]):
             known = sum(1 for r in rows if not exercise.hidden(r.task.address))
             counts = f" · exercise: verdicts hidden, {known} revealed"
         self.query_one("#summary", Label).update(
-            f"{len(rows)} tasks{counts}{pending} "
+            f"{len(rows)} task{'' if len(rows) == 1 else 's'}{counts}{pending} "
             f"(rules {self.session.era if self.session else '-'}) · "
             f"showing {shown} {what} · enter opens a stack"
         )

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.report import walk_markdown
-from explorer.tasks import Task
+from explorer.tasks import Task, cpu_column
 from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
 from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Prompt
@@ -42,7 +42,7 @@ PANES = ("checks", "inspector", "map")
 def task_title(a: TaskAnalysis) -> str:
     """``PID 1 init (S) task 0x… CPU - · rules current``."""
     t = a.task
-    cpu = "-" if a.cpu is None else str(a.cpu)
+    cpu = cpu_column(t)
     kind = " kthread" if t.is_kthread else ""
     return (
         f"[b]PID {t.pid}[/b] [b $text-accent]{escape(t.comm)}[/] ({t.state}{kind}) · "

@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from explorer.tasks import comm_column, cpu_column, task_order
 from explorer.tui.session import TaskRow
 
 #: (key, header) of the task columns.
@@ -51,10 +52,10 @@ def _sort_value(key: str, hidden: Callable[[TaskRow], bool]) -> Callable[[TaskRo
         if key == "verdict" and hidden(r):
             return (True, "", t.pid)
         return {
-            "pid": (t.pid, t.address),
+            "pid": (*task_order(t), t.address),
             "comm": (t.comm, t.pid),
             "state": (t.state, t.pid),
-            "cpu": (-1 if r.analysis.cpu is None else r.analysis.cpu, t.pid),
+            "cpu": (r.analysis.cpu is None, task_order(t)[1], t.pid),
             "verdict": (r.reliable, r.label, t.pid),
             "top": (r.top, t.pid),
             "callers": (r.functions[1:], t.pid),
@@ -185,8 +186,8 @@ class TaskTable(DataTable[Any]):
 
     def _add_task_row(self, r: TaskRow) -> None:
         t = r.task
-        comm = f"[{t.comm}]" if t.is_kthread or t.is_idle else t.comm
-        cpu = "-" if r.analysis.cpu is None else str(r.analysis.cpu)
+        comm = comm_column(t)
+        cpu = cpu_column(t)
         self.add_row(
             Text(str(t.pid), justify="right"),
             Text(comm),

@@ -47,7 +47,8 @@ class TriageCard(Static):
         crash = "" if not f["crash_time"] else f" · crash time {f['crash_time']}"
         lines = [
             f"[b]{escape(session.label)}[/b] · [b $text-accent]{escape(f['release'] or '?')}[/]"
-            f" · {_size(f['memory']['size'])} · {len(f['cpus'])} CPUs{crash}",
+            f" · {_size(f['memory']['size'])} · {len(f['cpus'])} "
+            f"CPU{'' if len(f['cpus']) == 1 else 's'}{crash}",
             f"{escape(f['format'])} · {symbols}",
         ]
         panic = f.get("panic")
