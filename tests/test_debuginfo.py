@@ -318,3 +318,55 @@ def test_check_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", *common]) == 0
     out = capsys.readouterr().out
     assert "source lines of each stack" in out and "schedule (kernel/sched/core.c:" in out
+
+
+# -- bt -f / -F --------------------------------------------------------------------------------
+def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    """bt -f --json of init in deb12-6.1-idle: each frame's words are the bytes at its sp;
+    the save area is named from struct stack_frame (DWARF profile): r14 is the return
+    address the unwinder took as this frame's ip, back_chain the next frame's sp."""
+    import struct as st
+
+    from explorer.kernel import Kernel, Options
+
+    dump = str(IDLE / "vmcore.zst")
+    smap = str(IDLE / "System.map.zst")
+    assert main(["bt", dump, "--pid", "1", "-F", "--json", "--map", smap]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    layout = doc["frame_layout"]
+    assert (layout["gprs"], layout["back_chain"], layout["size"]) == (0x48, 0x98, 160)
+    assert "struct stack_frame" in layout["source"]
+    kernel = Kernel.open(dump, Options(system_map=smap))
+    frames = doc["frames"]
+    assert len(frames) >= 5
+    for i, frame in enumerate(frames):
+        sp = int(frame["sp"], 16)
+        words = frame["words"]
+        raw = kernel.read(sp, 8 * len(words))
+        assert [int(w["value"], 16) for w in words] == [v for (v,) in st.iter_unpack(">Q", raw)]
+        assert [int(w["address"], 16) for w in words] == [sp + 8 * k for k in range(len(words))]
+        named = {w["label"]: w for w in words if w["label"]}
+        assert list(named) == [f"r{n}" for n in range(6, 16)] + ["back_chain"]
+        assert named["r6"]["offset"] == 0x48 and named["back_chain"]["offset"] == 0x98
+        if frame["how"] in ("start", "backchain"):
+            assert named["r14"]["value"] == frame.get("raw_ip", frame["ip"])
+        if i + 1 < len(frames) and frames[i + 1]["how"] == "backchain":
+            assert named["back_chain"]["value"] == frames[i + 1]["sp"]
+            assert len(words) * 8 >= int(frames[i + 1]["sp"], 16) - sp
+        assert named["r14"]["symbol"] == kernel.symbolize(int(named["r14"]["value"], 16))
+    assert main(["bt", dump, "--pid", "1", "-f", "--map", smap]) == 0
+    text = capsys.readouterr().out
+    first = frames[0]
+    r14 = next(w for w in first["words"] if w["label"] == "r14")
+    assert f"{int(r14['address'], 16):016x}: {int(r14['value'], 16):016x}  r14" in text
+
+
+def test_stack_frame_layout_matches_dwarf() -> None:
+    """The bundled profile's struct stack_frame equals the -dbg vmlinux's DWARF."""
+    from parsers.types import profile_from_dwarf
+
+    facts = json.loads((IDLE / "facts.json").read_text())
+    profile = profile_from_dwarf(real_vmlinux(facts["kernel_release"]))
+    assert profile.offset("stack_frame.gprs") == 0x48
+    assert profile.offset("stack_frame.back_chain") == 0x98
+    assert profile.size("stack_frame") == 160

@@ -157,7 +157,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
             print(f"walk from sp 0x{args.sp:016x} (rules: {walk.era})")
             for line in extras.head_text():
                 print(line)
-            print("\n".join(walk_text(kernel, walk, args.steps, extras.under)))
+            print("\n".join(walk_text(kernel, walk, args.steps, extras.under_for(walk))))
         extras.close()
         return EXIT_OK
     scan = find_tasks(kernel)
@@ -198,7 +198,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
         print(f"stacks: {regions or 'none'}   (rules: {a.walk.era})")
         for line in extras.head_text():
             print(line)
-        print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under)))
+        print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk))))
         print("\n".join(verdict_text(a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")

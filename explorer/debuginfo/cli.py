@@ -4,8 +4,10 @@ glue (the subcommand modules stay small)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from explorer.debuginfo.frames import frame_layout, frame_words, words_json, words_text
 from explorer.debuginfo.lines import FrameSource, add_to_walk_json, frame_text, unavailable_text
 
 if TYPE_CHECKING:
@@ -29,42 +31,80 @@ def lines_options(parser: argparse.ArgumentParser) -> None:
 
 
 def frame_options(parser: argparse.ArgumentParser) -> None:
-    """``bt``'s frame options: ``-l/--lines``, ``--source``."""
+    """``bt``'s frame options: ``-l/--lines``, ``--source``, ``-f/--full``, ``-F``."""
     lines_options(parser)
+    parser.add_argument(
+        "-f",
+        "--full",
+        action="store_true",
+        help="each frame's words from its sp to the next frame, saved registers named",
+    )
+    parser.add_argument(
+        "-F",
+        dest="full_symbols",
+        action="store_true",
+        help="like -f, with values that are kernel symbols shown by name",
+    )
 
 
 class FrameExtras:
     """What to add under each frame (text) or into it (JSON), per the options."""
 
-    def __init__(self, kernel: Kernel, lines: FrameSource | None) -> None:
+    def __init__(
+        self, kernel: Kernel, lines: FrameSource | None, full: bool = False, symbols: bool = False
+    ) -> None:
         self.kernel = kernel
         self.lines = lines
+        self.full = full or symbols
+        self.symbols = symbols
+        self.layout = frame_layout(kernel) if self.full else None
 
     @classmethod
     def from_args(cls, kernel: Kernel, args: argparse.Namespace) -> FrameExtras:
         want_lines = bool(getattr(args, "lines", False) or getattr(args, "source", None))
         lines = FrameSource.open(kernel, getattr(args, "source", None)) if want_lines else None
-        return cls(kernel, lines)
+        symbols = bool(getattr(args, "full_symbols", False))
+        return cls(kernel, lines, bool(getattr(args, "full", False)), symbols)
 
     def close(self) -> None:
         if self.lines is not None:
             self.lines.close()
 
     def head_text(self) -> list[str]:
-        """Lines before the frames (why there are no source lines)."""
-        return unavailable_text(self.lines) if self.lines is not None else []
-
-    def under(self, step: Step) -> list[str]:
-        """Lines under one frame."""
-        out: list[str] = []
-        if self.lines is not None:
-            out.extend(frame_text(self.lines, step))
+        """Lines before the frames (why there are no source lines, the frame layout)."""
+        out = unavailable_text(self.lines) if self.lines is not None else []
+        if self.layout is not None:
+            out.append(f"frame words: register save area from {self.layout.source}")
         return out
+
+    def under_for(self, walk: Walk) -> Callable[[Step], list[str]]:
+        """The lines to print under each frame of ``walk``."""
+
+        def under(step: Step) -> list[str]:
+            out: list[str] = []
+            if self.lines is not None:
+                out.extend(frame_text(self.lines, step))
+            if self.layout is not None:
+                words = frame_words(self.kernel, walk, step.index, self.layout)
+                out.extend(words_text(self.kernel, words, self.symbols))
+            return out
+
+        return under
 
     def add_json(self, doc: dict[str, Any], walk: Walk) -> dict[str, Any]:
         """Add the frames' extra fields to a walk's JSON document."""
         if self.lines is not None:
             add_to_walk_json(doc, walk.steps, self.lines)
+        if self.layout is not None:
+            for frame, step in zip(doc.get("frames", ()), walk.steps, strict=False):
+                words = frame_words(self.kernel, walk, step.index, self.layout)
+                frame.update(words_json(self.kernel, words, self.symbols))
+            doc["frame_layout"] = {
+                "gprs": self.layout.gprs,
+                "back_chain": self.layout.back_chain,
+                "size": self.layout.size,
+                "source": self.layout.source,
+            }
         return doc
 
 
