@@ -33,6 +33,7 @@ COMMANDS = (
     "sym",
     "mod",
     "dis",
+    "audit",
     "convert",
     "scenarios",
 )

@@ -32,6 +32,7 @@ SAVED_R14 = 136
 _REG = re.compile(r"^%r(\d+)$")
 _NUM = r"-?(?:0x[0-9a-f]+|\d+)"
 _MEM = re.compile(rf"^({_NUM})?\((?:(?:%r(\d+)|{_NUM}),\s*)?%r(\d+)\)$")
+_INDEXED_R15 = re.compile(rf"^({_NUM})?\(%r\d+,\s*%r15\)$")
 _IMM = re.compile(r"^-?(?:0x[0-9a-f]+|\d+)$")
 #: Mnemonics whose first register operand is only read (stores, compares, tests).
 _READS_FIRST = ("st", "c", "tm", "cl", "br", "b", "j", "ex", "lpsw", "spm", "ssm", "mv")
@@ -79,10 +80,14 @@ class Effect:
         r15_add: r15 changes by this many bytes (negative: a frame is allocated).
         r15_from: r15 is loaded: ``copy:N`` (from register N), ``restore`` (lmg of the saved
             entry r15), ``chain`` (lg of the back chain), ``dynamic`` (decreased by a
-            register: alloca, the random kstack offset), ``other`` (anything else).
+            register: alloca, the random kstack offset), ``slot:B:D`` (``lg %r15,D(%rB)``:
+            the saved entry r15 if that is where it was saved), ``other`` (anything else).
         copy_r15_to: register that receives a copy of r15 (``lgr %rN, %r15``).
         chain_store: the back-chain slot 152(%r15) is written (``zero`` or register N).
         r14_saved_at: displacement from r15 where r14 is stored.
+        r15_saved_at: displacement from r15 where r15 itself is stored (``stmg ..%r15``).
+        unpacked_chain: register stored at 0(%r15), where the unpacked (non-packed-stack)
+            layout keeps the back chain: a back chain there if that register holds the old r15.
         r14_written: r14 gets a new value (call, load into r14), or ``restore`` (lmg).
         targets: branch targets (relative branches; those outside the function are tail
             calls and end the path there).
@@ -97,6 +102,8 @@ class Effect:
     copy_r15_to: int | None = None
     chain_store: str | None = None
     r14_saved_at: int | None = None
+    r15_saved_at: int | None = None
+    unpacked_chain: int | None = None
     r14_written: str | None = None
     targets: tuple[int, ...] = ()
     falls_through: bool = True
@@ -149,14 +156,11 @@ def effect_of(insn: Instruction) -> Effect:
     first = _reg(parts[0])
     if m in ("stmg", "stm") and len(parts) == 3:
         lo, hi, mem = _reg(parts[0]), _reg(parts[1]), _mem(parts[2])
-        if (
-            lo is not None
-            and hi is not None
-            and mem is not None
-            and mem[1] == 15
-            and lo <= 14 <= hi
-        ):
-            return Effect(r14_saved_at=mem[0] + 8 * (14 - lo))
+        if lo is not None and hi is not None and mem is not None and mem[1] == 15:
+            return Effect(
+                r14_saved_at=mem[0] + 8 * (14 - lo) if lo <= 14 <= hi else None,
+                r15_saved_at=mem[0] + 8 * (15 - lo) if lo <= 15 <= hi else None,
+            )
         return _PLAIN
     if m in ("lmg", "lm") and len(parts) == 3:
         lo, hi, mem = _reg(parts[0]), _reg(parts[1]), _mem(parts[2])
@@ -178,12 +182,18 @@ def effect_of(insn: Instruction) -> Effect:
             return Effect(chain_store="other")
         if m == "stg" and first == 14 and mem is not None and mem[1] == 15:
             return Effect(r14_saved_at=mem[0])
+        if m == "stg" and first == 15 and mem is not None and mem[1] == 15:
+            return Effect(r15_saved_at=mem[0])
+        if m == "stg" and mem == (0, 15) and first is not None:
+            return Effect(unpacked_chain=first)
         return _PLAIN
     if first == 15 and len(parts) >= 2:
         if m in ("lay", "la"):
             mem = _mem(parts[1])
             if mem is not None and mem[1] == 15:
                 return Effect(r15_add=mem[0])
+            if _INDEXED_R15.match(parts[1]):
+                return Effect(r15_from="dynamic")  # r15 plus a register (asm: la %r15,0(%r1,%r15))
             return Effect(r15_from="other")
         if m in ("aghi", "agfi", "aghik", "afi", "ahi") and _IMM.match(parts[-1]):
             if m == "aghik" and _reg(parts[1]) != 15:
@@ -198,7 +208,11 @@ def effect_of(insn: Instruction) -> Effect:
             return Effect(r15_from="dynamic")  # alloca, random kstack offset: size unknown
         if m == "lg":
             mem = _mem(parts[1])
-            return Effect(r15_from="chain" if mem == (BACK_CHAIN, 15) else "other")
+            if mem is None:
+                return Effect(r15_from="other")
+            if mem == (BACK_CHAIN, 15):
+                return Effect(r15_from="chain")
+            return Effect(r15_from=f"slot:{mem[1]}:{mem[0]}")  # maybe the saved entry r15
         if not m.startswith(_READS_FIRST):
             return Effect(r15_from="other")
         return _PLAIN

@@ -44,6 +44,7 @@ class _State:
     saved: int | None  # return address saved at entry r15 + saved
     r14_live: bool  # r14 still holds the return address
     copies: frozenset[tuple[int, int]] = frozenset()  # (register, r15 delta it holds)
+    saved15: int | None = None  # entry r15 saved at entry r15 + saved15
 
 
 _ENTRY = _State("entry", 0, None, True)
@@ -52,8 +53,11 @@ _ENTRY = _State("entry", 0, None, True)
 def _step(s: _State, e: Effect) -> _State:
     """The state after an instruction with effect ``e``."""
     phase, delta, saved, live, copies = s.phase, s.delta, s.saved, s.r14_live, s.copies
+    saved15 = s.saved15
     if e.r14_saved_at is not None and live and delta is not None and saved is None:
         saved = delta + e.r14_saved_at
+    if e.r15_saved_at is not None and delta == 0 and saved15 is None:
+        saved15 = e.r15_saved_at
     if e.chain_store is not None and phase == "allocated":
         phase = "chained"
     if e.r15_add and delta is not None:
@@ -65,6 +69,8 @@ def _step(s: _State, e: Effect) -> _State:
     elif e.r15_from is not None:
         src = e.r15_from
         copied = dict(copies).get(int(src[5:])) if src.startswith("copy:") else None
+        if src.startswith("slot:"):
+            src = "restore" if restores(src, delta, copies, saved15) else "other"
         if src == "dynamic":
             # A frame moved down by a run-time amount (alloca, add_random_kstack_offset()):
             # its back chain must be stored again at the new r15.
@@ -85,7 +91,19 @@ def _step(s: _State, e: Effect) -> _State:
         live = saved is not None or live
     elif e.r14_written is not None:
         live = False
-    return _State(phase, delta, saved, live, copies)
+    return _State(phase, delta, saved, live, copies, saved15)
+
+
+def restores(
+    src: str, delta: int | None, copies: frozenset[tuple[int, int]], saved15: int | None
+) -> bool:
+    """Whether ``lg %r15,D(%rB)`` (``slot:B:D``) reloads the entry r15 saved by the
+    prologue's ``stmg``: an epilogue, not a stack switch."""
+    _, base, disp = src.split(":")
+    if saved15 is None:
+        return False
+    at = delta if base == "15" else dict(copies).get(int(base))
+    return at is not None and at + int(disp) == saved15
 
 
 @dataclass(frozen=True)
