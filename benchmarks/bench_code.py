@@ -114,7 +114,8 @@ def audit(vmlinux: Path | None) -> None:
         from parsers.cache import cache_dir
 
         kernels = cache_dir("real", "kernels")
-        found = sorted(kernels.glob("*/vmlinux")) if kernels.is_dir() else []
+        found = sorted(kernels.glob("*/vmlinux"), key=lambda p: p.stat().st_size)
+        found = [p for p in found if p.stat().st_size >= 200 << 20] or found
         if not found:
             print(
                 f"audit: skipped, no -dbg vmlinux under {kernels} (run samples/generate_real.py "
@@ -122,11 +123,8 @@ def audit(vmlinux: Path | None) -> None:
             )
             return
         vmlinux = found[0]
-    try:
-        from explorer.code.audit import audit_file
-    except ImportError:
-        print("audit: not available yet")
-        return
+    from explorer.code.audit import audit_file
+
     t0 = time.perf_counter()
     report = audit_file(str(vmlinux))
     t1 = time.perf_counter()

@@ -203,25 +203,29 @@ def audit_kernel(kernel: Kernel, span: tuple[int, int] | None = None) -> AuditRe
         raise DumpError("no _stext/_etext in the symbols: kernel text unknown", kernel.path)
     notes: list[str] = []
     unreadable: list[str] = []
-    if kernel.modules.modules:
-        notes.append(
-            f"{len(kernel.modules.modules)} loaded module(s) not audited: no module symbols "
-            "(audit the .ko files)"
-        )
+    spans: list[tuple[int, int, str | None]] = [(start, end, None)]
+    if span is None:
+        scan = kernel.modules
+        for module in scan.modules:
+            if module.address not in scan.symbols:
+                notes.append(f"module {module.name}: its symbols are unreadable, not audited")
+                continue
+            spans += [(s, e, module.name) for s, e in module.text if e > s]
 
     def functions() -> Iterator[tuple[str, int, bytes, str | None]]:
-        address = start
-        while address < end:
-            sym = syms.lookup(address)
-            if sym is None or not sym.size:
-                address += 2
-                continue
-            data = code.read(sym.address, sym.size)
-            if data is None:
-                unreadable.append(sym.name)
-            else:
-                yield sym.name, sym.address, data, None
-            address = sym.address + sym.size
+        for first, last, module in spans:
+            address = first
+            while address < last:
+                sym = kernel.lookup_symbol(address)
+                if sym is None or not sym.size or sym.address + sym.size <= address:
+                    address += 2
+                    continue
+                data = code.read(sym.address, sym.size)
+                if data is None:
+                    unreadable.append(sym.name)
+                else:
+                    yield sym.name, sym.address, data, module and f"[{module}]"
+                address = sym.address + sym.size
 
     report = _report(kernel.path, "dump", functions(), notes)
     if unreadable:

@@ -137,7 +137,7 @@ class CodeText:
         """The function holding ``address``: its symbol, else the module text range."""
         kernel = self.kernel
         if kernel.symbols is not None:
-            sym = kernel.symbols.lookup(address)
+            sym = kernel.lookup_symbol(address)  # core kernel, else a module's own symbols
             if sym is not None and kernel.is_text(address):
                 size = sym.size or (sym.offset + 2)
                 return Function(sym.name, sym.address, min(size, MAX_FUNCTION))
