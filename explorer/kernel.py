@@ -13,6 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from explorer.sources.companions import (
+    choose_companions,
+    load_verified_symbols,
+    verify_profile,
+    verify_vmlinux,
+)
+from explorer.sources.verify import DumpIdentity
 from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
 from parsers.dumps import DumpFile, open_dump
 from parsers.elfcore import group_cpu_notes
@@ -24,6 +31,7 @@ from parsers.errors import (
     TypeInfoError,
     UnmappedError,
 )
+from parsers.fileid import SYSTEM_MAP, VMLINUX
 from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
 from parsers.physmem import total_size
 from parsers.records import Lowcore, decode_lowcore
@@ -33,7 +41,7 @@ from parsers.structs import (
     lowcore_era_for_release,
     pt_regs_layout,
 )
-from parsers.symbols import Symbol, SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.symbols import Symbol, SymbolTable
 from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
 from parsers.vmcoreinfo import (
     OsInfo,
@@ -117,12 +125,17 @@ class Options:
         system_map: System.map (plain or .zst).
         profile: a saved type profile (JSON).
         era: force the unwinder/lowcore era instead of deriving it from the release.
+        force: use a symbol file, vmlinux or profile that does not belong to the dump (with
+            a warning on every output) instead of refusing it.
+        types: the type source: auto, dwarf, btf, profile, bundled or probe.
     """
 
     vmlinux: str | None = None
     system_map: str | None = None
     profile: str | None = None
     era: str | None = None
+    force: bool = False
+    types: str = "auto"
     warnings: list[str] = field(default_factory=list)
 
 
@@ -136,6 +149,13 @@ class Kernel:
         self.warnings = options.warnings
         self.vmcoreinfo, self.early_kaslr_offset = self._find_vmcoreinfo()
         self.os_info: OsInfo | None = os_info_from_memory(dump)
+        self.identity = DumpIdentity.of(self.path, self.vmcoreinfo, self._identity_read)
+        #: warnings about files used with --force although they do not belong to the dump
+        self.forced: list[str] = []
+        #: companions found beside the dump and not used (another kernel's, unreadable)
+        self.skipped: list[str] = []
+        self.loaded_symbols: dict[str, SymbolTable] = {}
+        choose_companions(self)
         self.symbols = self._load_symbols()
         self.release = self._find_release()
         self.lowcore_era = lowcore_era_for_release(self.release) if self.release else "v6.1"
@@ -178,7 +198,6 @@ class Kernel:
             DumpError: the dump or a named symbol/type file cannot be used.
         """
         opts = options or Options()
-        _find_companions(path, opts)
         dump = open_dump(path, progress)
         try:
             return cls(dump, opts)
@@ -201,21 +220,11 @@ class Kernel:
 
     def _load_symbols(self) -> SymbolTable | None:
         opts = self.options
-        table: SymbolTable | None = None
-        if opts.system_map or opts.vmlinux:
-            from explorer.symbols import cached_file_symbols
-
-            if opts.system_map:
-                path, loader = opts.system_map, load_system_map
-            else:
-                path, loader = opts.vmlinux or "", load_vmlinux_symbols
-            table = cached_file_symbols(path, lambda: loader(path))
-        if table is None:
-            return self.dump_symbols()
-        delta = self._symbol_delta(table)
-        if delta:
-            table.relocate(delta)
-        return table
+        if opts.system_map:  # verified against the dump (explorer.sources.verify)
+            return load_verified_symbols(self, opts.system_map, SYSTEM_MAP)
+        if opts.vmlinux:
+            return load_verified_symbols(self, opts.vmlinux, VMLINUX)
+        return self.dump_symbols()
 
     def dump_symbols(self) -> SymbolTable | None:
         """The dump's own symbol table (kallsyms through VMCOREINFO), or None without one.
@@ -258,10 +267,11 @@ class Kernel:
         """The type profile: --profile, --vmlinux DWARF, a bundled profile, BTF in the dump."""
         opts = self.options
         if opts.profile:
-            return self._check_build_id(TypeProfile.load(opts.profile))
+            return verify_profile(self, TypeProfile.load(opts.profile), opts.profile)
         if opts.vmlinux:
             try:
-                return self._check_build_id(profile_from_dwarf(opts.vmlinux))
+                plain = verify_vmlinux(self, opts.vmlinux)
+                return verify_profile(self, profile_from_dwarf(plain), opts.vmlinux)
             except TypeInfoError as exc:
                 self.warnings.append(str(exc))
         if self.release:
@@ -271,16 +281,11 @@ class Kernel:
                 build_id = self.vmcoreinfo.get("BUILD-ID") if self.vmcoreinfo else None
                 if not build_id or not profile.build_id or build_id == profile.build_id:
                     return profile
+                self.warnings.append(
+                    f"bundled profile {bundled.name} skipped: build-id {profile.build_id[:16]}…, "
+                    f"the dump's is {build_id[:16]}…"
+                )
         return self._btf_types()
-
-    def _check_build_id(self, profile: TypeProfile) -> TypeProfile:
-        build_id = self.vmcoreinfo.get("BUILD-ID") if self.vmcoreinfo else None
-        if build_id and profile.build_id and build_id != profile.build_id:
-            self.warnings.append(
-                f"type profile is for build-id {profile.build_id[:12]}…, the dump's kernel is "
-                f"{build_id[:12]}…: offsets may be wrong"
-            )
-        return profile
 
     def _btf_types(self) -> TypeProfile | None:
         """Types from the kernel's own BTF (CONFIG_DEBUG_INFO_BTF) between __start_BTF and
@@ -427,29 +432,6 @@ class Kernel:
         except (TranslationError, UnmappedError):
             return False
         return True
-
-
-_COMPANIONS = (
-    ("system_map", ("System.map*",)),
-    ("vmlinux", ("vmlinux*",)),
-    ("profile", ("*.profile.json", "profile.json")),
-)
-
-
-def _find_companions(path: str, opts: Options) -> None:
-    """Fill in System.map / vmlinux / profile found beside the dump under usual names."""
-    folder = Path(path).resolve().parent
-    for attr, patterns in _COMPANIONS:
-        if getattr(opts, attr):
-            continue
-        for pattern in patterns:
-            hits = sorted(p for p in folder.glob(pattern) if p.is_file())
-            if hits:
-                setattr(opts, attr, str(hits[0]))
-                opts.warnings.append(
-                    f"using {attr.replace('_', '.')} {hits[0]} found beside the dump"
-                )
-                break
 
 
 __all__ = ["STACK_TYPES", "Cpu", "Kernel", "Options", "StackRange", "SymbolError"]

@@ -13,11 +13,59 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from parsers.cache import cache_dir
 from parsers.errors import DumpError, FormatError
+from parsers.inputs import open_regular
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def compression_of(head: bytes) -> str | None:
+    """``"zst"``, ``"xz"`` or ``"gz"`` from a file's first bytes, else None."""
+    if head[:4] == ZSTD_MAGIC:
+        return "zst"
+    if head[:6] == XZ_MAGIC:
+        return "xz"
+    if head[:2] == GZIP_MAGIC:
+        return "gz"
+    return None
+
+
+def _stream_reader(kind: str, fin: BinaryIO) -> BinaryIO:
+    if kind == "zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(fin)  # type: ignore[return-value]
+    import gzip
+
+    return gzip.GzipFile(fileobj=fin)  # type: ignore[return-value]
+
+
+def decompressed_head(path: str | os.PathLike[str], size: int = 4096) -> bytes:
+    """The first ``size`` bytes of ``path``, decompressed if it is zstd, xz or gzip.
+
+    Raises:
+        DumpError: the file is not a regular readable file.
+    """
+    with open_regular(path) as fin:
+        head = fin.read(8)
+        kind = compression_of(head)
+        fin.seek(0)
+        if kind is None:
+            return fin.read(size)
+        try:
+            return _stream_reader(kind, fin).read(size)
+        except Exception:  # damaged data: no head to classify
+            return b""
+
 
 #: Largest decompressed size accepted: a dump bigger than this is not plausible here and a
 #: frame claiming more is treated as a decompression bomb.
@@ -54,7 +102,7 @@ def decompressed_path(
     """Return the path of a decompressed copy of ``path``, making it once if needed.
 
     Args:
-        path: a zstd-compressed file.
+        path: a zstd-, xz- or gzip-compressed file.
         cache_dir: where copies live (default: ``cache_root() / "dumps"``).
         progress: called with (bytes read, compressed size) while decompressing.
 
@@ -64,20 +112,26 @@ def decompressed_path(
     Raises:
         DumpError: the file cannot be read or is not valid zstd data.
     """
+    import lzma
+    import zlib
+
     import zstandard
 
     src = Path(path)
     target_dir = cache_dir or cache_root() / "dumps"
+    with open_regular(src, "compressed file") as probe:
+        kind = compression_of(probe.read(8)) or "zst"
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{src.name.removesuffix('.zst')}.{_cache_key(src)}"
+        stem = src.name.removesuffix(f".{kind}")
+        target = target_dir / f"{stem}.{_cache_key(src)}"
         if target.exists():
             return target
         total = src.stat().st_size
         tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
         written = 0
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+        with open_regular(src, "compressed file") as fin, open(tmp, "wb") as fout:
+            reader = _stream_reader(kind, fin)
             while chunk := reader.read(1 << 22):
                 written += len(chunk)
                 if written > MAX_DECOMPRESSED:
@@ -90,9 +144,10 @@ def decompressed_path(
     except DumpError:  # over the size cap: no partial copy left in the cache
         _unlink_quietly(locals().get("tmp"))
         raise
-    except zstandard.ZstdError as exc:
+    except (zstandard.ZstdError, lzma.LZMAError, zlib.error, EOFError) as exc:
         _unlink_quietly(locals().get("tmp"))
-        raise FormatError(f"not valid zstd data ({exc})", str(src)) from None
+        name = {"zst": "zstd", "xz": "xz", "gz": "gzip"}[kind]
+        raise FormatError(f"not valid {name} data ({exc})", str(src)) from None
     except OSError as exc:
         _unlink_quietly(locals().get("tmp"))
         raise DumpError(f"cannot decompress: {exc.strerror or exc}", str(src)) from None
@@ -106,7 +161,7 @@ def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 <<
     """
     src = Path(path)
     try:
-        with open(src, "rb") as f:  # never more than the cap: the user may name a dump here
+        with open_regular(src, "text file") as f:  # never more than the cap: it may be a dump
             size = os.fstat(f.fileno()).st_size
             data = f.read(min(size, limit) + 1 if size else limit + 1)
     except OSError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import stat
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -63,23 +62,14 @@ class LoadSegment:
 def open_file_checked(path: str) -> int:
     """Open ``path`` read-only, turning the usual OS failures into one-line DumpErrors.
 
+    Only regular files: a FIFO, device or socket is refused, never opened blocking.
+
     Returns:
         The file descriptor (caller closes it).
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DumpError("no such file", path) from None
-    except OSError as exc:
-        raise DumpError(f"cannot access: {exc.strerror}", path) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DumpError("is a directory, not a dump file", path)
-    try:
-        return os.open(path, os.O_RDONLY)
-    except PermissionError:
-        raise DumpError("permission denied (cannot open for reading)", path) from None
-    except OSError as exc:
-        raise DumpError(f"cannot open: {exc.strerror}", path) from None
+    from parsers.inputs import open_regular_fd
+
+    return open_regular_fd(path, "dump file")
 
 
 def map_readonly(path: str) -> tuple[mmap.mmap, int]:

@@ -59,3 +59,13 @@ class SymbolError(DumpError):
 
 class TypeInfoError(DumpError):
     """A struct offset or size the tool needs is not known from any type source."""
+
+
+class MismatchError(DumpError):
+    """A symbol file, vmlinux or type profile belongs to another kernel than the dump's.
+
+    Attributes:
+        evidence: what contradicts it, in one line.
+    """
+
+    evidence: str = ""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from parsers.compressed import read_text_maybe_compressed
 from parsers.errors import FormatError, SymbolError
+from parsers.inputs import open_regular
 
 #: System.map types that name an address in the kernel image (not absolute values).
 _ADDRESS_TYPES = frozenset("TtDdBbRrVvWw")
@@ -287,7 +288,7 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
 
     p = os.fspath(path)
     try:
-        with open(p, "rb") as f:
+        with open_regular(p, "vmlinux") as f:
             elf = ELFFile(f)
             if elf.elfclass != 64 or elf.little_endian:
                 raise SymbolError("not a 64-bit big-endian (s390x) ELF", p)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import struct
@@ -43,6 +44,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
 from parsers.errors import DumpError, FormatError, TypeInfoError
+from parsers.inputs import open_regular
 
 __all__ = [
     "PROFILE_FORMAT",
@@ -343,7 +345,7 @@ class TypeProfile:
         """
         name = os.fspath(path)
         try:
-            with open(name, "rb") as stream:
+            with open_regular(name, "type profile") as stream:
                 size = os.fstat(stream.fileno()).st_size
                 if size > _MAX_PROFILE_BYTES:
                     raise FormatError("too large to be a backchain type profile", name)
@@ -523,7 +525,7 @@ def profile_from_dwarf(
     path = os.fspath(vmlinux_path)
     source = f"dwarf:{path}"
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, after the cache check
+        stream = open_regular(path, "vmlinux")
     except OSError as error:
         raise DumpError(f"cannot read vmlinux: {error.strerror}", path) from None
     with stream, _elf_errors(path):
@@ -788,7 +790,7 @@ class _DwarfFinder:
                 continue
             name = die.attributes.get("DW_AT_name")
             if name is not None and name.offset == position:
-                return die if _die_name(die) in names else None
+                return die if _die_name(die) in names and _plausible(die) else None
         return None
 
     def _scan_units(
@@ -811,6 +813,27 @@ class _DwarfFinder:
                         del remaining[key]
                 if not remaining:
                     return
+
+
+def _plausible(die: DIE) -> bool:
+    """Whether a probed DIE can be real: random bytes that happen to hold a name's string
+    offset decode as a DIE too (a "union thread_union" of 6 bytes whose sibling lies outside
+    its unit was found so in a -gdwarf-4 object)."""
+    cu = die.cu
+    unit_end = cu.cu_offset + cu["unit_length"] + cu.structs.initial_length_field_size()
+    sibling = die.attributes.get("DW_AT_sibling")
+    if sibling is not None:
+        target = sibling.raw_value + (0 if sibling.form == "DW_FORM_ref_addr" else cu.cu_offset)
+        if not die.offset < target <= unit_end:
+            return False
+    decl_file = die.attributes.get("DW_AT_decl_file")
+    if decl_file is not None and decl_file.value == 0 and cu["version"] < 5:
+        return False  # file 0 is "no file" before DWARF 5
+    if die.has_children and die.tag in _AGGREGATE_TAGS:
+        children = list(itertools.islice(die.iter_children(), 1))
+        if not children:
+            return False
+    return True
 
 
 def _die_name(die: DIE) -> str | None:

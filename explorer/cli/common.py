@@ -14,6 +14,11 @@ EXIT_BAD_INPUT = 2
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: Values of ``--types``.
+TYPE_SOURCES = ("auto", "dwarf", "btf", "profile", "bundled", "probe")
+#: Warnings of the kernel opened last with ``--force`` mismatches, repeated in JSON output.
+_FORCED: list[str] = []
+
 
 def common_options(parser: argparse.ArgumentParser) -> None:
     """Options every subcommand and the TUI share."""
@@ -25,6 +30,19 @@ def common_options(parser: argparse.ArgumentParser) -> None:
         "--era",
         choices=("v5.5", "current"),
         help="unwinder rules to apply (default: from the kernel release)",
+    )
+    g.add_argument(
+        "--types",
+        choices=TYPE_SOURCES,
+        default="auto",
+        help="where struct offsets come from (default auto: --profile, --vmlinux DWARF, the "
+        "dump's BTF, a bundled profile, then inference from the dump)",
+    )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="use a symbol file, vmlinux or profile even if it does not belong to the dump "
+        "(every output then carries a warning)",
     )
 
 
@@ -58,6 +76,10 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 
 
 def print_json(data: Any) -> None:
+    """Print one JSON document; a dict gets ``"forced"`` when --force used a mismatching
+    file, so the warning travels with the data."""
+    if _FORCED and isinstance(data, dict) and "forced" not in data:
+        data = {**data, "forced": list(_FORCED)}
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
@@ -66,14 +88,27 @@ def options_of(args: argparse.Namespace) -> Any:
     from explorer.kernel import Options
 
     return Options(
-        vmlinux=args.vmlinux, system_map=args.system_map, profile=args.profile, era=args.era
+        vmlinux=args.vmlinux,
+        system_map=args.system_map,
+        profile=args.profile,
+        era=args.era,
+        force=bool(getattr(args, "force", False)),
+        types=getattr(args, "types", None) or "auto",
     )
 
 
 def open_kernel(args: argparse.Namespace) -> Any:
+    """Open the dump with the shared options; on stderr, warn about any --force mismatch and
+    note each companion file skipped."""
     from explorer.kernel import Kernel
 
-    return Kernel.open(args.dump, options_of(args), progress=progress_printer())
+    kernel = Kernel.open(args.dump, options_of(args), progress=progress_printer())
+    _FORCED[:] = kernel.forced
+    for warning in kernel.forced:
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in kernel.skipped:
+        print(f"note: {note}", file=sys.stderr)
+    return kernel
 
 
 def progress_printer(

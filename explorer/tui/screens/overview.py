@@ -186,6 +186,8 @@ class OverviewScreen(Screen[None]):
         table.display = True
         table.rebuild()
         table.focus()
+        for forced in event.session.kernel.forced:  # --force used another kernel's file
+            self.notify(forced, title="--force", severity="error", timeout=30)
         for warning in event.session.scan.warnings:
             self.notify(warning, severity="warning")
         self.recheck()

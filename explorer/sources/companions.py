@@ -1,0 +1,247 @@
+"""Symbol and type files: the ones the user named, else companions found beside the dump.
+
+An explicit option always wins: a companion only fills what the user left out. A companion is
+recognised by its content (:func:`parsers.fileid.content_kind`), looked for beside the dump
+as named and beside a symlink's target, names carrying the dump's release first; each is
+verified against the dump (:mod:`explorer.sources.verify`) and skipped with a note when it
+does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) is
+decompressed once into the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from explorer.sources.verify import (
+    Evidence,
+    forced_warning,
+    mismatch_error,
+    profile_evidence,
+    symbol_evidence,
+    vmlinux_evidence,
+)
+from parsers.cache import cache_dir
+from parsers.compressed import decompressed_path
+from parsers.errors import DumpError, MismatchError
+from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind, elf_identity, is_compressed
+from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.types import TypeProfile
+
+if TYPE_CHECKING:
+    from explorer.kernel import Kernel
+
+#: Files looked at per folder: a folder of many dumps stays quick.
+MAX_FILES_PER_FOLDER = 256
+_WHAT = {SYSTEM_MAP: "System.map", VMLINUX: "vmlinux", PROFILE: "type profile"}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file beside the dump that holds symbols or types, by its content."""
+
+    path: str
+    kind: str
+    names_release: bool
+
+
+def companion_folders(dump_path: str) -> list[Path]:
+    """The dump's folder as named, then its symlink target's folder if that differs."""
+    given = Path(os.path.abspath(dump_path)).parent
+    folders = [given]
+    try:
+        target = Path(dump_path).resolve().parent
+    except OSError:
+        return folders
+    if target != given and target.is_dir():
+        folders.append(target)
+    return folders
+
+
+def find_candidates(dump_path: str, release: str | None) -> list[Candidate]:
+    """Files beside the dump that are a System.map, vmlinux or profile by content.
+
+    Names that carry ``release`` come first; otherwise folder order, then name order.
+    """
+    try:
+        dump_real = Path(dump_path).resolve()
+    except OSError:
+        dump_real = Path(dump_path)
+    seen: set[Path] = {dump_real}
+    found: list[Candidate] = []
+    for folder in companion_folders(dump_path):
+        try:
+            names = sorted(e.name for e in os.scandir(folder) if not e.name.startswith("."))
+        except OSError:
+            continue
+        for name in names[:MAX_FILES_PER_FOLDER]:
+            path = folder / name
+            try:
+                real = path.resolve()
+                if real in seen or not real.is_file():  # is_file: no FIFO, device, socket
+                    continue
+                seen.add(real)
+                kind = content_kind(path)
+            except (OSError, DumpError):
+                continue
+            if kind is not None:
+                found.append(Candidate(str(path), kind, bool(release and release in name)))
+    return sorted(found, key=lambda c: not c.names_release)  # stable: folder, name order
+
+
+def plain_vmlinux(path: str) -> str:
+    """``path`` itself, or its decompressed copy in the cache for ``.zst``/``.xz``/``.gz``.
+
+    Raises:
+        DumpError: unreadable or damaged compressed data.
+    """
+    if is_compressed(path):
+        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux")))
+    return path
+
+
+def judge(kernel: Kernel, path: str, what: str, ev: Evidence) -> None:
+    """Refuse a file the evidence says is not the dump's, or with ``--force`` warn.
+
+    Raises:
+        MismatchError: the file does not belong to the dump and ``--force`` was not given.
+    """
+    if not ev.mismatch:
+        return
+    if not kernel.options.force:
+        raise mismatch_error(kernel.identity, path, what, ev)
+    warning = forced_warning(kernel.identity, path, what, ev)
+    if warning not in kernel.forced:
+        kernel.forced.append(warning)
+        kernel.warnings.append(warning)
+
+
+def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
+    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump.
+
+    Raises:
+        DumpError: unreadable file.
+        MismatchError: another kernel's symbols (without ``--force``).
+    """
+    cached = kernel.loaded_symbols.get(path)
+    if cached is not None:
+        return cached
+    ev = Evidence()
+    from explorer.symbols import cached_file_symbols
+
+    if kind == VMLINUX:
+        plain = plain_vmlinux(path)
+        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain))
+    else:
+        table = cached_file_symbols(path, lambda: load_system_map(path))
+    delta = kernel._symbol_delta(table)
+    if delta:
+        table.relocate(delta)
+    ev = symbol_evidence(kernel.identity, table, delta)
+    if kind == VMLINUX:
+        vmlinux_evidence(kernel.identity, elf_identity(plain), ev)
+    judge(kernel, path, _WHAT[kind], ev)
+    kernel.loaded_symbols[path] = table
+    return table
+
+
+def verify_vmlinux(kernel: Kernel, path: str) -> str:
+    """Check a vmlinux named for its types only (build-id, release); return its plain path.
+
+    Raises:
+        DumpError: unreadable.
+        MismatchError: another kernel's vmlinux (without ``--force``).
+    """
+    plain = plain_vmlinux(path)
+    judge(kernel, path, "vmlinux", vmlinux_evidence(kernel.identity, elf_identity(plain)))
+    return plain
+
+
+def verify_profile(kernel: Kernel, profile: TypeProfile, path: str) -> TypeProfile:
+    """Check a type profile against the dump (build-id, release); return it.
+
+    Raises:
+        MismatchError: another kernel's profile (without ``--force``).
+    """
+    judge(kernel, path, "type profile", profile_evidence(kernel.identity, profile))
+    return profile
+
+
+def choose_companions(kernel: Kernel) -> None:
+    """Fill the options the user left out with verified companions; note each one skipped."""
+    opts = kernel.options
+    want_symbols = not (opts.system_map or opts.vmlinux)
+    want_types = not (opts.vmlinux or opts.profile)
+    if not (want_symbols or want_types):
+        return
+    ident = kernel.identity
+    for cand in find_candidates(kernel.path, ident.release):
+        if cand.kind == PROFILE and not want_types:
+            continue
+        if cand.kind == SYSTEM_MAP and not want_symbols:
+            continue
+        if cand.kind == VMLINUX and not (want_symbols or want_types):
+            continue
+        what = _WHAT[cand.kind]
+        try:
+            if cand.kind == PROFILE:
+                profile = TypeProfile.load(cand.path)
+                ev = profile_evidence(ident, profile)
+                if ev.mismatch:
+                    raise mismatch_error(ident, cand.path, what, ev)
+                opts.profile = cand.path
+                want_types = False
+            elif cand.kind == SYSTEM_MAP:
+                _no_force(kernel, load_verified_symbols, cand.path, SYSTEM_MAP)
+                opts.system_map = cand.path
+                want_symbols = False
+            else:
+                if want_symbols:
+                    _no_force(kernel, load_verified_symbols, cand.path, VMLINUX)
+                    want_symbols = False
+                else:
+                    _no_force(kernel, verify_vmlinux, cand.path)
+                opts.vmlinux = cand.path
+                want_types = False
+        except MismatchError as exc:
+            _skipped(
+                kernel,
+                f"skipped {what} {cand.path} found beside the dump: it belongs to another "
+                f"kernel ({exc.evidence or exc.message})",
+            )
+            continue
+        except DumpError as exc:
+            _skipped(kernel, f"skipped {what} {cand.path} found beside the dump: {exc}")
+            continue
+        kernel.warnings.append(f"using {what} {cand.path} found beside the dump")
+        if not (want_symbols or want_types):
+            return
+
+
+def _skipped(kernel: Kernel, note: str) -> None:
+    kernel.skipped.append(note)
+    kernel.warnings.append(note)
+
+
+def _no_force(kernel: Kernel, check: object, *args: str) -> None:
+    """Run a check with ``--force`` off: --force never makes a companion be used."""
+    force = kernel.options.force
+    kernel.options.force = False
+    try:
+        check(kernel, *args)  # type: ignore[operator]
+    finally:
+        kernel.options.force = force
+
+
+__all__ = [
+    "Candidate",
+    "choose_companions",
+    "companion_folders",
+    "find_candidates",
+    "load_verified_symbols",
+    "plain_vmlinux",
+    "verify_profile",
+    "verify_vmlinux",
+]

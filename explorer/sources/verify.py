@@ -1,0 +1,222 @@
+"""Does a symbol file, vmlinux or type profile belong to the dump? Evidence, then a verdict.
+
+The evidence, strongest first:
+
+* VMCOREINFO ``SYMBOL(x)=`` values (runtime addresses the crashed kernel wrote) against the
+  file's address of ``x`` after the KASLR offset: one differing value proves a System.map
+  belongs to another build, even of the same release.
+* VMCOREINFO ``BUILD-ID`` against the vmlinux's GNU build-id note or a profile's build-id.
+* The release (VMCOREINFO ``OSRELEASE``) against the vmlinux's ``linux_banner`` or the
+  profile's release.
+* ``linux_banner`` read from the dump's memory at the file's address of ``linux_banner``:
+  it must read ``Linux version RELEASE``, and equal the vmlinux's own banner.
+
+A file with contrary evidence is refused (:class:`MismatchError`, exit 2) unless ``--force``
+is given; then it is used and every output carries a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from parsers.errors import DumpError, MismatchError
+from parsers.fileid import ElfIdentity, banner_in, release_of_banner
+from parsers.symbols import SymbolTable
+from parsers.types import TypeProfile
+from parsers.vmcoreinfo import VmcoreInfo
+
+#: SYMBOL() entries whose value is a pointer's content, not a symbol's address
+#: (VMCOREINFO_SYMBOL_ARRAY of SPARSEMEM_EXTREME's mem_section; s390's vmemmap).
+_VALUE_SYMBOLS = frozenset({"mem_section", "vmemmap"})
+#: The KASLR anchor itself proves nothing (the relocation is computed from it).
+_ANCHOR = "_stext"
+
+
+@dataclass(frozen=True)
+class DumpIdentity:
+    """What the dump says about its own kernel.
+
+    Attributes:
+        path: the dump as the user named it.
+        release: VMCOREINFO ``OSRELEASE``, or None.
+        build_id: VMCOREINFO ``BUILD-ID``, or None.
+        symbols: VMCOREINFO ``SYMBOL(name)`` values (runtime addresses).
+        read: reads kernel image memory (raises DumpError when it cannot).
+    """
+
+    path: str
+    release: str | None
+    build_id: str | None
+    symbols: Mapping[str, int]
+    read: Callable[[int, int], bytes]
+
+    @classmethod
+    def of(
+        cls, path: str, info: VmcoreInfo | None, read: Callable[[int, int], bytes]
+    ) -> DumpIdentity:
+        """The identity from VMCOREINFO (empty without it)."""
+        symbols: dict[str, int] = {}
+        if info is not None:
+            for key in info.entries:
+                if key.startswith("SYMBOL(") and key.endswith(")"):
+                    value = info.hex(key)
+                    if value is not None:
+                        symbols[key[7:-1]] = value
+        return cls(
+            path=path,
+            release=info.release if info else None,
+            build_id=(info.get("BUILD-ID") or None) if info else None,
+            symbols=symbols,
+            read=read,
+        )
+
+    def banner_at(self, address: int) -> str | None:
+        """The ``Linux version …`` text at ``address`` in the dump's memory, or None."""
+        try:
+            raw = self.read(address, 512)
+        except DumpError:
+            return None
+        if not raw.startswith(b"Linux version "):
+            return raw.split(b"\0", 1)[0][:40].decode("ascii", "replace") or "(zero bytes)"
+        return banner_in(raw)
+
+
+@dataclass
+class Evidence:
+    """What was compared: ``agree`` and ``differ`` are short sentences."""
+
+    agree: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+    memory_banner: str | None = None
+
+    @property
+    def mismatch(self) -> bool:
+        """True when anything contradicts the file belonging to the dump."""
+        return bool(self.differ)
+
+    def summary(self) -> str:
+        """The evidence in one line."""
+        return "; ".join(self.differ or self.agree) or "nothing to compare"
+
+
+def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evidence:
+    """Compare a relocated symbol table with the dump's SYMBOL() values and linux_banner.
+
+    Args:
+        ident: the dump's identity.
+        table: the file's symbols, already relocated by ``kaslr``.
+        kaslr: the relocation applied (for the message).
+    """
+    ev = Evidence()
+    same = 0
+    wrong: list[tuple[str, int, int]] = []
+    # init_uts_ns (it holds the release) first: the best-known name in the message
+    for name, value in sorted(
+        ident.symbols.items(), key=lambda kv: (kv[0] != "init_uts_ns", kv[0])
+    ):
+        if name in _VALUE_SYMBOLS or name == _ANCHOR:
+            continue
+        have = table.address_of(name)
+        if have is None:
+            continue
+        if have == value:
+            same += 1
+        else:
+            wrong.append((name, value, have))
+    if wrong:
+        name, value, have = wrong[0]
+        ev.differ.append(
+            f"VMCOREINFO has SYMBOL({name})=0x{value:x} but the file puts {name} at "
+            f"0x{have:x} after the KASLR offset 0x{kaslr:x} "
+            f"({len(wrong)} of {len(wrong) + same} SYMBOL() values differ)"
+        )
+    elif same:
+        ev.agree.append(f"{same} VMCOREINFO SYMBOL() values agree")
+    banner_address = table.address_of("linux_banner")
+    if banner_address is not None:
+        text = ident.banner_at(banner_address)
+        if text is not None and not text.startswith("Linux version "):
+            ev.differ.append(
+                f"memory at the file's linux_banner 0x{banner_address:x} reads {text!r}, "
+                "not 'Linux version …'"
+            )
+        elif text is not None:
+            ev.memory_banner = text
+            release = release_of_banner(text)
+            if ident.release and release != ident.release:
+                ev.differ.append(
+                    f"memory at the file's linux_banner reads release {release}, the dump's "
+                    f"VMCOREINFO says {ident.release}"
+                )
+            else:
+                ev.agree.append(f"linux_banner in memory reads {release}")
+    return ev
+
+
+def vmlinux_evidence(ident: DumpIdentity, elf: ElfIdentity, ev: Evidence | None = None) -> Evidence:
+    """Compare a vmlinux's build-id and banner with the dump (adds to ``ev`` if given)."""
+    ev = ev or Evidence()
+    if ident.build_id and elf.build_id:
+        if ident.build_id != elf.build_id:
+            ev.differ.insert(
+                0,
+                f"BUILD-ID {ident.build_id[:16]}… in the dump's VMCOREINFO, "
+                f"{elf.build_id[:16]}… in the file's build-id note",
+            )
+        else:
+            ev.agree.insert(0, f"BUILD-ID {ident.build_id[:16]}… agrees")
+    if ident.release and elf.release and ident.release != elf.release:
+        ev.differ.append(f"release {ident.release} in the dump, {elf.release} in the file")
+    if ev.memory_banner and elf.banner and ev.memory_banner != elf.banner:
+        ev.differ.append(
+            f"linux_banner in memory {ev.memory_banner[:60]!r}… differs from the file's "
+            f"{elf.banner[:60]!r}…"
+        )
+    return ev
+
+
+def profile_evidence(ident: DumpIdentity, profile: TypeProfile) -> Evidence:
+    """Compare a type profile's build-id and release with the dump."""
+    ev = Evidence()
+    if ident.build_id and profile.build_id:
+        if ident.build_id != profile.build_id:
+            ev.differ.append(
+                f"BUILD-ID {ident.build_id[:16]}… in the dump's VMCOREINFO, "
+                f"{profile.build_id[:16]}… in the profile"
+            )
+        else:
+            ev.agree.append(f"BUILD-ID {ident.build_id[:16]}… agrees")
+    if ident.release and profile.release and ident.release != profile.release:
+        ev.differ.append(f"release {ident.release} in the dump, {profile.release} in the profile")
+    return ev
+
+
+def mismatch_error(ident: DumpIdentity, path: str, what: str, ev: Evidence) -> MismatchError:
+    """The one-line refusal naming both files and the evidence."""
+    error = MismatchError(
+        f"this {what} does not belong to the dump {ident.path}: {ev.summary()} "
+        "(--force uses it anyway)",
+        path,
+    )
+    error.evidence = ev.summary()
+    return error
+
+
+def forced_warning(ident: DumpIdentity, path: str, what: str, ev: Evidence) -> str:
+    """The warning every output carries when ``--force`` made a mismatching file be used."""
+    return (
+        f"FORCED: using {what} {path} although it does not belong to the dump "
+        f"{ident.path} ({ev.summary()}): names and offsets may be wrong"
+    )
+
+
+__all__ = [
+    "DumpIdentity",
+    "Evidence",
+    "forced_warning",
+    "mismatch_error",
+    "profile_evidence",
+    "symbol_evidence",
+    "vmlinux_evidence",
+]
