@@ -142,7 +142,9 @@ class Options:
 class Kernel:
     """A kernel dump opened for analysis. Use :meth:`open`."""
 
-    def __init__(self, dump: DumpFile, options: Options) -> None:
+    def __init__(self, dump: DumpFile, options: Options, companions: bool = False) -> None:
+        """Analyse an opened dump; ``companions``: also look for symbol/type files beside
+        it (what :meth:`open` does)."""
         self.dump = dump
         self.path = dump.source_path
         self.options = options
@@ -155,7 +157,8 @@ class Kernel:
         #: companions found beside the dump and not used (another kernel's, unreadable)
         self.skipped: list[str] = []
         self.loaded_symbols: dict[str, SymbolTable] = {}
-        choose_companions(self)
+        if companions:
+            choose_companions(self)
         self.symbols = self._load_symbols()
         self.release = self._find_release()
         self.lowcore_era = lowcore_era_for_release(self.release) if self.release else "v6.1"
@@ -200,7 +203,7 @@ class Kernel:
         opts = options or Options()
         dump = open_dump(path, progress)
         try:
-            return cls(dump, opts)
+            return cls(dump, opts, companions=True)
         except DumpError:
             dump.close()
             raise
