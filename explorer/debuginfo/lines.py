@@ -32,7 +32,8 @@ class FrameLines:
         source: ``path:line`` in ``function`` (the call site of the outermost inline
             function when there are some), or None.
         inlined: inline functions at the address, innermost first.
-        why: why ``function`` is None (no DWARF, a module address, ...), else None.
+        why: why ``function`` is None (no DWARF, a module address, ...) or is a symbol name
+            rather than a DWARF subprogram (assembly code), else None.
     """
 
     lookup: int
@@ -126,19 +127,26 @@ class FrameSource:
                 found = FrameLines(address, None, None, (), str(error))
             else:
                 why = None
-                if loc.function is None:
-                    why = self._why_none(address)
-                found = FrameLines(address, loc.function, loc.source, loc.inlined, why)
+                function = loc.function
+                if function is None:
+                    function, why = self._symbol_instead(address, loc.source is not None)
+                found = FrameLines(address, function, loc.source, loc.inlined, why)
         self._memo[address] = found
         return found
 
-    def _why_none(self, address: int) -> str:
+    def _symbol_instead(self, address: int, has_line: bool) -> tuple[str | None, str]:
+        """No DWARF subprogram at ``address``: code written in assembly (entry.S) has a line
+        row but no subprogram; like addr2line and drgn, name it by its symbol then."""
         kernel = self.kernel
         if kernel is not None:
             module = kernel.modules.module_at(address)
             if module is not None:
-                return f"in module {module.name}: the vmlinux has no DWARF for modules"
-        return "no DWARF subprogram covers this address"
+                return None, f"in module {module.name}: the vmlinux has no DWARF for modules"
+            sym = kernel.symbols.lookup(address) if kernel.symbols is not None else None
+            if sym is not None:
+                what = "assembly" if has_line else "no debug information"
+                return sym.name, f"no DWARF subprogram ({what}): named by its symbol"
+        return None, "no DWARF subprogram covers this address"
 
     def text_of(self, source: SourceLine, context: int = 0) -> list[tuple[int, str]]:
         """Lines ``line - context .. line + context`` of ``source`` from ``source_dir``."""
