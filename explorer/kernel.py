@@ -128,6 +128,7 @@ class Options:
         force: use a symbol file, vmlinux or profile that does not belong to the dump (with
             a warning on every output) instead of refusing it.
         types: the type source: auto, dwarf, btf, profile, bundled or probe.
+        source: a kernel source tree, to show the source lines of frames.
     """
 
     vmlinux: str | None = None
@@ -136,6 +137,7 @@ class Options:
     era: str | None = None
     force: bool = False
     types: str = "auto"
+    source: str | None = None
     warnings: list[str] = field(default_factory=list)
 
 

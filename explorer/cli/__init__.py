@@ -67,6 +67,9 @@ def build_tui_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hide every verdict until you name the failing frame and rule (a answers, R reveals)",
     )
+    parser.add_argument(
+        "--source", metavar="DIR", help="kernel source tree: show the source lines of frames"
+    )
     common_options(parser)
     return parser
 

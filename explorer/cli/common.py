@@ -94,6 +94,7 @@ def options_of(args: argparse.Namespace) -> Any:
         era=args.era,
         force=bool(getattr(args, "force", False)),
         types=getattr(args, "types", None) or "auto",
+        source=getattr(args, "source", None),
     )
 
 

@@ -68,6 +68,7 @@ class FrameSource:
         self.why = why
         self.source_dir = source_dir
         self.kernel = kernel
+        self.requested = dwarf is not None or (kernel is not None and bool(kernel.options.vmlinux))
         self._memo: dict[int, FrameLines] = {}
         self._files: dict[str, list[str] | None] = {}
 
@@ -82,7 +83,7 @@ class FrameSource:
         try:
             dwarf = open_dwarf_lines(path, cache_dir)
         except DumpError as error:
-            return cls(None, 0, f"cannot use {path}: {error}", source_dir)
+            return cls(None, 0, f"cannot use {path}: {error}", source_dir, kernel)
         dump_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
         if dump_id and dwarf.build_id and dump_id != dwarf.build_id:
             dwarf.close()
@@ -92,6 +93,7 @@ class FrameSource:
                 f"{path} is build-id {dwarf.build_id[:12]}…, the dump's kernel is "
                 f"{dump_id[:12]}…: its lines would be wrong",
                 source_dir,
+                kernel,
             )
         return cls(dwarf, _relocation(kernel, dwarf), None, source_dir, kernel)
 

@@ -11,8 +11,9 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.facts import info_facts
@@ -23,6 +24,10 @@ from parsers.errors import DumpError
 from parsers.memory import LOWCORE_SIZE
 from parsers.records import LowcoreValue, lowcore_values
 from parsers.structs import LOWCORE_FIELDS, LowcoreField
+
+if TYPE_CHECKING:
+    from explorer.debuginfo.lines import FrameLines, FrameSource
+    from explorer.unwind import Step
 
 Progress = Callable[[int, int], None]
 
@@ -180,6 +185,17 @@ class Session:
             out.append(sym.name if sym is not None else f"0x{s.ip:x}")
         return tuple(out)
 
+    @cached_property
+    def lines(self) -> FrameSource:
+        """Source lines of frames from the vmlinux's DWARF (``--vmlinux``, ``--source``)."""
+        from explorer.debuginfo.lines import FrameSource
+
+        return FrameSource.open(self.kernel, self.kernel.options.source)
+
+    def frame_lines(self, step: Step) -> FrameLines | None:
+        """Function, source line and inline functions of a frame (None without DWARF)."""
+        return self.lines.for_step(step) if self.lines.available else None
+
     def symbolize(self, address: int) -> str | None:
         """``name+0xoff/0xsize`` or None."""
         return self.kernel.symbolize(address)
@@ -251,5 +267,7 @@ class Session:
         return rows
 
     def close(self) -> None:
-        """Release the dump."""
+        """Release the dump (and the vmlinux's DWARF, if it was opened)."""
+        if "lines" in self.__dict__:
+            self.lines.close()
         self.kernel.close()

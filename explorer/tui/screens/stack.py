@@ -26,7 +26,7 @@ from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
-from explorer.tui.widgets.inspector import FrameInspector
+from explorer.tui.widgets.inspector import FrameInspector, source_block
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.verdict import VerdictBar
 from explorer.tui.widgets.walk import WalkTable
@@ -111,7 +111,8 @@ class StackScreen(Screen[None]):
             yield regions
             with Vertical(id="main"):
                 with Horizontal(id="top"):
-                    walk = WalkTable(a, self.session.symbolize, id="walk")
+                    lines = self.session.frame_lines if self.session.lines.available else None
+                    walk = WalkTable(a, self.session.symbolize, lines, id="walk")
                     walk.hidden = self.hidden
                     walk.border_title = "walk"
                     walk.border_subtitle = "n next · p prev · r run · 0 restart"
@@ -172,7 +173,9 @@ class StackScreen(Screen[None]):
         steps = a.walk.steps
         self.query_one(RegionsMap).show(row)
         hidden = self.hidden
-        self.query_one(FrameInspector).show(a, row, self.session.symbolize, hidden)
+        inspector = self.query_one(FrameInspector)
+        inspector.show(a, row, self.session.symbolize, hidden)
+        inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
         if hidden:
             self.query_one(ChecksPane).hide(PLACEHOLDER)
         else:

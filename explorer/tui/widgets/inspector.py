@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -114,10 +115,12 @@ class FrameInspector(VerticalScroll):
     FrameInspector #frame-fields { width: auto; padding: 0 1 0 2; }
     FrameInspector #frame-hex { width: auto; padding-left: 1; }
     FrameInspector #frame-regs { padding: 1 1 0 1; height: auto; }
+    FrameInspector #frame-source { padding: 0 1 1 2; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
-        """Fields, hex, regs."""
+        """Source, fields, hex, regs."""
+        yield Static(id="frame-source")
         with Horizontal(id="frame-pair"):
             yield Static(id="frame-hex")
             yield Static(id="frame-fields")
@@ -150,3 +153,36 @@ class FrameInspector(VerticalScroll):
                 regs_text = regs_lines(end.regs, symbolize, "above" if hidden else "final")
         regs.update("\n".join(regs_text))
         regs.display = bool(regs_text)
+
+    def show_source(self, lines: list[str]) -> None:
+        """The frame's function, source line, inline functions (and code with --source)."""
+        block = self.query_one("#frame-source", Static)
+        block.update("\n".join(lines))
+        block.display = bool(lines)
+
+
+def source_block(source: Any, steps: Sequence[Step], row: int, context: int = 3) -> list[str]:
+    """Markup lines for a frame from :class:`explorer.debuginfo.lines.FrameSource`: where in
+    the source each inline function and the function are (innermost first), and with a
+    source tree the lines around the innermost place."""
+    if row >= len(steps):
+        return []
+    if not source.available:
+        if not source.requested:
+            return []  # no vmlinux given: nothing to say in every frame
+        return [f"[$text-muted]source lines: none ({escape(source.why or '?')})[/]"]
+    found = source.for_step(steps[row])
+    if found.function is None:
+        return [f"[$text-muted]no source line: {escape(found.why or '?')}[/]"]
+    out = ["[b]source[/b]"]
+    for f in found.inlined:
+        out.append(
+            f"  {escape(str(f.source or '?'))} [$text-muted]inlined[/] [b]{escape(f.function)}[/b]"
+        )
+    out.append(f"  {escape(str(found.source or '?'))} in [b]{escape(found.function)}[/b]")
+    where = found.inlined[0].source if found.inlined else found.source
+    if where is not None:
+        for n, text in source.text_of(where, context):
+            mark = "[b $text-accent]>[/]" if n == where.line else " "
+            out.append(f"  {mark}{n:>6}  {escape(text.expandtabs(8).rstrip())}")
+    return out

@@ -6,6 +6,7 @@ decides how many of its rows are shown. Row ``len(steps)`` is how the walk ended
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -13,6 +14,9 @@ from textual.widgets import DataTable
 
 from explorer.analysis import TaskAnalysis
 from explorer.unwind import Step, WalkEnd
+
+#: From this terminal width the stack screen puts the walk in a narrow column.
+WIDE = 110
 
 HOW = {
     "start": "saved ksp",
@@ -53,10 +57,18 @@ class WalkTable(DataTable[Any]):
     WalkTable > .walktable--dim { color: $text-muted; }
     """
 
-    def __init__(self, analysis: TaskAnalysis, symbolize: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        analysis: TaskAnalysis,
+        symbolize: Any,
+        lines: Callable[[Step], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.analysis = analysis
         self.symbolize = symbolize
+        self.lines = lines  # frame -> FrameLines (source line, inline functions), or None
+        self._laid = False
         self.revealed = 1
         self.hidden = False
 
@@ -74,6 +86,7 @@ class WalkTable(DataTable[Any]):
         """Columns."""
         for key, header in (("i", "#"), ("sp", "SP"), ("stack", "STACK"), ("fn", "FUNCTION")):
             self.add_column(header, key=key)
+
         self._fill(0)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._fill(self.current))
 
@@ -95,9 +108,11 @@ class WalkTable(DataTable[Any]):
         steps = self.analysis.walk.steps
         bad = None if self.hidden else self.analysis.verdict.frame
         self.clear()
+        self._laid = self._two_lines
         prev: Step | None = None
+        height = 2 if self._two_lines else 1  # the source line under the function
         for s in steps[: self.revealed]:
-            self.add_row(*self._step_cells(s, prev, bad), key=str(s.index))
+            self.add_row(*self._step_cells(s, prev, bad), key=str(s.index), height=height)
             prev = s
         if self.revealed > len(steps):
             end = self.analysis.walk.end
@@ -128,9 +143,37 @@ class WalkTable(DataTable[Any]):
             stack = Text(
                 f"→{s.stack_type}", style=self.get_component_rich_style("walktable--switch")
             )
-        return (
+        cells = (
             Text(f"#{s.index}", style=style, justify="right"),
             Text(f"0x{s.sp:x}", style=style),
             stack,
             Text(sym, style=style),
         )
+        if self.lines is not None:
+            cells[3].append("\n" if self._two_lines else "  ").append_text(self._source_text(s))
+        return cells
+
+    @property
+    def _two_lines(self) -> bool:
+        """Source lines go under the function when the walk is a narrow column (wide
+        terminals), beside it when the walk has the full width (narrow terminals)."""
+        return self.lines is not None and self.app.size.width >= WIDE
+
+    def on_resize(self) -> None:
+        """Re-lay the rows when the terminal's width crosses :data:`WIDE`."""
+        if self.lines is not None and self.row_count and self._laid != self._two_lines:
+            self._fill(self.current)
+
+    def _source_text(self, s: Step) -> Text:
+        """``core.c:6562 < context_switch``: the file's name and line, and the innermost
+        inline function (with how many more) when the code there was inlined."""
+        assert self.lines is not None
+        dim = self.get_component_rich_style("walktable--dim")
+        found = self.lines(s)
+        if found is None or found.source is None:
+            return Text("no source line", style=dim)
+        text = Text(f"{found.source.path.rpartition('/')[2]}:{found.source.line}", style=dim)
+        if found.inlined:
+            more = f" +{len(found.inlined) - 1}" if len(found.inlined) > 1 else ""
+            text.append(f" > {found.inlined[0].function}{more}"[:26], style=dim)
+        return text
