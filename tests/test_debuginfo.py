@@ -374,3 +374,25 @@ def test_stack_frame_layout_matches_dwarf() -> None:
     assert profile.offset("stack_frame.gprs") == 0x48
     assert profile.offset("stack_frame.back_chain") == 0x98
     assert profile.size("stack_frame") == 160
+
+
+def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
+    """A vmlinux whose build-id is not the dump's gives no lines, and says why."""
+    from types import SimpleNamespace
+
+    elf = DATA / "lines_mock.elf"
+    with DwarfLines(str(elf)) as dwarf:
+        own = dwarf.build_id
+    assert own
+
+    def kernel(build_id: str) -> object:
+        info = SimpleNamespace(get=lambda key: build_id, symbol=lambda name: None)
+        return SimpleNamespace(options=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
+                               symbols=None)  # fmt: skip
+
+    other = FrameSource.open(kernel("0" * 40), cache_dir=str(tmp_path))  # type: ignore[arg-type]
+    assert not other.available and other.requested
+    assert other.why is not None and "build-id" in other.why and own[:12] in other.why
+    same = FrameSource.open(kernel(own), cache_dir=str(tmp_path))  # type: ignore[arg-type]
+    assert same.available and same.at(0x10001EF).function == "middle"
+    same.close()
