@@ -737,15 +737,87 @@ class DwarfLines:
             unit.functions = cached
             return cached
         functions = []
-        top = self._die(unit, unit.die_offset)
-        for die in self._children(unit, top, _RANGE_ATTRS):
-            if die.tag == TAG_SUBPROGRAM:
-                for low, high in self._die_ranges(unit, die):
-                    functions.append((low, high, die.offset))
+        for offset in self._top_subprograms(unit):
+            die = self._die(unit, offset, _RANGE_ATTRS)
+            for low, high in self._die_ranges(unit, die):
+                functions.append((low, high, offset))
         functions.sort()
         unit.functions = functions
         self._dirty = True
         return functions
+
+    def _top_subprograms(self, unit: _Unit) -> Iterator[int]:
+        """Offsets of the subprograms among the unit DIE's children.
+
+        The hot loop of a cold lookup (a kernel unit has 10,000+ top-level DIEs, most of them
+        types): each abbreviation gets a plan once (its DIEs' fixed size, or where its
+        DW_AT_sibling lies), so most DIEs are stepped over without decoding them.
+        """
+        plans = self._plans(unit)
+        data = self.data
+        top = self._die(unit, unit.die_offset)
+        if not top.children:
+            return
+        pos, end = top.next, unit.end
+        while pos < end:
+            start = pos
+            code = data[pos]
+            pos += 1
+            if code >= 0x80:
+                code &= 0x7F
+                shift = 7
+                while True:
+                    byte = data[pos]
+                    pos += 1
+                    code |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+            if code == 0:
+                return
+            tag, children, size, sibling = plans[code]
+            if tag == TAG_SUBPROGRAM:
+                yield start
+            if sibling is not None:
+                offset_pos, form = sibling
+                die = self._die(unit, start, _SIBLING_ONLY) if form is None else None
+                if die is not None:
+                    pos = self._sibling(unit, die) if AT_SIBLING in die.attrs else die.next
+                else:
+                    target = self._ref(unit, (form, self._uint(pos + offset_pos, _REF_SIZE[form])))
+                    if not pos <= target < end:
+                        raise ValueError("DW_AT_sibling points backwards or out of the unit")
+                    pos = target
+                continue
+            if size is not None and not children:
+                pos += size
+                continue
+            die = self._die(unit, start, _SIBLING_ONLY)
+            if not die.children:
+                pos = die.next
+            elif AT_SIBLING in die.attrs:
+                pos = self._sibling(unit, die)
+            else:
+                pos = self._skip_children(unit, die.next)
+
+    def _plans(self, unit: _Unit) -> dict[int, tuple[int, bool, int | None, Any]]:
+        """Per abbreviation: tag, has children, fixed size of the attributes (or None), and
+        (offset of DW_AT_sibling after the code, its form) when that offset is fixed (the
+        form None when it is not)."""
+        plans = {}
+        for code, (tag, children, specs) in unit.abbrevs.items():
+            size: int | None = 0
+            sibling: Any = None
+            for attr, form, _ in specs:
+                width = _form_size(form, unit)
+                if attr == AT_SIBLING and form in _REF_SIZE:
+                    sibling = (size, form) if size is not None else (0, None)
+                if width is None or size is None:
+                    size = None
+                else:
+                    size += width
+            plans[code] = (tag, children, size, sibling)
+        return plans
 
     def _name(self, unit: _Unit, die: _Die, depth: int = 0) -> str | None:
         """A DIE's name, through its abstract origin or specification."""
@@ -1025,6 +1097,24 @@ class DwarfLines:
             if path.startswith(root + "/"):
                 return path[len(root) + 1 :]
         return path
+
+
+#: Sizes of the CU-relative reference forms DW_AT_sibling uses (ref1/2/4/8).
+_REF_SIZE = {0x11: 1, 0x12: 2, 0x13: 4, 0x14: 8}
+
+
+def _form_size(form: int, unit: _Unit) -> int | None:
+    """Bytes a value of ``form`` takes in ``unit``, or None when it varies."""
+    size = _FIXED.get(form)
+    if size is not None:
+        return size
+    if form in _OFFSET_FORMS:
+        return unit.offset_size
+    if form == 0x01:
+        return unit.address_size
+    if form == 0x10:
+        return unit.address_size if unit.version <= 2 else unit.offset_size
+    return None
 
 
 #: What damaged DWARF raises while being read (turned into FormatError).
