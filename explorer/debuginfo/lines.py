@@ -146,8 +146,9 @@ class FrameSource:
                 return None, f"in module {module.name}: the vmlinux has no DWARF for modules"
             sym = kernel.symbols.lookup(address) if kernel.symbols is not None else None
             if sym is not None:
-                what = "assembly" if has_line else "no debug information"
-                return sym.name, f"no DWARF subprogram ({what}): named by its symbol"
+                if has_line:
+                    return sym.name, "assembly without a DWARF subprogram: named by its symbol"
+                return sym.name, "no debug information for this code: named by its symbol"
         return None, "no DWARF subprogram covers this address"
 
     def text_of(self, source: SourceLine, context: int = 0) -> list[tuple[int, str]]:
@@ -230,8 +231,10 @@ def frame_text(source: FrameSource, step: Step, indent: str = "    ") -> list[st
         where = "?" if f.source is None else f"{f.source.path}: {f.source.line}"
         out.append(f"{indent}{where}  (inlined {f.function})")
         out.extend(_code_lines(source, f.source, indent))
-    where = "?" if lines.source is None else f"{lines.source.path}: {lines.source.line}"
-    out.append(f"{indent}{where}")
+    if lines.source is None:
+        out.append(f"{indent}(no source line: {lines.why or 'no line row'})")
+    else:
+        out.append(f"{indent}{lines.source.path}: {lines.source.line}")
     out.extend(_code_lines(source, lines.source, indent))
     return out
 
