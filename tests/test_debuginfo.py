@@ -396,3 +396,45 @@ def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
     same = FrameSource.open(kernel(own), cache_dir=str(tmp_path))  # type: ignore[arg-type]
     assert same.available and same.at(0x10001EF).function == "middle"
     same.close()
+
+
+@pytest.mark.skipif(ADDR2LINE is None, reason="s390x-linux-gnu-addr2line not installed")
+def test_interrupted_context_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """bpo12-6.12-busy CPU 0 stopped on ext_int_handler's first instruction: the context it
+    interrupted (the external old PSW, an exact address) gets its own lines, as addr2line."""
+    folder = REAL / "bpo12-6.12-busy"
+    facts = json.loads((folder / "facts.json").read_text())
+    vmlinux = real_vmlinux(facts["kernel_release"])
+    smap = str(folder / "System.map.zst")
+    args = [str(folder / "vmcore.zst"), "--cpu", "0", "-l", "--vmlinux", str(vmlinux)]
+    assert main(["bt", *args, "--map", smap, "--json"]) == 0
+    frame = json.loads(capsys.readouterr().out)["frames"][0]
+    if frame.get("interrupted") is None:
+        pytest.skip("CPU 0 is not stopped on a handler's first instruction here")
+    psw = int(frame["interrupted"]["psw"], 16)
+    linked = psw - (int(frame["ip"], 16) - linked_ip(smap, frame))
+    assert ADDR2LINE is not None
+    live = subprocess.run(
+        [ADDR2LINE, "-a", "-f", "-i", "-e", str(vmlinux), f"0x{linked:x}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    expected = next(iter(parse_addr2line(live).values()))
+    got = frame["interrupted_lines"]
+    chain = [(f["function"], f["source"]) for f in got["inlined"]]
+    chain.append((got["function"], got["source"]))
+    assert [fn for fn, _ in chain] == [fn for fn, _ in expected]
+    assert all(
+        want.endswith("/" + src) for (_, src), (_, want) in zip(chain, expected, strict=True)
+    )
+
+
+def linked_ip(system_map: str, frame: dict[str, object]) -> int:
+    """The link-time address of a frame's ip: its symbol in System.map plus the offset."""
+    from parsers.symbols import load_system_map
+
+    name, _, rest = str(frame["symbol"]).partition("+")
+    address = load_system_map(system_map).address_of(name)
+    assert address is not None
+    return address + int(rest.split("/")[0], 16)

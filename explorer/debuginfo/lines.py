@@ -216,13 +216,44 @@ def add_to_walk_json(doc: dict[str, Any], steps: Any, source: FrameSource) -> di
     """Add the fields of :func:`frame_json` to each frame of a ``bt --json`` document."""
     for frame, step in zip(doc.get("frames", ()), steps, strict=False):
         frame.update(frame_json(source.for_step(step)))
+        inter = interrupted_lines(source, step)
+        if inter is not None:
+            frame["interrupted_lines"] = frame_json(inter)
     doc["lines"] = {"available": source.available, "why": source.why}
     return doc
 
 
+def interrupted_lines(source: FrameSource, step: Step) -> FrameLines | None:
+    """For a CPU stopped on an interrupt handler's first instruction: the lines of the
+    context it interrupted (its lowcore's old PSW, an exact address), else None."""
+    kernel = source.kernel
+    if kernel is None or source.dwarf is None or step.how not in EXACT_HOW:
+        return None
+    from explorer.code.interrupted import cpu_of_step, interrupted_context
+
+    cpu = cpu_of_step(kernel, step)
+    inter = interrupted_context(kernel, cpu) if cpu is not None else None
+    return None if inter is None else source.at(inter.address)
+
+
 def frame_text(source: FrameSource, step: Step, indent: str = "    ") -> list[str]:
     """crash ``bt -l`` lines under a frame: inline functions innermost first, each
-    ``path: line  (inlined NAME)``, then the function's own ``path: line``."""
+    ``path: line  (inlined NAME)``, then the function's own ``path: line``; for a CPU
+    stopped on a handler's first instruction, the interrupted context's first."""
+    out = []
+    inter = interrupted_lines(source, step)
+    if inter is not None and inter.function is not None:
+        for f in inter.inlined:
+            out.append(f"{indent}{_where(f.source)}  (interrupted, inlined {f.function})")
+        out.append(f"{indent}{_where(inter.source)}  (interrupted in {inter.function})")
+    return out + _frame_lines_text(source, step, indent)
+
+
+def _where(place: SourceLine | None) -> str:
+    return "?" if place is None else f"{place.path}: {place.line}"
+
+
+def _frame_lines_text(source: FrameSource, step: Step, indent: str) -> list[str]:
     lines = source.for_step(step)
     if lines.function is None:
         return [f"{indent}(no source line: {lines.why})"] if source.available else []
