@@ -1,7 +1,8 @@
 """Random page reads from compressed dumps, and ``convert`` throughput.
 
 Builds a kdump-compressed (zlib) file, its flattened form and an s390_ext file from the real
-6.12 ELF dump when /work/scratch/real holds one, else from the synthetic 2-CPU dump, then
+6.12 ELF dump when the real-sample generator's work folder (cache_dir("real")) holds one,
+else from the synthetic 2-CPU dump, then
 prints random 4 KiB page reads per second (fresh reader, so mostly cache misses) and the
 MiB/s of converting each back to ELF. Goal: >= 20,000 random kdump page reads per second.
 """
@@ -16,11 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from parsers.cache import cache_dir
 from parsers.convert import convert_to_elf, write_kdump, write_s390
 from parsers.dumps import open_dump
 from parsers.elfcore import ElfCore
 
-REAL = Path("/work/scratch/real/bpo12-6.12-busy/vmcore.elf")
+REAL = cache_dir("real", "bpo12-6.12-busy", "vmcore.elf")
 PAGE = 4096
 READS = 20_000
 

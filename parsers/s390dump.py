@@ -22,8 +22,8 @@ Layouts from IBM s390-tools (``include/dump/s390_dump.h``, ``zdump/dfi_s390.c``,
   dump). The zipl dumper writes the first MiB as a raw segment and compresses (DFLTCC) the
   rest; compressed entries are padded to 4 KiB.
 
-Where this differs from the project's reference §9.1: the reference puts
-``zlib_version_s390``/``zlib_entry_size`` in the header without qualification; zgetdump also
+Beyond the header fields: ``zlib_version_s390``/``zlib_entry_size`` only count when
+``version == 2``: zgetdump (s390-tools ``zdump/dfi_s390.c``, ``dfi_s390_ext.c``) also
 requires ``version == 2`` when ``zlib_version_s390`` is set, and reads entry offsets in units
 of the *device* block size (``BLKSSZGET``), which a dump copied to a file does not record:
 it is found here by walking the segment chain with 4096, 2048, 1024 and 512.

@@ -5,8 +5,9 @@ with the releases its offsets were checked for. Use these schemas to describe, b
 display; the hot paths (scanning stacks) use the precompiled ``struct.Struct`` decoders in
 :mod:`parsers.records`, which the tests prove equal to these schemas.
 
-Offsets marked "≈" come from copies of the kernel source of that era (see
-``s390-kernel-stacks.md`` §12); the Debian 6.1 and 6.12 DWARF confirmed the ``v6.1`` rows.
+Offsets marked "≈" come from copies of the kernel source of that era; docs/kernel-facts.md
+names each file, repository and commit, and the real kernels' types that confirmed them (the
+Debian 6.1 and 6.12 DWARF confirmed the ``v6.1`` rows).
 When a vmlinux with DWARF/BTF is available, its offsets win over these tables.
 
 All construct errors are turned into :class:`~parsers.errors.TruncatedError` or
@@ -440,7 +441,8 @@ _SAVE_AREAS_OLD = [
 
 _RESTART = "restart handler"
 
-# Column A of §3.3: a ≈v4.x torvalds copy (00ed905; has panic_stack). ≈v4.4 differs again.
+# ≈v4.x (docs/kernel-facts.md, lowcore): a torvalds copy (00ed905; has panic_stack). ≈v4.4
+# differs again.
 _SOFT_V4 = [
     *_SAVE_AREAS_OLD,
     _f("sync_enter_timer", 0x2B0, "u64", "CPU timer at sync entry"),
@@ -466,8 +468,8 @@ _SOFT_V4 = [
     _f("stfle_fac_list", 0xF00, "bytes", "STFLE facility list", 128),
 ]
 
-# Column B: ≈v5.4-v5.10 (ROCm copy; nodat_stack, vdso_asce). Every offset below matches the
-# DWARF struct lowcore of a rebuilt 5.10.223 (samples/real/rebuilt-5.10-busy).
+# ≈v5.4-v5.10 (docs/kernel-facts.md; ROCm copy; nodat_stack, vdso_asce). Every offset below
+# matches the DWARF struct lowcore of a rebuilt 5.10.223 (samples/real/rebuilt-5.10-busy).
 _SOFT_V5_4 = [
     *_SAVE_AREAS_OLD,
     _f("sync_enter_timer", 0x2B0, "u64", "CPU timer at sync entry"),
@@ -499,7 +501,7 @@ _SOFT_V5_4 = [
 
 
 def _soft_v6(newest: bool) -> list[LowcoreField]:
-    """Columns C (≈v6.1, Debian 6.1/6.12 DWARF) and D (≈v6.16+)."""
+    """≈v6.1 (Debian 6.1/6.12 DWARF) and ≈v6.16+ (docs/kernel-facts.md, lowcore)."""
     head = (
         [
             _f("save_area", 0x200, "save8", "entry save area"),

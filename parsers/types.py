@@ -136,7 +136,7 @@ WANTED: tuple[tuple[str, ...], ...] = (
     ("lowcore.current_task",),
     ("lowcore.kernel_stack",),
     ("lowcore.async_stack",),
-    # v4.x kernels had panic_stack in the slot after async_stack (reference, section 3.3).
+    # v4.x kernels had panic_stack in the slot after async_stack (docs/kernel-facts.md, lowcore).
     ("lowcore.nodat_stack", "lowcore.panic_stack"),
     ("lowcore.restart_stack",),
     ("lowcore.mcck_stack",),

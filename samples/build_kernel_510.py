@@ -19,7 +19,10 @@ The result is *not* Debian's binary kernel: same source, different compiler and 
 Host packages: gcc-s390x-linux-gnu, make, bc, flex, bison, libelf-dev, libssl-dev,
 dpkg-dev (dpkg-source), plus generate_real.py's.  Root, Debian 12.
 
-    sudo python3 samples/build_kernel_510.py [--scratch /work/scratch/k510] [--jobs 2]
+    sudo python3 samples/build_kernel_510.py [--scratch DIR] [--jobs 2]
+
+Work files (source, build tree, kernels/5.10.223/{vmlinuz,vmlinux,System.map,config}, the raw
+dump) go under generate_real.py's ``cache_dir("real")`` unless ``--scratch`` says otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate_real as gr
 
-DEFAULT_SCRATCH = Path("/work/scratch/k510")
+DEFAULT_SCRATCH = gr.DEFAULT_SCRATCH
 BUILD_PACKAGES = (
     "gcc-s390x-linux-gnu",
     "make",

@@ -2,7 +2,7 @@
 
 Files are written from the synthetic 2-CPU ELF dump with the writers of parsers.convert and
 read back page for page; real QEMU kdump files are compared with their ELF twin when the
-scratch folder holding them exists (not in CI).
+real-sample generator's work folder (``cache_dir("real")``) holds them (not in CI).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from explorer.cli import main
 from parsers import kdump as kdump_mod
+from parsers.cache import cache_dir
 from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
 from parsers.dumps import open_dump
 from parsers.elfcore import ElfCore
@@ -25,7 +26,8 @@ from parsers.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
 from tests.conftest import two_cpu_dump
 
 PAGE = 4096
-REAL = Path("/work/scratch/real")
+#: samples/generate_real.py leaves <name>/vmcore.elf and vmcore.kdump-zlib[.flat] here.
+REAL = cache_dir("real")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +119,8 @@ def test_kdump_split(src, tmp_path):
 
 
 def test_kdump_real_header_offsets():
-    """The reference's computed header offsets, as checked against QEMU 7.2 output."""
+    """Header offsets computed from QEMU's kdump structs (include/sysemu/dump.h), as checked
+    against QEMU 7.2 output."""
     assert kdump_mod._HEADER.size == 0x1D0
     assert struct.calcsize(">8si390s6x") == 0x198  # timestamp
     assert kdump_mod._SUB_HEADER.size == 0x68
@@ -351,11 +354,13 @@ def test_convert_progress_and_streaming(src, tmp_path):
     assert not list(tmp_path.glob("*.part"))
 
 
-# -- real QEMU files (skipped without the scratch folder) ---------------------------------------
+# -- real QEMU files (skipped without the generator's work folder) -----------------------------
 REAL_SAMPLES = sorted(REAL.glob("*/vmcore.kdump-zlib*")) if REAL.is_dir() else []
 
 
-@pytest.mark.skipif(not REAL_SAMPLES, reason="no real dumps under /work/scratch/real")
+@pytest.mark.skipif(
+    not REAL_SAMPLES, reason=f"no real dumps under {REAL}; run samples/generate_real.py"
+)
 @pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_real_kdump_equals_elf(path):
     elf_path = path.parent / "vmcore.elf"

@@ -32,6 +32,7 @@ MOVED = {
     "bpo12-6.12-panic": {1, 155, 156},
     "deb12-6.1-idle": {1, 14},
     "rebuilt-5.10-busy": {1, 171, 172},
+    "sid-7.2-modules": {1, 139, 140},
 }
 
 
@@ -71,14 +72,16 @@ def test_kallsyms_agree_with_system_map(name: str) -> None:
     ours = set(table.rows())
     theirs = set(mapped.rows())
     # Every kallsyms entry is in System.map at the same (KASLR-relocated) address with the
-    # same type; 6.12 has KALLSYMS_ALL (the same 80,620 symbols), 6.1 text symbols only.
+    # same type; 6.12 and 7.2 have KALLSYMS_ALL (the same 80,620 and 94,433 symbols), 6.1
+    # text symbols only.
     assert ours <= theirs
-    assert len(table) == (80620 if alone.release.startswith("6.12") else 34724)
+    counts = {"6.12": 80620, "7.2": 94433}
+    assert len(table) == counts.get(".".join(alone.release.split(".")[:2]), 34724)
     # Look-ups name the same symbol with the same offset and size at every symbol start and
     # two bytes into it (the first alias and the distance to the next symbol, as kallsyms).
     for address, _, _ in ours:
         for probe in (address, address + 2):
-            if table.is_text(probe) or alone.release.startswith("6.12"):
+            if table.is_text(probe) or not alone.release.startswith("6.1."):
                 assert str(table.lookup(probe)) == str(mapped.lookup(probe)), hex(probe)
             else:  # 6.1 kallsyms know text only: _etext and _einittext name nothing, as in
                 assert table.lookup(probe) is None  # the kernel's is_ksym_addr()
@@ -114,6 +117,8 @@ def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
             pid = trace["pid"]
             if pid in MOVED[name] or pid not in tasks:
                 continue
+            if any("module" in f for f in trace["frames"]):
+                continue  # module frames: tests/test_real_7x.py
             walk = analyse_task(kernel, tasks[pid], ctx).walk
             got = [(hex(s.ip), kernel.symbolize(s.ip)) for s in walk.steps]
             want = [(hex(int(f["address"], 16)), f["symbol"]) for f in trace["frames"]]

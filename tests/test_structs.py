@@ -353,7 +353,7 @@ def test_pt_regs_layout_by_size() -> None:
 # ------------------------------------------------------------------------------------------
 
 # (current_task, kernel_stack, nodat/panic_stack, mcck_stack, kernel_asce, percpu_offset,
-#  preempt_count) offsets per era, from the reference table §3.3.
+#  preempt_count) offsets per era, from docs/kernel-facts.md (lowcore).
 LOWCORE_KNOWN = {
     "v4": (0x338, 0x340, 0x350, None, 0x378, 0x398, 0x3B0),
     "v5.4": (0x340, 0x348, 0x358, None, 0x380, 0x3B8, 0x3A8),

@@ -8,7 +8,6 @@ compiler itself computes). BTF blobs are written by a small builder here.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from parsers import types as T
+from parsers.cache import cache_dir
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.types import BtfStructs, TypeProfile, profile_from_btf, profile_from_dwarf
 
@@ -656,15 +656,18 @@ def test_shipped_profiles_hold_the_reference_facts(path: Path) -> None:
     assert profile.thread_size == 16384
 
 
-REAL_KERNELS = os.environ.get("BACKCHAIN_REAL_KERNELS")
+#: The -dbg vmlinux files of the bundled samples' kernels (samples/generate_real.py --debug-only).
+REAL_KERNELS = cache_dir("real", "kernels")
 
 
-@pytest.mark.skipif(not REAL_KERNELS, reason="set BACKCHAIN_REAL_KERNELS to a dir of */vmlinux")
+@pytest.mark.skipif(
+    not any(REAL_KERNELS.glob("*/vmlinux")),
+    reason=f"no -dbg vmlinux under {REAL_KERNELS}; run samples/generate_real.py --debug-only",
+)
 def test_real_vmlinux_dwarf_matches_shipped_profile_and_btf(tmp_path: Path) -> None:
     from elftools.elf.elffile import ELFFile
 
-    assert REAL_KERNELS is not None
-    for vmlinux in sorted(Path(REAL_KERNELS).glob("*/vmlinux")):
+    for vmlinux in sorted(REAL_KERNELS.glob("*/vmlinux")):
         profile = profile_from_dwarf(vmlinux, cache_dir=tmp_path)
         shipped = SAMPLES / f"{profile.release}.profile.json"
         if shipped.exists():

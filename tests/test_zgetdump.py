@@ -1,9 +1,10 @@
 """Cross-checks with IBM's zgetdump (s390-tools), run under qemu-user on any host.
 
 The sysroot is made by ``dpkg-deb -x`` of Debian's s390-tools, libc6, zlib1g, libfuse2 and
-libgcc-s1 (all ``:s390x``); it is found through ``BACKCHAIN_ZGETDUMP_SYSROOT`` (default
-/work/scratch/zgetdump/sysroot) and run with ``qemu-s390x-static -L SYSROOT``. Without either
-every test here is skipped.
+libgcc-s1 (all ``:s390x``); it is looked for in ``cache_dir("zgetdump", "sysroot")``
+(``$BACKCHAIN_CACHE/zgetdump/sysroot``, see parsers/cache.py) and run with
+``qemu-s390x-static -L SYSROOT``. Without either every test here is skipped. Real QEMU dumps
+are taken from the real-sample generator's work folder, ``cache_dir("real")``.
 
 What zgetdump 2.16 (Debian 12) does with our files, as checked here:
 
@@ -33,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from parsers.cache import cache_dir
 from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
 from parsers.dumps import open_dump
 from parsers.elfcore import ElfCore, Note, group_cpu_notes
@@ -45,10 +47,10 @@ from tests.conftest import two_cpu_dump
 
 PAGE = 4096
 MIB = 1 << 20
-SYSROOT = Path(os.environ.get("BACKCHAIN_ZGETDUMP_SYSROOT", "/work/scratch/zgetdump/sysroot"))
+SYSROOT = cache_dir("zgetdump", "sysroot")
 ZGETDUMP = SYSROOT / "sbin" / "zgetdump"
 QEMU = shutil.which("qemu-s390x-static")
-REAL = Path("/work/scratch/real")
+REAL = cache_dir("real")
 WHEN = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
 SA_START, SA_END, SA_TODPREG = 0x1200, 0x1400, 0x1324
 LC_VX_SA, VX_SA_SIZE = 0x11B0, 512
@@ -175,7 +177,7 @@ def source(kind: str, synthetic: ElfCore, tmp_path: Path) -> Any:
         return with_vector_registers(synthetic)
     real = real_elf()
     if real is None:
-        pytest.skip("no real dump under /work/scratch/real")
+        pytest.skip(f"no real dump under {REAL}; run samples/generate_real.py")
     clean = tmp_path / "real.elf"  # QEMU's damaged section headers make zgetdump refuse it
     core = ElfCore(str(real))
     try:
@@ -309,7 +311,7 @@ def test_zgetdump_reads_our_s390(kind, extended, compress, synthetic, tmp_path):
 def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path):
     real = real_elf()
     if real is None:
-        pytest.skip("no real dump under /work/scratch/real")
+        pytest.skip(f"no real dump under {REAL}; run samples/generate_real.py")
     out = tmp_path / "real.s390"
     core = ElfCore(str(real))
     try:
