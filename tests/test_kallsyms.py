@@ -32,6 +32,7 @@ MOVED = {
     "bpo12-6.12-panic": {1, 155, 156},
     "deb12-6.1-idle": {1, 14},
     "rebuilt-5.10-busy": {1, 171, 172},
+    "deb12-6.1-modules": {1, 14, 120, 121},
     "sid-7.2-modules": {1, 139, 140},
 }
 
@@ -118,7 +119,7 @@ def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
             if pid in MOVED[name] or pid not in tasks:
                 continue
             if any("module" in f for f in trace["frames"]):
-                continue  # module frames: tests/test_real_7x.py
+                continue  # module frames: tests/test_real_modules.py
             walk = analyse_task(kernel, tasks[pid], ctx).walk
             got = [(hex(s.ip), kernel.symbolize(s.ip)) for s in walk.steps]
             want = [(hex(int(f["address"], 16)), f["symbol"]) for f in trace["frames"]]
@@ -127,7 +128,21 @@ def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
         assert compared >= 54, source
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("rebuilt-5.10")])
+_IDLE_NOT_CURRENT = pytest.mark.xfail(
+    strict=True,
+    reason="6.1 kallsyms hold text only: no idle_threads (per-CPU data), so swapper/1, which is "
+    "not current on CPU 1 (dd runs there), is not found without a System.map (symbols)",
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=_IDLE_NOT_CURRENT) if n == "deb12-6.1-modules" else n
+        for n in NAMES
+        if not n.startswith("rebuilt-5.10")
+    ],
+)
 def test_dump_alone_in_an_empty_folder(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,92 @@
+"""Bundled samples with loaded modules (samples/real/*-modules) against their own truth.
+
+Each guest loaded virtio_blk and ext4 with its dependencies (jbd2, mbcache, crc16, ...) by
+``insmod`` from the initramfs and mounted an ext4 disk, so ``jbd2/vda-8`` sleeps in
+``kjournald2 [jbd2]``; it printed /proc/modules and the kernel's sysrq-t Call Traces
+(facts.json) before it was dumped.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_real_samples import MOVED, SAMPLES, _open, module_tasks
+
+MODULE_SAMPLES = sorted(
+    p.parent.name
+    for p in SAMPLES.glob("*/facts.json")
+    if "modules" in json.loads(p.read_text()) and (p.parent / "vmcore.zst").is_file()
+)
+
+
+def kernel_text(frame: dict) -> str:
+    """A Call Trace frame as the kernel printed it: ``kjournald2+0x2d0/0x330 [jbd2]``."""
+    return frame["symbol"] + (f" [{frame['module']}]" if "module" in frame else "")
+
+
+def test_both_module_samples_are_here() -> None:
+    assert MODULE_SAMPLES == ["deb12-6.1-modules", "sid-7.2-modules"]
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_jbd2_sleeps_in_module_code(name: str) -> None:
+    _, _, facts, _ = _open(name)
+    jbd2 = next(t for t in facts["sysrq_t"] if t["comm"] == "jbd2/vda-8")
+    assert [f["function"] for f in jbd2["frames"]] == [
+        "__schedule", "schedule", "kjournald2", "kthread", "__ret_from_fork", "ret_from_fork"
+    ]  # fmt: skip
+    assert jbd2["frames"][2]["module"] == "jbd2" and jbd2["state"] == "S"
+    assert module_tasks(name) == {jbd2["pid"]}
+    assert {"ext4", "jbd2", "mbcache", "crc16", "virtio_blk"} <= {
+        m["name"] for m in facts["modules"]
+    }
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_modules_match_proc_modules(name: str) -> None:
+    """``Kernel.modules`` against the guest's /proc/modules (name, text base)."""
+    kernel, _, facts, _ = _open(name)
+    got = {m.name: m.text[0][0] for m in kernel.modules.modules}
+    assert got == {m["name"]: int(m["address"], 16) for m in facts["modules"]}
+    assert kernel.modules.warnings == []
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_walks_are_the_kernels_text(name: str) -> None:
+    """Every task without a module frame that stayed put: the whole ``name+off/size`` text
+    of every frame equals what the kernel printed."""
+    kernel, _, facts, analyses = _open(name)
+    compared = 0
+    for trace in facts["sysrq_t"]:
+        if trace["pid"] in MOVED[name] | module_tasks(name):
+            continue
+        steps = analyses[trace["pid"]].walk.steps
+        got = [kernel.symbolize(s.ip) for s in steps]
+        assert got == [kernel_text(f) for f in trace["frames"]], trace["pid"]
+        compared += 1
+    assert compared >= 55
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_module_task_walk_is_the_kernels(name: str) -> None:
+    """Naming aside, the walk through module code is the kernel's: the same return
+    addresses, reliable, ending at the kernel thread's final pt_regs."""
+    _, _, facts, analyses = _open(name)
+    for trace in facts["sysrq_t"]:
+        if trace["pid"] in module_tasks(name):
+            a = analyses[trace["pid"]]
+            assert [s.ip for s in a.walk.steps] == [int(f["address"], 16) for f in trace["frames"]]
+            assert a.walk.end.kind == "final_pt_regs" and a.verdict.reliable
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_module_frames_are_named_as_the_kernel_named_them(name: str) -> None:
+    """``kjournald2+0x2d0/0x330 [jbd2]``: names from the module's own kallsyms, exactly as the
+    kernel printed them (bt shows the same text)."""
+    kernel, _, facts, analyses = _open(name)
+    for trace in facts["sysrq_t"]:
+        if trace["pid"] in module_tasks(name):
+            got = [kernel.symbolize(s.ip) for s in analyses[trace["pid"]].walk.steps]
+            assert got == [kernel_text(f) for f in trace["frames"]]
