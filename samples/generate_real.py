@@ -693,6 +693,28 @@ def fetch_bundled_debug(out: Path, scratch: Path, timer: Timer) -> list[str]:
     return lines
 
 
+#: What tests/test_zgetdump.py runs IBM's zgetdump with: s390x packages unpacked into one
+#: sysroot, run by qemu-s390x-static -L SYSROOT.
+ZGETDUMP_PACKAGES = ("s390-tools", "libc6", "zlib1g", "libfuse2", "libgcc-s1")
+
+
+def make_zgetdump_sysroot(dest: Path) -> Path:
+    """Unpack the s390x zgetdump and its libraries into ``dest`` (default
+    ``cache_dir("zgetdump", "sysroot")``); installs qemu-user-static on the host."""
+    if not shutil.which("qemu-s390x-static"):
+        run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "qemu-user-static"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    debs = dest.parent / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    SystemApt().download(debs, *ZGETDUMP_PACKAGES)
+    dest.mkdir(parents=True, exist_ok=True)
+    for deb in sorted(debs.glob("*_s390x.deb")):
+        run(["dpkg-deb", "-x", str(deb), str(dest)])
+    return dest / "sbin" / "zgetdump"
+
+
 # --------------------------------------------------------------------------
 # Initramfs
 # --------------------------------------------------------------------------
@@ -1433,6 +1455,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_SCRATCH,
         help="big files: debs, kernels, raw dumps (default: %(default)s)",
     )
+    ap.add_argument(
+        "--zgetdump-sysroot",
+        action="store_true",
+        help="only unpack IBM's zgetdump (s390-tools:s390x) and its libraries into "
+        f"{cache_dir('zgetdump', 'sysroot')} for tests/test_zgetdump.py",
+    )
     ap.add_argument("--mem", type=int, help="override guest RAM (MiB)")
     ap.add_argument("--smp", type=int, help="override guest CPU count")
     ap.add_argument("--boot-timeout", type=float, default=300)
@@ -1456,6 +1484,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.name:20} kernel {s.kernel:5} {s.mode:6} "
                 f"{s.mem_mib} MiB smp {s.smp}: {s.description}"
             )
+        return 0
+    if args.zgetdump_sysroot:
+        if os.geteuid() != 0:
+            ap.error("must run as root (apt-get, dpkg --add-architecture)")
+        if not args.skip_install:
+            ensure_s390x_arch()
+        print(make_zgetdump_sysroot(cache_dir("zgetdump", "sysroot")))
         return 0
     if args.debug_only:
         if os.geteuid() != 0:

@@ -3,7 +3,8 @@
 The sysroot is made by ``dpkg-deb -x`` of Debian's s390-tools, libc6, zlib1g, libfuse2 and
 libgcc-s1 (all ``:s390x``); it is looked for in ``cache_dir("zgetdump", "sysroot")``
 (``$BACKCHAIN_CACHE/zgetdump/sysroot``, see parsers/cache.py) and run with
-``qemu-s390x-static -L SYSROOT``. Without either every test here is skipped. Real QEMU dumps
+``qemu-s390x-static -L SYSROOT``; ``samples/generate_real.py --zgetdump-sysroot`` makes it.
+Without either every test here is skipped. Real QEMU dumps
 are taken from the real-sample generator's work folder, ``cache_dir("real")``.
 
 What zgetdump 2.16 (Debian 12) does with our files, as checked here:
