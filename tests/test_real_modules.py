@@ -90,3 +90,24 @@ def test_module_frames_are_named_as_the_kernel_named_them(name: str) -> None:
         if trace["pid"] in module_tasks(name):
             got = [kernel.symbolize(s.ip) for s in analyses[trace["pid"]].walk.steps]
             assert got == [kernel_text(f) for f in trace["frames"]]
+
+
+@pytest.mark.parametrize("name", MODULE_SAMPLES)
+def test_bt_prints_the_module_frames_as_the_kernel_did(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``backchain bt --json`` (and the text form) of jbd2/vda-8, the dump alone in its folder
+    or with its System.map: every frame's text equals the kernel's Call Trace line."""
+    from explorer.cli import main
+
+    _, _, facts, _ = _open(name)
+    (pid,) = module_tasks(name)
+    trace = next(t for t in facts["sysrq_t"] if t["pid"] == pid)
+    want = [kernel_text(f) for f in trace["frames"]]
+    dump = str(SAMPLES / name / "vmcore.zst")
+    assert main(["bt", dump, "--pid", str(pid), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [f["symbol"] for f in doc["frames"]] == want
+    assert main(["bt", dump, "--pid", str(pid)]) == 0
+    text = capsys.readouterr().out
+    assert all(f"] {w} at 0x" in text for w in want), text
