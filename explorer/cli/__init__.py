@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, Handler, common_options, options_of
 from parsers.errors import DumpError
 
-#: Subcommand modules of this package, in help order.
+#: Subcommand modules of this package, in help order; each module's command has its name.
 COMMANDS = (
     "info",
     "system",
@@ -39,15 +39,17 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the subcommands."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the subcommands (``only``: of that one alone, which is all
+    that running one command needs; importing and building every subcommand's parser
+    would slow down each start)."""
     parser = argparse.ArgumentParser(
         prog="backchain",
         description="Explore s390x Linux kernel dumps: stack frames, pt_regs, lowcore, and "
         "why a stack trace is or is not reliable. 'backchain DUMP' opens the explorer.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"explorer.cli.{name}").register(sub)
     return parser
 
@@ -75,8 +77,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
 
 
 def _command_names() -> list[str]:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return list(sub.choices)
+    return list(COMMANDS)
 
 
 def _not_a_command_or_file(word: str) -> str:
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         if args_list and args_list[0] in _command_names():
-            args = build_parser().parse_args(args_list)
+            args = build_parser(only=args_list[0]).parse_args(args_list)
             handler: Handler = args.handler
             return handler(args)
         args = build_tui_parser().parse_args(args_list)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from typing import Any
@@ -33,6 +32,9 @@ def register(sub: Any) -> None:
     lines_options(p)
     common_options(p)
     json_flag(p)
+    p.add_argument(
+        "--jsonl", action="store_true", help="print one JSON object per task, one per line"
+    )
     p.set_defaults(handler=cmd_check)
 
 
@@ -41,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from explorer.analysis import analyse_all, unwind_context
     from explorer.code.model import calls_of, suspicious_lines
     from explorer.debuginfo.cli import FrameExtras, StackLines
-    from explorer.report import analysis_json
+    from explorer.reports.stream import json_writer
     from explorer.summary import summarizer
     from explorer.tasks import find_tasks
 
@@ -55,18 +57,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
-    if args.json:  # streamed: one task at a time, nothing kept
+    if args.json or args.jsonl:  # streamed: one task at a time, nothing kept
         out = sys.stdout
-        out.write("[")
-        first = [True]
-
-        def emit(a: Any) -> None:
-            out.write("\n  " if first[0] else ",\n  ")
-            first[0] = False
-            json.dump(extras.add_json(analysis_json(kernel, a), a.walk), out)
-
+        if not args.jsonl:
+            out.write("[")
+        emit = json_writer(kernel, out, lines=args.jsonl, extras=extras)
         analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
-        out.write("\n]\n")
+        if not args.jsonl:
+            out.write("\n]\n")
         extras.close()
         return EXIT_OK
     summarize = summarizer(kernel)

@@ -4,7 +4,6 @@ opening the dump, and a progress line on stderr."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -80,6 +79,8 @@ def print_json(data: Any) -> None:
     file, so the warning travels with the data."""
     if _FORCED and isinstance(data, dict) and "forced" not in data:
         data = {**data, "forced": list(_FORCED)}
+    import json
+
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -1,0 +1,1 @@
+"""Reports built from walks: streamed JSON of many tasks (``check --json``/``--jsonl``)."""

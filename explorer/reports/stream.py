@@ -1,0 +1,203 @@
+"""``check --json`` and ``--jsonl`` at the speed of the text report.
+
+Each task's JSON is written straight from the walk's records with string templates;
+strings that repeat across frames and tasks (symbols, the PSW part of pt_regs, a frame's
+stack/reliable/how, the verdict) are encoded once and remembered. No dict of strings is
+built per frame, and the pure-Python streaming encoder of ``json.dump`` is not used.
+
+The text is byte for byte ``json.dumps(explorer.report.analysis_json(kernel, a))``
+(tests/test_stream.py compares the two on every bundled real sample): a field added to
+``analysis_json``/``step_json``/``pt_regs_json`` must be added here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from json.encoder import encode_basestring_ascii
+from typing import IO, Any
+
+from explorer.analysis import TaskAnalysis
+from explorer.code.model import call_fields
+from explorer.kernel import Kernel
+from explorer.reliable import Verdict
+from explorer.report import verdict_json
+from explorer.unwind import Step, WalkEnd
+from parsers.records import PtRegs
+
+_enc: Callable[[str], str] = encode_basestring_ascii  # json.dumps of a str, in C
+
+
+def _jstr(value: str | None) -> str:
+    return "null" if value is None else _enc(value)
+
+
+class TaskJson:
+    """Turns :class:`~explorer.analysis.TaskAnalysis` into one line of JSON text.
+
+    Args:
+        kernel: the dump's kernel (symbols).
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self._symbols: dict[int, str] = {}
+        self._middles: dict[tuple[str, bool, str], str] = {}
+        self._psws: dict[tuple[int, int], str] = {}
+        self._tails: dict[tuple[str, int, int | None], str] = {}
+        self._verdicts: dict[tuple[Any, ...], str] = {}
+        self._calls: dict[tuple[int, str], str] = {}
+
+    def symbol(self, address: int) -> str:
+        """``symbol`` of an address as JSON text (``null`` when unknown)."""
+        text = self._symbols.get(address)
+        if text is None:
+            text = self._symbols[address] = _jstr(self.kernel.symbolize(address))
+        return text
+
+    def pt_regs(self, regs: PtRegs) -> str:
+        """``json.dumps(pt_regs_json(kernel, regs))``."""
+        psw = regs.psw
+        key = (psw.mask, psw.addr)
+        head = self._psws.get(key)
+        if head is None:
+            user = regs.user_mode
+            head = self._psws[key] = (
+                f'"psw": {{"mask": "0x{psw.mask:x}", "addr": "0x{psw.addr:x}", '
+                f'"bits": {_enc(psw.describe())}, "user_mode": {"true" if user else "false"}, '
+                f'"symbol": {"null" if user else self.symbol(psw.addr)}}}'
+            )
+        tkey = (regs.layout, regs.flags, regs.last_break)
+        tail = self._tails.get(tkey)
+        if tail is None:
+            flags = ", ".join(_enc(f) for f in regs.flag_names)
+            lb = regs.last_break
+            tail = self._tails[tkey] = (
+                f'"flags": [{flags}], "last_break": '
+                + ("null" if lb is None else f'"0x{lb:x}"')
+                + ', "last_break_symbol": '
+                + (self.symbol(lb) if lb else "null")
+                + "}"
+            )
+        gprs = ", ".join([f'"0x{g:x}"' for g in regs.gprs])
+        ic = regs.int_code
+        return (
+            f'{{"address": "0x{regs.address:x}", {head}, "gprs": [{gprs}], '
+            f'"orig_gpr2": "0x{regs.orig_gpr2:x}", "int_code": "0x{ic:x}", '
+            f'"ilc": {ic >> 16}, "code": "0x{ic & 0xFFFF:x}", {tail}'
+        )
+
+    def calls(self, s: Step) -> str:
+        """The call-site fields of a frame (``after_call``, ``call``), which depend on its
+        ip and how it was found only."""
+        key = (s.ip, s.how)
+        text = self._calls.get(key)
+        if text is None:
+            fields = call_fields(self.kernel, s)
+            text = self._calls[key] = "".join(
+                f", {_enc(k)}: {json.dumps(v)}" for k, v in fields.items()
+            )
+        return text
+
+    def frames(self, steps: tuple[Step, ...]) -> str:
+        """The frames as ``json.dumps([step_json(kernel, s) for s in steps])``."""
+        symbols = self._symbols
+        middles = self._middles
+        calls = self._calls
+        out = []
+        for s in steps:
+            ip = s.ip
+            sym = symbols.get(ip)
+            if sym is None:
+                sym = self.symbol(ip)
+            key = (s.stack.stack_type, s.reliable, s.how)
+            mid = middles.get(key)
+            if mid is None:
+                mid = middles[key] = (
+                    f'"stack": {_enc(key[0])}, "reliable": {"true" if key[1] else "false"}, '
+                    f'"how": {_enc(key[2])}'
+                )
+            regs = s.regs
+            text = (
+                f'{{"index": {s.index}, "sp": "0x{s.sp:x}", "ip": "0x{ip:x}", "symbol": {sym}, '
+                f'{mid}, "pt_regs": '
+                + (self.pt_regs(regs) if regs is not None and regs.address else "null")
+            )
+            if s.raw_ip != ip:
+                text += f', "raw_ip": "0x{s.raw_ip:x}", "recovered_by": {_jstr(s.recovered_by)}'
+            call = calls.get((ip, s.how))
+            if call is None:
+                call = self.calls(s)
+            out.append(text + call + "}")
+        return "[" + ", ".join(out) + "]"
+
+    def end(self, end: WalkEnd) -> str:
+        """``json.dumps(end_json(kernel, end))``."""
+        return (
+            f'{{"kind": {_enc(end.kind)}, "detail": {_jstr(end.detail)}, '
+            f'"sp": "0x{end.sp:x}", "pt_regs": '
+            + (self.pt_regs(end.regs) if end.regs else "null")
+            + "}"
+        )
+
+    def verdict(self, v: Verdict) -> str:
+        """``json.dumps(verdict_json(v))``."""
+        if v.as_current is not None:
+            return json.dumps(verdict_json(v))
+        key = (v.reliable, v.rule, v.detail, v.frame, v.message)
+        text = self._verdicts.get(key)
+        if text is None:
+            text = self._verdicts[key] = json.dumps(verdict_json(v))
+        return text
+
+    def __call__(self, a: TaskAnalysis) -> str:
+        """One task, as ``json.dumps(analysis_json(kernel, a))``."""
+        t = a.task
+        w = a.walk
+        stacks = ", ".join(
+            f'{_enc(r.stack_type)}: ["0x{r.begin:x}", "0x{r.end:x}"]' for r in w.regions.all
+        )
+        cpu = "null" if a.cpu is None else str(a.cpu)
+        return (
+            f'{{"pid": {t.pid}, "comm": {_enc(t.comm)}, "task": "0x{t.address:x}", '
+            f'"cpu": {cpu}, "state": {_enc(t.state)}, "era": {_enc(w.era)}, '
+            f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
+            f'"frames": {self.frames(w.steps)}, "end": {self.end(w.end)}, '
+            f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}}}'
+        )
+
+
+def json_writer(
+    kernel: Kernel, out: IO[str], lines: bool = False, extras: Any = None
+) -> Callable[[Any], None]:
+    """A ``keep`` function for :func:`explorer.analysis.analyse_all` writing each task.
+
+    ``lines=False`` writes the items of a JSON list, each on its own line (the caller
+    writes ``[`` before and a newline and ``]`` after); ``lines=True`` writes one task per
+    line (JSON Lines). Nothing is kept: the function returns None.
+
+    Args:
+        extras: a :class:`explorer.debuginfo.cli.FrameExtras`; when it adds fields (source
+            lines), each task is built as a dict and completed by it instead.
+    """
+    to_json: Callable[[TaskAnalysis], str] = TaskJson(kernel)
+    if extras is not None and extras.lines is not None:
+        from explorer.report import analysis_json
+
+        def to_json(a: TaskAnalysis) -> str:
+            return json.dumps(extras.add_json(analysis_json(kernel, a), a.walk))
+
+    write = out.write
+    if lines:
+
+        def emit_line(a: TaskAnalysis) -> None:
+            write(to_json(a) + "\n")
+
+        return emit_line
+    sep = ["\n  "]
+
+    def emit_item(a: TaskAnalysis) -> None:
+        write(sep[0] + to_json(a))
+        sep[0] = ",\n  "
+
+    return emit_item
