@@ -44,7 +44,7 @@ class TaskJson:
         self._symbols: dict[int, str] = {}
         self._middles: dict[tuple[str, bool, str], str] = {}
         self._psws: dict[tuple[int, int], str] = {}
-        self._tails: dict[tuple[str, int, int | None], str] = {}
+        self._tails: dict[tuple[str, int, int | None, bool], str] = {}
         self._verdicts: dict[tuple[Any, ...], str] = {}
         self._calls: dict[tuple[int, str], str] = {}
 
@@ -67,7 +67,8 @@ class TaskJson:
                 f'"bits": {_enc(psw.describe())}, "user_mode": {"true" if user else "false"}, '
                 f'"symbol": {"null" if user else self.symbol(psw.addr)}}}'
             )
-        tkey = (regs.layout, regs.flags, regs.last_break)
+        user = regs.user_mode
+        tkey = (regs.layout, regs.flags, regs.last_break, user)
         tail = self._tails.get(tkey)
         if tail is None:
             flags = ", ".join(_enc(f) for f in regs.flag_names)
@@ -76,7 +77,7 @@ class TaskJson:
                 f'"flags": [{flags}], "last_break": '
                 + ("null" if lb is None else f'"0x{lb:x}"')
                 + ', "last_break_symbol": '
-                + (self.symbol(lb) if lb else "null")
+                + (self.symbol(lb) if lb and not user else "null")
                 + "}"
             )
         gprs = ", ".join([f'"0x{g:x}"' for g in regs.gprs])
