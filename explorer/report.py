@@ -56,6 +56,18 @@ def pt_regs_json(kernel: Kernel, regs: PtRegs) -> dict[str, Any]:
     }
 
 
+def frame_extras(kernel: Kernel, step: Step) -> dict[str, Any]:
+    """The fields other capabilities add to a frame (after ``raw_ip``/``recovered_by``).
+
+    ``check --json`` (explorer.reports.stream) writes the same fields, and remembers them
+    per (ip, how) for frames whose ip is a return address (not ``start_regs``/``pt_regs``):
+    for those frames they must depend on ip and how only.
+    """
+    out = call_fields(kernel, step)
+    out.update(psw_fields(kernel, step))
+    return out
+
+
 def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any]:
     """One frame as ``bt --json`` prints it."""
     out: dict[str, Any] = {
@@ -73,8 +85,7 @@ def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any
     if step.raw_ip != step.ip:
         out["raw_ip"] = hx(step.raw_ip)
         out["recovered_by"] = step.recovered_by
-    out.update(call_fields(kernel, step))
-    out.update(psw_fields(kernel, step))
+    out.update(frame_extras(kernel, step))
     if checks:
         out["checks"] = [{"id": c.id, "ok": c.ok, "reason": c.reason} for c in step.checks]
     return out

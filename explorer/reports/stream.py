@@ -18,13 +18,14 @@ from json.encoder import encode_basestring_ascii
 from typing import IO, Any
 
 from explorer.analysis import TaskAnalysis
-from explorer.code.model import call_fields
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
-from explorer.report import verdict_json
+from explorer.report import frame_extras, verdict_json
 from explorer.unwind import Step, WalkEnd
 from parsers.records import PtRegs
 
+#: Frames whose ip is a PSW, not a return address (their extra fields are not remembered).
+_PSW_FRAMES = ("start_regs", "pt_regs")
 _enc: Callable[[str], str] = encode_basestring_ascii  # json.dumps of a str, in C
 
 
@@ -88,16 +89,16 @@ class TaskJson:
             f'"ilc": {ic >> 16}, "code": "0x{ic & 0xFFFF:x}", {tail}'
         )
 
-    def calls(self, s: Step) -> str:
-        """The call-site fields of a frame (``after_call``, ``call``), which depend on its
-        ip and how it was found only."""
+    def extras(self, s: Step) -> str:
+        """The fields :func:`explorer.report.frame_extras` adds to a frame; remembered per
+        (ip, how) for return-address frames, whose fields depend on those only."""
         key = (s.ip, s.how)
         text = self._calls.get(key)
         if text is None:
-            fields = call_fields(self.kernel, s)
-            text = self._calls[key] = "".join(
-                f", {_enc(k)}: {json.dumps(v)}" for k, v in fields.items()
-            )
+            fields = frame_extras(self.kernel, s)
+            text = "".join(f", {_enc(k)}: {json.dumps(v)}" for k, v in fields.items())
+            if s.how not in _PSW_FRAMES:
+                self._calls[key] = text
         return text
 
     def frames(self, steps: tuple[Step, ...]) -> str:
@@ -128,7 +129,7 @@ class TaskJson:
                 text += f', "raw_ip": "0x{s.raw_ip:x}", "recovered_by": {_jstr(s.recovered_by)}'
             call = calls.get((ip, s.how))
             if call is None:
-                call = self.calls(s)
+                call = self.extras(s)
             out.append(text + call + "}")
         return "[" + ", ".join(out) + "]"
 
