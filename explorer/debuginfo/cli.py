@@ -129,6 +129,8 @@ class StackLines:
     def text(self, stacks: list[tuple[str, ...]]) -> list[str]:
         """The section printed after ``check``'s report, stacks in its order."""
         if not self.lines.available:
+            from explorer.debuginfo.lines import unavailable_text
+
             return ["", *unavailable_text(self.lines)]
         out = ["", "source lines of each stack (one task of each):"]
         for n, key in enumerate(stacks, 1):
