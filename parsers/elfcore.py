@@ -20,6 +20,7 @@ from elftools.elf.elffile import ELFFile
 
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange, RangeIndex
+from parsers.residency import ResidentBudget
 
 EM_S390 = 22
 PT_LOAD = 1
@@ -127,6 +128,8 @@ class ElfCore:
         #: The file the user named (differs from ``path`` for a decompressed .zst copy).
         self.source_path = path
         self._map, self.file_size = map_readonly(path)
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        self.resident = ResidentBudget(self._map)
         try:
             self._parse()
         except DumpError:
@@ -225,6 +228,7 @@ class ElfCore:
             UnmappedError: a byte of the request is not in any PT_LOAD (or lies in the
                 zero-filled tail ``p_memsz > p_filesz`` that the file does not store).
         """
+        self.resident.charge(size)
         idx = self._index
         i = idx.find(address)
         if i >= 0 and address + size <= idx.ends[i]:  # the common case: one segment

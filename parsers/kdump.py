@@ -45,6 +45,7 @@ from typing import Any
 from parsers.elfcore import Note, map_readonly, parse_notes
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange
+from parsers.residency import ResidentBudget
 
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"
@@ -103,6 +104,8 @@ class _Source:
     def __init__(self, path: str) -> None:
         self.path = path
         self._map, self.file_size = map_readonly(path)
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        self.resident = ResidentBudget(self._map)
         self.flattened = bytes(self._map[: len(FLAT_SIGNATURE)]) == FLAT_SIGNATURE
         self.flat_complete = True
         self.flat_records = 0
@@ -192,6 +195,7 @@ class _Source:
         Raises:
             TruncatedError: part of the range is not in the file.
         """
+        self.resident.charge(size)
         if not self.flattened:
             if offset < 0 or offset + size > self.file_size:
                 raise TruncatedError(

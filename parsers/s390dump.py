@@ -50,6 +50,7 @@ from parsers.elfcore import Note, map_readonly
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange, RangeIndex
 from parsers.records import decode_lowcore
+from parsers.residency import ResidentBudget
 from parsers.structs import LOWCORE_ERAS, LOWCORE_SIZE
 
 _PAGE = 4096
@@ -205,6 +206,8 @@ class S390Dump:
         self.source_path = path
         self.notes = []
         self._map, self.file_size = map_readonly(path)
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        self.resident = ResidentBudget(self._map)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_entries = max(1, cache_entries)
         # Entries inflated once are kept as LZ4-compressed 4 KiB pages: a random page read
@@ -454,6 +457,7 @@ class S390Dump:
         Raises:
             UnmappedError: a byte of the request is not in the dump.
         """
+        self.resident.charge(size)
         idx = self._index
         parts: list[bytes] = []
         while size > 0:

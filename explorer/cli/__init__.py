@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, Handler, common_options, options_of
 from parsers.errors import DumpError
 
-#: Subcommand modules of this package, in help order; each module's command has its name.
+#: Subcommand modules of this package, in help order; each module's command has its name,
+#: except those in :data:`MODULE_OF`.
 COMMANDS = (
     "info",
     "system",
@@ -30,6 +31,7 @@ COMMANDS = (
     "profile",
     "bt",
     "check",
+    "diff",
     "sym",
     "mod",
     "dis",
@@ -37,6 +39,9 @@ COMMANDS = (
     "convert",
     "scenarios",
 )
+
+#: Commands whose module is named otherwise (``sys``: the module would shadow Python's).
+MODULE_OF = {"sys": "system"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -49,7 +54,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "why a stack trace is or is not reliable. 'backchain DUMP' opens the explorer.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS if only is None else (only,):
+    for name in COMMANDS if only is None else (MODULE_OF.get(only, only),):
         importlib.import_module(f"explorer.cli.{name}").register(sub)
     return parser
 
@@ -77,7 +82,8 @@ def build_tui_parser() -> argparse.ArgumentParser:
 
 
 def _command_names() -> list[str]:
-    return list(COMMANDS)
+    command_of = {module: command for command, module in MODULE_OF.items()}
+    return [command_of.get(module, module) for module in COMMANDS]
 
 
 def _not_a_command_or_file(word: str) -> str:

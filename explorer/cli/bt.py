@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
-    from explorer.debuginfo.cli import frame_options
+    from explorer.debuginfo.options import frame_options
 
     frame_options(p)
     common_options(p)

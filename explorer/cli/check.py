@@ -19,7 +19,11 @@ from explorer.cli.common import (
 def register(sub: Any) -> None:
     """Add the subcommand's parser."""
     p = sub.add_parser("check", help="every task's reliability verdict, grouped by cause")
-    p.add_argument("dump", help="dump file")
+    p.add_argument(
+        "dump",
+        nargs="+",
+        help="dump file; several dumps are walked in parallel and their stacks grouped",
+    )
     p.add_argument(
         "--functions",
         metavar="F,G",
@@ -27,7 +31,7 @@ def register(sub: Any) -> None:
         help="functions a livepatch would replace: which tasks sleep on them",
     )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
-    from explorer.debuginfo.cli import lines_options
+    from explorer.debuginfo.options import lines_options
 
     lines_options(p)
     common_options(p)
@@ -35,11 +39,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per task, one per line"
     )
+    from explorer.fleet.cli import fleet_options
+
+    fleet_options(p)
     p.set_defaults(handler=cmd_check)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
+    from explorer.fleet.cli import cmd_check_many, is_fleet
+
+    if is_fleet(args):
+        return cmd_check_many(args)
+    args.dump = args.dump[0]
     from explorer.analysis import analyse_all, unwind_context
     from explorer.code.model import calls_of, suspicious_lines
     from explorer.debuginfo.cli import FrameExtras, StackLines

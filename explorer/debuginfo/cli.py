@@ -9,42 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from explorer.debuginfo.frames import frame_layout, frame_words, words_json, words_text
 from explorer.debuginfo.lines import FrameSource, add_to_walk_json, frame_text, unavailable_text
+from explorer.debuginfo.options import frame_options, lines_options
 
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
     from explorer.unwind import Step, Walk
-
-
-def lines_options(parser: argparse.ArgumentParser) -> None:
-    """``-l/--lines`` and ``--source DIR``."""
-    parser.add_argument(
-        "-l",
-        "--lines",
-        action="store_true",
-        help="source file:line and inline functions of each frame (needs --vmlinux with DWARF)",
-    )
-    parser.add_argument(
-        "--source",
-        metavar="DIR",
-        help="kernel source tree: print each frame's source line (implies --lines)",
-    )
-
-
-def frame_options(parser: argparse.ArgumentParser) -> None:
-    """``bt``'s frame options: ``-l/--lines``, ``--source``, ``-f/--full``, ``-F``."""
-    lines_options(parser)
-    parser.add_argument(
-        "-f",
-        "--full",
-        action="store_true",
-        help="each frame's words from its sp to the next frame, saved registers named",
-    )
-    parser.add_argument(
-        "-F",
-        dest="full_symbols",
-        action="store_true",
-        help="like -f, with values that are kernel symbols shown by name",
-    )
 
 
 class FrameExtras:
@@ -144,3 +113,6 @@ def _one_line(lines: Any) -> str:
         return f"? ({lines.why})"
     inl = "".join(f"{f.function} ({f.source or '?'}) < " for f in lines.inlined)
     return f"{inl}{lines.function} ({lines.source or '?'})"
+
+
+__all__ = ["FrameExtras", "StackLines", "frame_options", "lines_options"]

@@ -1,0 +1,132 @@
+"""One dump's outcome as plain, picklable records: what a worker process (or a Dask
+worker) sends back, without frames or kernel objects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from explorer.summary import TaskVerdict
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One task's verdict and stack (function names, innermost first).
+
+    Attributes:
+        verdict: ``reliable``, the failing rule or ``unwind_error/<kind>``.
+        frame: the failing frame's index, None when reliable.
+        sleeping_on: the first of ``--functions`` on a reliable stack, if any.
+    """
+
+    pid: int
+    comm: str
+    state: str
+    cpu: int | None
+    reliable: bool
+    verdict: str
+    frame: int | None
+    stack: tuple[str, ...]
+    sleeping_on: str | None
+    livepatch: str
+
+    @property
+    def blocks(self) -> bool:
+        """True if this task keeps a livepatch transition from completing."""
+        return not self.reliable or self.sleeping_on is not None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Identity across two dumps: the pid (and the name for the idle tasks, all pid 0:
+        ``swapper/N``, which is current on CPU N only while it idles)."""
+        return (self.pid, self.comm if self.pid == 0 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class DumpResult:
+    """What ``check`` found in one dump (``error`` set, no tasks, when it could not be read)."""
+
+    path: str
+    release: str | None = None
+    era: str | None = None
+    tasks: tuple[TaskRow, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The ``check`` options every dump of a fleet shares (picklable)."""
+
+    vmlinux: str | None = None
+    system_map: str | None = None
+    profile: str | None = None
+    era: str | None = None
+    functions: tuple[str, ...] = ()
+
+
+def check_dump(path: str, options: CheckOptions) -> DumpResult:
+    """Open ``path``, walk and judge every task; a dump that cannot be read gives a result
+    with ``error`` (one line, as ``check`` would print it) instead of raising."""
+    from explorer.analysis import analyse_all, unwind_context
+    from explorer.kernel import Kernel, Options
+    from explorer.summary import summarizer
+    from explorer.tasks import find_tasks
+    from parsers.errors import DumpError
+
+    try:
+        kernel = Kernel.open(
+            path,
+            Options(
+                vmlinux=options.vmlinux,
+                system_map=options.system_map,
+                profile=options.profile,
+                era=options.era,
+            ),
+        )
+        try:
+            ctx = unwind_context(kernel)
+            scan = find_tasks(kernel)
+            summarize = summarizer(kernel)
+            rows = analyse_all(
+                kernel, scan.tasks, ctx, options.functions, keep=lambda a: _row(summarize(a))
+            )
+            return DumpResult(
+                path,
+                kernel.release,
+                ctx.era,
+                tuple(rows),
+                tuple(kernel.warnings) + tuple(scan.warnings),
+            )
+        finally:
+            kernel.close()
+    except DumpError as exc:
+        return DumpResult(path, error=str(exc))
+
+
+def _row(v: TaskVerdict) -> TaskRow:
+    t = v.task
+    return TaskRow(
+        t.pid,
+        t.comm,
+        t.state,
+        v.cpu,
+        v.verdict.reliable,
+        v.verdict.label,
+        v.verdict.frame,
+        v.stack,
+        v.sleeping_on,
+        v.livepatch,
+    )
+
+
+def check_many(paths: Sequence[str], options: CheckOptions, jobs: int = 1) -> list[DumpResult]:
+    """:func:`check_dump` of every path, in ``jobs`` processes; results in input order."""
+    if jobs <= 1 or len(paths) <= 1:
+        return [check_dump(p, options) for p in paths]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(check_dump, paths, [options] * len(paths)))

@@ -1,0 +1,51 @@
+"""``check DUMP... --cluster dask://HOST:PORT`` on a local Dask cluster of two worker
+processes (loopback only, started here): the same JSON as ``--jobs 2``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from explorer.fleet.cluster import ClusterError, scheduler_address
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+THREE = ("bpo12-6.12-busy", "bpo12-6.12-nmi", "deb12-6.1-idle")
+
+
+def test_cluster_gives_the_json_of_jobs_2(capsys: pytest.CaptureFixture[str]) -> None:
+    distributed = pytest.importorskip("distributed", reason="pip install 'backchain[cluster]'")
+    paths = [str(SAMPLES / n / "vmcore.zst") for n in THREE]
+    assert main(["check", *paths, "--jobs", "2", "--json"]) == 0
+    local = capsys.readouterr().out
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        port = cluster.scheduler_address.rsplit(":", 1)[1]
+        url = f"dask://127.0.0.1:{port}"
+        assert main(["check", *paths, "--cluster", url, "--json"]) == 0
+        remote = capsys.readouterr().out
+        with distributed.Client(cluster) as client:
+            workers = client.scheduler_info()["workers"]
+    assert len(workers) == 2
+    assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    assert remote == local
+    assert len(json.loads(remote)["dumps"]) == 3
+
+
+def test_cluster_address_and_unreachable_scheduler(capsys: pytest.CaptureFixture[str]) -> None:
+    assert scheduler_address("dask://10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    with pytest.raises(ClusterError):
+        scheduler_address("http://10.0.0.5:8786")
+    pytest.importorskip("distributed")
+    dump = str(SAMPLES / THREE[0] / "vmcore.zst")
+    # Nothing listens on port 9 of the loopback: one line, exit 2.
+    status = main(["check", dump, "--cluster", "dask://127.0.0.1:9", "--cluster-timeout", "2"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "127.0.0.1:9" in err

@@ -1,0 +1,154 @@
+"""Many dumps: ``check DUMP... --jobs N`` groups identical stacks across dumps, ``diff A B``
+compares two dumps (or two tasks) stack by stack. Truth: the kernel's own sysrq-t Call
+Traces and ps listings printed by each guest (samples/real/*/facts.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from tests.test_real_samples import MOVED
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+#: Three dumps of one kernel (6.12.95+deb12-s390x), three boots of the same guest.
+THREE = ("bpo12-6.12-busy", "bpo12-6.12-nmi", "bpo12-6.12-panic")
+
+
+def _dump(name: str) -> str:
+    return str(SAMPLES / name / "vmcore.zst")
+
+
+def _facts(name: str) -> dict:
+    return json.loads((SAMPLES / name / "facts.json").read_text())
+
+
+def _traces(name: str) -> dict[int, tuple[str, ...]]:
+    """pid -> the kernel's own Call Trace (function names), for tasks that did not move."""
+    return {
+        t["pid"]: tuple(t["functions"])
+        for t in _facts(name)["sysrq_t"]
+        if t["pid"] not in MOVED[name]
+    }
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    status = main(argv)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_stacks_grouped_across_three_dumps(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [_dump(n) for n in THREE]
+    status, out, _ = _run(capsys, ["check", *paths, "--jobs", "2", "--json"])
+    assert status == 0
+    doc = json.loads(out)
+    assert [d["path"] for d in doc["dumps"]] == paths
+    assert all(d["release"] == "6.12.95+deb12-s390x" and d["error"] is None for d in doc["dumps"])
+    group_of: dict[tuple[str, int], int] = {}
+    for i, g in enumerate(doc["stacks"]):
+        assert g["dumps"] == len(g["members"]) == len({m["dump"] for m in g["members"]})
+        assert g["tasks"] == sum(len(m["pids"]) for m in g["members"])
+        for m in g["members"]:
+            for pid in m["pids"]:
+                group_of[(m["dump"], pid)] = i
+    # Same group <=> the kernel printed the same Call Trace (tasks that did not move).
+    truth = {(_dump(n), pid): trace for n in THREE for pid, trace in _traces(n).items()}
+    keys = sorted(k for k in truth if k in group_of)
+    assert len(keys) > 150
+    for x in keys:
+        for y in keys:
+            assert (group_of[x] == group_of[y]) == (truth[x] == truth[y]), (x, y)
+    # kthreadd sleeps the same way in every boot: its stack is in 3 of 3 dumps.
+    kthreadd = doc["stacks"][group_of[(paths[0], 2)]]
+    assert kthreadd["dumps"] == 3
+    assert kthreadd["stack"] == list(truth[(paths[0], 2)])
+    # A task blocks the patch exactly when its own check says it is not reliable.
+    for path in paths:
+        _run(capsys, ["check", path, "--json"])
+    blocking = {(t["dump"], t["pid"]) for g in doc["stacks"] for t in g["blocking"]["tasks"]}
+    expected = set()
+    for path in paths:
+        main(["check", path, "--json"])
+        for task in json.loads(capsys.readouterr().out):
+            if not task["verdict"]["reliable"]:
+                expected.add((path, task["pid"]))
+    assert blocking == expected and expected
+    assert doc["blocked_dumps"] == len({d for d, _ in expected})
+
+
+def test_grouping_names_the_dumps_a_stack_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [_dump(n) for n in THREE]
+    status, text, _ = _run(capsys, ["check", *paths, "--functions", "do_nanosleep"])
+    assert status == 0
+    assert text.startswith("3 dumps, ")
+    assert "livepatch transition for do_nanosleep: blocked in 3 of 3 dumps" in text
+    # The sleepers in do_nanosleep (the guest's 'sleep' commands) block it in every dump.
+    line = next(
+        ln
+        for ln in text.splitlines()
+        if "this stack blocks the patch in 3 of 3 dumps (sleeping on do_nanosleep)" in ln
+    )
+    assert all(p in line for p in paths)
+    _, jobs1, _ = _run(capsys, ["check", *paths, "--jobs", "1", "--json"])
+    _, jobs2, _ = _run(capsys, ["check", *paths, "--jobs", "2", "--json"])
+    assert jobs1 == jobs2
+
+
+def test_a_bad_dump_is_named_and_the_rest_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.vmcore"
+    bad.write_bytes(b"not a dump at all" * 10)
+    status, out, err = _run(capsys, ["check", _dump(THREE[0]), str(bad), "--json"])
+    assert status == 2
+    doc = json.loads(out)
+    assert doc["dumps"][0]["tasks"] > 50 and doc["dumps"][1]["tasks"] == 0
+    assert str(bad) in doc["dumps"][1]["error"]
+    assert err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
+
+
+def test_diff_of_two_dumps_of_one_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = THREE[0], THREE[1]
+    status, out, _ = _run(capsys, ["diff", _dump(a), _dump(b), "--json"])
+    assert status == 0
+    doc = json.loads(out)
+    ours = {}
+    for side, name in (("a", a), ("b", b)):
+        main(["check", _dump(name), "--json"])
+        ours[side] = {t["pid"] for t in json.loads(capsys.readouterr().out)}
+    ps = {side: {p["pid"] for p in _facts(n)["ps"]} for side, n in (("a", a), ("b", b))}
+    # Started or ended between the guest's ps and the dump (ps itself, the sysrq writer).
+    moved = (ours["a"] ^ ps["a"]) | (ours["b"] ^ ps["b"])
+    appeared = {c["b"]["pid"] for c in doc["appeared"]}
+    disappeared = {c["a"]["pid"] for c in doc["disappeared"]}
+    assert appeared - moved == ps["b"] - ps["a"] - moved and appeared
+    assert disappeared - moved == ps["a"] - ps["b"] - moved and disappeared
+    # Stack changes of tasks in both dumps are exactly where the kernel's traces differ.
+    ta, tb = _traces(a), _traces(b)
+    changed = {c["a"]["pid"] for c in doc["changed"] + doc["changed_verdict"]}
+    both = (ta.keys() & tb.keys()) - moved
+    assert len(both) > 40
+    for pid in both:
+        assert (pid in changed) == (ta[pid] != tb[pid]), pid
+    in_both = len((ours["a"] & ours["b"]) - {0}) + 2  # and each of the 2 CPUs' idle task
+    assert doc["same"] + len(doc["changed"]) + len(doc["changed_verdict"]) == in_both
+
+
+def test_diff_of_two_tasks_aligns_their_frames(capsys: pytest.CaptureFixture[str]) -> None:
+    name = THREE[0]
+    dump = _dump(name)
+    traces = _traces(name)
+    status, out, _ = _run(capsys, ["diff", dump, dump, "--pid", "2", "--pid", "3", "--json"])
+    assert status == 0
+    frames = json.loads(out)["frames"]
+    a = [f["function"] for f in frames if f["mark"] in "=-"]
+    b = [f["function"] for f in frames if f["mark"] in "=+"]
+    assert tuple(a) == traces[2] and tuple(b) == traces[3]
+    assert [f["function"] for f in frames if f["mark"] == "="][:2] == ["__schedule", "schedule"]
+    status, text, _ = _run(capsys, ["diff", dump, dump, "--pid", "2", "--pid", "3"])
+    assert "A: pid 2" in text and "- kthreadd" in text
+    status, _, err = _run(capsys, ["diff", dump, dump, "--pid", "99999"])
+    assert status == 2 and "no task with pid 99999" in err
