@@ -58,11 +58,17 @@ def is_compressed(path: str | os.PathLike[str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ElfIdentity:
-    """Which kernel a vmlinux is: its GNU build-id and the release in its ``linux_banner``."""
+    """Which kernel a vmlinux is: its GNU build-id and the release in its ``linux_banner``.
+
+    ``banners`` holds every ``Linux version …`` string of ``.rodata``: a kernel can carry more
+    than one (Debian's 6.1 has ``# SMP …`` from init/version.c and the linked ``linux_banner``
+    ``#1 SMP …`` from init/version-timestamp.c), and only one of them is ``linux_banner``.
+    """
 
     build_id: str | None
     release: str | None
     banner: str | None
+    banners: tuple[str, ...] = ()
 
 
 def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
@@ -77,6 +83,7 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
 
     name = os.fspath(path)
     build_id = banner = None
+    banners: tuple[str, ...] = ()
     try:
         with open_regular(name, "vmlinux") as f:
             elf = ELFFile(f)
@@ -87,12 +94,13 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
                         build_id = str(note["n_desc"])
             rodata = elf.get_section_by_name(".rodata")
             if rodata is not None and rodata["sh_type"] != "SHT_NOBITS":
-                banner = banner_in(rodata.data())
+                banners = all_banners_in(rodata.data())
+                banner = banners[0] if banners else None
     except (ELFError, struct.error, ValueError) as exc:
         raise FormatError(f"not a readable ELF file ({exc})", name) from None
     except OSError as exc:
         raise DumpError(f"cannot read: {exc.strerror or exc}", name) from None
-    return ElfIdentity(build_id, release_of_banner(banner), banner)
+    return ElfIdentity(build_id, release_of_banner(banner), banner, banners)
 
 
 def banner_in(data: bytes) -> str | None:
@@ -109,6 +117,19 @@ def banner_in(data: bytes) -> str | None:
     return None
 
 
+def all_banners_in(data: bytes, limit: int = 8) -> tuple[str, ...]:
+    """Every ``Linux version <digit>…`` string in ``data`` (at most ``limit``), in order."""
+    found: list[str] = []
+    marker = b"Linux version "
+    start = data.find(marker)
+    while start >= 0 and len(found) < limit:
+        banner = banner_in(data[start : start + 512])
+        if banner is not None and data[start + len(marker) : start + len(marker) + 1].isdigit():
+            found.append(banner)
+        start = data.find(marker, start + 1)
+    return tuple(found)
+
+
 def release_of_banner(banner: str | None) -> str | None:
     """``6.1.0-50-s390x`` from ``Linux version 6.1.0-50-s390x (debian-kernel@…``."""
     if not banner:
@@ -122,6 +143,7 @@ __all__ = [
     "SYSTEM_MAP",
     "VMLINUX",
     "ElfIdentity",
+    "all_banners_in",
     "banner_in",
     "content_kind",
     "elf_identity",

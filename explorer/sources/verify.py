@@ -168,12 +168,24 @@ def vmlinux_evidence(ident: DumpIdentity, elf: ElfIdentity, ev: Evidence | None 
             ev.agree.insert(0, f"BUILD-ID {ident.build_id[:16]}… agrees")
     if ident.release and elf.release and ident.release != elf.release:
         ev.differ.append(f"release {ident.release} in the dump, {elf.release} in the file")
-    if ev.memory_banner and elf.banner and ev.memory_banner != elf.banner:
+    banners = elf.banners or ((elf.banner,) if elf.banner else ())
+    if ev.memory_banner and banners and ev.memory_banner not in banners:
         ev.differ.append(
-            f"linux_banner in memory {ev.memory_banner[:60]!r}… differs from the file's "
-            f"{elf.banner[:60]!r}…"
+            f"linux_banner in memory {_tail(ev.memory_banner, banners[0])!r} differs from the "
+            f"file's {_tail(banners[0], ev.memory_banner)!r}"
         )
     return ev
+
+
+def _tail(text: str, other: str, width: int = 60) -> str:
+    """``text`` from a little before where it first differs from ``other``."""
+    same = next((i for i, (a, b) in enumerate(zip(text, other, strict=False)) if a != b), len(text))
+    start = max(0, same - 20)
+    return (
+        ("…" if start else "")
+        + text[start : start + width]
+        + ("…" if start + width < len(text) else "")
+    )
 
 
 def profile_evidence(ident: DumpIdentity, profile: TypeProfile) -> Evidence:
