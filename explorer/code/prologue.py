@@ -183,6 +183,10 @@ class PrologueAnalyzer:
         self._flows[func.start] = result = (insns, states, allocates)
         return result
 
+    def instructions(self, func: Function) -> list[Instruction]:
+        """The function's instructions (decoded once, cached with its flow)."""
+        return self._flow(func)[0]
+
     def state_at(self, address: int) -> PrologueState:
         """The state before the instruction at ``address`` executes."""
         func = self.code.function_at(address)

@@ -18,6 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from explorer.analysis import TaskAnalysis
+from explorer.code.model import not_after_call
+from explorer.code.pane import CodeView, code_view
 from explorer.report import walk_markdown
 from explorer.tasks import Task, cpu_column
 from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
@@ -30,6 +32,8 @@ from explorer.tui.widgets.inspector import FrameInspector, source_block
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.verdict import VerdictBar
 from explorer.tui.widgets.walk import WalkTable
+from explorer.unwind import Step
+from parsers.errors import DumpError
 
 if TYPE_CHECKING:
     from explorer.tui.app import BackchainApp
@@ -63,6 +67,7 @@ class StackScreen(Screen[None]):
         Binding("x", "export", "Export .md"),
         Binding("m", "memory", "Memory at sp"),
         Binding("v", "cycle_pane", "Pane"),
+        Binding("c", "code", "Code", show=False),  # in the frame pane's subtitle
         Binding("a", "answer", "Answer"),
         Binding("R", "reveal", "Reveal", key_display="R"),
         Binding("i", "debrief", "Story"),
@@ -112,7 +117,9 @@ class StackScreen(Screen[None]):
             with Vertical(id="main"):
                 with Horizontal(id="top"):
                     lines = self.session.frame_lines if self.session.lines.available else None
-                    walk = WalkTable(a, self.session.symbolize, lines, id="walk")
+                    walk = WalkTable(
+                        a, self.session.symbolize, lines, id="walk", flag=self._no_call
+                    )
                     walk.hidden = self.hidden
                     walk.border_title = "walk"
                     walk.border_subtitle = "n next · p prev · r run · 0 restart"
@@ -122,6 +129,7 @@ class StackScreen(Screen[None]):
                         yield ChecksPane(id="checks")
                 inspector = FrameInspector(id="inspector")
                 inspector.border_title = "frame"
+                inspector.border_subtitle = "c code"
                 yield inspector
         yield VerdictBar(id="verdict")
         yield Footer()
@@ -174,7 +182,7 @@ class StackScreen(Screen[None]):
         self.query_one(RegionsMap).show(row)
         hidden = self.hidden
         inspector = self.query_one(FrameInspector)
-        inspector.show(a, row, self.session.symbolize, hidden)
+        inspector.show(a, row, self.session.symbolize, hidden, code=self._code_view)
         inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
         if hidden:
             self.query_one(ChecksPane).hide(PLACEHOLDER)
@@ -193,6 +201,17 @@ class StackScreen(Screen[None]):
             f"walk {min(self.walk.revealed, len(steps))}/{len(steps)} frames"
             + (" · ended" if self.walk.revealed > len(steps) else "")
         )
+
+    def _no_call(self, step: Step) -> bool:
+        """The walk pane's mark: the frame's return address does not follow a call."""
+        return not_after_call(self.session.kernel, step)
+
+    def _code_view(self, step: Step) -> CodeView | None:
+        """The code pane of a frame (None if the code cannot be shown)."""
+        try:
+            return code_view(self.session.kernel, step)
+        except DumpError:
+            return None
 
     @on(DataTable.RowHighlighted, "#walk")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -319,6 +338,14 @@ class StackScreen(Screen[None]):
         steps = self.analysis.walk.steps
         sp = steps[row].sp if row < len(steps) else self.analysis.walk.end.sp
         self.explorer.open_memory(sp, self.analysis)
+
+    def action_code(self) -> None:
+        """Scroll the frame inspector to its code pane (and show the inspector when narrow)."""
+        if self.has_class("-narrow") and self.pane != "inspector":
+            self.pane = "inspector"
+            self._layout(self.app.size.width)
+        code = self.query_one("#frame-code")
+        self.call_after_refresh(code.scroll_visible, animate=False, top=True)
 
     def action_cycle_pane(self) -> None:
         """Narrow terminals: show the next lower pane (checks, inspector, map)."""

@@ -11,10 +11,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
+from explorer.code.pane import CodeView
 from explorer.unwind import Step
 from parsers.records import PtRegs, StackFrame
 
 Symbolize = Callable[[int], str | None]
+CodeOf = Callable[[Step], CodeView | None]
 
 # Colours of the parts of a frame (struct stack_frame, packed layout), fields and hex alike.
 EMPTY, SLOT, R14, R15, CHAIN = (
@@ -106,6 +108,27 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
     return lines
 
 
+_ROLE = {
+    "call": ("call", "b $text-success"),
+    "nocall": ("!!", "b $text-error"),
+    "mark": ("=>", "b $text-accent"),
+    "inside": ("=>", "b $text-error"),
+    "": ("", "$foreground"),
+}
+
+
+def code_lines(view: CodeView) -> list[str]:
+    """The code pane: the instructions around the ip, the call or its absence marked."""
+    lines = [f"[b]{escape(view.title)}[/b]"]
+    width = max((len(r.where or "") for r in view.rows), default=0)
+    for r in view.rows:
+        tag, style = _ROLE[r.role]
+        lines.append(f"[{style}]{tag:>4} {escape(r.where or '')!s:<{width}}  {escape(r.text)}[/]")
+    good = "$text-success" if view.ok else "b $text-error" if view.ok is False else "$text-muted"
+    lines += [f"[{good}]  {escape(note)}[/]" for note in view.notes]
+    return lines
+
+
 class FrameInspector(VerticalScroll):
     """The current frame: fields on the left, hex on the right, pt_regs below."""
 
@@ -116,6 +139,7 @@ class FrameInspector(VerticalScroll):
     FrameInspector #frame-hex { width: auto; padding-left: 1; }
     FrameInspector #frame-regs { padding: 1 1 0 1; height: auto; }
     FrameInspector #frame-source { padding: 0 1 1 2; height: auto; }
+    FrameInspector #frame-code { padding: 1 1 0 1; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -124,10 +148,19 @@ class FrameInspector(VerticalScroll):
         with Horizontal(id="frame-pair"):
             yield Static(id="frame-hex")
             yield Static(id="frame-fields")
+        yield Static(id="frame-code")
         yield Static(id="frame-regs")
 
-    def show(self, a: TaskAnalysis, row: int, symbolize: Symbolize, hidden: bool = False) -> None:
-        """Display walk row ``row`` of ``a`` (``hidden``: not saying how the walk ended)."""
+    def show(
+        self,
+        a: TaskAnalysis,
+        row: int,
+        symbolize: Symbolize,
+        hidden: bool = False,
+        code: CodeOf | None = None,
+    ) -> None:
+        """Display walk row ``row`` of ``a`` (``hidden``: not saying how the walk ended;
+        ``code``: the code pane of a step)."""
         steps = a.walk.steps
         fields, hexdump, regs = (
             self.query_one(f"#frame-{n}", Static) for n in ("fields", "hex", "regs")
@@ -153,6 +186,10 @@ class FrameInspector(VerticalScroll):
                 regs_text = regs_lines(end.regs, symbolize, "above" if hidden else "final")
         regs.update("\n".join(regs_text))
         regs.display = bool(regs_text)
+        view = code(steps[row]) if code is not None and row < len(steps) else None
+        pane = self.query_one("#frame-code", Static)
+        pane.update("\n".join(code_lines(view)) if view is not None else "")
+        pane.display = view is not None
 
     def show_source(self, lines: list[str]) -> None:
         """The frame's function, source line, inline functions (and code with --source)."""

@@ -62,6 +62,7 @@ class WalkTable(DataTable[Any]):
         analysis: TaskAnalysis,
         symbolize: Any,
         lines: Callable[[Step], Any] | None = None,
+        flag: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
@@ -69,6 +70,7 @@ class WalkTable(DataTable[Any]):
         self.symbolize = symbolize
         self.lines = lines  # frame -> FrameLines (source line, inline functions), or None
         self._laid = False
+        self.flag = flag  # step -> True if its return address does not follow a call
         self.revealed = 1
         self.hidden = False
 
@@ -137,6 +139,8 @@ class WalkTable(DataTable[Any]):
             sym = f"({sym})"
         if s.recovered_by:
             sym += f" [{s.recovered_by}]"
+        if self.flag is not None and self.flag(s):
+            sym = f"! {sym}"  # no call ends at its return address (the code pane says more)
         style = self.get_component_rich_style("walktable--bad") if s.index == bad else ""
         stack = Text(s.stack_type)
         if prev is not None and prev.stack_type != s.stack_type:
