@@ -37,7 +37,8 @@ class CodeSection:
 
 @dataclass(frozen=True, slots=True)
 class ElfFunction:
-    """A function symbol: ``STT_FUNC`` with a size, in an executable section.
+    """A function symbol: ``STT_FUNC`` (or ``STT_NOTYPE``, as asm entry code is in v6.12)
+    with a size, in an executable section.
 
     Attributes:
         address: ``st_value`` (in a relocatable object: the offset in its section).
@@ -107,7 +108,9 @@ class ElfCode:
             self._symbols[: n * _ELF_SYM.size]
         ):
             section = self.sections.get(shndx)
-            if section is None or info & 0xF != STT_FUNC or not 0 < size <= MAX_FUNCTION:
+            if section is None or info & 0xF not in (STT_FUNC, STT_NOTYPE) or not st_name:
+                continue
+            if not 0 < size <= MAX_FUNCTION:  # asm entry code is NOTYPE with a size in 6.12
                 continue
             if (shndx, value) in seen:  # aliases
                 continue

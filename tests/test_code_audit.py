@@ -196,3 +196,40 @@ def test_debian_module_stores_its_chain_in_the_unpacked_slot() -> None:
     (f,) = report.without_back_chain
     assert f.function == "chacha20_vx" and f.back_chain is not None
     assert f.back_chain[0] == "unpacked" and f.back_chain[1].text == "stg %r0, 0(%r15)"
+
+
+#: Two asm functions without .type (STT_NOTYPE with a .size, as v6.12's entry code is): one
+#: switches to the stack in lowcore.kernel_stack and zeroes its back chain, one allocates a
+#: frame and stores none (5.10's s390_base_ext_handler did this).
+ASM = """
+    .text
+    .globl asm_switch
+asm_switch:
+    lg %r15,0x348(%r13)
+    xc 152(8,%r15),152(%r15)
+    br %r14
+    .size asm_switch, .-asm_switch
+    .globl asm_frame
+asm_frame:
+    stmg %r14,%r15,136(%r15)
+    aghi %r15,-160
+    brasl %r14,ext
+    lmg %r14,%r15,296(%r15)
+    br %r14
+    .size asm_frame, .-asm_frame
+"""
+
+
+@needs_gcc
+def test_asm_without_type(tmp_path: Path) -> None:
+    src = tmp_path / "entry.S"
+    src.write_text(ASM)
+    obj = tmp_path / "entry.o"
+    subprocess.run([GCC or "gcc", "-c", "-o", str(obj), str(src)], check=True)
+    report = audit_file(str(obj))
+    assert report.functions == 2
+    (switch,) = report.stack_switches
+    assert switch.function == "asm_switch" and switch.at.text == "lg %r15, 0x348(%r13)"
+    assert switch.back_chain is not None and switch.back_chain[0] == "zero"
+    (frame,) = report.without_back_chain
+    assert frame.function == "asm_frame" and frame.at.text == "aghi %r15, -0xa0"

@@ -96,10 +96,10 @@ def psw_fields(kernel: Kernel, step: Step) -> dict[str, Any]:
     """``psw_state`` (where in its function a PSW frame's ip stood) and ``interrupted``
     (the context a CPU stopped on a handler's first instruction interrupted); null for
     frames whose ip is a return address."""
-    from explorer.code.interrupted import cpu_of_step, interrupted_context, step_context
-
     if step.how not in ("start_regs", "pt_regs"):
         return {"psw_state": None, "interrupted": None}
+    from explorer.code.interrupted import cpu_of_step, interrupted_context, step_context
+
     ctx = step_context(kernel, step)
     cpu = cpu_of_step(kernel, step)
     inter = interrupted_context(kernel, cpu) if cpu is not None else None
@@ -113,6 +113,8 @@ def code_lines(kernel: Kernel, step: Step, width: int = 16) -> list[str]:
     """Lines ``bt`` prints under a PSW frame: the interrupted context of a CPU stopped on
     a handler's first instruction (a frame of its own), else where the PSW stood in its
     function; and, where r15 does not lead to the caller, where the caller is."""
+    if step.how not in ("start_regs", "pt_regs"):
+        return []
     from explorer.code.interrupted import (
         MISLEADING,
         cpu_of_step,
@@ -120,8 +122,6 @@ def code_lines(kernel: Kernel, step: Step, width: int = 16) -> list[str]:
         step_context,
     )
 
-    if step.how not in ("start_regs", "pt_regs"):
-        return []
     cpu = cpu_of_step(kernel, step)
     inter = interrupted_context(kernel, cpu) if cpu is not None else None
     lines = []
