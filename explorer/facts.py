@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from explorer.kernel import Cpu, Kernel
+from parsers.structs import PT_REGS_LAYOUTS, STACK_FRAME_SIZE
 
 
 def hexaddr(value: int | None) -> str | None:
@@ -128,11 +129,42 @@ def info_facts(kernel: Kernel) -> dict[str, Any]:
             else None
         ),
         "lowcore_era": kernel.lowcore_era,
-        "pt_regs": {"layout": kernel.pt_regs_layout, "size": kernel.pt_regs_size},
+        "types": _types_facts(kernel),
+        "lowcore": {"layout": kernel.lowcore_era, "source": kernel.lowcore_source},
+        "pt_regs": {
+            "layout": kernel.pt_regs_layout,
+            "size": kernel.pt_regs_size,
+            "source": kernel.pt_regs_source,
+            "cr1": _offset(PT_REGS_LAYOUTS[kernel.pt_regs_layout].cr1_offset),
+            "last_break": _offset(PT_REGS_LAYOUTS[kernel.pt_regs_layout].last_break_offset),
+        },
+        "stack_frame": {"size": STACK_FRAME_SIZE, "source": kernel.stack_frame_source},
         "thread_size": kernel.thread_size,
         "thread_size_source": kernel.thread_size_source,
         "panic": _panic(kernel),
         "cpus": [cpu_facts(kernel, c) for c in kernel.cpus],
         "warnings": list(kernel.warnings),
         "format_facts": kernel.dump.format_facts(),
+    }
+
+
+def _offset(value: int | None) -> str | None:
+    return None if value is None else f"0x{value:x}"
+
+
+def _types_facts(kernel: Kernel) -> dict[str, Any] | None:
+    """Where the struct offsets came from: the profile's source and, per source, how many."""
+    types = kernel.types
+    if types is None:
+        return None
+    counts: dict[str, int] = {}
+    for key in (*types.offsets, *types.sizes):
+        source = types.source_of(key)
+        counts[source] = counts.get(source, 0) + 1
+    return {
+        "source": types.source,
+        "release": types.release,
+        "build_id": types.build_id,
+        "values_by_source": counts,
+        "missing": list(types.missing),
     }

@@ -6,6 +6,7 @@ dump of any size takes well under a second. Tasks and type information load on f
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,10 +37,14 @@ from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
 from parsers.physmem import total_size
 from parsers.records import Lowcore, decode_lowcore
 from parsers.structs import (
+    LOWCORE_FIELDS,
     PT_REGS_LAYOUTS,
     STACK_FRAME_SIZE,
     lowcore_era_for_release,
-    pt_regs_layout,
+    lowcore_fields_from_types,
+    pt_regs_layout_for_release,
+    pt_regs_layout_from_types,
+    register_lowcore_fields,
 )
 from parsers.symbols import Symbol, SymbolTable
 from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
@@ -163,7 +168,8 @@ class Kernel:
             choose_companions(self)
         self.symbols = self._load_symbols()
         self.release = self._find_release()
-        self.lowcore_era = lowcore_era_for_release(self.release) if self.release else "v6.1"
+        self.types = self._load_types()
+        self._layouts()
         self.layout = self._find_layout()
         # s390 stand-alone formats have no notes: their readers give the registers.
         registers = list(dump.cpu_registers or ()) or [
@@ -173,16 +179,10 @@ class Kernel:
         lowcores = [self._read_lowcore(r) for r in registers]
         self.asce = self._find_asce(registers, [lc for lc, _ in lowcores])
         self.space = AddressSpace(dump, self.layout, self.asce)
-        self.types = self._load_types()
         self.thread_size, self.thread_size_source = DEFAULT_THREAD_SIZE, "assumed: no type profile"
-        pt_size = None
-        if self.types is not None:
-            if self.types.has("thread_union"):
-                self.thread_size = self.types.thread_size
-                self.thread_size_source = self.types.source_of("thread_union")
-            if self.types.has("pt_regs"):
-                pt_size = self.types.size("pt_regs")
-        self.pt_regs_layout = pt_regs_layout(pt_size, self.release or "6.1")
+        if self.types is not None and self.types.has("thread_union"):
+            self.thread_size = self.types.thread_size
+            self.thread_size_source = self.types.source_of("thread_union")
         self.cpus = tuple(
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
@@ -269,17 +269,64 @@ class Kernel:
         return None
 
     def _load_types(self) -> TypeProfile | None:
-        """The type profile: --profile, --vmlinux DWARF, a bundled profile, BTF in the dump."""
+        """The type profile, from the first source that has one: ``--profile``, ``--vmlinux``
+        DWARF, the dump's BTF, a bundled profile of the same build. ``--types`` forces one.
+        A bundled profile of the same build completes BTF (its member sources say so).
+
+        Raises:
+            TypeInfoError: the forced source (``--types``) has no types for this dump.
+            MismatchError: a named profile or vmlinux is another kernel's (without --force).
+        """
+        forced = self.options.types or "auto"
+        if forced == "auto":
+            for source in ("profile", "dwarf", "btf", "bundled"):
+                profile = self._types_from(source)
+                if profile is not None:
+                    if source == "btf":
+                        bundled = self._types_from("bundled")
+                        if bundled is not None:
+                            profile = profile.merged(bundled)
+                    return profile
+            return None
+        if forced == "probe":
+            raise TypeInfoError(
+                "--types probe (struct offsets inferred from the dump itself) is not "
+                "implemented yet: pass --vmlinux with debug info or --profile FILE, or use "
+                "--types auto",
+                self.path,
+            )
+        profile = self._types_from(forced)
+        if profile is None:
+            raise TypeInfoError(f"--types {forced}: {self._no_types_reason(forced)}", self.path)
+        return profile
+
+    def _no_types_reason(self, source: str) -> str:
+        return {
+            "profile": "no --profile given and no profile found beside the dump",
+            "dwarf": "no --vmlinux with debug info given or found beside the dump",
+            "btf": "the dump has no usable BTF (__start_BTF/__stop_BTF; Debian 6.1 has none)",
+            "bundled": f"no bundled profile of this build ({self.release}) in {BUNDLED_PROFILES}",
+        }[source]
+
+    def _types_from(self, source: str) -> TypeProfile | None:
+        """Types from one source, or None if it has none for this dump."""
         opts = self.options
-        if opts.profile:
+        if source == "profile":
+            if not opts.profile:
+                return None
             return verify_profile(self, TypeProfile.load(opts.profile), opts.profile)
-        if opts.vmlinux:
+        if source == "dwarf":
+            if not opts.vmlinux:
+                return None
             try:
                 plain = verify_vmlinux(self, opts.vmlinux)
                 return verify_profile(self, profile_from_dwarf(plain), opts.vmlinux)
             except TypeInfoError as exc:
                 self.warnings.append(str(exc))
-        if self.release:
+                return None
+        if source == "btf":
+            return self._btf_types()
+        if source == "bundled" and self.release:
             bundled = BUNDLED_PROFILES / f"{self.release}.profile.json"
             if bundled.is_file():
                 profile = TypeProfile.load(bundled)
@@ -290,7 +337,58 @@ class Kernel:
                     f"bundled profile {bundled.name} skipped: build-id {profile.build_id[:16]}…, "
                     f"the dump's is {build_id[:16]}…"
                 )
-        return self._btf_types()
+        return None
+
+    def _layouts(self) -> None:
+        """``pt_regs``, ``struct lowcore`` and ``struct stack_frame`` from the kernel's types
+        when they have them (member offsets, never a size alone), else the era tables of
+        the release; each with the source it came from.
+
+        Raises:
+            FormatError: the kernel's own types describe a layout this code cannot decode.
+        """
+        types, release = self.types, self.release or "6.1"
+        fallback = (
+            f"era table for {self.release}" if self.release else "era table (release unknown)"
+        )
+        if types is not None and types.has("pt_regs") and types.has("pt_regs.flags"):
+            try:
+                self.pt_regs_layout = pt_regs_layout_from_types(
+                    types.offsets, types.size("pt_regs")
+                )
+            except DumpError as exc:
+                raise exc.with_path(self.path) from None
+            self.pt_regs_source = types.source_of("pt_regs")
+        else:
+            self.pt_regs_layout = pt_regs_layout_for_release(release)
+            self.pt_regs_source = fallback
+        era = lowcore_era_for_release(self.release) if self.release else "v6.1"
+        self.lowcore_era, self.lowcore_source = era, fallback
+        if types is not None:
+            fields = lowcore_fields_from_types(types.offsets, types.sizes, era)
+            if fields is not None:
+                key = f"{types.source_of('lowcore.current_task').split(':')[0]} {release}"
+                if LOWCORE_FIELDS.get(key, fields) != fields:  # another build, same release
+                    key += " #" + hashlib.sha256(repr(fields).encode()).hexdigest()[:6]
+                register_lowcore_fields(key, fields)
+                self.lowcore_era = key
+                self.lowcore_source = types.source_of("lowcore.current_task")
+        self.stack_frame_source = "fixed layout (back_chain 0x98, gprs 0x48, 160 bytes)"
+        if types is not None and types.has("stack_frame.back_chain"):
+            found = (
+                types.offset("stack_frame.back_chain"),
+                types.offsets.get("stack_frame.gprs", 0x48),
+                types.sizes.get("stack_frame", STACK_FRAME_SIZE),
+            )
+            if found != (0x98, 0x48, STACK_FRAME_SIZE):
+                back_chain, gprs, size = found
+                raise FormatError(
+                    f"struct stack_frame of this kernel has back_chain at 0x{back_chain:x}, "
+                    f"gprs at 0x{gprs:x}, {size} bytes: not the layout backchain decodes "
+                    "(0x98, 0x48, 160)",
+                    self.path,
+                )
+            self.stack_frame_source = types.source_of("stack_frame.back_chain")
 
     def _btf_types(self) -> TypeProfile | None:
         """Types from the kernel's own BTF (CONFIG_DEBUG_INFO_BTF) between __start_BTF and

@@ -9,7 +9,7 @@ faster than construct; ``tests/test_structs.py`` proves them equal to the schema
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -36,6 +36,7 @@ from parsers.structs import (
     NT_S390_VXRS_LOW,
     PT_REGS_LAYOUTS,
     STACK_FRAME_SIZE,
+    LowcoreField,
 )
 
 Buffer = bytes | bytearray | memoryview
@@ -301,6 +302,7 @@ PIF_FLAGS: dict[str, dict[int, str]] = {
     },
     # current trees.
     "v6.16": {0: "SYSCALL", 2: "SYSCALL_RET_SET", 3: "GUEST_FAULT", 4: "FTRACE_FULL_REGS"},
+    "v7.2": {0: "SYSCALL", 2: "SYSCALL_RET_SET", 3: "GUEST_FAULT", 4: "FTRACE_FULL_REGS"},
 }
 
 
@@ -321,6 +323,7 @@ class PtRegs:
         flags: PIF_* bits (see :attr:`flag_names`).
         cr1: the user ASCE, in layouts that have it, else None.
         last_break: the breaking-event address (BEAR), in layouts that have it, else None.
+        cpu: the CPU the registers were saved on (7.2 layout), else None.
     """
 
     address: int
@@ -335,6 +338,7 @@ class PtRegs:
     flags: int
     cr1: int | None
     last_break: int | None
+    cpu: int | None = None
 
     @property
     def code(self) -> int:
@@ -421,6 +425,7 @@ def decode_pt_regs(buf: Buffer, offset: int, address: int, layout: str) -> PtReg
         flags=v[23],
         cr1=cr1,
         last_break=last_break,
+        cpu=v[25] >> 32 if layout == "v7.2" else None,
     )
 
 
@@ -593,9 +598,11 @@ _KIND_FORMAT = {
     "acrs16": "16I",
 }
 
-# era -> [(name, offset, struct, kind)], precompiled from LOWCORE_FIELDS.
-_LOWCORE_DECODERS: dict[str, list[tuple[str, int, struct.Struct, str]]] = {
-    era: [
+_Decoders = list[tuple[str, int, struct.Struct, str]]
+
+
+def _decoders(fields: Sequence[LowcoreField]) -> _Decoders:
+    return [
         (
             field.name,
             field.offset,
@@ -604,7 +611,11 @@ _LOWCORE_DECODERS: dict[str, list[tuple[str, int, struct.Struct, str]]] = {
         )
         for field in fields
     ]
-    for era, fields in LOWCORE_FIELDS.items()
+
+
+# era -> [(name, offset, struct, kind)], precompiled from LOWCORE_FIELDS.
+_LOWCORE_DECODERS: dict[str, _Decoders] = {
+    era: _decoders(fields) for era, fields in LOWCORE_FIELDS.items()
 }
 
 _SCALAR_KINDS = frozenset({"u8", "u16", "u32", "s32", "u64", "ptr", "asce"})
@@ -621,6 +632,8 @@ def lowcore_values(buf: Buffer, era: str, offset: int = 0) -> dict[str, LowcoreV
         TruncatedError: fewer than 0x2000 bytes at ``offset``.
     """
     decoders = _LOWCORE_DECODERS.get(era)
+    if decoders is None and era in LOWCORE_FIELDS:  # registered from the kernel's types
+        decoders = _LOWCORE_DECODERS[era] = _decoders(LOWCORE_FIELDS[era])
     if decoders is None:
         raise FormatError(f"unknown lowcore era {era!r}")
     if offset < 0 or len(buf) - offset < LOWCORE_SIZE:

@@ -193,6 +193,18 @@ PT_REGS_LAYOUTS: dict[str, PtRegsLayout] = {
     "v6.1": PtRegsLayout("v6.1", 0xC8, 0xB8, 0xC0, "≈v5.16–v6.15 (DWARF: 6.1, 6.12)"),
     # current trees (≈v6.16+): cr1 dropped.
     "v6.16": PtRegsLayout("v6.16", 0xC0, None, 0xB8, "≈v6.16+"),
+    # DWARF of Debian sid's 7.2.13: last_break at 0xB8, cpu (u32) at 0xC0, percpu_register
+    # (u8) at 0xC4: as large as v6.1's, laid out differently (reference §2.2, §13).
+    "v7.2": PtRegsLayout("v7.2", 0xC8, None, 0xB8, "7.2 (DWARF: Debian sid 7.2.13)"),
+}
+
+#: Members every pt_regs layout above has at these offsets (the head before the tail).
+PT_REGS_HEAD_OFFSETS = {
+    "pt_regs.psw": 0x08,
+    "pt_regs.gprs": 0x18,
+    "pt_regs.orig_gpr2": 0x98,
+    "pt_regs.int_code": 0xA0,
+    "pt_regs.flags": 0xB0,
 }
 
 _PT_REGS_HEAD = (
@@ -211,6 +223,13 @@ _PT_REGS_SCHEMAS: dict[str, Construct] = {
     "v5.12": Struct(*_PT_REGS_HEAD, "cr1" / Int64ub),
     "v6.1": Struct(*_PT_REGS_HEAD, "cr1" / Int64ub, "last_break" / Int64ub),
     "v6.16": Struct(*_PT_REGS_HEAD, "last_break" / Int64ub),
+    "v7.2": Struct(
+        *_PT_REGS_HEAD,
+        "last_break" / Int64ub,
+        "cpu" / Default(Int32ub, 0),
+        "percpu_register" / Default(Int8ub, 0),
+        Padding(3),
+    ),
 }
 
 
@@ -227,6 +246,8 @@ def pt_regs_layout_for_release(release: str) -> str:
         One of ``"v4.14"``, ``"v5.12"``, ``"v6.1"``, ``"v6.16"``.
     """
     version = kernel_version(release)[:2]
+    if version >= (7, 2):  # boundary with v6.16 unknown: 7.2 is the first seen with cpu
+        return "v7.2"
     if version >= (6, 16):
         return "v6.16"
     if version >= (5, 16):
@@ -263,12 +284,47 @@ def pt_regs_layout(size: int | None, release: str | None = None) -> str:
         raise FormatError(f"pt_regs of {size} bytes matches no known layout")
     if by_release in candidates:
         return by_release
-    if len(candidates) == 1:
-        return candidates[0]
+    if len(candidates) == 1 or size != 0xC0:
+        return candidates[0]  # 200 bytes: v6.1 unless the release says v7.2 (see above)
     # Two layouts of 192 bytes: cr1 at 0xB8 before ≈v6.16, last_break there since.
     if release and kernel_version(release)[:2] < (6, 16):
         return "v5.12"
     return "v6.16"
+
+
+def pt_regs_layout_from_types(offsets: Mapping[str, int], size: int) -> str:
+    """The ``pt_regs`` layout whose member offsets are the kernel's own (DWARF, BTF).
+
+    The layout is chosen by where ``cr1`` and ``last_break`` are (or that they are absent)
+    and by the size together, never by the size alone: 6.x and 7.2 are both 200 bytes.
+
+    Args:
+        offsets: ``"pt_regs.member"`` offsets from the kernel's types.
+        size: ``sizeof(struct pt_regs)`` from the same types.
+
+    Returns:
+        A key of :data:`PT_REGS_LAYOUTS`.
+
+    Raises:
+        FormatError: the kernel's pt_regs is none of the layouts this code decodes.
+    """
+    for key, expected in PT_REGS_HEAD_OFFSETS.items():
+        if offsets.get(key, expected) != expected:
+            raise FormatError(
+                f"struct pt_regs of this kernel has {key.split('.')[1]} at "
+                f"0x{offsets[key]:x}, not 0x{expected:x}: a layout backchain cannot decode"
+            )
+    cr1, last_break = offsets.get("pt_regs.cr1"), offsets.get("pt_regs.last_break")
+    for layout in PT_REGS_LAYOUTS.values():
+        if (layout.size, layout.cr1_offset, layout.last_break_offset) == (size, cr1, last_break):
+            return layout.name
+    where = ", ".join(
+        f"{name} at 0x{value:x}" if value is not None else f"no {name}"
+        for name, value in (("cr1", cr1), ("last_break", last_break))
+    )
+    raise FormatError(
+        f"struct pt_regs of this kernel ({size} bytes, {where}) matches no layout backchain decodes"
+    )
 
 
 def pt_regs_schema(size_or_layout: int | str) -> Construct:
@@ -556,6 +612,77 @@ LOWCORE_FIELDS: dict[str, list[LowcoreField]] = {
         ("v6.16", _soft_v6(newest=True), _CRYPTO),
     )
 }
+
+
+_ARCHITECTED = frozenset(f.name for f in (*_ARCH_LOW, *_ARCH_HIGH))
+_SCALAR_BY_SIZE = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+#: Fewer lowcore members than this in a type source is not a struct lowcore to trust.
+_MIN_LOWCORE_MEMBERS = 40
+
+
+def _kind_of(name: str, size: int) -> str:
+    if size == 16 and name.endswith("psw"):
+        return "psw"
+    return _SCALAR_BY_SIZE.get(size, "bytes")
+
+
+def lowcore_fields_from_types(
+    offsets: Mapping[str, int], sizes: Mapping[str, int], era: str
+) -> list[LowcoreField] | None:
+    """The lowcore's fields as the kernel's own types name and place them.
+
+    Software fields come only from the types (a field the era table has but the kernel
+    lacks, like ``cpu_flags`` where 6.12 has ``pcpu``, is dropped); the architected fields
+    (fixed by the z/Architecture) keep the table's names and also appear under the kernel's
+    names where it calls them differently. Table kinds and meanings are kept where names
+    and sizes agree.
+
+    Args:
+        offsets: ``"lowcore.member"`` offsets (DWARF, BTF or a profile made from them).
+        sizes: member sizes keyed the same way.
+        era: the era table to take kinds, meanings and architected fields from.
+
+    Returns:
+        Fields in offset order, or None when the types hold no usable struct lowcore.
+    """
+    members = {
+        key[8:]: value
+        for key, value in offsets.items()
+        if key.startswith("lowcore.") and "." not in key[8:]
+    }
+    if len(members) < _MIN_LOWCORE_MEMBERS:
+        return None
+    table = {f.name: f for f in LOWCORE_FIELDS[era]}
+    out: dict[str, LowcoreField] = {}
+    for name, field in table.items():
+        if name in members:
+            size = sizes.get(f"lowcore.{name}", field.size)
+            kind = field.kind if field.size == size else _kind_of(name, size)
+            out[name] = LowcoreField(name, members[name], size, kind, field.meaning)
+        elif name in _ARCHITECTED:
+            out[name] = field
+    known = {f.name: f for fields in LOWCORE_FIELDS.values() for f in fields}  # other eras
+    for name, offset in members.items():
+        member_size = sizes.get(f"lowcore.{name}")
+        if name in out or name.startswith("pad") or not member_size:
+            continue
+        if offset + member_size > LOWCORE_SIZE:
+            continue
+        size = member_size
+        other = known.get(name)
+        if other is not None and other.size == size:
+            out[name] = LowcoreField(name, offset, size, other.kind, other.meaning)
+            continue
+        kind = _kind_of(name, size)
+        if size == 64 and name.startswith("save_area"):
+            kind = "save8"  # stmg %r8,%r15
+        out[name] = LowcoreField(name, offset, size, kind, "(from the kernel's types)")
+    return sorted(out.values(), key=lambda f: (f.offset, f.name))
+
+
+def register_lowcore_fields(name: str, fields: list[LowcoreField]) -> None:
+    """Make ``name`` usable wherever an era is (decoding; not building: fields may overlap)."""
+    LOWCORE_FIELDS[name] = fields
 
 
 def lowcore_era_for_release(release: str) -> str:

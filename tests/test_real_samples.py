@@ -14,6 +14,7 @@ from explorer.cli import main
 from explorer.kernel import Kernel
 from explorer.tasks import TaskScan, find_tasks
 from explorer.unwind import era_for_release
+from parsers.structs import lowcore_era_for_release
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Samples with a test file of their own, which reuses the helpers here: newer kernels whose
@@ -91,8 +92,13 @@ def test_kernel_and_cpus(name: str) -> None:
     assert kernel.types.size("pt_regs") == size and kernel.pt_regs_size == size
     assert kernel.pt_regs_layout == layout
     assert era_for_release(kernel.release) == rules == unwind_context(kernel).era
+    # the lowcore layout comes from the kernel's types (bundled DWARF profile, BTF); the era
+    # table of the release is only the fallback
+    assert lowcore_era_for_release(kernel.release) == lowcore_era
+    assert kernel.lowcore_source.startswith(("btf:", "dwarf:", "profile:"))
+    assert kernel.pt_regs_source.startswith(("btf:", "dwarf:", "profile:"))
     for cpu in kernel.cpus:
-        assert cpu.lowcore is not None and cpu.lowcore.era == lowcore_era
+        assert cpu.lowcore is not None and cpu.lowcore.era == kernel.lowcore_era
         assert [s.stack_type for s in cpu.stacks] == stacks
         assert (cpu.lowcore.mcck_stack is None) == ("mcck" not in stacks)
     # task_struct.state was a long until v5.14 renamed it to an unsigned int __state.

@@ -99,7 +99,7 @@ def test_sizes(schema: Any, size: int) -> None:
 
 def test_pt_regs_sizes() -> None:
     sizes = {name: pt_regs_schema(name).sizeof() for name in PT_REGS_LAYOUTS}
-    assert sizes == {"v4.14": 184, "v5.12": 192, "v6.1": 200, "v6.16": 192}
+    assert sizes == {"v4.14": 184, "v5.12": 192, "v6.1": 200, "v6.16": 192, "v7.2": 200}
     for name, layout in PT_REGS_LAYOUTS.items():
         assert layout.size == sizes[name]
 
@@ -260,7 +260,7 @@ def known_pt_regs(layout: str) -> bytes:
         struct.pack_into(">Q", raw, 0xB8, 0xC1C1)  # cr1
     if layout == "v6.1":
         struct.pack_into(">Q", raw, 0xC0, 0xBEAB)  # last_break
-    if layout == "v6.16":
+    if layout in ("v6.16", "v7.2"):
         struct.pack_into(">Q", raw, 0xB8, 0xBEAB)  # last_break
     return bytes(raw)
 
@@ -279,7 +279,7 @@ def test_pt_regs_known_bytes(layout: str) -> None:
     assert (regs.orig_gpr2, regs.int_parm, regs.int_parm_long) == (0x9898, 0xA4A4, 0xA8A8)
     assert regs.code == 0x11 and regs.ilc == 4
     assert regs.cr1 == (0xC1C1 if layout in ("v5.12", "v6.1") else None)
-    assert regs.last_break == (0xBEAB if layout in ("v6.1", "v6.16") else None)
+    assert regs.last_break == (0xBEAB if layout in ("v6.1", "v6.16", "v7.2") else None)
     assert regs.flag_names[0] == "SYSCALL"
     assert (
         regs.flag_names[1]
@@ -288,6 +288,7 @@ def test_pt_regs_known_bytes(layout: str) -> None:
             "v5.12": "SYSCALL_RET_SET",
             "v6.1": "SYSCALL_RET_SET",
             "v6.16": "SYSCALL_RET_SET",
+            "v7.2": "SYSCALL_RET_SET",
         }[layout]
     )
     built = build_pt_regs(
@@ -593,6 +594,9 @@ def test_pt_regs_fast_equals_construct(layout: str) -> None:
             fast["cr1"] = regs.cr1
         if regs.last_break is not None:
             fast["last_break"] = regs.last_break
+        if regs.cpu is not None:  # 7.2
+            fast["cpu"] = regs.cpu
+            parsed.pop("percpu_register")
         assert fast == parsed
         rebuilt = build_pt_regs(
             layout,
@@ -607,7 +611,7 @@ def test_pt_regs_fast_equals_construct(layout: str) -> None:
             cr1=regs.cr1 or 0,
             last_break=regs.last_break or 0,
         )
-        assert rebuilt == raw
+        assert rebuilt == (raw[:0xC0] + bytes(8) if layout == "v7.2" else raw)  # cpu not built
 
 
 def test_prstatus_and_fpregs_fast_equal_construct() -> None:

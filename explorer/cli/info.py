@@ -85,12 +85,21 @@ def render_info(f: dict[str, Any]) -> str:
         if sym
         else "none (pass --map System.map or --vmlinux)",
     )
-    row(
-        "lowcore",
-        f"era {f['lowcore_era']}; pt_regs {f['pt_regs']['size']} bytes "
-        f"({f['pt_regs']['layout']}); THREAD_SIZE {size_text(f['thread_size'])} "
-        f"({f['thread_size_source']})",
+    types = f["types"]
+    if types:
+        others = {k: v for k, v in types["values_by_source"].items() if k != types["source"]}
+        more = "".join(f"; {n} from {src}" for src, n in others.items())
+        row("types", f"{types['source']}{more}")
+    else:
+        row("types", "none (pass --vmlinux with debug info or --profile FILE)")
+    pt = f["pt_regs"]
+    tail = ", ".join(
+        f"{name} at {pt[name]}" if pt[name] else f"no {name}" for name in ("last_break", "cr1")
     )
+    row("pt_regs", f"{pt['size']} bytes, layout {pt['layout']}: {tail} ({pt['source']})")
+    row("lowcore", f"layout {f['lowcore']['layout']} ({f['lowcore']['source']})")
+    row("stack_frame", f"{f['stack_frame']['size']} bytes ({f['stack_frame']['source']})")
+    row("THREAD_SIZE", f"{size_text(f['thread_size'])} ({f['thread_size_source']})")
     row("CPUs", len(f["cpus"]))
     facts = f.get("format_facts") or {}  # dump-format facts (issue 8)
     if facts:

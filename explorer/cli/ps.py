@@ -107,8 +107,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         from explorer.tasks import offsets_used
 
         print(
-            f"sizeof(pt_regs) {kernel.pt_regs_size}, THREAD_SIZE {kernel.thread_size} "
-            f"({kernel.thread_size_source})",
+            f"sizeof(pt_regs) {kernel.pt_regs_size}, layout {kernel.pt_regs_layout} "
+            f"({kernel.pt_regs_source}); lowcore layout {kernel.lowcore_era} "
+            f"({kernel.lowcore_source}); stack_frame ({kernel.stack_frame_source}); "
+            f"THREAD_SIZE {kernel.thread_size} ({kernel.thread_size_source})",
             file=sys.stderr,
         )
         for name, offset, source in offsets_used(kernel):

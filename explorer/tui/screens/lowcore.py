@@ -66,7 +66,7 @@ class LowcoreScreen(Screen[None]):
         prefix = cpu.registers.prefix or 0
         note.update(
             f"CPU {number}: lowcore at absolute 0x{prefix:x} (prefix register), "
-            f"{len(rows)} values, layout era {self.session.kernel.lowcore_era}. "
+            f"{len(rows)} values, layout from {self.session.kernel.lowcore_source}. "
             "[$text-muted]Old PSWs: where the last interrupt of each kind struck; "
             "new PSWs: where the handlers are.[/]"
         )
