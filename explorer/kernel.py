@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from explorer.sources.companions import (
     choose_companions,
     load_verified_symbols,
+    plain_vmlinux,
     verify_profile,
     verify_vmlinux,
 )
@@ -170,6 +171,11 @@ class Kernel:
         self.release = self._find_release()
         self.types = self._load_types()
         self._layouts()
+        if options.vmlinux:  # a .zst/.xz/.gz vmlinux: its cached copy for every later reader
+            try:
+                options.vmlinux = plain_vmlinux(options.vmlinux)
+            except DumpError as exc:
+                self.warnings.append(f"vmlinux unusable: {exc}")
         self.layout = self._find_layout()
         # s390 stand-alone formats have no notes: their readers give the registers.
         registers = list(dump.cpu_registers or ()) or [

@@ -8,8 +8,6 @@ the tool on 7.x are strict xfails naming their cause.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_real_samples import _open, check_ps, compare_walks
 
 NAME = "sid-7.2-modules"
@@ -46,11 +44,6 @@ def test_btf_puts_pt_regs_last_break_at_0xb8() -> None:
     assert kernel.types.offset("pt_regs.last_break") == 0xB8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pt_regs is decoded with the 6.x table chosen by its size (200 bytes): last_break "
-    "read from 0xC0, where 7.2 has cpu/percpu_register; BTF says 0xB8 (issue 12 part 3, verify)",
-)
 def test_pt_regs_last_break_is_read_where_btf_says() -> None:
     kernel, scan, _, analyses = _open(NAME)
     offset = kernel.types.offset("pt_regs.last_break")
