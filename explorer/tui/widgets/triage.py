@@ -51,6 +51,11 @@ class TriageCard(Static):
             f"CPU{'' if len(f['cpus']) == 1 else 's'}{crash}",
             f"{escape(f['format'])} · {symbols}",
         ]
+        if session.kernel.forced:  # --force: a file of another kernel is in use
+            lines.append(
+                f"[b $text-error]FORCED[/] {len(session.kernel.forced)} file(s) of another "
+                "kernel in use (--force): names and offsets may be wrong"
+            )
         panic = f.get("panic")
         if panic:
             cpu = f"on CPU {panic['cpu']}: " if panic["cpu"] is not None else ""
