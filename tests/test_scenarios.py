@@ -157,6 +157,7 @@ def test_cli_open(
 ) -> None:
     import importlib.util
 
+    monkeypatch.delenv("BACKCHAIN_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     seen: dict[str, Any] = {}
 

@@ -172,6 +172,7 @@ def test_cli_exercise_flag_and_scenario_open(
         return 0
 
     monkeypatch.setattr("explorer.tui.app.run", run)
+    monkeypatch.delenv("BACKCHAIN_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     dump = tmp_path / "some.vmcore"  # the explorer starts only for an existing path
     dump.write_bytes(b"")

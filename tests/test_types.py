@@ -175,6 +175,7 @@ def test_dwarf_cache_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_dwarf_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("BACKCHAIN_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert T.default_cache_dir() == tmp_path / "backchain" / "profiles"
     profile_from_dwarf(OBJECTS[0])
