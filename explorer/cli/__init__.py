@@ -38,6 +38,7 @@ COMMANDS = (
     "audit",
     "convert",
     "scenarios",
+    "serve",
 )
 
 #: Commands whose module is named otherwise (``sys``: the module would shadow Python's).

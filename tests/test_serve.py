@@ -1,0 +1,172 @@
+"""``backchain serve``: token, session limit and idle timeout, against a real server process
+on a free 127.0.0.1 port, driven by an aiohttp client speaking textual-serve's websocket
+protocol (the browser test is tests/test_serve_browser.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from explorer.serve.policy import is_loopback, resolve_token, token_ok
+from tests.serving import ROOT, Served, serve
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+async def _first_screen(
+    ws: aiohttp.ClientWebSocketResponse, until: bytes = b"backchain", timeout: float = 30
+) -> bytes:
+    """Wait until the explorer drew ``until`` (its process started and drew)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while until not in data:
+        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data += msg.data
+        elif msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"websocket ended before the explorer drew: {msg}")
+    return data
+
+
+#: The overview's status line once the dump is open and checked ("78 tasks: 76 reliable...").
+LOADED = b" tasks: "
+
+
+def _client() -> aiohttp.ClientSession:
+    # Browsers keep cookies of 127.0.0.1; aiohttp only when told to.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def _ws_url(served: Served) -> str:
+    return served.url.replace("http:", "ws:") + "/ws?width=100&height=30"
+
+
+def test_token_refused_without_accepted_with() -> None:
+    with serve("--token", "t0ken-42", "--idle-timeout", "0") as served:
+
+        async def run() -> None:
+            async with _client() as http:
+                async with http.get(served.url + "/") as r:
+                    assert r.status == 403
+                    assert "needs its token" in await r.text()
+                async with http.get(served.url + "/?token=wrong") as r:
+                    assert r.status == 403
+                with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+                    await http.ws_connect(_ws_url(served))
+                assert exc.value.status == 403
+                assert served.children() == []  # no explorer was started for them
+                # The token in the URL: the page, and a cookie for its websocket.
+                async with http.get(served.url + "/?token=t0ken-42") as r:
+                    assert r.status == 200
+                    page = await r.text()
+                    assert 'data-session-websocket-url="ws://127.0.0.1:' in page
+                    assert r.cookies["backchain_token"].value == "t0ken-42"
+                async with http.ws_connect(_ws_url(served)) as ws:
+                    await _first_screen(ws, b"vmcore")  # the bundled sample is open
+                    assert len(served.children()) == 1
+
+        asyncio.run(run())
+
+
+def test_session_limit_full_page_then_free_again() -> None:
+    with serve("--max-sessions", "1", "--idle-timeout", "0") as served:
+
+        async def run() -> None:
+            async with _client() as http:
+                async with http.get(served.url + "/") as r:
+                    assert r.status == 200
+                first = await http.ws_connect(_ws_url(served))
+                await _first_screen(first, LOADED)
+                async with http.get(served.url + "/") as r:
+                    assert r.status == 503
+                    text = await r.text()
+                    assert "The classroom is full" in text and "All 1 explorer" in text
+                second = await http.ws_connect(_ws_url(served))
+                msg = await second.receive(timeout=10)
+                assert msg.type == aiohttp.WSMsgType.CLOSE
+                assert msg.data == 1013 and msg.extra == "the classroom is full"
+                assert len(served.children()) == 1
+                await first.send_json(["stdin", "q"])  # the trainee quits the explorer
+                await _until_closed(first, 20)
+                for _ in range(100):
+                    async with http.get(served.url + "/") as r:
+                        if r.status == 200:
+                            break
+                    await asyncio.sleep(0.1)
+                assert r.status == 200
+
+        asyncio.run(run())
+
+
+async def _until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohttp.WSMessage:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return msg
+
+
+def test_idle_session_ends_but_an_active_one_does_not() -> None:
+    with serve("--idle-timeout", "2") as served:
+
+        async def run() -> None:
+            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
+                await _first_screen(ws, LOADED)
+                (explorer,) = served.children()
+                # Input every 0.5 s for 4 s (twice the timeout): the session stays.
+                for _ in range(8):
+                    await ws.send_json(["stdin", "j"])
+                    await asyncio.sleep(0.5)
+                    assert not ws.closed
+                quiet = time.monotonic()
+                msg = await _until_closed(ws, 15)
+                waited = time.monotonic() - quiet
+                assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
+                assert 1.5 < waited < 10
+            for _ in range(100):  # the explorer process of the session quits too
+                if explorer not in served.children():
+                    break
+                await asyncio.sleep(0.1)
+            assert served.children() == []
+
+        asyncio.run(run())
+
+
+def test_token_policy() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert resolve_token("127.0.0.1", None) == (None, False)
+    assert resolve_token("127.0.0.1", "abc") == ("abc", False)
+    token, generated = resolve_token("0.0.0.0", None)
+    assert generated and token is not None and len(token) >= 20
+    assert resolve_token("0.0.0.0", None)[0] != token
+    with pytest.raises(ValueError):
+        resolve_token("0.0.0.0", "")
+    assert token_ok(None, None) and token_ok("a", "a")
+    assert not token_ok("a", None) and not token_ok("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/no/such/dump"], "/no/such/dump: no such file"),
+        (["--scenarios", "nope"], "nope"),
+        (["--results", "/no/such/dir/r.jsonl"], "cannot write the results file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "explorer", "serve", *args, "--port", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and message in run.stderr
+    assert run.stdout == ""
