@@ -95,7 +95,7 @@ def test_readme_table_is_generated_from_the_catalog() -> None:
 
 # -- the command ---------------------------------------------------------------------------------
 def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "scenarios", "list", "--json")
+    code, out, _ = _run(capsys, "scenarios", "list", "--json", "--answers")
     assert code == 0
     docs = json.loads(out)
     assert [d["name"] for d in docs] == [s.name for s in SCENARIOS]
@@ -103,9 +103,25 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert by_name["misaligned-sp"]["expected"] == "unwind_error/sp_misaligned"
     assert by_name["misaligned-sp-v5.5"]["era"] == "v5.5"
     assert by_name["preempted"]["answer"]["verdict"]["frame"] == 4
-    code, out, _ = _run(capsys, "scenarios", "list")
+    code, out, _ = _run(capsys, "scenarios", "list", "--answers")
     assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
+    assert out.startswith("NAME") and "EXPECTED VERDICT" in out.splitlines()[0]
     assert re.search(r"^too-deep\s+current\s+too_many_entries at #99", out, re.M)
+
+
+def test_cli_list_keeps_the_answers_for_the_trainer(capsys: pytest.CaptureFixture[str]) -> None:
+    """A trainee listing the scenarios sees no verdict (issue 17: --answers shows them)."""
+    code, out, _ = _run(capsys, "scenarios", "list")
+    assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 2
+    assert "EXPECTED" not in out and "--answers" in out.splitlines()[-1]
+    rows = out.splitlines()[1:-1]
+    assert [re.split(r"\s{2,}", row, maxsplit=2) for row in rows] == [
+        [s.name, s.era, s.title] for s in SCENARIOS
+    ]
+    code, out, _ = _run(capsys, "scenarios", "list", "--json")
+    docs = json.loads(out)
+    assert len(docs) == len(SCENARIOS)
+    assert all("answer" not in d and "expected" not in d for d in docs)
 
 
 def test_cli_show_hides_the_answer_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,13 +20,25 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 async def _first_screen(
-    ws: aiohttp.ClientWebSocketResponse, until: bytes = b"backchain", timeout: float = 30
+    ws: aiohttp.ClientWebSocketResponse,
+    until: bytes = b"backchain",
+    timeout: float = 60,
+    keepalive: bool = False,
 ) -> bytes:
-    """Wait until the explorer drew ``until`` (its process started and drew)."""
+    """Wait until the explorer drew ``until`` (its process started and drew); with
+    ``keepalive``, resize the terminal every 0.5 s meanwhile (input: the session is not idle
+    however long a loaded machine takes to open the dump)."""
     data = b""
     deadline = time.monotonic() + timeout
     while until not in data:
-        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the explorer never drew {until!r}")
+        try:
+            msg = await ws.receive(timeout=0.5)
+        except TimeoutError:
+            if keepalive:
+                await ws.send_json(["resize", {"width": 100, "height": 30}])
+            continue
         if msg.type == aiohttp.WSMsgType.BINARY:
             data += msg.data
         elif msg.type != aiohttp.WSMsgType.TEXT:
@@ -116,7 +129,7 @@ def test_idle_session_ends_but_an_active_one_does_not() -> None:
 
         async def run() -> None:
             async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
-                await _first_screen(ws, LOADED)
+                await _first_screen(ws, LOADED, keepalive=True)
                 (explorer,) = served.children()
                 # Input every 0.5 s for 4 s (twice the timeout): the session stays.
                 for _ in range(8):
@@ -124,10 +137,10 @@ def test_idle_session_ends_but_an_active_one_does_not() -> None:
                     await asyncio.sleep(0.5)
                     assert not ws.closed
                 quiet = time.monotonic()
-                msg = await _until_closed(ws, 15)
+                msg = await _until_closed(ws, 30)
                 waited = time.monotonic() - quiet
                 assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
-                assert 1.5 < waited < 10
+                assert 1.5 < waited < 20
             for _ in range(100):  # the explorer process of the session quits too
                 if explorer not in served.children():
                     break
@@ -170,3 +183,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and message in run.stderr
     assert run.stdout == ""
+
+
+def test_scenarios_serves_the_picker(tmp_path: Path) -> None:
+    """``--scenarios a,b`` runs ``scenarios open --only a,b`` per session: the picker."""
+    results = tmp_path / "r.jsonl"
+    with serve("--scenarios", "preempted,chain-loop", "--results", str(results)) as served:
+        assert any("exercise answers go to" in line for line in served.banner)
+
+        async def run() -> None:
+            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
+                await _first_screen(ws, b"your name")
+                await ws.send_json(["stdin", "Lin\r"])
+                await _first_screen(ws, b"2 training scenarios")
+
+        asyncio.run(run())
+    assert results.exists() and results.read_text() == ""  # created, nothing answered yet

@@ -177,9 +177,13 @@ def test_cli_exercise_flag_and_scenario_open(
     dump = tmp_path / "some.vmcore"  # the explorer starts only for an existing path
     dump.write_bytes(b"")
     assert cli.main([str(dump), "--exercise"]) == 0
-    assert calls[-1] == {"path": str(dump), "exercise": True, "scenario": None}
+    assert calls[-1] == {"path": str(dump), "exercise": True, "scenario": None, "results": None}
     args = cli.build_tui_parser().parse_args(["some.vmcore"])
     assert isinstance(args, argparse.Namespace) and not args.exercise
     assert cli.main(["scenarios", "open", "misaligned-sp"]) == 0
     assert calls[-1]["scenario"] == "misaligned-sp" and calls[-1]["exercise"]
     assert calls[-1]["path"].endswith("misaligned-sp/vmcore")
+    results = str(tmp_path / "r.jsonl")
+    assert cli.main(["scenarios", "open", "--only", "preempted", "--results", results]) == 0
+    assert calls[-1]["path"] is None and calls[-1]["results"] == results
+    assert [s.name for s in calls[-1]["picker"]] == ["preempted"]

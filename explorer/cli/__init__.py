@@ -17,7 +17,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, Handler, common_options, options_of
+from explorer.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    Handler,
+    check_results_file,
+    common_options,
+    options_of,
+    results_option,
+)
 from parsers.errors import DumpError
 
 #: Subcommand modules of this package, in help order; each module's command has its name,
@@ -78,6 +86,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--source", metavar="DIR", help="kernel source tree: show the source lines of frames"
     )
+    results_option(parser)
     common_options(parser)
     return parser
 
@@ -130,7 +139,10 @@ def run_tui(args: argparse.Namespace) -> int:
         args.dump = default_sample()
     scenario = getattr(args, "scenario", None)  # set by 'backchain scenarios open NAME'
     exercise = bool(getattr(args, "exercise", False)) or scenario is not None
-    return run(args.dump, options_of(args), exercise=exercise, scenario=scenario)
+    results = getattr(args, "results", None)
+    if results is not None:
+        check_results_file(results)
+    return run(args.dump, options_of(args), exercise=exercise, scenario=scenario, results=results)
 
 
 __all__ = ["COMMANDS", "build_parser", "build_tui_parser", "main", "run_tui"]

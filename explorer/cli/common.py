@@ -45,6 +45,31 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def results_option(parser: argparse.ArgumentParser) -> None:
+    """``--results FILE``: where exercise answers are appended."""
+    parser.add_argument(
+        "--results",
+        metavar="FILE",
+        help="exercise mode: ask the trainee's name, append every answer to FILE as one JSON "
+        "line (summary: 'backchain scenarios results FILE')",
+    )
+
+
+def check_results_file(path: str) -> None:
+    """Refuse a results file that cannot be appended to (before any trainee answers).
+
+    Raises:
+        DumpError: naming the file and why.
+    """
+    from parsers.errors import DumpError
+
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise DumpError(f"cannot write the results file: {exc.strerror}", path) from None
+
+
 def address(text: str) -> int:
     """An address on the command line: hex with or without 0x."""
     try:

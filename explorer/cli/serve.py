@@ -9,7 +9,7 @@ import socket
 import sys
 from typing import Any
 
-from explorer.cli.common import EXIT_OK, common_options
+from explorer.cli.common import EXIT_OK, check_results_file, common_options
 from parsers.errors import DumpError
 
 
@@ -110,12 +110,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
     elif not os.path.isfile(args.dump):
         raise DumpError("no such file", args.dump)
     if args.results is not None:
-        try:
-            with open(args.results, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            message = f"cannot write the results file: {exc.strerror}"
-            raise DumpError(message, args.results) from None
+        check_results_file(args.results)
     if args.idle_timeout < 0:
         raise DumpError("--idle-timeout must be 0 (never) or more seconds")
 

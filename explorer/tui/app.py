@@ -4,6 +4,7 @@ and checking live in the overview screen's workers, drawing in the widgets."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from textual.app import App
@@ -18,6 +19,8 @@ from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
 from explorer.tui.screens.overview import OverviewScreen
+from explorer.tui.screens.picker import ScenarioPicker
+from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.session import Session
 
@@ -32,6 +35,10 @@ class BackchainApp(App[None]):
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
+        picker: training scenarios to pick from (``samples.scenarios.Scenario``; implies
+            ``exercise``; ``path`` is not used): the picker opens first, ``o`` goes back to it.
+        results: append every exercise answer to this file (the trainee's name is asked
+            first); see :mod:`explorer.results`.
     """
 
     CSS_PATH = "app.tcss"
@@ -41,35 +48,89 @@ class BackchainApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("l", "lowcore", "Lowcore"),
         Binding("m", "memory", "Memory"),
+        Binding("o", "scenarios", "Scenarios"),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(
         self,
-        path: str,
+        path: str | None,
         options: Options | None = None,
         export_dir: str = ".",
         exercise: bool = False,
         scenario: str | None = None,
+        picker: Sequence[Any] | None = None,
+        results: str | None = None,
     ) -> None:
         super().__init__()
-        self.path = path
+        self.path = path or ""
         self.options = options or Options()
         self.export_dir = export_dir
         self.session: Session | None = None
         self.exercise: Exercise | None = None
+        self.picker = None if picker is None else list(picker)
         if scenario is not None:
             from samples import scenarios
 
             self.exercise = Exercise(scenarios.get(scenario))
-            self.sub_title = f"exercise {scenario}"
-        elif exercise:
+            self.title = f"exercise {scenario}"
+        elif exercise or self.picker is not None:
             self.exercise = Exercise()
-        self.overview = OverviewScreen(path, self.options)
+        if self.exercise is not None and results is not None:
+            from explorer.results import Recorder
+
+            name = scenario or os.path.basename(self.path)
+            self.exercise.recorder = Recorder(results, name, warn=self._warn)
+        self.overview = OverviewScreen(self.path, self.options)
 
     def on_mount(self) -> None:
-        """Open the overview (it loads the dump)."""
+        """Ask the trainee's name when answers are recorded, then open the overview (it
+        loads the dump) or the scenario picker."""
+        if self.exercise is not None and self.exercise.recorder is not None:
+            question = Prompt("your name", "e.g. Ada", hint="for the trainer's results; enter")
+            self.push_screen(question, self._named)
+        else:
+            self._start()
+
+    def _named(self, name: str | None) -> None:
+        assert self.exercise is not None
+        self.exercise.recorder.trainee = (name or "anonymous")[:60]
+        self._start()
+
+    def _start(self) -> None:
+        self.push_screen(self.overview if self.picker is None else ScenarioPicker(self.picker))
+
+    def _warn(self, message: str) -> None:
+        self.notify(message, severity="error", timeout=10)
+
+    def open_scenario(self, scenario: Any, path: str) -> None:
+        """The picker built ``scenario`` at ``path``: open it in exercise mode."""
+        recorder = self.exercise.recorder if self.exercise is not None else None
+        if recorder is not None:
+            recorder.scenario = scenario.name
+        self.exercise = Exercise(scenario, recorder=recorder)
+        self.title = f"exercise {scenario.name}"
+        self.path, self.session = path, None
+        self.overview = OverviewScreen(path, self.options)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
         self.push_screen(self.overview)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``o`` only with a scenario picker, and not on it."""
+        if action == "scenarios":
+            return self.picker is not None and not isinstance(self.screen, ScenarioPicker)
+        return True
+
+    def action_scenarios(self) -> None:
+        """``o``: back to the scenario picker (the open scenario is closed)."""
+        if self.picker is None:
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.title = "backchain"
+        self.session = None
+        self.push_screen(ScenarioPicker(self.picker))
 
     def _need_session(self) -> Session | None:
         if self.session is None:
@@ -153,7 +214,7 @@ class BackchainApp(App[None]):
             self.open_memory(None)
 
 
-def run(path: str, options: Options, **kwargs: Any) -> int:
+def run(path: str | None, options: Options, **kwargs: Any) -> int:
     """Run the explorer until the user quits; returns the exit status."""
     BackchainApp(path, options, export_dir=os.getcwd(), **kwargs).run()
     return 0

@@ -128,9 +128,12 @@ class Exercise:
     Args:
         scenario: the training scenario whose dump is open (``samples.scenarios.Scenario``),
             or None for any dump opened with ``--exercise``.
+        recorder: appends each answer and give-up to the results file
+            (:class:`explorer.results.Recorder`), or None.
     """
 
     scenario: Any = None
+    recorder: Any = None
     revealed: set[int] = field(default_factory=set)
     guesses: dict[int, list[Guess]] = field(default_factory=dict)
     hints: dict[int, str] = field(default_factory=dict)
@@ -146,6 +149,7 @@ class Exercise:
     def answer(self, a: TaskAnalysis, g: Guess) -> Judgement:
         """Judge ``g`` for ``a``'s task; a right guess reveals it."""
         key = a.task.address
+        hints = self.attempts(key)  # every earlier guess was wrong and earned a hint
         self.guesses.setdefault(key, []).append(g)
         j = judge(a.verdict, g)
         if j.right:
@@ -153,7 +157,16 @@ class Exercise:
             self.hints.pop(key, None)
         else:
             self.hints[key] = j.hint
+        if self.recorder is not None:
+            self.recorder.record(a.task.pid, g.text, j.right, hints)
         return j
+
+    def give_up(self, a: TaskAnalysis) -> None:
+        """The trainee reveals ``a``'s verdict without a right answer."""
+        key = a.task.address
+        if self.recorder is not None and self.hidden(key):
+            self.recorder.record(a.task.pid, None, False, self.attempts(key), revealed=True)
+        self.reveal(key)
 
     def last_guess(self, task_address: int) -> Guess | None:
         """The last guess for that task (the form starts from it)."""

@@ -32,7 +32,7 @@ class AnswerForm(ModalScreen[Guess | str | None]):
         border: round $accent; background: $panel;
     }
     AnswerForm Label { color: $text-muted; margin-top: 1; }
-    AnswerForm #answer-hint { color: $text-warning; margin: 0; }
+    AnswerForm #answer-hint { color: $text-warning; margin: 0; width: 1fr; }
     AnswerForm #answer-error { color: $text-error; margin: 0; }
     AnswerForm Select { width: 1fr; }
     AnswerForm #answer-buttons { height: auto; margin-top: 1; align-horizontal: right; }
@@ -51,7 +51,7 @@ class AnswerForm(ModalScreen[Guess | str | None]):
         with Vertical() as box:
             box.border_title = "your answer"
             if self.hint:
-                yield Label(f"last try: {self.hint}", id="answer-hint")
+                yield Label(f"hint after your previous answer: {self.hint}", id="answer-hint")
             yield Label(
                 f"failing frame: #0..#{max(self.steps - 1, 0)}, end, or none (reliable/running)"
             )

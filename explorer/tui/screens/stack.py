@@ -143,7 +143,8 @@ class StackScreen(Screen[None]):
         self.show_row(0)
         ex = self.exercise
         if ex is not None:
-            self.sub_title += " · exercise" + (f" {ex.scenario.name}" if ex.scenario else "")
+            if ex.scenario is None:  # a scenario is named in the title ("exercise NAME")
+                self.sub_title += " · exercise"
             if ex.scenario is not None and ex.scenario.pid == self.shown_task.pid:
                 differs = expected_differs(self.analysis.verdict, ex.scenario.answer)
                 if differs:
@@ -291,6 +292,7 @@ class StackScreen(Screen[None]):
     def action_reveal(self) -> None:
         """Exercise: show the verdict without answering."""
         if self.exercise is not None and self.hidden:
+            self.exercise.give_up(self.analysis)
             self._reveal("Revealed")
 
     def _reveal(self, outcome: str) -> None:
