@@ -232,3 +232,24 @@ async def test_picker_opens_a_scenario_and_comes_back(tmp_path: Path) -> None:
         "unwind_error/sp_misaligned at #2",
         True,
     )
+
+
+@sync
+async def test_exercise_map_names_the_crossed_region_pt_regs(tmp_path: Path) -> None:
+    """preempted crosses the timer interrupt's pt_regs (frame #4 comes from them): the map
+    calls that region "pt_regs" (the kernel's word), never a rule name, while hidden."""
+    from explorer.tui.widgets.regions import RegionsMap
+
+    dump = scenarios.build("preempted", tmp_path / "preempted")
+    app = BackchainApp(str(dump), Options(), scenario="preempted")
+    app.animation_level = "none"
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_checked(app, pilot)
+        stack = app.screen
+        assert isinstance(stack, StackScreen) and stack.hidden
+        labels = [s.label for s in stack.query_one(RegionsMap).slices if s.index == -1]
+        assert labels == ["pt_regs", "final pt_regs"]
+        regs = stack.analysis.walk.steps[4].regs
+        assert regs is not None
+        (crossed,) = [s for s in stack.query_one(RegionsMap).slices if s.label == "pt_regs"]
+        assert crossed.begin == regs.address == 0x37F0002B848  # the debriefing's address
