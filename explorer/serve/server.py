@@ -24,13 +24,11 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
+from explorer.results import ENV_SESSION
 from explorer.serve.pages import full_page, refused_page
 from explorer.serve.policy import COOKIE, token_ok
 
 log = logging.getLogger("backchain.serve")
-
-#: Environment variables a session's explorer process reads.
-ENV_SESSION = "BACKCHAIN_SESSION_ID"
 
 #: Websocket close codes: 1013 "try again later" (full), 1001 "going away" (idle).
 CLOSE_FULL = 1013
