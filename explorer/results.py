@@ -22,6 +22,8 @@ from parsers.errors import DumpError
 
 #: A results line longer than this is not one of ours.
 MAX_LINE = 4096
+#: More answers than a year of classrooms: the file is not a results file (memory stays bounded).
+MAX_ATTEMPTS = 1_000_000
 #: Where a served session's id comes from (set by ``backchain serve`` per session).
 ENV_SESSION = "BACKCHAIN_SESSION_ID"
 
@@ -173,6 +175,10 @@ def read(path: str) -> list[Attempt]:
                     raise ResultsError(f"line {number}: too long for a results line", path)
                 if not line.strip():
                     continue
+                if len(attempts) >= MAX_ATTEMPTS:
+                    raise ResultsError(
+                        f"more than {MAX_ATTEMPTS} answers: not a results file", path
+                    )
                 try:
                     attempts.append(Attempt.from_json(json.loads(line)))
                 except ValueError as exc:  # json.JSONDecodeError is one

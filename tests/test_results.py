@@ -253,3 +253,11 @@ async def test_exercise_map_names_the_crossed_region_pt_regs(tmp_path: Path) -> 
         assert regs is not None
         (crossed,) = [s for s in stack.query_one(RegionsMap).slices if s.label == "pt_regs"]
         assert crossed.begin == regs.address == 0x37F0002B848  # the debriefing's address
+
+
+def test_too_many_lines_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.jsonl"
+    _write(path, CLASS)
+    monkeypatch.setattr(results, "MAX_ATTEMPTS", 5)
+    with pytest.raises(results.ResultsError, match="more than 5 answers"):
+        results.read(str(path))
