@@ -98,7 +98,10 @@ def test_session_limit_full_page_then_free_again() -> None:
                 async with http.get(served.url + "/") as r:
                     assert r.status == 503
                     text = await r.text()
-                    assert "The classroom is full" in text and "All 1 explorer" in text
+                    assert (
+                        "The classroom is full" in text
+                        and "The one explorer session is in use" in text
+                    )
                 second = await http.ws_connect(_ws_url(served))
                 msg = await second.receive(timeout=10)
                 assert msg.type == aiohttp.WSMsgType.CLOSE

@@ -35,6 +35,7 @@ def full_page(limit: int) -> str:
     return page(
         "full",
         "The classroom is full",
-        f"All {limit} explorer sessions are in use. Try again when someone closes theirs "
-        "(reload this page), or ask your trainer to raise --max-sessions.",
+        ("The one explorer session is" if limit == 1 else f"All {limit} explorer sessions are")
+        + " in use. Try again when someone closes theirs (reload this page), or ask your "
+        "trainer to raise --max-sessions.",
     )
