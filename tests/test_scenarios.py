@@ -111,10 +111,10 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_list_keeps_the_answers_for_the_trainer(capsys: pytest.CaptureFixture[str]) -> None:
     """A trainee listing the scenarios sees no verdict (issue 17: --answers shows them)."""
-    code, out, _ = _run(capsys, "scenarios", "list")
-    assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 2
-    assert "EXPECTED" not in out and "--answers" in out.splitlines()[-1]
-    rows = out.splitlines()[1:-1]
+    code, out, err = _run(capsys, "scenarios", "list")
+    assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
+    assert "EXPECTED" not in out and "scenarios list --answers" in err
+    rows = out.splitlines()[1:]
     assert [re.split(r"\s{2,}", row, maxsplit=2) for row in rows] == [
         [s.name, s.era, s.title] for s in SCENARIOS
     ]

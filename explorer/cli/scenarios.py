@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -78,7 +79,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             shown = f"{verdict:<{vw}}  " if answers else ""
             print(f"{s.name:<{width}}  {s.era:<7}  {shown}{s.title}")
         if not answers:
-            print("(the expected verdicts: backchain scenarios list --answers)")
+            print("(the expected verdicts: backchain scenarios list --answers)", file=sys.stderr)
         return EXIT_OK
     if action == "results":
         return _results(args)
