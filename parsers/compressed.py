@@ -88,10 +88,26 @@ def is_zstd(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+#: Bytes hashed at each end of a compressed file for its cache key.
+_KEY_SPAN = 1 << 20
+
+
 def _cache_key(path: Path) -> str:
-    st = path.stat()
-    ident = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
-    return hashlib.sha256(ident).hexdigest()[:24]
+    """The cache key of a compressed file: its size and the hash of its first and last MiB.
+
+    By content, not by path: every copy of a dump (tests copy samples into temporary folders)
+    shares one decompressed file instead of filling the disk with copies. The last MiB holds
+    each format's checksum of the whole content (zstd's content checksum, gzip's CRC32 and
+    size, xz's check), so a changed file gets a new key.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{size}\0".encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(_KEY_SPAN))
+        if size > 2 * _KEY_SPAN:
+            f.seek(size - _KEY_SPAN)
+        digest.update(f.read(_KEY_SPAN))
+    return digest.hexdigest()[:24]
 
 
 def decompressed_path(

@@ -287,3 +287,19 @@ def test_kernel_seed_is_small() -> None:
     """The corpus and seeds stay small (nothing big is committed or generated)."""
     assert all(len(s.data) < 1 << 20 for s in seeds().values())
     assert kernel_seeds().folder.is_dir()
+
+
+def test_copies_of_a_compressed_dump_share_one_decompressed_file(tmp_path: Path) -> None:
+    """Keyed by content, not path: copies in other folders (tests copy samples into temporary
+    folders) do not each add a full decompressed copy to the cache; a changed file does."""
+    data = zstandard.ZstdCompressor(write_checksum=True).compress(bytes(range(256)) * 4096)
+    one, two = tmp_path / "a" / "vmcore.zst", tmp_path / "b" / "vmcore.zst"
+    for p in (one, two):
+        p.parent.mkdir()
+        p.write_bytes(data)
+    cache = tmp_path / "cache"
+    assert decompressed_path(one, cache_dir=cache) == decompressed_path(two, cache_dir=cache)
+    assert len(list(cache.iterdir())) == 1
+    two.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(bytes(1 << 20)))
+    assert decompressed_path(two, cache_dir=cache) != decompressed_path(one, cache_dir=cache)
+    assert decompressed_path(two, cache_dir=cache).read_bytes() == bytes(1 << 20)
