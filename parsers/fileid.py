@@ -75,6 +75,8 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import NoteSection
 
+    from parsers.dwarflines import elf_symbol_value
+
     name = os.fspath(path)
     build_id = banner = None
     try:
@@ -87,7 +89,15 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
                         build_id = str(note["n_desc"])
             rodata = elf.get_section_by_name(".rodata")
             if rodata is not None and rodata["sh_type"] != "SHT_NOBITS":
-                banner = banner_in(rodata.data())
+                data = rodata.data()
+                # The string at the linux_banner symbol: .rodata may hold other "Linux
+                # version" lines first (Debian's has one with "#" and no build number).
+                at = elf_symbol_value(elf, "linux_banner")
+                offset = None if at is None else at - rodata["sh_addr"]
+                if offset is not None and 0 <= offset < len(data):
+                    banner = banner_in(data[offset : offset + 512])
+                if banner is None:
+                    banner = banner_in(data)
     except (ELFError, struct.error, ValueError) as exc:
         raise FormatError(f"not a readable ELF file ({exc})", name) from None
     except OSError as exc:

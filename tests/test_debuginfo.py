@@ -443,3 +443,20 @@ def linked_ip(system_map: str, frame: dict[str, object]) -> int:
     address = load_system_map(system_map).address_of(name)
     assert address is not None
     return address + int(rest.split("/")[0], 16)
+
+
+@pytest.mark.parametrize("sample", ["deb12-6.1-idle", "bpo12-6.12-busy"])
+def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """bt -l --vmlinux alone (no System.map): Debian's -dbg vmlinux is accepted as the dump's
+    own (its .rodata has a "Linux version ... # SMP" line before linux_banner's "#1 SMP",
+    which must not be taken for the banner) and names every sleeping frame."""
+    from parsers.fileid import elf_identity
+
+    folder = REAL / sample
+    facts = json.loads((folder / "facts.json").read_text())
+    vmlinux = real_vmlinux(facts["kernel_release"])
+    assert elf_identity(vmlinux).banner == facts["linux_banner"]
+    args = ["bt", str(folder / "vmcore.zst"), "--pid", "1", "-l", "--vmlinux", str(vmlinux)]
+    assert main([*args, "--json"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    assert frames and all(f["function"] for f in frames)
