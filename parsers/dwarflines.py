@@ -185,7 +185,7 @@ class DwarfLines:
                         compressed.append(section.name)
                     self.sections[section.name] = (section["sh_offset"], section["sh_size"])
             self.build_id = _build_id(elf)
-            self._stext = _symbol_value(elf, "_stext")
+            self._stext = elf_symbol_value(elf, "_stext")
         except (ELFError, ELFParseError, struct.error) as error:
             raise FormatError(f"cannot read ELF: {error}", self.path) from None
         if ".debug_info" not in self.sections or ".debug_line" not in self.sections:
@@ -1158,7 +1158,7 @@ def _build_id(elf: ELFFile) -> str | None:
     return None
 
 
-def _symbol_value(elf: ELFFile, name: str) -> int | None:
+def elf_symbol_value(elf: ELFFile, name: str) -> int | None:
     """The value of the first symbol called ``name`` (one pass, no symbol objects)."""
     section = elf.get_section_by_name(".symtab")
     if not isinstance(section, SymbolTableSection) or elf.elfclass != 64:
@@ -1206,4 +1206,11 @@ def open_dwarf_lines(
     return DwarfLines(os.fspath(path), directory)
 
 
-__all__ = ["DwarfLines", "InlineFrame", "Location", "SourceLine", "open_dwarf_lines"]
+__all__ = [
+    "DwarfLines",
+    "InlineFrame",
+    "Location",
+    "SourceLine",
+    "elf_symbol_value",
+    "open_dwarf_lines",
+]

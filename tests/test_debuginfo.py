@@ -242,9 +242,12 @@ def test_every_frame_of_a_real_dump_equals_addr2line(sample: str) -> None:
         frames = {}
         for task in find_tasks(kernel).tasks:
             for step in analyse_task(kernel, task, ctx).walk.steps:
+                lines = source.for_step(step)
                 if kernel.modules.module_at(step.ip) is not None:
-                    continue  # module code: its DWARF is not in vmlinux
-                frames[lookup_address(step.how, step.ip)] = source.for_step(step)
+                    # module code: its DWARF is not in vmlinux; nothing to ask addr2line
+                    assert lines.function is None and lines.why and "module" in lines.why
+                    continue
+                frames[lookup_address(step.how, step.ip)] = lines
         assert len(frames) > 30
         assert ADDR2LINE is not None
         live = subprocess.run(
@@ -440,3 +443,20 @@ def linked_ip(system_map: str, frame: dict[str, object]) -> int:
     address = load_system_map(system_map).address_of(name)
     assert address is not None
     return address + int(rest.split("/")[0], 16)
+
+
+@pytest.mark.parametrize("sample", ["deb12-6.1-idle", "bpo12-6.12-busy"])
+def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """bt -l --vmlinux alone (no System.map): Debian's -dbg vmlinux is accepted as the dump's
+    own (its .rodata has a "Linux version ... # SMP" line before linux_banner's "#1 SMP",
+    which must not be taken for the banner) and names every sleeping frame."""
+    from parsers.fileid import elf_identity
+
+    folder = REAL / sample
+    facts = json.loads((folder / "facts.json").read_text())
+    vmlinux = real_vmlinux(facts["kernel_release"])
+    assert elf_identity(vmlinux).banner == facts["linux_banner"]
+    args = ["bt", str(folder / "vmcore.zst"), "--pid", "1", "-l", "--vmlinux", str(vmlinux)]
+    assert main([*args, "--json"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    assert frames and all(f["function"] for f in frames)

@@ -80,6 +80,7 @@ def test_lines_equal_drgn_on_every_sleeping_task(sample: str, tmp_path: Path) ->
     prog = drgn.Program()
     prog.set_core_dump(str(copy))
     prog.load_debug_info([str(vmlinux)])
+    copy.unlink()  # 128 MiB each: drgn keeps the file open; the disk gets it back at the end
     kernel = Kernel.open(
         str(folder / "vmcore.zst"),
         Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
