@@ -13,6 +13,7 @@ from explorer.analysis import TaskAnalysis
 from explorer.code.model import call_fields, code_lines, not_after_call, psw_fields
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
+from explorer.symbols import noreturn_caller
 from explorer.unwind import Step, Walk, WalkEnd
 from parsers.records import PtRegs
 
@@ -82,6 +83,9 @@ def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any
         if step.regs is not None and step.regs.address
         else None,
     }
+    caller = noreturn_caller(kernel, step.ip, step.how)
+    if caller is not None:  # the return address lies past the end of the calling function
+        out["caller"] = str(caller)
     if step.raw_ip != step.ip:
         out["raw_ip"] = hx(step.raw_ip)
         out["recovered_by"] = step.recovered_by
@@ -184,6 +188,9 @@ def walk_text(
         if not s.reliable:
             sym = f"({sym})"
         extra = f"  [recovered from {s.recovered_by}]" if s.recovered_by else ""
+        caller = noreturn_caller(kernel, s.ip, s.how)
+        if caller is not None:
+            extra += f"  [called from {caller}: the call does not return]"
         if not_after_call(kernel, s):
             extra += "  [! return address not after a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"

@@ -17,6 +17,10 @@ from parsers.symcache import load_table, save_table
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
 
+#: Bumped whenever the way a table is built changes (filtering, order), so that tables cached
+#: by an older backchain are not used.
+GENERATION = 2
+
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms, or None when VMCOREINFO does not locate it (a warning says why
@@ -26,7 +30,7 @@ def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     if tables is None:
         return None
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
-    path = cache_dir("symbols", f"kallsyms-{build_id}.syms") if build_id else None
+    path = cache_dir("symbols", f"kallsyms-{build_id}-g{GENERATION}.syms") if build_id else None
     if path is not None and build_id and all(c in "0123456789abcdef" for c in build_id):
         table = load_table(path)
         if table is not None:
@@ -53,7 +57,7 @@ def cached_file_symbols(path: str, build: Callable[[], SymbolTable]) -> SymbolTa
         st = os.stat(real)
     except OSError:
         return build()
-    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
     cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
     table = load_table(cache)
     if table is None:
@@ -189,3 +193,29 @@ def _by_name(kernel: Kernel, table: SymbolTable, name: str) -> Symbol | None:
             return sym
         return Symbol(name, address, 0, table.size_of(name), table.type_of(name) or "?")
     return kernel.modules.find(name)
+
+
+#: Steps whose ip is a return address (a saved r14), not a PSW: the kernel's %pB looks these
+#: up at R-1. (s390's Call Trace prints %pSR, at R itself: frame names stay at R.)
+RETURN_ADDRESS_STEPS = frozenset({"start", "backchain", "r14_guess"})
+
+
+def noreturn_caller(kernel: Kernel, ip: int, how: str) -> Symbol | None:
+    """The function that really made the call, when a return address lies past its end.
+
+    A call to a function that never returns (``panic``) can be a function's last
+    instruction: the return address R is then the first byte of the next symbol, and the
+    kernel's Call Trace names that next symbol (``sysrq_reset_seq_param_set+0x0/0x88``).
+    Looking up R-1 names the caller, with the offset R - start as ``sprint_backtrace()``
+    prints it (``sysrq_handle_crash+0x38/0x38``). None when R-1 and R are in one symbol or
+    ``ip`` is no return address.
+    """
+    if how not in RETURN_ADDRESS_STEPS or not ip:
+        return None
+    at = kernel.lookup_symbol(ip)
+    before = kernel.lookup_symbol(ip - 1)
+    if before is None or (at is not None and at.address == before.address):
+        return None
+    return Symbol(
+        before.name, before.address, ip - before.address, before.size, before.type, before.module
+    )

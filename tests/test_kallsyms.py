@@ -16,11 +16,13 @@ import pytest
 from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
 from explorer.kernel import Kernel, Options
+from explorer.symbols import noreturn_caller
 from explorer.tasks import find_tasks
+from parsers.cache import cache_dir
 from parsers.dumps import open_dump
 from parsers.errors import SymbolError
 from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
-from parsers.symbols import SymbolTable, load_system_map
+from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.vmcoreinfo import parse_vmcoreinfo
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -101,14 +103,43 @@ def test_init_task_without_system_map(name: str) -> None:
         assert "real_parent" in alone.symbols.known_by("init_task")
 
 
+def _vmlinux(name: str) -> Path:
+    release = json.loads((SAMPLES / name / "facts.json").read_text())["kernel_release"]
+    path = cache_dir("real", "kernels", release, "vmlinux")
+    if not path.is_file():
+        pytest.skip(
+            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
+        )
+    return path
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
     """Every frame of every task that did not move, named from the dump's own kallsyms and
     from System.map, equals the kernel's Call Trace text exactly (name+offset/size)."""
-    facts = json.loads((SAMPLES / name / "facts.json").read_text())
     sources = {"System.map": _with_map(name)}
     if _has_kallsyms(name):
         sources["kallsyms"] = _alone(name)
+    _compare_call_traces(name, sources)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frame_names_from_vmlinux_equal_the_call_traces(name: str) -> None:
+    """The same with the -dbg vmlinux's .symtab (ELF sizes ignored, aliases in nm order); and
+    at every text symbol of System.map, vmlinux and System.map name the same."""
+    path = _vmlinux(name)
+    kernel = Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options(vmlinux=str(path)))
+    assert kernel.symbols is not None and kernel.symbols.source.startswith("vmlinux")
+    _compare_call_traces(name, {"vmlinux": kernel})
+    mapped = load_system_map(SAMPLES / name / "System.map.zst")
+    vmlinux = load_vmlinux_symbols(path)
+    for address, kind, _ in mapped.rows():
+        if kind in "Tt":
+            assert str(vmlinux.lookup(address + 2)) == str(mapped.lookup(address + 2))
+
+
+def _compare_call_traces(name: str, sources: dict[str, Kernel]) -> None:
+    facts = json.loads((SAMPLES / name / "facts.json").read_text())
     for source, kernel in sources.items():
         scan = find_tasks(kernel)
         ctx = unwind_context(kernel)
@@ -282,3 +313,31 @@ def test_tables_need_every_key() -> None:
     assert kallsyms_tables(info) is None
     assert kallsyms_tables(None) is None
     assert isinstance(SymbolTable([(0x10, "T", "f", 0), (0x20, "T", "_end", 0)], "t"), SymbolTable)
+
+
+def test_return_address_past_a_noreturn_call(capsys: pytest.CaptureFixture[str]) -> None:
+    """init panicked through sysrq_handle_crash, whose last instruction is the call to panic
+    (objdump of the 6.12 -dbg vmlinux: brasl %r14,panic at +0x22). The kernel's Call Trace
+    (%pSR, at R) printed ``sysrq_reset_seq_param_set+0x0/0x88``: so does the frame name, from
+    kallsyms and System.map alike; R-1 names the real caller, shown beside it."""
+    name = "bpo12-6.12-panic"
+    console = (SAMPLES / name / "console.log").read_text()
+    assert "] sysrq_reset_seq_param_set+0x0/0x88 \n" in console
+    mapped = load_system_map(SAMPLES / name / "System.map.zst")
+    crash, after = mapped.require("sysrq_handle_crash"), mapped.require("sysrq_reset_seq_param_set")
+    assert after - crash == 0x28
+    for kernel in (_alone(name), _with_map(name)):
+        task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+        steps = analyse_task(kernel, task, unwind_context(kernel)).walk.steps
+        step = next(s for s in steps if s.ip == after + kernel.kaslr_offset)
+        assert kernel.symbolize(step.ip) == "sysrq_reset_seq_param_set+0x0/0x88"
+        assert str(noreturn_caller(kernel, step.ip, step.how)) == "sysrq_handle_crash+0x28/0x28"
+        # Frames inside their caller, and PSW addresses, get no such note.
+        assert all(noreturn_caller(kernel, s.ip, s.how) is None for s in steps if s is not step)
+        assert noreturn_caller(kernel, step.ip, "pt_regs") is None
+    assert main(["bt", str(SAMPLES / name / "vmcore.zst"), "--pid", "1"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "sysrq_reset_seq_param_set+0x0/0x88 at 0x000003ffff064c10  "
+        "[called from sysrq_handle_crash+0x28/0x28: the call does not return]"
+    ) in out
