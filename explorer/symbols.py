@@ -84,6 +84,37 @@ def complete_symbols(kernel: Kernel) -> None:
         found = _init_task_from_parents(kernel)
         if found is not None:
             table.add_known("init_task", found, "the end of a running task's real_parent chain")
+    if table.address_of("modules") is None:
+        found = modules_head_from_code(kernel)
+        if found is not None:
+            table.add_known("modules", found, "the list LARL loads in find_module_all()")
+    init_task = table.address_of("init_task")
+    if table.address_of("idle_threads") is None and init_task is not None:
+        found = _idle_threads_from_code(kernel, init_task)
+        if found is not None:
+            table.add_known("idle_threads", found, "the per-CPU LARL in idle_thread_get()")
+
+
+def _idle_threads_from_code(kernel: Kernel, init_task: int) -> int | None:
+    """``&idle_threads`` (per-CPU): the LARL operand in ``idle_thread_get()`` whose CPU 0
+    copy is ``init_task`` (swapper/0 is CPU 0's idle thread)."""
+    table = kernel.symbols
+    start = table.address_of("idle_thread_get") if table is not None else None
+    cpu0 = next((c for c in kernel.cpus if c.lowcore is not None and c.number == 0), None)
+    if table is None or start is None or cpu0 is None or cpu0.lowcore is None:
+        return None
+    try:
+        code = kernel.read(start, min(table.size_of("idle_thread_get") or _LARL_SCAN, _LARL_SCAN))
+    except DumpError:
+        return None
+    for target in _larl_targets(code, start):
+        try:
+            slot = (target + cpu0.lowcore.percpu_offset) & 0xFFFFFFFFFFFFFFFF
+            if target % 8 == 0 and kernel.space.read_u64(slot) == init_task:
+                return target
+        except DumpError:
+            continue
+    return None
 
 
 def _init_task_from_parents(kernel: Kernel) -> int | None:
@@ -219,3 +250,71 @@ def noreturn_caller(kernel: Kernel, ip: int, how: str) -> Symbol | None:
     return Symbol(
         before.name, before.address, ip - before.address, before.size, before.type, before.module
     )
+
+
+#: Functions that load the address of the list head ``modules`` with LARL (kernel/module:
+#: ``find_module_all()``; its first LARL is ``&modules`` in Debian 6.1 and 7.2).
+_MODULES_USERS = ("find_module_all",)
+_LARL_SCAN = 0x400
+
+
+def modules_head_from_code(kernel: Kernel) -> int | None:
+    """``&modules`` for a text-only table: the LARL operand in ``find_module_all()`` that is
+    an intact circular list (empty: pointing at itself; else each entry's ``prev`` leading
+    back, every entry a ``struct module`` with a printable name)."""
+    table = kernel.symbols
+    if table is None:
+        return None
+    for function in _MODULES_USERS:
+        start = table.address_of(function)
+        if start is None:
+            continue
+        try:
+            code = kernel.read(start, min(table.size_of(function) or _LARL_SCAN, _LARL_SCAN))
+        except DumpError:
+            continue
+        for target in _larl_targets(code, start):
+            if target % 8 == 0 and _is_module_list(kernel, target):
+                return target
+    return None
+
+
+def _larl_targets(code: bytes, start: int) -> list[int]:
+    """Operands of ``larl`` (RIL-b, opcode C0x0) in straight-line code from its start."""
+    out = []
+    i = 0
+    while i + 2 <= len(code):
+        op = code[i]
+        length = (2, 4, 4, 6)[op >> 6]  # the instruction length code in the first byte
+        if op == 0xC0 and code[i + 1] & 0x0F == 0 and i + 6 <= len(code):
+            out.append(start + i + 2 * int.from_bytes(code[i + 2 : i + 6], "big", signed=True))
+        i += length
+    return out
+
+
+def _is_module_list(kernel: Kernel, head: int) -> bool:
+    types = kernel.types
+    if types is None or not (types.has("module.list") and types.has("module.name")):
+        return False
+    u64 = kernel.space.read_u64
+    try:
+        node, last = u64(head), head
+        if node == head:
+            return u64(head + 8) == head
+        for _ in range(MAX_MODULES):
+            if node & 7 or u64(node + 8) != last:
+                return False
+            module = node - types.offset("module.list")
+            name = kernel.read(module + types.offset("module.name"), 56).split(b"\0", 1)[0]
+            if not name or not all(0x21 <= c < 0x7F for c in name):
+                return False
+            last, node = node, u64(node)
+            if node == head:
+                return u64(head + 8) == last
+    except DumpError:
+        return False
+    return False
+
+
+#: More modules than any kernel loads.
+MAX_MODULES = 1 << 14
