@@ -229,6 +229,15 @@ def _by_name(kernel: Kernel, table: SymbolTable, name: str) -> Symbol | None:
 #: Steps whose ip is a return address (a saved r14), not a PSW: the kernel's %pB looks these
 #: up at R-1. (s390's Call Trace prints %pSR, at R itself: frame names stay at R.)
 RETURN_ADDRESS_STEPS = frozenset({"start", "backchain", "r14_guess"})
+#: Entry points stored as return addresses by ftrace's graph tracer, kretprobes and rethook.
+TRAMPOLINES = frozenset(
+    {
+        "return_to_handler",
+        "__kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "arch_rethook_trampoline",
+    }
+)
 
 
 def noreturn_caller(kernel: Kernel, ip: int, how: str) -> Symbol | None:
@@ -244,6 +253,8 @@ def noreturn_caller(kernel: Kernel, ip: int, how: str) -> Symbol | None:
     if how not in RETURN_ADDRESS_STEPS or not ip:
         return None
     at = kernel.lookup_symbol(ip)
+    if at is not None and at.name in TRAMPOLINES:
+        return None  # an unresolved ftrace/kretprobe/rethook return: no call ends there
     before = kernel.lookup_symbol(ip - 1)
     if before is None or (at is not None and at.address == before.address):
         return None
