@@ -64,7 +64,11 @@ def frame_extras(kernel: Kernel, step: Step) -> dict[str, Any]:
     per (ip, how) for frames whose ip is a return address (not ``start_regs``/``pt_regs``):
     for those frames they must depend on ip and how only.
     """
-    out = call_fields(kernel, step)
+    out: dict[str, Any] = {}
+    caller = noreturn_caller(kernel, step.ip, step.how)
+    if caller is not None:  # the return address lies past the end of the calling function
+        out["caller"] = str(caller)
+    out.update(call_fields(kernel, step))
     out.update(psw_fields(kernel, step))
     return out
 
@@ -83,9 +87,6 @@ def step_json(kernel: Kernel, step: Step, checks: bool = False) -> dict[str, Any
         if step.regs is not None and step.regs.address
         else None,
     }
-    caller = noreturn_caller(kernel, step.ip, step.how)
-    if caller is not None:  # the return address lies past the end of the calling function
-        out["caller"] = str(caller)
     if step.raw_ip != step.ip:
         out["raw_ip"] = hx(step.raw_ip)
         out["recovered_by"] = step.recovered_by
