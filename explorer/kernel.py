@@ -193,7 +193,7 @@ class Kernel:
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
         )
-        if self.symbols is not None and self.symbols.address_of("init_task") is None:
+        if self.symbols is not None and not self.symbols.has_data_symbols:
             from explorer.symbols import complete_symbols
 
             complete_symbols(self)

@@ -13,6 +13,7 @@ from explorer.analysis import TaskAnalysis
 from explorer.code.model import call_fields, code_lines, not_after_call, psw_fields
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
+from explorer.symbols import noreturn_caller
 from explorer.unwind import Step, Walk, WalkEnd
 from parsers.records import PtRegs
 
@@ -63,7 +64,11 @@ def frame_extras(kernel: Kernel, step: Step) -> dict[str, Any]:
     per (ip, how) for frames whose ip is a return address (not ``start_regs``/``pt_regs``):
     for those frames they must depend on ip and how only.
     """
-    out = call_fields(kernel, step)
+    out: dict[str, Any] = {}
+    caller = noreturn_caller(kernel, step.ip, step.how)
+    if caller is not None:  # the return address lies past the end of the calling function
+        out["caller"] = str(caller)
+    out.update(call_fields(kernel, step))
     out.update(psw_fields(kernel, step))
     return out
 
@@ -184,6 +189,9 @@ def walk_text(
         if not s.reliable:
             sym = f"({sym})"
         extra = f"  [recovered from {s.recovered_by}]" if s.recovered_by else ""
+        caller = noreturn_caller(kernel, s.ip, s.how)
+        if caller is not None:
+            extra += f"  [called from {caller}: the call does not return]"
         if not_after_call(kernel, s):
             extra += "  [! return address not after a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"

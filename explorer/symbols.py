@@ -17,6 +17,10 @@ from parsers.symcache import load_table, save_table
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
 
+#: Bumped whenever the way a table is built changes (filtering, order), so that tables cached
+#: by an older backchain are not used.
+GENERATION = 2
+
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms, or None when VMCOREINFO does not locate it (a warning says why
@@ -26,7 +30,7 @@ def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     if tables is None:
         return None
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
-    path = cache_dir("symbols", f"kallsyms-{build_id}.syms") if build_id else None
+    path = cache_dir("symbols", f"kallsyms-{build_id}-g{GENERATION}.syms") if build_id else None
     if path is not None and build_id and all(c in "0123456789abcdef" for c in build_id):
         table = load_table(path)
         if table is not None:
@@ -53,7 +57,7 @@ def cached_file_symbols(path: str, build: Callable[[], SymbolTable]) -> SymbolTa
         st = os.stat(real)
     except OSError:
         return build()
-    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
     cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
     table = load_table(cache)
     if table is None:
@@ -80,6 +84,37 @@ def complete_symbols(kernel: Kernel) -> None:
         found = _init_task_from_parents(kernel)
         if found is not None:
             table.add_known("init_task", found, "the end of a running task's real_parent chain")
+    if table.address_of("modules") is None:
+        found = modules_head_from_code(kernel)
+        if found is not None:
+            table.add_known("modules", found, "the list LARL loads in find_module_all()")
+    init_task = table.address_of("init_task")
+    if table.address_of("idle_threads") is None and init_task is not None:
+        found = _idle_threads_from_code(kernel, init_task)
+        if found is not None:
+            table.add_known("idle_threads", found, "the per-CPU LARL in idle_thread_get()")
+
+
+def _idle_threads_from_code(kernel: Kernel, init_task: int) -> int | None:
+    """``&idle_threads`` (per-CPU): the LARL operand in ``idle_thread_get()`` whose CPU 0
+    copy is ``init_task`` (swapper/0 is CPU 0's idle thread)."""
+    table = kernel.symbols
+    start = table.address_of("idle_thread_get") if table is not None else None
+    cpu0 = next((c for c in kernel.cpus if c.lowcore is not None and c.number == 0), None)
+    if table is None or start is None or cpu0 is None or cpu0.lowcore is None:
+        return None
+    try:
+        code = kernel.read(start, min(table.size_of("idle_thread_get") or _LARL_SCAN, _LARL_SCAN))
+    except DumpError:
+        return None
+    for target in _larl_targets(code, start):
+        try:
+            slot = (target + cpu0.lowcore.percpu_offset) & 0xFFFFFFFFFFFFFFFF
+            if target % 8 == 0 and kernel.space.read_u64(slot) == init_task:
+                return target
+        except DumpError:
+            continue
+    return None
 
 
 def _init_task_from_parents(kernel: Kernel) -> int | None:
@@ -189,3 +224,108 @@ def _by_name(kernel: Kernel, table: SymbolTable, name: str) -> Symbol | None:
             return sym
         return Symbol(name, address, 0, table.size_of(name), table.type_of(name) or "?")
     return kernel.modules.find(name)
+
+
+#: Steps whose ip is a return address (a saved r14), not a PSW: the kernel's %pB looks these
+#: up at R-1. (s390's Call Trace prints %pSR, at R itself: frame names stay at R.)
+RETURN_ADDRESS_STEPS = frozenset({"start", "backchain", "r14_guess"})
+#: Entry points stored as return addresses by ftrace's graph tracer, kretprobes and rethook.
+TRAMPOLINES = frozenset(
+    {
+        "return_to_handler",
+        "__kretprobe_trampoline",
+        "kretprobe_trampoline",
+        "arch_rethook_trampoline",
+    }
+)
+
+
+def noreturn_caller(kernel: Kernel, ip: int, how: str) -> Symbol | None:
+    """The function that really made the call, when a return address lies past its end.
+
+    A call to a function that never returns (``panic``) can be a function's last
+    instruction: the return address R is then the first byte of the next symbol, and the
+    kernel's Call Trace names that next symbol (``sysrq_reset_seq_param_set+0x0/0x88``).
+    Looking up R-1 names the caller, with the offset R - start as ``sprint_backtrace()``
+    prints it (``sysrq_handle_crash+0x38/0x38``). None when R-1 and R are in one symbol or
+    ``ip`` is no return address.
+    """
+    if how not in RETURN_ADDRESS_STEPS or not ip:
+        return None
+    at = kernel.lookup_symbol(ip)
+    if at is not None and at.name in TRAMPOLINES:
+        return None  # an unresolved ftrace/kretprobe/rethook return: no call ends there
+    before = kernel.lookup_symbol(ip - 1)
+    if before is None or (at is not None and at.address == before.address):
+        return None
+    return Symbol(
+        before.name, before.address, ip - before.address, before.size, before.type, before.module
+    )
+
+
+#: Functions that load the address of the list head ``modules`` with LARL (kernel/module:
+#: ``find_module_all()``; its first LARL is ``&modules`` in Debian 6.1 and 7.2).
+_MODULES_USERS = ("find_module_all",)
+_LARL_SCAN = 0x400
+
+
+def modules_head_from_code(kernel: Kernel) -> int | None:
+    """``&modules`` for a text-only table: the LARL operand in ``find_module_all()`` that is
+    an intact circular list (empty: pointing at itself; else each entry's ``prev`` leading
+    back, every entry a ``struct module`` with a printable name)."""
+    table = kernel.symbols
+    if table is None:
+        return None
+    for function in _MODULES_USERS:
+        start = table.address_of(function)
+        if start is None:
+            continue
+        try:
+            code = kernel.read(start, min(table.size_of(function) or _LARL_SCAN, _LARL_SCAN))
+        except DumpError:
+            continue
+        for target in _larl_targets(code, start):
+            if target % 8 == 0 and _is_module_list(kernel, target):
+                return target
+    return None
+
+
+def _larl_targets(code: bytes, start: int) -> list[int]:
+    """Operands of ``larl`` (RIL-b, opcode C0x0) in straight-line code from its start."""
+    out = []
+    i = 0
+    while i + 2 <= len(code):
+        op = code[i]
+        length = (2, 4, 4, 6)[op >> 6]  # the instruction length code in the first byte
+        if op == 0xC0 and code[i + 1] & 0x0F == 0 and i + 6 <= len(code):
+            out.append(start + i + 2 * int.from_bytes(code[i + 2 : i + 6], "big", signed=True))
+        i += length
+    return out
+
+
+def _is_module_list(kernel: Kernel, head: int) -> bool:
+    types = kernel.types
+    if types is None or not (types.has("module.list") and types.has("module.name")):
+        return False
+    u64 = kernel.space.read_u64
+    try:
+        node, last = u64(head), head
+        if node == head:
+            return u64(head + 8) == head
+        for _ in range(MAX_MODULES):
+            if node & 7 or u64(node + 8) != last:
+                return False
+            module = node - types.offset("module.list")
+            name = kernel.read(module + types.offset("module.name"), 56).split(b"\0", 1)[0]
+            if not name or not all(0x21 <= c < 0x7F for c in name):
+                return False
+            last, node = node, u64(node)
+            if node == head:
+                return u64(head + 8) == last
+    except DumpError:
+        return False
+    return False
+
+
+#: More modules than any kernel loads.
+MAX_MODULES = 1 << 14

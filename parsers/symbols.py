@@ -317,9 +317,17 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
             continue  # section/file symbols, undefined or absolute
         end = str_data.find(b"\0", st_name)
         name = str_data[st_name:end].decode("ascii", "replace")
-        local = (st_info >> 4) == 0
-        letter = "t" if shndx in shndx_text else "d"
-        entries.append((value, letter if local else letter.upper(), name, size))
+        bind = st_info >> 4
+        text = shndx in shndx_text
+        if bind == 2:  # STB_WEAK: nm's W (V for objects); kallsyms puts them after others
+            letter = "W" if text else "V"
+        else:
+            letter = "t" if text else "d"
+            letter = letter if bind == 0 else letter.upper()
+        entries.append((value, letter, name, size))
     if not entries:
         raise SymbolError("no usable symbols in .symtab", p)
+    # kallsyms reads `nm -n`, which orders symbols at one address by name: so must we, for
+    # the first alias (the name the kernel prints) to be the same.
+    entries.sort(key=lambda e: (e[0], e[2]))
     return SymbolTable(entries, f"vmlinux {p}")

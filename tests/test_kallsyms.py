@@ -16,25 +16,18 @@ import pytest
 from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
 from explorer.kernel import Kernel, Options
+from explorer.symbols import noreturn_caller
 from explorer.tasks import find_tasks
+from parsers.cache import cache_dir
 from parsers.dumps import open_dump
 from parsers.errors import SymbolError
 from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
-from parsers.symbols import SymbolTable, load_system_map
+from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.vmcoreinfo import parse_vmcoreinfo
+from tests.test_real_samples import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
-#: Tasks that ran between the guest's sysrq-t printout and the dump (see test_real_samples).
-MOVED = {
-    "bpo12-6.12-busy": {1, 158, 159},
-    "bpo12-6.12-nmi": {1, 157, 158},
-    "bpo12-6.12-panic": {1, 155, 156},
-    "deb12-6.1-idle": {1, 14},
-    "rebuilt-5.10-busy": {1, 171, 172},
-    "deb12-6.1-modules": {1, 14, 120, 121},
-    "sid-7.2-modules": {1, 139, 140},
-}
 
 
 @cache
@@ -73,16 +66,17 @@ def test_kallsyms_agree_with_system_map(name: str) -> None:
     ours = set(table.rows())
     theirs = set(mapped.rows())
     # Every kallsyms entry is in System.map at the same (KASLR-relocated) address with the
-    # same type; 6.12 and 7.2 have KALLSYMS_ALL (the same 80,620 and 94,433 symbols), 6.1
-    # text symbols only.
+    # same type; 6.12 has KALLSYMS_ALL (the same 80,620 symbols), 6.1 text symbols only.
     assert ours <= theirs
-    counts = {"6.12": 80620, "7.2": 94433}
-    assert len(table) == counts.get(".".join(alone.release.split(".")[:2]), 34724)
+    if table.has_data_symbols:  # KALLSYMS_ALL (6.12: 80,620; 7.2: 94,433): all of them
+        assert len(table) == len(mapped)
+    else:  # Debian 6.1: text symbols only (34,724 of 67,075)
+        assert {kind for _, kind, _ in ours} <= set("TtWw") and len(table) < len(mapped)
     # Look-ups name the same symbol with the same offset and size at every symbol start and
     # two bytes into it (the first alias and the distance to the next symbol, as kallsyms).
     for address, _, _ in ours:
         for probe in (address, address + 2):
-            if table.is_text(probe) or not alone.release.startswith("6.1."):
+            if table.is_text(probe) or table.has_data_symbols:
                 assert str(table.lookup(probe)) == str(mapped.lookup(probe)), hex(probe)
             else:  # 6.1 kallsyms know text only: _etext and _einittext name nothing, as in
                 assert table.lookup(probe) is None  # the kernel's is_ksym_addr()
@@ -97,18 +91,57 @@ def test_init_task_without_system_map(name: str) -> None:
     linked = load_system_map(SAMPLES / name / "System.map.zst").address_of("init_task")
     assert linked is not None
     assert alone.symbols.address_of("init_task") == linked + (alone.kaslr_offset or 0)
-    if alone.release.startswith("6.1."):  # text-only kallsyms: found as its own parent
-        assert "real_parent" in alone.symbols.known_by("init_task")
+    if not alone.symbols.has_data_symbols:  # text-only kallsyms (6.1): found as its own
+        assert "real_parent" in alone.symbols.known_by("init_task")  # parent, and the
+        modules = load_system_map(SAMPLES / name / "System.map.zst").address_of("modules")
+        assert alone.symbols.address_of("modules") == modules  # module list head in code
+        assert "find_module_all" in alone.symbols.known_by("modules")
+        idle = load_system_map(SAMPLES / name / "System.map.zst").address_of("idle_threads")
+        assert alone.symbols.address_of("idle_threads") == idle  # swapper/N of busy CPUs
+
+
+def _vmlinux(name: str) -> Path:
+    release = json.loads((SAMPLES / name / "facts.json").read_text())["kernel_release"]
+    path = cache_dir("real", "kernels", release, "vmlinux")
+    if not path.is_file():
+        pytest.skip(
+            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
+        )
+    return path
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
     """Every frame of every task that did not move, named from the dump's own kallsyms and
     from System.map, equals the kernel's Call Trace text exactly (name+offset/size)."""
-    facts = json.loads((SAMPLES / name / "facts.json").read_text())
     sources = {"System.map": _with_map(name)}
     if _has_kallsyms(name):
         sources["kallsyms"] = _alone(name)
+    _compare_call_traces(name, sources)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frame_names_from_vmlinux_equal_the_call_traces(name: str) -> None:
+    """The same with the -dbg vmlinux's .symtab (ELF sizes ignored, aliases in nm order); and
+    at every text symbol of System.map, vmlinux and System.map name the same."""
+    path = _vmlinux(name)
+    kernel = Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options(vmlinux=str(path)))
+    assert kernel.symbols is not None and kernel.symbols.source.startswith("vmlinux")
+    _compare_call_traces(name, {"vmlinux": kernel})
+    mapped = load_system_map(SAMPLES / name / "System.map.zst")
+    vmlinux = load_vmlinux_symbols(path)
+    for address, kind, _ in mapped.rows():
+        if kind in "Tt":
+            assert str(vmlinux.lookup(address + 2)) == str(mapped.lookup(address + 2))
+
+
+def _module_suffix(frame: dict) -> str:
+    """facts.json keeps the module apart; the Call Trace line ends with `` [jbd2]``."""
+    return f" [{frame['module']}]" if frame.get("module") else ""
+
+
+def _compare_call_traces(name: str, sources: dict[str, Kernel]) -> None:
+    facts = json.loads((SAMPLES / name / "facts.json").read_text())
     for source, kernel in sources.items():
         scan = find_tasks(kernel)
         ctx = unwind_context(kernel)
@@ -118,31 +151,18 @@ def test_frame_names_equal_the_kernels_call_traces(name: str) -> None:
             pid = trace["pid"]
             if pid in MOVED[name] or pid not in tasks:
                 continue
-            if any("module" in f for f in trace["frames"]):
-                continue  # module frames: tests/test_real_modules.py
             walk = analyse_task(kernel, tasks[pid], ctx).walk
             got = [(hex(s.ip), kernel.symbolize(s.ip)) for s in walk.steps]
-            want = [(hex(int(f["address"], 16)), f["symbol"]) for f in trace["frames"]]
+            want = [
+                (hex(int(f["address"], 16)), f["symbol"] + _module_suffix(f))
+                for f in trace["frames"]
+            ]
             assert got == want, (source, pid, trace["comm"])
             compared += 1
         assert compared >= 54, source
 
 
-_IDLE_NOT_CURRENT = pytest.mark.xfail(
-    strict=True,
-    reason="6.1 kallsyms hold text only: no idle_threads (per-CPU data), so swapper/1, which is "
-    "not current on CPU 1 (dd runs there), is not found without a System.map (symbols)",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=_IDLE_NOT_CURRENT) if n == "deb12-6.1-modules" else n
-        for n in NAMES
-        if not n.startswith("rebuilt-5.10")
-    ],
-)
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("rebuilt-5.10")])
 def test_dump_alone_in_an_empty_folder(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -282,3 +302,31 @@ def test_tables_need_every_key() -> None:
     assert kallsyms_tables(info) is None
     assert kallsyms_tables(None) is None
     assert isinstance(SymbolTable([(0x10, "T", "f", 0), (0x20, "T", "_end", 0)], "t"), SymbolTable)
+
+
+def test_return_address_past_a_noreturn_call(capsys: pytest.CaptureFixture[str]) -> None:
+    """init panicked through sysrq_handle_crash, whose last instruction is the call to panic
+    (objdump of the 6.12 -dbg vmlinux: brasl %r14,panic at +0x22). The kernel's Call Trace
+    (%pSR, at R) printed ``sysrq_reset_seq_param_set+0x0/0x88``: so does the frame name, from
+    kallsyms and System.map alike; R-1 names the real caller, shown beside it."""
+    name = "bpo12-6.12-panic"
+    console = (SAMPLES / name / "console.log").read_text()
+    assert "] sysrq_reset_seq_param_set+0x0/0x88 \n" in console
+    mapped = load_system_map(SAMPLES / name / "System.map.zst")
+    crash, after = mapped.require("sysrq_handle_crash"), mapped.require("sysrq_reset_seq_param_set")
+    assert after - crash == 0x28
+    for kernel in (_alone(name), _with_map(name)):
+        task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+        steps = analyse_task(kernel, task, unwind_context(kernel)).walk.steps
+        step = next(s for s in steps if s.ip == after + kernel.kaslr_offset)
+        assert kernel.symbolize(step.ip) == "sysrq_reset_seq_param_set+0x0/0x88"
+        assert str(noreturn_caller(kernel, step.ip, step.how)) == "sysrq_handle_crash+0x28/0x28"
+        # Frames inside their caller, and PSW addresses, get no such note.
+        assert all(noreturn_caller(kernel, s.ip, s.how) is None for s in steps if s is not step)
+        assert noreturn_caller(kernel, step.ip, "pt_regs") is None
+    assert main(["bt", str(SAMPLES / name / "vmcore.zst"), "--pid", "1"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "sysrq_reset_seq_param_set+0x0/0x88 at 0x000003ffff064c10  "
+        "[called from sysrq_handle_crash+0x28/0x28: the call does not return]"
+    ) in out

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from explorer.kernel import Kernel, Options
+from explorer.symbols import GENERATION
 from parsers.dumps import open_dump
 from parsers.symbols import load_system_map
 from parsers.symcache import load_table, save_table
@@ -39,7 +40,8 @@ def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyP
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
     first = Kernel(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
-    cached = tmp_path / "symbols" / f"kallsyms-{first.vmcoreinfo.get('BUILD-ID')}.syms"
+    build_id = first.vmcoreinfo.get("BUILD-ID")
+    cached = tmp_path / "symbols" / f"kallsyms-{build_id}-g{GENERATION}.syms"
     assert cached.is_file() and cached.stat().st_size < 4 << 20
     second = Kernel(open_dump(dump), Options())
     assert second.symbols is not None and second.symbols is not first.symbols
