@@ -28,6 +28,8 @@ COMMANDS = (
     "ps",
     "log",
     "rd",
+    "structure",
+    "task",
     "profile",
     "bt",
     "check",
@@ -38,6 +40,7 @@ COMMANDS = (
     "audit",
     "convert",
     "scenarios",
+    "shell",
 )
 
 #: Commands whose module is named otherwise (``sys``: the module would shadow Python's).
