@@ -89,9 +89,11 @@ def test_struct_from_dwarf_of_the_61_vmlinux(capsys: pytest.CaptureFixture[str])
             f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
             "samples/generate_real.py --debug-only"
         )
-    rc, out, _ = _run(
+    rc, out, err = _run(
         capsys, "struct", IDLE61, "task_struct", "init_task", "--vmlinux", str(vmlinux), "--json"
     )
+    if rc == 2 and "does not belong to the dump" in err:
+        pytest.skip(f"the cached -dbg vmlinux is not this dump's kernel: {err.strip()[:200]}")
     doc = json.loads(out)
     assert rc == 0 and doc["comm"] == "swapper/0" and doc["pid"] == 0
 

@@ -3,7 +3,6 @@ and checking live in the overview screen's workers, drawing in the widgets."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 from textual.app import App
@@ -28,7 +27,7 @@ class BackchainApp(App[None]):
     Args:
         path: the dump to open.
         options: symbol/type files and the era, as on the command line.
-        export_dir: where ``x`` writes Markdown (default: the working directory).
+        export_dir: where ``x`` offers to write Markdown (default: beside the dump).
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
@@ -48,7 +47,7 @@ class BackchainApp(App[None]):
         self,
         path: str,
         options: Options | None = None,
-        export_dir: str = ".",
+        export_dir: str | None = None,
         exercise: bool = False,
         scenario: str | None = None,
     ) -> None:
@@ -155,5 +154,5 @@ class BackchainApp(App[None]):
 
 def run(path: str, options: Options, **kwargs: Any) -> int:
     """Run the explorer until the user quits; returns the exit status."""
-    BackchainApp(path, options, export_dir=os.getcwd(), **kwargs).run()
+    BackchainApp(path, options, **kwargs).run()
     return 0
