@@ -14,6 +14,7 @@ from explorer.kernel import Options
 from explorer.tui.app import BackchainApp
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
+from explorer.tui.widgets.inspector import FrameInspector
 from explorer.tui.widgets.walk import WalkTable
 from tests.test_tui import cells, plain, sync, wait_checked
 
@@ -28,6 +29,14 @@ def preempted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _open_pid_100(app: BackchainApp, pilot) -> StackScreen:  # type: ignore[no-untyped-def]
     await wait_checked(app, pilot)
     task = next(t for t in app.session.tasks if t.pid == 100)  # type: ignore[union-attr]
+    app.open_task(task)
+    await pilot.pause()
+    assert isinstance(app.screen, StackScreen)
+    return app.screen
+
+
+async def _open_pid(app: BackchainApp, pilot, pid: int) -> StackScreen:  # type: ignore[no-untyped-def]
+    task = next(t for t in app.session.tasks if t.pid == pid)  # type: ignore[union-attr]
     app.open_task(task)
     await pilot.pause()
     assert isinstance(app.screen, StackScreen)
@@ -113,3 +122,37 @@ async def test_lowcore_names_old_psws_in_view() -> None:
         facts = info_facts(app.session.kernel)  # type: ignore[union-attr]
         external = facts["cpus"][0]["lowcore"]["last_interrupts"]["external"]["symbol"]
         assert external and rows["external_old_psw"][3] == external
+
+
+@sync
+async def test_80x24_keeps_callers_annotations_and_registers() -> None:
+    from explorer.tui.screens.memory import MemoryScreen
+    from explorer.tui.widgets.hexview import HexView
+    from explorer.tui.widgets.inspector import regs_lines
+    from explorer.tui.widgets.tasks import TaskTable
+    from tests.test_tui import BUSY
+
+    app = BackchainApp(str(BUSY), Options())
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_checked(app, pilot)
+        await pilot.press("G")  # grouped: the callers (what a group is about) stay in view
+        await pilot.pause()
+        table = app.overview.query_one(TaskTable)
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert labels[:4] == ["TASKS", "VERDICT", "TOP FUNCTION", "CALLERS"]
+        await pilot.press("G")
+        stack = await _open_pid(app, pilot, 158)
+        end = stack.analysis.walk.end
+        assert end.regs is not None
+        # two registers a line at 80 columns: no row wraps
+        lines = regs_lines(end.regs, app.session.symbolize, "final", per_row=2)  # type: ignore[union-attr]
+        rows = [line for line in lines if line.startswith("r")]
+        assert len(rows) == 8 and all(len(line) <= 8 + 2 * 17 for line in rows)
+        assert stack.query_one(FrameInspector)._regs_per_row() == 2
+        await pilot.press("r", "m")
+        await pilot.pause()
+        assert isinstance(app.screen, MemoryScreen)
+        hexview = app.screen.query_one(HexView)
+        text = "\n".join(hexview.render_line(y).text for y in range(hexview.size.height))
+        assert "pt_regs psw.mask" in text  # not "pt_re": the ASCII column gives way

@@ -82,6 +82,7 @@ def _setup_readline(names: Iterable[str], options: dict[str, list[str]]) -> None
         return hits[state] if state < len(hits) else None
 
     readline.set_completer(complete)
+    readline.set_completer_delims(" \t\n")  # options start with '-': complete them whole
     readline.parse_and_bind("tab: complete")
 
 

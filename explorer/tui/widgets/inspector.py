@@ -84,8 +84,9 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
     return lines
 
 
-def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
-    """A decoded pt_regs: PSW bits, GPRs, interruption code, last break."""
+def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4) -> list[str]:
+    """A decoded pt_regs: PSW bits, GPRs (``per_row`` a line: 2 fit 80 columns without
+    wrapping), interruption code, last break."""
     psw = regs.psw
     where = "user space" if regs.user_mode else escape(symbolize(psw.addr) or "?")
     kind = "USER-mode" if regs.user_mode else "kernel-mode"
@@ -94,9 +95,9 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
         f"PSW  [b]0x{psw.mask:016x} 0x{psw.addr:016x}[/b] {where}",
         f"     [$text-muted]{escape(psw.describe())}[/]",
     ]
-    for row in range(0, 16, 4):
-        words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + 4])
-        lines.append(f"r{row:<2}-r{row + 3:<2} {words}")
+    for row in range(0, 16, per_row):
+        words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + per_row])
+        lines.append(f"r{row:<2}-r{row + per_row - 1:<2} {words}")
     flags = ",".join(regs.flag_names) or "-"
     lines.append(
         f"int_code 0x{regs.int_code:08x} (ilc {regs.ilc}, code 0x{regs.code:04x})  "
@@ -151,6 +152,11 @@ class FrameInspector(VerticalScroll):
         yield Static(id="frame-code")
         yield Static(id="frame-regs")
 
+    def _regs_per_row(self) -> int:
+        """4 registers a line (8 + 4 * 17 cells) when that fits, else 2 (no wrapped rows)."""
+        width = self.size.width or self.app.size.width
+        return 4 if width >= 8 + 4 * 17 + 6 else 2
+
     def show(
         self,
         a: TaskAnalysis,
@@ -176,14 +182,18 @@ class FrameInspector(VerticalScroll):
                 fields.update(f"[$text-error]frame at 0x{step.sp:x} is not readable[/]")
                 hexdump.update("")
             if step.regs is not None and step.regs.address:
-                regs_text = regs_lines(step.regs, symbolize, f"#{row} came from")
+                regs_text = regs_lines(
+                    step.regs, symbolize, f"#{row} came from", self._regs_per_row()
+                )
         else:
             end = a.walk.end
             how = "" if hidden else f": {escape(end.kind)}"
             fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}{how}")
             hexdump.update("")
             if end.regs is not None:
-                regs_text = regs_lines(end.regs, symbolize, "above" if hidden else "final")
+                regs_text = regs_lines(
+                    end.regs, symbolize, "above" if hidden else "final", self._regs_per_row()
+                )
         regs.update("\n".join(regs_text))
         regs.display = bool(regs_text)
         view = code(steps[row]) if code is not None and row < len(steps) else None

@@ -134,11 +134,6 @@ class WalkTable(DataTable[Any]):
             )
         self.move_cursor(row=cursor, animate=False, scroll=True)
 
-    def on_resize(self) -> None:
-        """Fit the function names to the new width."""
-        if self.columns:
-            self._fill(self.current)
-
     def _function_width(self) -> int:
         """Cells left for FUNCTION: the width minus the other columns and their padding."""
         width = self.size.width
@@ -183,8 +178,9 @@ class WalkTable(DataTable[Any]):
         return self.lines is not None and self.app.size.width >= WIDE
 
     def on_resize(self) -> None:
-        """Re-lay the rows when the terminal's width crosses :data:`WIDE`."""
-        if self.lines is not None and self.row_count and self._laid != self._two_lines:
+        """Re-lay the rows: function names fit the new width (cut with "…", never their
+        offsets), and source lines move when the width crosses :data:`WIDE`."""
+        if self.columns and self.row_count:
             self._fill(self.current)
 
     def _source_text(self, s: Step) -> Text:
