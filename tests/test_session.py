@@ -205,16 +205,7 @@ def _last_console_stamp(name: str) -> float:
     return max(float(s) for s in re.findall(r"^\[\s*(\d+\.\d+)\]", text, re.M))
 
 
-_UPTIME_7X = pytest.mark.xfail(
-    strict=True,
-    reason="7.2: boot_tod() reads tod_clock_base as 0xe3a554165d7dba49, above every "
-    "lowcore int_clock, so uptime_s is None (the 7.x tod_clock_base layout; session)",
-)
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_UPTIME_7X) if n.startswith("sid-7.") else n for n in NAMES]
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_sys_agrees_with_the_guest(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, _, facts = _open(name)
     rc, out, _ = _run(capsys, "sys", str(SAMPLES / name / "vmcore.zst"), "--json")

@@ -105,3 +105,25 @@ def test_palette_puts_tasks_before_memory() -> None:
     assert rank(commands, "158", match("158"))[0][1] == "Open task 158 sh"
     assert [h[1] for h in rank(commands, "158", match("158"))][-1] == "Go to 158 in memory"
     assert rank(commands, "dd", match("dd"))[0][1] == "Open task 159 dd"
+
+
+def test_inspector_r14_keeps_its_offset() -> None:
+    from types import SimpleNamespace
+
+    from explorer.tui.widgets.inspector import frame_fields
+
+    frame = SimpleNamespace(
+        address=0x1000, empty=(0,) * 9, gprs=(0,) * 8 + (0x3FFFE9697B8, 0x2000), back_chain=0
+    )
+    step = SimpleNamespace(frame=frame)
+
+    def symbolize(_: int) -> str:
+        return "update_process_times+0xa4/0x1b0"
+
+    wide = frame_fields(step, None, symbolize)  # type: ignore[arg-type]
+    narrow = frame_fields(step, None, symbolize, width=50)  # type: ignore[arg-type]
+    (wide_r14,) = [line for line in wide if " r14 " in line]
+    (narrow_r14,) = [line for line in narrow if " r14 " in line]
+    assert wide_r14.endswith("← update_process_times+0xa4")
+    shown = narrow_r14.split("← ")[1]
+    assert shown.endswith("…+0xa4") and len(shown) <= 50 - 34

@@ -52,8 +52,17 @@ def hex_lines(words: list[tuple[int, int, str]]) -> list[str]:
     return lines
 
 
-def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[str]:
-    """The frame's fields with what each means for the walk."""
+#: Cells of an r14 line before its symbol: "+70 r14        0000037ffe8dbd58 ← ".
+_R14_PREFIX = 34
+
+
+def frame_fields(
+    step: Step, next_sp: int | None, symbolize: Symbolize, width: int = 10_000
+) -> list[str]:
+    """The frame's fields with what each means for the walk; the r14 symbol fits ``width``
+    cells with its name cut by "…", never its offset (:func:`explorer.tui.fit.fit_symbol`)."""
+    from explorer.tui.fit import fit_symbol
+
     f = step.frame
     assert f is not None
     lines = [f"[b]fields[/b] of struct stack_frame at 0x{f.address:x}"]
@@ -67,7 +76,8 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
         off = 0x48 + (n - 6) * 8
         if n == 14:
             sym = symbolize(v)
-            note = f"← {escape(short(sym))}" if sym else "not kernel text"
+            room = max(width - _R14_PREFIX, 8)
+            note = f"← {escape(fit_symbol(short(sym), room))}" if sym else "not kernel text"
             lines.append(f"[{R14}]+{off:02x} r14        {v:016x}[/] {note}")
         elif n == 15:
             lines.append(f"[{R15}]+{off:02x} r15        {v:016x}[/]")
@@ -152,6 +162,11 @@ class FrameInspector(VerticalScroll):
         yield Static(id="frame-code")
         yield Static(id="frame-regs")
 
+    def _fields_width(self) -> int:
+        """Cells the fields column gets beside the hex column (40 cells and padding)."""
+        width = self.size.width or self.app.size.width
+        return max(width - 43, 20)  # the hex column (37 cells), paddings, scrollbar
+
     def _regs_per_row(self) -> int:
         """4 registers a line (8 + 4 * 17 cells) when that fits, else 2 (no wrapped rows)."""
         width = self.size.width or self.app.size.width
@@ -176,7 +191,7 @@ class FrameInspector(VerticalScroll):
             step = steps[row]
             nxt = steps[row + 1].sp if row + 1 < len(steps) else None
             if step.frame is not None:
-                fields.update("\n".join(frame_fields(step, nxt, symbolize)))
+                fields.update("\n".join(frame_fields(step, nxt, symbolize, self._fields_width())))
                 hexdump.update("\n".join(["[b]hex[/b]", *hex_lines(frame_words(step.frame))]))
             else:
                 fields.update(f"[$text-error]frame at 0x{step.sp:x} is not readable[/]")
