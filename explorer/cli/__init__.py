@@ -43,8 +43,9 @@ COMMANDS = (
     "shell",
 )
 
-#: Commands whose module is named otherwise (``sys``: the module would shadow Python's).
-MODULE_OF = {"sys": "system"}
+#: Commands whose module is named otherwise (``sys``, ``struct``: a module of that name would
+#: shadow Python's in this package).
+MODULE_OF = {"sys": "system", "struct": "structure"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
