@@ -175,6 +175,7 @@ def test_convert_reports_and_brings_companions(
     rc, out, _ = _run(capsys, "info", str(out_file))
     assert "format       ELF vmcore (converted by backchain from elf vmcore.zst)" in out
     assert "symbols      " in out and "none (pass" not in out
+    out_file.unlink()  # 128 MiB: do not leave it in the shared temporary folder
 
 
 # -- rough edge 14 -----------------------------------------------------------------------------
