@@ -137,7 +137,7 @@ class WalkTable(DataTable[Any]):
     def _function_width(self) -> int:
         """Cells left for FUNCTION: the width minus the other columns and their padding."""
         width = self.size.width
-        if not width:
+        if not width or self.app.size.width >= 110:  # wide terminals: the column has room
             return 10_000
         steps = self.analysis.walk.steps
         sp = max((len(f"0x{s.sp:x}") for s in steps), default=3)
