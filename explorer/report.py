@@ -123,6 +123,18 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     return out
 
 
+def _marked(a: TaskAnalysis, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each frame's mark as the verdict judges it (``yes``, ``no``, ``not checked``) and, on
+    the failing frame, the rule (:mod:`explorer.marks`)."""
+    from explorer.marks import frame_marks
+
+    for doc, m in zip(frames, frame_marks(a.walk, a.verdict), strict=True):
+        doc["mark"] = m.mark
+        if m.rule:
+            doc["failing_rule"] = m.rule
+    return frames
+
+
 def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict[str, Any]:
     """One task's walk and verdict (``bt --json``; ``check --json`` is a list of these)."""
     t = a.task
@@ -135,7 +147,7 @@ def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict
         "era": a.walk.era,
         "start": a.walk.start,
         "stacks": {r.stack_type: [hx(r.begin), hx(r.end)] for r in a.walk.regions.all},
-        "frames": [step_json(kernel, s, checks) for s in a.walk.steps],
+        "frames": _marked(a, [step_json(kernel, s, checks) for s in a.walk.steps]),
         "end": end_json(kernel, a.walk.end, checks),
         "verdict": verdict_json(a.verdict),
         "livepatch": a.livepatch,
@@ -172,26 +184,37 @@ def walk_text(
     walk: Walk,
     steps: bool = False,
     under: Callable[[Step], list[str]] | None = None,
+    verdict: Verdict | None = None,
 ) -> list[str]:
     """crash-like frame listing: ``#N [sp] symbol at ip``; unreliable frames in parentheses.
 
     ``under`` gives lines to print under each frame (``bt -l`` source lines, ``bt -f`` words).
+    With ``verdict``, the marks agree with it (:mod:`explorer.marks`): the failing frame is
+    in parentheses with its rule, and ``steps`` shows its ``[FAIL]`` line.
     """
+    from explorer.marks import NO, NOT_CHECKED, frame_marks, judged
+
     lines: list[str] = []
     prev_stack = None
+    marks = frame_marks(walk, verdict) if verdict is not None else None
     for s in walk.steps:
+        mark = marks[s.index] if marks is not None and s.index < len(marks) else None
         if prev_stack is not None and s.stack_type != prev_stack:
             via = "pt_regs" if s.how == "pt_regs" else "back chain"
             lines.append(f"    -- {prev_stack} stack -> {s.stack_type} stack (via {via}) --")
         if s.regs is not None and s.regs.address:
             lines.extend(_regs_lines(kernel, s.regs, "    "))
         sym = kernel.symbolize(s.ip) or "?"
-        if not s.reliable:
+        if not s.reliable or (mark is not None and mark.mark == NO):
             sym = f"({sym})"
         extra = f"  [recovered from {s.recovered_by}]" if s.recovered_by else ""
         caller = noreturn_caller(kernel, s.ip, s.how)
         if caller is not None:
             extra += f"  [called from {caller}: the call does not return]"
+        if mark is not None and mark.rule:
+            extra += f"  <- UNRELIABLE: {mark.rule}"
+        elif mark is not None and mark.mark == NOT_CHECKED and s.reliable:
+            extra += "  [not checked]"
         if not_after_call(kernel, s):
             extra += "  [! return address not after a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
@@ -201,6 +224,13 @@ def walk_text(
             lines.extend(under(s))
         if steps:
             lines.extend(_checks_lines(s.checks))
+            if (
+                mark is not None
+                and mark.rule
+                and verdict is not None
+                and not any(c.ok is False and c.id == mark.rule for c in s.checks)
+            ):
+                lines.append(f"        [FAIL] {mark.rule}: {judged(verdict).message}")
         prev_stack = s.stack_type
     end = walk.end
     if end.kind == "final_pt_regs" and end.regs is not None:
@@ -254,8 +284,12 @@ def task_header(kernel: Kernel, a: TaskAnalysis) -> str:
     )
 
 
-def walk_markdown(kernel: Kernel, a: TaskAnalysis) -> str:
-    """A walk as Markdown for course material and bug reports."""
+def walk_markdown(kernel: Kernel, a: TaskAnalysis, steps: bool = False) -> str:
+    """A walk as Markdown for course material and bug reports: the frames with marks that
+    agree with the verdict, the pt_regs met on the way, and with ``steps`` every check."""
+    from explorer.marks import frame_marks
+
+    marks = frame_marks(a.walk, a.verdict)
     t = a.task
     out = [
         f"### Stack of {t.comm} (pid {t.pid}, task `{w16(t.address)}`)",
@@ -266,15 +300,31 @@ def walk_markdown(kernel: Kernel, a: TaskAnalysis) -> str:
         "| # | sp | stack | function | reliable | via |",
         "|---|---|---|---|---|---|",
     ]
-    for s in a.walk.steps:
+    for s, m in zip(a.walk.steps, marks, strict=True):
         sym = kernel.symbolize(s.ip) or f"0x{s.ip:x}"
-        if not s.reliable:
+        if m.mark == "no":
             sym = f"({sym})"
-        out.append(
-            f"| {s.index} | `{w16(s.sp)}` | {s.stack_type} | `{sym}` | "
-            f"{'yes' if s.reliable else 'no'} | {s.how} |"
-        )
+        mark = f"**no** (`{m.rule}`)" if m.rule else m.mark
+        out.append(f"| {s.index} | `{w16(s.sp)}` | {s.stack_type} | `{sym}` | {mark} | {s.how} |")
     out.append("")
+    regs: list[tuple[int | None, PtRegs]] = [
+        (s.index, s.regs) for s in a.walk.steps if s.regs is not None and s.regs.address
+    ]
+    if a.walk.end.regs is not None:
+        regs.append((None, a.walk.end.regs))
+    for index, r in regs:
+        where = "the top of the stack (final)" if index is None else f"frame #{index}"
+        out += [f"pt_regs at {where}:", "", "```text"]
+        out += [line[2:] for line in _regs_lines(kernel, r, "  ")]
+        out += ["```", ""]
+    if steps:
+        out += ["Checks of every step:", ""]
+        for s in a.walk.steps:
+            out.append(f"- frame #{s.index}:")
+            out += [f"  - {line.strip()}" for line in _checks_lines(s.checks)]
+        out.append("- the end of the walk:")
+        out += [f"  - {line.strip()}" for line in _checks_lines(a.walk.end.checks)]
+        out.append("")
     end = a.walk.end
     out.append(f"The walk ended: **{end.kind}**" + (f" ({end.detail})" if end.detail else "") + ".")
     failing = [c for c in end.checks if c.ok is False]

@@ -88,20 +88,41 @@ def _utsname(kernel: Kernel) -> dict[str, str] | None:
     return out
 
 
+def _int_clock(raw: bytes, offset: int, comparator: int) -> int | None:
+    """The TOD a lowcore's ``int_clock`` holds. Older kernels store it with STCK (a 64-bit
+    TOD), newer ones with STCKE (``union tod_clock``: an epoch-index byte, then the TOD):
+    the two readings differ by a factor of 256, and the right one is the one next to the
+    CPU's clock comparator (the next timer event, always a 64-bit TOD, set moments before
+    the dump)."""
+    if offset + 9 > len(raw):
+        return None
+    plain = int.from_bytes(raw[offset : offset + 8], "big")
+    extended = int.from_bytes(raw[offset + 1 : offset + 9], "big")
+    candidates = [v for v in (plain, extended) if v]
+    if not candidates:
+        return None
+    if not comparator or comparator == (1 << 64) - 1:
+        return plain or None
+    return min(candidates, key=lambda v: abs(v - comparator))
+
+
 def newest_tod(kernel: Kernel) -> int | None:
     """The newest TOD clock value the CPUs' lowcores hold (``int_clock``)."""
+    from parsers.structs import LOWCORE_FIELDS
+
+    field = next((f for f in LOWCORE_FIELDS[kernel.lowcore_era] if f.name == "int_clock"), None)
     best = None
     for cpu in kernel.cpus:
-        if cpu.registers.prefix is None:
+        if cpu.registers.prefix is None or field is None:
             continue
         try:
-            values = lowcore_values(
-                kernel.dump.read(cpu.registers.prefix, LOWCORE_SIZE), kernel.lowcore_era
-            )
+            raw = kernel.dump.read(cpu.registers.prefix, LOWCORE_SIZE)
         except DumpError:
             continue
-        tod = values.get("int_clock")
-        if isinstance(tod, int) and tod and (best is None or tod > best):
+        values = lowcore_values(raw, kernel.lowcore_era)
+        comparator = cpu.registers.todcmp or values.get("clock_comparator") or 0
+        tod = _int_clock(raw, field.offset, comparator if isinstance(comparator, int) else 0)
+        if tod and (best is None or tod > best):
             best = tod
     return best
 

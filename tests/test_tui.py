@@ -140,9 +140,14 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         await pilot.press("g", "5", "enter")
         await pilot.pause()
         assert walk.revealed == 6 and walk.current == 5
-        await pilot.press("x")
+        await pilot.press("x")  # asks where, offering the export folder (else beside the dump)
+        await pilot.pause()
         exported = tmp_path / "backchain-1-init.md"
+        assert app.screen.query_one(Input).value == str(exported) and not exported.exists()
+        await pilot.press("enter")
+        await pilot.pause()
         assert "### Stack of init (pid 1" in exported.read_text()
+        assert app.screen is stack and "exported backchain-1-init.md" in stack.sub_title
         await pilot.press("escape")
         assert app.screen is app.overview
         await pilot.press("escape")  # clears the filter
@@ -164,13 +169,13 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert isinstance(app.screen, LowcoreScreen)
         lowcore = app.screen.query_one(LowcoreTable)
         rows = {cells(lowcore, r)[1]: cells(lowcore, r) for r in range(lowcore.row_count)}
-        assert rows["current_task"][4] == "task dd:159"
-        assert rows["external_old_psw"][4].startswith("fdget+0x80")
+        assert rows["current_task"][3] == "task dd:159"
+        assert rows["external_old_psw"][3].startswith("fdget+0x80")
         assert "gpregs_save_area.r15" in rows
         await pilot.press("]")
         assert app.screen.cpu == 1
         rows = {cells(lowcore, r)[1]: cells(lowcore, r) for r in range(lowcore.row_count)}
-        assert rows["current_task"][4] == "task sh:158"
+        assert rows["current_task"][3] == "task sh:158"
         await pilot.press("escape")
         stack = await open_pid(app, pilot, 1)
         sp = stack.analysis.walk.steps[0].sp

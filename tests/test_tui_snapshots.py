@@ -72,3 +72,23 @@ def test_exercise_hidden(snap_compare: Any, tmp_path_factory: pytest.TempPathFac
     app = BackchainApp(str(dump), Options(), scenario="misaligned-sp")
     app.animation_level = "none"
     assert snap_compare(app, terminal_size=SIZE, run_before=script("r"))
+
+
+# -- 80x24 (issue 15, rough edge 6): every primary key in the footer, no cut numbers --------------
+NARROW = (80, 24)
+
+
+def test_overview_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script(), size=NARROW)
+
+
+def test_lowcore_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("l"), size=NARROW)
+
+
+def test_exercise_80x24(snap_compare: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The exercise keys (a, R) stay in the footer beside esc, ? and q."""
+    dump = scenarios.build("misaligned-sp", tmp_path_factory.mktemp("snap") / "misaligned-sp")
+    app = BackchainApp(str(dump), Options(), scenario="misaligned-sp")
+    app.animation_level = "none"
+    assert snap_compare(app, terminal_size=NARROW, run_before=script("r"))

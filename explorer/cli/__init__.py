@@ -36,6 +36,8 @@ COMMANDS = (
     "ps",
     "log",
     "rd",
+    "structure",
+    "task",
     "profile",
     "bt",
     "check",
@@ -47,10 +49,12 @@ COMMANDS = (
     "convert",
     "scenarios",
     "serve",
+    "shell",
 )
 
-#: Commands whose module is named otherwise (``sys``: the module would shadow Python's).
-MODULE_OF = {"sys": "system"}
+#: Commands whose module is named otherwise (``sys``, ``struct``: a module of that name would
+#: shadow Python's in this package).
+MODULE_OF = {"sys": "system", "struct": "structure"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -191,14 +191,14 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 "task_struct because of --force, so every value below may be garbage"
             )
         if args.markdown:
-            print(walk_markdown(kernel, a), end="")
+            print(walk_markdown(kernel, a, args.steps), end="")
             continue
         print(task_header(kernel, a))
         regions = "  ".join(f"{r.stack_type} 0x{r.begin:x}-0x{r.end:x}" for r in a.walk.regions.all)
         print(f"stacks: {regions or 'none'}   (rules: {a.walk.era})")
         for line in extras.head_text():
             print(line)
-        print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk))))
+        print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk), a.verdict)))
         print("\n".join(verdict_text(a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")

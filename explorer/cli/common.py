@@ -124,11 +124,31 @@ def options_of(args: argparse.Namespace) -> Any:
     )
 
 
+#: Dumps 'backchain shell' keeps open, by :func:`kernel_key`: its commands open them once.
+SESSION: dict[tuple[str | None, ...], Any] = {}
+
+
+def kernel_key(args: argparse.Namespace) -> tuple[str | None, ...]:
+    """What identifies an opened dump: the file and the symbol/type options."""
+    return (
+        args.dump,
+        args.vmlinux,
+        args.system_map,
+        args.profile,
+        args.era,
+        str(bool(getattr(args, "force", False))),
+        getattr(args, "types", None) or "auto",
+    )
+
+
 def open_kernel(args: argparse.Namespace) -> Any:
     """Open the dump with the shared options; on stderr, warn about any --force mismatch and
     note each companion file skipped."""
     from explorer.kernel import Kernel
 
+    known = SESSION.get(kernel_key(args))
+    if known is not None:
+        return known
     kernel = Kernel.open(args.dump, options_of(args), progress=progress_printer())
     _FORCED[:] = kernel.forced
     for warning in kernel.forced:

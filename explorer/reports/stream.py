@@ -13,12 +13,13 @@ The text is byte for byte ``json.dumps(explorer.report.analysis_json(kernel, a))
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import IO, Any
 
 from explorer.analysis import TaskAnalysis
 from explorer.kernel import Kernel
+from explorer.marks import FrameMark, frame_marks
 from explorer.reliable import Verdict
 from explorer.report import frame_extras, verdict_json
 from explorer.unwind import Step, WalkEnd
@@ -101,8 +102,10 @@ class TaskJson:
                 self._calls[key] = text
         return text
 
-    def frames(self, steps: tuple[Step, ...]) -> str:
-        """The frames as ``json.dumps([step_json(kernel, s) for s in steps])``."""
+    def frames(self, steps: tuple[Step, ...], marks: Sequence[FrameMark] = ()) -> str:
+        """The frames as ``json.dumps([step_json(kernel, s) for s in steps])``; with
+        ``marks`` (:func:`explorer.marks.frame_marks`) each frame's ``mark`` and
+        ``failing_rule`` follow, as ``analysis_json`` adds them."""
         symbols = self._symbols
         middles = self._middles
         calls = self._calls
@@ -130,6 +133,11 @@ class TaskJson:
             call = calls.get((ip, s.how))
             if call is None:
                 call = self.extras(s)
+            if s.index < len(marks):
+                m = marks[s.index]
+                call += f', "mark": "{m.mark}"'
+                if m.rule:
+                    call += f', "failing_rule": {_enc(m.rule)}'
             out.append(text + call + "}")
         return "[" + ", ".join(out) + "]"
 
@@ -164,7 +172,8 @@ class TaskJson:
             f'{{"pid": {t.pid}, "comm": {_enc(t.comm)}, "task": "0x{t.address:x}", '
             f'"cpu": {cpu}, "state": {_enc(t.state)}, "era": {_enc(w.era)}, '
             f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
-            f'"frames": {self.frames(w.steps)}, "end": {self.end(w.end)}, '
+            f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
+            f'"end": {self.end(w.end)}, '
             f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}}}'
         )
 

@@ -31,7 +31,7 @@ class BackchainApp(App[None]):
     Args:
         path: the dump to open.
         options: symbol/type files and the era, as on the command line.
-        export_dir: where ``x`` writes Markdown (default: the working directory).
+        export_dir: where ``x`` offers to write Markdown (default: beside the dump).
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
@@ -56,7 +56,7 @@ class BackchainApp(App[None]):
         self,
         path: str | None,
         options: Options | None = None,
-        export_dir: str = ".",
+        export_dir: str | None = None,
         exercise: bool = False,
         scenario: str | None = None,
         picker: Sequence[Any] | None = None,
@@ -216,5 +216,5 @@ class BackchainApp(App[None]):
 
 def run(path: str | None, options: Options, **kwargs: Any) -> int:
     """Run the explorer until the user quits; returns the exit status."""
-    BackchainApp(path, options, export_dir=os.getcwd(), **kwargs).run()
+    BackchainApp(path, options, **kwargs).run()
     return 0

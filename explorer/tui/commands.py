@@ -75,13 +75,41 @@ class ExplorerCommands(Provider):
             yield DiscoveryHit(name, run, help=help_text)
 
     async def search(self, query: str) -> Hits:
-        """Fuzzy-match the commands against ``query``."""
+        """Fuzzy-match the commands against ``query``: tasks by pid or name first (as the help
+        says), then the other commands, "Go to ... in memory" last."""
         matcher = self.matcher(query)
-        hits = 0
-        for name, run, help_text in self._commands(query):
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), run, help=help_text)
-                hits += 1
-                if hits >= MAX_TASK_HITS + 10:
-                    return
+        ranked = rank(self._commands(query), query, matcher.match)
+        for score, name, run, help_text in ranked[: MAX_TASK_HITS + 10]:
+            yield Hit(score, matcher.highlight(name), run, help=help_text)
+
+
+Command = tuple[str, Callable[[], object], str]
+
+
+def rank(
+    commands: list[Command], query: str, match: Callable[[str], float]
+) -> list[tuple[float, str, Callable[[], object], str]]:
+    """Commands matching ``query``, best first, scores in 0..1: a task whose pid is the query
+    or whose name contains it, then other fuzzy matches, then going to memory (any hex-looking
+    query resolves to an address, so it must never hide a task)."""
+    text = query.strip().lower()
+    out = []
+    for name, run, help_text in commands:
+        score = match(name)
+        if score <= 0:
+            continue
+        if name.startswith("Open task "):
+            pid, _, comm = name[len("Open task ") :].partition(" ")
+            if text == pid:
+                score = 1.0
+            elif text and text in comm.lower():
+                score = 0.9 + 0.05 * score
+            else:
+                score = 0.3 + 0.5 * score
+        elif name.startswith("Go to "):
+            score = 0.1 * score
+        else:
+            score = 0.3 + 0.5 * score
+        out.append((min(score, 1.0), name, run, help_text))
+    out.sort(key=lambda hit: -hit[0])
+    return out

@@ -6,10 +6,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, Tab, Tabs
+from textual.widgets import Header, Static, Tab, Tabs
 
 from explorer.tui.session import Session
 from explorer.tui.widgets.error import error_text
+from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.lowcore import LowcoreTable
 from parsers.errors import DumpError
 
@@ -35,7 +36,7 @@ class LowcoreScreen(Screen[None]):
         yield Tabs(*[Tab(f"CPU {n}", id=f"cpu-{n}") for n in self.numbers], id="cpus")
         yield Static(id="lowcore-note")
         yield LowcoreTable(id="lowcore")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Show the first CPU."""

@@ -6,11 +6,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.session import Session
+from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.hexview import VIRTUAL_SPAN, HexView, Space
 from parsers.errors import DumpError
 
@@ -79,7 +80,7 @@ class MemoryScreen(Screen[None]):
             id="hex",
         )
         yield Static(id="mem-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Go to the start address."""

@@ -10,12 +10,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Label, ProgressBar
+from textual.widgets import Checkbox, DataTable, Header, Input, Label, ProgressBar
 from textual.worker import get_current_worker
 
 from explorer.kernel import Options
 from explorer.tui.session import Session, TaskRow
 from explorer.tui.widgets.error import ErrorPanel, error_text
+from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.triage import TriageCard
 
@@ -30,9 +31,11 @@ class OverviewScreen(Screen[None]):
 
     AUTO_FOCUS = None  # the table takes focus once the dump is open
     BINDINGS = [
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
         Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("u", "toggle_unreliable", "Unreliable only"),
-        Binding("G", "toggle_group", "Group by stack", key_display="G"),
+        Binding("u", "toggle_unreliable", "Unreliable"),
+        Binding("G", "toggle_group", "Group", key_display="G"),
         Binding("s", "sort", "Sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -100,7 +103,7 @@ class OverviewScreen(Screen[None]):
                 yield Checkbox("group by stack", id="group", compact=True)
             yield TaskTable(id="tasks")
             yield Label("", id="summary")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Start loading."""

@@ -22,17 +22,20 @@ class Prompt(ModalScreen[str | None]):
     Prompt Label { color: $text-muted; }
     """
 
-    def __init__(self, question: str, placeholder: str = "", hint: str = "") -> None:
+    def __init__(
+        self, question: str, placeholder: str = "", hint: str = "", value: str = ""
+    ) -> None:
         super().__init__()
         self.question = question
         self.placeholder = placeholder
         self.hint = hint
+        self.value = value
 
     def compose(self) -> ComposeResult:
         """The question and an input."""
         with Vertical() as box:
             box.border_title = self.question
-            yield Input(placeholder=self.placeholder, compact=True)
+            yield Input(value=self.value, placeholder=self.placeholder, compact=True)
             if self.hint:
                 yield Label(self.hint)
 

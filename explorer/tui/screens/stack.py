@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.code.model import not_after_call
@@ -28,6 +28,7 @@ from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
+from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.inspector import FrameInspector, source_block
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.verdict import VerdictBar
@@ -59,19 +60,22 @@ class StackScreen(Screen[None]):
     """One task's walk, step by step."""
 
     BINDINGS = [
-        Binding("n,space", "next", "Next", key_display="n"),
-        Binding("p", "previous", "Prev", show=False),  # p, r, 0: in the walk's subtitle
-        Binding("r", "run", "Run to end"),
-        Binding("0", "restart", "Restart", show=False),
-        Binding("g", "goto_frame", "Go to #"),
-        Binding("x", "export", "Export .md"),
-        Binding("m", "memory", "Memory at sp"),
-        Binding("v", "cycle_pane", "Pane"),
-        Binding("c", "code", "Code", show=False),  # in the frame pane's subtitle
+        # Back, Help, Quit and the exercise keys first: at 80 columns they must stay visible.
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
         Binding("a", "answer", "Answer"),
         Binding("R", "reveal", "Reveal", key_display="R"),
         Binding("i", "debrief", "Story"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("n,space", "next", "Next", key_display="n"),
+        Binding("p", "previous", "Prev", show=False),  # p, r, 0: in the walk's subtitle
+        Binding("r", "run", "Run"),
+        Binding("0", "restart", "Restart", show=False),
+        Binding("g", "goto_frame", "Go #"),
+        Binding("x", "export", "Export"),
+        Binding("m", "memory", "Memory"),
+        Binding("v", "cycle_pane", "Pane"),
+        Binding("c", "code", "Code", show=False),  # in the frame pane's subtitle
     ]
 
     def __init__(self, session: Session, task: Task) -> None:
@@ -101,6 +105,8 @@ class StackScreen(Screen[None]):
         """Exercise keys only in exercise mode; answer and reveal only while hidden."""
         if action in ("answer", "reveal"):
             return self.hidden
+        if action == "cycle_pane":  # one lower pane at a time only when narrow
+            return self.app.size.width < NARROW
         if action == "debrief":
             return self.exercise is not None and not self.hidden
         return True
@@ -132,7 +138,7 @@ class StackScreen(Screen[None]):
                 inspector.border_subtitle = "c code"
                 yield inspector
         yield VerdictBar(id="verdict")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Show step #0."""
@@ -164,6 +170,7 @@ class StackScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         """Narrow terminals show one lower pane at a time."""
         self._layout(event.size.width)
+        self.refresh_bindings()
 
     def _layout(self, width: int) -> None:
         self.set_class(width < NARROW, "-narrow")
@@ -322,17 +329,35 @@ class StackScreen(Screen[None]):
         if ex is not None and self.hidden:
             self.notify("answer (a) or reveal (R) first: the export has the verdict")
             return
-        folder = Path(self.explorer.export_dir).resolve()
+        chosen = self.explorer.export_dir
+        folder = Path(chosen or Path(self.session.kernel.path).parent).resolve()
         story = ex.scenario_markdown() if ex is not None else ""
         prefix = f"{ex.scenario.name}-" if ex is not None and ex.scenario is not None else ""
-        path = folder / f"backchain-{prefix}{t.pid}-{t.comm.replace('/', '_')}.md"
-        try:
-            text = story + walk_markdown(self.session.kernel, self.analysis)
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
-            return
-        self.notify(f"walk written to {path}", title="exported")
+        default = folder / f"backchain-{prefix}{t.pid}-{t.comm.replace('/', '_')}.md"
+
+        def write(answer: str | None) -> None:
+            if answer is None:
+                return
+            path = Path(answer).expanduser()
+            if path.is_dir():
+                path = path / default.name
+            try:
+                text = story + walk_markdown(self.session.kernel, self.analysis)
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
+                return
+            self.sub_title = f"{self.session.label} · exported {path.name}"
+            self.notify(f"walk written to {path}", title="exported", timeout=4)
+
+        self.app.push_screen(
+            Prompt(
+                "export the walk as Markdown to",
+                hint="enter writes, escape cancels",
+                value=str(default),
+            ),
+            write,
+        )
 
     def action_memory(self) -> None:
         """Open the memory view at the current frame."""

@@ -102,23 +102,36 @@ class ChecksPane(Static):
         checks: tuple[Check, ...] = steps[row].checks if row < len(steps) else a.walk.end.checks
         where = f"frame #{row}" if row < len(steps) else "the end of the walk"
         lines: list[Line] = [f"[b]unwinder[/b] [$text-muted]unwind_bc.c, {where}[/]"]
+        failing: list[Line] = []  # shown first, so the failing rule is visible unscrolled
         self.failing = None
         if not checks:
             lines.append("[$text-muted]• no checks recorded for this step[/]")
         for c in checks:
-            lines += self._check(c.id, c.ok, c.reason)
+            block = self._check(c.id, c.ok, c.reason)
             if c.ok is False:
                 self.failing = c.id
                 extra = EXPLANATIONS.get(a.walk.end.detail or "", "")
                 if extra:
-                    lines.append((extra, "$text-error", "  ", "  "))
+                    block.append((extra, "$text-error", "  ", "  "))
+                failing += block
+            else:
+                lines += block
         lines.append("")
         lines.append("[b]livepatch[/b] [$text-muted]arch_stack_walk_reliable[/]")
         for rule, ok, text in livepatch_rules(a, row):
-            lines += self._check(rule, ok, text)
             if ok is False:
                 self.failing = self.failing or rule
-                lines.append((f"→ livepatch logs: {a.livepatch}", "$text-error", "  ", "    "))
+                name = FRAME_RULES.get(rule)
+                title = f"{name}: fails ({rule})" if name else rule
+                failing += self._check(title, ok, text)
+                failing.append((f"→ livepatch logs: {a.livepatch}", "$text-error", "  ", "    "))
+            else:
+                # passing rules are named by what they test, never by the failure's id
+                lines += self._check(
+                    FRAME_RULES.get(rule, rule), ok, "" if rule in FRAME_RULES else text
+                )
+        if failing:
+            lines = ["[b $text-error]fails here[/]", *failing, "", *lines]
         self._show(lines)
 
     def hide(self, placeholder: str) -> None:
@@ -153,7 +166,7 @@ class ChecksPane(Static):
     def _check(rule: str, ok: bool | None, text: str) -> list[Line]:
         colour = COLOURS[ok]
         style = f"b {colour}" if ok is False else colour
-        return [
-            f"[{style}]{MARKS[ok]} {escape(rule)}[/]",
-            (text, style if ok is False else "", "  ", "  "),
-        ]
+        out: list[Line] = [f"[{style}]{MARKS[ok]} {escape(rule)}[/]"]
+        if text:
+            out.append((text, style if ok is False else "", "  ", "  "))
+        return out

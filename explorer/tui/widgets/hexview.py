@@ -25,6 +25,8 @@ from textual.strip import Strip
 from parsers.errors import DumpError
 
 LINE = 16
+#: Below this width the ASCII column gives way to the annotations (80x24: "pt_regs", not "pt_re").
+NARROW_WIDTH = 100
 PAGE = 4096
 VIRTUAL_SPAN = 1 << 48  # s390x kernel addresses seen in dumps are far below this
 
@@ -239,7 +241,8 @@ class HexView(ScrollView, can_focus=True):
                 notes.append(Segment(f" {note}", self._s("note")))
             if sym:
                 notes.append(Segment(f" {sym}", self._s("symbol")))
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        segments.append(Segment(f" {text} ", self._s("address")))
+        if width >= NARROW_WIDTH:  # narrow: the annotations matter more than the ASCII
+            text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+            segments.append(Segment(f" {text} ", self._s("address")))
         segments.extend(notes)
         return Strip(segments).crop(0, width).adjust_cell_length(width)

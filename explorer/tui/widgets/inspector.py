@@ -52,8 +52,17 @@ def hex_lines(words: list[tuple[int, int, str]]) -> list[str]:
     return lines
 
 
-def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[str]:
-    """The frame's fields with what each means for the walk."""
+#: Cells of an r14 line before its symbol: "+70 r14        0000037ffe8dbd58 ← ".
+_R14_PREFIX = 34
+
+
+def frame_fields(
+    step: Step, next_sp: int | None, symbolize: Symbolize, width: int = 10_000
+) -> list[str]:
+    """The frame's fields with what each means for the walk; the r14 symbol fits ``width``
+    cells with its name cut by "…", never its offset (:func:`explorer.tui.fit.fit_symbol`)."""
+    from explorer.tui.fit import fit_symbol
+
     f = step.frame
     assert f is not None
     lines = [f"[b]fields[/b] of struct stack_frame at 0x{f.address:x}"]
@@ -67,7 +76,8 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
         off = 0x48 + (n - 6) * 8
         if n == 14:
             sym = symbolize(v)
-            note = f"← {escape(short(sym))}" if sym else "not kernel text"
+            room = max(width - _R14_PREFIX, 8)
+            note = f"← {escape(fit_symbol(short(sym), room))}" if sym else "not kernel text"
             lines.append(f"[{R14}]+{off:02x} r14        {v:016x}[/] {note}")
         elif n == 15:
             lines.append(f"[{R15}]+{off:02x} r15        {v:016x}[/]")
@@ -84,8 +94,9 @@ def frame_fields(step: Step, next_sp: int | None, symbolize: Symbolize) -> list[
     return lines
 
 
-def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
-    """A decoded pt_regs: PSW bits, GPRs, interruption code, last break."""
+def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4) -> list[str]:
+    """A decoded pt_regs: PSW bits, GPRs (``per_row`` a line: 2 fit 80 columns without
+    wrapping), interruption code, last break."""
     psw = regs.psw
     where = "user space" if regs.user_mode else escape(symbolize(psw.addr) or "?")
     kind = "USER-mode" if regs.user_mode else "kernel-mode"
@@ -94,9 +105,9 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str) -> list[str]:
         f"PSW  [b]0x{psw.mask:016x} 0x{psw.addr:016x}[/b] {where}",
         f"     [$text-muted]{escape(psw.describe())}[/]",
     ]
-    for row in range(0, 16, 4):
-        words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + 4])
-        lines.append(f"r{row:<2}-r{row + 3:<2} {words}")
+    for row in range(0, 16, per_row):
+        words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + per_row])
+        lines.append(f"r{row:<2}-r{row + per_row - 1:<2} {words}")
     flags = ",".join(regs.flag_names) or "-"
     lines.append(
         f"int_code 0x{regs.int_code:08x} (ilc {regs.ilc}, code 0x{regs.code:04x})  "
@@ -151,6 +162,16 @@ class FrameInspector(VerticalScroll):
         yield Static(id="frame-code")
         yield Static(id="frame-regs")
 
+    def _fields_width(self) -> int:
+        """Cells the fields column gets beside the hex column (40 cells and padding)."""
+        width = self.size.width or self.app.size.width
+        return max(width - 43, 20)  # the hex column (37 cells), paddings, scrollbar
+
+    def _regs_per_row(self) -> int:
+        """4 registers a line (8 + 4 * 17 cells) when that fits, else 2 (no wrapped rows)."""
+        width = self.size.width or self.app.size.width
+        return 4 if width >= 8 + 4 * 17 + 6 else 2
+
     def show(
         self,
         a: TaskAnalysis,
@@ -170,20 +191,24 @@ class FrameInspector(VerticalScroll):
             step = steps[row]
             nxt = steps[row + 1].sp if row + 1 < len(steps) else None
             if step.frame is not None:
-                fields.update("\n".join(frame_fields(step, nxt, symbolize)))
+                fields.update("\n".join(frame_fields(step, nxt, symbolize, self._fields_width())))
                 hexdump.update("\n".join(["[b]hex[/b]", *hex_lines(frame_words(step.frame))]))
             else:
                 fields.update(f"[$text-error]frame at 0x{step.sp:x} is not readable[/]")
                 hexdump.update("")
             if step.regs is not None and step.regs.address:
-                regs_text = regs_lines(step.regs, symbolize, f"#{row} came from")
+                regs_text = regs_lines(
+                    step.regs, symbolize, f"#{row} came from", self._regs_per_row()
+                )
         else:
             end = a.walk.end
             how = "" if hidden else f": {escape(end.kind)}"
             fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}{how}")
             hexdump.update("")
             if end.regs is not None:
-                regs_text = regs_lines(end.regs, symbolize, "above" if hidden else "final")
+                regs_text = regs_lines(
+                    end.regs, symbolize, "above" if hidden else "final", self._regs_per_row()
+                )
         regs.update("\n".join(regs_text))
         regs.display = bool(regs_text)
         view = code(steps[row]) if code is not None and row < len(steps) else None

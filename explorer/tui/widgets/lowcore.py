@@ -106,8 +106,8 @@ class LowcoreTable(DataTable[Any]):
             ("off", "OFFSET"),
             ("name", "FIELD"),
             ("value", "VALUE"),
+            ("decoded", "POINTS TO"),  # before the long meanings: old PSWs as func+off, visible
             ("meaning", "MEANING"),
-            ("decoded", "POINTS TO"),
         ):
             self.add_column(header, key=key)
         zero = self.get_component_rich_style("lowcore--zero")
@@ -121,6 +121,6 @@ class LowcoreTable(DataTable[Any]):
                 Text(f"0x{r.offset:04x}", style=muted),
                 Text(field_name(r), style=psw if is_psw else ""),
                 Text(value_text(r), style=style),
-                Text(r.meaning, style=muted),
                 Text(decoded(session, cpu, r)),
+                Text(r.meaning, style=muted),
             )

@@ -24,14 +24,16 @@ TASK_COLUMNS = (
     ("callers", "CALLERS"),
 )
 #: (key, header) of the columns when tasks are grouped by identical stack.
-GROUP_COLUMNS = (
+GROUP_COLUMNS = (  # the callers, what a group is about, before the names (80x24)
     ("tasks", "TASKS"),
     ("verdict", "VERDICT"),
     ("top", "TOP FUNCTION"),
-    ("comm", "COMMS"),
     ("callers", "CALLERS"),
+    ("comm", "COMMS"),
 )
 MAX_CALLERS = 8
+#: Callers of a group row: fewer, so that the names after them stay on screen at 120x40.
+GROUP_CALLERS = 4
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,9 @@ class TaskTable(DataTable[Any]):
         text = r.label + ("" if v.frame is None else f" #{v.frame}")
         return Text(text, style=self.get_component_rich_style(self._style(r)))
 
-    def _callers(self, functions: tuple[str, ...]) -> Text:
-        shown = " < ".join(functions[1 : 1 + MAX_CALLERS])
-        if len(functions) > 1 + MAX_CALLERS:
+    def _callers(self, functions: tuple[str, ...], limit: int = MAX_CALLERS) -> Text:
+        shown = " < ".join(functions[1 : 1 + limit])
+        if len(functions) > 1 + limit:
             shown += " < …"
         return Text(shown, style=self.get_component_rich_style("tasktable--dim"))
 
@@ -210,8 +212,8 @@ class TaskTable(DataTable[Any]):
             if len(g.rows) == 1 or self.hidden(first)
             else Text(first.label, style=self.get_component_rich_style(self._style(first))),
             Text(first.top),
+            self._callers(first.functions, GROUP_CALLERS),
             Text(shown),
-            self._callers(first.functions),
             key=f"group-{first.key}",
         )
         self._shown.append(g)

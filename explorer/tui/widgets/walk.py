@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from explorer.analysis import TaskAnalysis
+from explorer.tui.fit import fit_symbol
 from explorer.unwind import Step, WalkEnd
 
 #: From this terminal width the stack screen puts the walk in a narrow column.
@@ -133,6 +134,18 @@ class WalkTable(DataTable[Any]):
             )
         self.move_cursor(row=cursor, animate=False, scroll=True)
 
+    def _function_width(self) -> int:
+        """Cells left for FUNCTION: the width minus the other columns and their padding."""
+        width = self.size.width
+        if not width or self.app.size.width >= 110:  # wide terminals: the column has room
+            return 10_000
+        steps = self.analysis.walk.steps
+        sp = max((len(f"0x{s.sp:x}") for s in steps), default=3)
+        sp = max(sp, len(f"0x{self.analysis.walk.end.sp:x}"))
+        index = max(len(f"#{len(steps)}"), 3)
+        stack = max((len(s.stack_type) + 1 for s in steps), default=5)
+        return max(width - (index + 2) - (sp + 2) - (stack + 2) - 2 - 2, 12)
+
     def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
         sym = (self.symbolize(s.ip) or f"0x{s.ip:x}").partition("/")[0]
         if not s.reliable:
@@ -141,6 +154,7 @@ class WalkTable(DataTable[Any]):
             sym += f" [{s.recovered_by}]"
         if self.flag is not None and self.flag(s):
             sym = f"! {sym}"  # no call ends at its return address (the code pane says more)
+        sym = fit_symbol(sym, self._function_width())
         style = self.get_component_rich_style("walktable--bad") if s.index == bad else ""
         stack = Text(s.stack_type)
         if prev is not None and prev.stack_type != s.stack_type:
@@ -164,8 +178,9 @@ class WalkTable(DataTable[Any]):
         return self.lines is not None and self.app.size.width >= WIDE
 
     def on_resize(self) -> None:
-        """Re-lay the rows when the terminal's width crosses :data:`WIDE`."""
-        if self.lines is not None and self.row_count and self._laid != self._two_lines:
+        """Re-lay the rows: function names fit the new width (cut with "…", never their
+        offsets), and source lines move when the width crosses :data:`WIDE`."""
+        if self.columns and self.row_count:
             self._fill(self.current)
 
     def _source_text(self, s: Step) -> Text:

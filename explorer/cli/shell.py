@@ -1,0 +1,194 @@
+"""``backchain shell``: load a dump once, then run commands on it (crash's session).
+
+Each line is a subcommand with its options, without the DUMP argument (``bt --pid 1``,
+``ps -S``, ``struct task_struct init_task``). ``set PID`` (or ``set 0xTASK``) makes a task
+the default context of ``bt`` and ``task``; ``set`` alone shows it; ``help`` lists the
+commands; ``quit`` (or end of input) ends. A prompt with history and tab completion when
+standard input is a terminal; otherwise lines are read from standard input without a
+prompt, so a script of commands gives the same output as the one-shot commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, common_options, open_kernel
+from parsers.errors import DumpError
+
+#: Commands that do not work on the one open dump.
+NOT_IN_SHELL = frozenset({"shell", "convert", "profile", "scenarios"})
+
+
+def register(sub: Any) -> None:
+    """Add the subcommand's parser."""
+    p = sub.add_parser(
+        "shell",
+        help="load a dump once and run commands on it (prompt, or commands on stdin)",
+        description="Commands as in 'backchain COMMAND DUMP ...' without DUMP; set PID; quit.",
+    )
+    p.add_argument("dump", help="dump file")
+    common_options(p)
+    p.set_defaults(handler=cmd_shell)
+
+
+def _lines(prompt: str) -> Iterator[str]:
+    if sys.stdin.isatty():
+        while True:
+            try:
+                yield input(prompt)
+            except EOFError:
+                print()
+                return
+    else:
+        for line in sys.stdin:
+            yield line.rstrip("\n")
+
+
+def _setup_readline(names: Iterable[str], options: dict[str, list[str]]) -> None:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - no readline on this platform
+        return
+    from parsers.cache import cache_dir
+
+    history = cache_dir("shell_history")
+    try:
+        history.parent.mkdir(parents=True, exist_ok=True)
+        if history.exists():
+            readline.read_history_file(history)
+    except OSError:
+        pass
+    import atexit
+
+    def save() -> None:
+        try:
+            readline.set_history_length(2000)
+            readline.write_history_file(history)
+        except OSError:
+            pass
+
+    atexit.register(save)
+    words = sorted(set(names) | {"set", "help", "quit"})
+
+    def complete(text: str, state: int) -> str | None:
+        line = readline.get_line_buffer().lstrip()
+        first = line.split(" ", 1)[0]
+        pool = words if " " not in line else options.get(first, [])
+        hits = [w for w in pool if w.startswith(text)]
+        return hits[state] if state < len(hits) else None
+
+    readline.set_completer(complete)
+    readline.set_completer_delims(" \t\n")  # options start with '-': complete them whole
+    readline.parse_and_bind("tab: complete")
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    """``backchain shell DUMP``."""
+    from explorer.cli import build_parser, common
+    from explorer.tasks import find_tasks
+
+    kernel = open_kernel(args)  # once: every command below reuses it
+    common.SESSION[common.kernel_key(args)] = kernel
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = [n for n in sub.choices if n not in NOT_IN_SHELL]
+    options = {
+        n: sorted(o for a in sub.choices[n]._actions for o in a.option_strings) for n in names
+    }
+    if sys.stdin.isatty():
+        _setup_readline(names, options)
+        print(f"backchain shell on {args.dump}: {', '.join(names)}; set PID; help; quit")
+    context: Any = None
+    status = EXIT_OK
+    try:
+        for line in _lines("backchain> "):
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError as exc:
+                print(f"backchain: {exc}", file=sys.stderr)
+                continue
+            if not words:
+                continue
+            command, rest = words[0], words[1:]
+            if command in ("quit", "exit", "q"):
+                break
+            if command == "help":
+                print(f"commands: {', '.join(names)}; 'COMMAND --help' for its options")
+                print("set PID|0xTASK: default task of bt and task; set: show it; quit")
+                continue
+            if command == "set":
+                context = _set(kernel, find_tasks(kernel), rest, context)
+                continue
+            if command not in names:
+                print(
+                    f"backchain: {command!r} is not a shell command (commands: {', '.join(names)})",
+                    file=sys.stderr,
+                )
+                status = EXIT_BAD_INPUT
+                continue
+            status = _run(parser, command, args, rest, context)
+            sys.stdout.flush()
+    finally:
+        common.SESSION.clear()
+    return status
+
+
+def _shared(args: argparse.Namespace) -> list[str]:
+    out = [args.dump]
+    for flag, value in (
+        ("--vmlinux", args.vmlinux),
+        ("--map", args.system_map),
+        ("--profile", args.profile),
+        ("--era", args.era),
+    ):
+        if value:
+            out += [flag, value]
+    if getattr(args, "force", False):
+        out.append("--force")
+    types = getattr(args, "types", None)
+    if types and types != "auto":
+        out += ["--types", types]
+    return out
+
+
+def _run(
+    parser: argparse.ArgumentParser,
+    command: str,
+    args: argparse.Namespace,
+    rest: list[str],
+    context: Any,
+) -> int:
+    try:
+        parsed = parser.parse_args([command, *_shared(args), *rest])
+    except SystemExit as exc:  # argparse printed usage or --help
+        return int(exc.code or 0)
+    parsed.context = context
+    try:
+        return int(parsed.handler(parsed))
+    except DumpError as exc:
+        print(f"backchain: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _set(kernel: Any, scan: Any, rest: list[str], context: Any) -> Any:
+    from explorer.cli.task import pick_task
+    from explorer.context import default_context
+
+    if not rest:
+        if context is None:
+            ctx = default_context(kernel, scan)
+            print(f"default: PID {ctx.task.pid} {ctx.task.comm} ({ctx.reason})")
+        else:
+            print(f"set: PID {context.pid} {context.comm} (task 0x{context.address:x})")
+        return context
+    try:
+        task = pick_task(kernel, scan, rest[0])
+    except DumpError as exc:
+        print(f"backchain: {exc}", file=sys.stderr)
+        return context
+    print(f'PID: {task.pid:<7} TASK: 0x{task.address:016x}  COMM: "{task.comm}"')
+    return task
