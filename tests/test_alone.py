@@ -19,8 +19,6 @@ NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file()
 #: What the dump alone cannot give yet, said rather than hidden (strict: fixed means update).
 NOT_YET = {
     "rebuilt-5.10-busy": "5.10's VMCOREINFO has no KALLSYMS: the dump carries no symbol table",
-    "deb12-6.1-modules": "6.1 kallsyms hold text only: no idle_threads (per-CPU data), so "
-    "swapper/1, not current on CPU 1 (dd runs there), is not found without a System.map",
 }
 #: ``--types probe`` (offsets inferred from the dump) is not implemented: for 6.1 it must
 #: give the same output too once it is.

@@ -455,7 +455,7 @@ def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixtu
     folder = REAL / sample
     facts = json.loads((folder / "facts.json").read_text())
     vmlinux = real_vmlinux(facts["kernel_release"])
-    assert elf_identity(vmlinux).banner == facts["linux_banner"]
+    assert facts["linux_banner"] in elf_identity(vmlinux).banners
     args = ["bt", str(folder / "vmcore.zst"), "--pid", "1", "-l", "--vmlinux", str(vmlinux)]
     assert main([*args, "--json"]) == 0
     frames = json.loads(capsys.readouterr().out)["frames"]
