@@ -1,4 +1,5 @@
-"""Symbols from the dump itself: the kernel's kallsyms, read through VMCOREINFO."""
+"""Symbols from the dump itself: the kernel's kallsyms, read through VMCOREINFO or found in
+its memory by content."""
 
 from __future__ import annotations
 
@@ -23,14 +24,14 @@ GENERATION = 2
 
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
-    """The kernel's kallsyms, or None when VMCOREINFO does not locate it (a warning says why
-    it could not be read). Cached by the kernel's build-id (VMCOREINFO ``BUILD-ID``) and
-    moved to this boot's KASLR offset when loaded from the cache."""
+    """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
+    (explorer.sources.memscan); None when neither gives a table (a warning says why).
+    Cached by the kernel's build-id (VMCOREINFO ``BUILD-ID``) and moved to this boot's KASLR
+    offset when loaded from the cache."""
     tables = kallsyms_tables(kernel.vmcoreinfo)
-    if tables is None:
-        return None
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
-    path = cache_dir("symbols", f"kallsyms-{build_id}-g{GENERATION}.syms") if build_id else None
+    kind = "kallsyms" if tables is not None else "kallsyms-found"
+    path = cache_dir("symbols", f"{kind}-{build_id}-g{GENERATION}.syms") if build_id else None
     if path is not None and build_id and all(c in "0123456789abcdef" for c in build_id):
         table = load_table(path)
         if table is not None:
@@ -39,11 +40,18 @@ def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
             if stext is not None and cached is not None:
                 table.relocate(stext - cached)
                 return table
-    try:
-        table = read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
-    except DumpError as exc:
-        kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
-        return None
+    if tables is None:
+        from explorer.sources.memscan import kallsyms_in_memory
+
+        table = kallsyms_in_memory(kernel)
+        if table is None:
+            return None
+    else:
+        try:
+            table = read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
+        except DumpError as exc:
+            kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
+            return None
     if path is not None and table.address_of("_stext") is not None:
         save_table(table, path)
     return table

@@ -214,7 +214,7 @@ class AddressSpace:
             UnmappedError: a page is mapped to memory the dump does not hold.
         """
         first = self.translate(va)
-        if (va & (PAGE_SIZE - 1)) + size <= PAGE_SIZE:
+        if (va & (PAGE_SIZE - 1)) + size <= PAGE_SIZE or self._linear(va, size):
             return self.phys.read(first, size)
         parts = []
         while size > 0:
@@ -223,6 +223,18 @@ class AddressSpace:
             va += take
             size -= take
         return b"".join(parts)
+
+    def _linear(self, va: int, size: int) -> bool:
+        """True when ``[va, va + size)`` lies in one linear fast-path mapping (identity map or
+        kernel image): one read of absolute memory then holds it all."""
+        lay = self.layout
+        if lay is None:
+            return False
+        off = va - lay.identity_base
+        if off >= 0 and off + size <= lay.identity_size:
+            return True
+        off = va - lay.kernel_base
+        return bool(lay.kernel_size) and off >= 0 and off + size <= lay.kernel_size
 
     def read_u64(self, va: int) -> int:
         """Read one big-endian u64 at a virtual address."""
