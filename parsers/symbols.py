@@ -12,13 +12,14 @@ import itertools
 import operator
 import os
 import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import compress, repeat
 
 from parsers.compressed import read_text_maybe_compressed
-from parsers.errors import FormatError, SymbolError
-from parsers.inputs import open_regular
+from parsers.errors import DumpError, FormatError, SymbolError
 
 #: System.map types that name an address in the kernel image (not absolute values).
 _ADDRESS_TYPES = frozenset("TtDdBbRrVvWw")
@@ -278,56 +279,140 @@ def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
 
 
 def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
-    """Read the ``.symtab`` of a vmlinux ELF in one pass (``struct.iter_unpack``).
+    """Read the ``.symtab`` of a vmlinux ELF in one pass over the mapped file.
+
+    Sections, undefined, absolute and file symbols are left out; the type letter is ``nm``'s
+    (``t``/``T`` in executable sections, ``d``/``D`` elsewhere, ``W``/``V`` weak). Symbols
+    are ordered as the kernel's kallsyms orders them (see :class:`SymbolTable`), after ``nm
+    -n``'s order of names at one address.
 
     Raises:
         SymbolError: no .symtab, or not a 64-bit big-endian ELF.
     """
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+    from parsers.elfsections import SHF_EXECINSTR, ElfSections
 
     p = os.fspath(path)
     try:
-        with open_regular(p, "vmlinux") as f:
-            elf = ELFFile(f)
-            if elf.elfclass != 64 or elf.little_endian:
+        with ElfSections(p) as elf:
+            if elf.little_endian:
                 raise SymbolError("not a 64-bit big-endian (s390x) ELF", p)
-            symtab = elf.get_section_by_name(".symtab")
+            symtab = elf.get(".symtab")
             if symtab is None:
                 raise SymbolError("has no .symtab (stripped vmlinux?)", p)
-            strtab = elf.get_section(symtab["sh_link"])
-            sym_data = symtab.data()
-            str_data = strtab.data()
-            shndx_text = {
-                i
-                for i, s in enumerate(elf.iter_sections())
-                if s["sh_flags"] & 0x4  # SHF_EXECINSTR
-            }
-    except OSError as exc:
-        raise SymbolError(f"cannot read: {exc.strerror or exc}", p) from None
-    except (ELFError, FormatError) as exc:
-        raise SymbolError(f"not a readable ELF ({exc})", p) from None
-    n = len(sym_data) // _ELF_SYM.size
-    entries = []
-    for st_name, st_info, _other, shndx, value, size in _ELF_SYM.iter_unpack(
-        sym_data[: n * _ELF_SYM.size]
-    ):
-        stype = st_info & 0xF
-        if stype not in (0, 1, 2) or shndx == 0 or shndx >= 0xFF00 or not st_name:
-            continue  # section/file symbols, undefined or absolute
-        end = str_data.find(b"\0", st_name)
-        name = str_data[st_name:end].decode("ascii", "replace")
-        bind = st_info >> 4
-        text = shndx in shndx_text
-        if bind == 2:  # STB_WEAK: nm's W (V for objects); kallsyms puts them after others
-            letter = "W" if text else "V"
-        else:
-            letter = "t" if text else "d"
-            letter = letter if bind == 0 else letter.upper()
-        entries.append((value, letter, name, size))
-    if not entries:
+            if not 0 < symtab.link < len(elf.sections):
+                raise SymbolError(".symtab names no string table", p)
+            count = symtab.size // _ELF_SYM.size
+            raw = elf.data[symtab.offset : symtab.offset + count * _ELF_SYM.size]
+            str_data = elf.bytes_of(elf.sections[symtab.link])
+            text_sections = {s.index for s in elf.sections if s.flags & SHF_EXECINSTR}
+            section_count = len(elf.sections)
+    except FormatError as exc:
+        raise SymbolError(f"not a readable ELF ({exc.message})", p) from None
+    except DumpError as exc:
+        raise SymbolError(exc.message, p) from None
+    table = _table_of_symbols(raw, str_data, text_sections, section_count)
+    if table is None:
         raise SymbolError("no usable symbols in .symtab", p)
-    # kallsyms reads `nm -n`, which orders symbols at one address by name: so must we, for
-    # the first alias (the name the kernel prints) to be the same.
-    entries.sort(key=lambda e: (e[0], e[2]))
-    return SymbolTable(entries, f"vmlinux {p}")
+    addrs, types, names = table
+    return SymbolTable.from_kallsyms(addrs, types, names, f"vmlinux {p}", check=False)
+
+
+def _table_of_symbols(
+    raw: bytes, strings: bytes, text_sections: set[int], section_count: int
+) -> tuple[array[int], str, list[str]] | None:
+    """Filter, name and order big-endian Elf64_Sym entries (``raw``, 24 bytes each).
+
+    Every step is a C-level ``map``/``compress`` over columns of the table: no Python code
+    runs per symbol except for addresses that several symbols share.
+    """
+    words, halves = array("Q"), array("I")
+    words.frombytes(raw)
+    halves.frombytes(raw)
+    if sys.byteorder == "little":
+        words.byteswap()
+        halves.byteswap()
+    st_names = halves[0::6]
+    infos = halves[1::6]  # st_info << 24 | st_other << 16 | st_shndx
+    values = words[1::3]
+    # nm's letter by (st_info, st_shndx); absent for what is left out: section and file
+    # symbols (type > 2), undefined (0) and absolute or other reserved indices (>= 0xff00).
+    letter_of: dict[int, str] = {}
+    for info in range(256):
+        if info & 0xF > 2:
+            continue
+        bind = info >> 4
+        for shndx in range(1, min(section_count, 0xFF00)):
+            in_text = shndx in text_sections
+            if bind == 2:  # STB_WEAK: nm's W (V for objects); kallsyms puts them after others
+                letter = "W" if in_text else "V"
+            elif in_text:
+                letter = "t" if bind == 0 else "T"
+            else:
+                letter = "d" if bind == 0 else "D"
+            letter_of[info << 24 | shndx] = letter
+    letters_all = list(map(letter_of.get, map((0xFF00FFFF).__and__, infos)))
+    starts = list(compress(st_names, letters_all))
+    letters: list[str] = list(compress(letters_all, letters_all))  # type: ignore[arg-type]
+    kept_values = list(compress(values, letters_all))
+    if 0 in starts:  # st_name 0: no name
+        named = list(map(bool, starts))
+        starts, letters = list(compress(starts, named)), list(compress(letters, named))
+        kept_values = list(compress(kept_values, named))
+    if not starts:
+        return None
+    if strings.isascii():
+        text = strings.decode("ascii")
+        ends = list(map(text.find, repeat("\0", len(starts)), starts))
+        names = list(map(text.__getitem__, map(slice, starts, ends)))
+    else:
+        ends = list(map(strings.find, repeat(b"\0", len(starts)), starts))
+        names = [strings[s:e].decode("ascii", "replace") for s, e in zip(starts, ends, strict=True)]
+    # nm -n orders by address, then name; kallsyms then puts, among one address's names,
+    # weak ones last, then linker-script names, then more leading underscores (stable).
+    order = sorted(range(len(names)), key=kept_values.__getitem__)
+    by_address = list(map(kept_values.__getitem__, order))
+    shared = list(compress(range(len(order) - 1), map(operator.eq, by_address, by_address[1:])))
+    runs: list[tuple[int, int]] = []
+    for j in shared:
+        if runs and j < runs[-1][1]:
+            continue  # inside the run already found
+        end = j + 1
+        while end < len(order) and by_address[end] == by_address[j]:
+            end += 1
+        runs.append((j, end))
+    if runs:
+        members = [order[p] for start, end in runs for p in range(start, end)]
+        rank = dict(zip(members, _alias_ranks(members, letters, names), strict=True))
+        for start, end in runs:
+            order[start:end] = sorted(order[start:end], key=rank.__getitem__)
+    return (
+        array("Q", by_address),
+        "".join([letters[k] for k in order]),
+        list(map(names.__getitem__, order)),
+    )
+
+
+def _alias_ranks(
+    members: list[int], letters: list[str], names: list[str]
+) -> Iterator[tuple[bool, bool, int, str]]:
+    """scripts/kallsyms.c's order of names at one address (weak ones last, then
+    :func:`_linker_provided` ones, then more leading underscores), then nm's (by name): the
+    sort keys of ``members`` (indices), computed column by column."""
+    chosen = list(map(names.__getitem__, members))
+    weak = map(frozenset("Ww").__contains__, map(letters.__getitem__, members))
+    linker = map(
+        operator.and_,
+        map(
+            operator.or_,
+            map(str.startswith, chosen, repeat(("__start_", "__stop_", "__end_"))),
+            map(str.endswith, chosen, repeat(("_start", "_end"))),
+        ),
+        map(
+            operator.and_,
+            map(str.startswith, chosen, repeat("__")),
+            map(operator.ge, map(len, chosen), repeat(8)),
+        ),
+    )
+    stripped = map(len, map(str.lstrip, chosen, repeat("_")))
+    underscores = map(operator.sub, map(len, chosen), stripped)
+    return zip(weak, linker, underscores, chosen, strict=True)
