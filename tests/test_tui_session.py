@@ -156,3 +156,25 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
         hexview = app.screen.query_one(HexView)
         text = "\n".join(hexview.render_line(y).text for y in range(hexview.size.height))
         assert "pt_regs psw.mask" in text  # not "pt_re": the ASCII column gives way
+
+
+@sync
+async def test_narrower_terminal_shrinks_the_walk_columns(preempted: Path) -> None:
+    """Columns fit the rows shown now, not an earlier, wider fill: at 80 columns the names fit
+    whole; at 50 they are cut, and the FUNCTION column shrinks with them, so the table never
+    grows wider than its pane (which would push the offsets out of sight)."""
+    app = BackchainApp(str(preempted), Options())
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        stack = await _open_pid_100(app, pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        walk = stack.query_one(WalkTable)
+        await pilot.resize_terminal(50, 24)
+        await pilot.pause()
+        await pilot.pause()
+        functions = [cells(walk, r)[3] for r in range(walk.row_count - 1)]
+        assert any("…+" in f for f in functions)  # 50 columns: some names are cut
+        widest = max(len(f) for f in [*functions, cells(walk, walk.row_count - 1)[3]])
+        assert walk.columns["fn"].content_width == max(widest, len("FUNCTION"))  # type: ignore[index]
+        assert walk.virtual_size.width <= walk.scrollable_content_region.width

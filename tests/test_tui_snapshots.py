@@ -86,11 +86,6 @@ def test_lowcore_80x24(snap_compare: Any) -> None:
     assert snap(snap_compare, BUSY, script("l"), size=NARROW)
 
 
-@pytest.mark.skip(
-    reason="flaky: under load the walk table's column widths at 80x24 are settled before or "
-    "after the first layout pass (one run cuts 'do_nanosleep+0x5e' to '+0x5'); fix the race "
-    "in explorer/tui/fit.py, then re-enable"
-)
 def test_exercise_80x24(snap_compare: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The exercise keys (a, R) stay in the footer beside esc, ? and q."""
     dump = scenarios.build("misaligned-sp", tmp_path_factory.mktemp("snap") / "misaligned-sp")

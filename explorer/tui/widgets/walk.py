@@ -111,6 +111,8 @@ class WalkTable(DataTable[Any]):
         steps = self.analysis.walk.steps
         bad = None if self.hidden else self.analysis.verdict.frame
         self.clear()
+        for column in self.columns.values():  # widths fit these rows, not an earlier fill's
+            column.content_width = column.label.cell_len
         self._laid = self._two_lines
         prev: Step | None = None
         height = 2 if self._two_lines else 1  # the source line under the function
@@ -127,7 +129,10 @@ class WalkTable(DataTable[Any]):
                 Text(f"0x{end.sp:x}" if end.sp else "", style=style),
                 "",
                 Text(
-                    "end (why here?)" if self.hidden else end_text(end),
+                    fit_symbol(
+                        "end (why here?)" if self.hidden else end_text(end),
+                        self._function_width(),
+                    ),
                     style=style,
                 ),
                 key="end",
