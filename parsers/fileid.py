@@ -72,32 +72,26 @@ class ElfIdentity:
 
 
 def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
-    """Read the build-id note and ``linux_banner`` of an uncompressed vmlinux.
+    """Read the build-id note and ``linux_banner`` of an uncompressed vmlinux (its section
+    table by ``struct``, :mod:`parsers.elfsections`: no pyelftools on every start).
 
     Raises:
         DumpError: not a readable ELF file.
     """
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import NoteSection
+    from parsers.elfsections import SHT_NOBITS, ElfSections
 
     name = os.fspath(path)
     build_id = banner = None
     banners: tuple[str, ...] = ()
     try:
-        with open_regular(name, "vmlinux") as f:
-            elf = ELFFile(f)
-            for section in elf.iter_sections(type="SHT_NOTE"):
-                assert isinstance(section, NoteSection)
-                for note in section.iter_notes():
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
-                        build_id = str(note["n_desc"])
-            rodata = elf.get_section_by_name(".rodata")
-            if rodata is not None and rodata["sh_type"] != "SHT_NOBITS":
-                banners = all_banners_in(rodata.data())
+        with ElfSections(name, "vmlinux") as elf:
+            build_id = elf.build_id()
+            rodata = elf.get(".rodata")
+            if rodata is not None and rodata.type != SHT_NOBITS:
+                banners = all_banners_in(elf.bytes_of(rodata))
                 banner = banners[0] if banners else None
-    except (ELFError, struct.error, ValueError) as exc:
-        raise FormatError(f"not a readable ELF file ({exc})", name) from None
+    except FormatError as exc:
+        raise FormatError(f"not a readable ELF file ({exc.message})", name) from None
     except OSError as exc:
         raise DumpError(f"cannot read: {exc.strerror or exc}", name) from None
     return ElfIdentity(build_id, release_of_banner(banner), banner, banners)

@@ -33,18 +33,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
-
-from construct import ConstructError, Int8ub, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul
-from construct import Struct as CStruct
-from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
-from elftools.dwarf.die import DIE
-from elftools.dwarf.dwarfinfo import DWARFInfo
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.inputs import open_regular
+
+if TYPE_CHECKING:  # imported where used: loading a cached profile needs neither
+    from elftools.dwarf.die import DIE
+    from elftools.dwarf.dwarfinfo import DWARFInfo
+    from elftools.elf.elffile import ELFFile
 
 __all__ = [
     "PROFILE_FORMAT",
@@ -529,8 +526,10 @@ def profile_from_dwarf(
     except OSError as error:
         raise DumpError(f"cannot read vmlinux: {error.strerror}", path) from None
     with stream, _elf_errors(path):
-        elf = ELFFile(stream)
-        build_id = _build_id(elf)
+        from parsers.elfsections import ElfSections
+
+        with ElfSections(path, "vmlinux") as sections:  # a cached profile needs no pyelftools
+            build_id = sections.build_id()
         cache_file = None
         if use_cache and build_id:
             directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -538,6 +537,9 @@ def profile_from_dwarf(
             cached = _read_cache(cache_file, build_id)
             if cached is not None:
                 return replace(cached, source=source)
+        from elftools.elf.elffile import ELFFile
+
+        elf = ELFFile(stream)
         profile = _profile_from_elf(elf, source, build_id)
     if cache_file is not None:
         _write_cache(cache_file, profile)
@@ -547,6 +549,9 @@ def profile_from_dwarf(
 @contextlib.contextmanager
 def _elf_errors(path: str) -> Iterator[None]:
     """Turn pyelftools' and construct's exceptions into FormatError naming ``path``."""
+    from construct import ConstructError
+    from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+
     try:
         yield
     except DumpError as error:
@@ -575,6 +580,8 @@ def _write_cache(cache_file: Path, profile: TypeProfile) -> None:
 
 def _build_id(elf: ELFFile) -> str | None:
     """Return the GNU build-id: in ``.note.gnu.build-id``, or in ``.notes`` in a vmlinux."""
+    from elftools.elf.sections import NoteSection
+
     for section in elf.iter_sections(type="SHT_NOTE"):
         assert isinstance(section, NoteSection)
         for note in section.iter_notes():
@@ -679,6 +686,9 @@ class _DwarfFinder:
     """
 
     def __init__(self, dwarf: DWARFInfo, little_endian: bool) -> None:
+        from elftools.dwarf.die import DIE
+
+        self._die = DIE
         self.dwarf = dwarf
         self.little_endian = little_endian
         self.info = _section_bytes(dwarf.debug_info_sec)
@@ -785,7 +795,7 @@ class _DwarfFinder:
             if start < unit.cu_die_offset:
                 continue
             try:
-                die = DIE(cu=unit, stream=stream, offset=start)
+                die = self._die(cu=unit, stream=stream, offset=start)
             except Exception:  # most starts tried are not DIEs; any failure says so
                 continue
             name = die.attributes.get("DW_AT_name")
@@ -1004,6 +1014,9 @@ class BtfStructs:
     """
 
     def __init__(self, little_endian: bool) -> None:
+        from construct import Int8ub, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul
+        from construct import Struct as CStruct
+
         u8, u16 = Int8ub, (Int16ul if little_endian else Int16ub)
         u32, s32 = (Int32ul, Int32sl) if little_endian else (Int32ub, Int32sb)
         order = "<" if little_endian else ">"
