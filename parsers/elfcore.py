@@ -1,6 +1,8 @@
 """ELF vmcore reader (kdump ``/proc/vmcore``, QEMU ``dump-guest-memory``, ``zgetdump -f elf``).
 
-pyelftools parses the ELF and program headers; memory is read through a read-only ``mmap``.
+The ELF header and program headers are unpacked with ``struct`` (a core needs nothing else:
+importing pyelftools would cost more than the whole header parse; ``tests/test_elfcore.py``
+proves the same headers as pyelftools reads); memory is read through a read-only ``mmap``.
 A core needs only its program headers, so section headers are never consulted: QEMU 7.2
 writes them damaged (one little-endian inside a big-endian file).
 """
@@ -13,10 +15,6 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from elftools.common.exceptions import ELFError
-from elftools.construct import ConstructError
-from elftools.elf.elffile import ELFFile
 
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.physmem import MemoryRange, RangeIndex
@@ -34,6 +32,11 @@ MAX_NOTE_SIZE = 16 << 20
 MAX_SEGMENTS = 1 << 16
 
 _NHDR = struct.Struct(">III")
+#: Elf64_Ehdr after e_ident: e_type, e_machine, e_version, e_entry, e_phoff, e_shoff,
+#: e_flags, e_ehsize, e_phentsize, e_phnum (big-endian).
+_EHDR = struct.Struct(">HHIQQQIHHH")
+#: Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align.
+_PHDR = struct.Struct(">IIQQQQQQ")
 
 #: What :func:`parse_notes` reads from.
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -152,20 +155,13 @@ class ElfCore:
             machine = struct.unpack_from("<H", m, 18)[0]
             what = _MACHINES.get(machine, f"machine {machine}")
             raise FormatError(f"little-endian ELF for {what}: not an s390x dump", self.path)
-        try:
-            elf = ELFFile(_MapStream(m))  # type: ignore[arg-type]
-            header = elf.header
-        except (ELFError, ConstructError, ValueError) as exc:
-            raise FormatError(f"damaged ELF header ({exc})", self.path) from None
-        if header["e_machine"] != "EM_S390":
-            raw = struct.unpack_from(">H", m, 18)[0]
-            what = _MACHINES.get(raw, f"machine {raw}")
+        etype, machine, _, _, phoff, _, _, _, phentsize, phnum = _EHDR.unpack_from(m, 16)
+        if machine != EM_S390:
+            what = _MACHINES.get(machine, f"machine {machine}")
             raise FormatError(f"ELF for {what}, not s390x (EM_S390)", self.path)
-        etype = struct.unpack_from(">H", m, 16)[0]
         if etype != 4:
             what = _TYPES.get(etype, f"type {etype}")
             raise FormatError(f"ELF {what}, not a core dump (ET_CORE)", self.path)
-        phoff, phentsize, phnum = header["e_phoff"], header["e_phentsize"], header["e_phnum"]
         if phnum == 0:
             raise FormatError("ELF core has no program headers", self.path)
         if phnum >= MAX_SEGMENTS or phentsize < 56:
@@ -177,17 +173,11 @@ class ElfCore:
         loads: list[LoadSegment] = []
         self.notes: list[Note] = []
         for i in range(phnum):
-            try:
-                ph = elf.structs.Elf_Phdr.parse(
-                    bytes(m[phoff + i * phentsize : phoff + (i + 1) * phentsize])
-                )
-            except ConstructError as exc:
-                raise FormatError(f"damaged program header {i} ({exc})", self.path) from None
-            ptype = ph["p_type"]
-            if ptype == "PT_LOAD":
-                seg = LoadSegment(
-                    ph["p_paddr"], ph["p_vaddr"], ph["p_offset"], ph["p_filesz"], ph["p_memsz"]
-                )
+            ptype, _, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, _ = _PHDR.unpack_from(
+                m, phoff + i * phentsize
+            )
+            if ptype == PT_LOAD:
+                seg = LoadSegment(p_paddr, p_vaddr, p_offset, p_filesz, p_memsz)
                 if seg.offset + seg.filesz > self.file_size:
                     raise TruncatedError(
                         f"memory segment {i} (absolute 0x{seg.paddr:x}, {seg.filesz} bytes at "
@@ -196,12 +186,12 @@ class ElfCore:
                         self.path,
                     )
                 loads.append(seg)
-            elif ptype == "PT_NOTE":
-                if ph["p_offset"] + ph["p_filesz"] > self.file_size:
+            elif ptype == PT_NOTE:
+                if p_offset + p_filesz > self.file_size:
                     raise TruncatedError(
                         f"note segment {i} extends past the end of the file", self.path
                     )
-                self.notes.extend(self._parse_notes(ph["p_offset"], ph["p_filesz"]))
+                self.notes.extend(self._parse_notes(p_offset, p_filesz))
         if not loads:
             raise FormatError("ELF core has no memory (no PT_LOAD segment)", self.path)
         # QEMU 7.2 writes p_paddr 0 for every PT_LOAD: with several segments at 0, the
@@ -334,32 +324,6 @@ def _disjoint(segments: Sequence[LoadSegment]) -> list[tuple[int, int, int]]:
 
 def _align4(n: int) -> int:
     return (n + 3) & ~3
-
-
-class _MapStream:
-    """A minimal read-only stream over an mmap for pyelftools (no copy of the file)."""
-
-    def __init__(self, m: mmap.mmap) -> None:
-        self._m = m
-        self._pos = 0
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        if whence == 0:
-            self._pos = pos
-        elif whence == 1:
-            self._pos += pos
-        else:
-            self._pos = len(self._m) + pos
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._m) if n < 0 else min(len(self._m), self._pos + n)
-        data = self._m[self._pos : end]
-        self._pos = end
-        return data
 
 
 def group_cpu_notes(notes: Sequence[Note]) -> list[list[Note]]:
