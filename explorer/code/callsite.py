@@ -54,6 +54,37 @@ def _call_length(window: bytes) -> int:
     return 0
 
 
+#: The calls :func:`call_insn_text` spells without Capstone: (first byte, low nibble of the
+#: second byte or None) -> mnemonic; the register forms have a 2-byte RR encoding.
+_RELATIVE_CALLS = {(0xC0, 0x5): "brasl", (0xA7, 0x5): "bras"}
+_REGISTER_CALLS = {0x0D: "basr", 0x05: "balr"}
+
+
+def _capstone_int(value: int) -> str:
+    """An immediate as Capstone prints it: signed 64-bit, in hex when its magnitude is
+    above 9 (``0xa``, ``-0x12``), else in decimal (``8``, ``-2``)."""
+    value = ((value + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+    sign, magnitude = ("-", -value) if value < 0 else ("", value)
+    return f"{sign}0x{magnitude:x}" if magnitude > 9 else f"{sign}{magnitude}"
+
+
+def call_insn_text(raw: bytes, address: int) -> tuple[str, str] | None:
+    """``(mnemonic, operands)`` of the call instructions the call-site check finds
+    (``brasl``, ``bras``, ``basr``, ``balr``) exactly as Capstone spells them, from their
+    encoding (so ``check`` needs no disassembler); None for anything else (``bas``/``bal``
+    with their D(X,B) operand are left to Capstone). ``tests/test_code_callsite.py``
+    compares it with Capstone."""
+    if len(raw) == 2 and raw[0] in _REGISTER_CALLS and raw[1] & 0x0F:
+        return _REGISTER_CALLS[raw[0]], f"%r{raw[1] >> 4}, %r{raw[1] & 0x0F}"
+    if len(raw) not in (4, 6):
+        return None
+    mnemonic = _RELATIVE_CALLS.get((raw[0], raw[1] & 0x0F))
+    if mnemonic is None or (mnemonic == "brasl") != (len(raw) == 6):
+        return None
+    offset = int.from_bytes(raw[2:], "big", signed=True)
+    return mnemonic, f"%r{raw[1] >> 4}, {_capstone_int(address + 2 * offset)}"
+
+
 def is_call(insn: Instruction) -> bool:
     """True if ``insn`` is a call that sets r14 (or ftrace's r0) to its end."""
     window = bytes(6 - insn.size) + insn.raw
@@ -112,19 +143,22 @@ class CallChecker:
         if site.address in self._text:
             return self._text[site.address]
         text = None
-        raw = self.code.read(site.call_at, site.address - site.call_at)
-        insn = decode_one(raw or b"", site.call_at)
-        if insn is not None:
+        raw = self.code.read(site.call_at, site.address - site.call_at) or b""
+        decoded = call_insn_text(raw, site.call_at)
+        if decoded is None:
+            insn = decode_one(raw, site.call_at)
+            decoded = None if insn is None else (insn.mnemonic, insn.operands)
+        if decoded is not None:
             from explorer.code.branches import relative_target
 
-            target = relative_target(insn.address, insn.raw)
+            mnemonic, ops = decoded
+            target = relative_target(site.call_at, raw)
             name = None if target is None else self.code.where(target)
             if name is not None and name.endswith("+0x0"):
                 name = name[:-4]
-            ops = insn.operands
             if name is not None:
                 ops = ops.rsplit(",", 1)[0] + ", " + name
-            text = f"{insn.mnemonic} {ops}"
+            text = f"{mnemonic} {ops}"
         self._text[site.address] = text
         return text
 
