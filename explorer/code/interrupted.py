@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from explorer.code.prologue import PrologueAnalyzer, PrologueState
+from explorer.code.statecache import StateCache
 
 if TYPE_CHECKING:
     from explorer.kernel import Cpu, Kernel
@@ -41,7 +42,7 @@ def analyzer_of(kernel: Kernel) -> PrologueAnalyzer:
 
     found = _ANALYZERS.get(kernel)
     if found is None:
-        found = _ANALYZERS[kernel] = PrologueAnalyzer(code_of(kernel))
+        found = _ANALYZERS[kernel] = PrologueAnalyzer(code_of(kernel), StateCache())
     return found
 
 

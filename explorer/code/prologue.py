@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from explorer.code.effects import SAVED_R14, Effect, effect_of
 from explorer.code.insn import Instruction, decode
+from explorer.code.statecache import StateCache, state_key
 from explorer.code.text import CodeText, Function
 from parsers.errors import DumpError
 
@@ -166,9 +167,11 @@ class PrologueState:
 class PrologueAnalyzer:
     """Prologue states of one kernel's functions (analysed once per function, cached)."""
 
-    def __init__(self, code: CodeText) -> None:
+    def __init__(self, code: CodeText, remembered: StateCache | None = None) -> None:
         self.code = code
         self._flows: dict[int, tuple[list[Instruction], dict[int, set[_State]], bool]] = {}
+        #: states of earlier runs (:mod:`explorer.code.statecache`): a warm run decodes nothing
+        self.remembered = remembered
 
     def _flow(self, func: Function) -> tuple[list[Instruction], dict[int, set[_State]], bool]:
         known = self._flows.get(func.start)
@@ -192,6 +195,23 @@ class PrologueAnalyzer:
         func = self.code.function_at(address)
         if func is None:
             return PrologueState(address, None, "unknown", None, None, "no code")
+        if self.remembered is None:
+            return self._state_at(address, func)
+        data = self.code.read(func.start, func.size)
+        if not data:
+            return self._state_at(address, func)
+        key = state_key(func.start, func.size, data, address)
+        known = self.remembered.get(key)
+        if known is not None:
+            return PrologueState(address, func, *known)
+        state = self._state_at(address, func)
+        self.remembered.put(
+            key,
+            (state.phase, state.frame_size, state.return_address_in, state.how, state.saved_at),
+        )
+        return state
+
+    def _state_at(self, address: int, func: Function) -> PrologueState:
         insns, states, allocates = self._flow(func)
         if not insns:
             return PrologueState(address, func, "unknown", None, None, "no code")
