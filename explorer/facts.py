@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from explorer.kernel import Cpu, Kernel
-from parsers.structs import PT_REGS_LAYOUTS, STACK_FRAME_SIZE
+from parsers.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE
 
 
 def hexaddr(value: int | None) -> str | None:

@@ -34,10 +34,7 @@ from parsers.errors import (
     UnmappedError,
 )
 from parsers.fileid import SYSTEM_MAP, VMLINUX
-from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
-from parsers.physmem import total_size
-from parsers.records import Lowcore, decode_lowcore
-from parsers.structs import (
+from parsers.layouts import (
     LOWCORE_FIELDS,
     PT_REGS_LAYOUTS,
     STACK_FRAME_SIZE,
@@ -47,6 +44,9 @@ from parsers.structs import (
     pt_regs_layout_from_types,
     register_lowcore_fields,
 )
+from parsers.memory import LOWCORE_SIZE, AddressSpace, VaLayout
+from parsers.physmem import total_size
+from parsers.records import Lowcore, decode_lowcore
 from parsers.symbols import Symbol, SymbolTable
 from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
 from parsers.vmcoreinfo import (

@@ -108,7 +108,7 @@ def _int_clock(raw: bytes, offset: int, comparator: int) -> int | None:
 
 def newest_tod(kernel: Kernel) -> int | None:
     """The newest TOD clock value the CPUs' lowcores hold (``int_clock``)."""
-    from parsers.structs import LOWCORE_FIELDS
+    from parsers.layouts import LOWCORE_FIELDS
 
     field = next((f for f in LOWCORE_FIELDS[kernel.lowcore_era] if f.name == "int_clock"), None)
     best = None

@@ -25,8 +25,8 @@ from typing import NoReturn
 from explorer.kernel import StackRange
 from explorer.stacks import StackRegions
 from parsers.errors import DumpError
+from parsers.layouts import STACK_FRAME_SIZE, kernel_version
 from parsers.records import PtRegs, StackFrame, decode_pt_regs, decode_stack_frame
-from parsers.structs import STACK_FRAME_SIZE, kernel_version
 
 ERAS = ("v5.5", "current")
 #: No kernel stack holds more frames than this (5 stacks x 16 KiB / 160 bytes is 512).

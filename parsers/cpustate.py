@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from parsers.elfcore import Note
 from parsers.errors import DumpError, FormatError
-from parsers.records import FpRegs, Psw, decode_note, decode_prstatus
-from parsers.structs import (
+from parsers.layouts import (
     NOTE_TYPES,
     NT_PRFPREG,
     NT_S390_CTRS,
@@ -22,6 +21,7 @@ from parsers.structs import (
     NT_S390_TODCMP,
     NT_S390_TODPREG,
 )
+from parsers.records import FpRegs, Psw, decode_note, decode_prstatus
 
 
 @dataclass(frozen=True, slots=True)

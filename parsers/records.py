@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from parsers.errors import FormatError, TruncatedError
-from parsers.structs import (
+from parsers.layouts import (
     LOWCORE_FIELDS,
     LOWCORE_SIZE,
     NT_PRFPREG,

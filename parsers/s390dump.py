@@ -48,10 +48,10 @@ import cramjam
 from parsers.cpustate import CpuRegisters
 from parsers.elfcore import Note, map_readonly
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
+from parsers.layouts import LOWCORE_ERAS, LOWCORE_SIZE
 from parsers.physmem import MemoryRange, RangeIndex
 from parsers.records import decode_lowcore
 from parsers.residency import ResidentBudget
-from parsers.structs import LOWCORE_ERAS, LOWCORE_SIZE
 
 _PAGE = 4096
 _lz4 = cramjam.lz4

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from parsers.errors import DumpError
-from parsers.structs import STACK_FRAME_SIZE
+from parsers.layouts import STACK_FRAME_SIZE
 
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
