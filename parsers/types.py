@@ -548,18 +548,25 @@ def profile_from_dwarf(
 
 @contextlib.contextmanager
 def _elf_errors(path: str) -> Iterator[None]:
-    """Turn pyelftools' and construct's exceptions into FormatError naming ``path``."""
-    from construct import ConstructError
-    from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
-
+    """Turn pyelftools' and construct's exceptions into FormatError naming ``path`` (their
+    classes are imported only when something failed: a cached profile imports neither)."""
     try:
         yield
     except DumpError as error:
         raise error.with_path(path) from None
-    except (ELFError, ELFParseError, DWARFError, ConstructError, struct.error) as error:
-        raise FormatError(f"cannot read ELF/DWARF: {error}", path) from None
     except OSError as error:
         raise DumpError(f"cannot read vmlinux: {error.strerror}", path) from None
+    except Exception as error:
+        if not isinstance(error, _parse_errors()):
+            raise
+        raise FormatError(f"cannot read ELF/DWARF: {error}", path) from None
+
+
+def _parse_errors() -> tuple[type[Exception], ...]:
+    from construct import ConstructError
+    from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+
+    return (ELFError, ELFParseError, DWARFError, ConstructError, struct.error)
 
 
 def _read_cache(cache_file: Path, build_id: str) -> TypeProfile | None:

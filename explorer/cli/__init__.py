@@ -11,7 +11,6 @@ them in the order ``--help`` shows them. Handlers import what they need when the
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import sys
@@ -102,6 +101,8 @@ def _command_names() -> list[str]:
 
 def _not_a_command_or_file(word: str) -> str:
     """The usage error for ``backchain WORD`` when WORD is neither a command nor a file."""
+    import difflib
+
     names = _command_names()
     close = difflib.get_close_matches(word, names, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""

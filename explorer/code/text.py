@@ -174,18 +174,17 @@ class _VmlinuxText:
 
     @classmethod
     def load(cls, path: str, delta: int) -> _VmlinuxText | None:
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
+        from parsers.elfsections import SHF_EXECINSTR, SHT_PROGBITS, read_sections
+        from parsers.errors import FormatError
 
         try:
             with open(path, "rb") as f:
-                elf = ELFFile(f)
                 sections = [
-                    (s["sh_addr"] + delta, s["sh_size"], s["sh_offset"])
-                    for s in elf.iter_sections()
-                    if s["sh_flags"] & 0x4 and s["sh_type"] == "SHT_PROGBITS"  # SHF_EXECINSTR
+                    (s.address + delta, s.size, s.offset)
+                    for s in read_sections(f, path)
+                    if s.flags & SHF_EXECINSTR and s.type == SHT_PROGBITS
                 ]
-        except (OSError, ELFError):
+        except (OSError, FormatError):
             return None
         return cls(path, sections)
 

@@ -7,11 +7,12 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from explorer.debuginfo.frames import frame_layout, frame_words, words_json, words_text
-from explorer.debuginfo.lines import FrameSource, add_to_walk_json, frame_text, unavailable_text
 from explorer.debuginfo.options import frame_options, lines_options
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the readers are imported when an option asks for them: a plain
+    # ``check`` or ``bt`` reads no DWARF and imports no pyelftools
+    from explorer.debuginfo.frames import FrameLayout
+    from explorer.debuginfo.lines import FrameSource
     from explorer.kernel import Kernel
     from explorer.unwind import Step, Walk
 
@@ -26,12 +27,20 @@ class FrameExtras:
         self.lines = lines
         self.full = full or symbols
         self.symbols = symbols
-        self.layout = frame_layout(kernel) if self.full else None
+        self.layout: FrameLayout | None = None
+        if self.full:
+            from explorer.debuginfo.frames import frame_layout
+
+            self.layout = frame_layout(kernel)
 
     @classmethod
     def from_args(cls, kernel: Kernel, args: argparse.Namespace) -> FrameExtras:
         want_lines = bool(getattr(args, "lines", False) or getattr(args, "source", None))
-        lines = FrameSource.open(kernel, getattr(args, "source", None)) if want_lines else None
+        lines = None
+        if want_lines:
+            from explorer.debuginfo.lines import FrameSource
+
+            lines = FrameSource.open(kernel, getattr(args, "source", None))
         symbols = bool(getattr(args, "full_symbols", False))
         return cls(kernel, lines, bool(getattr(args, "full", False)), symbols)
 
@@ -41,7 +50,11 @@ class FrameExtras:
 
     def head_text(self) -> list[str]:
         """Lines before the frames (why there are no source lines, the frame layout)."""
-        out = unavailable_text(self.lines) if self.lines is not None else []
+        out: list[str] = []
+        if self.lines is not None:
+            from explorer.debuginfo.lines import unavailable_text
+
+            out = unavailable_text(self.lines)
         if self.layout is not None:
             out.append(f"frame words: register save area from {self.layout.source}")
         return out
@@ -52,8 +65,12 @@ class FrameExtras:
         def under(step: Step) -> list[str]:
             out: list[str] = []
             if self.lines is not None:
+                from explorer.debuginfo.lines import frame_text
+
                 out.extend(frame_text(self.lines, step))
             if self.layout is not None:
+                from explorer.debuginfo.frames import frame_words, words_text
+
                 words = frame_words(self.kernel, walk, step.index, self.layout)
                 out.extend(words_text(self.kernel, words, self.symbols))
             return out
@@ -63,8 +80,12 @@ class FrameExtras:
     def add_json(self, doc: dict[str, Any], walk: Walk) -> dict[str, Any]:
         """Add the frames' extra fields to a walk's JSON document."""
         if self.lines is not None:
+            from explorer.debuginfo.lines import add_to_walk_json
+
             add_to_walk_json(doc, walk.steps, self.lines)
         if self.layout is not None:
+            from explorer.debuginfo.frames import frame_words, words_json
+
             for frame, step in zip(doc.get("frames", ()), walk.steps, strict=False):
                 words = frame_words(self.kernel, walk, step.index, self.layout)
                 frame.update(words_json(self.kernel, words, self.symbols))
