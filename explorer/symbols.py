@@ -18,9 +18,10 @@ from parsers.symcache import load_table, save_table
 if TYPE_CHECKING:
     from explorer.kernel import Kernel
 
-#: Bumped whenever the way a table is built changes (filtering, order), so that tables cached
-#: by an older backchain are not used.
-GENERATION = 2
+#: Bumped whenever the way a table is built or stored changes (filtering, order, the file
+#: layout of parsers.symcache), so that tables cached by an older backchain are not used
+#: (nor overwritten: both can share one cache).
+GENERATION = 3
 
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:

@@ -14,9 +14,10 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
+from typing import Protocol
 
 from parsers.compressed import read_text_maybe_compressed
 from parsers.errors import DumpError, FormatError, SymbolError
@@ -26,6 +27,14 @@ _ADDRESS_TYPES = frozenset("TtDdBbRrVvWw")
 _TEXT_TYPES = frozenset("TtWw")
 
 _ELF_SYM = struct.Struct(">IBBHQQ")  # Elf64_Sym, big-endian
+
+
+class NameIndex(Protocol):
+    """Name -> index of its first symbol (a dict, or a cached table's sorted index)."""
+
+    def get(self, name: str, /) -> int | None: ...
+
+    def __contains__(self, name: object, /) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +89,19 @@ class SymbolTable:
         cls,
         addrs: array[int],
         types: str,
-        names: list[str],
+        names: Sequence[str],
         source: str,
         delta: int = 0,
         check: bool = True,
+        by_name: NameIndex | None = None,
     ) -> SymbolTable:
         """A table already in kallsyms order (sorted by address).
 
         Args:
             delta: added to ``addrs`` to give runtime addresses (``kallsyms_relative_base``).
             check: verify the order (off only for a table this program wrote itself).
+            by_name: an index of the names (:class:`parsers.symcache.PackedNames`) instead
+                of the dict built from ``names``.
 
         Raises:
             SymbolError: the addresses are not sorted (not a kallsyms table).
@@ -97,12 +109,19 @@ class SymbolTable:
         if check and not all(map(operator.le, addrs, itertools.islice(addrs, 1, None))):
             raise SymbolError(f"{source}: addresses are not sorted; not a kallsyms table")
         table = cls.__new__(cls)
-        table._setup(addrs, types, names, source)
+        table._setup(addrs, types, names, source, by_name)
         if delta:
             table.relocate(delta)
         return table
 
-    def _setup(self, addrs: array[int], types: str, names: list[str], source: str) -> None:
+    def _setup(
+        self,
+        addrs: array[int],
+        types: str,
+        names: Sequence[str],
+        source: str,
+        by_name: NameIndex | None = None,
+    ) -> None:
         self.source = source
         self.delta = 0
         self._known: dict[str, int] = {}
@@ -111,7 +130,11 @@ class SymbolTable:
         self._names = names
         self._types = types
         # The first of equal names wins: build from the end so that earlier ones overwrite.
-        self._by_name = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
+        self._by_name: NameIndex = (
+            by_name
+            if by_name is not None
+            else dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
+        )
         self._find_bounds()
 
     def __len__(self) -> int:
@@ -221,7 +244,7 @@ class SymbolTable:
         """True if ``address`` lies in core kernel text (``__kernel_text_address``)."""
         return any(a <= address < b for a, b in self._text_ranges)
 
-    def raw(self) -> tuple[array[int], str, list[str]]:
+    def raw(self) -> tuple[array[int], str, Sequence[str]]:
         """File addresses (before :meth:`relocate`), type letters and names, in table order."""
         return self._addrs, self._types, self._names
 
