@@ -1,0 +1,66 @@
+"""A warm ``check`` (its caches filled by an earlier run) imports none of the heavy
+packages: no disassembler, no ELF/DWARF library, no construct, no TUI. Measured on the
+modules a real run loaded (sys.modules in a subprocess), not on a clock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parsers.cache import cache_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "real"
+#: (zstandard is not among them: the bundled dumps are .zst files, read through it)
+HEAVY = {"capstone", "elftools", "construct", "textual", "rich", "pdb"}
+
+_PROBE = """
+import contextlib, io, json, sys
+from explorer.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    status = main(sys.argv[1:])
+print(json.dumps({"status": status, "modules": sorted({m.split(".")[0] for m in sys.modules}),
+                  "tasks": len(json.loads(out.getvalue()))}))
+"""
+
+
+def _run(*argv: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _warm_twice(*argv: str) -> dict:
+    _run(*argv)  # fills the caches (symbols, types, prologue states)
+    return _run(*argv)
+
+
+def test_warm_check_with_a_vmlinux_imports_nothing_heavy() -> None:
+    release = "6.1.0-50-s390x"
+    vmlinux = cache_dir("real", "kernels", release, "vmlinux")
+    if not vmlinux.is_file():
+        pytest.skip(
+            f"no -dbg vmlinux for {release} under {vmlinux.parent}; run samples/generate_real.py"
+        )
+    dump = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
+    got = _warm_twice("check", "--json", str(dump), "--vmlinux", str(vmlinux))
+    assert got["status"] == 0 and got["tasks"] > 50
+    assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
+
+
+@pytest.mark.parametrize("name", ["deb12-6.1-idle", "rebuilt-5.10-busy"])
+def test_warm_check_of_a_bundled_sample_imports_nothing_heavy(name: str) -> None:
+    got = _warm_twice("check", "--json", str(SAMPLES / name / "vmcore.zst"))
+    assert got["status"] == 0 and got["tasks"] > 20
+    assert "explorer" in got["modules"]  # the probe saw the modules
+    assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
