@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -102,14 +103,23 @@ def child_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
+#: user+sys CPU seconds of each command's runs (a shared machine's wall clock varies more).
+CPU: dict[str, list[float]] = {}
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall-clock seconds of one run of ``argv`` (stdout discarded) and its stderr."""
+    """Wall-clock seconds of one run of ``argv`` (stdout discarded) and its stderr; its
+    user+sys CPU seconds are appended to ``CPU[argv[0]]``."""
     env = env or child_env()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=False
     )
     seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU.setdefault(" ".join(argv), []).append(cpu)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
     return seconds, done.stderr
@@ -169,6 +179,11 @@ def main() -> int:
     print(
         f"  backchain check --json, caches warm    {best_ours:7.3f} s   "
         f"{best_ours / best_drgn:5.2f}x drgn (goal <= 0.3x)   ({len(tasks)} tasks, {frames} frames)"
+    )
+    cpu_drgn, cpu_ours = min(CPU[" ".join(theirs)]), min(CPU[" ".join(ours)][1:])
+    print(
+        f"user+sys CPU, least of the runs: drgn {cpu_drgn:.3f} s, backchain warm {cpu_ours:.3f} s "
+        f"({cpu_ours / cpu_drgn:.2f}x), first run {CPU[' '.join(ours)][0]:.3f} s"
     )
     return 0
 
