@@ -251,7 +251,9 @@ def _lowcore_struct(fields: Sequence[LowcoreField]) -> Construct:
     return Struct(*members)
 
 
-_LOWCORE_SCHEMAS = {era: _lowcore_struct(fields) for era, fields in LOWCORE_FIELDS.items()}
+# The era tables only: eras registered from a kernel's types (which may be registered before
+# this module is imported) are decoded, never built.
+_LOWCORE_SCHEMAS = {era: _lowcore_struct(LOWCORE_FIELDS[era]) for era in LOWCORE_ERAS}
 
 
 def lowcore_schema(era: str) -> Construct:
