@@ -81,6 +81,14 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
     from parsers.elfsections import SHT_NOBITS, ElfSections
 
     name = os.fspath(path)
+    try:
+        st = os.stat(name)
+        key: tuple[str, int, int] | None = (os.path.realpath(name), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    known = _IDENTITIES.get(key) if key is not None else None
+    if known is not None:
+        return known
     build_id = banner = None
     banners: tuple[str, ...] = ()
     try:
@@ -94,7 +102,15 @@ def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
         raise FormatError(f"not a readable ELF file ({exc.message})", name) from None
     except OSError as exc:
         raise DumpError(f"cannot read: {exc.strerror or exc}", name) from None
-    return ElfIdentity(build_id, release_of_banner(banner), banner, banners)
+    found = ElfIdentity(build_id, release_of_banner(banner), banner, banners)
+    if key is not None:
+        _IDENTITIES[key] = found
+    return found
+
+
+#: Identities read in this process, by (real path, size, modification time): a vmlinux named
+#: for symbols and types is verified twice per start.
+_IDENTITIES: dict[tuple[str, int, int], ElfIdentity] = {}
 
 
 def banner_in(data: bytes) -> str | None:

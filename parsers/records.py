@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import cast
 
 from parsers.errors import FormatError, TruncatedError
@@ -606,17 +607,19 @@ def _decoders(fields: Sequence[LowcoreField]) -> _Decoders:
         (
             field.name,
             field.offset,
-            struct.Struct(">" + _KIND_FORMAT.get(field.kind, f"{field.size}s")),
+            _struct(">" + _KIND_FORMAT.get(field.kind, f"{field.size}s")),
             field.kind,
         )
         for field in fields
     ]
 
 
-# era -> [(name, offset, struct, kind)], precompiled from LOWCORE_FIELDS.
-_LOWCORE_DECODERS: dict[str, _Decoders] = {
-    era: _decoders(fields) for era, fields in LOWCORE_FIELDS.items()
-}
+#: One ``struct.Struct`` per format (a lowcore has ~150 fields of ~15 formats).
+_struct = cache(struct.Struct)
+
+# era -> [(name, offset, struct, kind)], compiled from LOWCORE_FIELDS when an era is first
+# decoded (a start decodes one era, not all of them).
+_LOWCORE_DECODERS: dict[str, _Decoders] = {}
 
 _SCALAR_KINDS = frozenset({"u8", "u16", "u32", "s32", "u64", "ptr", "asce"})
 
