@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from explorer.kernel import Kernel
 
 PAGE = 4096
+_SHT_PROGBITS = 1
 _PAGE_MASK = ~(PAGE - 1)
 #: Pages kept (4 KiB each): the hot text of a kernel is a few MiB.
 _CACHE_PAGES = 4096
@@ -174,17 +175,16 @@ class _VmlinuxText:
 
     @classmethod
     def load(cls, path: str, delta: int) -> _VmlinuxText | None:
-        from parsers.elfsections import SHF_EXECINSTR, SHT_PROGBITS, read_sections
-        from parsers.errors import FormatError
+        from parsers.elfsections import SHF_EXECINSTR, ElfSections
 
         try:
-            with open(path, "rb") as f:
+            with ElfSections(path) as elf:
                 sections = [
                     (s.address + delta, s.size, s.offset)
-                    for s in read_sections(f, path)
-                    if s.flags & SHF_EXECINSTR and s.type == SHT_PROGBITS
+                    for s in elf.sections
+                    if s.flags & SHF_EXECINSTR and s.type == _SHT_PROGBITS
                 ]
-        except (OSError, FormatError):
+        except DumpError:
             return None
         return cls(path, sections)
 
