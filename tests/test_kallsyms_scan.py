@@ -179,3 +179,20 @@ def test_kernel_refuses_tables_the_dump_contradicts(
     kernel = _alone_with(monkeypatch, tmp_path, base, struct.pack(">Q", value + (1 << 20)))
     assert kernel.symbols is None
     assert any("SYMBOL(_stext)=0x100000" in w and "not used" in w for w in kernel.warnings)
+
+
+@pytest.mark.parametrize("name", ["deb12-6.1-idle", "bpo12-6.12-busy", "sid-7.2-modules"])
+def test_fallback_without_kallsyms_in_vmcoreinfo_gives_the_same_table(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A 6.x/7.x dump whose VMCOREINFO had no KALLSYMS (older builds): the table found in
+    memory is the one VMCOREINFO's entries give, symbol for symbol."""
+    named = _kernel(name).symbols
+    assert named is not None and named.source == "kallsyms in the dump"
+    monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("explorer.symbols.kallsyms_tables", lambda info: None)
+    kernel = Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
+    assert kernel.symbols is not None and not kernel.warnings
+    token_table = _map_address(name, "kallsyms_token_table")
+    assert kernel.symbols.source == f"kallsyms found in memory by content at 0x{token_table:x}"
+    assert list(kernel.symbols.rows()) == list(named.rows())
