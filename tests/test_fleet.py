@@ -152,3 +152,52 @@ def test_diff_of_two_tasks_aligns_their_frames(capsys: pytest.CaptureFixture[str
     assert "A: pid 2" in text and "- kthreadd" in text
     status, _, err = _run(capsys, ["diff", dump, dump, "--pid", "99999"])
     assert status == 2 and "no task with pid 99999" in err
+
+
+def test_fleet_honours_types_and_refuses_what_it_cannot_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    paths = [_dump(n) for n in THREE[:2]]
+    # --types is every dump's: forced DWARF without a vmlinux is refused for each dump.
+    status, out, err = _run(capsys, ["check", *paths, "--types", "dwarf", "--json"])
+    assert status == 2
+    doc = json.loads(out)
+    assert all("--types dwarf" in d["error"] for d in doc["dumps"])
+    assert err.count("--types dwarf") == 2
+    # --lines reads one dump's debug information: refused in one line, not ignored.
+    status, out, err = _run(capsys, ["check", *paths, "--lines"])
+    assert status == 2 and out == "" and err.count("\n") == 1 and "--lines" in err
+
+
+def test_fleet_force_warns_on_every_output(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [_dump(n) for n in THREE[:2]]
+    other = str(SAMPLES / "deb12-6.1-idle" / "System.map.zst")  # another kernel's map
+    status, out, _ = _run(capsys, ["check", *paths, "--map", other, "--json"])
+    assert status == 2
+    assert all("System.map" in d["error"] for d in json.loads(out)["dumps"])
+    status, out, err = _run(capsys, ["check", *paths, "--map", other, "--force"])
+    assert status == 0
+    assert out.count("       warning: ") >= 2 and err.count("warning: ") >= 2
+    status, out, _ = _run(capsys, ["check", *paths, "--map", other, "--force", "--json"])
+    assert all(d["forced"] for d in json.loads(out)["dumps"])
+
+
+def test_fleet_jsonl_and_all(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [_dump(n) for n in THREE[:2]]
+    status, out, _ = _run(capsys, ["check", *paths, "--jsonl"])
+    assert status == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    for path in paths:  # one line per task, the same verdicts as the dump's own check
+        main(["check", path, "--json"])
+        alone = {t["pid"]: t for t in json.loads(capsys.readouterr().out)}
+        mine = {r["pid"]: r for r in records if r["dump"] == path}
+        assert mine.keys() == alone.keys()
+        for pid, r in mine.items():
+            assert r["reliable"] == alone[pid]["verdict"]["reliable"]
+            assert r["stack"] == [
+                f["symbol"].split("+")[0] for f in alone[pid]["frames"] if f["symbol"]
+            ]
+    _, short, _ = _run(capsys, ["check", *paths])
+    _, every, _ = _run(capsys, ["check", *paths, "--all"])
+    assert "--all shows them all" in short and "--all shows them all" not in every
+    assert "<- ..." in short and "<- ..." not in every

@@ -48,6 +48,8 @@ def options_from(args: argparse.Namespace) -> Any:
         profile=args.profile,
         era=args.era,
         functions=tuple(f for f in args.functions.split(",") if f),
+        types=getattr(args, "types", None) or "auto",
+        force=bool(getattr(args, "force", False)),
     )
 
 
@@ -56,9 +58,16 @@ def cmd_check_many(args: argparse.Namespace) -> int:
     import os
 
     from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, print_json
-    from explorer.fleet.group import fleet_json, fleet_text, group_stacks
+    from explorer.fleet.group import fleet_json, fleet_jsonl, fleet_text, group_stacks
     from explorer.fleet.walk import check_many
 
+    if getattr(args, "lines", False) or getattr(args, "source", None):
+        print(
+            "backchain: check --lines/--source reads one dump's debug information: run "
+            "'backchain check DUMP --lines' for each dump",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     options = options_from(args)
     if args.cluster:
         from explorer.fleet.cluster import check_on_cluster
@@ -68,10 +77,16 @@ def cmd_check_many(args: argparse.Namespace) -> int:
         jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
         results = check_many(args.dump, options, jobs=jobs)
     report = group_stacks(results, options.functions)
-    if args.json or getattr(args, "jsonl", False):
+    if getattr(args, "jsonl", False):
+        for line in fleet_jsonl(report):
+            sys.stdout.write(line + "\n")
+    elif args.json:
         print_json(fleet_json(report))
     else:
-        print("\n".join(fleet_text(report)))
+        print("\n".join(fleet_text(report, every=bool(getattr(args, "all", False)))))
+    for r in results:
+        for warning in r.forced:
+            print(f"warning: {r.path}: {warning}", file=sys.stderr)
     failed = [r for r in results if r.error is not None]
     for r in failed:
         print(f"backchain: {r.error}", file=sys.stderr)

@@ -83,6 +83,7 @@ def fleet_json(report: FleetReport) -> dict[str, Any]:
                 "reliable": sum(1 for t in r.tasks if t.reliable),
                 "blocking": sum(1 for t in r.tasks if t.blocks),
                 "warnings": list(r.warnings),
+                "forced": list(r.forced),
                 "error": r.error,
             }
         )
@@ -122,8 +123,38 @@ def fleet_json(report: FleetReport) -> dict[str, Any]:
     }
 
 
-def fleet_text(report: FleetReport) -> list[str]:
-    """The report as ``check DUMP...`` prints it."""
+def fleet_jsonl(report: FleetReport) -> list[str]:
+    """``check DUMP... --jsonl``: one JSON object per task (its dump's path first), then one
+    per dump that could not be read (``{"dump", "error"}``), for pipelines."""
+    import json
+
+    out = []
+    for r in report.results:
+        for t in r.tasks:
+            record = {
+                "dump": r.path,
+                "release": r.release,
+                "pid": t.pid,
+                "comm": t.comm,
+                "state": t.state,
+                "cpu": t.cpu,
+                "reliable": t.reliable,
+                "verdict": t.verdict,
+                "frame": t.frame,
+                "stack": list(t.stack),
+                "sleeping_on": t.sleeping_on,
+                "blocks": t.blocks,
+            }
+            if r.forced:
+                record["forced"] = list(r.forced)
+            out.append(json.dumps(record))
+    out += [json.dumps({"dump": r.path, "error": r.error}) for r in report.results if r.error]
+    return out
+
+
+def fleet_text(report: FleetReport, every: bool = False) -> list[str]:
+    """The report as ``check DUMP...`` prints it; ``every`` (``--all``): every task's name
+    and every frame of each stack, not the first few."""
     results = report.results
     n = len(results)
     tasks = sum(len(r.tasks) for r in results)
@@ -147,11 +178,13 @@ def fleet_text(report: FleetReport) -> list[str]:
             f"  {i:>3}. {r.path}  {r.release or '?'}  {len(r.tasks)} tasks, "
             f"{bad} would block (rules: {r.era})"
         )
+        lines += [f"       warning: {w}" for w in r.forced]
     lines += ["", "identical stacks across dumps (in most dumps first):"]
     for g in report.groups:
         names = sorted({t.comm for _, t in g.members})
-        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        stack = " <- ".join(g.stack[:6]) + (" <- ..." if len(g.stack) > 6 else "")
+        few, depth = (len(names), len(g.stack)) if every else (4, 6)
+        shown = ", ".join(names[:few]) + (", ..." if len(names) > few else "")
+        stack = " <- ".join(g.stack[:depth]) + (" <- ..." if len(g.stack) > depth else "")
         lines.append(
             f"  in {len(g.dumps)} of {n} dumps: {len(g.members)} tasks, {g.reliable} reliable"
             f"  [{shown}]"
@@ -173,4 +206,7 @@ def fleet_text(report: FleetReport) -> list[str]:
                 f"         this stack blocks the patch in {len({d for d, _ in blocking})} of "
                 f"{n} dumps ({', '.join(verdicts)}): {where}"
             )
+    cut = any(len({t.comm for _, t in g.members}) > 4 or len(g.stack) > 6 for g in report.groups)
+    if cut and not every:
+        lines += ["", "(names past 4 and frames past 6 are left out: --all shows them all)"]
     return lines

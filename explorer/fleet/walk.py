@@ -54,6 +54,7 @@ class DumpResult:
     tasks: tuple[TaskRow, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     error: str | None = None
+    forced: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class CheckOptions:
     profile: str | None = None
     era: str | None = None
     functions: tuple[str, ...] = ()
+    types: str = "auto"
+    force: bool = False
 
 
 def check_dump(path: str, options: CheckOptions) -> DumpResult:
@@ -84,6 +87,8 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
                 system_map=options.system_map,
                 profile=options.profile,
                 era=options.era,
+                types=options.types,
+                force=options.force,
             ),
         )
         try:
@@ -99,6 +104,7 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
                 ctx.era,
                 tuple(rows),
                 tuple(kernel.warnings) + tuple(scan.warnings),
+                forced=tuple(kernel.forced),
             )
         finally:
             kernel.close()
