@@ -26,8 +26,6 @@ SAMPLES = ROOT / "samples" / "real"
 PROFILES = ROOT / "samples" / "profiles"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
 DUMP61 = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
-#: Samples whose dump carries no symbol table: the System.map is given on both sides.
-NEEDS_MAP = {"rebuilt-5.10-busy"}
 #: Where the probe's output differs from the output with the kernel's types (strict: when it
 #: holds, update this).
 DIFFERS = {
@@ -65,8 +63,7 @@ def test_probe_gives_the_output_of_the_kernels_types(
     with_map = _outputs(capsys, dump, _map(name))
     assert all(text.startswith("rc=0\n") and len(text) > 200 for text in with_map.values())
     monkeypatch.setattr("explorer.sources.companions.companion_folders", lambda path: [])
-    extra = _map(name) if name in NEEDS_MAP else []
-    assert _outputs(capsys, dump, [*extra, "--types", "probe"]) == with_map
+    assert _outputs(capsys, dump, ["--types", "probe"]) == with_map  # symbols: kallsyms
 
 
 def _truths(name: str) -> Iterator[TypeProfile]:
