@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -165,6 +165,8 @@ class Kernel:
         #: companions found beside the dump and not used (another kernel's, unreadable)
         self.skipped: list[str] = []
         self.loaded_symbols: dict[str, SymbolTable] = {}
+        #: "forced"/"auto" while the types are still to be inferred from memory (--types probe)
+        self._probe: str | None = None
         if companions:
             choose_companions(self)
         self.symbols = self._load_symbols()
@@ -193,6 +195,8 @@ class Kernel:
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
         )
+        if self._probe:
+            self._probe_types()
         if self.symbols is not None and not self.symbols.has_data_symbols:
             from explorer.symbols import complete_symbols
 
@@ -293,18 +297,40 @@ class Kernel:
                         if bundled is not None:
                             profile = profile.merged(bundled)
                     return profile
+            self._probe = "auto"  # inferred from memory once the CPUs are known
             return None
         if forced == "probe":
-            raise TypeInfoError(
-                "--types probe (struct offsets inferred from the dump itself) is not "
-                "implemented yet: pass --vmlinux with debug info or --profile FILE, or use "
-                "--types auto",
-                self.path,
-            )
+            self._probe = "forced"
+            return None
         profile = self._types_from(forced)
         if profile is None:
             raise TypeInfoError(f"--types {forced}: {self._no_types_reason(forced)}", self.path)
         return profile
+
+    def _probe_types(self) -> None:
+        """Types inferred from the dump itself (explorer.sources.probe): forced by ``--types
+        probe``, or the last resort of ``auto`` (a warning says why it failed there).
+
+        Raises:
+            TypeInfoError: ``--types probe`` and the evidence is missing or ambiguous.
+        """
+        from explorer.sources.probe import probe_types
+
+        try:
+            profile, init_task = probe_types(self)
+        except DumpError as exc:
+            if self._probe == "forced":
+                raise
+            self.warnings.append(f"no types: {exc.message}")
+            return
+        finally:
+            self._probe = None
+        self.types = profile
+        self.thread_size = profile.thread_size
+        self.thread_size_source = profile.source_of("thread_union")
+        self.cpus = tuple(replace(c, stacks=self._cpu_stacks(c.lowcore)) for c in self.cpus)
+        if self.symbols is not None and self.symbols.address_of("init_task") is None:
+            self.symbols.add_known("init_task", init_task, "probe: the task holding 'swapper/0'")
 
     def _no_types_reason(self, source: str) -> str:
         return {

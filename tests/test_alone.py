@@ -19,8 +19,8 @@ NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file()
 #: What the dump alone cannot give yet, said rather than hidden (strict: fixed means update).
 #: (5.10's VMCOREINFO has no KALLSYMS: its kallsyms are found in memory by content.)
 NOT_YET: dict[str, str] = {}
-#: ``--types probe`` (offsets inferred from the dump) is not implemented: for 6.1 it must
-#: give the same output too once it is.
+#: ``--types probe`` (offsets inferred from the dump, explorer.sources.probe) gives the same
+#: output for 6.1 too (every sample: tests/test_types_probe.py).
 PROBE = "deb12-6.1-idle"
 
 
@@ -58,9 +58,6 @@ def test_sample_alone_equals_sample_with_its_map(
     assert by_itself == with_map
 
 
-@pytest.mark.xfail(
-    strict=True, reason="--types probe (offsets inferred from the dump) is not implemented"
-)
 def test_6_1_alone_with_types_probe_equals_with_its_map(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,7 +86,14 @@ def render_info(f: dict[str, Any]) -> str:
         else "none (pass --map System.map or --vmlinux)",
     )
     types = f["types"]
-    if types:
+    if types and types["source"] == "probe":  # one evidence per offset: `ps -v` shows them
+        n = sum(types["values_by_source"].values())
+        row(
+            "types",
+            f"probe ({n} values inferred from the dump, `ps -v` names each one's evidence; "
+            "not inferred: ftrace ret_stack, kretprobe/rethook lists, struct module)",
+        )
+    elif types:
         others = {k: v for k, v in types["values_by_source"].items() if k != types["source"]}
         more = "".join(f"; {n} from {src}" for src, n in others.items())
         row("types", f"{types['source']}{more}")
