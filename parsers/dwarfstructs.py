@@ -17,6 +17,7 @@ caller can use a general reader instead.
 from __future__ import annotations
 
 import bisect
+import heapq
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -154,7 +155,9 @@ class DwarfStructs:
         self.str_base, self.str_size = (strings.offset, strings.size) if strings else (0, 0)
         merge = SHF_MERGE | SHF_STRINGS
         self.merged_strings = strings is not None and strings.flags & merge == merge
-        self.unit_offsets = self._unit_offsets()
+        self.unit_offsets: list[int] = []  # of the unit headers read so far, in order
+        self._walked = 0  # where the unit after the last one read starts
+        self._units_until(0)
         self._units: dict[int, Unit] = {}
         self._abbrevs: dict[int, dict[int, _Abbrev]] = {}
 
@@ -183,19 +186,22 @@ class DwarfStructs:
                     raise Unsupported(f"relocation type {kind}")
         return bytes(patched)
 
-    def _unit_offsets(self) -> list[int]:
-        offsets = []
-        position = 0
-        while position + 11 <= self.info_size:
-            (length,) = self._u32(self.data, self.info_base + position)
+    def _units_until(self, offset: int) -> None:
+        """Learn the unit headers up to the one holding ``offset`` (only those: each one
+        read maps its page of the file, and a vmlinux has thousands of units)."""
+        walked = self._walked
+        while walked <= offset and walked + 11 <= self.info_size:
+            (length,) = self._u32(self.data, self.info_base + walked)
             if length >= 0xFFFFFFF0:
                 raise Unsupported("64-bit DWARF")
-            offsets.append(position)
-            position += 4 + length
-        return offsets
+            self.unit_offsets.append(walked)
+            walked += 4 + length
+        self._walked = walked
 
     def unit_at(self, offset: int) -> Unit:
         """The unit holding ``offset`` of .debug_info."""
+        if offset >= self._walked:
+            self._units_until(offset)
         i = bisect.bisect_right(self.unit_offsets, offset) - 1
         if i < 0:
             raise Damaged("offset before the first unit")
@@ -457,21 +463,16 @@ class DwarfStructs:
         }
         found: dict[str, Die] = {}
         units: dict[str, set[int]] = {key: set() for key in wanted}
-        data, base = self.data, self.info_base
         start, window = 0, start_window
         while start < self.info_size and len(found) < len(wanted):
             end = min(start + window, self.info_size)
             for key, names in wanted.items():
                 if key in found:
                     continue
-                hits = []
-                for needle in needles[key]:
-                    stop = min(base + end + len(needle) - 1, base + self.info_size)
-                    position = data.find(needle, base + start, stop)
-                    while position >= 0:
-                        hits.append(position - base)
-                        position = data.find(needle, position + 1, stop)
-                for position in sorted(hits):
+                # In file order, each needle searched only as far as needed: the pages of
+                # .debug_info beyond the first accepted DIE are never touched.
+                hits = heapq.merge(*(self._hits(n, start, end) for n in needles[key]))
+                for position in hits:
                     die = self._probe(position, names)
                     if die is not None and accept(die):
                         found[key] = die
@@ -479,6 +480,16 @@ class DwarfStructs:
                     units[key].add(self.unit_at(position).offset)
             start, window = end, min(window * 2, 32 << 20)
         return found, {k: sorted(v) for k, v in units.items() if k not in found}
+
+    def _hits(self, needle: bytes, start: int, end: int) -> Iterator[int]:
+        """Where ``needle`` starts in .debug_info from ``start`` to ``end`` (it may run
+        past ``end``)."""
+        data, base = self.data, self.info_base
+        stop = min(base + end + len(needle) - 1, base + self.info_size)
+        position = data.find(needle, base + start, stop)
+        while position >= 0:
+            yield position - base
+            position = data.find(needle, position + 1, stop)
 
     def _probe(self, position: int, names: tuple[str, ...]) -> Die | None:
         """The DIE whose DW_AT_name value is at ``position`` and in ``names``, if any.
