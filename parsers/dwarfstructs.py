@@ -178,12 +178,13 @@ class DwarfStructs:
             for offset, r_info, addend in rela.iter_unpack(elf.bytes_of(section)):
                 kind, index = r_info & 0xFFFFFFFF, r_info >> 32
                 value = sym.unpack_from(symbols, index * sym.size)[4] + addend
-                if kind == R_390_32:
-                    patched[offset : offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, elf.order)
-                elif kind == R_390_64:
-                    patched[offset : offset + 8] = (value & (1 << 64) - 1).to_bytes(8, elf.order)
-                else:
+                size = {R_390_32: 4, R_390_64: 8}.get(kind)
+                if size is None:
                     raise Unsupported(f"relocation type {kind}")
+                if offset + size > len(patched):
+                    raise Damaged("a relocation outside .debug_info")
+                field = value & ((1 << 8 * size) - 1)
+                patched[offset : offset + size] = field.to_bytes(size, elf.order)
         return bytes(patched)
 
     def _units_until(self, offset: int) -> None:

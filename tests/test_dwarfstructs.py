@@ -122,12 +122,13 @@ def test_unsupported_dwarf_goes_to_the_general_reader(monkeypatch: pytest.Monkey
     _check_profile(profile_from_dwarf(OBJECTS[0], use_cache=False))
 
 
-def test_damaged_dwarf_is_a_profile_or_a_format_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", [".debug_info", ".debug_abbrev", ".rela.debug_info"])
+def test_damaged_dwarf_is_a_profile_or_a_format_error(tmp_path: Path, name: str) -> None:
     data = OBJECTS[0].read_bytes()
     with ElfSections(OBJECTS[0]) as elf:
-        info = elf.get(".debug_info")
-        assert info is not None
-        start, size = info.offset, info.size
+        section = elf.get(name)
+        assert section is not None
+        start, size = section.offset, section.size
     bad = tmp_path / "bad.o"
     for position in range(start, start + size, max(1, size // 97)):
         for value in (0x00, 0xFF, 0x80):
