@@ -8,7 +8,8 @@ Both read the same file: the copy of the QEMU dump that drgn opens
 as its own process and is timed whole, interpreter start included.
 
 Goals (issue 16): backchain <= 0.3x drgn's time with its caches warm, <= 1x on a first run
-(an empty BACKCHAIN_CACHE).
+(an empty BACKCHAIN_CACHE). Each of ``--runs`` rounds runs a first run (a new empty cache),
+drgn, and a warm run, interleaved so that a busy machine slows all three alike.
 
     python benchmarks/bench_vs_drgn.py [--sample deb12-6.1-idle] [--runs 5]
 
@@ -103,13 +104,9 @@ def child_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-#: user+sys CPU seconds of each command's runs (a shared machine's wall clock varies more).
-CPU: dict[str, list[float]] = {}
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    """Wall-clock seconds of one run of ``argv`` (stdout discarded) and its stderr; its
-    user+sys CPU seconds are appended to ``CPU[argv[0]]``."""
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str, float]:
+    """Wall-clock seconds of one run of ``argv`` (stdout discarded), its stderr, and its
+    CPU seconds (user + system)."""
     env = env or child_env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -118,11 +115,10 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, st
     )
     seconds = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    CPU.setdefault(" ".join(argv), []).append(cpu)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
-    return seconds, done.stderr
+    return seconds, done.stderr, cpu
 
 
 def backchain_command() -> list[str]:
@@ -154,36 +150,39 @@ def main() -> int:
         print(f"note: backchain refused the vmlinux: {probe.stderr.strip()}")
         print("note: measured with --force (the check itself still runs on every start)")
         ours.append("--force")
+    best_drgn = best_ours = first = float("inf")
+    cpu_drgn = cpu_ours = cpu_first = float("inf")
+    drgn_counts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="backchain-cache-") as cache:
         env = child_env(BACKCHAIN_CACHE=cache)
-        first, _ = timed(ours, env)  # empty cache: nothing from earlier runs
-        best_drgn = best_ours = float("inf")
-        drgn_counts = ""
-        for _ in range(args.runs):
-            seconds, err = timed(theirs)
-            best_drgn = min(best_drgn, seconds)
+        for run in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="backchain-first-") as empty:
+                seconds, _, cpu = timed(ours, child_env(BACKCHAIN_CACHE=empty))  # first run
+            first, cpu_first = min(first, seconds), min(cpu_first, cpu)
+            seconds, err, cpu = timed(theirs)
+            best_drgn, cpu_drgn = min(best_drgn, seconds), min(cpu_drgn, cpu)
             drgn_counts = err.split()
-            best_ours = min(best_ours, timed(ours, env)[0])
+            if run == 0:
+                timed(ours, env)  # fills the cache
+            seconds, _, cpu = timed(ours, env)
+            best_ours, cpu_ours = min(best_ours, seconds), min(cpu_ours, cpu)
     out = subprocess.run(ours, capture_output=True, text=True, env=child_env(), check=True).stdout
     tasks = json.loads(out)
     frames = sum(len(t["frames"]) for t in tasks)
-    print(f"\nfastest of {args.runs} runs, each a whole process (interpreter start included):")
+    print(f"\nfastest of {args.runs} runs, each a whole process (interpreter start included);")
+    print("wall seconds, then user+system CPU seconds:")
     print(
-        f"  drgn {drgn.__version__} stack_trace of every task   {best_drgn:7.3f} s   "
-        f"({drgn_counts[0]} tasks, {drgn_counts[1]} frames)"
+        f"  drgn {drgn.__version__} stack_trace of every task   {best_drgn:7.3f} s  "
+        f"{cpu_drgn:6.3f} s CPU   ({drgn_counts[0]} tasks, {drgn_counts[1]} frames)"
     )
     print(
-        f"  backchain check --json, first run      {first:7.3f} s   "
-        f"{first / best_drgn:5.2f}x drgn (goal <= 1x)"
+        f"  backchain check --json, first run      {first:7.3f} s  {cpu_first:6.3f} s CPU   "
+        f"{first / best_drgn:5.2f}x drgn (goal <= 1x; CPU {cpu_first / cpu_drgn:4.2f}x)"
     )
     print(
-        f"  backchain check --json, caches warm    {best_ours:7.3f} s   "
-        f"{best_ours / best_drgn:5.2f}x drgn (goal <= 0.3x)   ({len(tasks)} tasks, {frames} frames)"
-    )
-    cpu_drgn, cpu_ours = min(CPU[" ".join(theirs)]), min(CPU[" ".join(ours)][1:])
-    print(
-        f"user+sys CPU, least of the runs: drgn {cpu_drgn:.3f} s, backchain warm {cpu_ours:.3f} s "
-        f"({cpu_ours / cpu_drgn:.2f}x), first run {CPU[' '.join(ours)][0]:.3f} s"
+        f"  backchain check --json, caches warm    {best_ours:7.3f} s  {cpu_ours:6.3f} s CPU   "
+        f"{best_ours / best_drgn:5.2f}x drgn (goal <= 0.3x; CPU {cpu_ours / cpu_drgn:4.2f}x)   "
+        f"({len(tasks)} tasks, {frames} frames)"
     )
     return 0
 

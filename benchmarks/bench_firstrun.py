@@ -1,0 +1,107 @@
+"""What a first run (empty cache) spends on a -dbg vmlinux, step by step, and what the caches
+then cost to load.
+
+For each -dbg vmlinux under cache_dir("real", "kernels"): the symbol table from ``.symtab``
+(:func:`parsers.symbols.load_vmlinux_symbols`), the type profile from DWARF
+(:func:`parsers.types.profile_from_dwarf`, no cache) and, with ``--general``, the same
+profile by pyelftools' general reader (the fallback, and the way it was made before); then
+loading the compact symbol cache and the JSON profile cache. Fastest of ``--runs``, wall and
+CPU (user+sys) seconds of this process.
+
+    python benchmarks/bench_firstrun.py [--runs 5] [--general]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def best(runs: int, step: Callable[[], object]) -> tuple[float, float]:
+    """Fastest wall and CPU seconds of ``runs`` calls of ``step``."""
+    wall = cpu = float("inf")
+    for _ in range(runs):
+        t, c = time.perf_counter(), time.process_time()
+        step()
+        wall = min(wall, time.perf_counter() - t)
+        cpu = min(cpu, time.process_time() - c)
+    return wall, cpu
+
+
+def measure(vmlinux: Path, runs: int, general: bool) -> list[tuple[str, tuple[float, float]]]:
+    """The steps' times on one vmlinux."""
+    from elftools.elf.elffile import ELFFile
+
+    from parsers import types as T
+    from parsers.elfsections import ElfSections
+    from parsers.symbols import load_vmlinux_symbols
+    from parsers.symcache import load_table, save_table
+
+    table = load_vmlinux_symbols(vmlinux)
+    profile = T.profile_from_dwarf(vmlinux, use_cache=False)
+    rows = [
+        (f"symtab ({len(table)} symbols)", best(runs, partial(load_vmlinux_symbols, vmlinux))),
+        (
+            f"DWARF profile ({len(profile.offsets)} offsets)",
+            best(runs, partial(T.profile_from_dwarf, vmlinux, use_cache=False)),
+        ),
+    ]
+    if general:
+
+        def by_elftools() -> None:
+            with ElfSections(vmlinux) as elf:
+                build_id, release = elf.build_id(), T._banner_release(elf)
+            with open(vmlinux, "rb") as stream:
+                T._profile_from_elftools(ELFFile(stream), "", build_id, release)
+
+        rows.append(("DWARF profile, general reader", best(max(1, runs // 2), by_elftools)))
+    with tempfile.TemporaryDirectory() as tmp:
+        syms, prof = Path(tmp) / "t.syms", Path(tmp) / "p.json"
+        save_table(table, syms)
+        profile.save(prof)
+        rows.append(
+            (
+                f"symbol cache load ({syms.stat().st_size >> 10} KiB)",
+                best(runs, partial(load_table, syms)),
+            )
+        )
+        rows.append(
+            (
+                f"profile cache load ({prof.stat().st_size >> 10} KiB)",
+                best(runs, partial(T.TypeProfile.load, prof)),
+            )
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each step (fastest counts)")
+    parser.add_argument("--general", action="store_true", help="also time pyelftools' reader")
+    args = parser.parse_args()
+    from parsers.cache import cache_dir
+
+    vmlinuxes = sorted(cache_dir("real", "kernels").glob("*/vmlinux"))
+    if not vmlinuxes:
+        print("bench_firstrun: SKIPPED, no -dbg vmlinux under", cache_dir("real", "kernels"))
+        return 0
+    print(f"fastest of {args.runs} runs; wall / CPU seconds (on {os.cpu_count()} CPUs)")
+    for vmlinux in vmlinuxes:
+        rows = measure(vmlinux, args.runs, args.general)
+        print(f"\n{vmlinux.parent.name} ({vmlinux.stat().st_size >> 20} MiB)")
+        for label, (wall, cpu) in rows:
+            print(f"  {label:38} {wall:7.3f} s  {cpu:7.3f} s CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
