@@ -1,9 +1,10 @@
 """Where backchain keeps what it derives once and reuses: ``$BACKCHAIN_CACHE`` if set, else
 ``$XDG_CACHE_HOME/backchain``, else ``~/.cache/backchain``.
 
-Sub-folders: ``dumps`` (decompressed dumps), ``profiles`` (type profiles by build-id),
-``symbols`` (symbol tables by build-id), ``scenarios`` (built training scenarios), ``real``
-(the real-sample generator's work: kernels, -dbg vmlinux files, raw dumps).
+Sub-folders: ``dumps`` (decompressed dumps), ``profiles`` (type profiles by build-id, and
+by a digest of a dump's BTF), ``symbols`` (symbol tables by build-id), ``code`` (prologue
+states of PSW frames, by the function's bytes), ``scenarios`` (built training scenarios),
+``real`` (the real-sample generator's work: kernels, -dbg vmlinux files, raw dumps).
 """
 
 from __future__ import annotations

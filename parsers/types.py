@@ -1407,7 +1407,31 @@ def profile_from_btf(
 
     Raises:
         FormatError: the blob is not BTF or is damaged (nothing in it is trusted).
+
+    The profile is cached under a digest of the blob and of the other arguments (a dump's
+    BTF is the same bytes on every start; indexing it costs a quarter of a second).
     """
+    import hashlib
+
+    digest = hashlib.blake2b(data, digest_size=20)
+    digest.update(repr((release, build_id, thread_size, _CACHE_GENERATION)).encode())
+    cache_file = default_cache_dir() / f"btf-{digest.hexdigest()}.profile.json"
+    try:
+        return replace(TypeProfile.load(cache_file), source=source)
+    except DumpError:
+        pass  # absent or damaged: build it
+    profile = _profile_from_btf(data, release, build_id, thread_size, source)
+    _write_cache(cache_file, profile)
+    return profile
+
+
+def _profile_from_btf(
+    data: bytes,
+    release: str | None,
+    build_id: str | None,
+    thread_size: int | None,
+    source: str,
+) -> TypeProfile:
     btf = _Btf(data)
     found = btf.find_aggregates(STRUCTS)
     profile = _build_profile(

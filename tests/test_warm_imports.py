@@ -58,7 +58,7 @@ def test_warm_check_with_a_vmlinux_imports_nothing_heavy() -> None:
     assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
 
 
-@pytest.mark.parametrize("name", ["deb12-6.1-idle", "rebuilt-5.10-busy"])
+@pytest.mark.parametrize("name", ["deb12-6.1-idle", "rebuilt-5.10-busy", "bpo12-6.12-busy"])
 def test_warm_check_of_a_bundled_sample_imports_nothing_heavy(name: str) -> None:
     got = _warm_twice("check", "--json", str(SAMPLES / name / "vmcore.zst"))
     assert got["status"] == 0 and got["tasks"] > 20

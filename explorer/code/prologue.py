@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from explorer.code.effects import SAVED_R14, Effect, effect_of
-from explorer.code.insn import Instruction, decode
 from explorer.code.statecache import StateCache, state_key
 from explorer.code.text import CodeText, Function
 from parsers.errors import DumpError
+
+if TYPE_CHECKING:  # decoding and its effects are imported when a function is analysed: a
+    # state remembered from an earlier run (explorer.code.statecache) needs neither
+    from explorer.code.effects import Effect
+    from explorer.code.insn import Instruction
 
 #: Phases, in the words the faces use.
 PHASES = {
@@ -158,6 +162,8 @@ class PrologueState:
             return sp, gprs[14]
         if where == "saved":
             try:
+                from explorer.code.effects import SAVED_R14
+
                 return sp, read_u64(sp + (self.saved_at or SAVED_R14))
             except DumpError:
                 return sp, None
@@ -178,6 +184,9 @@ class PrologueAnalyzer:
         if known is not None:
             return known
         data = self.code.read(func.start, func.size)
+        from explorer.code.effects import effect_of
+        from explorer.code.insn import decode
+
         insns = decode(data, func.start) if data else []
         states = flow(insns, func)
         allocates = any(effect_of(i).r15_add < 0 for i in insns)
@@ -224,6 +233,8 @@ class PrologueAnalyzer:
 def flow(insns: list[Instruction], func: Function) -> dict[int, set[_State]]:
     """States before each reachable instruction, from the function's entry."""
     index = {i.address: n for n, i in enumerate(insns)}
+    from explorer.code.effects import effect_of
+
     effects = [effect_of(i) for i in insns]
     states: dict[int, set[_State]] = {}
     work = [(0, _ENTRY)] if insns else []
@@ -281,6 +292,8 @@ def _by_address_order(
     address: int, func: Function, insns: list[Instruction], allocates: bool
 ) -> PrologueState:
     """Unreachable for the flow: the first decrement and the first back-chain store."""
+    from explorer.code.effects import effect_of
+
     state = _ENTRY
     for insn in insns:
         if insn.address >= address:

@@ -23,8 +23,10 @@ from typing import Any
 
 from parsers.cache import cache_dir
 
-#: Entries kept; beyond, the file starts afresh (a kernel has ~40,000 functions).
-MAX_ENTRIES = 50_000
+#: Entries kept; beyond, the file starts afresh. Only PSW frames (running CPUs, pt_regs)
+#: are judged, a few per dump: this bounds the file (and its load on every start) to
+#: about 400 KB over many dumps.
+MAX_ENTRIES = 4096
 _HERE = Path(__file__).resolve().parent
 #: The modules whose code decides a state.
 _ANALYSER = ("prologue.py", "effects.py", "insn.py", "text.py", "statecache.py")
