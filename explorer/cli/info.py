@@ -91,7 +91,7 @@ def render_info(f: dict[str, Any]) -> str:
         row(
             "types",
             f"probe ({n} values inferred from the dump, `ps -v` names each one's evidence; "
-            "not inferred: ftrace ret_stack, kretprobe/rethook lists, struct module)",
+            "not inferred: ftrace ret_stack, kretprobe/rethook lists, module taints)",
         )
     elif types:
         others = {k: v for k, v in types["values_by_source"].items() if k != types["source"]}

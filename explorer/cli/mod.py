@@ -24,6 +24,8 @@ def cmd_mod(args: argparse.Namespace) -> int:
     """``backchain mod``."""
     kernel = open_kernel(args)
     scan = kernel.modules
+    # taints unknown (e.g. --types probe does not infer them): "?", not "-" (untainted)
+    known = kernel.types is not None and kernel.types.has("module.taints")
     rows = []
     for m in scan.modules:
         table = scan.symbols.get(m.address)
@@ -34,8 +36,8 @@ def cmd_mod(args: argparse.Namespace) -> int:
                 "base": f"0x{m.base:x}",
                 "size": m.size,
                 "state": m.state,
-                "taint": m.taint_letters,
-                "taints": m.taints,
+                "taint": m.taint_letters if known else None,
+                "taints": m.taints if known else None,
                 "text": [[f"0x{s:x}", f"0x{e:x}"] for s, e in m.text if e > s],
                 "symbols": len(table) if table is not None else None,
             }
@@ -53,7 +55,7 @@ def cmd_mod(args: argparse.Namespace) -> int:
             symbols = "?" if r["symbols"] is None else str(r["symbols"])
             print(
                 f"{m.address:016x} {m.name:<24} {m.base:016x} {m.size:>8} "
-                f"{m.state or '?':<9} {m.taint_letters or '-':<6} {symbols}"
+                f"{m.state or '?':<9} {(m.taint_letters or '-') if known else '?':<6} {symbols}"
             )
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)

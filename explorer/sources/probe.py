@@ -36,10 +36,12 @@ Evidence, in order (each step uses the ones before):
   task that holds only tasks of its thread group and one head, inside the struct one of
   the task's pointers points to.
 
+``struct module`` (text ranges and symbols of loaded modules): explorer.sources.probe_modules.
+
 Not inferred (absent from the profile, named in ``missing``): ``pt_regs``, ``struct
 lowcore`` and ``struct stack_frame`` (the era tables of the release, as without types),
 ftrace's ``ret_stack`` (a walk through ``return_to_handler`` cannot be resolved), rethook
-and kretprobe lists, ``on_cpu``, and ``struct module`` (module text and symbols).
+and kretprobe lists, ``on_cpu``, and ``module.taints``.
 """
 
 from __future__ import annotations
@@ -84,8 +86,7 @@ NOT_INFERRED = {
     "return_to_handler cannot name the original return address",
     "rethooks": "rethook/kretprobe lists are not inferred: a return through a kretprobe "
     "trampoline cannot be resolved",
-    "module": "struct module is not inferred: module text is not recognised, module frames "
-    "are not named",
+    "taints": "module taints are not inferred",
     "layouts": "pt_regs, struct lowcore and struct stack_frame come from the era tables of "
     "the release (no types in the dump)",
 }
@@ -723,6 +724,7 @@ def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
         sources[name] = "probe: struct list_head { next, prev } (include/linux/types.h)"
     sizes["task_struct.comm"] = COMM_LEN
     sources["task_struct.comm"] = found.sources["task_struct.comm"]
+    _add_modules(kernel, version, offsets, sizes, sources)
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
     profile = TypeProfile(
         release=kernel.release,
@@ -734,3 +736,52 @@ def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
         missing=_missing(offsets, sizes),
     )
     return profile, found.init_task
+
+
+def _add_modules(
+    kernel: Kernel,
+    version: tuple[int, ...],
+    offsets: dict[str, int],
+    sizes: dict[str, int],
+    sources: dict[str, str],
+) -> None:
+    """The ``struct module`` members (explorer.sources.probe_modules); what cannot be
+    inferred is said in the kernel's warnings and left out."""
+    from explorer.sources.probe_modules import infer_module_layout
+
+    syms = kernel.symbols
+    head = syms.address_of("modules") if syms is not None else None
+    if head is None:
+        head = _modules_head(kernel)
+    if head is None:
+        kernel.warnings.append(
+            "--types probe: the list head 'modules' is unknown: loaded modules are not read"
+        )
+        return
+    found = infer_module_layout(
+        kernel.space.read, head, memory_array=version >= (6, 4), typetab=version >= (5, 2)
+    )
+    offsets.update(found.offsets)
+    sizes.update(found.sizes)
+    sources.update(found.sources)
+    kernel.warnings.extend(f"--types probe: modules: {p}" for p in found.problems)
+
+
+def _modules_head(kernel: Kernel) -> int | None:
+    """``&modules`` for text-only kallsyms: the LARL operand in ``find_module_all()`` that is
+    an intact list of modules."""
+    from explorer.sources.probe_modules import module_list
+    from explorer.symbols import _larl_targets
+
+    syms = kernel.symbols
+    start = syms.address_of("find_module_all") if syms is not None else None
+    if syms is None or start is None:
+        return None
+    try:
+        code = kernel.read(start, min(syms.size_of("find_module_all") or 0x400, 0x400))
+    except DumpError:
+        return None
+    for target in _larl_targets(code, start):
+        if target % 8 == 0 and module_list(kernel.space.read, target) is not None:
+            return target
+    return None
