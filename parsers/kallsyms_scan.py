@@ -37,7 +37,8 @@ import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import islice
+from operator import le
 
 from parsers.errors import DumpError, SymbolError
 from parsers.kallsyms import MAX_SYMS, KallsymsTables, Reader
@@ -152,22 +153,22 @@ def _chunks(read: Reader, start: int, limit: int) -> Iterator[tuple[int, bytes]]
 
 def _anchors(read: Reader, start: int, limit: int) -> list[int]:
     """Addresses of the digit token "0" wherever the digit run occurs."""
-    out = []
-    tail = b""
+    out: list[int] = []
+    tail, tail_at = b"", start
     for at, data in _chunks(read, start, limit):
-        buf = tail + data
-        base = at - len(tail)
-        for match in _ANCHOR.finditer(buf):
-            pos = match.start()
-            address = base + pos
-            if buf[pos - 1 : pos] == b"\0" and address not in out:
-                out.append(address)
-            if len(out) > MAX_ANCHORS:
-                raise SymbolError(
-                    f"more than {MAX_ANCHORS} runs of digit tokens from 0x{start:x}: "
-                    "not searching kallsyms in this memory"
-                )
-        tail = buf[-len(ANCHOR) :]
+        seam = tail + data[: len(ANCHOR)]  # a run across two chunks
+        for buf, base in ((seam, tail_at), (data, at)):
+            for match in _ANCHOR.finditer(buf):
+                pos = match.start()
+                before = buf[pos - 1 : pos] if pos else seam[len(tail) - 1 : len(tail)]
+                if before == b"\0" and base + pos not in out:
+                    out.append(base + pos)
+                if len(out) > MAX_ANCHORS:
+                    raise SymbolError(
+                        f"more than {MAX_ANCHORS} runs of digit tokens from 0x{start:x}: "
+                        "not searching kallsyms in this memory"
+                    )
+        tail, tail_at = data[-len(ANCHOR) :], at + len(data) - min(len(ANCHOR), len(data))
     return out
 
 
@@ -403,7 +404,7 @@ def _base_relative(read: Reader, at: int, count: int, base: int) -> bool:
         pad = read(at + 4 * count, base - at - 4 * count)
     except DumpError:
         return False
-    return not any(pad) and all(a <= b for a, b in pairwise(values))
+    return not any(pad) and all(map(le, values, islice(values, 1, None)))
 
 
 def _self_relative(read: Reader, at: int, count: int) -> bool:
@@ -412,7 +413,7 @@ def _self_relative(read: Reader, at: int, count: int) -> bool:
     if values is None or values[0] >= 0:
         return False
     addresses = [at + 4 * i + v for i, v in enumerate(values)]
-    return all(a <= b for a, b in pairwise(addresses))
+    return all(map(le, addresses, islice(addresses, 1, None)))
 
 
 __all__ = ["FoundKallsyms", "scan_kallsyms"]

@@ -5,19 +5,23 @@ search never reads. Damaged tables are refused, never decoded into wrong names."
 
 from __future__ import annotations
 
+import re
 import struct
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from explorer.analysis import analyse_task, unwind_context
 from explorer.kernel import Kernel, Options
 from explorer.sources.memscan import image_start
+from explorer.tasks import find_tasks
 from parsers.dumps import open_dump
 from parsers.errors import DumpError, SymbolError
 from parsers.kallsyms import Reader, kallsyms_tables
 from parsers.kallsyms_scan import FoundKallsyms, scan_kallsyms
 from parsers.symbols import load_system_map
+from tests.test_real_samples import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -196,3 +200,42 @@ def test_fallback_without_kallsyms_in_vmcoreinfo_gives_the_same_table(
     token_table = _map_address(name, "kallsyms_token_table")
     assert kernel.symbols.source == f"kallsyms found in memory by content at 0x{token_table:x}"
     assert list(kernel.symbols.rows()) == list(named.rows())
+
+
+def _console_call_traces(name: str) -> dict[int, list[tuple[int, str]]]:
+    """The sysrq-t Call Traces printed on the guest's console: pid -> [(address, text)]."""
+    traces: dict[int, list[tuple[int, str]]] = {}
+    pid: int | None = None
+    frames: list[tuple[int, str]] | None = None
+    for line in (SAMPLES / name / "console.log").read_text(errors="replace").splitlines():
+        text = line.split("] ", 1)[1] if line.startswith("[") and "] " in line else line
+        task = re.match(r"task:.*\bpid:\s*(\d+)\b", text)
+        frame = re.match(r"\s*\[<([0-9a-f]+)>\] (\S+)", text)
+        if task:
+            pid, frames = int(task.group(1)), None
+        elif text.startswith("Call Trace:") and pid is not None:
+            frames = traces.setdefault(pid, [])
+        elif frame and frames is not None:
+            frames.append((int(frame.group(1), 16), frame.group(2)))
+        elif text.strip() and frames is not None:  # the trace ended
+            pid = frames = None
+    return {pid: f for pid, f in traces.items() if f}
+
+
+def test_5_10_alone_names_frames_as_its_console_call_traces() -> None:
+    """Every task of the 5.10 sample that did not move, walked on the dump alone (kallsyms
+    found by content), named exactly as the kernel's sysrq-t Call Trace in console.log."""
+    kernel = _kernel(SAMPLE510)
+    assert kernel.symbols is not None
+    assert kernel.symbols.source.startswith("kallsyms found in memory by content")
+    traces = _console_call_traces(SAMPLE510)
+    scan = find_tasks(kernel)
+    ctx = unwind_context(kernel)
+    compared = 0
+    for task in scan.tasks:
+        if not task.pid or task.pid in MOVED[SAMPLE510] or task.pid not in traces:
+            continue
+        walk = analyse_task(kernel, task, ctx).walk
+        assert [(s.ip, kernel.symbolize(s.ip)) for s in walk.steps] == traces[task.pid], task.pid
+        compared += 1
+    assert compared >= 54
