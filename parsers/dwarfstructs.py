@@ -66,12 +66,17 @@ _FIXED = {
     0x06: 4, 0x13: 4,  # data4 ref4
     0x07: 8, 0x14: 8,  # data8 ref8
     0x1E: 16, 0x19: 0, 0x21: 0,  # data16 flag_present implicit_const
+    0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4,  # addrx1-4 (an index into .debug_addr)
 }  # fmt: skip
-_UNSIGNED_DATA = frozenset({0x0B, 0x05, 0x06, 0x07, 0x0F})  # data1/2/4/8 udata
+#: Forms holding one ULEB128: udata ref_udata addrx loclistx rnglistx.
+_ULEB_FORMS = frozenset({0x0F, 0x15, 0x1B, 0x22, 0x23})
 _REF_FORMS = frozenset({0x11, 0x12, 0x13, 0x14, 0x15})  # CU-relative references
 _OFFSET_FORMS = frozenset({FORM_STRP, 0x17, FORM_LINE_STRP})  # strp sec_offset line_strp
 _BLOCK_FORMS = {0x0A: 1, 0x03: 2, 0x04: 4}  # block1 block2 block4
-_UNSUPPORTED_FORMS = frozenset({0x1A, 0x25, 0x26, 0x27, 0x28, 0x20, 0x1F20, 0x1F21, 0x1C, 0x24})
+#: Strings by index (strx*, GNU_str_index), type signatures, supplementary and split files.
+_UNSUPPORTED_FORMS = frozenset(
+    {0x1A, 0x25, 0x26, 0x27, 0x28, 0x1F02, 0x20, 0x1C, 0x24, 0x1D, 0x1F01, 0x1F20, 0x1F21}
+)
 R_390_32, R_390_64 = 4, 22
 #: A DIE's abbreviation code is a ULEB128 just before its name; longer ones do not occur.
 _PROBE_BACK = 4
@@ -306,7 +311,7 @@ class DwarfStructs:
             elif form in _OFFSET_FORMS:
                 value = self._u32(data, pos)[0]
                 pos += 4
-            elif form in (0x0F, 0x15):  # udata ref_udata
+            elif form in _ULEB_FORMS:
                 value, pos = _uleb(data, pos)
             elif form == FORM_SDATA:
                 value, pos = _sleb(data, pos)

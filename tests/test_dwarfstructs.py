@@ -9,6 +9,7 @@ installed, and on the -dbg vmlinuxes when present (whose profiles are also the b
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -139,6 +140,92 @@ def test_damaged_dwarf_is_a_profile_or_a_format_error(tmp_path: Path, name: str)
                 profile_from_dwarf(bad, use_cache=False)
             except FormatError as error:
                 assert error.path == str(bad)
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _elf_with_dwarf(member_extra: list[tuple[int, int, bytes]]) -> bytes:
+    """A big-endian ET_EXEC whose DWARF 5 unit defines ``struct task_struct { int pid; }``
+    at offset 4, size 8; ``member_extra`` adds (attribute, form, encoded value) to the
+    member's abbreviation and DIE."""
+    strings = b"\0task_struct\0pid\0"
+    abbrev = b"".join(
+        [
+            _uleb(1) + _uleb(0x11) + b"\x01" + b"\x03\x08" + b"\0\0",  # compile_unit: name string
+            _uleb(2) + _uleb(0x13) + b"\x01" + b"\x03\x0e\x0b\x0b" + b"\0\0",  # struct: strp, data1
+            _uleb(3)
+            + _uleb(0x0D)
+            + b"\x00"
+            + b"\x03\x0e\x49\x13\x38\x0b"  # member: name strp, type ref4, location data1
+            + b"".join(_uleb(a) + _uleb(f) for a, f, _ in member_extra)
+            + b"\0\0",
+            _uleb(4) + _uleb(0x24) + b"\x00" + b"\x0b\x0b\x03\x08" + b"\0\0",  # base_type
+            b"\0",
+        ]
+    )
+    head = 12  # unit header of DWARF 5: length, version, unit type, address size, abbrev
+    cu = _uleb(1) + b"mock.c\0"
+    struct_at = head + len(cu)
+    struct_die = _uleb(2) + (1).to_bytes(4, "big") + b"\x08"
+    member_at = struct_at + len(struct_die)
+    extra = b"".join(v for _, _, v in member_extra)
+    base_at = member_at + 1 + 4 + 4 + 1 + len(extra) + 1  # after the struct's children end
+    member = _uleb(3) + (13).to_bytes(4, "big") + base_at.to_bytes(4, "big") + b"\x04" + extra
+    base = _uleb(4) + b"\x04" + b"int\0"
+    body = cu + struct_die + member + b"\0" + base + b"\0"
+    info = struct.pack(">IHBBI", len(body) + 8, 5, 1, 8, 0) + body
+    assert head + len(cu) + len(struct_die) + len(member) + 1 == base_at
+    names = b"\0.debug_abbrev\0.debug_info\0.debug_str\0.shstrtab\0"
+    sections = [(b"", 0, 0, b""), (b".debug_abbrev", 1, 0, abbrev), (b".debug_info", 1, 0, info),
+                (b".debug_str", 1, 0x30, strings), (b".shstrtab", 3, 0, names)]  # fmt: skip
+    data = bytearray(64)
+    headers = []
+    for name, kind, flags, content in sections:
+        offset = len(data) if content else 0
+        data += content
+        name_at = names.find(name + b"\0") if name else 0
+        header = (name_at, kind, flags, 0, offset, len(content), 0, 0, 1, 0)
+        headers.append(struct.pack(">IIQQQQIIQQ", *header))
+    shoff = len(data)
+    data += b"".join(headers)
+    data[:64] = struct.pack(
+        ">4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 2, 1, 0, 0, b"\0" * 7,
+        2, 22, 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(sections), len(sections) - 1,
+    )  # fmt: skip
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [(0x55, 0x23, _uleb(300)), (0x11, 0x2B, b"\1\2\3"), (0x02, 0x22, _uleb(5))],
+        [(0x11, 0x1B, _uleb(7)), (0x12, 0x29, b"\1"), (0x1C, 0x1E, bytes(16))],
+        [(0x3A, 0x0F, _uleb(1 << 20)), (0x3B, 0x0D, b"\x7f"), (0x2002, 0x18, b"\x02\x91\x00")],
+    ],
+    ids=["plain", "rnglistx-addrx3-loclistx", "addrx-addrx1-data16", "udata-sdata-exprloc"],
+)
+def test_dwarf5_forms(tmp_path: Path, extra: list[tuple[int, int, bytes]]) -> None:
+    path = tmp_path / "forms.elf"
+    path.write_bytes(_elf_with_dwarf(extra))
+    profile = profile_from_dwarf(path, use_cache=False)
+    assert profile.size("task_struct") == 8
+    assert (profile.offset("task_struct.pid"), profile.size("task_struct.pid")) == (4, 4)
+
+
+def test_unknown_form_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.elf"
+    path.write_bytes(_elf_with_dwarf([(0x3A, 0x7F, b"")]))
+    with pytest.raises(FormatError, match="DWARF form 0x7f") as error:
+        profile_from_dwarf(path, use_cache=False)
+    assert error.value.path == str(path)
 
 
 @pytest.mark.skipif(
