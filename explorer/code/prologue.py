@@ -178,6 +178,7 @@ class PrologueAnalyzer:
         self._flows: dict[int, tuple[list[Instruction], dict[int, set[_State]], bool]] = {}
         #: states of earlier runs (:mod:`explorer.code.statecache`): a warm run decodes nothing
         self.remembered = remembered
+        self._states: dict[int, PrologueState] = {}
 
     def _flow(self, func: Function) -> tuple[list[Instruction], dict[int, set[_State]], bool]:
         known = self._flows.get(func.start)
@@ -206,18 +207,25 @@ class PrologueAnalyzer:
             return PrologueState(address, None, "unknown", None, None, "no code")
         if self.remembered is None:
             return self._state_at(address, func)
+        seen = self._states.get(address)  # many tasks stop at the same PSW: hash it once
+        if seen is not None and seen.function == func:
+            return seen
         data = self.code.read(func.start, func.size)
         if not data:
             return self._state_at(address, func)
         key = state_key(func.start, func.size, data, address)
         known = self.remembered.get(key)
         if known is not None:
-            return PrologueState(address, func, *known)
-        state = self._state_at(address, func)
-        self.remembered.put(
-            key,
-            (state.phase, state.frame_size, state.return_address_in, state.how, state.saved_at),
-        )
+            state = PrologueState(address, func, *known)
+        else:
+            state = self._state_at(address, func)
+            self.remembered.put(
+                key,
+                (state.phase, state.frame_size, state.return_address_in, state.how, state.saved_at),
+            )
+        if len(self._states) >= _CACHE:
+            self._states.clear()
+        self._states[address] = state
         return state
 
     def _state_at(self, address: int, func: Function) -> PrologueState:
