@@ -25,6 +25,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import overload
 
@@ -92,14 +93,9 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     """Write ``table`` (its file addresses, without the KASLR delta) atomically; errors
     (read-only cache, full disk) are ignored: a cache is an optimisation."""
     addrs, types, names = table.raw()
-    encoded = [n.encode("utf-8") for n in names]
-    blob = b"\0".join(encoded)
-    starts = array("I", [0] * (len(encoded) + 1))
-    pos = 0
-    for i, raw in enumerate(encoded):
-        starts[i] = pos
-        pos += len(raw) + 1
-    starts[len(encoded)] = pos
+    blob = "\0".join(names).encode("utf-8")
+    encoded = blob.split(b"\0") if len(names) else []  # names hold no NUL
+    starts = array("I", list(accumulate(map((1).__add__, map(len, encoded)), initial=0)))
     by_name = array("I", sorted(range(len(encoded)), key=encoded.__getitem__))  # stable
     source = table.source.encode("utf-8")
     pad = b"\0" * (-len(source) % 8)
