@@ -167,6 +167,8 @@ class Kernel:
         self.loaded_symbols: dict[str, SymbolTable] = {}
         #: "forced"/"auto" while the types are still to be inferred from memory (--types probe)
         self._probe: str | None = None
+        #: why ``auto`` found no types, not even by inference (said where types are needed)
+        self.probe_problem: str | None = None
         if companions:
             choose_companions(self)
         self.symbols = self._load_symbols()
@@ -321,6 +323,7 @@ class Kernel:
         except DumpError as exc:
             if self._probe == "forced":
                 raise
+            self.probe_problem = exc.message
             self.warnings.append(f"no types: {exc.message}")
             return
         finally:

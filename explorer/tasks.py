@@ -127,7 +127,8 @@ class _Layout:
         if types is None:
             raise TypeInfoError(
                 "task_struct layout unknown: pass --vmlinux with debug info, --profile FILE "
-                "(made by `backchain profile VMLINUX -o FILE`), or use a kernel with BTF",
+                "(made by `backchain profile VMLINUX -o FILE`), or use a kernel with BTF"
+                + (f" ({kernel.probe_problem})" if kernel.probe_problem else ""),
                 kernel.path,
             )
         used: list[str] = []

@@ -313,3 +313,23 @@ def test_probe_lists_the_modules_with_unknown_taints(
     for a, b in zip(with_map[1:], probed[1:], strict=True):
         assert a.split()[:5] + a.split()[6:] == b.split()[:5] + b.split()[6:]
         assert a.split()[5] == "-" and b.split()[5] == "?"
+
+
+def test_without_evidence_auto_says_why_and_probe_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A synthetic dump has no init_task: ``auto`` finds no types and says why the probe
+    failed where types are needed; ``--types probe`` is refused in one line."""
+    from tests.conftest import two_cpu_dump
+
+    dump = str(two_cpu_dump(tmp_path))
+    assert main(["ps", dump]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "task_struct layout unknown" in err
+    assert "(--types probe: init_task: no init_task symbol" in err
+    assert main(["ps", dump, "--types", "probe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"backchain: {dump}: --types probe: init_task: no init_task symbol and no "
+        "data section to find it in"
+    )
