@@ -41,7 +41,7 @@ from itertools import islice
 from operator import le
 
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import MAX_SYMS, KallsymsTables, Reader
+from parsers.kallsyms import MAX_NAMES_BYTES, MAX_SYMS, KallsymsTables, Reader
 
 #: How much of the kernel image is searched (the tables lie within the first ~16 MiB of the
 #: 7.2 image; a kernel image is a few tens of MiB).
@@ -66,8 +66,11 @@ MIN_MARKER_STEP = 2 * 256
 MAX_MARKER_STEP = 256 * 520
 #: ``kallsyms_markers[0]`` (0) and ``[1]`` (512 up to ``MAX_MARKER_STEP``, big-endian).
 _MARKERS_START = re.compile(rb"\0\0\0\0(?=\0(?:[\x01\x02]|\0[\x02-\xff]))", re.DOTALL)
-#: Places that look like the start of the markers that are tried, nearest the tokens first.
-MAX_MARKER_CANDIDATES = 256
+#: Places that look like the start of the markers that are tried, nearest the tokens first
+#: (the nearest is the right one in every sample; these bound the work on hostile memory).
+MAX_MARKER_CANDIDATES = 32
+#: Token tables with a matching index that are followed up (a kernel has one).
+MAX_TABLES = 4
 #: Bytes of the kernel's type letters (the first character of every expanded name).
 _TYPE_LETTERS = frozenset(b"ABCDGINRSTUVWabcdginrstuvw?")
 
@@ -109,15 +112,24 @@ def scan_kallsyms(read: Reader, start: int, limit: int = SCAN_LIMIT) -> FoundKal
             f"no kallsyms_token_table in the {limit >> 20} MiB of kernel memory from "
             f"0x{start:x} (no run of digit tokens)"
         )
-    found: list[FoundKallsyms] = []
-    problems: list[str] = []
-    seen: set[int] = set()
+    tables: dict[int, tuple[int, int, list[bytes]]] = {}
     for anchor in anchors:
         try:
             table, index, tokens = _token_table(read, anchor, start)
-            if table in seen:
-                continue
-            seen.add(table)
+        except SymbolError:
+            continue
+        tables.setdefault(table, (table, index, tokens))
+    if not tables:
+        raise SymbolError(
+            f"none of the {len(anchors)} runs of digit tokens from 0x{start:x} is in a "
+            "kallsyms_token_table with a kallsyms_token_index that matches its tokens"
+        )
+    if len(tables) > MAX_TABLES:
+        raise SymbolError(f"more than {MAX_TABLES} kallsyms_token_tables from 0x{start:x}")
+    found: list[FoundKallsyms] = []
+    problems: list[str] = []
+    for table, index, tokens in tables.values():
+        try:
             found.append(_tables_around(read, start, table, index, tokens))
         except SymbolError as exc:
             problems.append(exc.message)
@@ -125,7 +137,7 @@ def scan_kallsyms(read: Reader, start: int, limit: int = SCAN_LIMIT) -> FoundKal
         where = ", ".join(f"0x{f.tables.token_table:x}" for f in found)
         raise SymbolError(f"several kallsyms tables in memory ({where}): none is used")
     if not found:
-        raise SymbolError(problems[0] if len(problems) == 1 else "; ".join(sorted(set(problems))))
+        raise SymbolError("; ".join(problems))
     return found[0]
 
 
@@ -137,8 +149,8 @@ def _chunks(read: Reader, start: int, limit: int) -> Iterator[tuple[int, bytes]]
         try:
             yield pos, read(pos, size)
         except DumpError:
-            # The end of the image lies in this chunk: what is readable of it, 64 KiB a time.
-            step = 64 << 10
+            # The end of the image lies in this chunk: what is readable of it, page by page.
+            step = 4096
             parts = []
             for at in range(pos, pos + size, step):
                 try:
@@ -295,6 +307,8 @@ def _with_markers(
         if not counts:
             raise SymbolError(f"0x{markers_at:x}: {m} markers but {gap} bytes before the tokens")
     last = markers[-1]
+    if last > MAX_NAMES_BYTES:
+        raise SymbolError(f"0x{markers_at:x}: markers beyond {MAX_NAMES_BYTES >> 20} MiB of names")
     top = markers_at - last - 4  # num_syms lies at least the last markers' distance before
     lo, region = _read_clamped(read, top - LAST_BLOCK_MAX, top, floor)
     words = _words(region[(-lo) % 4 :])

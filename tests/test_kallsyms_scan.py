@@ -19,7 +19,7 @@ from explorer.tasks import find_tasks
 from parsers.dumps import open_dump
 from parsers.errors import DumpError, SymbolError
 from parsers.kallsyms import Reader, kallsyms_tables
-from parsers.kallsyms_scan import FoundKallsyms, scan_kallsyms
+from parsers.kallsyms_scan import ANCHOR, FoundKallsyms, scan_kallsyms
 from parsers.symbols import load_system_map
 from tests.test_real_samples import MOVED
 
@@ -149,6 +149,19 @@ def test_memory_without_tables_is_refused() -> None:
 
     with pytest.raises(SymbolError, match="no kallsyms_token_table"):
         scan_kallsyms(read, 0x100000)
+
+
+def test_memory_full_of_digit_runs_is_not_searched() -> None:
+    """Hostile memory: many digit-token runs are refused at once (bounded work)."""
+    memory = ((b"\0" + ANCHOR) * 100).ljust(8192, b"\0")
+
+    def read(address: int, size: int) -> bytes:
+        if address + size > len(memory):
+            raise DumpError("beyond the test memory")
+        return memory[address : address + size]
+
+    with pytest.raises(SymbolError, match="more than 64 runs of digit tokens"):
+        scan_kallsyms(read, 0)
 
 
 def _alone_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, at: int, data: bytes) -> Kernel:
