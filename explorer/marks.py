@@ -42,19 +42,24 @@ def judged(verdict: Verdict) -> Verdict:
     return verdict
 
 
+#: The marks without a rule, shared (a mark is immutable): one walk has many frames.
+_YES, _NO, _NOT_CHECKED = FrameMark(YES), FrameMark(NO), FrameMark(NOT_CHECKED)
+
+
 def frame_marks(walk: Walk, verdict: Verdict) -> list[FrameMark]:
     """A :class:`FrameMark` per step of ``walk``."""
     v = judged(verdict)
+    failing = v.frame if v.rule in FRAME_RULES and v.frame is not None else None
     out = []
     for s in walk.steps:
-        if v.rule in FRAME_RULES and v.frame is not None:
-            if s.index > v.frame:
-                out.append(FrameMark(NOT_CHECKED))
+        if failing is not None:
+            if s.index > failing:
+                out.append(_NOT_CHECKED)
                 continue
-            if s.index == v.frame:
+            if s.index == failing:
                 out.append(FrameMark(NO, v.rule))
                 continue
-        out.append(FrameMark(YES if s.reliable else NO))
+        out.append(_YES if s.reliable else _NO)
     return out
 
 

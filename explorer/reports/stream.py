@@ -49,6 +49,9 @@ class TaskJson:
         self._tails: dict[tuple[str, int, int | None, bool], str] = {}
         self._verdicts: dict[tuple[Any, ...], str] = {}
         self._calls: dict[tuple[int, str], str] = {}
+        #: A return-address frame's JSON from "ip" to its extras, by (ip, stack, reliable, how).
+        self._chunks: dict[tuple[int, str, bool, str], str] = {}
+        self._mark_text: dict[str, str] = {}
 
     def symbol(self, address: int) -> str:
         """``symbol`` of an address as JSON text (``null`` when unknown)."""
@@ -109,9 +112,29 @@ class TaskJson:
         symbols = self._symbols
         middles = self._middles
         calls = self._calls
+        chunks = self._chunks
+        mark_text = self._mark_text
         out = []
         for s in steps:
             ip = s.ip
+            regs = s.regs
+            if (regs is None or not regs.address) and s.raw_ip == ip:
+                # A return-address frame: all but index and sp repeat across tasks.
+                ckey = (ip, s.stack.stack_type, s.reliable, s.how)
+                chunk = chunks.get(ckey)
+                if chunk is not None:
+                    tail = "}"
+                    if s.index < len(marks):
+                        m = marks[s.index]
+                        if m.rule is None:  # by the mark's text: a str hashes once
+                            known = mark_text.get(m.mark)
+                            if known is None:
+                                known = mark_text[m.mark] = self.mark(m) + "}"
+                            tail = known
+                        else:
+                            tail = self.mark(m) + "}"
+                    out.append(f'{{"index": {s.index}, "sp": "0x{s.sp:x}", "ip": {chunk}{tail}')
+                    continue
             sym = symbols.get(ip)
             if sym is None:
                 sym = self.symbol(ip)
@@ -122,7 +145,6 @@ class TaskJson:
                     f'"stack": {_enc(key[0])}, "reliable": {"true" if key[1] else "false"}, '
                     f'"how": {_enc(key[2])}'
                 )
-            regs = s.regs
             text = (
                 f'{{"index": {s.index}, "sp": "0x{s.sp:x}", "ip": "0x{ip:x}", "symbol": {sym}, '
                 f'{mid}, "pt_regs": '
@@ -133,13 +155,22 @@ class TaskJson:
             call = calls.get((ip, s.how))
             if call is None:
                 call = self.extras(s)
+            elif (regs is None or not regs.address) and s.raw_ip == ip:
+                chunks[(ip, key[0], key[1], key[2])] = (
+                    f'"0x{ip:x}", "symbol": {sym}, {mid}, "pt_regs": null{call}'
+                )
             if s.index < len(marks):
-                m = marks[s.index]
-                call += f', "mark": "{m.mark}"'
-                if m.rule:
-                    call += f', "failing_rule": {_enc(m.rule)}'
+                call += self.mark(marks[s.index])
             out.append(text + call + "}")
         return "[" + ", ".join(out) + "]"
+
+    @staticmethod
+    def mark(m: FrameMark) -> str:
+        """A frame's ``mark`` and ``failing_rule`` fields (with their leading comma)."""
+        text = f', "mark": "{m.mark}"'
+        if m.rule:
+            text += f', "failing_rule": {_enc(m.rule)}'
+        return text
 
     def end(self, end: WalkEnd) -> str:
         """``json.dumps(end_json(kernel, end))``."""
