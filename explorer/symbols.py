@@ -58,16 +58,23 @@ def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     return table
 
 
-def cached_file_symbols(path: str, build: Callable[[], SymbolTable]) -> SymbolTable:
-    """A System.map's or vmlinux's table, from the cache when the same file (real path, size,
-    modification time) was read before; ``build()`` reads it otherwise."""
-    try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-    except OSError:
-        return build()
-    ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
-    cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
+def cached_file_symbols(
+    path: str, build: Callable[[], SymbolTable], build_id: str | None = None
+) -> SymbolTable:
+    """A System.map's or vmlinux's table, from the cache when it was read before; ``build()``
+    reads it otherwise. A vmlinux is known by its build-id (any copy of one build, wherever
+    it lies, hits the same entry); a System.map, which has none, by the file (real path,
+    size, modification time)."""
+    if build_id and all(c in "0123456789abcdef" for c in build_id):
+        cache = cache_dir("symbols", f"vmlinux-{build_id}-g{GENERATION}.syms")
+    else:
+        try:
+            real = os.path.realpath(path)
+            st = os.stat(real)
+        except OSError:
+            return build()
+        ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
+        cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
     table = load_table(cache)
     if table is None:
         table = build()

@@ -62,3 +62,38 @@ def test_system_map_cached_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert a.symbols is not None and b.symbols is not None
     assert list(a.symbols.rows()) == list(b.symbols.rows())
     assert b.symbols.source == a.symbols.source
+
+
+def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vmlinux's table is cached under its build-id: another copy of the same build (a
+    hard link elsewhere, as a support team copies one vmlinux per incident) is not read
+    again."""
+    from parsers.cache import cache_dir
+    from parsers.fileid import elf_identity
+
+    vmlinux = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
+    if not vmlinux.is_file():
+        pytest.skip(
+            f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
+            "samples/generate_real.py --debug-only"
+        )
+    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    build_id = elf_identity(vmlinux).build_id
+    other = tmp_path / "incident-4711" / "vmlinux"
+    other.parent.mkdir()
+    try:
+        other.hardlink_to(vmlinux)
+    except OSError:
+        pytest.skip("cannot hard-link the vmlinux into the test's folder")
+    sample = str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst")
+    a = Kernel.open(sample, Options(vmlinux=str(vmlinux)))
+    assert build_id and (tmp_path / "symbols" / f"vmlinux-{build_id}-g{GENERATION}.syms").is_file()
+
+    def read_again(path: str) -> None:
+        raise AssertionError(f"{path} was read although its build is in the cache")
+
+    monkeypatch.setattr("explorer.sources.companions.load_vmlinux_symbols", read_again)
+    b = Kernel.open(sample, Options(vmlinux=str(other)))
+    assert a.symbols is not None and b.symbols is not None
+    assert list(b.symbols.rows()) == list(a.symbols.rows())
+    assert not list((tmp_path / "symbols").glob("file-*.syms"))

@@ -133,7 +133,8 @@ def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
 
     if kind == VMLINUX:
         plain = plain_vmlinux(path)
-        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain))
+        build_id = elf_identity(plain).build_id
+        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
     else:
         table = cached_file_symbols(path, lambda: load_system_map(path))
     delta = kernel._symbol_delta(table)
