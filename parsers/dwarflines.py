@@ -24,6 +24,7 @@ import posixpath
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
 from parsers.errors import DumpError, FormatError, TypeInfoError
+from parsers.leb128 import sleb128, uleb128
 
 # -- DWARF constants (DWARF 5 §7) ----------------------------------------------------------------
 TAG_COMPILE_UNIT = 0x11
@@ -213,6 +215,8 @@ class DwarfLines:
         self._u16 = struct.Struct(e + "H").unpack_from
         self._u32 = struct.Struct(e + "I").unpack_from
         self._u64 = struct.Struct(e + "Q").unpack_from
+        self._uleb = partial(uleb128, self.data)  # (pos) -> (value, next pos), in C
+        self._sleb = partial(sleb128, self.data)
         self._units: dict[int, _Unit] = {}
         self._cache_file = None
         if cache_dir is not None and self.build_id:
@@ -390,30 +394,6 @@ class DwarfLines:
             return self.data[pos]
         order: Literal["little", "big"] = "little" if self.little_endian else "big"
         return int.from_bytes(self.data[pos : pos + size], order)
-
-    def _uleb(self, pos: int) -> tuple[int, int]:
-        data = self.data
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return result, pos
-            shift += 7
-
-    def _sleb(self, pos: int) -> tuple[int, int]:
-        data = self.data
-        result = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                if byte & 0x40:
-                    result -= 1 << shift
-                return result, pos
 
     def _cstr(self, pos: int) -> tuple[str, int]:
         end = self.data.find(b"\0", pos)

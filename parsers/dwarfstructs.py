@@ -32,6 +32,9 @@ from parsers.elfsections import (
     ElfSections,
     Section,
 )
+from parsers.leb128 import Overlong
+from parsers.leb128 import sleb128 as _sleb
+from parsers.leb128 import uleb128 as _uleb
 
 # DWARF 5 §7.5: tags, attributes and forms used here.
 TAG_ARRAY = 0x01
@@ -511,7 +514,7 @@ class DwarfStructs:
             back += 1
         try:
             unit = self.unit_at(position)
-        except Damaged:
+        except (Damaged, Overlong):
             return None
         for length in range(back, 0, -1):
             offset = position - length
@@ -572,35 +575,3 @@ class DwarfStructs:
                 if not remaining:
                     return found
         return found
-
-
-def _uleb(data: Any, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    result = byte & 0x7F
-    shift = 7
-    while True:
-        pos += 1
-        byte = data[pos]
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos + 1
-        shift += 7
-        if shift > 70:
-            raise Damaged("a ULEB128 longer than 10 bytes")
-
-
-def _sleb(data: Any, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            if byte & 0x40:
-                result -= 1 << shift
-            return result, pos
-        if shift > 70:
-            raise Damaged("a SLEB128 longer than 10 bytes")
