@@ -8,6 +8,7 @@ reused on the next open. Small files (System.map) are decompressed in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -110,6 +111,54 @@ def _cache_key(path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+#: Decompressed copies kept, in GiB, before the least recently used ones are removed
+#: (``BACKCHAIN_CACHE_DUMPS_GIB`` overrides it).
+DUMPS_GIB = 16.0
+
+
+def dumps_budget() -> int:
+    """Bytes of decompressed dumps the cache keeps (``BACKCHAIN_CACHE_DUMPS_GIB``, else
+    :data:`DUMPS_GIB`)."""
+    text = os.environ.get("BACKCHAIN_CACHE_DUMPS_GIB", "")
+    try:
+        gib = float(text) if text else DUMPS_GIB
+    except ValueError:
+        gib = DUMPS_GIB
+    return max(0, int(gib * (1 << 30)))
+
+
+def prune_dumps(folder: Path, keep: Path | None = None, budget: int | None = None) -> list[Path]:
+    """Remove the least recently used decompressed dumps of ``folder`` until the rest fit
+    ``budget`` (default :func:`dumps_budget`); ``keep`` (the one just made) always stays, and
+    so do copies still being written. Returns what was removed.
+
+    A removed copy still open elsewhere stays readable there (POSIX); the next open of its
+    compressed file decompresses it again.
+    """
+    limit = dumps_budget() if budget is None else budget
+    entries = []
+    for path in folder.iterdir():
+        if path.suffix.startswith(".tmp") or path == keep:
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    if keep is not None:
+        with contextlib.suppress(OSError):
+            total += keep.stat().st_size
+    removed = []
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        _unlink_quietly(path)
+        removed.append(path)
+        total -= size
+    return removed
+
+
 def decompressed_path(
     path: str | os.PathLike[str],
     cache_dir: Path | None = None,
@@ -140,9 +189,13 @@ def decompressed_path(
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
         stem = src.name.removesuffix(f".{kind}")
-        target = target_dir / f"{stem}.{_cache_key(src)}"
-        if target.exists():
-            return target
+        key = _cache_key(src)
+        known = sorted(target_dir.glob(f"*.{key}"))  # any copy's name: one file per content
+        if known:
+            with contextlib.suppress(OSError):
+                os.utime(known[0])  # used now: the last to be removed
+            return known[0]
+        target = target_dir / f"{stem}.{key}"
         total = src.stat().st_size
         tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
         written = 0
@@ -156,6 +209,7 @@ def decompressed_path(
                 if progress:
                     progress(fin.tell(), total)
         os.replace(tmp, target)
+        prune_dumps(target_dir, keep=target)
         return target
     except DumpError:  # over the size cap: no partial copy left in the cache
         _unlink_quietly(locals().get("tmp"))
