@@ -684,7 +684,7 @@ def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
     Raises:
         TypeInfoError: the evidence leaves a member with no candidate or with several.
     """
-    from parsers.structs import STACK_FRAME_SIZE, kernel_version
+    from parsers.layouts import STACK_FRAME_SIZE, kernel_version
 
     syms = kernel.symbols
     data = None

@@ -21,9 +21,9 @@ from explorer.kernel import Cpu, Kernel, Options
 from explorer.tasks import Task, TaskScan, find_tasks
 from explorer.unwind import ERAS, UnwindContext, Walk
 from parsers.errors import DumpError
+from parsers.layouts import LOWCORE_FIELDS, LowcoreField
 from parsers.memory import LOWCORE_SIZE
 from parsers.records import LowcoreValue, lowcore_values
-from parsers.structs import LOWCORE_FIELDS, LowcoreField
 
 if TYPE_CHECKING:
     from explorer.debuginfo.lines import FrameLines, FrameSource
