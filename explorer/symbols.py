@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 GENERATION = 3
 
 
+def _file_name_safe(build_id: str | None) -> bool:
+    """Whether a build-id (from the dump or a file) can name a cache file: lowercase hex."""
+    return bool(build_id) and all(c in "0123456789abcdef" for c in build_id or "")
+
+
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
     (explorer.sources.memscan); None when neither gives a table (a warning says why).
@@ -32,8 +37,10 @@ def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     tables = kallsyms_tables(kernel.vmcoreinfo)
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
     kind = "kallsyms" if tables is not None else "kallsyms-found"
-    path = cache_dir("symbols", f"{kind}-{build_id}-g{GENERATION}.syms") if build_id else None
-    if path is not None and build_id and all(c in "0123456789abcdef" for c in build_id):
+    path = None
+    if _file_name_safe(build_id):  # a dump's BUILD-ID never names a file unless it is hex
+        path = cache_dir("symbols", f"{kind}-{build_id}-g{GENERATION}.syms")
+    if path is not None:
         table = load_table(path)
         if table is not None:
             stext = kernel.vmcoreinfo.symbol("_stext") if kernel.vmcoreinfo else None
@@ -65,7 +72,7 @@ def cached_file_symbols(
     reads it otherwise. A vmlinux is known by its build-id (any copy of one build, wherever
     it lies, hits the same entry); a System.map, which has none, by the file (real path,
     size, modification time)."""
-    if build_id and all(c in "0123456789abcdef" for c in build_id):
+    if _file_name_safe(build_id):
         cache = cache_dir("symbols", f"vmlinux-{build_id}-g{GENERATION}.syms")
     else:
         try:

@@ -97,3 +97,25 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert a.symbols is not None and b.symbols is not None
     assert list(b.symbols.rows()) == list(a.symbols.rows())
     assert not list((tmp_path / "symbols").glob("file-*.syms"))
+
+
+def test_a_build_id_that_is_not_hex_names_no_cache_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VMCOREINFO is the dump's own text: a BUILD-ID such as ``../../x`` must not choose
+    where the cache writes (the table is still read, just not cached)."""
+    from dataclasses import replace
+
+    from explorer.symbols import dump_kallsyms
+
+    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    kernel = Kernel(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
+    assert kernel.vmcoreinfo is not None
+    for hostile in ("../../escaped", "ABCDEF0123"):
+        entries = {**kernel.vmcoreinfo.entries, "BUILD-ID": hostile}
+        kernel.vmcoreinfo = replace(kernel.vmcoreinfo, entries=entries)
+        for old in tmp_path.rglob("*.syms"):
+            old.unlink()
+        table = dump_kallsyms(kernel)
+        assert table is not None and table.address_of("schedule") is not None
+        assert not list(tmp_path.rglob("*.syms")) and not (tmp_path / "escaped").exists()
