@@ -180,9 +180,11 @@ def fleet_text(report: FleetReport, every: bool = False) -> list[str]:
         )
         lines += [f"       warning: {w}" for w in r.forced]
     lines += ["", "identical stacks across dumps (in most dumps first):"]
+    cut = False
     for g in report.groups:
         names = sorted({t.comm for _, t in g.members})
         few, depth = (len(names), len(g.stack)) if every else (4, 6)
+        cut = cut or len(names) > few or len(g.stack) > depth
         shown = ", ".join(names[:few]) + (", ..." if len(names) > few else "")
         stack = " <- ".join(g.stack[:depth]) + (" <- ..." if len(g.stack) > depth else "")
         lines.append(
@@ -206,7 +208,6 @@ def fleet_text(report: FleetReport, every: bool = False) -> list[str]:
                 f"         this stack blocks the patch in {len({d for d, _ in blocking})} of "
                 f"{n} dumps ({', '.join(verdicts)}): {where}"
             )
-    cut = any(len({t.comm for _, t in g.members}) > 4 or len(g.stack) > 6 for g in report.groups)
-    if cut and not every:
+    if cut:
         lines += ["", "(names past 4 and frames past 6 are left out: --all shows them all)"]
     return lines

@@ -118,8 +118,9 @@ class TaskJson:
         for s in steps:
             ip = s.ip
             regs = s.regs
-            if (regs is None or not regs.address) and s.raw_ip == ip:
-                # A return-address frame: all but index and sp repeat across tasks.
+            # A return-address frame without pt_regs: all but index and sp repeat across tasks.
+            plain = (regs is None or not regs.address) and s.raw_ip == ip
+            if plain:
                 ckey = (ip, s.stack.stack_type, s.reliable, s.how)
                 chunk = chunks.get(ckey)
                 if chunk is not None:
@@ -155,7 +156,7 @@ class TaskJson:
             call = calls.get((ip, s.how))
             if call is None:
                 call = self.extras(s)
-            elif (regs is None or not regs.address) and s.raw_ip == ip:
+            elif plain:
                 chunks[(ip, key[0], key[1], key[2])] = (
                     f'"0x{ip:x}", "symbol": {sym}, {mid}, "pt_regs": null{call}'
                 )
