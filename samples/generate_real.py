@@ -678,6 +678,9 @@ def fetch_bundled_debug(out: Path, scratch: Path, timer: Timer) -> list[str]:
             lines.append(f"{release}: no known suite for {package}; skipped")
             continue
         kdir = scratch / "kernels" / release
+        if (kdir / "vmlinux").exists() and (kdir / "System.map").exists():
+            lines.append(f"{release}: already in {kdir} (nothing downloaded)")
+            continue  # before apt_for: a second run asks no mirror anything
         apt = apt_for(spec, scratch)
         if not (kdir / "vmlinux").exists():
             versions = available_versions(apt, package + "-dbg")
@@ -693,6 +696,39 @@ def fetch_bundled_debug(out: Path, scratch: Path, timer: Timer) -> list[str]:
     return lines
 
 
+#: The sample whose raw QEMU files tests/test_formats.py and tests/test_zgetdump.py compare
+#: (``--qemu-files``): the smallest kernel, no modules.
+QEMU_FILES_SAMPLE = "deb12-6.1-idle"
+QEMU_FILES = ("vmcore.elf", "vmcore.kdump-zlib.flat", "vmcore.kdump-zlib")
+
+
+def make_qemu_files(out: Path, scratch: Path, timer: Timer, boot_timeout: float) -> Path:
+    """Boot QEMU_FILES_SAMPLE's kernel (the bundled sample's package) and keep QEMU's own raw
+    dumps (ELF, flattened kdump-zlib, makedumpfile -R's reassembly) in ``scratch/NAME/`` and
+    the kernel's Debian modules in ``scratch/kernels/RELEASE/modules/``, without packaging a
+    bundle. Nothing is fetched or booted when they are already there."""
+    name = QEMU_FILES_SAMPLE
+    sample = SAMPLES[name]
+    work = scratch / name
+    release = json.loads((out / name / "facts.json").read_text())["kernel_release"]
+    modules = scratch / "kernels" / release / "modules"
+    if modules.is_dir() and all((work / f).is_file() for f in QEMU_FILES):
+        log(f"QEMU files of {name} already in {work} (nothing downloaded)")
+        return work
+    spec = KERNELS[sample.kernel]
+    package, _ = bundled_kernels(out)[release]
+    busybox, _ = timer.run("busybox", fetch_busybox, scratch)
+    initrd = scratch / "initrd.cpio.gz"
+    build_initramfs(busybox, initrd)
+    kernel = fetch_kernel(spec, scratch, package, timer)
+    fetch_modules(spec, kernel, scratch, (), timer)  # unpacks every module of the package
+    work.mkdir(parents=True, exist_ok=True)
+    timer.run(
+        f"{name}: boot+dump", boot_and_dump, kernel, initrd, sample, work, timer, boot_timeout
+    )
+    return work
+
+
 #: What tests/test_zgetdump.py runs IBM's zgetdump with: s390x packages unpacked into one
 #: sysroot, run by qemu-s390x-static -L SYSROOT.
 ZGETDUMP_PACKAGES = ("s390-tools", "libc6", "zlib1g", "libfuse2", "libgcc-s1")
@@ -700,7 +736,12 @@ ZGETDUMP_PACKAGES = ("s390-tools", "libc6", "zlib1g", "libfuse2", "libgcc-s1")
 
 def make_zgetdump_sysroot(dest: Path) -> Path:
     """Unpack the s390x zgetdump and its libraries into ``dest`` (default
-    ``cache_dir("zgetdump", "sysroot")``); installs qemu-user-static on the host."""
+    ``cache_dir("zgetdump", "sysroot")``); installs qemu-user-static on the host. A sysroot
+    that already has zgetdump is kept as it is (nothing downloaded)."""
+    zgetdump, done = dest / "sbin" / "zgetdump", dest / ".unpacked"
+    if done.is_file() and shutil.which("qemu-s390x-static"):
+        log(f"zgetdump sysroot already in {dest} (nothing downloaded)")
+        return zgetdump
     if not shutil.which("qemu-s390x-static"):
         run(
             ["apt-get", "install", "-y", "--no-install-recommends", "qemu-user-static"],
@@ -712,7 +753,10 @@ def make_zgetdump_sysroot(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for deb in sorted(debs.glob("*_s390x.deb")):
         run(["dpkg-deb", "-x", str(deb), str(dest)])
-    return dest / "sbin" / "zgetdump"
+    for deb in debs.glob("*_s390x.deb"):
+        deb.unlink()  # unpacked: the sysroot is what is kept
+    done.write_text(" ".join(ZGETDUMP_PACKAGES) + "\n")
+    return zgetdump
 
 
 # --------------------------------------------------------------------------
@@ -1461,6 +1505,13 @@ def main(argv: list[str] | None = None) -> int:
         help="only unpack IBM's zgetdump (s390-tools:s390x) and its libraries into "
         f"{cache_dir('zgetdump', 'sysroot')} for tests/test_zgetdump.py",
     )
+    ap.add_argument(
+        "--qemu-files",
+        action="store_true",
+        help=f"only boot {QEMU_FILES_SAMPLE} and keep QEMU's raw ELF and kdump-zlib dumps "
+        "and the kernel's modules in SCRATCH (what tests/test_formats.py, test_zgetdump.py "
+        "and test_code_audit.py compare); no bundle is written",
+    )
     ap.add_argument("--mem", type=int, help="override guest RAM (MiB)")
     ap.add_argument("--smp", type=int, help="override guest CPU count")
     ap.add_argument("--boot-timeout", type=float, default=300)
@@ -1501,6 +1552,16 @@ def main(argv: list[str] | None = None) -> int:
             timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
         for line in fetch_bundled_debug(args.out, args.scratch, timer):
             print(line)
+        return 0
+    if args.qemu_files:
+        if os.geteuid() != 0:
+            ap.error("must run as root (apt-get, dpkg --add-architecture)")
+        timer = Timer()
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        if not args.skip_install:
+            timer.run("host packages", ensure_host_packages)
+            timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
+        print(make_qemu_files(args.out, args.scratch, timer, args.boot_timeout))
         return 0
     names = list(SAMPLES) if args.samples == ["all"] else args.samples
     unknown = [n for n in names if n not in SAMPLES]
