@@ -49,6 +49,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -531,16 +532,21 @@ def extract_members(deb: Path, wanted: dict[str, Path]) -> None:
 
 
 _APTS: dict[tuple[str, Path], object] = {}
+_APTS_LOCK = threading.Lock()
+_APT_LOCKS: dict[tuple[str, Path], threading.Lock] = {}
 
 
 def apt_for(spec: KernelSpec, scratch: Path):
     """One apt per suite and run (the private ones are updated once)."""
     key = (spec.suite, scratch)
-    if key not in _APTS:
-        apt = SystemApt() if spec.suite == "bookworm" else PrivateApt(scratch, spec.suite)
-        apt.update()
-        _APTS[key] = apt
-    return _APTS[key]
+    with _APTS_LOCK:  # fetch_bundled_debug fetches kernels in threads: one lock per suite
+        lock = _APT_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _APTS:
+            apt = SystemApt() if spec.suite == "bookworm" else PrivateApt(scratch, spec.suite)
+            apt.update()
+            _APTS[key] = apt
+        return _APTS[key]
 
 
 def download_one(apt, debs: Path, pkg: str, version: str | None, timer: Timer) -> Path:
@@ -670,30 +676,37 @@ def bundled_kernels(out: Path) -> dict[str, tuple[str, str]]:
 
 def fetch_bundled_debug(out: Path, scratch: Path, timer: Timer) -> list[str]:
     """Fetch the -dbg vmlinux and System.map of every bundled sample's kernel into
-    ``scratch/kernels/RELEASE/``; returns one line per release saying what happened."""
-    lines = []
-    for release, (package, version) in bundled_kernels(out).items():
-        spec = next((k for k in KERNELS.values() if re.fullmatch(k.name_regex, package)), None)
-        if spec is None:
-            lines.append(f"{release}: no known suite for {package}; skipped")
-            continue
-        kdir = scratch / "kernels" / release
-        if (kdir / "vmlinux").exists() and (kdir / "System.map").exists():
-            lines.append(f"{release}: already in {kdir} (nothing downloaded)")
-            continue  # before apt_for: a second run asks no mirror anything
-        apt = apt_for(spec, scratch)
-        if not (kdir / "vmlinux").exists():
-            versions = available_versions(apt, package + "-dbg")
-            if version not in versions:
-                lines.append(
-                    f"{release}: {package}-dbg {version} is no longer on the mirror "
-                    f"({spec.suite} has: {', '.join(versions) or 'none'}); skipped"
-                )
-                continue
-        fetch_debug(apt, release, package, version, kdir, scratch, timer)
-        size = (kdir / "vmlinux").stat().st_size
-        lines.append(f"{release}: {package}-dbg {version}: {kdir}/vmlinux ({size} bytes)")
-    return lines
+    ``scratch/kernels/RELEASE/``, the kernels side by side (each is a download, then a
+    single-threaded xz stream); returns one line per release saying what happened."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kernels = bundled_kernels(out)
+    with ThreadPoolExecutor(max_workers=max(1, len(kernels))) as pool:
+        futures = [pool.submit(fetch_bundled_one, *k, scratch, timer) for k in kernels.items()]
+        return [f.result() for f in futures]
+
+
+def fetch_bundled_one(
+    release: str, package_version: tuple[str, str], scratch: Path, timer: Timer
+) -> str:
+    """fetch_bundled_debug for one release."""
+    package, version = package_version
+    spec = next((k for k in KERNELS.values() if re.fullmatch(k.name_regex, package)), None)
+    if spec is None:
+        return f"{release}: no known suite for {package}; skipped"
+    kdir = scratch / "kernels" / release
+    if (kdir / "vmlinux").exists() and (kdir / "System.map").exists():
+        return f"{release}: already in {kdir} (nothing downloaded)"  # no apt: no mirror asked
+    apt = apt_for(spec, scratch)
+    versions = available_versions(apt, package + "-dbg")
+    if version not in versions:
+        return (
+            f"{release}: {package}-dbg {version} is no longer on the mirror "
+            f"({spec.suite} has: {', '.join(versions) or 'none'}); skipped"
+        )
+    fetch_debug(apt, release, package, version, kdir, scratch, timer)
+    size = (kdir / "vmlinux").stat().st_size
+    return f"{release}: {package}-dbg {version}: {kdir}/vmlinux ({size} bytes)"
 
 
 #: The sample whose raw QEMU files tests/test_formats.py and tests/test_zgetdump.py compare
