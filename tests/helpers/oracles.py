@@ -160,6 +160,14 @@ def drgn_module() -> ModuleType:
         missing("drgn", "pip install -e '.[dev]'")
 
 
+def python_lzo() -> ModuleType:
+    """python-lzo (the optional ``lzo`` extra) for LZO-compressed kdump pages."""
+    try:
+        return importlib.import_module("lzo")
+    except ImportError:
+        missing("python-lzo", "apt-get install liblzo2-dev; pip install -e '.[lzo]'")
+
+
 def qemu_runs() -> list[str]:
     """Samples whose raw QEMU files are compared: the one ``--qemu-files`` makes (so a missing
     one is said) and any other the generator left in its work folder."""
