@@ -1549,39 +1549,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.mem_mib} MiB smp {s.smp}: {s.description}"
             )
         return 0
-    if args.zgetdump_sysroot:
-        if os.geteuid() != 0:
-            ap.error("must run as root (apt-get, dpkg --add-architecture)")
-        if not args.skip_install:
-            ensure_s390x_arch()
-        print(make_zgetdump_sysroot(cache_dir("zgetdump", "sysroot")))
-        return 0
-    if args.debug_only:
-        if os.geteuid() != 0:
-            ap.error("must run as root (apt-get, dpkg --add-architecture)")
-        timer = Timer()
-        args.scratch.mkdir(parents=True, exist_ok=True)
-        if not args.skip_install:
-            timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
-        for line in fetch_bundled_debug(args.out, args.scratch, timer):
-            print(line)
-        return 0
-    if args.qemu_files:
-        if os.geteuid() != 0:
-            ap.error("must run as root (apt-get, dpkg --add-architecture)")
-        timer = Timer()
-        args.scratch.mkdir(parents=True, exist_ok=True)
-        if not args.skip_install:
-            timer.run("host packages", ensure_host_packages)
-            timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
-        print(make_qemu_files(args.out, args.scratch, timer, args.boot_timeout))
-        return 0
     names = list(SAMPLES) if args.samples == ["all"] else args.samples
     unknown = [n for n in names if n not in SAMPLES]
     if unknown:
         ap.error(f"unknown samples {unknown}; see --list")
     if os.geteuid() != 0:
         ap.error("must run as root (apt-get, dpkg --add-architecture)")
+    if args.zgetdump_sysroot:
+        if not args.skip_install:
+            ensure_s390x_arch()
+        print(make_zgetdump_sysroot(cache_dir("zgetdump", "sysroot")))
+        return 0
+    if args.debug_only or args.qemu_files:
+        timer = Timer()
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        if not args.skip_install:
+            if args.qemu_files:
+                timer.run("host packages", ensure_host_packages)
+            timer.run("add s390x arch + apt-get update", ensure_s390x_arch)
+        if args.debug_only:
+            for line in fetch_bundled_debug(args.out, args.scratch, timer):
+                print(line)
+        if args.qemu_files:
+            print(make_qemu_files(args.out, args.scratch, timer, args.boot_timeout))
+        return 0
 
     total = Timer()
     args.scratch.mkdir(parents=True, exist_ok=True)
