@@ -2,18 +2,20 @@
 
 A test that needs one asks for it here: ``debug_vmlinux(release)``, ``tool("objdump")``,
 ``libkdumpfile_python()``, ``zgetdump_command()``, ``chromium()``, ``drgn_module()``,
-``qemu_file(...)``; or carries ``@needs("drgn")`` (the ``oracle`` marker, checked before the
-test runs). When an oracle is missing, the message says what is missing and how to get it. With
-``CI=true`` that fails the test: ``.ci/run`` provisions every oracle, so a missing one there is a
-broken CI, not a reason to pass quietly. Elsewhere (``make test`` on a fresh clone) it skips.
+``python_lzo()``, ``qemu_file(...)``; or carries ``@needs("drgn")`` (the ``oracle`` marker,
+checked before the test runs). When an oracle is missing, the message says what is missing and
+how to get it. With ``CI=true`` that fails the test: ``.ci/run`` provisions every oracle, so a
+missing one there is a broken CI, not a reason to pass quietly. Elsewhere (``make test`` on a
+fresh clone) it skips.
 
-``not_in_ci(reason)`` is the one exception: what cannot exist in CI at all (README, "Tests that
-skip in CI"), skipped everywhere it is absent, with that reason.
+``not_in_ci(reason)`` is the one exception: what cannot exist in CI at all (README, "Tests and
+CI", names each), skipped everywhere it is absent, with that reason.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -64,8 +66,6 @@ def not_in_ci(reason: str) -> NoReturn:
 def _debian_releases() -> tuple[str, ...]:
     """Kernel releases of the bundled samples made from Debian's binary kernels (those whose
     facts.json names a -dbg package; the rebuilt 5.10 has none)."""
-    import json
-
     found = set()
     for path in REAL_SAMPLES.glob("*/facts.json"):
         facts = json.loads(path.read_text())
@@ -97,8 +97,6 @@ def debug_vmlinux_of(sample: str) -> Path:
 
 
 def sample_release(sample: str) -> str:
-    import json
-
     return str(json.loads((REAL_SAMPLES / sample / "facts.json").read_text())["kernel_release"])
 
 
