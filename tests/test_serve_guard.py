@@ -370,3 +370,20 @@ def test_session_process_group_is_killed_when_its_socket_goes(tmp_path: Path) ->
             await runner.cleanup()
 
     asyncio.run(run())
+
+
+def test_serve_is_not_a_shell_command() -> None:
+    """Issue 27 item 12: the shell cannot start a server."""
+    import subprocess
+
+    from explorer.samples import default_sample
+
+    run = subprocess.run(
+        [sys.executable, "-m", "explorer", "shell", default_sample()],
+        input="serve --port 1\nquit\n",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "'serve' is not a shell command" in run.stderr
