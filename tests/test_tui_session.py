@@ -225,6 +225,8 @@ async def test_markup_in_dump_data_is_shown_as_text(
     """Issue 27 item 7: a process name ending in ``[`` (or any markup) and symbol names with
     markup open and show as the text they are, in the overview, triage card, stack title,
     frame inspector, checks and memory view (before: MarkupError on opening)."""
+    from textual.command import CommandList
+
     from explorer.tui.screens.memory import MemoryScreen
     from explorer.tui.widgets.triage import TriageCard
 
@@ -246,3 +248,9 @@ async def test_markup_in_dump_data_is_shown_as_text(
         await pilot.pause()
         assert app.screen is app.overview
         assert "CPU" in plain(app.overview.query_one(TriageCard))
+        await pilot.press("ctrl+p", *"100")  # the palette lists the task with its name
+        await pilot.pause(0.5)
+        found = app.screen.query_one(CommandList)
+        hits = [str(found.get_option_at_index(i).prompt) for i in range(found.option_count)]
+        assert any(f"Open task 100 {comm.decode()}" in hit for hit in hits), hits
+        await pilot.press("escape")
