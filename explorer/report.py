@@ -138,7 +138,7 @@ def _marked(a: TaskAnalysis, frames: list[dict[str, Any]]) -> list[dict[str, Any
 def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict[str, Any]:
     """One task's walk and verdict (``bt --json``; ``check --json`` is a list of these)."""
     t = a.task
-    return {
+    doc = {
         "pid": t.pid,
         "comm": t.comm,
         "task": hx(t.address),
@@ -152,6 +152,16 @@ def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict
         "verdict": verdict_json(a.verdict),
         "livepatch": a.livepatch,
     }
+    return doc | recovered_field(kernel, a.walk)
+
+
+def recovered_field(kernel: Kernel, walk: Walk) -> dict[str, Any]:
+    """``{"recovered": ...}`` for a walk that broke (the chain below the break), else {}."""
+    from explorer.code.recovered import broke, recovery_json, recovery_of
+
+    if not broke(kernel, walk):
+        return {}
+    return {"recovered": recovery_json(kernel, recovery_of(kernel, walk, "break"), words=False)}
 
 
 # -- text ----------------------------------------------------------------------------------------

@@ -43,6 +43,21 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
+    text = p.add_mutually_exclusive_group()
+    text.add_argument(
+        "-t",
+        dest="text_words",
+        action="store_const",
+        const="t",
+        help="every text address on the live stack, graded proven/plausible/stale (crash bt -t)",
+    )
+    text.add_argument(
+        "-T",
+        dest="text_words",
+        action="store_const",
+        const="T",
+        help="the text addresses from where the walk broke on, and the chain they recover",
+    )
     from explorer.debuginfo.options import frame_options
 
     frame_options(p)
@@ -164,10 +179,16 @@ def cmd_bt(args: argparse.Namespace) -> int:
     tasks, why = _select_tasks(kernel, scan, args)
     analyses = [analyse_task(kernel, t, ctx) for t in tasks]
     unvetted = [a.task.found_by.endswith("(unvetted)") for a in analyses]
+    letter = getattr(args, "text_words", None)
     if args.json:
         docs: list[dict[str, Any]] = [
             extras.add_json(analysis_json(kernel, a, args.steps), a.walk) for a in analyses
         ]
+        if letter:
+            from explorer.code.recovered import SCOPES, recovery_json, recovery_of
+
+            for one, a in zip(docs, analyses, strict=True):
+                one["recovered"] = recovery_json(kernel, recovery_of(kernel, a.walk, SCOPES[letter]))
         for one, flag in zip(docs, unvetted, strict=True):
             if flag:
                 one["unvetted"] = True
@@ -199,6 +220,11 @@ def cmd_bt(args: argparse.Namespace) -> int:
         for line in extras.head_text():
             print(line)
         print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk), a.verdict)))
+        if letter:
+            from explorer.code.recovered import SCOPES, recovery_lines, recovery_of
+
+            rec = recovery_of(kernel, a.walk, SCOPES[letter])
+            print("\n".join(recovery_lines(kernel, rec)))
         print("\n".join(verdict_text(a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")

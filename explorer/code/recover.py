@@ -136,7 +136,7 @@ class Grader:
                 size = self.prologues.state_at(at).frame_size
             except DumpError:
                 size = None
-            self._sizes[at] = size if size and size >= FRAME_OVERHEAD else None
+            self._sizes[at] = size if size and size > 0 else None
         return self._sizes[at]
 
     def call(self, value: int) -> tuple[str, int | None, str]:
@@ -211,7 +211,7 @@ class Grader:
         kind, target, text = self.call(value)
         if kind == "none":
             return "stale", text
-        if above is not None:
+        if above is not None and kind != "unknown":
             if above.caller_slot == slot:
                 return "proven", f"after {text}, in the slot the frame above's prologue implies"
             if kind == "direct" and target is not None and above.function is not None:
@@ -224,6 +224,11 @@ class Grader:
             return "plausible", f"after {text} (indirect)"
         if above is None or above.function is None:
             return "plausible", f"after {text}; the frame above is unknown"
+        if above.interrupted:
+            return "plausible", (
+                f"after {text}; the frame above is an interrupted {above.function.name}, "
+                "whose callees are unknown"
+            )
         return "stale", f"after {text}, but the frame above is in {above.function.name}"
 
     def above_of(self, sp: int, ip: int, return_address: bool) -> _Above:
@@ -231,13 +236,17 @@ class Grader:
         func = self.function(ip - 1 if return_address else ip)
         size = self.frame_size(ip, return_address) if func is not None else None
         caller = None if size is None else sp + size + SAVED_R14
-        return _Above(func, caller)
+        return _Above(func, caller, not return_address)
 
 
 @dataclass(frozen=True, slots=True)
 class _Above:
+    """The frame above a candidate: its function, the caller's return-address slot its
+    prologue implies, and whether its ip is a PSW (an interrupted function)."""
+
     function: Function | None
     caller_slot: int | None
+    interrupted: bool = False
 
 
 def grader_of(kernel: object) -> Grader:

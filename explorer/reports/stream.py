@@ -206,8 +206,18 @@ class TaskJson:
             f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
             f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
             f'"end": {self.end(w.end)}, '
-            f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}}}'
+            f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}'
+            + _recovered(self.kernel, w)
+            + "}"
         )
+
+
+def _recovered(kernel: Kernel, walk: Any) -> str:
+    """The ``recovered`` field of a walk that broke, with its leading comma, else ''."""
+    from explorer.report import recovered_field
+
+    field = recovered_field(kernel, walk)
+    return f', "recovered": {json.dumps(field["recovered"])}' if field else ""
 
 
 def json_writer(
