@@ -43,7 +43,7 @@ def _elf_offset(path: Path, physical: int) -> int:
     with path.open("rb") as f:
         head = f.read(64)
         assert head[:6] == b"\x7fELF\x02\x02"
-        phoff, = struct.unpack_from(">Q", head, 32)
+        (phoff,) = struct.unpack_from(">Q", head, 32)
         phentsize, phnum = struct.unpack_from(">HH", head, 54)
         f.seek(phoff)
         table = f.read(phentsize * phnum)

@@ -188,7 +188,9 @@ def cmd_bt(args: argparse.Namespace) -> int:
             from explorer.code.recovered import SCOPES, recovery_json, recovery_of
 
             for one, a in zip(docs, analyses, strict=True):
-                one["recovered"] = recovery_json(kernel, recovery_of(kernel, a.walk, SCOPES[letter]))
+                one["recovered"] = recovery_json(
+                    kernel, recovery_of(kernel, a.walk, SCOPES[letter])
+                )
         for one, flag in zip(docs, unvetted, strict=True):
             if flag:
                 one["unvetted"] = True

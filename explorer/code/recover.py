@@ -214,10 +214,15 @@ class Grader:
         if above is not None and kind != "unknown":
             if above.caller_slot == slot:
                 return "proven", f"after {text}, in the slot the frame above's prologue implies"
-            if kind == "direct" and target is not None and above.function is not None:
-                if self.reaches(target, above.function.start):
-                    how = "" if target == above.function.start else " (by tail jumps)"
-                    return "proven", f"after {text}, the frame above{how}"
+            func = above.function
+            if (
+                kind == "direct"
+                and target is not None
+                and func is not None
+                and self.reaches(target, func.start)
+            ):
+                how = "" if target == func.start else " (by tail jumps)"
+                return "proven", f"after {text}, the frame above{how}"
         if kind == "unknown":
             return "plausible", text
         if kind == "indirect":
@@ -357,17 +362,14 @@ def recover(
         above_of_step[step.index] = prev
         prev = grader.above_of(step.sp, step.ip, _is_ra(step))
     limit = anchor.sp + SAVED_R14 if anchor is not None else end
-    chain_above: list[tuple[int, _Above | None]] = []  # (slot, above) for words between
-    for step in fixed:
-        chain_above.append((step.sp + SAVED_R14, above_of_step[step.index]))
     chain: dict[int, tuple[str, str]] = {}
     if anchor is not None:
         chain = _recover_chain(grader, anchor, found)
     for slot, value in found:
-        step = frames.get(slot)
-        if step is not None and step.raw_ip == value:
-            grade, reason = grader.grade(value, slot, above_of_step[step.index])
-            words.append(TextWord(slot, value, grade, reason, frame=step.index))
+        hit = frames.get(slot)
+        if hit is not None and hit.raw_ip == value:
+            grade, reason = grader.grade(value, slot, above_of_step[hit.index])
+            words.append(TextWord(slot, value, grade, reason, frame=hit.index))
             continue
         if slot in chain:
             grade, reason = chain[slot]
