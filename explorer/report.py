@@ -152,7 +152,9 @@ def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict
         "verdict": verdict_json(a.verdict),
         "livepatch": a.livepatch,
     }
-    return doc | recovered_field(kernel, a.walk)
+    from explorer.sanity import corrupt_field
+
+    return doc | recovered_field(kernel, a.walk) | corrupt_field(kernel, t, a.walk)
 
 
 def recovered_field(kernel: Kernel, walk: Walk) -> dict[str, Any]:

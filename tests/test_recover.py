@@ -10,7 +10,6 @@ the same sp with the same return address, and no real frame may be graded stale.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from explorer.cli import main
 from explorer.code.recovered import recovery_of
 from explorer.kernel import Kernel
 from explorer.tasks import find_tasks
+from tests.helpers.planted import copies_of, planted
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -38,45 +38,10 @@ def _kernel(path: Path) -> Kernel:
     return Kernel.open(str(path))
 
 
-def _elf_offset(path: Path, physical: int) -> int:
-    """The file offset of a physical address in an ELF vmcore (PT_LOAD segments)."""
-    with path.open("rb") as f:
-        head = f.read(64)
-        assert head[:6] == b"\x7fELF\x02\x02"
-        (phoff,) = struct.unpack_from(">Q", head, 32)
-        phentsize, phnum = struct.unpack_from(">HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    for i in range(phnum):
-        p_type, _, offset, _, paddr, filesz = struct.unpack_from(">IIQQQQ", table, i * phentsize)
-        if p_type == 1 and paddr <= physical < paddr + filesz:
-            return offset + physical - paddr
-    raise AssertionError(f"physical 0x{physical:x} is in no PT_LOAD")
-
-
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each sample of BREAKS as an uncompressed ELF copy (made by ``backchain convert``)."""
-    out = {}
-    for name in sorted({b[0] for b in BREAKS}):
-        path = tmp_path_factory.mktemp(name) / "vmcore"
-        assert main(["convert", str(SAMPLES / name / "vmcore.zst"), "-o", str(path)]) == 0
-        out[name] = path
-    return out
-
-
-def _planted(base: Path, tmp: Path, slot: int, value: int, physical: int) -> Path:
-    """A copy of ``base`` with the 8 bytes at virtual ``slot`` (physical ``physical``) set
-    to ``value``; the companion System.map is linked beside it."""
-    copy = tmp / "vmcore"
-    data = bytearray(base.read_bytes())
-    off = _elf_offset(base, physical)
-    data[off : off + 8] = value.to_bytes(8, "big")
-    copy.write_bytes(bytes(data))
-    for companion in base.parent.iterdir():
-        if companion.name != "vmcore" and not (tmp / companion.name).exists():
-            (tmp / companion.name).symlink_to(companion)
-    return copy
+    """Each sample of BREAKS as an uncompressed ELF copy."""
+    return copies_of(tmp_path_factory, sorted({b[0] for b in BREAKS}))
 
 
 @pytest.mark.parametrize("plant", PLANTS)
@@ -100,7 +65,7 @@ def test_planted_break_recovers_every_frame_as_proven(
     assert below
     slot = steps[j].sp + _BACK_CHAIN
     value = {"zeroed": 0, "misaligned": steps[j + 1].sp + 4, "below": steps[j].sp - 160}[plant]
-    copy = _planted(base, tmp_path, slot, value, kernel.space.translate(slot))
+    copy = planted(base, tmp_path, slot, value, kernel.space.translate(slot))
 
     assert main(["bt", str(copy), "--pid", str(pid), "-T", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

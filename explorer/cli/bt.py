@@ -43,6 +43,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
+    p.add_argument(
+        "-v",
+        dest="sanity",
+        action="store_true",
+        help="stack sanity (crash bt -v): STACK_END_MAGIC, task vs CPU, headroom",
+    )
     text = p.add_mutually_exclusive_group()
     text.add_argument(
         "-t",
@@ -191,6 +197,11 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 one["recovered"] = recovery_json(
                     kernel, recovery_of(kernel, a.walk, SCOPES[letter])
                 )
+        if args.sanity:
+            from explorer.sanity import sanity_json, stack_sanity
+
+            for one, a in zip(docs, analyses, strict=True):
+                one["sanity"] = sanity_json(stack_sanity(kernel, a.task, a.walk))
         for one, flag in zip(docs, unvetted, strict=True):
             if flag:
                 one["unvetted"] = True
@@ -227,6 +238,11 @@ def cmd_bt(args: argparse.Namespace) -> int:
 
             rec = recovery_of(kernel, a.walk, SCOPES[letter])
             print("\n".join(recovery_lines(kernel, rec)))
+        from explorer.sanity import corrupt_lines, sanity_lines, stack_sanity
+
+        sane = stack_sanity(kernel, a.task, a.walk, high_water=args.sanity)
+        print("\n".join(sanity_lines(sane) if args.sanity else corrupt_lines(sane)), end="")
+        print("\n" if args.sanity or sane.corrupt else "", end="")
         print("\n".join(verdict_text(a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")

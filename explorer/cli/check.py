@@ -86,14 +86,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     calls = calls_of(kernel)
     suspicious: list[Any] = []
 
+    from explorer.sanity import corrupt_lines, stack_sanity
+
+    corrupt: list[str] = []
+    sane = [0]
+
     def keep(a: Any) -> Any:
         suspicious.extend((a.task, step) for step, _ in calls.suspicious(a.walk.steps))
+        s = stack_sanity(kernel, a.task, a.walk, high_water=False)
+        sane[0] += s.magic_intact is True
+        corrupt.extend(f"  pid {a.task.pid} {a.task.comm}: {line}" for line in corrupt_lines(s))
         return summarize(a)
 
     rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=keep)
     print("\n".join(render_check(rows, functions, args.all)))
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))
+    print(f"\nstack sanity: STACK_END_MAGIC intact on {sane[0]} task stacks", end="")
+    print(f"; {len(corrupt)} problems:" if corrupt else "")
+    if corrupt:
+        print("\n".join(corrupt))
     if stack_lines is not None:
         from explorer.summary import by_stack
 

@@ -208,6 +208,7 @@ class TaskJson:
             f'"end": {self.end(w.end)}, '
             f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}'
             + _recovered(self.kernel, w)
+            + _sanity(self.kernel, a)
             + "}"
         )
 
@@ -254,3 +255,11 @@ def json_writer(
         sep[0] = ",\n  "
 
     return emit_item
+
+
+def _sanity(kernel: Kernel, a: TaskAnalysis) -> str:
+    """The ``sanity`` field of a task whose stack fails a sanity rule, else ''."""
+    from explorer.sanity import corrupt_field
+
+    field = corrupt_field(kernel, a.task, a.walk)
+    return f', "sanity": {json.dumps(field["sanity"])}' if field else ""
