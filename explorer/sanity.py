@@ -203,7 +203,8 @@ def sanity_lines(s: StackSanity) -> list[str]:
         out.append(f"  {mark:<7} {c.text}")
     if s.high_water is not None and s.end is not None:
         used = s.end + s.task.thread_size - s.high_water
-        out.append(f"  {'':<7} high water 0x{s.high_water:x}: {used} of {s.task.thread_size} bytes used")
+        size = s.task.thread_size
+        out.append(f"  {'':<7} high water 0x{s.high_water:x}: {used} of {size} bytes used")
     return ["stack sanity:", *out]
 
 
