@@ -40,6 +40,7 @@ COMMANDS = (
     "profile",
     "bt",
     "check",
+    "report",
     "diff",
     "sym",
     "mod",
