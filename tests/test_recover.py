@@ -82,6 +82,14 @@ def test_planted_break_recovers_every_frame_as_proven(
     real = {s.sp + 0x88 for s in steps}
     graded = [w for w in rec["words"] if int(w["slot"], 16) in real]
     assert len(graded) == len(below) and all(w["grade"] != "stale" for w in graded)
+    # check --json carries the same recovered chain for this task (and only broken walks).
+    assert main(["check", str(copy), "--json"]) == 0
+    docs = {d["pid"]: d for d in json.loads(capsys.readouterr().out)}
+    assert docs[pid]["recovered"]["frames"] == rec["frames"]
+    assert "words" not in docs[pid]["recovered"]
+    assert [p for p, d in docs.items() if "recovered" in d and p != pid] == [
+        p for p, d in docs.items() if d["end"]["kind"] == "error" and p != pid
+    ]
     # The text says so, marked as recovered.
     assert main(["bt", str(copy), "--pid", str(pid), "-T"]) == 0
     text = capsys.readouterr().out

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from explorer.code.branches import relative_target
 from explorer.code.callsite import RETURN_ADDRESS_KINDS
@@ -121,6 +122,14 @@ class Grader:
         self._funcs: dict[int, Function | None] = {}
         self._sizes: dict[int, int | None] = {}
         self._targets: dict[int, tuple[str, int | None, str]] = {}
+        self._text: dict[int, bool] = {}
+
+    def is_text(self, address: int) -> bool:
+        """``__kernel_text_address()`` (memoised)."""
+        known = self._text.get(address)
+        if known is None:
+            known = self._text[address] = self.code.kernel.is_text(address)
+        return known
 
     def function(self, address: int) -> Function | None:
         """The function holding ``address`` (memoised)."""
@@ -213,7 +222,7 @@ class Grader:
             return "stale", text
         if above is not None and kind != "unknown":
             if above.caller_slot == slot:
-                return "proven", f"after {text}, in the slot the frame above's prologue implies"
+                return "proven", f"after {text}; at sp above + its frame size"
             func = above.function
             if (
                 kind == "direct"
@@ -254,21 +263,18 @@ class _Above:
     interrupted: bool = False
 
 
-def grader_of(kernel: object) -> Grader:
-    """The kernel's shared grader."""
+def grader_of(kernel: Any) -> Grader:
+    """The kernel's shared grader (its memos serve every task)."""
     from explorer.code.interrupted import analyzer_of
     from explorer.code.model import calls_of, code_of
 
-    found = _GRADERS.get(id(kernel))
-    if found is None or found[0] is not kernel:
-        found = (kernel, Grader(code_of(kernel), calls_of(kernel), analyzer_of(kernel)))  # type: ignore[arg-type]
-        if len(_GRADERS) > 4:
-            _GRADERS.clear()
-        _GRADERS[id(kernel)] = found
-    return found[1]
+    found = _GRADERS.get(kernel)
+    if found is None:
+        found = _GRADERS[kernel] = Grader(code_of(kernel), calls_of(kernel), analyzer_of(kernel))
+    return found
 
 
-_GRADERS: dict[int, tuple[object, Grader]] = {}
+_GRADERS: WeakKeyDictionary[Any, Grader] = WeakKeyDictionary()
 
 
 def break_anchor(walk: Walk, is_text: Callable[[int], bool]) -> Step | None:

@@ -17,19 +17,18 @@ SCOPES = {"t": "stack", "T": "break"}
 
 def recovery_of(kernel: Kernel, walk: Walk, scope: str) -> Recovery:
     """Grade ``walk``'s stack in ``scope`` (``stack`` or ``break``)."""
-    from explorer.analysis import unwind_context
-
     syms = kernel.symbols
     switch_to = syms.address_of("__switch_to") if syms is not None else None
-    ctx = unwind_context(kernel)
-    return recover(grader_of(kernel), walk, kernel.space.read, ctx.is_text, scope, switch_to)
+    grader = grader_of(kernel)
+    return recover(grader, walk, kernel.space.read, grader.is_text, scope, switch_to)
 
 
 def broke(kernel: Kernel, walk: Walk) -> bool:
     """True if the walk ended in an unwind error or reached an ip that is not text."""
-    return walk.end.kind == "error" or any(
-        i and not kernel.is_text(s.ip) for i, s in enumerate(walk.steps)
-    )
+    if walk.end.kind == "error":
+        return True
+    is_text = grader_of(kernel).is_text
+    return any(i and not is_text(s.ip) for i, s in enumerate(walk.steps))
 
 
 def _mark(w: TextWord) -> str:
@@ -50,9 +49,7 @@ def recovery_lines(kernel: Kernel, rec: Recovery) -> list[str]:
     ]
     for w in rec.words:
         sym = kernel.symbolize(w.value) or "?"
-        lines.append(
-            f" {_mark(w):>4} [0x{w.slot:016x}] {w.grade:<9} {sym} at 0x{w.value:016x}  ({w.reason})"
-        )
+        lines.append(f" {_mark(w):>4} [0x{w.slot:016x}] {w.grade:<9} {sym}  ({w.reason})")
     chain = rec.chain
     if rec.anchor is not None:
         a = rec.anchor
