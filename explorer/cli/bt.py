@@ -49,6 +49,11 @@ def register(sub: Any) -> None:
         action="store_true",
         help="stack sanity (crash bt -v): STACK_END_MAGIC, task vs CPU, headroom",
     )
+    p.add_argument(
+        "--cfi",
+        action="store_true",
+        help="also unwind with the -dbg vmlinux's DWARF CFI, side by side with the back chain",
+    )
     text = p.add_mutually_exclusive_group()
     text.add_argument(
         "-t",
@@ -162,6 +167,10 @@ def cmd_bt(args: argparse.Namespace) -> int:
     from explorer.tasks import find_tasks
 
     kernel = open_kernel(args)
+    if args.cfi:  # before any output: without a vmlinux, one line and exit 2
+        from explorer.debuginfo.cfi import table_or_error
+
+        table_or_error(kernel)
     ctx = unwind_context(kernel)
     extras = FrameExtras.from_args(kernel, args)
     if args.sp is not None:
@@ -197,6 +206,13 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 one["recovered"] = recovery_json(
                     kernel, recovery_of(kernel, a.walk, SCOPES[letter])
                 )
+        if args.cfi:
+            from explorer.debuginfo.cfi import cfi_for_walk, cfi_json, table_or_error
+
+            table = table_or_error(kernel)
+            for one, a in zip(docs, analyses, strict=True):
+                cfi = cfi_for_walk(kernel, table, a.walk)
+                one["cfi"] = None if cfi is None else cfi_json(kernel, a.walk, cfi)
         if args.sanity:
             from explorer.sanity import sanity_json, stack_sanity
 
@@ -233,6 +249,12 @@ def cmd_bt(args: argparse.Namespace) -> int:
         for line in extras.head_text():
             print(line)
         print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk), a.verdict)))
+        if args.cfi:
+            from explorer.debuginfo.cfi import cfi_for_walk, side_by_side, table_or_error
+
+            cfi = cfi_for_walk(kernel, table_or_error(kernel), a.walk)
+            if cfi is not None:
+                print("\n".join(side_by_side(kernel, a.walk, cfi)))
         if letter:
             from explorer.code.recovered import SCOPES, recovery_lines, recovery_of
 

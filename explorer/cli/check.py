@@ -35,6 +35,11 @@ def register(sub: Any) -> None:
 
     lines_options(p)
     common_options(p)
+    p.add_argument(
+        "--cfi",
+        action="store_true",
+        help="also unwind every task with the -dbg vmlinux's DWARF CFI and count agreement",
+    )
     json_flag(p)
     p.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per task, one per line"
@@ -69,6 +74,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
+    if args.cfi:
+        from explorer.debuginfo.cfi import check_cfi
+
+        return check_cfi(kernel, scan, ctx, args.json)
     if args.json or args.jsonl:  # streamed: one task at a time, nothing kept
         out = sys.stdout
         if not args.jsonl:

@@ -200,3 +200,110 @@ def compare(walk: Walk, cfi: CfiWalk) -> Agreement:
             agree += 1
         pairs.append((s, f))
     return Agreement(tuple(pairs), agree, cfi.end)
+
+
+def table_or_error(kernel: Any) -> DebugFrame:
+    """The ``.debug_frame`` for ``--cfi``.
+
+    Raises:
+        DumpError: no vmlinux given or found (one line the user can act on).
+    """
+    table = debug_frame_of(kernel)
+    if table is None:
+        raise DumpError(
+            "--cfi needs the kernel's -dbg vmlinux (its .debug_frame): give --vmlinux FILE",
+            kernel.path,
+        )
+    return table
+
+
+def _frame_text(kernel: Any, sp: int, pc: int) -> str:
+    return f"0x{sp:016x} {kernel.symbolize(pc) or f'0x{pc:x}'}"
+
+
+def side_by_side(kernel: Any, walk: Walk, cfi: CfiWalk) -> list[str]:
+    """``bt --cfi``: the back chain and the CFI unwind, frame beside frame."""
+    ag = compare(walk, cfi)
+    lines = [
+        f"CFI unwind (.debug_frame) beside the back chain: {ag.agree} of "
+        f"{len(walk.steps)} frames agree",
+        f"  {'#':>3}  {'back chain':<50} CFI",
+    ]
+    for i, (s, f) in enumerate(ag.pairs):
+        left = _frame_text(kernel, s.sp, s.ip) if s is not None else "-"
+        if f is None:
+            right = "-"
+        elif s is not None and s.sp == f.sp and s.ip == f.pc:
+            right = "same"
+        else:
+            right = _frame_text(kernel, f.sp, f.pc)
+        lines.append(f"  {i:>3}  {left:<50} {right}")
+    lines.append(f"  CFI stopped: {cfi.end}")
+    return lines
+
+
+def cfi_json(kernel: Any, walk: Walk, cfi: CfiWalk) -> dict[str, Any]:
+    """The ``cfi`` object of ``bt --cfi --json`` and ``check --cfi --json``."""
+    ag = compare(walk, cfi)
+    return {
+        "frames": [
+            {
+                "index": f.index,
+                "sp": f"0x{f.sp:x}",
+                "pc": f"0x{f.pc:x}",
+                "symbol": kernel.symbolize(f.pc),
+            }
+            for f in cfi.frames
+        ],
+        "end": cfi.end,
+        "agree": ag.agree,
+    }
+
+
+def check_cfi(kernel: Any, scan: Any, ctx: Any, as_json: bool) -> int:
+    """``check --cfi``: every task's walk and its CFI unwind; agreement counts, and why the
+    CFI unwinds stopped, grouped (``--json``: per task, with the counts)."""
+    import json
+    from collections import Counter
+
+    from explorer.analysis import analyse_all
+    from explorer.report import analysis_json
+
+    table = table_or_error(kernel)
+    ends: Counter[str] = Counter()
+    totals = {"tasks": 0, "tasks_agreeing": 0, "frames": 0, "frames_agreeing": 0}
+    docs: list[dict[str, Any]] = []
+
+    def keep(a: Any) -> None:
+        cfi = cfi_for_walk(kernel, table, a.walk)
+        totals["tasks"] += 1
+        totals["frames"] += len(a.walk.steps)
+        if cfi is None:
+            return
+        ag = compare(a.walk, cfi)
+        totals["frames_agreeing"] += ag.agree
+        totals["tasks_agreeing"] += ag.agree == len(a.walk.steps)
+        ends[_end_kind(cfi.end)] += 1
+        if as_json:
+            docs.append(analysis_json(kernel, a) | {"cfi": cfi_json(kernel, a.walk, cfi)})
+
+    analyse_all(kernel, scan.tasks, ctx, keep=keep)
+    if as_json:
+        summary = totals | {"cfi_ends": dict(ends.most_common())}
+        print(json.dumps({"summary": summary, "tasks": docs}, indent=1))
+        return 0
+    print(
+        f"CFI beside the back chain: {totals['frames_agreeing']} of {totals['frames']} frames "
+        f"agree; {totals['tasks_agreeing']} of {totals['tasks']} tasks agree on every frame"
+    )
+    print("where the CFI unwinds stopped:")
+    for end, n in ends.most_common():
+        print(f"  {n:>5}  {end}")
+    return 0
+
+
+def _end_kind(end: str) -> str:
+    """An end reason without the offset (``no CFI at ret_from_fork (assembly ...)``)."""
+    import re
+
+    return re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+", "", end)
