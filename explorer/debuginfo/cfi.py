@@ -59,6 +59,7 @@ def cfi_walk(
     regs: dict[int, int],
     symbolize: Callable[[int], str | None],
     return_address: bool = True,
+    in_module: Callable[[int], bool] = lambda pc: False,
 ) -> CfiWalk:
     """Unwind from ``pc`` and the known registers ``regs`` (r15 at least; runtime addresses,
     the table's are ``delta`` lower). Callee-saved registers are carried from frame to
@@ -68,6 +69,7 @@ def cfi_walk(
 
     Args:
         return_address: ``pc`` is a return address (look the row up at pc-1).
+        in_module: whether a pc is module text (no CFI in the vmlinux for it).
     """
     regs = dict(regs)
     frames = [CfiFrame(0, regs[_R15], pc)]
@@ -81,7 +83,12 @@ def cfi_walk(
         except DumpError as exc:
             return CfiWalk(tuple(frames), f"CFI of {where} unreadable: {exc.message}")
         if row is None:
-            return CfiWalk(tuple(frames), f"no CFI at {where} (assembly code has none)")
+            why = (
+                "module code: the vmlinux's CFI is the core kernel's"
+                if in_module(pc)
+                else "assembly code has none"
+            )
+            return CfiWalk(tuple(frames), f"no CFI at {where} ({why})")
         base = regs.get(row.cfa_reg)
         if base is None:
             what = "an expression" if row.cfa_reg < 0 else f"r{row.cfa_reg}, not known here"
@@ -174,6 +181,7 @@ def cfi_for_walk(kernel: Any, table: DebugFrame, walk: Walk) -> CfiWalk | None:
         regs,
         kernel.symbolize,
         return_address=not psw,
+        in_module=lambda pc: kernel.modules.module_at(pc) is not None,
     )
 
 
