@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from explorer.code.recover import Recovery, TextWord, grader_of, recover
 
@@ -27,8 +28,20 @@ def broke(kernel: Kernel, walk: Walk) -> bool:
     """True if the walk ended in an unwind error or reached an ip that is not text."""
     if walk.end.kind == "error":
         return True
-    is_text = grader_of(kernel).is_text
-    return any(i and not is_text(s.ip) for i, s in enumerate(walk.steps))
+    memo = _TEXT.get(kernel)
+    if memo is None:
+        memo = _TEXT[kernel] = {}
+    for i, s in enumerate(walk.steps):
+        known = memo.get(s.ip)
+        if known is None:
+            known = memo[s.ip] = kernel.is_text(s.ip)
+        if i and not known:
+            return True
+    return False
+
+
+#: ``is_text`` answers per kernel for :func:`broke` (``check --json`` asks for every frame).
+_TEXT: WeakKeyDictionary[Any, dict[int, bool]] = WeakKeyDictionary()
 
 
 def _mark(w: TextWord) -> str:
