@@ -214,17 +214,21 @@ def stack_sanity(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
 
 
 def livepatch(kernel: Kernel) -> Finding | None:
-    """Livepatch state when the kernel has livepatch (the ``klp`` command shows it in full,
-    once it exists; until then the transition pointer alone)."""
-    try:
-        from explorer import klp  # type: ignore[attr-defined]  # the coming `klp` command's model
+    """Livepatch state when the kernel has a livepatch loaded: from the ``klp`` command's
+    model (``explorer.livepatch.state.livepatch_summary``) once it is on this branch; until
+    then from ``klp_transition_patch`` alone."""
+    import importlib
 
-        summary = getattr(klp, "report_finding", None)
-        if summary is not None:
-            found: Finding | None = summary(kernel)
-            return found
+    try:
+        state = importlib.import_module("explorer.livepatch.state")
     except ImportError:
-        pass
+        state = None
+    summary = getattr(state, "livepatch_summary", None)
+    if summary is not None:
+        line: str | None = summary(kernel)
+        if line is None:
+            return None
+        return Finding("livepatch", "livepatch", line, (), "klp DUMP", {"summary": line})
     syms = kernel.symbols
     addr = syms.address_of("klp_transition_patch") if syms is not None else None
     if addr is None:
@@ -233,14 +237,10 @@ def livepatch(kernel: Kernel) -> Finding | None:
         patch = kernel.space.read_u64(addr)
     except DumpError:
         return None
-    head = (
-        f"a livepatch transition is in progress (klp_transition_patch 0x{patch:x})"
-        if patch
-        else "no livepatch transition in progress"
-    )
-    return Finding(
-        "livepatch", "livepatch", head, (), "check DUMP", {"transition_patch": patch or None}
-    )
+    if not patch:
+        return None
+    head = f"a livepatch transition is in progress (klp_transition_patch 0x{patch:x})"
+    return Finding("livepatch", "livepatch", head, (), "check DUMP", {"transition_patch": patch})
 
 
 def taints(kernel: Kernel) -> Finding | None:
