@@ -19,7 +19,6 @@ in a table built from the symbols). A kernel has ~130,000 symbols; a start needs
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
 import struct
 import sys
@@ -29,6 +28,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import overload
 
+from parsers.cache import read_cache_file, write_atomically
 from parsers.errors import SymbolError
 from parsers.symbols import SymbolTable
 
@@ -99,31 +99,23 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     by_name = array("I", sorted(range(len(encoded)), key=encoded.__getitem__))  # stable
     source = table.source.encode("utf-8")
     pad = b"\0" * (-len(source) % 8)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as out:
-            out.write(MAGIC + _ORDER)
-            out.write(_HEAD.pack(len(encoded), len(blob), len(source), 0))
-            out.write(source + pad)
-            out.write(addrs.tobytes())
-            out.write(starts.tobytes())
-            out.write(by_name.tobytes())
-            out.write(types.encode("latin-1"))
-            out.write(blob)
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    parts = (
+        MAGIC + _ORDER,
+        _HEAD.pack(len(encoded), len(blob), len(source), 0),
+        source + pad,
+        addrs.tobytes(),
+        starts.tobytes(),
+        by_name.tobytes(),
+        types.encode("latin-1"),
+        blob,
+    )
+    write_atomically(Path(path), b"".join(parts))
 
 
 def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     """Read a table written by :func:`save_table`; None if absent, foreign or damaged."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CACHE_BYTES + 1)
-    except OSError:
+    data = read_cache_file(Path(path), MAX_CACHE_BYTES)
+    if data is None:
         return None
     try:
         return _parse(data)

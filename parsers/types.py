@@ -338,17 +338,11 @@ class TypeProfile:
         Raises:
             DumpError: the file cannot be written.
         """
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        from parsers.cache import exclusive_temp
+
         try:
-            try:
-                with open(tmp, "x", encoding="utf-8") as out:
-                    out.write(self.to_json())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            with exclusive_temp(Path(path)) as out:
+                out.write(self.to_json().encode("utf-8"))
         except OSError as error:
             raise DumpError(f"cannot write type profile: {error.strerror}", str(path)) from None
 

@@ -26,6 +26,7 @@ from explorer.sources.verify import (
 from parsers.cache import cache_dir
 from parsers.compressed import decompressed_path
 from parsers.errors import DumpError, MismatchError
+from parsers.extent import elf_extent
 from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind, elf_identity, is_compressed
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.types import TypeProfile
@@ -98,7 +99,7 @@ def plain_vmlinux(path: str) -> str:
         DumpError: unreadable or damaged compressed data.
     """
     if is_compressed(path):
-        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux")))
+        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux"), extent=elf_extent))
     return path
 
 
