@@ -1,0 +1,180 @@
+"""Hostile caches and compressed files (issue 27, findings 3, 5 and 9): decompression looks at
+the head first and is capped at the cache's room, cleans up after Ctrl+C; cache files are
+written through exclusive temporaries and read as regular files only; a copy replaced in the
+cache is never shown under the user's file name."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from parsers.compressed import decompressed_path
+from parsers.dumps import open_dump
+from parsers.errors import DumpError, FormatError
+from parsers.extent import dump_extent
+from parsers.symbols import load_system_map
+from parsers.symcache import load_table, save_table
+from tests.fuzz.seeds import seeds
+from tests.test_dump_cache import copies
+from tests.test_hostile_guarantees import peak_of
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("BACKCHAIN_CACHE", str(folder))
+    return folder
+
+
+def zst(path: Path, data: bytes, *, sized: bool = True) -> Path:
+    """``data`` zstd-compressed into ``path``; ``sized``: with the content size in the frame."""
+    if sized:
+        path.write_bytes(zstandard.ZstdCompressor().compress(data))
+    else:
+        with zstandard.ZstdCompressor().stream_writer(path.open("wb")) as out:
+            out.write(data)
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+# -- 5: decompression bombs ------------------------------------------------------------------------
+def test_frame_claiming_more_than_the_room_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKCHAIN_CACHE_DUMPS_GIB", str(1 / 1024))  # 1 MiB
+    src = zst(tmp_path / "vmcore.zst", seeds()["elf"].data + bytes(2 << 20))
+    folder = tmp_path / "dumps"
+    with pytest.raises(FormatError, match=r"decompressed it would take .* more than the"):
+        decompressed_path(src, folder, progress=lambda *_: pytest.fail("decompressing"))
+    assert copies(folder) == [] and leftovers(folder) == []
+
+
+def test_zst_that_is_no_dump_is_refused_from_its_head(tmp_path: Path, cache: Path) -> None:
+    """Was: a 256 KB .zst of zeros wrote its 8 GiB into the cache and kept it."""
+    src = zst(tmp_path / "vmcore.zst", bytes(64 << 20), sized=False)
+    with pytest.raises(DumpError, match="not a dump format backchain reads"):
+        open_dump(str(src))
+    assert copies(cache / "dumps") == []
+
+
+def test_elf_dump_is_cut_just_past_its_headers_extent(tmp_path: Path, cache: Path) -> None:
+    elf = seeds()["elf"].data
+    assert dump_extent(elf) == len(elf)
+    src = zst(tmp_path / "vmcore.zst", elf + bytes(8 << 20), sized=False)
+    with pytest.raises(DumpError, match="past the end its own headers give"):
+        open_dump(str(src))
+    assert copies(cache / "dumps") == [] and leftovers(cache) == []
+    good = zst(tmp_path / "good.zst", elf + bytes(100))  # a few bytes past it are fine
+    open_dump(str(good)).close()
+
+
+def test_interrupted_decompression_leaves_no_temporary(tmp_path: Path) -> None:
+    src = zst(tmp_path / "vmcore.zst", os.urandom(12 << 20))
+    folder = tmp_path / "dumps"
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decompressed_path(src, folder, progress=interrupt)
+    assert leftovers(folder) == [] and copies(folder) == []
+
+
+def test_stale_temporaries_of_dead_processes_are_pruned(tmp_path: Path) -> None:
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    dead = folder / ".vmcore.abc.4194999.x1y2z3.tmp"  # no such pid (pid_max is at most 2^22)
+    live = folder / f".vmcore.abc.{os.getpid()}.x1y2z3.tmp"  # a copy being written now
+    old = folder / f".vmcore.abc.{os.getppid()}.q1w2e3.tmp"
+    for p in (dead, live, old):
+        p.write_bytes(b"partial")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    decompressed_path(zst(tmp_path / "x.zst", b"data"), folder)
+    assert leftovers(folder) == [live.name]
+
+
+def test_system_map_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """Was: a 21 KB System.map.zst cost 4 GB (256 MiB of text split into lines)."""
+    line = b"0000000000100000 t a\n"
+    src = zst(tmp_path / "System.map.zst", line * ((64 << 20) // len(line)), sized=False)
+    assert src.stat().st_size < 64 << 10
+    errors: list[str] = []
+
+    def run() -> None:
+        try:
+            load_system_map(src)
+        except DumpError as exc:
+            errors.append(exc.message)
+            raise
+
+    assert peak_of(run) < 80 << 20
+    assert errors and "larger than 32 MiB" in errors[0]
+
+
+# -- 9: cache integrity ----------------------------------------------------------------------------
+def test_temporaries_never_follow_a_planted_symlink(tmp_path: Path, cache: Path) -> None:
+    """Was: ``.NAME.PID.tmp`` was opened with O_TRUNC following a symlink: a file outside
+    the cache was overwritten."""
+    from parsers.symbols import SymbolTable
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    target = cache / "symbols" / "t.syms"
+    target.parent.mkdir(parents=True)
+    for pid in range(os.getpid() - 2, os.getpid() + 3):  # every name the old code would use
+        (target.parent / f".{target.name}.{pid}.tmp").symlink_to(victim)
+    table = SymbolTable([(0x1000, "T", "a", 0), (0x2000, "T", "b", 0)], "test")
+    save_table(table, target)
+    assert victim.read_bytes() == b"precious"
+    loaded = load_table(target)
+    assert loaded is not None and loaded.address_of("b") == 0x2000
+
+
+def test_fifo_in_the_cache_is_not_waited_on(tmp_path: Path, cache: Path) -> None:
+    """Was: every run hung opening a FIFO planted under a cache file's name."""
+    fifo = cache / "symbols" / "t.syms"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(load_table(fifo)), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert result == [None]
+
+
+def test_replaced_copy_is_decompressed_again(tmp_path: Path) -> None:
+    """Was: a decompressed copy replaced in the cache was shown under the user's file name."""
+    folder = tmp_path / "dumps"
+    mine, other = b"my dump " * 4096, b"another dump " * 4096
+    src = zst(tmp_path / "vmcore.zst", mine)
+    copy = decompressed_path(src, folder)
+    swap = tmp_path / "swap"
+    swap.write_bytes(other)
+    os.replace(swap, copy)  # another dump under the same name
+    again = decompressed_path(src, folder)
+    assert again.read_bytes() == mine
+
+
+def test_same_ends_other_middle_get_their_own_copies(tmp_path: Path) -> None:
+    """Was: the key was the size and the first and last MiB: two dumps differing only in
+    their middle shared one copy."""
+    folder = tmp_path / "dumps"
+    ends = os.urandom(1 << 20)
+    one = tmp_path / "one.zst"
+    two = tmp_path / "two.zst"
+    frame_one = zstandard.ZstdCompressor(level=1).compress(b"A" * 4096)
+    frame_two = zstandard.ZstdCompressor(level=1).compress(b"B" * 4096)
+    assert len(frame_one) == len(frame_two)
+    skippable = b"\x50\x2a\x4d\x18" + (1 << 20).to_bytes(4, "little") + ends
+    one.write_bytes(skippable + frame_one + skippable)
+    two.write_bytes(skippable + frame_two + skippable)
+    assert decompressed_path(one, folder).read_bytes() == b"A" * 4096
+    assert decompressed_path(two, folder).read_bytes() == b"B" * 4096
