@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from parsers.cache import cache_dir
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import kallsyms_tables, read_kallsyms
+from parsers.kallsyms import (
+    KallsymsTables,
+    decode_kallsyms,
+    kallsyms_tables,
+    read_kallsyms_bytes,
+)
 from parsers.symbols import Symbol, SymbolTable
 from parsers.symcache import load_table, save_table
 
@@ -32,36 +37,40 @@ def _file_name_safe(build_id: str | None) -> bool:
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
     (explorer.sources.memscan); None when neither gives a table (a warning says why).
-    Cached by the kernel's build-id (VMCOREINFO ``BUILD-ID``) and moved to this boot's KASLR
-    offset when loaded from the cache."""
+    Decoded once and cached by a digest of the bytes decoded (:func:`cached_kallsyms`)."""
     tables = kallsyms_tables(kernel.vmcoreinfo)
-    build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
-    kind = "kallsyms" if tables is not None else "kallsyms-found"
-    path = None
-    if _file_name_safe(build_id):  # a dump's BUILD-ID never names a file unless it is hex
-        path = cache_dir("symbols", f"{kind}-{build_id}-g{GENERATION}.syms")
-    if path is not None:
-        table = load_table(path)
-        if table is not None:
-            stext = kernel.vmcoreinfo.symbol("_stext") if kernel.vmcoreinfo else None
-            cached = table.address_of("_stext")
-            if stext is not None and cached is not None:
-                table.relocate(stext - cached)
-                return table
     if tables is None:
         from explorer.sources.memscan import kallsyms_in_memory
 
-        table = kallsyms_in_memory(kernel)
-        if table is None:
-            return None
-    else:
-        try:
-            table = read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
-        except DumpError as exc:
-            kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
-            return None
-    if path is not None and table.address_of("_stext") is not None:
-        save_table(table, path)
+        return kallsyms_in_memory(kernel)
+    try:
+        return cached_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
+    except DumpError as exc:
+        kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
+        return None
+
+
+def cached_kallsyms(
+    read: Callable[[int, int], bytes], tables: KallsymsTables, source: str
+) -> SymbolTable:
+    """:func:`parsers.kallsyms.read_kallsyms`, from the cache when the same bytes were
+    decoded before: the cache file is named by a digest of the bytes themselves (never by
+    the dump's own BUILD-ID, which a tampered copy keeps), and a cached table is moved by
+    this dump's ``kallsyms_relative_base``, exactly as decoding moves it: the same answers
+    on a first and a later run.
+
+    Raises:
+        SymbolError: the tables cannot be read or are not kallsyms.
+    """
+    raw = read_kallsyms_bytes(read, tables)
+    path = cache_dir("symbols", f"kallsyms-{raw.digest()}-g{GENERATION}.syms")
+    table = load_table(path)
+    if table is not None and len(table) == raw.count:
+        table.relocate(raw.base or 0)
+        table.source = source  # where this dump holds them
+        return table
+    table = decode_kallsyms(raw, source)
+    save_table(table, path)
     return table
 
 

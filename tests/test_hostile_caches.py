@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from explorer.kernel import Kernel, Options
 from parsers.compressed import decompressed_path
 from parsers.dumps import open_dump
 from parsers.errors import DumpError, FormatError
 from parsers.extent import dump_extent
+from parsers.kallsyms import KallsymsBytes, decode_kallsyms, kallsyms_tables, read_kallsyms_bytes
 from parsers.symbols import load_system_map
 from parsers.symcache import load_table, save_table
 from tests.fuzz.seeds import seeds
@@ -178,3 +180,52 @@ def test_same_ends_other_middle_get_their_own_copies(tmp_path: Path) -> None:
     two.write_bytes(skippable + frame_two + skippable)
     assert decompressed_path(one, folder).read_bytes() == b"A" * 4096
     assert decompressed_path(two, folder).read_bytes() == b"B" * 4096
+
+
+# -- 3: cache poisoning ----------------------------------------------------------------------------
+SAMPLE_61 = Path(__file__).resolve().parent.parent / "samples/real/deb12-6.1-idle/vmcore.zst"
+
+
+def _kallsyms_bytes(path: Path) -> KallsymsBytes:
+    kernel = Kernel.open(str(path), Options())
+    try:
+        tables = kallsyms_tables(kernel.vmcoreinfo)
+        assert tables is not None
+        return read_kallsyms_bytes(kernel._identity_read, tables)
+    finally:
+        kernel.close()
+
+
+def test_tampered_copy_does_not_poison_the_genuine_dumps_symbols(
+    tmp_path: Path, cache: Path
+) -> None:
+    """Was: the kallsyms cache was named by the dump's own BUILD-ID: after a tampered copy
+    (same BUILD-ID, one token changed) was opened, the genuine dump printed its names."""
+    genuine = decompressed_path(SAMPLE_61)  # the shared copy; a changed copy made here
+    with pytest.MonkeyPatch.context() as mp:  # the truth, decoded without the test's cache
+        mp.setenv("BACKCHAIN_CACHE", str(tmp_path / "elsewhere"))
+        raw = _kallsyms_bytes(genuine)
+    truth = decode_kallsyms(raw)
+    data = bytearray(genuine.read_bytes())
+    at = data.find(raw.token_table[:256])
+    token = raw.token_table.find(b"\0le\0") + 1
+    assert at > 0 and token > 0
+    data[at + token : at + token + 2] = b"LE"
+    tampered = tmp_path / "vmcore"
+    tampered.write_bytes(data)
+    del data
+    poisoned = Kernel.open(str(tampered), Options())
+    try:
+        assert poisoned.symbols is not None
+        assert "__scheduLE" in set(poisoned.symbols.names())
+    finally:
+        poisoned.close()
+    assert not (cache / "symbols").exists() or any((cache / "symbols").iterdir())
+    for _ in range(2):  # the first run (cache written by the tampered copy) and a later one
+        kernel = Kernel.open(str(genuine), Options())
+        try:
+            assert kernel.symbols is not None
+            assert list(kernel.symbols.rows()) == list(truth.rows())
+            assert kernel.symbols.address_of("__schedule") is not None
+        finally:
+            kernel.close()

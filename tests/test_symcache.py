@@ -33,16 +33,17 @@ def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
     assert load_table(tmp_path / "absent.syms") is None
 
 
-def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first open decodes and writes kallsyms-BUILDID.syms; the next one loads it and
-    moves it to the dump's KASLR offset (VMCOREINFO _stext)."""
+def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first open decodes and writes kallsyms-DIGEST.syms (a digest of the bytes decoded,
+    not the dump's own BUILD-ID); the next one loads it and moves it by the dump's
+    kallsyms_relative_base, as decoding does."""
     monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
     first = Kernel(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
     build_id = first.vmcoreinfo.get("BUILD-ID")
-    cached = tmp_path / "symbols" / f"kallsyms-{build_id}-g{GENERATION}.syms"
-    assert cached.is_file() and cached.stat().st_size < 4 << 20
+    (cached,) = (tmp_path / "symbols").glob(f"kallsyms-*-g{GENERATION}.syms")
+    assert str(build_id) not in cached.name and cached.stat().st_size < 4 << 20
     second = Kernel(open_dump(dump), Options())
     assert second.symbols is not None and second.symbols is not first.symbols
     assert list(second.symbols.rows()) == list(first.symbols.rows())
@@ -103,7 +104,7 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """VMCOREINFO is the dump's own text: a BUILD-ID such as ``../../x`` must not choose
-    where the cache writes (the table is still read, just not cached)."""
+    where the cache writes (the table is cached under a digest of its bytes)."""
     from dataclasses import replace
 
     from explorer.symbols import dump_kallsyms
@@ -118,4 +119,6 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
             old.unlink()
         table = dump_kallsyms(kernel)
         assert table is not None and table.address_of("schedule") is not None
-        assert not list(tmp_path.rglob("*.syms")) and not (tmp_path / "escaped").exists()
+        (cached,) = tmp_path.rglob("*.syms")  # named by the digest of the bytes decoded
+        assert cached.parent == tmp_path / "symbols" and hostile not in cached.name
+        assert not (tmp_path / "escaped").exists()
