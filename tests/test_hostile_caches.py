@@ -6,6 +6,8 @@ cache is never shown under the user's file name."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -229,3 +231,40 @@ def test_tampered_copy_does_not_poison_the_genuine_dumps_symbols(
             assert kernel.symbols.address_of("__schedule") is not None
         finally:
             kernel.close()
+
+
+# -- 10: a dump that shrinks while mapped ----------------------------------------------------------
+_SHRINK = """
+import os, sys
+from parsers.dumps import open_dump
+from parsers.errors import DumpError
+path = sys.argv[1]
+dump = open_dump(path)
+r = dump.ranges[-1]
+dump.read(r.start, 8)
+os.truncate(path, os.path.getsize(path) // 2)
+try:
+    for r in dump.ranges:
+        for a in range(r.start, r.end, 4096):
+            dump.read(a, 8)
+except DumpError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("name", ["elf", "kdump", "kdump-flat", "s390_ext", "s390"])
+def test_dump_shrinking_while_mapped_is_one_line_not_sigbus(tmp_path: Path, name: str) -> None:
+    """Was: the process died of SIGBUS (exit 135, no message) reading a page past the new end."""
+    path = tmp_path / f"dump-{name}"
+    path.write_bytes(seeds()[name].data)
+    run = subprocess.run(
+        [sys.executable, "-c", _SHRINK, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert run.stdout.count("\n") == 1 and str(path) in run.stdout
+    assert "shrank from" in run.stdout and "while open" in run.stdout
