@@ -268,3 +268,40 @@ def test_dump_shrinking_while_mapped_is_one_line_not_sigbus(tmp_path: Path, name
     assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
     assert run.stdout.count("\n") == 1 and str(path) in run.stdout
     assert "shrank from" in run.stdout and "while open" in run.stdout
+
+
+def test_shell_survives_its_dump_shrinking(tmp_path: Path) -> None:
+    """The shell reports the shrunk dump in one line per command and keeps running (was:
+    killed by SIGBUS, exit 135, mid-session)."""
+    from tests.fuzz.seeds import companions
+    from tests.test_shell_terminal import _read_until
+
+    companions(tmp_path)
+    path = tmp_path / "vmcore"
+    path.write_bytes(seeds()["elf"].data)
+    env = {**os.environ, "BACKCHAIN_CACHE": str(tmp_path / "cache"), "TERM": "dumb"}
+    parent, child = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "explorer", "shell", str(path)],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        close_fds=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    os.close(child)
+    seen = bytearray()
+    try:
+        _read_until(parent, b"backchain> ", seen)
+        os.truncate(path, path.stat().st_size // 2)
+        os.write(parent, b"check --all\r")
+        _read_until(parent, b"backchain> ", seen)
+        os.write(parent, b"quit\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(parent)
+    text = seen.decode("utf-8", "replace")
+    assert "shrank from" in text and str(path) in text, text[-2000:]
