@@ -3,13 +3,12 @@ its memory by content."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parsers.cache import cache_dir
+from parsers.cache import cache_dir, content_digest
 from parsers.errors import DumpError, SymbolError
 from parsers.kallsyms import (
     KallsymsTables,
@@ -27,11 +26,6 @@ if TYPE_CHECKING:
 #: layout of parsers.symcache), so that tables cached by an older backchain are not used
 #: (nor overwritten: both can share one cache).
 GENERATION = 3
-
-
-def _file_name_safe(build_id: str | None) -> bool:
-    """Whether a build-id (from the dump or a file) can name a cache file: lowercase hex."""
-    return bool(build_id) and all(c in "0123456789abcdef" for c in build_id or "")
 
 
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
@@ -74,28 +68,42 @@ def cached_kallsyms(
     return table
 
 
-def cached_file_symbols(
-    path: str, build: Callable[[], SymbolTable], build_id: str | None = None
-) -> SymbolTable:
-    """A System.map's or vmlinux's table, from the cache when it was read before; ``build()``
-    reads it otherwise. A vmlinux is known by its build-id (any copy of one build, wherever
-    it lies, hits the same entry); a System.map, which has none, by the file (real path,
-    size, modification time)."""
-    if _file_name_safe(build_id):
-        cache = cache_dir("symbols", f"vmlinux-{build_id}-g{GENERATION}.syms")
-    else:
-        try:
-            real = os.path.realpath(path)
-            st = os.stat(real)
-        except OSError:
-            return build()
-        ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
-        cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
-    table = load_table(cache)
-    if table is None:
-        table = build()
-        save_table(table, cache)
-    return table
+def file_symbols_key(path: str, kind: str) -> str | None:
+    """What names a System.map's or vmlinux's table in the cache: a digest of the bytes it
+    is read from (a vmlinux's ``.symtab`` and its string table; a System.map's whole file),
+    never the build-id the file claims. None when they cannot be read (nothing is cached)."""
+    from parsers.elfsections import ElfSections
+    from parsers.inputs import open_regular
+    from parsers.symbols import MAX_SYSTEM_MAP_BYTES
+
+    try:
+        if kind == "vmlinux":
+            with ElfSections(path) as elf:
+                symtab = elf.get(".symtab")
+                if symtab is None or not 0 < symtab.link < len(elf.sections):
+                    return None
+                strtab = elf.sections[symtab.link]
+                return content_digest(elf.bytes_of(symtab), elf.bytes_of(strtab))
+        with open_regular(path, "System.map") as f:
+            data = f.read(MAX_SYSTEM_MAP_BYTES + 1)
+        return content_digest(data) if len(data) <= MAX_SYSTEM_MAP_BYTES else None
+    except (OSError, DumpError):
+        return None
+
+
+def _file_cache(key: str) -> Path:
+    return cache_dir("symbols", f"file-{key}-g{GENERATION}.syms")
+
+
+def cached_file_symbols(key: str | None) -> SymbolTable | None:
+    """The table cached under ``key`` (:func:`file_symbols_key`), if any."""
+    return load_table(_file_cache(key)) if key else None
+
+
+def save_file_symbols(key: str | None, table: SymbolTable) -> None:
+    """Cache a table verified against the dump under ``key`` (never one refused)."""
+    if key:
+        save_table(table, _file_cache(key))
 
 
 def complete_symbols(kernel: Kernel) -> None:

@@ -6,6 +6,7 @@ cache is never shown under the user's file name."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -305,3 +306,45 @@ def test_shell_survives_its_dump_shrinking(tmp_path: Path) -> None:
         os.close(parent)
     text = seen.decode("utf-8", "replace")
     assert "shrank from" in text and str(path) in text, text[-2000:]
+
+
+CROSS_GCC = shutil.which("s390x-linux-gnu-gcc")
+_FORGED = "int jiffies = 1; void _start(void) {} void schedule(void) {} void _stext(void) {}\n"
+
+
+@pytest.mark.skipif(CROSS_GCC is None, reason="no s390x-linux-gnu-gcc to link a test vmlinux")
+def test_forged_build_id_is_not_enough_and_poisons_nothing(tmp_path: Path, cache: Path) -> None:
+    """Was: an ELF claiming the 6.1 dump's build-id, with none of its symbols, was accepted
+    as its vmlinux (nothing contradicted it) and its table cached under that build-id."""
+    from explorer.symbols import file_symbols_key
+    from parsers.errors import MismatchError
+    from parsers.fileid import elf_identity
+
+    kernel = Kernel.open(str(SAMPLE_61), Options())
+    build_id = kernel.identity.build_id
+    kernel.close()
+    assert build_id
+    source = tmp_path / "forged.c"
+    source.write_text(_FORGED)
+    forged = tmp_path / "vmlinux"
+    subprocess.run(
+        [str(CROSS_GCC), "-nostdlib", "-static", f"-Wl,--build-id=0x{build_id}", "-o",
+         str(forged), str(source)],
+        check=True,
+    )  # fmt: skip
+    assert elf_identity(forged).build_id == build_id
+    with pytest.raises(MismatchError, match="nothing in the dump confirms it"):
+        Kernel.open(str(SAMPLE_61), Options(vmlinux=str(forged)))
+    forged_key = file_symbols_key(str(forged), "vmlinux")
+    assert forged_key and not list(cache.rglob(f"*{forged_key}*"))  # refused: not cached
+    with pytest.raises(MismatchError, match="nothing in the dump confirms it"):
+        Kernel.open(str(SAMPLE_61), Options(system_map=str(_map_of(forged, tmp_path))))
+
+
+def _map_of(elf: Path, folder: Path) -> Path:
+    """A System.map of ``elf``'s symbols (three lines of made-up names)."""
+    from parsers.symbols import load_vmlinux_symbols
+
+    out = folder / "System.map"
+    out.write_text("".join(f"{a:016x} {t} {n}\n" for a, t, n in load_vmlinux_symbols(elf).rows()))
+    return out

@@ -20,6 +20,7 @@ from explorer.sources.verify import (
     forced_warning,
     mismatch_error,
     profile_evidence,
+    require_confirmation,
     symbol_evidence,
     vmlinux_evidence,
 )
@@ -120,7 +121,9 @@ def judge(kernel: Kernel, path: str, what: str, ev: Evidence) -> None:
 
 
 def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
-    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump.
+    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump:
+    the dump must confirm them (:func:`require_confirmation`), not merely fail to contradict
+    them. Cached by a digest of the bytes they are read from, and only once verified.
 
     Raises:
         DumpError: unreadable file.
@@ -129,28 +132,33 @@ def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
     cached = kernel.loaded_symbols.get(path)
     if cached is not None:
         return cached
-    ev = Evidence()
-    from explorer.symbols import cached_file_symbols
+    from explorer.symbols import cached_file_symbols, file_symbols_key, save_file_symbols
 
-    if kind == VMLINUX:
-        plain = plain_vmlinux(path)
-        build_id = elf_identity(plain).build_id
-        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
-    else:
-        table = cached_file_symbols(path, lambda: load_system_map(path))
+    plain = plain_vmlinux(path) if kind == VMLINUX else path
+    key = file_symbols_key(plain, "vmlinux" if kind == VMLINUX else "System.map")
+    table = cached_file_symbols(key)
+    built = table is None
+    if table is None:
+        table = load_vmlinux_symbols(plain) if kind == VMLINUX else load_system_map(plain)
+    else:  # the same bytes under this name: as reading them here would call them
+        table.source = f"vmlinux {plain}" if kind == VMLINUX else f"System.map {plain}"
     delta = kernel._symbol_delta(table)
     if delta:
         table.relocate(delta)
     ev = symbol_evidence(kernel.identity, table, delta)
     if kind == VMLINUX:
         vmlinux_evidence(kernel.identity, elf_identity(plain), ev)
-    judge(kernel, path, _WHAT[kind], ev)
+    judge(kernel, path, _WHAT[kind], require_confirmation(kernel.identity, ev))
+    if built and not ev.mismatch:
+        save_file_symbols(key, table)
     kernel.loaded_symbols[path] = table
     return table
 
 
 def verify_vmlinux(kernel: Kernel, path: str) -> str:
-    """Check a vmlinux named for its types only (build-id, release); return its plain path.
+    """Check a vmlinux named for its types only; return its plain path. Its build-id and
+    release must agree, and its symbols must be confirmed by the dump (as
+    :func:`load_verified_symbols`): a build-id is only what the file claims.
 
     Raises:
         DumpError: unreadable.
@@ -158,6 +166,12 @@ def verify_vmlinux(kernel: Kernel, path: str) -> str:
     """
     plain = plain_vmlinux(path)
     judge(kernel, path, "vmlinux", vmlinux_evidence(kernel.identity, elf_identity(plain)))
+    try:
+        load_verified_symbols(kernel, path, VMLINUX)
+    except MismatchError:
+        raise
+    except DumpError:  # no .symtab (a stripped vmlinux): its types stand on the build-id
+        pass
     return plain
 
 
