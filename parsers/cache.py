@@ -37,7 +37,7 @@ STALE_TMP_SECONDS = 24 * 3600
 
 
 @contextlib.contextmanager
-def exclusive_temp(target: Path) -> Iterator[BinaryIO]:
+def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]:
     """A new temporary file beside ``target``, renamed onto it when the block ends cleanly.
 
     ``mkstemp`` creates it with ``O_CREAT | O_EXCL`` under a random name (a symlink or file
@@ -46,9 +46,10 @@ def exclusive_temp(target: Path) -> Iterator[BinaryIO]:
     exception (``KeyboardInterrupt`` too) removes the temporary and propagates.
 
     Raises:
-        OSError: the folder cannot be created or written.
+        OSError: the folder cannot be created (``make_folder``) or written.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         prefix=f".{target.name}.{os.getpid()}.", suffix=TMP, dir=target.parent
     )

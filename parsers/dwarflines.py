@@ -298,7 +298,7 @@ class DwarfLines:
         try:
             from parsers.cache import read_cache_file
 
-            doc = json.loads(read_cache_file(self._cache_file, _MAX_CACHE_BYTES) or b"null")
+            doc = json.loads(read_cache_file(self._cache_file, _MAX_CACHE_BYTES) or b"{}")
             if doc.get("build_id") != self.build_id:
                 return None
             ranges = [(int(a), int(b), int(c)) for a, b, c in doc["ranges"]]
@@ -309,7 +309,7 @@ class DwarfLines:
             self._results = {
                 int(a): _location_from_json(int(a), v) for a, v in doc["lookups"].items()
             }
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
             self._cached_functions, self._results = {}, {}
             return None
         return ranges

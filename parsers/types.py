@@ -341,7 +341,7 @@ class TypeProfile:
         from parsers.cache import exclusive_temp
 
         try:
-            with exclusive_temp(Path(path)) as out:
+            with exclusive_temp(Path(path), make_folder=False) as out:
                 out.write(self.to_json().encode("utf-8"))
         except OSError as error:
             raise DumpError(f"cannot write type profile: {error.strerror}", str(path)) from None

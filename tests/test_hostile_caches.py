@@ -5,6 +5,8 @@ cache is never shown under the user's file name."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -348,3 +350,27 @@ def _map_of(elf: Path, folder: Path) -> Path:
     out = folder / "System.map"
     out.write_text("".join(f"{a:016x} {t} {n}\n" for a, t, n in load_vmlinux_symbols(elf).rows()))
     return out
+
+
+@pytest.mark.skipif(CROSS_GCC is None, reason="no s390x-linux-gnu-gcc to link a test vmlinux")
+def test_compressed_vmlinux_beside_the_dump_is_not_decompressed_by_info(
+    tmp_path: Path, cache: Path
+) -> None:
+    """Was: a plain ``info`` decompressed a ``vmlinux.zst`` lying beside the dump."""
+    from explorer.cli import main
+
+    source = tmp_path / "k.c"
+    source.write_text(_FORGED)
+    exe = tmp_path / "k"
+    subprocess.run(
+        [str(CROSS_GCC), "-nostdlib", "-static", "-o", str(exe), str(source)], check=True
+    )
+    folder = tmp_path / "incident"
+    folder.mkdir()
+    (folder / "vmcore.zst").symlink_to(SAMPLE_61)
+    zst(folder / "vmlinux.zst", exe.read_bytes() + bytes(4 << 20))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["info", str(folder / "vmcore.zst")]) == 0
+    assert not (cache / "vmlinux").exists() or copies(cache / "vmlinux") == []
+    assert "not decompressed unasked" in out.getvalue() + err.getvalue()

@@ -4,8 +4,9 @@ An explicit option always wins: a companion only fills what the user left out. A
 recognised by its content (:func:`parsers.fileid.content_kind`), looked for beside the dump
 as named and beside a symlink's target, names carrying the dump's release first; each is
 verified against the dump (:mod:`explorer.sources.verify`) and skipped with a note when it
-does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) is
-decompressed once into the cache.
+does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) named
+with ``--vmlinux`` is decompressed once into the cache; one beside the dump is only noted (a
+plain ``info`` never writes hundreds of MiB into the cache).
 """
 
 from __future__ import annotations
@@ -201,6 +202,13 @@ def choose_companions(kernel: Kernel) -> None:
         if cand.kind == VMLINUX and not (want_symbols or want_types):
             continue
         what = _WHAT[cand.kind]
+        if cand.kind == VMLINUX and is_compressed(cand.path):
+            _skipped(
+                kernel,
+                f"skipped {what} {cand.path} found beside the dump: compressed, and not "
+                f"decompressed unasked (pass --vmlinux {cand.path} to use it)",
+            )
+            continue
         try:
             if cand.kind == PROFILE:
                 profile = TypeProfile.load(cand.path)
