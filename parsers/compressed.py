@@ -288,6 +288,7 @@ def decompressed_path(
             room = room_for_copies(target_dir)
             limit = _check_head(src, kind, head, fin, room, extent)
             target = target_dir / f"{src.name.removesuffix(f'.{kind}')}.{key}"
+            _clear(target)
             total = os.fstat(fin.fileno()).st_size
             fin.seek(0)
             with exclusive_temp(target) as fout:
@@ -378,6 +379,14 @@ def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 <<
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise FormatError("not a text file", str(src)) from None
+
+
+def _clear(path: Path) -> None:
+    """Remove whatever is planted under a copy's name that a rename cannot replace (an
+    empty folder); anything else is replaced by the rename itself."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.rmdir(path)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -666,3 +666,8 @@ TARGETS: dict[str, Target] = {
         Target("cli", lambda: mutated(_seed("elf"), 2) | memory_mutated(_seed("elf")), check_cli),
     )
 }
+
+# the cache and decompression targets share a cache folder between inputs (their own module)
+from tests.fuzz.cache_targets import CACHE_TARGETS  # noqa: E402
+
+TARGETS.update(CACHE_TARGETS)
