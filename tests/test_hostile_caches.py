@@ -374,3 +374,28 @@ def test_compressed_vmlinux_beside_the_dump_is_not_decompressed_by_info(
         assert main(["info", str(folder / "vmcore.zst")]) == 0
     assert not (cache / "vmlinux").exists() or copies(cache / "vmlinux") == []
     assert "not decompressed unasked" in out.getvalue() + err.getvalue()
+
+
+def test_stext_disagreement_names_frames_alike_on_first_and_later_runs(
+    tmp_path: Path, cache: Path
+) -> None:
+    """Was: with VMCOREINFO's SYMBOL(_stext) disagreeing with kallsyms, the first run named
+    frames by the decoded table and later runs by one moved to VMCOREINFO's _stext."""
+    genuine = decompressed_path(SAMPLE_61)
+    data = bytearray(genuine.read_bytes())
+    at = data.find(b"SYMBOL(_stext)=") + len("SYMBOL(_stext)=")
+    end = data.index(b"\n", at)
+    value = int(data[at:end], 16) + 0x100000
+    data[at:end] = f"{value:0{end - at}x}".encode()
+    edited = tmp_path / "vmcore"
+    edited.write_bytes(data)
+    del data
+    runs = []
+    for _ in range(2):
+        kernel = Kernel.open(str(edited), Options())
+        try:
+            assert kernel.symbols is not None
+            runs.append(list(kernel.symbols.rows()))
+        finally:
+            kernel.close()
+    assert runs[0] == runs[1]
