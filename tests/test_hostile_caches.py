@@ -399,3 +399,32 @@ def test_stext_disagreement_names_frames_alike_on_first_and_later_runs(
         finally:
             kernel.close()
     assert runs[0] == runs[1]
+
+
+@pytest.mark.skipif(CROSS_GCC is None, reason="no s390x-linux-gnu-gcc to link a test vmlinux")
+def test_forced_vmlinux_fills_no_type_cache(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vmlinux used only because of --force (its build-id forged) must not leave its DWARF
+    types in the cache under the build-id it claims, for the genuine one to find."""
+    import explorer.kernel
+
+    kernel = Kernel.open(str(SAMPLE_61), Options())
+    build_id = kernel.identity.build_id
+    kernel.close()
+    source = tmp_path / "forged.c"
+    source.write_text(_FORGED)
+    forged = tmp_path / "vmlinux"
+    link = [str(CROSS_GCC), "-g", "-nostdlib", "-static", f"-Wl,--build-id=0x{build_id}"]
+    subprocess.run([*link, "-o", str(forged), str(source)], check=True)
+    asked: list[bool] = []
+    real = explorer.kernel.profile_from_dwarf
+
+    def spy(path: str, *args: object, use_cache: bool = True) -> object:
+        asked.append(use_cache)
+        return real(path, use_cache=use_cache)
+
+    monkeypatch.setattr(explorer.kernel, "profile_from_dwarf", spy)
+    with contextlib.suppress(DumpError):
+        Kernel.open(str(SAMPLE_61), Options(vmlinux=str(forged), force=True, types="dwarf")).close()
+    assert asked == [False]
