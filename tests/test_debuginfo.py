@@ -393,7 +393,7 @@ def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
     def kernel(build_id: str) -> object:
         info = SimpleNamespace(get=lambda key: build_id, symbol=lambda name: None)
         return SimpleNamespace(options=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
-                               symbols=None)  # fmt: skip
+                               symbols=None, forced=[])  # fmt: skip
 
     other = FrameSource.open(kernel("0" * 40), cache_dir=str(tmp_path))  # type: ignore[arg-type]
     assert not other.available and other.requested
