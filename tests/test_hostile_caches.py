@@ -428,3 +428,22 @@ def test_forced_vmlinux_fills_no_type_cache(
     with contextlib.suppress(DumpError):
         Kernel.open(str(SAMPLE_61), Options(vmlinux=str(forged), force=True, types="dwarf")).close()
     assert asked == [False]
+
+
+def test_damaged_symbol_cache_is_rebuilt_not_believed(tmp_path: Path) -> None:
+    """Found by the cache_files fuzzer: a byte changed in a cached table was loaded (an
+    address moved, or a name that failed to decode only when it was asked for)."""
+    from parsers.symbols import SymbolTable
+
+    table = SymbolTable([(0x1000, "T", "alpha", 0), (0x2000, "T", "beta", 0)], "test")
+    path = tmp_path / "t.syms"
+    save_table(table, path)
+    good = path.read_bytes()
+    for at in (len(good) - 2, len(good) - 30):  # a name's byte, an address's byte
+        bad = bytearray(good)
+        bad[at] ^= 0x80
+        path.write_bytes(bytes(bad))
+        assert load_table(path) is None
+    path.write_bytes(good)
+    loaded = load_table(path)
+    assert loaded is not None and list(loaded.rows()) == list(table.rows())
