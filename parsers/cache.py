@@ -15,6 +15,7 @@ import os
 import stat
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -150,3 +151,17 @@ def content_digest(*parts: bytes | memoryview) -> str:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def write_checked(target: Path, data: bytes) -> bool:
+    """:func:`write_atomically` with a first line holding the CRC-32 of ``data``, which
+    :func:`read_checked` verifies: a cache file damaged since is rebuilt, not believed."""
+    return write_atomically(target, b"%08x\n" % zlib.crc32(data) + data)
+
+
+def read_checked(path: Path, limit: int) -> bytes | None:
+    """What :func:`write_checked` wrote, or None (absent, not a regular file, too large,
+    or not the bytes written: its CRC-32 line disagrees)."""
+    data = read_cache_file(path, limit + 9)
+    crc, _, body = (data or b"").partition(b"\n")
+    return body if crc and crc == b"%08x" % zlib.crc32(body) else None

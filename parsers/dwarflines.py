@@ -285,10 +285,10 @@ class DwarfLines:
             "functions": {str(k): v for k, v in functions.items()},
             "lookups": {str(a): _location_json(loc) for a, loc in self._results.items()},
         }
-        from parsers.cache import write_atomically
+        from parsers.cache import write_checked
 
         # a read-only cache only costs the next run the indexing
-        if write_atomically(self._cache_file, json.dumps(doc, separators=(",", ":")).encode()):
+        if write_checked(self._cache_file, json.dumps(doc, separators=(",", ":")).encode()):
             self._dirty = False
 
     # -- cache -----------------------------------------------------------------------------------
@@ -296,9 +296,9 @@ class DwarfLines:
         if self._cache_file is None:
             return None
         try:
-            from parsers.cache import read_cache_file
+            from parsers.cache import read_checked
 
-            doc = json.loads(read_cache_file(self._cache_file, _MAX_CACHE_BYTES) or b"{}")
+            doc = json.loads(read_checked(self._cache_file, _MAX_CACHE_BYTES) or b"{}")
             if doc.get("build_id") != self.build_id:
                 return None
             ranges = [(int(a), int(b), int(c)) for a, b, c in doc["ranges"]]

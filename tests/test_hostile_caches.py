@@ -447,3 +447,17 @@ def test_damaged_symbol_cache_is_rebuilt_not_believed(tmp_path: Path) -> None:
     path.write_bytes(good)
     loaded = load_table(path)
     assert loaded is not None and list(loaded.rows()) == list(table.rows())
+
+
+def test_damaged_json_caches_are_rebuilt_not_believed(tmp_path: Path) -> None:
+    """Type profiles, line answers and prologue states are JSON whose values are believed:
+    one changed digit (an offset, a line, a saved-register slot) must not be."""
+    from explorer.code.statecache import StateCache
+
+    path = tmp_path / "code" / "states.json"
+    cache = StateCache(path)
+    cache.put("k", ("body", 160, "r15", "sp", [14]))
+    cache.flush()
+    assert StateCache(path).get("k") == ("body", 160, "r15", "sp", [14])
+    path.write_bytes(path.read_bytes().replace(b"160", b"168"))
+    assert StateCache(path).get("k") is None

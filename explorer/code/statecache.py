@@ -20,7 +20,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from parsers.cache import cache_dir, read_cache_file, write_atomically
+from parsers.cache import cache_dir, read_checked, write_checked
 
 #: Entries kept; beyond, the file starts afresh. Only PSW frames (running CPUs, pt_regs)
 #: are judged, a few per dump: this bounds the file (and its load on every start) to
@@ -69,7 +69,7 @@ class StateCache:
     def _load(self) -> dict[str, list[Any]]:
         if self._states is None:
             try:
-                data = json.loads(read_cache_file(self.path, MAX_FILE_BYTES) or b"{}")
+                data = json.loads(read_checked(self.path, MAX_FILE_BYTES) or b"{}")
                 self._states = data if isinstance(data, dict) else {}
             except (OSError, ValueError):
                 self._states = {}
@@ -98,7 +98,7 @@ class StateCache:
         if not self._dirty or self._states is None:
             return
         self._dirty = False
-        write_atomically(self.path, json.dumps(self._states, separators=(",", ":")).encode())
+        write_checked(self.path, json.dumps(self._states, separators=(",", ":")).encode())
 
 
 __all__ = ["MAX_ENTRIES", "StateCache", "analyser_version", "state_key"]
