@@ -531,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_install:
         timer.run("host packages", gr.ensure_host_packages)
         timer.run("build packages", b510.ensure_build_packages, BUILD_PACKAGES)
+        timer.run("add s390x arch + apt-get update", gr.ensure_s390x_arch)  # busybox-static
     tree = fetch_source(args.scratch, args.version, timer)
     build(tree, args.jobs, timer)
     kos = build_external(tree, args.jobs, timer)

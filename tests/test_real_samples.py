@@ -18,8 +18,9 @@ from parsers.structs import lowcore_era_for_release
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Samples with a test file of their own, which reuses the helpers here: newer kernels whose
-#: era facts differ (tests/test_real_7x.py).
-OWN_FILE = {"sid-7.2-modules"}
+#: era facts differ (tests/test_real_7x.py), the rebuilt kernel with livepatches
+#: (tests/test_real_klp.py).
+OWN_FILE = {"sid-7.2-modules", "klp-6.12-stalled", "klp-6.12-reversed", "klp-6.12-stacked"}
 NAMES = sorted(
     p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file() and p.name not in OWN_FILE
 )
