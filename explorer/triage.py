@@ -58,12 +58,16 @@ class Finding:
 def _stack_names(kernel: Kernel, a: TaskAnalysis, skip_scheduler: bool = False) -> list[str]:
     names: list[str] = []
     for s in a.walk.steps:
-        sym = kernel.symbols.lookup(s.ip) if kernel.symbols is not None else None
+        sym = kernel.lookup_symbol(s.ip) if kernel.symbols is not None else None
         name = sym.name if sym is not None else f"0x{s.ip:x}"
         if skip_scheduler and not names and name in _SCHEDULER:
             continue
         names.append(name)
     return names
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _who(a: TaskAnalysis) -> str:
@@ -249,7 +253,7 @@ def taints(kernel: Kernel) -> Finding | None:
     if not tainting:
         return None
     lines = [f"{name} ({letters})" for name, letters in tainting]
-    head = f"{len(tainting)} modules taint the kernel: " + ", ".join(lines[:4])
+    head = f"{_plural(len(tainting), 'module')} taint the kernel: " + ", ".join(lines[:4])
     return Finding(
         "taints", "modules with taints", head, tuple(lines), "mod DUMP", {"modules": dict(tainting)}
     )
