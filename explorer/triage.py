@@ -163,7 +163,7 @@ def blocked(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
         how_long = f"{ns / 1e9:.1f} s" if ns is not None else "time not recorded"
         lines.append(f"{_who(a)} for {how_long} in " + " <- ".join(names[:3]))
         data.append({"pid": a.task.pid, "comm": a.task.comm, "blocked_ns": ns, "stack": names})
-    head = f"{len(stuck)} tasks in D state (uninterruptible)" if stuck else "no task in D state"
+    head = f"{_plural(len(stuck), 'task')} in D state" if stuck else "no task in D state"
     return Finding(
         "blocked",
         "tasks blocked (D)",
