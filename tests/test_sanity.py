@@ -58,7 +58,8 @@ def test_planted_overwrite_is_named(
 
     assert main(["check", str(copy)]) == 0
     out = capsys.readouterr().out
-    assert "1 problems:" in out and "pid 1 init: STACK CORRUPT: STACK_END_MAGIC" in out
+    assert "stack sanity: 1 problem (STACK_END_MAGIC intact on " in out
+    assert "pid 1 init: STACK CORRUPT: STACK_END_MAGIC" in out
 
     assert main(["check", str(copy), "--json"]) == 0
     docs = {d["pid"]: d for d in json.loads(capsys.readouterr().out)}

@@ -111,9 +111,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     print("\n".join(render_check(rows, functions, args.all)))
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))
-    print(f"\nstack sanity: STACK_END_MAGIC intact on {sane[0]} task stacks", end="")
-    print(f"; {len(corrupt)} problems:" if corrupt else "")
-    if corrupt:
+    if corrupt:  # intact stacks add nothing to the report ('bt -v' shows each check)
+        print(
+            f"\nstack sanity: {plural(len(corrupt), 'problem')} "
+            f"(STACK_END_MAGIC intact on {sane[0]} task stacks):"
+        )
         print("\n".join(corrupt))
     if stack_lines is not None:
         from explorer.summary import by_stack
