@@ -165,14 +165,15 @@ def progress_printer(
     if not sys.stderr.isatty():
         return None
     last = [-1]
+    stream = getattr(sys.stderr, "raw", sys.stderr)  # "\r" is ours, not the dump's
 
     def show(done: int, total: int) -> None:
         pct = 100 * done // total if total else 100
         if pct != last[0]:
             last[0] = pct
-            sys.stderr.write(f"\r{what}: {pct:3d}%")
+            stream.write(f"\r{what}: {pct:3d}%")
             if pct >= 100:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                stream.write("\n")
+            stream.flush()
 
     return show
