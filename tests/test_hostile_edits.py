@@ -39,3 +39,63 @@ def test_control_characters_from_the_dump_reach_the_terminal_escaped(tmp_path: P
         assert "\\x1b]0;owned\\x07" in out, argv
     rc, out, _ = cli("ps", str(dump.path), "--json")
     assert "\\u001b]0;owned\\u0007" in out  # JSON was safe already: its escapes unchanged
+
+
+# -- 4, 6, 12: the printk ring -----------------------------------------------------------------
+def vmcoreinfo_edit(dump: EditedDump, old: bytes, new: bytes) -> None:
+    """Replace a VMCOREINFO line (same length) wherever the copy holds it."""
+    assert len(old) == len(new)
+    data = dump.file_bytes()
+    assert data.count(old) >= 1
+    dump.path.write_bytes(bytes(data.replace(old, new)))
+
+
+def test_printk_sizes_from_vmcoreinfo_are_checked(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    vmcoreinfo_edit(dump, b"SIZE(prb_desc)=24\n", b"SIZE(prb_desc)=00\n")
+    rc, _, err = cli("log", str(dump.path))
+    assert rc == 2 and err.count("\n") == 1 and "SIZE(prb_desc)=0" in err, err
+    assert cli("info", str(dump.path))[0] == 0  # the rest of the dump still reads
+
+
+def test_printk_offset_outside_its_struct_is_one_line(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    vmcoreinfo_edit(dump, b"OFFSET(printk_info.seq)=0\n", b"OFFSET(printk_info.seq)=9\n")
+    rc, _, err = cli("log", str(dump.path))
+    assert rc == 0, err  # 9 + 8 <= 88: read, garbage sequence numbers but no crash
+    vmcoreinfo_edit(dump, b"OFFSET(prb_desc.state_var)=0\n", b"OFFSET(prb_desc.state_var)=9\n")
+    rc, _, err = cli("log", str(dump.path))  # every descriptor's state now reads wrong
+    assert rc == 2 and "holds a finished record" in err and err.count("\n") == 1, err
+    vmcoreinfo_edit(dump, b"OFFSET(prb_desc.state_var)=9\n", b"OFFSET(prb_desc.state_var)=W\n")
+    vmcoreinfo_edit(dump, b"OFFSET(printk_info.seq)=9\n", b"OFFSET(printk_info.seq)=W\n")
+    rc, _, err = cli("log", str(dump.path))
+    assert rc == 2 and "lacks OFFSET(prb_desc.state_var)" in err, err
+
+
+def prb(dump: EditedDump) -> int:
+    info = dump.kernel.vmcoreinfo
+    assert info is not None
+    return int.from_bytes(dump.kernel.read(info.symbol("prb") or 0, 8), "big")
+
+
+def test_printk_ring_larger_than_memory_is_refused(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    dump.poke_u32(prb(dump) + 48, 31)  # text_data_ring.size_bits: a 2 GiB ring in 128 MiB
+    rc, _, err = cli("log", str(dump.path))
+    assert rc == 2 and "larger than the dump's 134217728 bytes of memory" in err, err
+
+
+def test_unreadable_printk_ring_is_an_error_not_an_empty_log(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    dump.poke_u64(prb(dump) + 8, 0x3FF_0000_0000)  # desc_ring.descs: nowhere
+    rc, out, err = cli("log", str(dump.path))
+    assert rc == 2 and out == "" and "the kernel log is unreadable" in err, err
+
+
+def test_printk_member_past_its_struct_is_refused(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    vmcoreinfo_edit(
+        dump, b"OFFSET(printk_info.text_len)=16\n", b"OFFSET(printk_info.text_len)=99\n"
+    )
+    rc, _, err = cli("log", str(dump.path))
+    assert rc == 2 and "OFFSET(printk_info.text_len)=99, outside its 88-byte struct" in err, err
