@@ -3,8 +3,14 @@ of a bundled real sample made here, failing before its fix."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
+import pytest
+
+from explorer.kernel import Kernel
+from explorer.tasks import find_tasks
+from parsers.elfcore import ElfCore
 from tests.edited import EditedDump, cli
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
@@ -99,3 +105,59 @@ def test_printk_member_past_its_struct_is_refused(tmp_path: Path) -> None:
     )
     rc, _, err = cli("log", str(dump.path))
     assert rc == 2 and "OFFSET(printk_info.text_len)=99, outside its 88-byte struct" in err, err
+
+
+# -- 4: task discovery --------------------------------------------------------------------------
+def zero_region(dump: EditedDump, size: int) -> int:
+    """A kernel virtual address (identity map) starting ``size`` zero bytes in the dump."""
+    data = dump.file_bytes()
+    core = ElfCore(str(dump.path))
+    try:
+        seg = core.segments[0]
+    finally:
+        core.close()
+    zero = bytes(size)
+    pa = 0x4000000  # past the kernel image, in memory the idle guest never touched
+    while pa + size <= seg.filesz:
+        if data[seg.offset + pa : seg.offset + pa + size] == zero:
+            return pa
+        pa += 1 << 16
+    raise AssertionError("no zero region")
+
+
+def forged_task_chain(dump: EditedDump, nodes: int) -> None:
+    """init_task.tasks running through ``nodes`` list entries 8 bytes apart: each a candidate
+    task_struct overlapping the next, whose signal pointer leads back into the chain."""
+    base = zero_region(dump, nodes * 8 + 8192) + 4096
+    chain = b"".join(struct.pack(">Q", base + 8 * (i + 1)) for i in range(nodes - 1))
+    head = dump.symbol("init_task") + dump.offset_of("task_struct.tasks")
+    data = dump.file_bytes()
+    at = dump.offset(base)
+    data[at : at + len(chain) + 8] = chain + struct.pack(">Q", head)
+    data[dump.offset(head) : dump.offset(head) + 8] = struct.pack(">Q", base)
+    dump.path.write_bytes(bytes(data))
+
+
+def test_task_discovery_is_linear_and_bounded_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = EditedDump.of(tmp_path)
+    nodes = 40_000  # 320 KB of edits: took more than 60 s (every thread walk ran the chain)
+    forged_task_chain(dump, nodes)
+    kernel = Kernel.open(str(dump.path))
+    reads = [0]
+    real = kernel.space.read_u64
+
+    def counting(va: int) -> int:
+        reads[0] += 1
+        return real(va)
+
+    monkeypatch.setattr(kernel.space, "read_u64", counting)
+    scan = find_tasks(kernel)
+    room = kernel.memory_size // dump.kernel.types.sizes["task_struct"]  # type: ignore[union-attr]
+    assert reads[0] < 4 * room  # each candidate read a bounded number of times, not per walk
+    assert any(f"more than {room} entries" in w for w in scan.warnings), scan.warnings
+    failed = [w for w in scan.warnings if "failed a task_struct's sanity checks" in w]
+    assert failed and "29127 task candidate(s) failed" in failed[0], scan.warnings
+    assert len(scan.tasks) < 100  # the real swapper tasks, not thousands of invented ones
+    kernel.close()
