@@ -142,7 +142,7 @@ def escaped_output() -> Iterator[None]:
     """Standard output and error through :class:`EscapingWriter` meanwhile: whatever text a
     command prints from the dump, its control characters reach the terminal escaped."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)
     try:
         yield
     finally:
