@@ -4,6 +4,7 @@ of a bundled real sample made here, failing before its fix."""
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,41 @@ def test_task_discovery_is_linear_and_bounded_with_a_warning(
     assert failed and "29127 task candidate(s) failed" in failed[0], scan.warnings
     assert len(scan.tasks) < 100  # the real swapper tasks, not thousands of invented ones
     kernel.close()
+
+
+# -- 4: module symbol tables --------------------------------------------------------------------
+def test_module_string_table_is_read_within_its_bound(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, "deb12-6.1-modules")
+    k = dump.kernel
+    ext4 = next(m for m in k.modules.modules if m.name == "ext4")
+    ks = k.space.read_u64(ext4.address + dump.offset_of("module.kallsyms"))
+    symtab = k.space.read_u64(ks)
+    dump.poke_u64(ks + 16, 0x1000)  # strtab into the identity map: every byte readable
+    dump.poke_u32(symtab + 24, 100 << 20)  # symbol 1's name 100 MiB into it
+    kernel = Kernel.open(str(dump.path))
+    tracemalloc.start()
+    try:
+        scan = kernel.modules
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        kernel.close()
+    assert peak < 16 << 20  # was the 100 MiB read of the whole "string table"
+    assert any(
+        w.startswith("module ext4: symbols unreadable: a name at offset") for w in scan.warnings
+    )
+    assert len(scan.symbols) == 5  # the other modules keep their symbols
+
+
+def test_module_symbols_are_bounded_in_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import explorer.modules
+
+    dump = EditedDump.of(tmp_path, "deb12-6.1-modules", map_too=True)
+    monkeypatch.setattr(explorer.modules, "MAX_SYMBOLS_TOTAL", 1300)
+    kernel = Kernel.open(str(dump.path))
+    try:
+        scan = kernel.modules
+    finally:
+        kernel.close()
+    assert sum(t.read for t in scan.symbols.values()) <= 1300
+    assert any("more than 1300 module symbols in all" in w for w in scan.warnings), scan.warnings
