@@ -147,6 +147,16 @@ class Options:
     warnings: list[str] = field(default_factory=list)
 
 
+def bundled_profile(release: str) -> Path | None:
+    """The bundled profile of ``release``, chosen among the files there: the release is the
+    dump's word, so it picks a name from the list but never makes a path itself."""
+    wanted = f"{release}.profile.json"
+    try:
+        return next((p for p in BUNDLED_PROFILES.iterdir() if p.name == wanted), None)
+    except OSError:
+        return None
+
+
 class Kernel:
     """A kernel dump opened for analysis. Use :meth:`open`."""
 
@@ -362,8 +372,8 @@ class Kernel:
         if source == "btf":
             return self._btf_types()
         if source == "bundled" and self.release:
-            bundled = BUNDLED_PROFILES / f"{self.release}.profile.json"
-            if bundled.is_file():
+            bundled = bundled_profile(self.release)
+            if bundled is not None:
                 profile = TypeProfile.load(bundled)
                 build_id = self.vmcoreinfo.get("BUILD-ID") if self.vmcoreinfo else None
                 if not build_id or not profile.build_id or build_id == profile.build_id:

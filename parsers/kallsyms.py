@@ -95,6 +95,8 @@ def read_kallsyms(read: Reader, tables: KallsymsTables, source: str = "kallsyms"
         raise
     except DumpError as exc:
         raise SymbolError(f"kallsyms tables unreadable: {exc.message}") from None
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a decoder's slip
+        raise SymbolError(f"kallsyms tables damaged ({exc})") from None
 
 
 def _decode(read: Reader, t: KallsymsTables, source: str) -> SymbolTable:
@@ -122,7 +124,13 @@ def _decode(read: Reader, t: KallsymsTables, source: str) -> SymbolTable:
         if sys.byteorder == "little":
             offs.byteswap()
         base = t.offsets
-        addrs = array("Q", [base + 4 * i + o for i, o in enumerate(offs)])
+        wide = [base + 4 * i + o for i, o in enumerate(offs)]
+        if min(wide) < 0 or max(wide) >= 1 << 64:
+            raise SymbolError(
+                f"kallsyms_offsets at 0x{base:x} lead outside the 64-bit address space: "
+                "not the kernel's symbol offsets"
+            )
+        addrs = array("Q", wide)
     else:
         uoffs = array("I", raw)
         if sys.byteorder == "little":

@@ -12,7 +12,7 @@ import contextlib
 import io
 import shutil
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -73,6 +73,25 @@ class EditedDump:
 
     def poke_u32(self, va: int, value: int) -> None:
         self.poke(va, struct.pack(">I", value))
+
+    def rewrite_vmcoreinfo(self, edit: Callable[[str], str]) -> None:
+        """Replace the VMCOREINFO text the pointer at absolute 0xE0C leads to by
+        ``edit(text)`` (it may grow into the rest of its page)."""
+        at0 = self.offset(0)
+        with open(self.path, "r+b") as f:
+            f.seek(at0 + 0xE0C)
+            (ptr,) = struct.unpack(">Q", f.read(8))
+            f.seek(at0 + ptr)
+            namesz, descsz, kind = struct.unpack(">III", f.read(12))
+            desc_at = at0 + ptr + 12 + ((namesz + 3) & ~3)
+            f.seek(desc_at)
+            text = f.read(descsz).split(b"\0", 1)[0].decode()
+            new = edit(text).encode() + b"\0"
+            assert desc_at - at0 - ptr + len(new) <= 4096, "VMCOREINFO outgrows its page"
+            f.seek(at0 + ptr)
+            f.write(struct.pack(">III", namesz, len(new), kind))
+            f.seek(desc_at)
+            f.write(new + bytes(max(0, descsz - len(new))))
 
     def file_bytes(self) -> bytearray:
         return bytearray(self.path.read_bytes())

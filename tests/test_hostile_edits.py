@@ -3,6 +3,7 @@ of a bundled real sample made here, failing before its fix."""
 
 from __future__ import annotations
 
+import re
 import struct
 import tracemalloc
 from pathlib import Path
@@ -200,3 +201,30 @@ def test_module_symbols_are_bounded_in_all(tmp_path: Path, monkeypatch: pytest.M
         kernel.close()
     assert sum(t.read for t in scan.symbols.values()) <= 1300
     assert any("more than 1300 module symbols in all" in w for w in scan.warnings), scan.warnings
+
+
+# -- 6: tracebacks that are now one line -------------------------------------------------------
+def test_long_osrelease_chooses_no_path(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, map_too=False)
+    dump.rewrite_vmcoreinfo(lambda t: re.sub(r"OSRELEASE=\S+", "OSRELEASE=" + "x" * 300, t))
+    for command in ("info", "check"):
+        rc, _out, err = cli(command, str(dump.path))
+        assert "File name too long" not in err and "Traceback" not in err
+        assert rc in (0, 2) and err.count("\n") <= 3, err
+
+
+def test_self_relative_kallsyms_leading_below_zero_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = EditedDump.of(tmp_path, "sid-7.2-modules", map_too=False)
+    monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path / "cache"))  # no table cached before
+    dump.rewrite_vmcoreinfo(
+        lambda t: re.sub(r"SYMBOL\(kallsyms_offsets\)=\w+", "SYMBOL(kallsyms_offsets)=100000", t)
+    )
+    _rc, _out, err = cli("info", str(dump.path))
+    assert "Traceback" not in err and "OverflowError" not in err
+    kernel = Kernel.open(str(dump.path))
+    try:
+        assert any("lead outside the 64-bit address space" in w for w in kernel.warnings)
+    finally:
+        kernel.close()
