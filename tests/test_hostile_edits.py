@@ -228,3 +228,15 @@ def test_self_relative_kallsyms_leading_below_zero_is_refused(
         assert any("lead outside the 64-bit address space" in w for w in kernel.warnings)
     finally:
         kernel.close()
+
+
+def test_deeply_nested_profile_is_one_line(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    profile = tmp_path / "deep.profile.json"
+    profile.write_text("[" * 100_000 + "]" * 100_000)
+    rc, _, err = cli("info", str(dump.path), "--profile", str(profile))
+    assert rc == 2 and err.count("\n") == 1 and "nested too deep" in err, err
+    results = tmp_path / "results.jsonl"
+    results.write_text("[" * 2000 + "]" * 2000 + "\n")  # fits a 4096-character line
+    rc, _, err = cli("scenarios", "results", str(results))
+    assert rc == 2 and err.count("\n") == 1 and "nested too deep" in err, err
