@@ -3,6 +3,8 @@ of a bundled real sample made here, failing before its fix."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import struct
 import tracemalloc
@@ -240,3 +242,22 @@ def test_deeply_nested_profile_is_one_line(tmp_path: Path) -> None:
     results.write_text("[" * 2000 + "]" * 2000 + "\n")  # fits a 4096-character line
     rc, _, err = cli("scenarios", "results", str(results))
     assert rc == 2 and err.count("\n") == 1 and "nested too deep" in err, err
+
+
+def test_eio_on_read_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dump = EditedDump.of(tmp_path)
+    real_read = os.read
+
+    def failing(fd: int, n: int) -> bytes:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(dump.path):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", failing)
+    rc, _, err = cli("info", str(dump.path))
+    assert rc == 2 and err == f"backchain: {dump.path}: cannot read: Input/output error\n"
+    monkeypatch.setattr(
+        "explorer.cli.info.cmd_info", lambda args: (_ for _ in ()).throw(OSError(errno.EIO, "x"))
+    )
+    rc, _, err = cli("info", str(dump.path))  # any OSError a reader let through: one line
+    assert rc == 2 and err == "backchain: x\n"

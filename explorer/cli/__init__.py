@@ -131,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DumpError as exc:
         print(f"backchain: {printable(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # a read no reader turned into a DumpError (EIO, ENOSPC, ...)
+        if isinstance(exc, BrokenPipeError):
+            return EXIT_OK
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(printable(f"backchain: {where}{exc.strerror or exc}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
 
 
 @contextlib.contextmanager
