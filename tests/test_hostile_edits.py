@@ -4,6 +4,7 @@ of a bundled real sample made here, failing before its fix."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import struct
@@ -261,3 +262,34 @@ def test_eio_on_read_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     rc, _, err = cli("info", str(dump.path))  # any OSError a reader let through: one line
     assert rc == 2 and err == "backchain: x\n"
+
+
+def test_one_bad_dump_of_a_fleet_is_reported_and_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dump whose reading raises an unexpected exception, and one that kills its worker
+    process (SIGBUS of a shrinking map): each is its own one-line error."""
+    from explorer.kernel import Kernel
+
+    dump = EditedDump.of(tmp_path)
+    raises, dies = tmp_path / "raises.vmcore", tmp_path / "dies.vmcore"
+    raises.write_bytes(b"x")
+    dies.write_bytes(b"x")
+    real_open = Kernel.open.__func__  # type: ignore[attr-defined]
+
+    def fake_open(cls: type, path: str, *args: object, **kwargs: object) -> Kernel:
+        if path == str(raises):
+            raise RuntimeError("boom")
+        if path == str(dies):
+            os.kill(os.getpid(), 9)
+        return real_open(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(Kernel, "open", classmethod(fake_open))  # forked workers inherit it
+    rc, out, err = cli("check", str(dump.path), str(raises), str(dies), "--jobs", "2", "--json")
+    assert rc == 2
+    report = json.loads(out)
+    assert len(report["dumps"]) == 3
+    assert f"backchain: {raises}: internal error reading it (RuntimeError: boom)" in err
+    assert f"backchain: {dies}: the process reading it died (a signal)" in err
+    good = next(d for d in report["dumps"] if d["path"] == str(dump.path))
+    assert good["tasks"] == 64 and good.get("error") is None, good

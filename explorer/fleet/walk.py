@@ -110,6 +110,12 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
             kernel.close()
     except DumpError as exc:
         return DumpResult(path, error=str(exc))
+    except OSError as exc:  # a read no reader turned into a DumpError
+        return DumpResult(path, error=f"{path}: {exc.strerror or exc}")
+    except Exception as exc:  # a fleet reports each dump's failure, then goes on
+        return DumpResult(
+            path, error=f"{path}: internal error reading it ({type(exc).__name__}: {exc})"
+        )
 
 
 def _row(v: TaskVerdict) -> TaskRow:
@@ -133,6 +139,28 @@ def check_many(paths: Sequence[str], options: CheckOptions, jobs: int = 1) -> li
     if jobs <= 1 or len(paths) <= 1:
         return [check_dump(p, options) for p in paths]
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    results: dict[int, DumpResult] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        return list(pool.map(check_dump, paths, [options] * len(paths)))
+        futures = [pool.submit(check_dump, p, options) for p in paths]
+        for i, future in enumerate(futures):
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:  # a worker died (a signal): it breaks the whole pool
+                pass
+    # each dump the broken pool left undone again alone, so one that kills its process
+    # is the only one reported for it
+    return [results[i] if i in results else _alone(p, options) for i, p in enumerate(paths)]
+
+
+def _alone(path: str, options: CheckOptions) -> DumpResult:
+    """:func:`check_dump` in a process of its own; its death is this dump's error."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(check_dump, path, options).result()
+        except BrokenProcessPool:
+            return DumpResult(path, error=f"{path}: the process reading it died (a signal)")
