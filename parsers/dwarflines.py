@@ -307,7 +307,7 @@ class DwarfLines:
             self._results = {
                 int(a): _location_from_json(int(a), v) for a, v in doc["lookups"].items()
             }
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError):
             self._cached_functions, self._results = {}, {}
             return None
         return ranges

@@ -314,6 +314,8 @@ class TypeProfile:
             document = json.loads(text)
         except (ValueError, UnicodeDecodeError) as error:
             raise FormatError(f"not a backchain type profile (not JSON: {error})") from None
+        except RecursionError:  # arrays nested thousands deep: no profile is
+            raise FormatError("not a backchain type profile (JSON nested too deep)") from None
         if not isinstance(document, dict) or document.get("format") != PROFILE_FORMAT:
             raise FormatError(f'not a backchain type profile (no "format": "{PROFILE_FORMAT}")')
         version = document.get("version")

@@ -70,7 +70,7 @@ class StateCache:
             try:
                 data = json.loads(self.path.read_bytes())
                 self._states = data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 self._states = {}
         return self._states
 
