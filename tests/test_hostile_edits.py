@@ -12,11 +12,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from explorer.kernel import Kernel
 from explorer.tasks import find_tasks
 from parsers.elfcore import ElfCore
-from tests.edited import EditedDump, cli
+from tests.edited import REAL, EditedDump, cli
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
 
@@ -293,3 +294,46 @@ def test_one_bad_dump_of_a_fleet_is_reported_and_the_others_finish(
     assert f"backchain: {dies}: the process reading it died (a signal)" in err
     good = next(d for d in report["dumps"] if d["path"] == str(dump.path))
     assert good["tasks"] == 64 and good.get("error") is None, good
+
+
+# -- 8: truncated or foreign symbol maps ----------------------------------------------------------
+def system_map_text(name: str = "deb12-6.1-idle") -> bytes:
+    return (
+        zstandard.ZstdDecompressor()
+        .stream_reader((REAL / name / "System.map.zst").open("rb"))
+        .read()
+    )
+
+
+def test_truncated_system_map_is_refused(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, map_too=False)
+    full = system_map_text()
+    cut = full[: full.index(b"\n", 1 << 20) + 1]  # the first MiB of 2.7: a download cut short
+    (tmp_path / "System.map").write_bytes(cut)
+    rc, _, err = cli("check", str(dump.path), "--map", str(tmp_path / "System.map"))
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "the file has no _etext" in err and "does not belong to the dump" in err
+    rc, _out, err = cli("check", str(dump.path))  # found beside the dump: skipped, said so
+    assert "skipped System.map" in err and "no _etext" in err
+
+
+def test_made_up_system_map_is_refused(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, map_too=False)
+    made_up = tmp_path / "System.map"
+    made_up.write_text(
+        "0000000000100000 T _stext\n0000000000a00000 T _etext\n0000000000ec0900 D init_task\n"
+    )
+    rc, _, err = cli("check", str(dump.path), "--map", str(made_up))
+    assert rc == 2 and "nothing in the dump confirms it" in err, err
+    rc, _, err = cli("check", str(dump.path), "--map", str(made_up), "--force")
+    assert "FORCED" in err  # used only when asked, and then every output says so
+
+
+def test_genuine_map_still_agrees(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    kernel = Kernel.open(str(dump.path))
+    try:
+        assert kernel.symbols is not None and "System.map" in kernel.symbols.source
+        assert not kernel.skipped and not kernel.forced
+    finally:
+        kernel.close()

@@ -108,6 +108,13 @@ def judge(kernel: Kernel, path: str, what: str, ev: Evidence) -> None:
     Raises:
         MismatchError: the file does not belong to the dump and ``--force`` was not given.
     """
+    if ev.unconfirmed:
+        note = (
+            f"{what} {path} could not be checked against the dump (no VMCOREINFO symbols, "
+            "no linux_banner to compare): its names are unconfirmed"
+        )
+        if note not in kernel.warnings:
+            kernel.warnings.append(note)
     if not ev.mismatch:
         return
     if not kernel.options.force:
