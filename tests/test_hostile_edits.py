@@ -337,3 +337,32 @@ def test_genuine_map_still_agrees(tmp_path: Path) -> None:
         assert not kernel.skipped and not kernel.forced
     finally:
         kernel.close()
+
+
+# -- 12: values taken without a warning -----------------------------------------------------------
+def test_parent_cycle_hides_no_task_from_the_tree(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    init = dump.scan.by_pid(1)[0]
+    child = next(t for t in dump.scan.tasks if t.ppid == 1)
+    dump.poke_u64(init.address + dump.offset_of("task_struct.real_parent"), child.address)
+    rc, out, err = cli("ps", str(dump.path), "--tree")
+    assert rc == 0
+    shown = re.findall(r"\((\d+)\)$", out, re.M)
+    assert len(shown) == len(dump.scan.tasks)  # every task, the two in the loop too
+    assert f"({init.pid})" in out and f"({child.pid})" in out
+    assert "loop back (real_parent is damaged)" in err
+
+
+def test_parent_chain_deeper_than_the_tree_is_cut(tmp_path: Path) -> None:
+    from explorer.tasks import Task
+    from explorer.tasktree import MAX_DEPTH, roots, tree_lines, tree_warnings
+
+    tasks = [
+        Task(0x1000 * (i + 1), i + 1, i + 1, i, "t", "S", 1, 0, 0, None, 0, 0, 0, 16384, "x")
+        for i in range(3000)
+    ]
+    nodes = roots(tasks, tasks)
+    assert len(tree_lines(nodes)) == MAX_DEPTH + 1  # no RecursionError, drawn to the cut
+    assert tree_warnings(nodes) == [
+        f"process tree deeper than {MAX_DEPTH} levels: cut there (2871 task(s))"
+    ]
