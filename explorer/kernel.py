@@ -38,6 +38,7 @@ from parsers.layouts import (
     LOWCORE_FIELDS,
     PT_REGS_LAYOUTS,
     STACK_FRAME_SIZE,
+    kernel_version,
     lowcore_era_for_release,
     lowcore_fields_from_types,
     pt_regs_layout_for_release,
@@ -157,6 +158,10 @@ def bundled_profile(release: str) -> Path | None:
         return None
 
 
+def _plausible_thread_size(size: int) -> bool:
+    return 4096 <= size <= 65536 and size & (size - 1) == 0
+
+
 class Kernel:
     """A kernel dump opened for analysis. Use :meth:`open`."""
 
@@ -201,12 +206,14 @@ class Kernel:
         self.space = AddressSpace(dump, self.layout, self.asce)
         self.thread_size, self.thread_size_source = DEFAULT_THREAD_SIZE, "assumed: no type profile"
         if self.types is not None and self.types.has("thread_union"):
-            self.thread_size = self.types.thread_size
-            self.thread_size_source = self.types.source_of("thread_union")
+            self.thread_size, self.thread_size_source = self._checked_thread_size(self.types)
         self.cpus = tuple(
             Cpu(r, lc, problem, self._cpu_stacks(lc))
             for r, (lc, problem) in zip(registers, lowcores, strict=True)
         )
+        self._check_prefixes()
+        self._check_layout()
+        self._check_release()
         if self._probe:
             self._probe_types()
         if self.symbols is not None and not self.symbols.has_data_symbols:
@@ -339,11 +346,85 @@ class Kernel:
         finally:
             self._probe = None
         self.types = profile
-        self.thread_size = profile.thread_size
-        self.thread_size_source = profile.source_of("thread_union")
+        self.thread_size, self.thread_size_source = self._checked_thread_size(profile)
         self.cpus = tuple(replace(c, stacks=self._cpu_stacks(c.lowcore)) for c in self.cpus)
         if self.symbols is not None and self.symbols.address_of("init_task") is None:
             self.symbols.add_known("init_task", init_task, "probe: the task holding 'swapper/0'")
+
+    def _checked_thread_size(self, types: TypeProfile) -> tuple[int, str]:
+        """THREAD_SIZE from the types, checked: a power of two from 4 KiB to 64 KiB (s390:
+        PAGE_SIZE << THREAD_SIZE_ORDER, at most order 4 with KASAN), and the span of
+        ``init_stack`` when the symbols have it. Otherwise a warning and the better value."""
+        size, source = types.thread_size, types.source_of("thread_union")
+        syms = self.symbols
+        start = syms.address_of("init_stack") if syms is not None else None
+        end = (
+            (syms.address_of("__end_init_stack") or syms.address_of("__end_init_task"))
+            if syms is not None
+            else None
+        )
+        span = end - start if start is not None and end is not None else None
+        if span is not None and not _plausible_thread_size(span):
+            span = None
+        if _plausible_thread_size(size) and (span is None or span == size):
+            return size, source
+        better, why = (span, "init_stack's span") if span else (DEFAULT_THREAD_SIZE, "assumed")
+        self.warnings.append(
+            f"THREAD_SIZE {size} from {source} is not this kernel's "
+            f"({'init_stack spans ' + str(span) if span else 'not a power of two of 4-64 KiB'}): "
+            f"using {better}"
+        )
+        return better, why
+
+    def _check_prefixes(self) -> None:
+        """Warn when two CPUs' prefix registers name one lowcore (damaged CPU notes)."""
+        owner: dict[int, int] = {}
+        for cpu in self.cpus:
+            prefix = cpu.registers.prefix
+            if prefix is None:
+                continue
+            if prefix in owner:  # by note order: both lowcores say the same CPU number
+                self.warnings.append(
+                    f"CPUs {owner[prefix]} and {cpu.registers.index} have the same prefix "
+                    f"0x{prefix:x}: one lowcore read for both (the dump's CPU notes are damaged)"
+                )
+            owner.setdefault(prefix, cpu.registers.index)
+
+    def _check_release(self) -> None:
+        """Warn when VMCOREINFO's OSRELEASE, which chooses the unwinder rules and the table
+        layouts, disagrees with the release in ``init_uts_ns`` (what ``uname -r`` said)."""
+        info = self.vmcoreinfo
+        address = info.symbol("init_uts_ns") if info is not None else None
+        if info is None or not info.release or address is None:
+            return
+        try:
+            raw = self._identity_read(address, 256)
+        except DumpError:
+            raw = b""
+        at = raw.find(b"Linux\0", 0, 64)  # new_utsname: sysname, nodename, release (65 each)
+        said = raw[at + 130 : at + 195].split(b"\0", 1)[0].decode("utf-8", "replace")
+        if at < 0 or said != info.release:
+            self.warnings.append(
+                f"VMCOREINFO says release {info.release} but init_uts_ns in memory "
+                + (f"says {said}" if at >= 0 else "cannot be read")
+                + f": unwinder rules and layouts follow {info.release} unconfirmed "
+                "(--era chooses the rules)"
+            )
+
+    def _check_layout(self) -> None:
+        """Warn when the virtual address layout is a guess: without VMCOREINFO nothing says
+        whether a kernel is v6.10+ (split layout), and legacy is assumed."""
+        if self.layout.kind != "legacy" or self.vmcoreinfo is not None:
+            return
+        newer = self.release is not None and kernel_version(self.release)[:2] >= (6, 10)
+        self.warnings.append(
+            "no VMCOREINFO: virtual address layout assumed legacy (<= v6.9)"
+            + (
+                f", but {self.release} is v6.10+: its addresses will not read right"
+                if newer
+                else "; a v6.10+ kernel's addresses would not read right"
+            )
+        )
 
     def _no_types_reason(self, source: str) -> str:
         return {

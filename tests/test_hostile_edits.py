@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from explorer.kernel import Kernel
+from explorer.kernel import Kernel, Options
 from explorer.tasks import find_tasks
 from parsers.elfcore import ElfCore
+from parsers.layouts import NT_S390_PREFIX
 from tests.edited import REAL, EditedDump, cli
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
@@ -366,3 +367,60 @@ def test_parent_chain_deeper_than_the_tree_is_cut(tmp_path: Path) -> None:
     assert tree_warnings(nodes) == [
         f"process tree deeper than {MAX_DEPTH} levels: cut there (2871 task(s))"
     ]
+
+
+def test_thread_size_from_a_profile_is_checked_against_init_stack(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    doc = json.loads((REAL.parent / "profiles" / "6.1.0-50-s390x.profile.json").read_text())
+    doc["sizes"]["thread_union"] = 1 << 20
+    profile = tmp_path / "forged.profile.json"
+    profile.write_text(json.dumps(doc))
+    kernel = Kernel.open(str(dump.path), Options(profile=str(profile)))
+    try:
+        assert kernel.thread_size == 16384 and kernel.thread_size_source == "init_stack's span"
+        assert any(w.startswith("THREAD_SIZE 1048576 from profile:") for w in kernel.warnings)
+    finally:
+        kernel.close()
+
+
+def test_two_cpus_on_one_lowcore_are_a_warning(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    core = ElfCore(str(dump.path))
+    try:
+        prefixes = [n for n in core.notes if n.type == NT_S390_PREFIX]
+    finally:
+        core.close()
+    first, second = prefixes[0], prefixes[1]
+    with open(dump.path, "r+b") as f:
+        f.seek(second.offset + 12 + ((len(second.name) + 4) & ~3))
+        f.write(first.desc)
+    rc, out, _ = cli("info", str(dump.path))
+    assert rc == 0
+    prefix = int.from_bytes(first.desc, "big")
+    assert f"note: CPUs 0 and 1 have the same prefix 0x{prefix:x}" in out, out
+
+
+def test_split_layout_kernel_without_vmcoreinfo_is_a_warning(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, "sid-7.2-modules")
+    with open(dump.path, "r+b") as f:
+        f.seek(dump.offset(0) + 0xE0C)
+        f.write(bytes(8))  # no VMCOREINFO pointer
+    rc, out, err = cli("info", str(dump.path))
+    assert rc in (0, 2) and "Traceback" not in err
+    assert "note: no VMCOREINFO: virtual address layout assumed legacy (<= v6.9)" in out, out
+
+
+def test_release_that_init_uts_ns_contradicts_is_a_warning(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    vmcoreinfo_edit(dump, b"OSRELEASE=6.1.0-50-s390x\n", b"OSRELEASE=5.4.0-50-s390x\n")
+    kernel = Kernel.open(str(dump.path))
+    try:
+        assert any(
+            w.startswith(
+                "VMCOREINFO says release 5.4.0-50-s390x but init_uts_ns in memory says "
+                "6.1.0-50-s390x"
+            )
+            for w in kernel.warnings
+        ), kernel.warnings
+    finally:
+        kernel.close()
