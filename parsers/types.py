@@ -578,8 +578,25 @@ def _elf_errors(path: str) -> Iterator[None]:
 def _parse_errors() -> tuple[type[Exception], ...]:
     from construct import ConstructError
     from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+    from elftools.construct import ConstructError as ElftoolsConstructError
 
-    return (ELFError, ELFParseError, DWARFError, ConstructError, struct.error)
+    # pyelftools checks what it reads with assert and indexes what it was told: damaged
+    # DWARF surfaces as any of these from inside it
+    return (
+        ELFError,
+        ELFParseError,
+        DWARFError,
+        ConstructError,
+        ElftoolsConstructError,
+        struct.error,
+        AssertionError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        RecursionError,
+    )
 
 
 def _read_cache(cache_file: Path, build_id: str) -> TypeProfile | None:

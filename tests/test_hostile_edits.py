@@ -16,7 +16,7 @@ import zstandard
 
 from explorer.kernel import Kernel, Options
 from explorer.tasks import find_tasks
-from parsers.elfcore import ElfCore
+from parsers.elfcore import ElfCore, Note
 from parsers.layouts import NT_S390_PREFIX
 from tests.edited import REAL, EditedDump, cli
 
@@ -383,17 +383,22 @@ def test_thread_size_from_a_profile_is_checked_against_init_stack(tmp_path: Path
         kernel.close()
 
 
-def test_two_cpus_on_one_lowcore_are_a_warning(tmp_path: Path) -> None:
-    dump = EditedDump.of(tmp_path)
+def one_lowcore_for_two_cpus(dump: EditedDump) -> Note:
+    """CPU 1's prefix note made CPU 0's; returns CPU 0's note."""
     core = ElfCore(str(dump.path))
     try:
-        prefixes = [n for n in core.notes if n.type == NT_S390_PREFIX]
+        first, second = [n for n in core.notes if n.type == NT_S390_PREFIX][:2]
     finally:
         core.close()
-    first, second = prefixes[0], prefixes[1]
     with open(dump.path, "r+b") as f:
         f.seek(second.offset + 12 + ((len(second.name) + 4) & ~3))
         f.write(first.desc)
+    return first
+
+
+def test_two_cpus_on_one_lowcore_are_a_warning(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    first = one_lowcore_for_two_cpus(dump)
     rc, out, _ = cli("info", str(dump.path))
     assert rc == 0
     prefix = int.from_bytes(first.desc, "big")
@@ -424,3 +429,27 @@ def test_release_that_init_uts_ns_contradicts_is_a_warning(tmp_path: Path) -> No
         ), kernel.warnings
     finally:
         kernel.close()
+
+
+def test_explorer_lowcore_screen_with_two_cpus_on_one_lowcore(tmp_path: Path) -> None:
+    """Both lowcores then say CPU 0: the tabs were keyed by that number (a ValueError the
+    explorer fuzz target found)."""
+    import asyncio
+
+    from explorer.tui.app import BackchainApp
+    from explorer.tui.screens.lowcore import LowcoreScreen
+    from tests.test_tui import wait_checked
+
+    dump = EditedDump.of(tmp_path)
+    one_lowcore_for_two_cpus(dump)
+
+    async def session() -> None:
+        app = BackchainApp(str(dump.path), Options())
+        app.animation_level = "none"
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_checked(app, pilot)
+            await pilot.press("l", "]", "]")
+            await pilot.pause()
+            assert isinstance(app.screen, LowcoreScreen) and app.screen.index == 0
+
+    asyncio.run(session())

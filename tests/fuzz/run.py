@@ -85,7 +85,8 @@ def fuzz(
             database=db,
             derandomize=False,
             suppress_health_check=list(HealthCheck),
-            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+            phases=(Phase.explicit, Phase.reuse, Phase.generate)
+            + (() if target.slow else (Phase.shrink,)),
             report_multiple_bugs=False,
             verbosity=Verbosity.quiet,
             print_blob=False,

@@ -27,13 +27,22 @@ class LowcoreScreen(Screen[None]):
     def __init__(self, session: Session, cpu: int = 0) -> None:
         super().__init__()
         self.session = session
-        self.numbers = [c.number for c in session.kernel.cpus]
-        self.cpu = cpu if cpu in self.numbers else (self.numbers[0] if self.numbers else 0)
+        # tabs by position: two CPUs of a damaged dump may give one number
+        self.cpus = list(session.kernel.cpus)
+        numbers = [c.number for c in self.cpus]
+        self.index = numbers.index(cpu) if cpu in numbers else 0
+
+    @property
+    def cpu(self) -> int:
+        """The number of the CPU shown."""
+        return self.cpus[self.index].number if self.cpus else 0
 
     def compose(self) -> ComposeResult:
         """CPU tabs, a note line, the table."""
         yield Header()
-        yield Tabs(*[Tab(f"CPU {n}", id=f"cpu-{n}") for n in self.numbers], id="cpus")
+        yield Tabs(
+            *[Tab(f"CPU {c.number}", id=f"cpu-{i}") for i, c in enumerate(self.cpus)], id="cpus"
+        )
         yield Static(id="lowcore-note")
         yield LowcoreTable(id="lowcore")
         yield KeyFooter()
@@ -41,8 +50,9 @@ class LowcoreScreen(Screen[None]):
     def on_mount(self) -> None:
         """Show the first CPU."""
         self.sub_title = f"{self.session.label} · lowcore"
-        self.query_one(Tabs).active = f"cpu-{self.cpu}"
-        self.show_cpu(self.cpu)
+        if self.cpus:
+            self.query_one(Tabs).active = f"cpu-{self.index}"
+            self.show_cpu(self.index)
         self.query_one(LowcoreTable).focus()
 
     @on(Tabs.TabActivated, "#cpus")
@@ -50,14 +60,12 @@ class LowcoreScreen(Screen[None]):
         if event.tab.id:
             self.show_cpu(int(event.tab.id.removeprefix("cpu-")))
 
-    def show_cpu(self, number: int) -> None:
-        """Fill the table with CPU ``number``'s lowcore."""
-        self.cpu = number
-        cpu = self.session.cpu(number)
+    def show_cpu(self, index: int) -> None:
+        """Fill the table with the lowcore of the ``index``-th CPU of the dump."""
+        self.index = index
+        cpu = self.cpus[index]
         note = self.query_one("#lowcore-note", Static)
         table = self.query_one(LowcoreTable)
-        if cpu is None:
-            return
         try:
             rows = self.session.lowcore(cpu)
         except DumpError as exc:
@@ -66,7 +74,7 @@ class LowcoreScreen(Screen[None]):
             return
         prefix = cpu.registers.prefix or 0
         note.update(
-            f"CPU {number}: lowcore at absolute 0x{prefix:x} (prefix register), "
+            f"CPU {cpu.number}: lowcore at absolute 0x{prefix:x} (prefix register), "
             f"{len(rows)} values, layout from {self.session.kernel.lowcore_source}. "
             "[$text-muted]Old PSWs: where the last interrupt of each kind struck; "
             "new PSWs: where the handlers are.[/]"
@@ -75,7 +83,6 @@ class LowcoreScreen(Screen[None]):
 
     def action_cpu(self, delta: int) -> None:
         """Switch CPU."""
-        if not self.numbers:
+        if not self.cpus:
             return
-        i = (self.numbers.index(self.cpu) + delta) % len(self.numbers)
-        self.query_one(Tabs).active = f"cpu-{self.numbers[i]}"
+        self.query_one(Tabs).active = f"cpu-{(self.index + delta) % len(self.cpus)}"
