@@ -453,3 +453,29 @@ def test_explorer_lowcore_screen_with_two_cpus_on_one_lowcore(tmp_path: Path) ->
             assert isinstance(app.screen, LowcoreScreen) and app.screen.index == 0
 
     asyncio.run(session())
+
+
+def test_release_and_log_text_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path)
+    evil = "\x1b]0;x\x07\x1b[2J"
+    release = ("6.1" + evil).ljust(len("6.1.0-50-s390x"), "y")
+    vmcoreinfo_edit(dump, b"OSRELEASE=6.1.0-50-s390x\n", f"OSRELEASE={release}\n".encode())
+    data = dump.file_bytes()  # the log's record (and every other copy of the words)
+    dump.path.write_bytes(
+        bytes(data.replace(b"Kernel command line:", b"\x1b[31m\x07 command line:"))
+    )
+    rc, out, err = cli("info", str(dump.path))
+    assert rc == 0 and "\\x1b]0;x\\x07\\x1b[2J" in out
+    rc, out, err = cli("log", str(dump.path), "--grep", "command line:")
+    assert rc == 0 and "\\x1b[31m\\x07" in out, (out, err)
+    for text in (out, err):
+        assert "\x1b" not in text and "\x07" not in text
+
+
+def test_symbol_names_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    dump = EditedDump.of(tmp_path, map_too=False)
+    text = system_map_text().replace(b" t __schedule\n", b" t \x1b[2J__schedule\n")
+    (tmp_path / "System.map").write_bytes(text)
+    rc, out, err = cli("bt", str(dump.path), "--pid", "1")
+    assert rc == 0 and "\\x1b[2J__schedule+0x" in out, (out, err)
+    assert "\x1b" not in out + err
