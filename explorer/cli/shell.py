@@ -24,7 +24,7 @@ from parsers.errors import DumpError
 MAX_LINE = 1 << 16
 
 #: Commands that do not work on the one open dump.
-NOT_IN_SHELL = frozenset({"shell", "convert", "profile", "scenarios"})
+NOT_IN_SHELL = frozenset({"shell", "serve", "convert", "profile", "scenarios"})
 
 
 def register(sub: Any) -> None:

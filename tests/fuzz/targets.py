@@ -45,6 +45,7 @@ from parsers.symbols import load_system_map
 from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
 from parsers.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
+from tests.fuzz.serve_target import check_serve, serve_inputs
 
 #: A single input taking longer than this is a hang.
 HANG_SECONDS = 20.0
@@ -802,5 +803,6 @@ TARGETS: dict[str, Target] = {
             check_explorer,
             slow=True,
         ),
+        Target("serve", serve_inputs, check_serve),
     )
 }
