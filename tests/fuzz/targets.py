@@ -49,6 +49,9 @@ from tests.fuzz.serve_target import check_serve, serve_inputs
 
 #: A single input taking longer than this is a hang.
 HANG_SECONDS = 20.0
+#: The same for the explorer target: a session waits on its pilot (about 3 s of CPU, 16 s
+#: of wall time on a machine shared by several test runs).
+EXPLORER_HANG_SECONDS = 60.0
 
 INTERESTING_U64 = (
     0,
@@ -732,7 +735,7 @@ def check_explorer(data: bytes) -> None:
                 await pilot.pause()
             await app.workers.wait_for_complete()
 
-    with time_limit(), shared_cache():
+    with time_limit(EXPLORER_HANG_SECONDS), shared_cache():
         asyncio.run(session())
 
 
