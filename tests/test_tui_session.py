@@ -200,8 +200,9 @@ async def test_narrower_terminal_shrinks_the_walk_columns(preempted: Path) -> No
 
 def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Path:
     """The scenario's dump with pid 100's comm (16 bytes, ``cat``) replaced by ``comm`` and
-    every text symbol of its System.map ending in ``suffix``: what a user of the crashed
-    machine (prctl(PR_SET_NAME)) or a symbol file can put there."""
+    every text symbol of its System.map but the text bounds (a map without them is refused)
+    ending in ``suffix``: what a user of the crashed machine (prctl(PR_SET_NAME)) or a symbol
+    file can put there."""
     data = (preempted).read_bytes()
     old = b"cat".ljust(16, b"\0")
     assert data.count(old) == 1
@@ -209,7 +210,8 @@ def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Pa
     lines = []
     for line in (preempted.parent / "System.map").read_text().splitlines():
         address, kind, name = line.split()
-        lines.append(f"{address} {kind} {name}{suffix if kind in 'tT' else ''}")
+        renamed = kind in "tT" and name not in ("_stext", "_etext")  # the map stays whole
+        lines.append(f"{address} {kind} {name}{suffix if renamed else ''}")
     (folder / "System.map").write_text("\n".join(lines) + "\n")
     shutil.copy(preempted.parent / "profile.json", folder / "profile.json")
     return folder / "vmcore"
