@@ -96,6 +96,10 @@ class Evidence:
     memory_banner: str | None = None
     #: the dump has nothing to compare the file with (no VMCOREINFO symbols, no banner)
     unconfirmed: bool = False
+    #: The dump's memory or VMCOREINFO values positively agree with the file (a SYMBOL()
+    #: value, linux_banner read where the file puts it); a build-id or release the file
+    #: merely claims does not count.
+    confirmed: bool = False
 
     @property
     def mismatch(self) -> bool:
@@ -113,15 +117,16 @@ def symbol_evidence(
     """Compare a relocated symbol table with the dump's SYMBOL() values and linux_banner.
 
     A table must be whole (``_stext`` and ``_etext``; most names VMCOREINFO gives when it
-    has data symbols) and, with ``confirm``, agree with the dump somewhere: a file the dump
-    could confirm but does not is refused; one it cannot is :attr:`Evidence.unconfirmed`.
+    has data symbols). With ``confirm``, one the dump has nothing to compare with is
+    :attr:`Evidence.unconfirmed` (used with a warning); :func:`require_confirmation` refuses
+    one it could confirm but does not.
 
     Args:
         ident: the dump's identity.
         table: the file's symbols, already relocated by ``kaslr``.
         kaslr: the relocation applied (for the message).
-        confirm: require positive agreement (False for a table read from the dump itself,
-            which its caller confirms by ``_stext``).
+        confirm: mark a table nothing can confirm (False for a table read from the dump
+            itself, which its caller confirms by ``_stext``).
     """
     ev = Evidence()
     same = 0
@@ -154,6 +159,7 @@ def symbol_evidence(
         )
     elif same:
         ev.agree.append(f"{same} VMCOREINFO SYMBOL() values agree")
+        ev.confirmed = True
     if table.has_data_symbols and absent and len(absent) * 4 > len(absent) + same + len(wrong):
         ev.differ.append(
             f"the file lacks {len(absent)} of the {len(absent) + same + len(wrong)} symbols "
@@ -183,13 +189,26 @@ def symbol_evidence(
                 )
             else:
                 ev.agree.append(f"linux_banner in memory reads {release}")
-    if confirm and not ev.differ and not ev.agree:
-        if ident.symbols.keys() - {_ANCHOR} - _VALUE_SYMBOLS or banner_address is not None:
-            ev.differ.append(
-                "nothing in the dump confirms it (no SYMBOL() value agrees, no banner)"
-            )
-        else:
-            ev.unconfirmed = True
+                ev.confirmed = ev.confirmed or release == ident.release
+    nothing = not ident.symbols.keys() - {_ANCHOR} - _VALUE_SYMBOLS and banner_address is None
+    if confirm and nothing and not ev.differ and not ev.agree:
+        ev.unconfirmed = True  # nothing to compare with: used, with a warning
+    return ev
+
+
+def require_confirmation(ident: DumpIdentity, ev: Evidence) -> Evidence:
+    """Make "nothing contradicts it" not enough: a symbol file the dump could confirm (its
+    VMCOREINFO has SYMBOL() values besides the KASLR anchor) but does not is refused like a
+    contradicting one (a file forging the dump's build-id, with none of its symbols, was
+    accepted before). A dump without such values cannot confirm anything: as before."""
+    checkable = [n for n in ident.symbols if n not in _VALUE_SYMBOLS and n != _ANCHOR]
+    if ev.mismatch or ev.confirmed or not checkable:
+        return ev
+    ev.differ.append(
+        "nothing in the dump confirms it: none of its "
+        f"{len(checkable)} VMCOREINFO SYMBOL() values is in the file and no linux_banner is "
+        "in memory where the file puts one"
+    )
     return ev
 
 
@@ -268,6 +287,7 @@ __all__ = [
     "forced_warning",
     "mismatch_error",
     "profile_evidence",
+    "require_confirmation",
     "symbol_evidence",
     "vmlinux_evidence",
 ]
