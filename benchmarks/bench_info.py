@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 def build_sparse(path: Path, gib: int) -> None:
     """A 2-CPU synthetic kernel in a single PT_LOAD of ``gib`` GiB (holes stay sparse)."""
     from parsers.elfwriter import build_elf_header, build_phdr, encode_note
-    from tests.conftest import two_cpu_dump
+    from tests.helpers.dumps import two_cpu_dump
 
     small = Path(tempfile.mkdtemp()) / "small"
     dump = two_cpu_dump(small)

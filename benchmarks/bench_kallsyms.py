@@ -38,8 +38,8 @@ def main() -> int:
     parser.add_argument("sample", nargs="?", default=str(ROOT / "samples/real/bpo12-6.12-busy"))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from explorer.kernel import Kernel, Options
-    from explorer.sources.memscan import image_start
+    from explorer.model.kernel import Options
+    from explorer.model.opening import kernel_of
     from parsers.dumps import open_dump
     from parsers.kallsyms import kallsyms_tables, read_kallsyms
     from parsers.kallsyms_scan import scan_kallsyms
@@ -47,9 +47,9 @@ def main() -> int:
     from parsers.symcache import load_table, save_table
 
     sample = Path(args.sample)
-    kernel = Kernel(open_dump(str(sample / "vmcore.zst")), Options())
-    read = kernel._identity_read
-    start = image_start(kernel)
+    kernel = kernel_of(open_dump(str(sample / "vmcore.zst")), Options())
+    read = kernel.image.read
+    start = kernel.image.image_start()
     found = scan_kallsyms(read, start)
     first, fastest = best(lambda: scan_kallsyms(read, start), args.runs)
     named = kallsyms_tables(kernel.vmcoreinfo)

@@ -46,6 +46,11 @@ def kernel_version(release: str) -> tuple[int, int, int]:
 
 # struct stack_frame (packed stack): sizeof = STACK_FRAME_OVERHEAD (schema in parsers.structs)
 STACK_FRAME_SIZE = 160
+#: Offsets in it (fixed since the packed stack, v4.x; the kernel's types are checked against
+#: them where they have struct stack_frame): gprs[10] holds r6-r15, so r14 is gprs[8].
+STACK_FRAME_GPRS = 0x48
+STACK_FRAME_R14 = 0x88
+STACK_FRAME_BACK_CHAIN = 0x98
 
 # --------------------------------------------------------------------------------------------
 # struct pt_regs: arch/s390/include/asm/ptrace.h. The head (user_pt_regs + orig_gpr2 ..
@@ -525,9 +530,26 @@ def lowcore_fields_from_types(
     return sorted(out.values(), key=lambda f: (f.offset, f.name))
 
 
-def register_lowcore_fields(name: str, fields: list[LowcoreField]) -> None:
-    """Make ``name`` usable wherever an era is (decoding; not building: fields may overlap)."""
-    LOWCORE_FIELDS[name] = fields
+class LowcoreLayout(NamedTuple):
+    """A lowcore layout: an era table of :data:`LOWCORE_FIELDS`, or the fields a kernel's
+    own types give (:func:`lowcore_fields_from_types`), carried by the kernel that has them
+    (no process-wide table: two dumps of one release may differ).
+
+    Attributes:
+        name: the era, or where the fields came from (``"btf 6.12.95+deb12-s390x"``).
+        fields: in offset order.
+    """
+
+    name: str
+    fields: tuple[LowcoreField, ...]
+
+
+def lowcore_layout(era: str | LowcoreLayout) -> LowcoreLayout | None:
+    """``era`` itself, or the layout of the era table of that name (None: no such era)."""
+    if isinstance(era, LowcoreLayout):
+        return era
+    fields = LOWCORE_FIELDS.get(era)
+    return None if fields is None else LowcoreLayout(era, tuple(fields))
 
 
 def lowcore_era_for_release(release: str) -> str:
@@ -628,14 +650,18 @@ __all__ = [
     "NT_VMCOREINFO",
     "PT_REGS_HEAD_OFFSETS",
     "PT_REGS_LAYOUTS",
+    "STACK_FRAME_BACK_CHAIN",
+    "STACK_FRAME_GPRS",
+    "STACK_FRAME_R14",
     "STACK_FRAME_SIZE",
     "LowcoreField",
+    "LowcoreLayout",
     "PtRegsLayout",
     "kernel_version",
     "lowcore_era_for_release",
     "lowcore_fields_from_types",
+    "lowcore_layout",
     "pt_regs_layout",
     "pt_regs_layout_for_release",
     "pt_regs_layout_from_types",
-    "register_lowcore_fields",
 ]

@@ -16,7 +16,6 @@ from typing import cast
 
 from parsers.errors import FormatError, TruncatedError
 from parsers.layouts import (
-    LOWCORE_FIELDS,
     LOWCORE_SIZE,
     NT_PRFPREG,
     NT_PRSTATUS,
@@ -38,6 +37,8 @@ from parsers.layouts import (
     PT_REGS_LAYOUTS,
     STACK_FRAME_SIZE,
     LowcoreField,
+    LowcoreLayout,
+    lowcore_layout,
 )
 
 Buffer = bytes | bytearray | memoryview
@@ -617,15 +618,28 @@ def _decoders(fields: Sequence[LowcoreField]) -> _Decoders:
 #: One ``struct.Struct`` per format (a lowcore has ~150 fields of ~15 formats).
 _struct = cache(struct.Struct)
 
-# era -> [(name, offset, struct, kind)], compiled from LOWCORE_FIELDS when an era is first
-# decoded (a start decodes one era, not all of them).
-_LOWCORE_DECODERS: dict[str, _Decoders] = {}
+
+@cache
+def _field_decoders(fields: tuple[LowcoreField, ...]) -> _Decoders:
+    """[(name, offset, struct, kind)], compiled when a layout is first decoded (a start
+    decodes one era, not all of them); keyed by the fields themselves, so a layout's name
+    never selects another kernel's fields."""
+    return _decoders(fields)
+
+
+def _lowcore_decoders(era: str | LowcoreLayout) -> _Decoders | None:
+    layout = lowcore_layout(era)
+    return None if layout is None else _field_decoders(layout.fields)
+
 
 _SCALAR_KINDS = frozenset({"u8", "u16", "u32", "s32", "u64", "ptr", "asce"})
 
 
-def lowcore_values(buf: Buffer, era: str, offset: int = 0) -> dict[str, LowcoreValue]:
-    """Decode every field of :data:`parsers.structs.LOWCORE_FIELDS` ``[era]``.
+def lowcore_values(
+    buf: Buffer, era: str | LowcoreLayout, offset: int = 0
+) -> dict[str, LowcoreValue]:
+    """Decode every field of :data:`parsers.structs.LOWCORE_FIELDS` ``[era]``, or of a
+    kernel's own layout.
 
     Returns:
         Field name -> int, :class:`Psw`, tuple of ints (arrays) or bytes, in offset order.
@@ -634,9 +648,7 @@ def lowcore_values(buf: Buffer, era: str, offset: int = 0) -> dict[str, LowcoreV
         FormatError: unknown era.
         TruncatedError: fewer than 0x2000 bytes at ``offset``.
     """
-    decoders = _LOWCORE_DECODERS.get(era)
-    if decoders is None and era in LOWCORE_FIELDS:  # registered from the kernel's types
-        decoders = _LOWCORE_DECODERS[era] = _decoders(LOWCORE_FIELDS[era])
+    decoders = _lowcore_decoders(era)
     if decoders is None:
         raise FormatError(f"unknown lowcore era {era!r}")
     if offset < 0 or len(buf) - offset < LOWCORE_SIZE:
@@ -714,12 +726,12 @@ class Lowcore:
 _PSW_KEYS = ("restart", "external", "svc", "program", "mcck", "io")
 
 
-def decode_lowcore(buf: Buffer, era: str, offset: int = 0) -> Lowcore:
+def decode_lowcore(buf: Buffer, era: str | LowcoreLayout, offset: int = 0) -> Lowcore:
     """Decode one CPU's lowcore (0x2000 bytes at ``offset``) of ``era``.
 
     Args:
         buf: bytes holding the lowcore (absolute address = the CPU's prefix).
-        era: one of :data:`parsers.structs.LOWCORE_ERAS`.
+        era: one of :data:`parsers.structs.LOWCORE_ERAS`, or a kernel's own layout.
         offset: where the lowcore starts in ``buf``.
 
     Raises:
@@ -747,7 +759,7 @@ def decode_lowcore(buf: Buffer, era: str, offset: int = 0) -> Lowcore:
         return value
 
     return Lowcore(
-        era=era,
+        era=era if isinstance(era, str) else era.name,
         current_task=num("current_task"),
         kernel_stack=num("kernel_stack"),
         async_stack=num("async_stack"),

@@ -81,7 +81,6 @@ from parsers.layouts import (  # re-exported: one definition per layout
     pt_regs_layout,
     pt_regs_layout_for_release,
     pt_regs_layout_from_types,
-    register_lowcore_fields,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -607,5 +606,4 @@ __all__ = [
     "pt_regs_layout_for_release",
     "pt_regs_layout_from_types",
     "pt_regs_schema",
-    "register_lowcore_fields",
 ]

@@ -225,14 +225,15 @@ SAMPLES = sorted(p.name for p in REAL.iterdir() if (p / "facts.json").is_file())
 def test_every_frame_of_a_real_dump_equals_addr2line(sample: str) -> None:
     """Every frame of every task of a real sample: function, source and inline chain as
     addr2line -f -i says on the -dbg vmlinux (at R-1 for return addresses)."""
-    from explorer.analysis import analyse_task, unwind_context
-    from explorer.kernel import Kernel, Options
-    from explorer.tasks import find_tasks
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context
 
     folder = REAL / sample
     facts = json.loads((folder / "facts.json").read_text())
     vmlinux = real_vmlinux(facts["kernel_release"])
-    kernel = Kernel.open(
+    kernel = open_kernel(
         str(folder / "vmcore.zst"),
         Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
     )
@@ -336,7 +337,8 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
     address the unwinder took as this frame's ip, back_chain the next frame's sp."""
     import struct as st
 
-    from explorer.kernel import Kernel, Options
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
 
     dump = str(IDLE / "vmcore.zst")
     smap = str(IDLE / "System.map.zst")
@@ -345,7 +347,7 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
     layout = doc["frame_layout"]
     assert (layout["gprs"], layout["back_chain"], layout["size"]) == (0x48, 0x98, 160)
     assert "struct stack_frame" in layout["source"]
-    kernel = Kernel.open(dump, Options(system_map=smap))
+    kernel = open_kernel(dump, Options(system_map=smap))
     frames = doc["frames"]
     assert len(frames) >= 5
     for i, frame in enumerate(frames):
@@ -392,7 +394,7 @@ def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
 
     def kernel(build_id: str) -> object:
         info = SimpleNamespace(get=lambda key: build_id, symbol=lambda name: None)
-        return SimpleNamespace(options=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
+        return SimpleNamespace(files=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
                                symbols=None)  # fmt: skip
 
     other = FrameSource.open(kernel("0" * 40), cache_dir=str(tmp_path))  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from parsers.elfcore import ElfCore
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.kdump import KdumpFile
 from parsers.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
-from tests.conftest import two_cpu_dump
+from tests.helpers.dumps import two_cpu_dump
 
 PAGE = 4096
 #: samples/generate_real.py leaves <name>/vmcore.elf and vmcore.kdump-zlib[.flat] here.

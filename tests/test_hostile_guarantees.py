@@ -20,8 +20,8 @@ import zstandard
 
 import parsers.compressed as compressed
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.tasks import find_tasks
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
 from parsers.compressed import decompressed_path, read_text_maybe_compressed
 from parsers.dumps import open_dump
 from parsers.errors import DumpError, FormatError
@@ -103,7 +103,7 @@ def test_unwritable_file_in_unwritable_folder_opens(tmp_path: Path) -> None:
     path.chmod(0o444)
     folder.chmod(0o555)
     try:
-        kernel = Kernel.open(str(path))
+        kernel = open_kernel(str(path))
         try:
             assert len(find_tasks(kernel).tasks) == 5
         finally:
@@ -127,7 +127,7 @@ def test_zst_input_is_unchanged_and_copy_lands_in_cache(tmp_path: Path) -> None:
 def test_task_list_walk_is_bounded(folder: Path) -> None:
     path = folder / "vmcore"
     path.write_bytes(seeds()["elf"].data)
-    kernel = Kernel.open(str(path))
+    kernel = open_kernel(str(path))
     try:
         scan = find_tasks(kernel, limit=2)
         assert "init_task.tasks: more than 2 entries; stopped" in scan.warnings
@@ -231,9 +231,9 @@ def test_size_fields_the_file_does_not_back_allocate_nothing(
 
 
 def test_btf_size_fields_allocate_nothing() -> None:
-    from tests.test_types import _header_field, _mock_btf
+    from tests.helpers.types import header_field, mock_btf
 
-    blob = _header_field(_mock_btf(">"), "type_len", 0xFFFFFFF0)
+    blob = header_field(mock_btf(">"), "type_len", 0xFFFFFFF0)
     assert peak_of(lambda: profile_from_btf(blob)) < 1 << 20
 
 

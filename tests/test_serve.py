@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from explorer.serve.policy import is_loopback, resolve_token, token_ok
-from tests.serving import ROOT, Served, serve
+from tests.helpers.serving import ROOT, Served, serve
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.tasks import TaskScan, find_tasks
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import TaskScan, find_tasks
 from parsers.symbols import load_system_map
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -34,7 +35,7 @@ MOVED = {
 
 @cache
 def _open(name: str) -> tuple[Kernel, TaskScan, dict]:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     facts = json.loads((SAMPLES / name / "facts.json").read_text())
     return kernel, find_tasks(kernel), facts
 

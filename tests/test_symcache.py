@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel, Options
-from explorer.symbols import GENERATION
+from explorer.model.kernel import Options
+from explorer.model.opening import kernel_of, open_kernel
+from explorer.sources.kallsyms import GENERATION
 from parsers.dumps import open_dump
 from parsers.symbols import load_system_map
 from parsers.symcache import load_table, save_table
@@ -36,14 +37,16 @@ def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
 def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first open decodes and writes kallsyms-BUILDID.syms; the next one loads it and
     moves it to the dump's KASLR offset (VMCOREINFO _stext)."""
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(
+        "explorer.sources.kallsyms.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
-    first = Kernel(open_dump(dump), Options())
+    first = kernel_of(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
     build_id = first.vmcoreinfo.get("BUILD-ID")
     cached = tmp_path / "symbols" / f"kallsyms-{build_id}-g{GENERATION}.syms"
     assert cached.is_file() and cached.stat().st_size < 4 << 20
-    second = Kernel(open_dump(dump), Options())
+    second = kernel_of(open_dump(dump), Options())
     assert second.symbols is not None and second.symbols is not first.symbols
     assert list(second.symbols.rows()) == list(first.symbols.rows())
     assert second.symbols.address_of("_stext") == first.vmcoreinfo.symbol("_stext")
@@ -52,13 +55,15 @@ def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_system_map_cached_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(
+        "explorer.sources.kallsyms.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     sample = SAMPLES / "deb12-6.1-idle"
     opts = {"system_map": str(sample / "System.map.zst")}
-    a = Kernel.open(str(sample / "vmcore.zst"), Options(**opts))
+    a = open_kernel(str(sample / "vmcore.zst"), Options(**opts))
     files = list((tmp_path / "symbols").glob("file-*.syms"))
     assert len(files) == 1
-    b = Kernel.open(str(sample / "vmcore.zst"), Options(**opts))
+    b = open_kernel(str(sample / "vmcore.zst"), Options(**opts))
     assert a.symbols is not None and b.symbols is not None
     assert list(a.symbols.rows()) == list(b.symbols.rows())
     assert b.symbols.source == a.symbols.source
@@ -77,7 +82,9 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
             "samples/generate_real.py --debug-only"
         )
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(
+        "explorer.sources.kallsyms.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     build_id = elf_identity(vmlinux).build_id
     other = tmp_path / "incident-4711" / "vmlinux"
     other.parent.mkdir()
@@ -86,14 +93,14 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     except OSError:
         pytest.skip("cannot hard-link the vmlinux into the test's folder")
     sample = str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst")
-    a = Kernel.open(sample, Options(vmlinux=str(vmlinux)))
+    a = open_kernel(sample, Options(vmlinux=str(vmlinux)))
     assert build_id and (tmp_path / "symbols" / f"vmlinux-{build_id}-g{GENERATION}.syms").is_file()
 
     def read_again(path: str) -> None:
         raise AssertionError(f"{path} was read although its build is in the cache")
 
     monkeypatch.setattr("explorer.sources.companions.load_vmlinux_symbols", read_again)
-    b = Kernel.open(sample, Options(vmlinux=str(other)))
+    b = open_kernel(sample, Options(vmlinux=str(other)))
     assert a.symbols is not None and b.symbols is not None
     assert list(b.symbols.rows()) == list(a.symbols.rows())
     assert not list((tmp_path / "symbols").glob("file-*.syms"))
@@ -106,16 +113,19 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
     where the cache writes (the table is still read, just not cached)."""
     from dataclasses import replace
 
-    from explorer.symbols import dump_kallsyms
+    from explorer.model.image import Diagnostics
+    from explorer.sources.kallsyms import dump_kallsyms
 
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
-    kernel = Kernel(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
+    monkeypatch.setattr(
+        "explorer.sources.kallsyms.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
+    kernel = kernel_of(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
     assert kernel.vmcoreinfo is not None
     for hostile in ("../../escaped", "ABCDEF0123"):
         entries = {**kernel.vmcoreinfo.entries, "BUILD-ID": hostile}
-        kernel.vmcoreinfo = replace(kernel.vmcoreinfo, entries=entries)
+        image = replace(kernel.image, vmcoreinfo=replace(kernel.vmcoreinfo, entries=entries))
         for old in tmp_path.rglob("*.syms"):
             old.unlink()
-        table = dump_kallsyms(kernel)
+        table = dump_kallsyms(image, Diagnostics())
         assert table is not None and table.address_of("schedule") is not None
         assert not list(tmp_path.rglob("*.syms")) and not (tmp_path / "escaped").exists()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel, Options
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
 from parsers.cache import cache_dir
 from parsers.fileid import all_banners_in, elf_identity
 
@@ -39,7 +40,7 @@ def test_the_right_debug_vmlinux_is_accepted(sample: str) -> None:
         )
     ident = elf_identity(vmlinux)
     assert len(ident.banners) >= 1
-    kernel = Kernel.open(str(SAMPLES / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
+    kernel = open_kernel(str(SAMPLES / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
     try:
         assert kernel.symbols is not None and "vmlinux" in kernel.symbols.source
         assert not [w for w in kernel.warnings if "does not belong" in w or "--force" in w]

@@ -44,7 +44,7 @@ from parsers.physmem import MemoryRange
 from parsers.s390dump import S390Dump, parse_header
 from parsers.structs import NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW
 from parsers.vmcoreinfo import vmcoreinfo_from_memory
-from tests.conftest import two_cpu_dump
+from tests.helpers.dumps import two_cpu_dump
 
 PAGE = 4096
 MIB = 1 << 20

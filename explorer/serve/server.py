@@ -24,9 +24,9 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from explorer.results import ENV_SESSION
 from explorer.serve.pages import full_page, refused_page
 from explorer.serve.policy import COOKIE, token_ok
+from explorer.training.results import ENV_SESSION
 
 log = logging.getLogger("backchain.serve")
 

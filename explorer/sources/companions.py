@@ -11,10 +11,10 @@ decompressed once into the cache.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from explorer.model.image import Diagnostics, DumpImage
 from explorer.sources.verify import (
     Evidence,
     forced_warning,
@@ -29,9 +29,6 @@ from parsers.errors import DumpError, MismatchError
 from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind, elf_identity, is_compressed
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.types import TypeProfile
-
-if TYPE_CHECKING:
-    from explorer.kernel import Kernel
 
 #: Files looked at per folder: a folder of many dumps stays quick.
 MAX_FILES_PER_FOLDER = 256
@@ -102,83 +99,121 @@ def plain_vmlinux(path: str) -> str:
     return path
 
 
-def judge(kernel: Kernel, path: str, what: str, ev: Evidence) -> None:
-    """Refuse a file the evidence says is not the dump's, or with ``--force`` warn.
+@dataclass(frozen=True, slots=True)
+class Files:
+    """The symbol and type files a kernel is opened with: the ones the user named, else the
+    verified companions found beside the dump (a vmlinux as its plain, decompressed copy
+    once the kernel is open).
 
-    Raises:
-        MismatchError: the file does not belong to the dump and ``--force`` was not given.
+    Attributes:
+        vmlinux: vmlinux with symbols and DWARF, or None.
+        system_map: System.map, or None.
+        profile: a saved type profile, or None.
     """
-    if not ev.mismatch:
-        return
-    if not kernel.options.force:
-        raise mismatch_error(kernel.identity, path, what, ev)
-    warning = forced_warning(kernel.identity, path, what, ev)
-    if warning not in kernel.forced:
-        kernel.forced.append(warning)
-        kernel.warnings.append(warning)
+
+    vmlinux: str | None = None
+    system_map: str | None = None
+    profile: str | None = None
 
 
-def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
-    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump.
+@dataclass(frozen=True)
+class Verifier:
+    """Verifies files against one dump's image; what it finds goes to ``notes``.
 
-    Raises:
-        DumpError: unreadable file.
-        MismatchError: another kernel's symbols (without ``--force``).
+    Attributes:
+        image: the dump's own identity.
+        notes: where warnings, ``--force`` mismatches and skipped companions are said.
+        force: use a mismatching file (with a warning) instead of refusing it.
+        loaded: symbol tables already loaded and verified, by the path given.
     """
-    cached = kernel.loaded_symbols.get(path)
-    if cached is not None:
-        return cached
-    ev = Evidence()
-    from explorer.symbols import cached_file_symbols
 
-    if kind == VMLINUX:
+    image: DumpImage
+    notes: Diagnostics
+    force: bool = False
+    loaded: dict[str, SymbolTable] = field(default_factory=dict)
+
+    def judge(self, path: str, what: str, ev: Evidence) -> None:
+        """Refuse a file the evidence says is not the dump's, or with ``--force`` warn.
+
+        Raises:
+            MismatchError: the file does not belong to the dump and ``--force`` was not given.
+        """
+        if not ev.mismatch:
+            return
+        identity = self.image.identity
+        if not self.force:
+            raise mismatch_error(identity, path, what, ev)
+        warning = forced_warning(identity, path, what, ev)
+        if warning not in self.notes.forced:
+            self.notes.forced.append(warning)
+            self.notes.warnings.append(warning)
+
+    def symbols(self, path: str, kind: str) -> SymbolTable:
+        """Load a System.map or vmlinux's symbols, relocate them, verify them against the
+        dump.
+
+        Raises:
+            DumpError: unreadable file.
+            MismatchError: another kernel's symbols (without ``--force``).
+        """
+        cached = self.loaded.get(path)
+        if cached is not None:
+            return cached
+        from explorer.sources.kallsyms import cached_file_symbols
+
+        if kind == VMLINUX:
+            plain = plain_vmlinux(path)
+            build_id = elf_identity(plain).build_id
+            table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
+        else:
+            table = cached_file_symbols(path, lambda: load_system_map(path))
+        delta, warning = self.image.symbol_delta(table)
+        if warning is not None:
+            self.notes.warnings.append(warning)
+        if delta:
+            table.relocate(delta)
+        ev = symbol_evidence(self.image.identity, table, delta)
+        if kind == VMLINUX:
+            vmlinux_evidence(self.image.identity, elf_identity(plain), ev)
+        self.judge(path, _WHAT[kind], ev)
+        self.loaded[path] = table
+        return table
+
+    def vmlinux(self, path: str) -> str:
+        """Check a vmlinux named for its types only (build-id, release); return its plain
+        path.
+
+        Raises:
+            DumpError: unreadable.
+            MismatchError: another kernel's vmlinux (without ``--force``).
+        """
         plain = plain_vmlinux(path)
-        build_id = elf_identity(plain).build_id
-        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
-    else:
-        table = cached_file_symbols(path, lambda: load_system_map(path))
-    delta = kernel._symbol_delta(table)
-    if delta:
-        table.relocate(delta)
-    ev = symbol_evidence(kernel.identity, table, delta)
-    if kind == VMLINUX:
-        vmlinux_evidence(kernel.identity, elf_identity(plain), ev)
-    judge(kernel, path, _WHAT[kind], ev)
-    kernel.loaded_symbols[path] = table
-    return table
+        self.judge(path, "vmlinux", vmlinux_evidence(self.image.identity, elf_identity(plain)))
+        return plain
+
+    def profile(self, profile: TypeProfile, path: str) -> TypeProfile:
+        """Check a type profile against the dump (build-id, release); return it.
+
+        Raises:
+            MismatchError: another kernel's profile (without ``--force``).
+        """
+        self.judge(path, "type profile", profile_evidence(self.image.identity, profile))
+        return profile
 
 
-def verify_vmlinux(kernel: Kernel, path: str) -> str:
-    """Check a vmlinux named for its types only (build-id, release); return its plain path.
-
-    Raises:
-        DumpError: unreadable.
-        MismatchError: another kernel's vmlinux (without ``--force``).
-    """
-    plain = plain_vmlinux(path)
-    judge(kernel, path, "vmlinux", vmlinux_evidence(kernel.identity, elf_identity(plain)))
-    return plain
-
-
-def verify_profile(kernel: Kernel, profile: TypeProfile, path: str) -> TypeProfile:
-    """Check a type profile against the dump (build-id, release); return it.
-
-    Raises:
-        MismatchError: another kernel's profile (without ``--force``).
-    """
-    judge(kernel, path, "type profile", profile_evidence(kernel.identity, profile))
-    return profile
-
-
-def choose_companions(kernel: Kernel) -> None:
-    """Fill the options the user left out with verified companions; note each one skipped."""
-    opts = kernel.options
-    want_symbols = not (opts.system_map or opts.vmlinux)
-    want_types = not (opts.vmlinux or opts.profile)
+def choose_companions(verifier: Verifier, given: Files) -> Files:
+    """The files to open with: ``given`` completed by verified companions found beside the
+    dump where the user left one out; each companion skipped is noted. ``--force`` never
+    makes a companion be used."""
+    want_symbols = not (given.system_map or given.vmlinux)
+    want_types = not (given.vmlinux or given.profile)
     if not (want_symbols or want_types):
-        return
-    ident = kernel.identity
-    for cand in find_candidates(kernel.path, ident.release):
+        return given
+    chosen = given
+    image, notes = verifier.image, verifier.notes
+    strict = replace(verifier, force=False)  # shares the notes and the loaded tables
+    ident = image.identity
+    for cand in find_candidates(image.path, ident.release):
         if cand.kind == PROFILE and not want_types:
             continue
         if cand.kind == SYSTEM_MAP and not want_symbols:
@@ -192,57 +227,41 @@ def choose_companions(kernel: Kernel) -> None:
                 ev = profile_evidence(ident, profile)
                 if ev.mismatch:
                     raise mismatch_error(ident, cand.path, what, ev)
-                opts.profile = cand.path
+                chosen = replace(chosen, profile=cand.path)
                 want_types = False
             elif cand.kind == SYSTEM_MAP:
-                _no_force(kernel, load_verified_symbols, cand.path, SYSTEM_MAP)
-                opts.system_map = cand.path
+                strict.symbols(cand.path, SYSTEM_MAP)
+                chosen = replace(chosen, system_map=cand.path)
                 want_symbols = False
             else:
                 if want_symbols:
-                    _no_force(kernel, load_verified_symbols, cand.path, VMLINUX)
+                    strict.symbols(cand.path, VMLINUX)
                     want_symbols = False
                 else:
-                    _no_force(kernel, verify_vmlinux, cand.path)
-                opts.vmlinux = cand.path
+                    strict.vmlinux(cand.path)
+                chosen = replace(chosen, vmlinux=cand.path)
                 want_types = False
         except MismatchError as exc:
-            _skipped(
-                kernel,
+            notes.skip(
                 f"skipped {what} {cand.path} found beside the dump: it belongs to another "
-                f"kernel ({exc.evidence or exc.message})",
+                f"kernel ({exc.evidence or exc.message})"
             )
             continue
         except DumpError as exc:
-            _skipped(kernel, f"skipped {what} {cand.path} found beside the dump: {exc}")
+            notes.skip(f"skipped {what} {cand.path} found beside the dump: {exc}")
             continue
-        kernel.warnings.append(f"using {what} {cand.path} found beside the dump")
+        notes.warnings.append(f"using {what} {cand.path} found beside the dump")
         if not (want_symbols or want_types):
-            return
-
-
-def _skipped(kernel: Kernel, note: str) -> None:
-    kernel.skipped.append(note)
-    kernel.warnings.append(note)
-
-
-def _no_force(kernel: Kernel, check: object, *args: str) -> None:
-    """Run a check with ``--force`` off: --force never makes a companion be used."""
-    force = kernel.options.force
-    kernel.options.force = False
-    try:
-        check(kernel, *args)  # type: ignore[operator]
-    finally:
-        kernel.options.force = force
+            break
+    return chosen
 
 
 __all__ = [
     "Candidate",
+    "Files",
+    "Verifier",
     "choose_companions",
     "companion_folders",
     "find_candidates",
-    "load_verified_symbols",
     "plain_vmlinux",
-    "verify_profile",
-    "verify_vmlinux",
 ]

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from explorer.tui.exercise import CHOICES, KINDS, Guess, parse_frame
+from explorer.training.exercise import CHOICES, KINDS, Guess, parse_frame
 
 #: What the form dismisses with when the trainee gives up.
 REVEAL = "reveal"

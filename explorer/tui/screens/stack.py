@@ -7,7 +7,6 @@ the cursor in the walk shows that step everywhere else.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual import events, on
@@ -17,12 +16,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from explorer.analysis import TaskAnalysis
-from explorer.code.model import not_after_call
 from explorer.code.pane import CodeView, code_view
-from explorer.report import walk_markdown
-from explorer.tasks import Task, cpu_column
-from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.code.present import not_after_call
+from explorer.model.tasks import Task, cpu_column
+from explorer.reports.walk import walk_markdown
+from explorer.training.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
@@ -33,11 +32,9 @@ from explorer.tui.widgets.inspector import FrameInspector, source_block
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.verdict import VerdictBar
 from explorer.tui.widgets.walk import WalkTable
-from explorer.unwind import Step
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.unwind import Step
 from parsers.errors import DumpError
-
-if TYPE_CHECKING:
-    from explorer.tui.app import BackchainApp
 
 #: Below this width one lower pane at a time (``v`` cycles): checks, inspector, map.
 NARROW = 110
@@ -86,9 +83,9 @@ class StackScreen(Screen[None]):
         self.pane = "checks"
 
     @property
-    def explorer(self) -> BackchainApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    def explorer(self) -> Explorer:
+        """The app, as its screens see it."""
+        return explorer_of(self.app)
 
     @property
     def exercise(self) -> Exercise | None:

@@ -10,9 +10,9 @@ import textwrap
 from rich.markup import escape
 from textual.widgets import Static
 
-from explorer.analysis import TaskAnalysis
-from explorer.reliable import EXPLANATIONS, RULES
-from explorer.unwind import Check
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.reliable import EXPLANATIONS, RULES
+from explorer.walk.unwind import Check
 
 MARKS = {True: "✓", False: "✗", None: "•"}
 COLOURS = {True: "$text-success", False: "$text-error", None: "$text-muted"}

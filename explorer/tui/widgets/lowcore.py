@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from explorer.kernel import Cpu
+from explorer.model.kernel import Cpu
 from explorer.tui.session import LowcoreRow, Session
 from parsers.records import Psw
 

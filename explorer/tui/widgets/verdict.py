@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.widgets import Static
 
-from explorer.analysis import TaskAnalysis
+from explorer.walk.analysis import TaskAnalysis
 
 
 def verdict_line(a: TaskAnalysis) -> str:

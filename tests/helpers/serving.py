@@ -1,0 +1,89 @@
+"""Run ``backchain serve`` in a subprocess on a free loopback port (for the serve tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at 127.0.0.1 (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running server: its base URL, process and what it printed."""
+
+    url: str
+    process: subprocess.Popen[str]
+    banner: list[str]
+
+    def children(self) -> list[int]:
+        """Pids of the server's child processes (one explorer per session)."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            text = (task / "children").read_text()
+            pids += [int(p) for p in text.split()]
+        return pids
+
+
+@contextmanager
+def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[Served]:
+    """``backchain serve ARGS --port FREE`` until the block ends; waits for its banner."""
+    port = free_port()
+    argv = [sys.executable, "-m", "explorer", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+    assert process.stdout is not None
+    banner: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError("backchain serve exited:\n" + "".join(banner))
+            banner.append(line)
+            if line.strip().startswith("Ctrl+C"):
+                break
+        else:
+            raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
+        _drain(process)
+        yield Served(f"http://127.0.0.1:{port}", process, banner)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    """Keep reading the server's log so it never blocks on a full pipe."""
+    import threading
+
+    def run() -> None:
+        assert process.stdout is not None
+        for _ in process.stdout:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
