@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +32,7 @@ class Served:
     url: str
     process: subprocess.Popen[str]
     banner: list[str]
+    log: list[str]
 
     def children(self) -> list[int]:
         """Pids of the server's child processes (one explorer per session)."""
@@ -66,8 +69,9 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
                 break
         else:
             raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
-        _drain(process)
-        yield Served(f"http://127.0.0.1:{port}", process, banner)
+        log: list[str] = []
+        _drain(process, log)
+        yield Served(f"http://127.0.0.1:{port}", process, banner, log)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -77,13 +81,61 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
             process.wait()
 
 
-def _drain(process: subprocess.Popen[str]) -> None:
-    """Keep reading the server's log so it never blocks on a full pipe."""
+def _drain(process: subprocess.Popen[str], log: list[str]) -> None:
+    """Keep reading the server's log into ``log`` so it never blocks on a full pipe."""
     import threading
 
     def run() -> None:
         assert process.stdout is not None
-        for _ in process.stdout:
-            pass
+        for line in process.stdout:
+            log.append(line)
 
     threading.Thread(target=run, daemon=True).start()
+
+
+async def first_screen(
+    ws: aiohttp.ClientWebSocketResponse,
+    until: bytes = b"backchain",
+    timeout: float = 60,
+    keepalive: bool = False,
+) -> bytes:
+    """Wait until the explorer drew ``until`` (its process started and drew); with
+    ``keepalive``, resize the terminal every 0.5 s meanwhile (input: the session is not idle
+    however long a loaded machine takes to open the dump)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while until not in data:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the explorer never drew {until!r}")
+        try:
+            msg = await ws.receive(timeout=0.5)
+        except TimeoutError:
+            if keepalive:
+                await ws.send_json(["resize", {"width": 100, "height": 30}])
+            continue
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data += msg.data
+        elif msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"websocket ended before the explorer drew: {msg}")
+    return data
+
+
+#: The overview's status line once the dump is open and checked ("78 tasks: 76 reliable...").
+LOADED = b" tasks: "
+
+
+def client() -> aiohttp.ClientSession:
+    # Browsers keep cookies of 127.0.0.1; aiohttp only when told to.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def ws_url(served: Served) -> str:
+    return served.url.replace("http:", "ws:") + "/ws?width=100&height=30"
+
+
+async def until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohttp.WSMessage:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return msg
