@@ -2,7 +2,7 @@
 
 Goal (issue 12/16): decode <= 0.3 s for ~95,000 symbols, then milliseconds from the cache
 (cache_dir("symbols"), keyed by build-id). Also System.map parse vs its cached table, and the
-search for the tables by content (parsers/kallsyms_scan.py: what a dump whose VMCOREINFO has
+search for the tables by content (parsers/symbols/kallsyms_scan.py: what a dump whose VMCOREINFO has
 no KALLSYMS, such as 5.10, needs; measured on every sample, VMCOREINFO's entries ignored).
 
     python benchmarks/bench_kallsyms.py [SAMPLE]     (default: samples/real/bpo12-6.12-busy)
@@ -40,11 +40,11 @@ def main() -> int:
     args = parser.parse_args()
     from explorer.model.kernel import Options
     from explorer.model.opening import kernel_of
-    from parsers.dumps import open_dump
-    from parsers.kallsyms import kallsyms_tables, read_kallsyms
-    from parsers.kallsyms_scan import scan_kallsyms
-    from parsers.symbols import load_system_map
-    from parsers.symcache import load_table, save_table
+    from parsers.dumps.dumpfile import open_dump
+    from parsers.symbols.cache import load_table, save_table
+    from parsers.symbols.kallsyms import kallsyms_tables, read_kallsyms
+    from parsers.symbols.kallsyms_scan import scan_kallsyms
+    from parsers.symbols.table import load_system_map
 
     sample = Path(args.sample)
     kernel = kernel_of(open_dump(str(sample / "vmcore.zst")), Options())

@@ -1,4 +1,4 @@
-"""Source lines and inline chains (parsers.dwarflines, explorer.debuginfo) against
+"""Source lines and inline chains (parsers.dwarf.lines, explorer.debuginfo) against
 s390x-linux-gnu-addr2line -f -i.
 
 CI fixtures: tests/data/lines_mock*.elf, built from lines_mock.c/.h by build_lines_mock.sh,
@@ -21,7 +21,7 @@ import pytest
 from explorer.cli import main
 from explorer.debuginfo.lines import FrameSource, lookup_address
 from parsers.cache import cache_dir
-from parsers.dwarflines import DwarfLines, open_dwarf_lines
+from parsers.dwarf.lines import DwarfLines, open_dwarf_lines
 from parsers.errors import DumpError, FormatError, TypeInfoError
 
 DATA = Path(__file__).parent / "data"
@@ -374,7 +374,7 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
 
 def test_stack_frame_layout_matches_dwarf() -> None:
     """The bundled profile's struct stack_frame equals the -dbg vmlinux's DWARF."""
-    from parsers.types import profile_from_dwarf
+    from parsers.types.profile import profile_from_dwarf
 
     facts = json.loads((IDLE / "facts.json").read_text())
     profile = profile_from_dwarf(real_vmlinux(facts["kernel_release"]))
@@ -439,7 +439,7 @@ def test_interrupted_context_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
 def linked_ip(system_map: str, frame: dict[str, object]) -> int:
     """The link-time address of a frame's ip: its symbol in System.map plus the offset."""
-    from parsers.symbols import load_system_map
+    from parsers.symbols.table import load_system_map
 
     name, _, rest = str(frame["symbol"]).partition("+")
     address = load_system_map(system_map).address_of(name)
@@ -452,7 +452,7 @@ def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixtu
     """bt -l --vmlinux alone (no System.map): Debian's -dbg vmlinux is accepted as the dump's
     own (its .rodata has a "Linux version ... # SMP" line before linux_banner's "#1 SMP",
     which must not be taken for the banner) and names every sleeping frame."""
-    from parsers.fileid import elf_identity
+    from parsers.elf.fileid import elf_identity
 
     folder = REAL / sample
     facts = json.loads((folder / "facts.json").read_text())

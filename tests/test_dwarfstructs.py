@@ -1,4 +1,4 @@
-"""The type profile's usual DWARF reader (parsers.dwarfstructs: only the DIEs it needs, from
+"""The type profile's usual DWARF reader (parsers.dwarf.structs: only the DIEs it needs, from
 the mapped file) against pyelftools' general reader and the compiler's own offsets.
 
 The profile must be the same whichever reader made it: on the committed objects (relocatable,
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from parsers import types as T
 from parsers.cache import cache_dir
-from parsers.dwarfstructs import Unsupported
-from parsers.elfsections import ElfSections
+from parsers.dwarf.structs import Unsupported
+from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
-from parsers.types import TypeProfile, profile_from_dwarf
+from parsers.types import profile as T
+from parsers.types.profile import TypeProfile, profile_from_dwarf
 from tests.helpers.types import OBJECTS, SOURCE, check_profile
 
 CROSS_GCC = shutil.which("s390x-linux-gnu-gcc")

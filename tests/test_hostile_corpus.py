@@ -24,11 +24,11 @@ from explorer.model.opening import open_kernel
 from explorer.model.tasks import find_tasks
 from explorer.walk.analysis import analyse_task, unwind_context
 from parsers.compressed import decompressed_path
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.dumps.kdump import DUMP_DH_COMPRESSED_INCOMPLETE, KdumpFile
+from parsers.dumps.s390dump import S390Dump
 from parsers.errors import DumpError, FormatError, TranslationError, TruncatedError
-from parsers.kdump import DUMP_DH_COMPRESSED_INCOMPLETE, KdumpFile
-from parsers.s390dump import S390Dump
 from tests.fuzz.seeds import companions, kernel_seeds, seeds
 
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -460,7 +460,7 @@ def test_s390_too_many_cpus(folder: Path) -> None:
 # -- empty memory, overlapping segments (bugs the fuzzers found) -----------------------------------
 def test_elf_without_memory_bytes(folder: Path) -> None:
     """Every PT_LOAD empty (filesz 0): the card is shown, no crash (was a ValueError)."""
-    from parsers.elfwriter import write_elf_core
+    from parsers.write.elfwriter import write_elf_core
 
     path = folder / "empty"
     write_elf_core(path, [(0, b"")], [])
@@ -472,7 +472,7 @@ def test_elf_without_memory_bytes(folder: Path) -> None:
 
 
 def test_overlapping_segments_give_disjoint_readable_ranges(folder: Path) -> None:
-    from parsers.elfwriter import write_elf_core
+    from parsers.write.elfwriter import write_elf_core
 
     path = folder / "overlap"
     write_elf_core(path, [(0, b"\1" * 0x3000), (0x1000, b"\2" * 0x4000)], [])

@@ -23,11 +23,11 @@ from explorer.cli import main
 from explorer.model.opening import open_kernel
 from explorer.model.tasks import find_tasks
 from parsers.compressed import decompressed_path, read_text_maybe_compressed
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.kdump import KdumpFile
+from parsers.dumps.s390dump import S390Dump
 from parsers.errors import DumpError, FormatError
-from parsers.kdump import KdumpFile
-from parsers.s390dump import S390Dump
-from parsers.types import profile_from_btf
+from parsers.types.profile import profile_from_btf
 from tests.fuzz.seeds import companions, kernel_seeds, seeds
 
 FORMATS = ["elf", "kdump", "kdump-flat", "s390_ext", "s390"]

@@ -86,8 +86,8 @@ def test_info_on_s390_stand_alone_dump(
     synthetic_2cpu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """s390 formats carry no notes: CPUs come from the lowcore save areas."""
-    from parsers.convert import write_s390
-    from parsers.dumps import open_dump
+    from parsers.dumps.dumpfile import open_dump
+    from parsers.write.convert import write_s390
 
     out = tmp_path / "dump.s390"
     write_s390(open_dump(str(synthetic_2cpu)), str(out), extended=True)

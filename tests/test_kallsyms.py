@@ -21,12 +21,12 @@ from explorer.model.symbols import noreturn_caller
 from explorer.model.tasks import find_tasks
 from explorer.walk.analysis import analyse_task, unwind_context
 from parsers.cache import cache_dir
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.vmcoreinfo import parse_vmcoreinfo
 from parsers.errors import SymbolError
-from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
-from parsers.kallsyms_scan import scan_kallsyms
-from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
-from parsers.vmcoreinfo import parse_vmcoreinfo
+from parsers.symbols.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
+from parsers.symbols.kallsyms_scan import scan_kallsyms
+from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
 from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

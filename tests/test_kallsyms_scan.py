@@ -17,11 +17,11 @@ from explorer.model.kernel import Kernel, Options
 from explorer.model.opening import kernel_of
 from explorer.model.tasks import find_tasks
 from explorer.walk.analysis import analyse_task, unwind_context
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import Reader, kallsyms_tables
-from parsers.kallsyms_scan import ANCHOR, FoundKallsyms, scan_kallsyms
-from parsers.symbols import load_system_map
+from parsers.symbols.kallsyms import Reader, kallsyms_tables
+from parsers.symbols.kallsyms_scan import ANCHOR, FoundKallsyms, scan_kallsyms
+from parsers.symbols.table import load_system_map
 from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

@@ -18,14 +18,14 @@ from explorer.model.kernel import Options
 from explorer.model.opening import open_kernel
 from parsers.cache import cache_dir
 from parsers.errors import FormatError
-from parsers.structs import (
+from parsers.s390.layouts import (
     LOWCORE_FIELDS,
     PT_REGS_LAYOUTS,
     lowcore_era_for_release,
     lowcore_fields_from_types,
     pt_regs_layout_from_types,
 )
-from parsers.types import TypeProfile, profile_from_dwarf
+from parsers.types.profile import TypeProfile, profile_from_dwarf
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"

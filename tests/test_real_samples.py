@@ -10,7 +10,7 @@ import pytest
 from explorer.cli import main
 from explorer.walk.analysis import analyse_task, unwind_context
 from explorer.walk.unwind import era_for_release
-from parsers.structs import lowcore_era_for_release
+from parsers.s390.layouts import lowcore_era_for_release
 from tests.helpers.real import (
     MOVED,
     NAMES,

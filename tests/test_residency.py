@@ -11,7 +11,7 @@ from explorer.model.opening import open_kernel
 from explorer.model.tasks import find_tasks
 from explorer.reports.walk import analysis_json
 from explorer.walk.analysis import analyse_all, unwind_context
-from parsers.residency import FAULT_AROUND, ResidentBudget
+from parsers.dumps.residency import FAULT_AROUND, ResidentBudget
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "real" / "deb12-6.1-idle"
 

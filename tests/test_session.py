@@ -15,7 +15,7 @@ from explorer.cli import main
 from explorer.model.kernel import Kernel
 from explorer.model.opening import open_kernel
 from explorer.model.tasks import TaskScan, find_tasks
-from parsers.symbols import load_system_map
+from parsers.symbols.table import load_system_map
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())

@@ -15,7 +15,7 @@ import pytest
 
 from explorer.cli import main
 from parsers.cache import cache_dir
-from parsers.typegraph import DwarfTypes, members_flat, strip, type_name
+from parsers.types.graph import DwarfTypes, members_flat, strip, type_name
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 BUSY = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")

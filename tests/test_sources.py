@@ -20,9 +20,9 @@ from explorer.cli import main
 from explorer.model.kernel import Options
 from explorer.model.opening import open_kernel
 from explorer.sources.companions import find_candidates
+from parsers.elf.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind
 from parsers.errors import DumpError, MismatchError
-from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind
-from parsers.types import TypeProfile
+from parsers.types.profile import TypeProfile
 from tests.helpers.dumps import two_cpu_dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

@@ -14,8 +14,8 @@ from explorer.cli import main
 from explorer.model.kernel import Options
 from explorer.model.opening import kernel_of
 from explorer.training.synthetic import Frame, SyntheticKernel
-from parsers.dumps import open_dump
-from parsers.symbols import load_system_map
+from parsers.dumps.dumpfile import open_dump
+from parsers.symbols.table import load_system_map
 from tests.helpers.kernels import NANOSLEEP, analyse, base_kernel, open_synthetic, sleeper
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

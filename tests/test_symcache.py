@@ -9,9 +9,9 @@ import pytest
 from explorer.model.kernel import Options
 from explorer.model.opening import kernel_of, open_kernel
 from explorer.sources.kallsyms import GENERATION
-from parsers.dumps import open_dump
-from parsers.symbols import load_system_map
-from parsers.symcache import load_table, save_table
+from parsers.dumps.dumpfile import open_dump
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.table import load_system_map
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
@@ -74,7 +74,7 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     hard link elsewhere, as a support team copies one vmlinux per incident) is not read
     again."""
     from parsers.cache import cache_dir
-    from parsers.fileid import elf_identity
+    from parsers.elf.fileid import elf_identity
 
     vmlinux = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
     if not vmlinux.is_file():

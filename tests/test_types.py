@@ -1,4 +1,4 @@
-"""Tests for parsers/types.py: type profiles from DWARF, BTF and JSON.
+"""Tests for parsers/types/profile.py: type profiles from DWARF, BTF and JSON.
 
 The DWARF fixtures are tiny s390x objects built from tests/data/types_mock.c (committed, so
 no cross compiler is needed; with one, the tests also rebuild them and check the offsets the
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from parsers import types as T
+from parsers.btf.reader import BtfStructs
 from parsers.cache import cache_dir
 from parsers.errors import DumpError, FormatError, TypeInfoError
-from parsers.types import BtfStructs, TypeProfile, profile_from_btf, profile_from_dwarf
+from parsers.types import profile as T
+from parsers.types.profile import TypeProfile, profile_from_btf, profile_from_dwarf
 from tests.helpers.types import (
     OBJECTS,
     SOURCE,
@@ -52,7 +53,7 @@ def test_dwarf_scan_finds_what_the_probe_finds(obj: Path) -> None:
 
     with open(obj, "rb") as stream:
         elf = ELFFile(stream)
-        finder = T._DwarfFinder(elf.get_dwarf_info(), little_endian=False)
+        finder = T.DwarfFinder(elf.get_dwarf_info(), little_endian=False)
         probed = finder.find(T.STRUCTS, T._is_struct_definition)
         scanned = finder.find(T.STRUCTS, T._is_struct_definition, probe=False)
         assert set(probed) == set(T.STRUCTS) - T.OPTIONAL_STRUCTS

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from explorer.model.opening import open_kernel
-from parsers.types import _profile_from_btf, profile_from_btf
+from parsers.types.profile import _profile_from_btf, profile_from_btf
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 

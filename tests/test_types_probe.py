@@ -19,7 +19,7 @@ from explorer.model.kernel import Kernel, Options
 from explorer.model.opening import open_kernel
 from explorer.sources import probe
 from parsers.errors import TypeInfoError
-from parsers.types import TypeProfile
+from parsers.types.profile import TypeProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"

@@ -11,7 +11,7 @@ import pytest
 from explorer.model.kernel import Options
 from explorer.model.opening import open_kernel
 from parsers.cache import cache_dir
-from parsers.fileid import all_banners_in, elf_identity
+from parsers.elf.fileid import all_banners_in, elf_identity
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 _RELEASES = {"deb12-6.1-idle": "6.1.0-50-s390x", "bpo12-6.12-busy": "6.12.95+deb12-s390x"}

@@ -65,7 +65,7 @@ def states_of(text: str | None) -> set[str] | None:
     """
     if not text:
         return None
-    from parsers.sched import STATE_LETTERS
+    from parsers.s390.sched import STATE_LETTERS
 
     wanted = {s.strip().upper() if s.strip().upper() != "T" else "T" for s in text.split(",")}
     wanted.discard("")

@@ -54,7 +54,7 @@ def cmd_struct(args: argparse.Namespace) -> int:
 def _layout(kernel: Any, args: argparse.Namespace) -> int:
     from explorer.model.structview import find_type, type_graph
     from parsers.errors import DumpError
-    from parsers.typegraph import strip, type_name
+    from parsers.types.graph import strip, type_name
 
     graph = type_graph(kernel)
     type_id = find_type(graph, args.type)

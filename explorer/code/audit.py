@@ -173,7 +173,7 @@ def audit_file(path: str) -> AuditReport:
     Raises:
         DumpError: not a readable s390x ELF with symbols.
     """
-    from parsers.elfcode import ElfCode
+    from parsers.elf.code import ElfCode
 
     elf = ElfCode(path)
 

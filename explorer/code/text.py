@@ -175,7 +175,7 @@ class _VmlinuxText:
 
     @classmethod
     def load(cls, path: str, delta: int) -> _VmlinuxText | None:
-        from parsers.elfsections import SHF_EXECINSTR, ElfSections
+        from parsers.elf.sections import SHF_EXECINSTR, ElfSections
 
         try:
             with ElfSections(path) as elf:

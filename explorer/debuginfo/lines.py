@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from parsers.dwarflines import DwarfLines, Location, SourceLine, open_dwarf_lines
+from parsers.dwarf.lines import DwarfLines, Location, SourceLine, open_dwarf_lines
 from parsers.errors import DumpError
 
 if TYPE_CHECKING:

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from parsers.dumps import DumpFile
-from parsers.errors import DumpError
-from parsers.fileid import banner_in
-from parsers.memory import AddressSpace, VaLayout
-from parsers.symbols import SymbolTable
-from parsers.vmcoreinfo import (
+from parsers.dumps.dumpfile import DumpFile
+from parsers.dumps.memory import AddressSpace, VaLayout
+from parsers.dumps.vmcoreinfo import (
     OsInfo,
     VmcoreInfo,
     os_info_from_memory,
     parse_vmcoreinfo,
     vmcoreinfo_from_memory,
 )
+from parsers.elf.fileid import banner_in
+from parsers.errors import DumpError
+from parsers.symbols.table import SymbolTable
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,20 @@ from typing import TYPE_CHECKING
 
 from explorer.model.image import DumpIdentity, DumpImage
 from explorer.sources.companions import Files
-from parsers.cpustate import CpuRegisters
+from parsers.dumps.cpustate import CpuRegisters
+from parsers.dumps.memory import AddressSpace, VaLayout
+from parsers.dumps.physmem import total_size
+from parsers.dumps.vmcoreinfo import OsInfo, VmcoreInfo
 from parsers.errors import SymbolError, TranslationError, UnmappedError
-from parsers.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE, LowcoreLayout
-from parsers.memory import AddressSpace, VaLayout
-from parsers.physmem import total_size
-from parsers.records import Lowcore
-from parsers.stacks import STACK_TYPES, StackRange
-from parsers.symbols import Symbol, SymbolTable
-from parsers.types import TypeProfile
-from parsers.vmcoreinfo import OsInfo, VmcoreInfo
+from parsers.s390.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE, LowcoreLayout
+from parsers.s390.records import Lowcore
+from parsers.s390.stacks import STACK_TYPES, StackRange
+from parsers.symbols.table import Symbol, SymbolTable
+from parsers.types.profile import TypeProfile
 
 if TYPE_CHECKING:
     from explorer.model.modules import ModuleScan
-    from parsers.dumps import DumpFile
+    from parsers.dumps.dumpfile import DumpFile
 
 DEFAULT_THREAD_SIZE = 16384  # PAGE_SIZE << THREAD_SIZE_ORDER (2) without KASAN
 
@@ -98,7 +98,7 @@ class Layouts:
     is decoded with, each with where it came from (the kernel's types or an era table).
 
     Attributes:
-        pt_regs: a key of :data:`parsers.layouts.PT_REGS_LAYOUTS`.
+        pt_regs: a key of :data:`parsers.s390.layouts.PT_REGS_LAYOUTS`.
         pt_regs_source: where it came from.
         lowcore: the lowcore's fields (an era table or the kernel's own types).
         lowcore_source: where they came from.
@@ -204,7 +204,7 @@ class Kernel:
     # -- layouts ------------------------------------------------------------------------------
     @property
     def pt_regs_layout(self) -> str:
-        """A key of :data:`parsers.layouts.PT_REGS_LAYOUTS`."""
+        """A key of :data:`parsers.s390.layouts.PT_REGS_LAYOUTS`."""
         return self.layouts.pt_regs
 
     @property
@@ -219,7 +219,7 @@ class Kernel:
 
     @property
     def lowcore_fields(self) -> LowcoreLayout:
-        """The lowcore layout (decode with it: :func:`parsers.records.lowcore_values`)."""
+        """The lowcore layout (decode with it: :func:`parsers.s390.records.lowcore_values`)."""
         return self.layouts.lowcore
 
     @property

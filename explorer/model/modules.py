@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from explorer.model.lists import walk_list
 from parsers.errors import DumpError
-from parsers.symbols import Symbol
+from parsers.symbols.table import Symbol
 
 if TYPE_CHECKING:
     from explorer.model.kernel import Kernel

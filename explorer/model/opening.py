@@ -20,12 +20,13 @@ from explorer.model.kernel import DEFAULT_THREAD_SIZE, Cpu, Kernel, Layouts, Opt
 from explorer.sources.bundled import BUNDLED_PROFILES, bundled_profile
 from explorer.sources.companions import Files, Verifier, choose_companions, plain_vmlinux
 from explorer.sources.kallsyms import dump_kallsyms
-from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
-from parsers.dumps import DumpFile, open_dump
-from parsers.elfcore import group_cpu_notes
+from parsers.dumps.cpustate import CpuRegisters, cpu_registers_from_notes
+from parsers.dumps.dumpfile import DumpFile, open_dump
+from parsers.dumps.elfcore import group_cpu_notes
+from parsers.dumps.memory import LOWCORE_SIZE, AddressSpace
+from parsers.elf.fileid import SYSTEM_MAP, VMLINUX
 from parsers.errors import DumpError, FormatError, TypeInfoError, UnmappedError
-from parsers.fileid import SYSTEM_MAP, VMLINUX
-from parsers.layouts import (
+from parsers.s390.layouts import (
     PT_REGS_LAYOUTS,
     STACK_FRAME_BACK_CHAIN,
     STACK_FRAME_GPRS,
@@ -37,11 +38,10 @@ from parsers.layouts import (
     pt_regs_layout_for_release,
     pt_regs_layout_from_types,
 )
-from parsers.memory import LOWCORE_SIZE, AddressSpace
-from parsers.records import Lowcore, decode_lowcore
-from parsers.stacks import StackRange
-from parsers.symbols import SymbolTable
-from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
+from parsers.s390.records import Lowcore, decode_lowcore
+from parsers.s390.stacks import StackRange
+from parsers.symbols.table import SymbolTable
+from parsers.types.profile import TypeProfile, profile_from_btf, profile_from_dwarf
 
 Progress = Callable[[int, int], None]
 

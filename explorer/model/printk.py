@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass
 
 from explorer.model.kernel import Kernel
+from parsers.dumps.vmcoreinfo import VmcoreInfo
 from parsers.errors import DumpError
-from parsers.vmcoreinfo import VmcoreInfo
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

@@ -37,7 +37,7 @@ class LastRun:
 def member_offset(kernel: Kernel, struct_name: str, path: str) -> int | None:
     """Byte offset of ``a.b.c`` in ``struct_name`` from the type graph, None if absent."""
     from explorer.model.structview import type_graph
-    from parsers.typegraph import members_flat
+    from parsers.types.graph import members_flat
 
     graph = type_graph(kernel)
     type_id = graph.find(struct_name)

@@ -1,7 +1,7 @@
 """A struct in memory, member by member with values (``struct TYPE ADDR``, ``task PID``).
 
 The types come from the kernel's own type graph: the dump's BTF, or the DWARF of
-``--vmlinux`` (:mod:`parsers.typegraph`); nothing here knows a layout. Values are decoded
+``--vmlinux`` (:mod:`parsers.types.graph`); nothing here knows a layout. Values are decoded
 big-endian: integers (bitfields extracted), pointers as addresses (with the symbol they
 point at), enums by name, ``char`` arrays as strings, other arrays element by element
 (the first :data:`MAX_ELEMENTS`), nested structs and unions as nested values.
@@ -15,7 +15,7 @@ from typing import Any
 
 from explorer.model.kernel import Kernel
 from parsers.errors import DumpError, FormatError, TypeInfoError
-from parsers.typegraph import BtfTypes, CType, DwarfTypes, TypeGraph, strip, type_name
+from parsers.types.graph import BtfTypes, CType, DwarfTypes, TypeGraph, strip, type_name
 
 #: Array elements shown (the rest summarised).
 MAX_ELEMENTS = 64

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from explorer.model.lists import intact_list
 from explorer.sources.larl import larl_targets
 from parsers.errors import DumpError, SymbolError
-from parsers.symbols import Symbol, SymbolTable
+from parsers.symbols.table import Symbol, SymbolTable
 
 if TYPE_CHECKING:
     from explorer.model.kernel import Kernel

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from explorer.model.kernel import Kernel
 from explorer.model.lists import walk_list
 from parsers.errors import DumpError, TypeInfoError
-from parsers.sched import (
+from parsers.s390.sched import (
     PF_IDLE,
     PF_KTHREAD,
     STATE_LETTERS,
@@ -24,7 +24,7 @@ from parsers.sched import (
     TASK_REPORT,
     TASK_RTLOCK_WAIT,
 )
-from parsers.stacks import StackRange
+from parsers.s390.stacks import StackRange
 
 #: No dump of a real machine has more tasks than this; beyond it the list is corrupted.
 MAX_TASKS = 1 << 22

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from explorer.model.kernel import Cpu, Kernel
-from parsers.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE
+from parsers.s390.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE
 
 
 def hexaddr(value: int | None) -> str | None:
@@ -23,7 +23,7 @@ def dump_format(kernel: Kernel) -> str:
             "s390": "s390 stand-alone dump",
             "s390_ext": "s390_ext stand-alone dump",
         }.get(fmt, fmt)
-    from parsers.convert import converted_from
+    from parsers.write.convert import converted_from
 
     origin = converted_from(kernel.dump.notes)
     if origin:

@@ -23,7 +23,7 @@ from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.marks import FrameMark, frame_marks
 from explorer.walk.reliable import Verdict
 from explorer.walk.unwind import Step, WalkEnd
-from parsers.records import PtRegs
+from parsers.s390.records import PtRegs
 
 #: Frames whose ip is a PSW, not a return address (their extra fields are not remembered).
 _PSW_FRAMES = ("start_regs", "pt_regs")

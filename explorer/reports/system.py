@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from explorer.model.kernel import Kernel
+from parsers.dumps.memory import LOWCORE_SIZE
 from parsers.errors import DumpError
-from parsers.memory import LOWCORE_SIZE
-from parsers.records import lowcore_values
+from parsers.s390.records import lowcore_values
 
 FSHIFT = 11
 UTS_LEN = 65  # __NEW_UTS_LEN + 1

@@ -15,7 +15,7 @@ from explorer.model.symbols import noreturn_caller
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.reliable import Verdict
 from explorer.walk.unwind import Step, Walk, WalkEnd
-from parsers.records import PtRegs
+from parsers.s390.records import PtRegs
 
 
 def hx(value: int | None) -> str | None:

@@ -1,7 +1,7 @@
 """Symbol and type files: the ones the user named, else companions found beside the dump.
 
 An explicit option always wins: a companion only fills what the user left out. A companion is
-recognised by its content (:func:`parsers.fileid.content_kind`), looked for beside the dump
+recognised by its content (:func:`parsers.elf.fileid.content_kind`), looked for beside the dump
 as named and beside a symlink's target, names carrying the dump's release first; each is
 verified against the dump (:mod:`explorer.sources.verify`) and skipped with a note when it
 does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) is
@@ -25,10 +25,17 @@ from explorer.sources.verify import (
 )
 from parsers.cache import cache_dir
 from parsers.compressed import decompressed_path
+from parsers.elf.fileid import (
+    PROFILE,
+    SYSTEM_MAP,
+    VMLINUX,
+    content_kind,
+    elf_identity,
+    is_compressed,
+)
 from parsers.errors import DumpError, MismatchError
-from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind, elf_identity, is_compressed
-from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
-from parsers.types import TypeProfile
+from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
+from parsers.types.profile import TypeProfile
 
 #: Files looked at per folder: a folder of many dumps stays quick.
 MAX_FILES_PER_FOLDER = 256

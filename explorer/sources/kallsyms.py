@@ -11,12 +11,12 @@ from collections.abc import Callable
 from explorer.model.image import Diagnostics, DumpImage
 from parsers.cache import cache_dir
 from parsers.errors import DumpError
-from parsers.kallsyms import kallsyms_tables, read_kallsyms
-from parsers.symbols import SymbolTable
-from parsers.symcache import load_table, save_table
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.kallsyms import kallsyms_tables, read_kallsyms
+from parsers.symbols.table import SymbolTable
 
 #: Bumped whenever the way a table is built or stored changes (filtering, order, the file
-#: layout of parsers.symcache), so that tables cached by an older backchain are not used
+#: layout of parsers.symbols.cache), so that tables cached by an older backchain are not used
 #: (nor overwritten: both can share one cache).
 GENERATION = 3
 

@@ -1,7 +1,7 @@
 """The dump's kallsyms found in its memory by content, for kernels whose VMCOREINFO does not
 locate them (5.10 and any kernel without the ``KALLSYMS`` entries).
 
-The search (parsers/kallsyms_scan.py) proves the tables consistent with each other; this
+The search (parsers/symbols/kallsyms_scan.py) proves the tables consistent with each other; this
 module checks them against what the dump says about itself, and uses them only when they
 agree: the decoded ``_stext`` is VMCOREINFO's ``SYMBOL(_stext)``, every other ``SYMBOL()``
 value the table holds agrees, and ``linux_banner`` at its decoded address reads ``Linux
@@ -14,9 +14,9 @@ from __future__ import annotations
 from explorer.model.image import Diagnostics, DumpImage
 from explorer.sources.verify import symbol_evidence
 from parsers.errors import DumpError
-from parsers.kallsyms import read_kallsyms
-from parsers.kallsyms_scan import SCAN_LIMIT, scan_kallsyms
-from parsers.symbols import SymbolTable
+from parsers.symbols.kallsyms import read_kallsyms
+from parsers.symbols.kallsyms_scan import SCAN_LIMIT, scan_kallsyms
+from parsers.symbols.table import SymbolTable
 
 #: How the table names its source (``info``: "symbols N from kallsyms found in memory ...").
 SOURCE = "kallsyms found in memory by content at 0x{:x}"

@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING
 
 from explorer.model.lists import intact_list
 from parsers.errors import DumpError, TypeInfoError
-from parsers.layouts import STACK_FRAME_BACK_CHAIN
-from parsers.sched import (
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN
+from parsers.s390.sched import (
     EXIT_STATES,
     PF_IDLE,
     PF_KTHREAD,
@@ -62,7 +62,7 @@ from parsers.sched import (
     STATE_MODIFIERS,
     TASK_IDLE,
 )
-from parsers.types import WANTED, TypeProfile
+from parsers.types.profile import WANTED, TypeProfile
 
 if TYPE_CHECKING:
     from explorer.model.image import Diagnostics
@@ -668,7 +668,7 @@ def probe_types(kernel: Kernel, notes: Diagnostics) -> tuple[TypeProfile, int]:
     Raises:
         TypeInfoError: the evidence leaves a member with no candidate or with several.
     """
-    from parsers.layouts import STACK_FRAME_SIZE, kernel_version
+    from parsers.s390.layouts import STACK_FRAME_SIZE, kernel_version
 
     syms = kernel.symbols
     data = None

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from explorer.model.image import DumpIdentity
+from parsers.elf.fileid import ElfIdentity, release_of_banner
 from parsers.errors import MismatchError
-from parsers.fileid import ElfIdentity, release_of_banner
-from parsers.symbols import SymbolTable
-from parsers.types import TypeProfile
+from parsers.symbols.table import SymbolTable
+from parsers.types.profile import TypeProfile
 
 #: SYMBOL() entries whose value is a pointer's content, not a symbol's address
 #: (VMCOREINFO_SYMBOL_ARRAY of SPARSEMEM_EXTREME's mem_section; s390's vmemmap).

@@ -1,7 +1,7 @@
 """Build synthetic s390x kernel dumps: the fixtures of the tests and the training scenarios.
 
-Everything is written with the schemas of :mod:`parsers.structs` in build mode and the ELF
-writer of :mod:`parsers.elfwriter`, laid out like a QEMU ``dump-guest-memory`` of a v6.1-style
+Everything is written with the schemas of :mod:`parsers.s390.structs` in build mode and the ELF
+writer of :mod:`parsers.write.elfwriter`, laid out like a QEMU ``dump-guest-memory`` of a v6.1-style
 kernel (legacy layout: identity map at 0, the kernel image inside it, VMAP stacks in vmalloc
 space reached through page tables). Only the pages a scenario touches are written, so dumps
 stay small; reading any other page reports it as not in the dump. Output is deterministic.
@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.sources.bundled import BUNDLED_PROFILES
-from parsers.elfwriter import NoteSpec, memory_runs, write_elf_core
-from parsers.structs import (
+from parsers.s390.layouts import (
     NT_PRFPREG,
     NT_PRSTATUS,
     NT_S390_CTRS,
@@ -24,11 +23,10 @@ from parsers.structs import (
     NT_S390_TIMER,
     NT_S390_TODCMP,
     NT_S390_TODPREG,
-    build_lowcore,
-    build_note_desc,
-    build_prstatus,
 )
-from parsers.types import TypeProfile
+from parsers.s390.structs import build_lowcore, build_note_desc, build_prstatus
+from parsers.types.profile import TypeProfile
+from parsers.write.elfwriter import NoteSpec, memory_runs, write_elf_core
 
 PAGE = 4096
 KERNEL_PSW_MASK = 0x0704C00180000000  # DAT, IO, EXT, MCHECK, home space, 64-bit
@@ -287,7 +285,7 @@ class SyntheticDump:
 
 def _known(era: str, fields: Mapping[str, object]) -> dict[str, object]:
     """Drop fields the era's lowcore lacks (e.g. mcck_stack before v5.12)."""
-    from parsers.structs import LOWCORE_FIELDS
+    from parsers.s390.layouts import LOWCORE_FIELDS
 
     names = {f.name for f in LOWCORE_FIELDS[era]}
     return {k: v for k, v in fields.items() if k in names}
@@ -423,7 +421,7 @@ class SyntheticKernel(SyntheticDump):
     def __init__(
         self, release: str = "6.1.0-synthetic-s390x", cpus: int = 1, vmcoreinfo_note: bool = False
     ) -> None:
-        from parsers.structs import kernel_version, lowcore_era_for_release, pt_regs_layout
+        from parsers.s390.layouts import kernel_version, lowcore_era_for_release, pt_regs_layout
 
         super().__init__(
             release=release,
@@ -639,7 +637,7 @@ class SyntheticKernel(SyntheticDump):
         flags: int = 0,
     ) -> None:
         """Write a pt_regs of this kernel's layout at ``address`` (virtual)."""
-        from parsers.structs import build_pt_regs
+        from parsers.s390.structs import build_pt_regs
 
         self.write_va(
             address,
@@ -650,7 +648,7 @@ class SyntheticKernel(SyntheticDump):
 
     def write_frame(self, sp: int, *, r14: int, back_chain: int, r15: int | None = None) -> None:
         """Write a 160-byte packed stack frame at ``sp`` (virtual)."""
-        from parsers.structs import build_stack_frame
+        from parsers.s390.structs import build_stack_frame
 
         self.write_va(
             sp,

@@ -21,10 +21,10 @@ from explorer.model.tasks import Task, TaskScan, find_tasks
 from explorer.reports.info import info_facts
 from explorer.walk.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.walk.unwind import ERAS, UnwindContext, Walk
+from parsers.dumps.memory import LOWCORE_SIZE
 from parsers.errors import DumpError
-from parsers.layouts import LowcoreField
-from parsers.memory import LOWCORE_SIZE
-from parsers.records import LowcoreValue, lowcore_values
+from parsers.s390.layouts import LowcoreField
+from parsers.s390.records import LowcoreValue, lowcore_values
 
 if TYPE_CHECKING:
     from explorer.debuginfo.lines import FrameLines, FrameSource

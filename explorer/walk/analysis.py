@@ -14,10 +14,10 @@ from explorer.model.tasks import Task
 from explorer.walk.reliable import Verdict, livepatch_message, stack_walk_reliable
 from explorer.walk.stacks import StackRegions, regions_for
 from explorer.walk.unwind import TaskStacks, UnwindContext, Walk, era_for_release, walk
+from parsers.dumps.memory import LOWCORE_SIZE
 from parsers.errors import DumpError
-from parsers.memory import LOWCORE_SIZE
-from parsers.records import Psw, PtRegs, lowcore_values
-from parsers.stacks import StackRange
+from parsers.s390.records import Psw, PtRegs, lowcore_values
+from parsers.s390.stacks import StackRange
 
 _TRAMPOLINES = ("__kretprobe_trampoline", "kretprobe_trampoline", "arch_rethook_trampoline")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from explorer.model.kernel import Cpu
-from parsers.stacks import StackRange
+from parsers.s390.stacks import StackRange
 
 # enum stack_type (arch/s390/include/asm/stacktrace.h); MCCK since ≈v5.12.
 STACK_TYPE_ORDER = ("task", "irq", "nodat", "restart", "mcck")

@@ -24,14 +24,14 @@ from typing import NoReturn
 
 from explorer.walk.stacks import StackRegions
 from parsers.errors import DumpError
-from parsers.layouts import (
+from parsers.s390.layouts import (
     STACK_FRAME_BACK_CHAIN,
     STACK_FRAME_R14,
     STACK_FRAME_SIZE,
     kernel_version,
 )
-from parsers.records import PtRegs, StackFrame, decode_pt_regs, decode_stack_frame
-from parsers.stacks import StackRange
+from parsers.s390.records import PtRegs, StackFrame, decode_pt_regs, decode_stack_frame
+from parsers.s390.stacks import StackRange
 
 ERAS = ("v5.5", "current")
 #: No kernel stack holds more frames than this (5 stacks x 16 KiB / 160 bytes is 512).
@@ -167,7 +167,7 @@ class UnwindContext:
     Attributes:
         read: reads kernel virtual memory (raises DumpError).
         is_text: ``__kernel_text_address()``.
-        pt_regs_layout: layout name for :func:`parsers.records.decode_pt_regs`.
+        pt_regs_layout: layout name for :func:`parsers.s390.records.decode_pt_regs`.
         pt_regs_size: ``sizeof(struct pt_regs)``.
         era: ``v5.5`` or ``current``.
         return_to_handler: address of ftrace's graph return trampoline, 0 if none.

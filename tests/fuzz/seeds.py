@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.training.synthetic import SyntheticKernel
-from parsers.convert import write_kdump, write_s390
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
-from parsers.kdump import KdumpFile
-from parsers.physmem import MemoryRange
-from parsers.s390dump import S390Dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.dumps.kdump import KdumpFile
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.s390dump import S390Dump
+from parsers.write.convert import write_kdump, write_s390
 from tests.helpers.kernels import base_kernel, sleeper
 
 #: Fixed dump time, so that every build of the seeds is byte-identical.

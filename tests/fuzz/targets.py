@@ -30,17 +30,17 @@ from explorer.walk.analysis import analyse_task, cpu_regs, unwind_context
 from explorer.walk.reliable import stack_walk_reliable
 from explorer.walk.stacks import StackRegions
 from explorer.walk.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
-from parsers.cpustate import cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.elfcore import group_cpu_notes, parse_notes
+from parsers.dumps.cpustate import cpu_registers_from_notes
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import group_cpu_notes, parse_notes
+from parsers.dumps.memory import AddressSpace, VaLayout
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
 from parsers.errors import DumpError, TranslationError, UnmappedError
-from parsers.memory import AddressSpace, VaLayout
-from parsers.physmem import MemoryRange
-from parsers.records import Psw, PtRegs
-from parsers.stacks import StackRange
-from parsers.symbols import load_system_map
-from parsers.types import TypeProfile, profile_from_btf
-from parsers.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
+from parsers.s390.records import Psw, PtRegs
+from parsers.s390.stacks import StackRange
+from parsers.symbols.table import load_system_map
+from parsers.types.profile import TypeProfile, profile_from_btf
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
 from tests.fuzz.serve_target import check_serve, serve_inputs
 

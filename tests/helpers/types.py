@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from parsers.types import TypeProfile
+from parsers.types.profile import TypeProfile
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -15,7 +15,7 @@ from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.hexview import VIRTUAL_SPAN, HexView, Space
 from explorer.walk.analysis import TaskAnalysis
 from parsers.errors import DumpError
-from parsers.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_R14
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_R14
 
 
 def walk_notes(a: TaskAnalysis) -> dict[int, str]:

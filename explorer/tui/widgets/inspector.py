@@ -14,8 +14,8 @@ from explorer.code.pane import CodeView
 from explorer.tui.markup import join_lines, markup
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.unwind import Step
-from parsers.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_GPRS
-from parsers.records import PtRegs, StackFrame
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_GPRS
+from parsers.s390.records import PtRegs, StackFrame
 
 Symbolize = Callable[[int], str | None]
 CodeOf = Callable[[Step], CodeView | None]

@@ -17,7 +17,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from explorer.walk.analysis import TaskAnalysis
-from parsers.stacks import StackRange
+from parsers.s390.stacks import StackRange
 
 ROW_BYTES = 128
 BAND = 4

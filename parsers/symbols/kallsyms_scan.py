@@ -41,7 +41,7 @@ from itertools import islice
 from operator import le
 
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import MAX_NAMES_BYTES, MAX_SYMS, KallsymsTables, Reader
+from parsers.symbols.kallsyms import MAX_NAMES_BYTES, MAX_SYMS, KallsymsTables, Reader
 
 #: How much of the kernel image is searched (the tables lie within the first ~16 MiB of the
 #: 7.2 image; a kernel image is a few tens of MiB).
@@ -80,7 +80,7 @@ class FoundKallsyms:
     """kallsyms tables found by content.
 
     Attributes:
-        tables: the tables, as :func:`parsers.kallsyms.read_kallsyms` decodes them.
+        tables: the tables, as :func:`parsers.symbols.kallsyms.read_kallsyms` decodes them.
         markers: address of ``kallsyms_markers``.
         seqs_of_names: address of ``kallsyms_seqs_of_names`` when it lies before the token
             table (Debian's 6.1), else None (not searched where the layout puts it after).

@@ -2,9 +2,9 @@
 pt_regs`` per era, ``struct lowcore`` field tables per era, ``struct stack_frame``'s size,
 the ELF note types of s390 dumps, and the era of a kernel release.
 
-No construct here: the hot paths (:mod:`parsers.records`) decode with ``struct`` formats
+No construct here: the hot paths (:mod:`parsers.s390.records`) decode with ``struct`` formats
 derived from these tables, and a warm ``check`` never imports construct; the construct
-schemas built from the same tables live in :mod:`parsers.structs`, which re-exports every
+schemas built from the same tables live in :mod:`parsers.s390.structs`, which re-exports every
 name of this module (one definition per layout; ``tests/test_structs.py`` proves the
 decoders equal to the schemas).
 
@@ -44,7 +44,7 @@ def kernel_version(release: str) -> tuple[int, int, int]:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
-# struct stack_frame (packed stack): sizeof = STACK_FRAME_OVERHEAD (schema in parsers.structs)
+# struct stack_frame (packed stack): sizeof = STACK_FRAME_OVERHEAD (schema in parsers.s390.structs)
 STACK_FRAME_SIZE = 160
 #: Offsets in it (fixed since the packed stack, v4.x; the kernel's types are checked against
 #: them where they have struct stack_frame): gprs[10] holds r6-r15, so r14 is gprs[8].

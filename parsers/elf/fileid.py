@@ -73,12 +73,12 @@ class ElfIdentity:
 
 def elf_identity(path: str | os.PathLike[str]) -> ElfIdentity:
     """Read the build-id note and ``linux_banner`` of an uncompressed vmlinux (its section
-    table by ``struct``, :mod:`parsers.elfsections`: no pyelftools on every start).
+    table by ``struct``, :mod:`parsers.elf.sections`: no pyelftools on every start).
 
     Raises:
         DumpError: not a readable ELF file.
     """
-    from parsers.elfsections import SHT_NOBITS, ElfSections
+    from parsers.elf.sections import SHT_NOBITS, ElfSections
 
     name = os.fspath(path)
     try:

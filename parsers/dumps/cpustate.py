@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from parsers.elfcore import Note
+from parsers.dumps.elfcore import Note
 from parsers.errors import DumpError, FormatError
-from parsers.layouts import (
+from parsers.s390.layouts import (
     NOTE_TYPES,
     NT_PRFPREG,
     NT_S390_CTRS,
@@ -21,7 +21,7 @@ from parsers.layouts import (
     NT_S390_TODCMP,
     NT_S390_TODPREG,
 )
-from parsers.records import FpRegs, Psw, decode_note, decode_prstatus
+from parsers.s390.records import FpRegs, Psw, decode_note, decode_prstatus
 
 
 @dataclass(frozen=True, slots=True)

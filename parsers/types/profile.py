@@ -35,7 +35,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from parsers.dwarfstructs import (
+from parsers.btf.reader import Btf, BtfMember
+from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.dwarf.structs import (
     AGGREGATE_TAGS,
     AT_BIT_SIZE,
     AT_BYTE_SIZE,
@@ -54,7 +56,7 @@ from parsers.dwarfstructs import (
     DwarfStructs,
     Unsupported,
 )
-from parsers.elfsections import SHT_NOBITS, ElfSections
+from parsers.elf.sections import SHT_NOBITS, ElfSections
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.inputs import open_regular
 
@@ -67,7 +69,6 @@ __all__ = [
     "PROFILE_FORMAT",
     "PROFILE_VERSION",
     "WANTED",
-    "BtfStructs",
     "TypeProfile",
     "default_cache_dir",
     "profile_from_btf",
@@ -424,7 +425,8 @@ def _str_list(document: Mapping[str, Any], key: str) -> list[str]:
 
 
 class _Member(NamedTuple):
-    """One data member as a type source describes it, bitfields already left out."""
+    """One data member as the DWARF readers describe it, bitfields already left out (BTF's
+    reader gives :class:`parsers.btf.reader.BtfMember`, the same four fields)."""
 
     name: str | None  # None for an anonymous struct/union member
     offset: int  # bytes from the start of the enclosing struct
@@ -433,7 +435,7 @@ class _Member(NamedTuple):
 
 
 def _flatten(
-    members_of: Callable[[Any], Iterable[_Member]],
+    members_of: Callable[[Any], Iterable[_Member | BtfMember]],
     aggregate: Any,
     prefix: str,
     base: int,
@@ -460,7 +462,7 @@ def _flatten(
 
 def _build_profile(
     found: Mapping[str, tuple[Any, int | None]],
-    members_of: Callable[[Any], Iterable[_Member]],
+    members_of: Callable[[Any], Iterable[_Member | BtfMember]],
     *,
     release: str | None,
     build_id: str | None,
@@ -542,7 +544,7 @@ def profile_from_dwarf(
     path = os.fspath(vmlinux_path)
     source = f"dwarf:{path}"
     elf = ElfSections(path, "vmlinux")  # no pyelftools: neither a cached profile nor
-    with elf, _elf_errors(path):  # the usual reader (parsers.dwarfstructs) needs it
+    with elf, _elf_errors(path):  # the usual reader (parsers.dwarf.structs) needs it
         build_id = elf.build_id()
         cache_file = None
         if use_cache and build_id:
@@ -596,18 +598,6 @@ def _write_cache(cache_file: Path, profile: TypeProfile) -> None:
         pass  # a read-only home only costs the next run a few seconds
 
 
-def _build_id(elf: ELFFile) -> str | None:
-    """Return the GNU build-id: in ``.note.gnu.build-id``, or in ``.notes`` in a vmlinux."""
-    from elftools.elf.sections import NoteSection
-
-    for section in elf.iter_sections(type="SHT_NOTE"):
-        assert isinstance(section, NoteSection)
-        for note in section.iter_notes():
-            if note["n_type"] == "NT_GNU_BUILD_ID":
-                return str(note["n_desc"])
-    return None
-
-
 def _banner_release(elf: ElfSections) -> str | None:
     """Return the release from ``linux_banner`` ("Linux version 6.1.0-41-s390x (...")."""
     section = elf.get(".rodata")
@@ -651,7 +641,7 @@ def _profile_from_elftools(
     # A linked vmlinux needs no relocation of its DWARF, and with --emit-relocs applying
     # the kept relocations would take minutes; an object file (.o) does need them.
     dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
-    finder = _DwarfFinder(dwarf, elf.little_endian)
+    finder = DwarfFinder(dwarf, elf.little_endian)
     found = finder.find(STRUCTS, _is_struct_definition)
     structs = {key: (die, _dwarf_attr_int(die, "DW_AT_byte_size")) for key, die in found.items()}
     profile = _build_profile(
@@ -669,7 +659,7 @@ def _profile_from_elftools(
     return profile
 
 
-# The few DIEs a profile needs (parsers.dwarfstructs): the usual path.
+# The few DIEs a profile needs (parsers.dwarf.structs): the usual path.
 
 _TAG_POINTER = 0x0F
 #: Structs recorded as the types of ``struct module``'s members, not looked for by name: a
@@ -691,7 +681,7 @@ def _profile_from_structs(
     """The profile from the DIEs of :data:`STRUCTS` and the types their members name.
 
     Raises:
-        Unsupported: the DWARF uses what :mod:`parsers.dwarfstructs` does not decode.
+        Unsupported: the DWARF uses what :mod:`parsers.dwarf.structs` does not decode.
         Damaged: the DWARF contradicts itself where it was read.
     """
     by_name = {key: names for key, names in STRUCTS.items() if key not in MEMBER_TYPES}
@@ -856,7 +846,7 @@ def _occurrences(
         position = data.find(needle, position + 1, stop)
 
 
-class _DwarfFinder:
+class DwarfFinder:
     """Finds named top-level DIEs without parsing the units that do not name them.
 
     A DIE's name is either inline (DW_FORM_string) or a 4-byte offset into ``.debug_str``
@@ -1089,25 +1079,16 @@ def _dwarf_member_location(die: DIE) -> int | None:
 
 def _plus_uconst(expression: bytes) -> int | None:
     """Evaluate the member-location expressions producers emit (DWARF 2/3)."""
-    if expression[:1] == bytes([_DW_OP_PLUS_UCONST]):
-        value, end = _uleb128(expression, 1)
-        return value if end == len(expression) else None
-    if expression[:1] == bytes([_DW_OP_CONSTU]):
-        value, end = _uleb128(expression, 1)
-        return value if expression[end:] == bytes([_DW_OP_PLUS]) else None
+    try:
+        if expression[:1] == bytes([_DW_OP_PLUS_UCONST]):
+            value, end = uleb128(expression, 1)
+            return value if end == len(expression) else None
+        if expression[:1] == bytes([_DW_OP_CONSTU]):
+            value, end = uleb128(expression, 1)
+            return value if expression[end:] == bytes([_DW_OP_PLUS]) else None
+    except (IndexError, Overlong):
+        return None  # a number cut short or overlong: no location
     return None
-
-
-def _uleb128(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while position < len(data):
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    return value, position
 
 
 def _dwarf_members(die: DIE) -> Iterator[_Member]:
@@ -1133,257 +1114,6 @@ def _dwarf_members(die: DIE) -> Iterator[_Member]:
 
 # --------------------------------------------------------------------------------------------
 # BTF (include/uapi/linux/btf.h, Documentation/bpf/btf.rst)
-
-BTF_MAGIC = 0xEB9F
-(
-    _BTF_INT,
-    _BTF_PTR,
-    _BTF_ARRAY,
-    _BTF_STRUCT,
-    _BTF_UNION,
-    _BTF_ENUM,
-    _BTF_FWD,
-    _BTF_TYPEDEF,
-    _BTF_VOLATILE,
-    _BTF_CONST,
-    _BTF_RESTRICT,
-    _BTF_FUNC,
-    _BTF_FUNC_PROTO,
-    _BTF_VAR,
-    _BTF_DATASEC,
-    _BTF_FLOAT,
-    _BTF_DECL_TAG,
-    _BTF_TYPE_TAG,
-    _BTF_ENUM64,
-) = range(1, 20)
-_BTF_MODIFIERS = frozenset({_BTF_TYPEDEF, _BTF_VOLATILE, _BTF_CONST, _BTF_RESTRICT, _BTF_TYPE_TAG})
-_BTF_SIZED = frozenset({_BTF_INT, _BTF_STRUCT, _BTF_UNION, _BTF_ENUM, _BTF_ENUM64, _BTF_FLOAT})
-# Bytes after struct btf_type: (fixed, per vlen entry). FUNC and FWD carry nothing.
-_BTF_TRAILER = {
-    _BTF_INT: (4, 0),  # u32 encoding | offset | bits
-    _BTF_PTR: (0, 0),
-    _BTF_ARRAY: (12, 0),  # struct btf_array
-    _BTF_STRUCT: (0, 12),  # struct btf_member
-    _BTF_UNION: (0, 12),
-    _BTF_ENUM: (0, 8),  # struct btf_enum
-    _BTF_FWD: (0, 0),
-    _BTF_TYPEDEF: (0, 0),
-    _BTF_VOLATILE: (0, 0),
-    _BTF_CONST: (0, 0),
-    _BTF_RESTRICT: (0, 0),
-    _BTF_FUNC: (0, 0),
-    _BTF_FUNC_PROTO: (0, 8),  # struct btf_param
-    _BTF_VAR: (4, 0),  # struct btf_var
-    _BTF_DATASEC: (0, 12),  # struct btf_var_secinfo
-    _BTF_FLOAT: (0, 0),
-    _BTF_DECL_TAG: (4, 0),  # struct btf_decl_tag
-    _BTF_TYPE_TAG: (0, 0),
-    _BTF_ENUM64: (0, 12),  # struct btf_enum64
-}
-_POINTER_SIZE = 8  # BTF has no pointer size; s390x is 64-bit
-
-
-class BtfStructs:
-    """The fixed-size records of BTF in one byte order, as construct schemas.
-
-    The schemas document and display; the ``fast_*`` ``struct.Struct`` twins (tested equal)
-    decode the tens of thousands of records of a kernel's BTF.
-
-    Args:
-        little_endian: byte order of the BTF blob (s390x BTF is big-endian).
-    """
-
-    def __init__(self, little_endian: bool) -> None:
-        from construct import Int8ub, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul
-        from construct import Struct as CStruct
-
-        u8, u16 = Int8ub, (Int16ul if little_endian else Int16ub)
-        u32, s32 = (Int32ul, Int32sl) if little_endian else (Int32ub, Int32sb)
-        order = "<" if little_endian else ">"
-        #: struct btf_header
-        self.header = CStruct(
-            "magic" / u16,
-            "version" / u8,
-            "flags" / u8,
-            "hdr_len" / u32,
-            "type_off" / u32,
-            "type_len" / u32,
-            "str_off" / u32,
-            "str_len" / u32,
-        )
-        #: struct btf_type: info = kind_flag:1 | kind:5 (bits 24-28) | vlen:16
-        self.type = CStruct("name_off" / u32, "info" / u32, "size_or_type" / u32)
-        #: struct btf_member; with kind_flag, offset = bitfield_size:8 | bit_offset:24
-        self.member = CStruct("name_off" / u32, "type" / u32, "offset" / u32)
-        #: struct btf_array
-        self.array = CStruct("type" / u32, "index_type" / u32, "nelems" / u32)
-        #: struct btf_enum
-        self.enum = CStruct("name_off" / u32, "val" / s32)
-        #: u32 after an INT: encoding:4 (bits 24-27) | offset:8 (bits 16-23) | bits:8
-        self.int_info = u32
-        self.fast_header = struct.Struct(order + "HBBIIIII")
-        self.fast_type = struct.Struct(order + "III")
-        self.fast_member = struct.Struct(order + "III")
-        self.fast_array = struct.Struct(order + "III")
-        self.fast_u32 = struct.Struct(order + "I")
-
-
-class _Btf:
-    """An index of a BTF blob: where each type record is, read on demand."""
-
-    def __init__(self, data: bytes) -> None:
-        if len(data) < 24:
-            raise FormatError(f"BTF is {len(data)} bytes, shorter than its 24-byte header")
-        if data[:2] == BTF_MAGIC.to_bytes(2, "big"):
-            little_endian = False
-        elif data[:2] == BTF_MAGIC.to_bytes(2, "little"):
-            little_endian = True
-        else:
-            raise FormatError(f"not BTF (magic {data[:2].hex()}, expected eb9f)")
-        self.s = BtfStructs(little_endian)
-        _, version, _, hdr_len, type_off, type_len, str_off, str_len = (
-            self.s.fast_header.unpack_from(data)
-        )
-        if version != 1:
-            raise FormatError(f"BTF version {version} is not supported (only 1)")
-        if not 24 <= hdr_len <= len(data):
-            raise FormatError(f"BTF header length {hdr_len} does not fit {len(data)} bytes")
-        body = len(data) - hdr_len
-        if type_off + type_len > body or str_off + str_len > body:
-            raise FormatError(
-                f"BTF sections (types {type_off}+{type_len}, strings {str_off}+{str_len}) "
-                f"end beyond its {body} bytes"
-            )
-        self.types = bytes(data[hdr_len + type_off : hdr_len + type_off + type_len])
-        self.strings = bytes(data[hdr_len + str_off : hdr_len + str_off + str_len])
-        # Type id N (from 1) has its record at self.records[N]; id 0 is void.
-        self.records: list[int] = [-1]
-        self.infos: list[int] = [0]
-        self.values: list[int] = [0]
-        self.names: list[int] = [0]
-        self._index()
-
-    def _index(self) -> None:
-        record = self.s.fast_type
-        types, end, position = self.types, len(self.types), 0
-        while position < end:
-            if position + 12 > end:
-                raise FormatError(f"BTF type {len(self.records)} is truncated")
-            name_off, info, value = record.unpack_from(types, position)
-            kind = (info >> 24) & 0x1F
-            trailer = _BTF_TRAILER.get(kind)
-            if trailer is None:
-                raise FormatError(f"BTF type {len(self.records)} has unknown kind {kind}")
-            fixed, per_entry = trailer
-            following = position + 12 + fixed + per_entry * (info & 0xFFFF)
-            if following > end:
-                raise FormatError(f"BTF type {len(self.records)} runs past the type section")
-            self.records.append(position)
-            self.infos.append(info)
-            self.values.append(value)
-            self.names.append(name_off)
-            position = following
-
-    def kind(self, type_id: int) -> int:
-        return (self.infos[self._checked(type_id)] >> 24) & 0x1F
-
-    def name(self, type_id: int) -> str | None:
-        offset = self.names[self._checked(type_id)]
-        if offset == 0:
-            return None
-        return self.string(offset)
-
-    def string(self, offset: int) -> str:
-        end = self.strings.find(b"\0", offset) if offset < len(self.strings) else -1
-        if end < 0:
-            raise FormatError(f"BTF string offset {offset} is outside the string section")
-        return self.strings[offset:end].decode("utf-8", "replace")
-
-    def find_aggregates(self, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-        """Return the type id of the first struct/union named like each entry of ``wanted``."""
-        by_name = {name.encode() + b"\0": key for key, names in wanted.items() for name in names}
-        found: dict[str, int] = {}
-        strings = self.strings
-        for type_id in range(1, len(self.records)):
-            kind = (self.infos[type_id] >> 24) & 0x1F
-            if kind not in (_BTF_STRUCT, _BTF_UNION):
-                continue
-            offset = self.names[type_id]
-            end = strings.find(b"\0", offset) + 1 if offset < len(strings) else 0
-            if end <= 0:
-                if offset:
-                    raise FormatError(f"BTF type {type_id} has a name outside the strings")
-                continue
-            key = by_name.get(strings[offset:end])
-            if key is not None and key not in found:
-                found[key] = type_id
-                if len(found) == len(wanted):
-                    break
-        return found
-
-    def strip(self, type_id: int) -> int:
-        """Follow typedef/const/volatile/restrict/type_tag to the type they qualify."""
-        for _ in range(_MAX_NESTING):
-            if type_id == 0 or self.kind(type_id) not in _BTF_MODIFIERS:
-                return type_id
-            type_id = self.values[type_id]
-        raise FormatError("BTF type modifiers loop")
-
-    def size(self, type_id: int, depth: int = 0) -> int | None:
-        type_id = self.strip(type_id)
-        if type_id == 0 or depth > _MAX_NESTING:
-            return None
-        kind = self.kind(type_id)
-        if kind in _BTF_SIZED:
-            return self.values[type_id]
-        if kind == _BTF_PTR:
-            return _POINTER_SIZE
-        if kind == _BTF_ARRAY:
-            element, _, count = self.s.fast_array.unpack_from(
-                self.types, self.records[type_id] + 12
-            )
-            element_size = self.size(element, depth + 1)
-            return None if element_size is None else element_size * count
-        return None
-
-    def members(self, type_id: int) -> Iterator[_Member]:
-        info = self.infos[self._checked(type_id)]
-        kind_flag, vlen = info >> 31, info & 0xFFFF
-        start = self.records[type_id] + 12
-        for index in range(vlen):
-            name_off, member_type, offset = self.s.fast_member.unpack_from(
-                self.types, start + 12 * index
-            )
-            if kind_flag:
-                bitfield_size, bit_offset = offset >> 24, offset & 0xFFFFFF
-            else:
-                bitfield_size, bit_offset = self._int_bitfield(member_type), offset
-            if bitfield_size or bit_offset % 8:
-                continue  # bitfields have no byte offset of their own
-            target = self.strip(member_type)
-            aggregate = (
-                target if target and self.kind(target) in (_BTF_STRUCT, _BTF_UNION) else None
-            )
-            yield _Member(
-                name=self.string(name_off) if name_off else None,
-                offset=bit_offset // 8,
-                size=self.size(target),
-                aggregate=aggregate,
-            )
-
-    def _int_bitfield(self, type_id: int) -> int:
-        """Without kind_flag a bitfield's type is an INT narrower than its size, or offset."""
-        target = self.strip(type_id)
-        if target == 0 or self.kind(target) != _BTF_INT:
-            return 0
-        (encoding,) = self.s.fast_u32.unpack_from(self.types, self.records[target] + 12)
-        bits, bit_offset = encoding & 0xFF, (encoding >> 16) & 0xFF
-        return bits if bit_offset or bits != 8 * self.values[target] else 0
-
-    def _checked(self, type_id: int) -> int:
-        if not 0 < type_id < len(self.records):
-            raise FormatError(f"BTF refers to type {type_id}, beyond its {len(self.records) - 1}")
-        return type_id
 
 
 def profile_from_btf(
@@ -1432,7 +1162,7 @@ def _profile_from_btf(
     thread_size: int | None,
     source: str,
 ) -> TypeProfile:
-    btf = _Btf(data)
+    btf = Btf(data)
     found = btf.find_aggregates(STRUCTS)
     profile = _build_profile(
         {key: (type_id, btf.values[type_id]) for key, type_id in found.items()},

@@ -100,7 +100,7 @@ class SymbolTable:
         Args:
             delta: added to ``addrs`` to give runtime addresses (``kallsyms_relative_base``).
             check: verify the order (off only for a table this program wrote itself).
-            by_name: an index of the names (:class:`parsers.symcache.PackedNames`) instead
+            by_name: an index of the names (:class:`parsers.symbols.cache.PackedNames`) instead
                 of the dict built from ``names``.
 
         Raises:
@@ -312,7 +312,7 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
     Raises:
         SymbolError: no .symtab, or not a 64-bit big-endian ELF.
     """
-    from parsers.elfsections import SHF_EXECINSTR, ElfSections
+    from parsers.elf.sections import SHF_EXECINSTR, ElfSections
 
     p = os.fspath(path)
     try:

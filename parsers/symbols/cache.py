@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import overload
 
 from parsers.errors import SymbolError
-from parsers.symbols import SymbolTable
+from parsers.symbols.table import SymbolTable
 
 MAGIC = b"BCSYMS\x02"
 _ORDER = b"<" if sys.byteorder == "little" else b">"

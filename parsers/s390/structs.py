@@ -1,12 +1,12 @@
 """construct schemas of the s390x kernel structures backchain reads and writes.
 
 The layouts themselves (pt_regs per era, the lowcore field tables, note types) are plain
-data in :mod:`parsers.layouts`, re-exported here; the schemas below are built from them.
+data in :mod:`parsers.s390.layouts`, re-exported here; the schemas below are built from them.
 
 Every schema is big-endian, parses *and* builds, and names the kernel struct it mirrors
 with the releases its offsets were checked for. Use these schemas to describe, build and
 display; the hot paths (scanning stacks) use the precompiled ``struct.Struct`` decoders in
-:mod:`parsers.records`, which the tests prove equal to these schemas.
+:mod:`parsers.s390.records`, which the tests prove equal to these schemas.
 
 Offsets marked "≈" come from copies of the kernel source of that era; docs/kernel-facts.md
 names each file, repository and commit, and the real kernels' types that confirmed them (the
@@ -46,13 +46,12 @@ from construct import (
 from construct import Bytes as _Bytes
 
 from parsers.errors import FormatError, TruncatedError
-from parsers.layouts import (  # re-exported: one definition per layout
+from parsers.s390.layouts import (
     LOWCORE_ERAS,
     LOWCORE_FIELDS,
     LOWCORE_SIZE,
     NOTE_TYPES,
     NT_PRFPREG,
-    NT_PRPSINFO,
     NT_PRSTATUS,
     NT_S390_CTRS,
     NT_S390_GS_BC,
@@ -69,18 +68,8 @@ from parsers.layouts import (  # re-exported: one definition per layout
     NT_S390_TODPREG,
     NT_S390_VXRS_HIGH,
     NT_S390_VXRS_LOW,
-    NT_VMCOREINFO,
-    PT_REGS_HEAD_OFFSETS,
-    PT_REGS_LAYOUTS,
-    STACK_FRAME_SIZE,
     LowcoreField,
-    PtRegsLayout,
-    kernel_version,
-    lowcore_era_for_release,
-    lowcore_fields_from_types,
     pt_regs_layout,
-    pt_regs_layout_for_release,
-    pt_regs_layout_from_types,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -551,42 +540,14 @@ __all__ = [
     "ELF64_NHDR",
     "ELF_NOTE",
     "ELF_PRSTATUS",
-    "LOWCORE_ERAS",
-    "LOWCORE_FIELDS",
-    "LOWCORE_SIZE",
     "NOTE_DESC_SCHEMAS",
-    "NOTE_TYPES",
-    "NT_PRFPREG",
-    "NT_PRPSINFO",
-    "NT_PRSTATUS",
-    "NT_S390_CTRS",
-    "NT_S390_GS_BC",
-    "NT_S390_GS_CB",
-    "NT_S390_HIGH_GPRS",
-    "NT_S390_LAST_BREAK",
-    "NT_S390_PREFIX",
-    "NT_S390_PV_CPU_DATA",
-    "NT_S390_RI_CB",
-    "NT_S390_SYSTEM_CALL",
-    "NT_S390_TDB",
-    "NT_S390_TIMER",
-    "NT_S390_TODCMP",
-    "NT_S390_TODPREG",
-    "NT_S390_VXRS_HIGH",
-    "NT_S390_VXRS_LOW",
-    "NT_VMCOREINFO",
     "PSW",
-    "PT_REGS_HEAD_OFFSETS",
-    "PT_REGS_LAYOUTS",
     "S390_FP_REGS",
     "S390_REGS",
     "STACK_FRAME",
     "STACK_FRAME_SIE",
-    "STACK_FRAME_SIZE",
     "Elf64_Nhdr",
-    "LowcoreField",
     "PswLike",
-    "PtRegsLayout",
     "RegsLike",
     "build",
     "build_lowcore",
@@ -597,13 +558,7 @@ __all__ = [
     "build_pt_regs",
     "build_stack_frame",
     "elf_note_schema",
-    "kernel_version",
-    "lowcore_era_for_release",
-    "lowcore_fields_from_types",
     "lowcore_schema",
     "parse",
-    "pt_regs_layout",
-    "pt_regs_layout_for_release",
-    "pt_regs_layout_from_types",
     "pt_regs_schema",
 ]

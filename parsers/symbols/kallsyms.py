@@ -26,9 +26,9 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from parsers.dumps.vmcoreinfo import VmcoreInfo
 from parsers.errors import DumpError, SymbolError
-from parsers.symbols import SymbolTable
-from parsers.vmcoreinfo import VmcoreInfo
+from parsers.symbols.table import SymbolTable
 
 #: Reads kernel virtual memory: ``read(address, size) -> bytes`` (raises DumpError).
 Reader = Callable[[int, int], bytes]

@@ -3,7 +3,7 @@
 The records are frozen, slotted dataclasses holding plain ints (addresses stay ints; format
 them where they are shown). The decoders use precompiled ``struct.Struct`` objects, ~50x
 faster than construct; ``tests/test_structs.py`` proves them equal to the schemas in
-:mod:`parsers.structs`, which remain the description of record.
+:mod:`parsers.s390.structs`, which remain the description of record.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import cache
 from typing import cast
 
 from parsers.errors import FormatError, TruncatedError
-from parsers.layouts import (
+from parsers.s390.layouts import (
     LOWCORE_SIZE,
     NT_PRFPREG,
     NT_PRSTATUS,
@@ -314,7 +314,7 @@ class PtRegs:
 
     Attributes:
         address: where it was read (virtual), 0 if unknown.
-        layout: a key of :data:`parsers.structs.PT_REGS_LAYOUTS`.
+        layout: a key of :data:`parsers.s390.layouts.PT_REGS_LAYOUTS`.
         args0: ``args[0]``.
         psw: the interrupted PSW.
         gprs: r0..r15 at the interruption.
@@ -399,7 +399,7 @@ def decode_pt_regs(buf: Buffer, offset: int, address: int, layout: str) -> PtReg
         buf: bytes holding the structure.
         offset: where it starts in ``buf``.
         address: its address, recorded in the result and in error messages.
-        layout: a key of :data:`parsers.structs.PT_REGS_LAYOUTS`.
+        layout: a key of :data:`parsers.s390.layouts.PT_REGS_LAYOUTS`.
 
     Raises:
         FormatError: unknown layout.
@@ -535,7 +535,7 @@ _RAW_NOTES: dict[int, int | None] = {
 
 
 def decode_note(note_type: int, desc: Buffer) -> NoteValue:
-    """Decode the descriptor of a CPU note (types of :data:`parsers.structs.NOTE_TYPES`).
+    """Decode the descriptor of a CPU note (types of :data:`parsers.s390.layouts.NOTE_TYPES`).
 
     Returns:
         :class:`Prstatus` for NT_PRSTATUS, :class:`FpRegs` for NT_PRFPREG, an int for
@@ -638,7 +638,7 @@ _SCALAR_KINDS = frozenset({"u8", "u16", "u32", "s32", "u64", "ptr", "asce"})
 def lowcore_values(
     buf: Buffer, era: str | LowcoreLayout, offset: int = 0
 ) -> dict[str, LowcoreValue]:
-    """Decode every field of :data:`parsers.structs.LOWCORE_FIELDS` ``[era]``, or of a
+    """Decode every field of :data:`parsers.s390.layouts.LOWCORE_FIELDS` ``[era]``, or of a
     kernel's own layout.
 
     Returns:
@@ -731,7 +731,7 @@ def decode_lowcore(buf: Buffer, era: str | LowcoreLayout, offset: int = 0) -> Lo
 
     Args:
         buf: bytes holding the lowcore (absolute address = the CPU's prefix).
-        era: one of :data:`parsers.structs.LOWCORE_ERAS`, or a kernel's own layout.
+        era: one of :data:`parsers.s390.layouts.LOWCORE_ERAS`, or a kernel's own layout.
         offset: where the lowcore starts in ``buf``.
 
     Raises:

@@ -148,13 +148,15 @@ class ElfSections:
         for section in self.sections:
             if section.type != SHT_NOTE:
                 continue
-            found = _build_id_in_notes(self.bytes_of(section), self.order)
+            found = build_id_in_notes(self.bytes_of(section), self.order)
             if found is not None:
                 return found
         return None
 
 
-def _build_id_in_notes(notes: bytes, order: Literal["little", "big"]) -> str | None:
+def build_id_in_notes(notes: bytes, order: Literal["little", "big"]) -> str | None:
+    """The GNU build-id (hex) in an ELF note section's bytes, or None (the one reader of
+    build-ids: vmlinux files through :class:`ElfSections`, and the DWARF line reader)."""
     position = 0
     while position + 12 <= len(notes):
         namesz = int.from_bytes(notes[position : position + 4], order)

@@ -45,13 +45,13 @@ from typing import Any
 
 import cramjam
 
-from parsers.cpustate import CpuRegisters
-from parsers.elfcore import Note, map_readonly
+from parsers.dumps.cpustate import CpuRegisters
+from parsers.dumps.elfcore import Note, map_readonly
+from parsers.dumps.physmem import MemoryRange, RangeIndex
+from parsers.dumps.residency import ResidentBudget
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
-from parsers.layouts import LOWCORE_ERAS, LOWCORE_SIZE
-from parsers.physmem import MemoryRange, RangeIndex
-from parsers.records import decode_lowcore
-from parsers.residency import ResidentBudget
+from parsers.s390.layouts import LOWCORE_ERAS, LOWCORE_SIZE
+from parsers.s390.records import decode_lowcore
 
 _PAGE = 4096
 _lz4 = cramjam.lz4
@@ -206,7 +206,7 @@ class S390Dump:
         self.source_path = path
         self.notes = []
         self._map, self.file_size = map_readonly(path)
-        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.dumps.residency).
         self.resident = ResidentBudget(self._map)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_entries = max(1, cache_entries)

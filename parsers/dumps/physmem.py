@@ -1,7 +1,7 @@
 """The physical-memory interface every dump reader offers.
 
 A dump holds *absolute* memory of the machine (s390 "absolute" addresses, which differ from
-"real" ones only in the two lowcore pages of each CPU; see :mod:`parsers.memory`). Readers
+"real" ones only in the two lowcore pages of each CPU; see :mod:`parsers.dumps.memory`). Readers
 expose it as sorted, non-overlapping ranges; a read that touches bytes the dump does not hold
 raises :class:`~parsers.errors.UnmappedError` naming the first missing address: never silent
 zeros.

@@ -4,7 +4,7 @@ Used by the tests and by the training scenarios: a memory image (absolute addres
 per-CPU notes becomes a deterministic ELF64 big-endian ET_CORE file: one PT_NOTE, then one
 PT_LOAD per memory run. The ELF and program headers are built with pyelftools' own
 structure definitions; the note descriptors are built by the caller with
-:mod:`parsers.structs` in build mode.
+:mod:`parsers.s390.structs` in build mode.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import BinaryIO
 from elftools.construct.lib import Container
 from elftools.elf.structs import ELFStructs
 
-from parsers.structs import build_note
+from parsers.s390.structs import build_note
 
 _EHDR_SIZE = 64
 _PHDR_SIZE = 56

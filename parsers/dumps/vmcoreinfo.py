@@ -16,8 +16,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from parsers.dumps.physmem import PhysicalMemory
 from parsers.errors import UnmappedError
-from parsers.physmem import PhysicalMemory
 
 ABS_VMCOREINFO_PTR = 0xE0C  # lowcore.vmcore_info (u64, unaligned), all 64-bit kernels
 ABS_OS_INFO_PTR = 0xE18  # lowcore.os_info

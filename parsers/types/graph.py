@@ -1,6 +1,6 @@
 """The kernel's type graph, member by member, from BTF or DWARF: what a struct printer needs.
 
-:mod:`parsers.types` records the few offsets the unwinder needs; this module gives every
+:mod:`parsers.types.profile` records the few offsets the unwinder needs; this module gives every
 type as a :class:`CType` record (kind, name, size, target, members with bit offsets, array
 length, enumerators), so that ``struct TYPE ADDR`` can print any struct of the kernel.
 
@@ -20,27 +20,28 @@ from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
 from elftools.dwarf.die import DIE
 from elftools.elf.elffile import ELFFile
 
-from parsers.errors import FormatError, TypeInfoError
-from parsers.types import (
-    _BTF_ARRAY,
-    _BTF_CONST,
-    _BTF_ENUM,
-    _BTF_ENUM64,
-    _BTF_FLOAT,
-    _BTF_FUNC,
-    _BTF_FUNC_PROTO,
-    _BTF_FWD,
-    _BTF_INT,
-    _BTF_PTR,
-    _BTF_RESTRICT,
-    _BTF_STRUCT,
-    _BTF_TYPE_TAG,
-    _BTF_TYPEDEF,
-    _BTF_UNION,
-    _BTF_VOLATILE,
-    _Btf,
-    _DwarfFinder,
+from parsers.btf.reader import (
+    BTF_KIND_ARRAY,
+    BTF_KIND_CONST,
+    BTF_KIND_ENUM,
+    BTF_KIND_ENUM64,
+    BTF_KIND_FLOAT,
+    BTF_KIND_FUNC,
+    BTF_KIND_FUNC_PROTO,
+    BTF_KIND_FWD,
+    BTF_KIND_INT,
+    BTF_KIND_PTR,
+    BTF_KIND_RESTRICT,
+    BTF_KIND_STRUCT,
+    BTF_KIND_TYPE_TAG,
+    BTF_KIND_TYPEDEF,
+    BTF_KIND_UNION,
+    BTF_KIND_VOLATILE,
+    Btf,
 )
+from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.errors import FormatError, TypeInfoError
+from parsers.types.profile import DwarfFinder
 
 __all__ = ["BtfTypes", "CType", "DwarfTypes", "Member", "TypeGraph"]
 
@@ -135,7 +136,7 @@ class BtfTypes:
     """
 
     def __init__(self, data: bytes, source: str = "btf") -> None:
-        self.btf = _Btf(data)
+        self.btf = Btf(data)
         self.source = source
         self._cache: dict[int, CType] = {0: VOID}
         self._names: dict[tuple[str, str], int] | None = None
@@ -169,18 +170,18 @@ class BtfTypes:
         name = btf.name(type_id)
         start = btf.records[type_id] + 12
         s = btf.s
-        if kind_no == _BTF_INT:
+        if kind_no == BTF_KIND_INT:
             (encoding,) = s.fast_u32.unpack_from(btf.types, start)
             return CType(type_id, "int", name, value, signed=bool((encoding >> 24) & 1))
-        if kind_no == _BTF_FLOAT:
+        if kind_no == BTF_KIND_FLOAT:
             return CType(type_id, "float", name, value)
-        if kind_no == _BTF_PTR:
+        if kind_no == BTF_KIND_PTR:
             return CType(type_id, "ptr", None, POINTER_SIZE, value)
-        if kind_no == _BTF_ARRAY:
+        if kind_no == BTF_KIND_ARRAY:
             element, _, count = s.fast_array.unpack_from(btf.types, start)
             size = btf.size(type_id)
             return CType(type_id, "array", None, size, element, count=count)
-        if kind_no in (_BTF_STRUCT, _BTF_UNION):
+        if kind_no in (BTF_KIND_STRUCT, BTF_KIND_UNION):
             members = []
             kind_flag, vlen = info >> 31, info & 0xFFFF
             for index in range(vlen):
@@ -199,13 +200,13 @@ class BtfTypes:
                         bit_size,
                     )
                 )
-            kind = "struct" if kind_no == _BTF_STRUCT else "union"
+            kind = "struct" if kind_no == BTF_KIND_STRUCT else "union"
             return CType(type_id, kind, name, value, members=tuple(members))
-        if kind_no in (_BTF_ENUM, _BTF_ENUM64):
+        if kind_no in (BTF_KIND_ENUM, BTF_KIND_ENUM64):
             vlen, signed = info & 0xFFFF, bool(info >> 31)
             enumerators = []
             for index in range(vlen):
-                if kind_no == _BTF_ENUM:
+                if kind_no == BTF_KIND_ENUM:
                     (name_off,) = s.fast_u32.unpack_from(btf.types, start + 8 * index)
                     (val,) = s.fast_u32.unpack_from(btf.types, start + 8 * index + 4)
                     if signed and val >= 1 << 31:
@@ -219,28 +220,28 @@ class BtfTypes:
             )
         if kind_no in _BTF_QUALIFIERS:
             return CType(type_id, _BTF_QUALIFIERS[kind_no], name, None, value)
-        if kind_no in (_BTF_FUNC, _BTF_FUNC_PROTO):
+        if kind_no in (BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO):
             return CType(type_id, "func", name)
-        if kind_no == _BTF_FWD:
+        if kind_no == BTF_KIND_FWD:
             return CType(type_id, "fwd", name)
         return CType(type_id, "void", name)
 
 
 _BTF_QUALIFIERS = {
-    _BTF_TYPEDEF: "typedef",
-    _BTF_CONST: "const",
-    _BTF_VOLATILE: "volatile",
-    _BTF_RESTRICT: "restrict",
-    _BTF_TYPE_TAG: "volatile",  # a type tag (__user, __rcu) qualifies like a no-op qualifier
+    BTF_KIND_TYPEDEF: "typedef",
+    BTF_KIND_CONST: "const",
+    BTF_KIND_VOLATILE: "volatile",
+    BTF_KIND_RESTRICT: "restrict",
+    BTF_KIND_TYPE_TAG: "volatile",  # a type tag (__user, __rcu) qualifies like a no-op qualifier
 }
 _BTF_KIND_NAMES = {
-    _BTF_STRUCT: "struct",
-    _BTF_UNION: "union",
-    _BTF_ENUM: "enum",
-    _BTF_ENUM64: "enum",
-    _BTF_TYPEDEF: "typedef",
-    _BTF_INT: "int",
-    _BTF_FWD: "fwd",
+    BTF_KIND_STRUCT: "struct",
+    BTF_KIND_UNION: "union",
+    BTF_KIND_ENUM: "enum",
+    BTF_KIND_ENUM64: "enum",
+    BTF_KIND_TYPEDEF: "typedef",
+    BTF_KIND_INT: "int",
+    BTF_KIND_FWD: "fwd",
 }
 
 
@@ -278,7 +279,7 @@ class DwarfTypes:
             if not elf.has_dwarf_info(strict=True):
                 raise TypeInfoError("has no DWARF debug info", path)
             self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
-            self._finder = _DwarfFinder(self.dwarf, elf.little_endian)
+            self._finder = DwarfFinder(self.dwarf, elf.little_endian)
         except (ELFError, ELFParseError, DWARFError) as exc:
             raise FormatError(f"cannot read its DWARF: {exc}", path) from None
         except OSError as exc:
@@ -423,23 +424,16 @@ def _dwarf_member(die: DIE, type_id: int, parent_kind: str) -> Member:
         if isinstance(value, int):
             byte = value
         elif isinstance(value, list) and value and value[0] == 0x23:  # DW_OP_plus_uconst
-            byte = _uleb(bytes(value[1:]))
+            try:
+                byte = uleb128(bytes(value), 1)[0]
+            except (IndexError, Overlong):
+                raise FormatError(f"member {name}: damaged DW_AT_data_member_location") from None
     bit = byte * 8
     if bit_size:
         old = _int_attr(die, "DW_AT_bit_offset")  # big-endian: from the MSB of the storage
         if old is not None:
             bit += old
     return Member(name, type_id, bit, bit_size)
-
-
-def _uleb(data: bytes) -> int:
-    result = shift = 0
-    for b in data:
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return result
 
 
 def strip(graph: TypeGraph, type_id: int) -> CType:

@@ -5,7 +5,7 @@ dump in memory) and keeps the dump's notes, or, for the s390 formats, synthesize
 per-CPU notes the kernel would write from the lowcore save areas.
 
 :func:`write_kdump` and :func:`write_s390` exist for round-trip tests and benchmarks: they
-make small, valid files of those formats from any :class:`~parsers.dumps.DumpFile`.
+make small, valid files of those formats from any :class:`~parsers.dumps.dumpfile.DumpFile`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
-from parsers.cpustate import CpuRegisters, cpu_registers_from_notes
-from parsers.elfcore import group_cpu_notes
-from parsers.elfwriter import NoteSpec, build_elf_header, build_phdr, encode_note
-from parsers.errors import DumpError
-from parsers.physmem import MemoryRange
-from parsers.s390dump import (
+from parsers.dumps.cpustate import CpuRegisters, cpu_registers_from_notes
+from parsers.dumps.elfcore import group_cpu_notes
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.s390dump import (
     END_MARKER,
     ENTRY_UNCOMPRESSED,
     HDR_SIZE,
@@ -33,7 +31,8 @@ from parsers.s390dump import (
     SEGMENT_HDR_SIZE,
     datetime_to_tod,
 )
-from parsers.structs import (
+from parsers.errors import DumpError
+from parsers.s390.layouts import (
     NT_PRFPREG,
     NT_PRSTATUS,
     NT_S390_CTRS,
@@ -43,9 +42,9 @@ from parsers.structs import (
     NT_S390_TODPREG,
     NT_S390_VXRS_HIGH,
     NT_S390_VXRS_LOW,
-    build_note_desc,
-    build_prstatus,
 )
+from parsers.s390.structs import build_note_desc, build_prstatus
+from parsers.write.elfwriter import NoteSpec, build_elf_header, build_phdr, encode_note
 
 Progress = Callable[[int, int], None]
 CHUNK = 4 << 20
@@ -164,7 +163,7 @@ def convert_to_elf(
     The file is written beside ``out_path`` as ``.part`` and renamed when complete.
 
     Args:
-        dump: any opened dump (:class:`parsers.dumps.DumpFile`).
+        dump: any opened dump (:class:`parsers.dumps.dumpfile.DumpFile`).
         out_path: the ELF file to write (replaced if it exists).
         progress: called with (bytes done, bytes total).
         notes: the notes to write instead of the dump's own (:func:`dump_notes`).

@@ -20,8 +20,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from parsers.dumps.physmem import PhysicalMemory
 from parsers.errors import TranslationError, UnmappedError
-from parsers.physmem import PhysicalMemory
 
 PAGE_SIZE = 4096
 PAGE_MASK = ~(PAGE_SIZE - 1)

@@ -42,10 +42,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from parsers.elfcore import Note, map_readonly, parse_notes
+from parsers.dumps.elfcore import Note, map_readonly, parse_notes
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.residency import ResidentBudget
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
-from parsers.physmem import MemoryRange
-from parsers.residency import ResidentBudget
 
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"
@@ -104,7 +104,7 @@ class _Source:
     def __init__(self, path: str) -> None:
         self.path = path
         self._map, self.file_size = map_readonly(path)
-        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.dumps.residency).
         self.resident = ResidentBudget(self._map)
         self.flattened = bytes(self._map[: len(FLAT_SIGNATURE)]) == FLAT_SIGNATURE
         self.flat_complete = True
@@ -524,7 +524,7 @@ class KdumpFile:
         DumpError: unreadable or damaged.
     """
 
-    #: kdump files carry registers in notes; see :class:`parsers.dumps.DumpFile`.
+    #: kdump files carry registers in notes; see :class:`parsers.dumps.dumpfile.DumpFile`.
     cpu_registers: Sequence[Any] | None = None
 
     def __init__(self, paths: str | Sequence[str], cache_pages: int = 1024) -> None:

@@ -30,10 +30,11 @@ from typing import Any, Literal
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection, SymbolTableSection
+from elftools.elf.sections import SymbolTableSection
 
+from parsers.dwarf.leb128 import sleb128, uleb128
+from parsers.elf.sections import build_id_in_notes
 from parsers.errors import DumpError, FormatError, TypeInfoError
-from parsers.leb128 import sleb128, uleb128
 
 # -- DWARF constants (DWARF 5 §7) ----------------------------------------------------------------
 TAG_COMPILE_UNIT = 0x11
@@ -186,7 +187,15 @@ class DwarfLines:
                     if section["sh_flags"] & 0x800:  # SHF_COMPRESSED
                         compressed.append(section.name)
                     self.sections[section.name] = (section["sh_offset"], section["sh_size"])
-            self.build_id = _build_id(elf)
+            order: Literal["little", "big"] = "little" if elf.little_endian else "big"
+            self.build_id = next(
+                (
+                    found
+                    for section in elf.iter_sections(type="SHT_NOTE")
+                    if (found := build_id_in_notes(section.data(), order)) is not None
+                ),
+                None,
+            )
             self._stext = elf_symbol_value(elf, "_stext")
         except (ELFError, ELFParseError, struct.error) as error:
             raise FormatError(f"cannot read ELF: {error}", self.path) from None
@@ -963,6 +972,8 @@ class DwarfLines:
                 append((address, file, line, 0))
                 continue
             if op == 5 or op == 4 or op == 2 or op == 3:  # operand: one LEB128
+                # parsers.dwarf.leb128 inlined: this loop runs for every row of every line
+                # program (a call per number costs ~30% here); the program's end bounds it.
                 value = shift = 0
                 while True:
                     byte = prog[pos]
@@ -1127,15 +1138,6 @@ def _location_from_json(address: int, value: list[Any]) -> Location:
         tuple(InlineFrame(str(f), _source_from_json(s)) for f, s in inlined),
         None if unit is None else str(unit),
     )
-
-
-def _build_id(elf: ELFFile) -> str | None:
-    for section in elf.iter_sections(type="SHT_NOTE"):
-        assert isinstance(section, NoteSection)
-        for note in section.iter_notes():
-            if note["n_type"] == "NT_GNU_BUILD_ID":
-                return str(note["n_desc"])
-    return None
 
 
 def elf_symbol_value(elf: ELFFile, name: str) -> int | None:

@@ -23,7 +23,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from parsers.elfsections import (
+from parsers.dwarf.leb128 import Overlong
+from parsers.dwarf.leb128 import sleb128 as _sleb
+from parsers.dwarf.leb128 import uleb128 as _uleb
+from parsers.elf.sections import (
     ET_REL,
     SHF_COMPRESSED,
     SHF_MERGE,
@@ -32,9 +35,6 @@ from parsers.elfsections import (
     ElfSections,
     Section,
 )
-from parsers.leb128 import Overlong
-from parsers.leb128 import sleb128 as _sleb
-from parsers.leb128 import uleb128 as _uleb
 
 # DWARF 5 §7.5: tags, attributes and forms used here.
 TAG_ARRAY = 0x01

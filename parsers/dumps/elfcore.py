@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from parsers.dumps.physmem import MemoryRange, RangeIndex
+from parsers.dumps.residency import ResidentBudget
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
-from parsers.physmem import MemoryRange, RangeIndex
-from parsers.residency import ResidentBudget
 
 EM_S390 = 22
 PT_LOAD = 1
@@ -123,7 +123,7 @@ class ElfCore:
     """
 
     format = "elf"
-    #: ELF cores carry registers in notes; see :class:`parsers.dumps.DumpFile`.
+    #: ELF cores carry registers in notes; see :class:`parsers.dumps.dumpfile.DumpFile`.
     cpu_registers: Sequence[Any] | None = None
 
     def __init__(self, path: str) -> None:
@@ -131,7 +131,7 @@ class ElfCore:
         #: The file the user named (differs from ``path`` for a decompressed .zst copy).
         self.source_path = path
         self._map, self.file_size = map_readonly(path)
-        #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
+        #: Keeps the pages of the mapping resident in RSS bounded (parsers.dumps.residency).
         self.resident = ResidentBudget(self._map)
         try:
             self._parse()

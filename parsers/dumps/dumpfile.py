@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from parsers.compressed import ZSTD_MAGIC, decompressed_path
-from parsers.elfcore import ElfCore, Note, open_file_checked
+from parsers.dumps.elfcore import ElfCore, Note, open_file_checked
+from parsers.dumps.physmem import MemoryRange
 from parsers.errors import DumpError, FormatError
-from parsers.physmem import MemoryRange
 
 Progress = Callable[[int, int], None]
 
@@ -77,7 +77,7 @@ def open_dump(path: str | Sequence[str], progress: Progress | None = None) -> Du
     if not isinstance(path, str):
         if len(path) == 1:
             return open_dump(path[0], progress)
-        from parsers.kdump import KdumpFile
+        from parsers.dumps.kdump import KdumpFile
 
         for name in path:
             if sniff(name)[:8] != b"KDUMP   " and not sniff(name).startswith(b"makedumpfile"):
@@ -99,11 +99,11 @@ def open_dump(path: str | Sequence[str], progress: Progress | None = None) -> Du
     if head[:4] == b"\x7fELF":
         return ElfCore(path)
     if head[:8] == b"KDUMP   " or head[:16].startswith(b"makedumpfile"):
-        from parsers.kdump import KdumpFile
+        from parsers.dumps.kdump import KdumpFile
 
         return KdumpFile(path)
     if head[:8] in (bytes.fromhex("a8190173618f23fd"), bytes.fromhex("a8190173618f23fe")):
-        from parsers.s390dump import S390Dump
+        from parsers.dumps.s390dump import S390Dump
 
         return S390Dump(path)
     raise FormatError("not a dump format backchain reads (expected an s390x ELF vmcore)", path)
