@@ -80,13 +80,9 @@ def read_log(kernel: Kernel) -> list[LogRecord]:
     raise DumpError("VMCOREINFO names neither prb nor log_buf: no kernel log", kernel.path)
 
 
-def _u64(kernel: Kernel, va: int) -> int:
-    return int(_U64.unpack(kernel.read(va, 8))[0])
-
-
 def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
     info = v.info
-    prb = _u64(kernel, info.symbol("prb") or 0)
+    prb = kernel.space.read_u64(info.symbol("prb") or 0)
     desc_ring = prb + v.off("printk_ringbuffer.desc_ring")
     text_ring = prb + v.off("printk_ringbuffer.text_data_ring")
     count_bits = _U32.unpack(kernel.read(desc_ring + v.off("prb_desc_ring.count_bits"), 4))[0]
@@ -95,12 +91,12 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
         raise DumpError(
             f"printk ring buffer looks damaged (count_bits {count_bits}, size_bits {size_bits})"
         )
-    descs = _u64(kernel, desc_ring + v.off("prb_desc_ring.descs"))
-    infos = _u64(kernel, desc_ring + v.off("prb_desc_ring.infos"))
+    descs = kernel.space.read_u64(desc_ring + v.off("prb_desc_ring.descs"))
+    infos = kernel.space.read_u64(desc_ring + v.off("prb_desc_ring.infos"))
     counter = v.off("atomic_long_t.counter")
-    head = _u64(kernel, desc_ring + v.off("prb_desc_ring.head_id") + counter)
-    tail = _u64(kernel, desc_ring + v.off("prb_desc_ring.tail_id") + counter)
-    data = _u64(kernel, text_ring + v.off("prb_data_ring.data"))
+    head = kernel.space.read_u64(desc_ring + v.off("prb_desc_ring.head_id") + counter)
+    tail = kernel.space.read_u64(desc_ring + v.off("prb_desc_ring.tail_id") + counter)
+    data = kernel.space.read_u64(text_ring + v.off("prb_data_ring.data"))
     count, data_size = 1 << count_bits, 1 << size_bits
     desc_size, info_size = v.size("prb_desc"), v.size("printk_info")
     o_state = v.off("prb_desc.state_var") + counter
@@ -140,7 +136,7 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
 def _read_log_buf(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
     """Pre-v5.10: ``log_buf`` of ``struct printk_log`` records from ``log_first_idx``."""
     info = v.info
-    buf = _u64(kernel, info.symbol("log_buf") or 0)
+    buf = kernel.space.read_u64(info.symbol("log_buf") or 0)
     length = _U32.unpack(kernel.read(info.symbol("log_buf_len") or 0, 4))[0]
     first = _U32.unpack(kernel.read(info.symbol("log_first_idx") or 0, 4))[0]
     nxt = _U32.unpack(kernel.read(info.symbol("log_next_idx") or 0, 4))[0]

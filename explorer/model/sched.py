@@ -9,7 +9,6 @@ from the kernel's type graph (BTF or --vmlinux DWARF), never from a table.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -53,10 +52,6 @@ def member_offset(kernel: Kernel, struct_name: str, path: str) -> int | None:
     return bits // 8
 
 
-def _u64(kernel: Kernel, address: int) -> int:
-    return int(struct.unpack(">Q", kernel.read(address, 8))[0])
-
-
 def rq_clocks(kernel: Kernel) -> dict[int, int]:
     """``rq->clock`` of each CPU's runqueue, by CPU number."""
     if kernel.symbols is None:
@@ -71,7 +66,7 @@ def rq_clocks(kernel: Kernel) -> dict[int, int]:
             continue
         try:
             rq = (runqueues + cpu.lowcore.percpu_offset) & 0xFFFFFFFFFFFFFFFF
-            out[cpu.number] = _u64(kernel, rq + offset)
+            out[cpu.number] = kernel.space.read_u64(rq + offset)
         except DumpError:
             continue
     return out
@@ -97,7 +92,7 @@ def last_run_rows(kernel: Kernel, tasks: Iterable[Task]) -> tuple[list[LastRun],
     rows = []
     for t in tasks:
         try:
-            arrival: int | None = _u64(kernel, t.address + offset)
+            arrival: int | None = kernel.space.read_u64(t.address + offset)
         except DumpError:
             arrival = None
         cpu = t.cpu if t.cpu is not None else t.last_cpu

@@ -57,10 +57,6 @@ class SysInfo:
     warnings: tuple[str, ...] = ()
 
 
-def _u64(kernel: Kernel, address: int) -> int:
-    return int(struct.unpack(">Q", kernel.read(address, 8))[0])
-
-
 def _sym(kernel: Kernel, *names: str) -> tuple[str, int] | None:
     if kernel.symbols is None:
         return None
@@ -134,7 +130,7 @@ def boot_tod(kernel: Kernel) -> int | None:
     name, address = found
     if name == "tod_clock_base":
         return int(struct.unpack(">Q", kernel.read(address + 1, 8))[0])
-    return _u64(kernel, address)
+    return kernel.space.read_u64(address)
 
 
 def tod_to_ns(delta: int) -> int:
@@ -157,7 +153,11 @@ def sys_info(kernel: Kernel) -> SysInfo:
 
     uts = attempt("init_uts_ns", lambda: _utsname(kernel)) or {}
     ram = _sym(kernel, "_totalram_pages", "totalram_pages")
-    total_ram = attempt("totalram_pages", lambda: _u64(kernel, ram[1]) * PAGE_SIZE) if ram else None
+    total_ram = (
+        attempt("totalram_pages", lambda: kernel.space.read_u64(ram[1]) * PAGE_SIZE)
+        if ram
+        else None
+    )
     avenrun = _sym(kernel, "avenrun")
     load = None
     if avenrun is not None:
@@ -168,7 +168,7 @@ def sys_info(kernel: Kernel) -> SysInfo:
     online_sym = _sym(kernel, "__cpu_online_mask", "cpu_online_mask")
     online = None
     if online_sym is not None:
-        word = attempt("cpu_online_mask", lambda: _u64(kernel, online_sym[1]))
+        word = attempt("cpu_online_mask", lambda: kernel.space.read_u64(online_sym[1]))
         online = None if word is None else bin(word).count("1")
     now = newest_tod(kernel)
     base = attempt("tod_clock_base", lambda: boot_tod(kernel))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from explorer.walk.stacks import StackRegions
 from parsers.errors import DumpError
@@ -66,6 +66,12 @@ class Check:
     reason: str
 
 
+#: How a frame was reached (``Step.how``): the values that exist.
+StepHow = Literal["start", "start_regs", "backchain", "pt_regs", "r14_guess"]
+#: How a walk ended (``WalkEnd.kind``).
+EndKind = Literal["final_pt_regs", "error", "user_regs", "no_stack", "step_limit"]
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One frame as the kernel's unwinder reports it (one ``unwind_state``).
@@ -90,7 +96,7 @@ class Step:
     ip: int
     raw_ip: int
     stack: StackRange
-    how: str
+    how: StepHow
     reliable: bool
     regs: PtRegs | None
     frame: StackFrame | None
@@ -119,7 +125,7 @@ class WalkEnd:
         checks: the rules applied in the last, unsuccessful step.
     """
 
-    kind: str
+    kind: EndKind
     detail: str | None
     sp: int
     regs: PtRegs | None = None
@@ -511,7 +517,7 @@ def walk(
         st.update_stack_info(first_sp, checks)
         if regs is not None:
             ip = regs.psw.addr
-            how = "start_regs"
+            how: StepHow = "start_regs"
         else:
             ip, st.chain = st.r14_and_chain(first_sp, checks)
             how = "start"
@@ -632,7 +638,7 @@ def _next_frame(st: _State, index: int) -> Step | WalkEnd:
                 )
             ip, next_chain = st.r14_and_chain(sp, checks)
             regs = None
-            how = "backchain"
+            how: StepHow = "backchain"
         else:
             # Case 3: a zero back chain: look for pt_regs right above this frame.
             regs_addr = st.sp + STACK_FRAME_SIZE

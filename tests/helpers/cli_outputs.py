@@ -148,11 +148,14 @@ def run(argv: list[str]) -> str:
     return f"{head}--- stdout\n{out.getvalue()}--- stderr\n{err.getvalue()}"
 
 
-def record(out_dir: Path) -> int:
-    """Run every command; write one file each under ``out_dir``."""
+def record(out_dir: Path, only: str | None = None) -> int:
+    """Run every command (``only``: those whose file name contains it); write one file each
+    under ``out_dir``."""
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory(prefix="backchain-cli-") as tmp:
         for name, argv in commands():
+            if only is not None and only not in name and not name.endswith("/build"):
+                continue
             argv = [a.replace("{tmp}", tmp) for a in argv]
             text = run(argv).replace(tmp, "{tmp}").replace(str(ROOT), "{root}")
             path = out_dir / f"{name}.txt"
@@ -161,10 +164,10 @@ def record(out_dir: Path) -> int:
     return 0
 
 
-def compare(new: Path, base: Path) -> int:
+def compare(new: Path, base: Path, only: str | None = None) -> int:
     """Print a unified diff of every file that differs; 1 when any does."""
     differ = 0
-    names = sorted({p.relative_to(base) for p in base.rglob("*.txt")})
+    names = sorted({p.relative_to(base) for p in base.rglob("*.txt") if not only or only in str(p)})
     names += sorted({p.relative_to(new) for p in new.rglob("*.txt")} - set(names))
     for rel in names:
         a = (base / rel).read_text() if (base / rel).exists() else ""
@@ -183,9 +186,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to write the outputs into")
     parser.add_argument("--compare", type=Path, metavar="BASE", help="then diff against BASE")
+    parser.add_argument("--only", metavar="TEXT", help="only the commands whose file has TEXT")
     args = parser.parse_args()
-    record(args.out)
-    return compare(args.out, args.compare) if args.compare else 0
+    record(args.out, args.only)
+    return compare(args.out, args.compare, args.only) if args.compare else 0
 
 
 if __name__ == "__main__":
