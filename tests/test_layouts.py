@@ -16,7 +16,6 @@ import pytest
 from explorer.cli import main
 from explorer.model.kernel import Options
 from explorer.model.opening import open_kernel
-from parsers.cache import cache_dir
 from parsers.errors import FormatError
 from parsers.s390.layouts import (
     LOWCORE_FIELDS,
@@ -26,6 +25,7 @@ from parsers.s390.layouts import (
     pt_regs_layout_from_types,
 )
 from parsers.types.profile import TypeProfile, profile_from_dwarf
+from tests.helpers import oracles
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"
@@ -51,12 +51,7 @@ def _dump_btf(path: Path) -> TypeProfile:
 
 
 def _dwarf(release: str) -> TypeProfile:
-    vmlinux = cache_dir("real", "kernels", release, "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {vmlinux.parent}; run samples/generate_real.py"
-        )
-    return profile_from_dwarf(vmlinux)
+    return profile_from_dwarf(oracles.debug_vmlinux(release))
 
 
 def _sources() -> list[tuple[str, object]]:

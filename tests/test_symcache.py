@@ -12,6 +12,7 @@ from explorer.sources.kallsyms import GENERATION
 from parsers.dumps.dumpfile import open_dump
 from parsers.symbols.cache import load_table, save_table
 from parsers.symbols.table import load_system_map
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
@@ -73,15 +74,9 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """A vmlinux's table is cached under its build-id: another copy of the same build (a
     hard link elsewhere, as a support team copies one vmlinux per incident) is not read
     again."""
-    from parsers.cache import cache_dir
     from parsers.elf.fileid import elf_identity
 
-    vmlinux = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
-            "samples/generate_real.py --debug-only"
-        )
+    vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
     monkeypatch.setattr(
         "explorer.sources.kallsyms.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
     )
