@@ -12,18 +12,15 @@ import json
 
 import pytest
 
-from tests.helpers.real import MOVED, SAMPLES, module_tasks, open_sample
+from tests.helpers.real import MOVED, SAMPLES, kernel_text, module_tasks, open_sample
 
 MODULE_SAMPLES = sorted(
     p.parent.name
     for p in SAMPLES.glob("*/facts.json")
-    if "modules" in json.loads(p.read_text()) and (p.parent / "vmcore.zst").is_file()
+    if (p.parent / "vmcore.zst").is_file()
+    and "modules" in (facts := json.loads(p.read_text()))
+    and "livepatch" not in facts  # the livepatch samples: tests/test_real_klp.py
 )
-
-
-def kernel_text(frame: dict) -> str:
-    """A Call Trace frame as the kernel printed it: ``kjournald2+0x2d0/0x330 [jbd2]``."""
-    return frame["symbol"] + (f" [{frame['module']}]" if "module" in frame else "")
 
 
 def test_both_module_samples_are_here() -> None:

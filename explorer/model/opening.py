@@ -250,7 +250,10 @@ def _types_from(
             return None
         try:
             plain = verifier.vmlinux(files.vmlinux)
-            return verifier.profile(profile_from_dwarf(plain), files.vmlinux)
+            # a vmlinux used only by --force never fills the cache its build-id names
+            trusted = not any(f" {files.vmlinux} " in w for w in notes.forced)
+            profile = profile_from_dwarf(plain, use_cache=trusted)
+            return verifier.profile(profile, files.vmlinux)
         except TypeInfoError as exc:
             notes.warnings.append(str(exc))
             return None

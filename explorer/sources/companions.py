@@ -4,8 +4,9 @@ An explicit option always wins: a companion only fills what the user left out. A
 recognised by its content (:func:`parsers.elf.fileid.content_kind`), looked for beside the dump
 as named and beside a symlink's target, names carrying the dump's release first; each is
 verified against the dump (:mod:`explorer.sources.verify`) and skipped with a note when it
-does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) is
-decompressed once into the cache.
+does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) named
+with ``--vmlinux`` is decompressed once into the cache; one beside the dump is only noted (a
+plain ``info`` never writes hundreds of MiB into the cache).
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from explorer.model.image import Diagnostics, DumpImage
+from explorer.sources.symcache import cached_file_symbols, file_symbols_key, save_file_symbols
 from explorer.sources.verify import (
     Evidence,
     forced_warning,
     mismatch_error,
     profile_evidence,
+    require_confirmation,
     symbol_evidence,
     vmlinux_evidence,
 )
 from parsers.cache import cache_dir
 from parsers.compressed import decompressed_path
+from parsers.elf.extent import elf_extent
 from parsers.elf.fileid import (
     PROFILE,
     SYSTEM_MAP,
@@ -102,7 +106,7 @@ def plain_vmlinux(path: str) -> str:
         DumpError: unreadable or damaged compressed data.
     """
     if is_compressed(path):
-        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux")))
+        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux"), extent=elf_extent))
     return path
 
 
@@ -157,7 +161,9 @@ class Verifier:
 
     def symbols(self, path: str, kind: str) -> SymbolTable:
         """Load a System.map or vmlinux's symbols, relocate them, verify them against the
-        dump.
+        dump: the dump must confirm them (:func:`require_confirmation`), not merely fail to
+        contradict them. Cached by a digest of the bytes they are read from, and only once
+        verified.
 
         Raises:
             DumpError: unreadable file.
@@ -166,14 +172,14 @@ class Verifier:
         cached = self.loaded.get(path)
         if cached is not None:
             return cached
-        from explorer.sources.kallsyms import cached_file_symbols
-
-        if kind == VMLINUX:
-            plain = plain_vmlinux(path)
-            build_id = elf_identity(plain).build_id
-            table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
-        else:
-            table = cached_file_symbols(path, lambda: load_system_map(path))
+        plain = plain_vmlinux(path) if kind == VMLINUX else path
+        key = file_symbols_key(plain, "vmlinux" if kind == VMLINUX else "System.map")
+        table = cached_file_symbols(key)
+        built = table is None
+        if table is None:
+            table = load_vmlinux_symbols(plain) if kind == VMLINUX else load_system_map(plain)
+        else:  # the same bytes under this name: as reading them here would call them
+            table.source = f"vmlinux {plain}" if kind == VMLINUX else f"System.map {plain}"
         delta, warning = self.image.symbol_delta(table)
         if warning is not None:
             self.notes.warnings.append(warning)
@@ -182,13 +188,16 @@ class Verifier:
         ev = symbol_evidence(self.image.identity, table, delta)
         if kind == VMLINUX:
             vmlinux_evidence(self.image.identity, elf_identity(plain), ev)
-        self.judge(path, _WHAT[kind], ev)
+        self.judge(path, _WHAT[kind], require_confirmation(self.image.identity, ev))
+        if built and not ev.mismatch:
+            save_file_symbols(key, table)
         self.loaded[path] = table
         return table
 
     def vmlinux(self, path: str) -> str:
-        """Check a vmlinux named for its types only (build-id, release); return its plain
-        path.
+        """Check a vmlinux named for its types only; return its plain path. Its build-id and
+        release must agree, and its symbols must be confirmed by the dump (as
+        :meth:`symbols`): a build-id is only what the file claims.
 
         Raises:
             DumpError: unreadable.
@@ -196,6 +205,12 @@ class Verifier:
         """
         plain = plain_vmlinux(path)
         self.judge(path, "vmlinux", vmlinux_evidence(self.image.identity, elf_identity(plain)))
+        try:
+            self.symbols(path, VMLINUX)
+        except MismatchError:
+            raise
+        except DumpError:  # no .symtab (a stripped vmlinux): its types stand on the build-id
+            pass
         return plain
 
     def profile(self, profile: TypeProfile, path: str) -> TypeProfile:
@@ -228,6 +243,12 @@ def choose_companions(verifier: Verifier, given: Files) -> Files:
         if cand.kind == VMLINUX and not (want_symbols or want_types):
             continue
         what = _WHAT[cand.kind]
+        if cand.kind == VMLINUX and is_compressed(cand.path):
+            notes.skip(
+                f"skipped {what} {cand.path} found beside the dump: compressed, and not "
+                f"decompressed unasked (pass --vmlinux {cand.path} to use it)"
+            )
+            continue
         try:
             if cand.kind == PROFILE:
                 profile = TypeProfile.load(cand.path)

@@ -12,9 +12,9 @@ says why): no symbols beat plausible-looking wrong ones.
 from __future__ import annotations
 
 from explorer.model.image import Diagnostics, DumpImage
+from explorer.sources.symcache import cached_kallsyms
 from explorer.sources.verify import symbol_evidence
 from parsers.errors import DumpError
-from parsers.symbols.kallsyms import read_kallsyms
 from parsers.symbols.kallsyms_scan import SCAN_LIMIT, scan_kallsyms
 from parsers.symbols.table import SymbolTable
 
@@ -29,7 +29,7 @@ def kallsyms_in_memory(image: DumpImage, notes: Diagnostics) -> SymbolTable | No
     read = image.read
     try:
         found = scan_kallsyms(read, start, SCAN_LIMIT)
-        table = read_kallsyms(read, found.tables, SOURCE.format(found.tables.token_table))
+        table = cached_kallsyms(read, found.tables, SOURCE.format(found.tables.token_table))
     except DumpError as exc:
         notes.warnings.append(
             "no symbols from the dump: VMCOREINFO does not locate its kallsyms and none were "

@@ -4,6 +4,7 @@ console Call Traces and ps output in facts.json, tasks that moved before the dum
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -16,8 +17,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "real"
 
 
 #: Samples with a test file of their own, which reuses the helpers here: newer kernels whose
-#: era facts differ (tests/test_real_7x.py).
-OWN_FILE = {"sid-7.2-modules"}
+#: era facts differ (tests/test_real_7x.py), the rebuilt kernel with livepatches
+#: (tests/test_real_klp.py).
+OWN_FILE = {"sid-7.2-modules", "klp-6.12-stalled", "klp-6.12-reversed", "klp-6.12-stacked"}
 
 
 NAMES = sorted(
@@ -39,6 +41,11 @@ MOVED = {
     # RCU grace-period thread.
     "deb12-6.1-modules": {1, 14, 120, 121},
     "sid-7.2-modules": {1, 139, 140},
+    # The livepatch samples (rebuilt 6.12): init, the CPU hogs (sh loop, dd) and the RCU
+    # grace-period thread (from its fqs wait to waiting for the next period).
+    "klp-6.12-stalled": {1, 16, 115, 116},
+    "klp-6.12-reversed": {1, 16, 116, 117},
+    "klp-6.12-stacked": {1, 16, 118, 119},
 }
 
 
@@ -75,9 +82,10 @@ def check_ps(name: str) -> None:
     assert not scan.warnings
     for truth in facts["proc_stat"]:
         task = found[truth["pid"]]
-        # task->comm holds 15 characters; ps appends a kworker's workqueue after "-".
+        # task->comm holds 15 characters; /proc appends a kworker's workqueue after "-"
+        # (idle) or "+" (running a work item: the livepatch samples' blocked kworker).
         assert truth["comm"].startswith(task.comm) and len(task.comm) >= min(
-            15, len(truth["comm"].split("-")[0])
+            15, len(re.split("[-+]", truth["comm"])[0])
         )
         if truth["pid"] not in MOVED[name] | {17}:
             assert task.state == truth["state"], truth
@@ -111,3 +119,8 @@ def compare_walks(name: str) -> int:
         assert a.verdict.reliable, (pid, a.verdict)
         compared += 1
     return compared
+
+
+def kernel_text(frame: dict) -> str:
+    """A Call Trace frame as the kernel printed it: ``kjournald2+0x2d0/0x330 [jbd2]``."""
+    return frame["symbol"] + (f" [{frame['module']}]" if "module" in frame else "")
