@@ -10,15 +10,17 @@ import re
 import struct
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
 
-from explorer.kernel import Kernel, Options
-from explorer.tasks import find_tasks
-from parsers.elfcore import ElfCore, Note
-from parsers.layouts import NT_S390_PREFIX
-from tests.edited import REAL, EditedDump, cli
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from parsers.dumps.elfcore import ElfCore, Note
+from parsers.s390.layouts import NT_S390_PREFIX
+from tests.helpers.edited import REAL, EditedDump, cli
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
 
@@ -151,7 +153,7 @@ def test_task_discovery_is_linear_and_bounded_with_a_warning(
     dump = EditedDump.of(tmp_path)
     nodes = 40_000  # 320 KB of edits: took more than 60 s (every thread walk ran the chain)
     forged_task_chain(dump, nodes)
-    kernel = Kernel.open(str(dump.path))
+    kernel = open_kernel(str(dump.path))
     reads = [0]
     real = kernel.space.read_u64
 
@@ -179,7 +181,7 @@ def test_module_string_table_is_read_within_its_bound(tmp_path: Path) -> None:
     symtab = k.space.read_u64(ks)
     dump.poke_u64(ks + 16, 0x1000)  # strtab into the identity map: every byte readable
     dump.poke_u32(symtab + 24, 100 << 20)  # symbol 1's name 100 MiB into it
-    kernel = Kernel.open(str(dump.path))
+    kernel = open_kernel(str(dump.path))
     tracemalloc.start()
     try:
         scan = kernel.modules
@@ -195,11 +197,11 @@ def test_module_string_table_is_read_within_its_bound(tmp_path: Path) -> None:
 
 
 def test_module_symbols_are_bounded_in_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import explorer.modules
+    import explorer.model.modules
 
     dump = EditedDump.of(tmp_path, "deb12-6.1-modules", map_too=True)
-    monkeypatch.setattr(explorer.modules, "MAX_SYMBOLS_TOTAL", 1300)
-    kernel = Kernel.open(str(dump.path))
+    monkeypatch.setattr(explorer.model.modules, "MAX_SYMBOLS_TOTAL", 1300)
+    kernel = open_kernel(str(dump.path))
     try:
         scan = kernel.modules
     finally:
@@ -228,7 +230,7 @@ def test_self_relative_kallsyms_leading_below_zero_is_refused(
     )
     _rc, _out, err = cli("info", str(dump.path))
     assert "Traceback" not in err and "OverflowError" not in err
-    kernel = Kernel.open(str(dump.path))
+    kernel = open_kernel(str(dump.path))
     try:
         assert any("lead outside the 64-bit address space" in w for w in kernel.warnings)
     finally:
@@ -271,22 +273,23 @@ def test_one_bad_dump_of_a_fleet_is_reported_and_the_others_finish(
 ) -> None:
     """A dump whose reading raises an unexpected exception, and one that kills its worker
     process (SIGBUS of a shrinking map): each is its own one-line error."""
-    from explorer.kernel import Kernel
+    import explorer.model.opening
+    from explorer.model.kernel import Kernel
 
     dump = EditedDump.of(tmp_path)
     raises, dies = tmp_path / "raises.vmcore", tmp_path / "dies.vmcore"
     raises.write_bytes(b"x")
     dies.write_bytes(b"x")
-    real_open = Kernel.open.__func__  # type: ignore[attr-defined]
+    real_open = explorer.model.opening.open_kernel
 
-    def fake_open(cls: type, path: str, *args: object, **kwargs: object) -> Kernel:
+    def fake_open(path: str, *args: Any, **kwargs: Any) -> Kernel:
         if path == str(raises):
             raise RuntimeError("boom")
         if path == str(dies):
             os.kill(os.getpid(), 9)
-        return real_open(cls, path, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Kernel, "open", classmethod(fake_open))  # forked workers inherit it
+    monkeypatch.setattr(explorer.model.opening, "open_kernel", fake_open)  # forks inherit it
     rc, out, err = cli("check", str(dump.path), str(raises), str(dies), "--jobs", "2", "--json")
     assert rc == 2
     report = json.loads(out)
@@ -332,7 +335,7 @@ def test_made_up_system_map_is_refused(tmp_path: Path) -> None:
 
 def test_genuine_map_still_agrees(tmp_path: Path) -> None:
     dump = EditedDump.of(tmp_path)
-    kernel = Kernel.open(str(dump.path))
+    kernel = open_kernel(str(dump.path))
     try:
         assert kernel.symbols is not None and "System.map" in kernel.symbols.source
         assert not kernel.skipped and not kernel.forced
@@ -355,8 +358,8 @@ def test_parent_cycle_hides_no_task_from_the_tree(tmp_path: Path) -> None:
 
 
 def test_parent_chain_deeper_than_the_tree_is_cut(tmp_path: Path) -> None:
-    from explorer.tasks import Task
-    from explorer.tasktree import MAX_DEPTH, roots, tree_lines, tree_warnings
+    from explorer.model.tasks import Task
+    from explorer.reports.pstree import MAX_DEPTH, roots, tree_lines, tree_warnings
 
     tasks = [
         Task(0x1000 * (i + 1), i + 1, i + 1, i, "t", "S", 1, 0, 0, None, 0, 0, 0, 16384, "x")
@@ -375,7 +378,7 @@ def test_thread_size_from_a_profile_is_checked_against_init_stack(tmp_path: Path
     doc["sizes"]["thread_union"] = 1 << 20
     profile = tmp_path / "forged.profile.json"
     profile.write_text(json.dumps(doc))
-    kernel = Kernel.open(str(dump.path), Options(profile=str(profile)))
+    kernel = open_kernel(str(dump.path), Options(profile=str(profile)))
     try:
         assert kernel.thread_size == 16384 and kernel.thread_size_source == "init_stack's span"
         assert any(w.startswith("THREAD_SIZE 1048576 from profile:") for w in kernel.warnings)
@@ -418,7 +421,7 @@ def test_split_layout_kernel_without_vmcoreinfo_is_a_warning(tmp_path: Path) -> 
 def test_release_that_init_uts_ns_contradicts_is_a_warning(tmp_path: Path) -> None:
     dump = EditedDump.of(tmp_path)
     vmcoreinfo_edit(dump, b"OSRELEASE=6.1.0-50-s390x\n", b"OSRELEASE=5.4.0-50-s390x\n")
-    kernel = Kernel.open(str(dump.path))
+    kernel = open_kernel(str(dump.path))
     try:
         assert any(
             w.startswith(

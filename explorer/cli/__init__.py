@@ -26,7 +26,7 @@ from explorer.cli.common import (
     options_of,
     results_option,
 )
-from explorer.printable import EscapingWriter, printable
+from explorer.reports.printable import EscapingWriter, printable
 from parsers.errors import DumpError
 
 #: Subcommand modules of this package, in help order; each module's command has its name,
@@ -157,7 +157,7 @@ def escaped_output() -> Iterator[None]:
 def run_tui(args: argparse.Namespace) -> int:
     """Open the explorer on DUMP (default: the bundled sample). Errors opening the dump are
     shown inside the explorer, which keeps running."""
-    from explorer.samples import default_sample
+    from explorer.training.bundled import default_sample
     from explorer.tui.app import run
 
     if args.dump is None:

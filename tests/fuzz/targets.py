@@ -24,26 +24,28 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from explorer.analysis import analyse_task, cpu_regs, unwind_context
-from explorer.kernel import Kernel, Options, StackRange
-from explorer.printk import read_log
-from explorer.reliable import stack_walk_reliable
-from explorer.stacks import StackRegions
-from explorer.tasks import find_tasks
-from explorer.tasktree import roots, tree_lines, tree_warnings
-from explorer.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
+from explorer.model.kernel import Kernel, Options
+from explorer.model.opening import kernel_of
+from explorer.model.printk import read_log
+from explorer.model.tasks import find_tasks
+from explorer.reports.pstree import roots, tree_lines, tree_warnings
+from explorer.walk.analysis import analyse_task, cpu_regs, unwind_context
+from explorer.walk.reliable import stack_walk_reliable
+from explorer.walk.stacks import StackRegions
+from explorer.walk.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
 from parsers.cache import ENV
-from parsers.cpustate import cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.dwarflines import open_dwarf_lines
-from parsers.elfcore import group_cpu_notes, parse_notes
+from parsers.dumps.cpustate import cpu_registers_from_notes
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import group_cpu_notes, parse_notes
+from parsers.dumps.memory import AddressSpace, VaLayout
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
+from parsers.dwarf.lines import open_dwarf_lines
 from parsers.errors import DumpError, TranslationError, UnmappedError
-from parsers.memory import AddressSpace, VaLayout
-from parsers.physmem import MemoryRange
-from parsers.records import Psw, PtRegs
-from parsers.symbols import load_system_map
-from parsers.types import TypeProfile, profile_from_btf, profile_from_dwarf
-from parsers.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
+from parsers.s390.records import Psw, PtRegs
+from parsers.s390.stacks import StackRange
+from parsers.symbols.table import load_system_map
+from parsers.types.profile import TypeProfile, profile_from_btf, profile_from_dwarf
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
 from tests.fuzz.serve_target import check_serve, serve_inputs
 
@@ -233,7 +235,7 @@ def exercise_dump(path: str, kernel: bool = True) -> None:
             return
         folder = Path(path).parent
         opts = Options(system_map=str(folder / "System.map"), profile=str(folder / "profile.json"))
-        k = Kernel(dump, opts)
+        k = kernel_of(dump, opts)
         _ = k.memory_size, k.kaslr_offset, [c.stacks for c in k.cpus]
         exercise_kernel(k)
     finally:
@@ -380,9 +382,9 @@ def check_vmcoreinfo(data: bytes) -> None:
 
 # -- BTF, profile JSON, System.map -----------------------------------------------------------------
 def _btf_seed() -> Seed:
-    from tests.test_types import _mock_btf
+    from tests.helpers.types import mock_btf
 
-    blob = _mock_btf(">")
+    blob = mock_btf(">")
     hdr_len = struct.unpack_from(">I", blob, 4)[0]
     bounds = list(range(0, 24, 4))
     pos = hdr_len
@@ -742,7 +744,7 @@ def check_explorer(data: bytes) -> None:
 def _file_seed(name: str, path: Path, sections: tuple[str, ...]) -> Seed:
     """A file of tests/data with the starts of its named sections (and every 4th byte of
     their first 512) as boundaries."""
-    from parsers.elfsections import ElfSections
+    from parsers.elf.sections import ElfSections
 
     bounds: list[int] = list(range(0, 64, 4))
     with ElfSections(path) as elf:
