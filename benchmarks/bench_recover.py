@@ -24,14 +24,14 @@ SAMPLES = ROOT / "samples" / "real"
 
 def busiest() -> tuple[Path, int, int, int]:
     """(dump, pid, text words, frames) of the task with the most text words on its stack."""
-    from explorer.analysis import analyse_task
     from explorer.code.recovered import recovery_of
-    from explorer.kernel import Kernel
-    from explorer.tasks import find_tasks
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task
 
     best: tuple[int, Path, int, int] | None = None
     for dump in sorted(SAMPLES.glob("*/vmcore.zst")):
-        kernel = Kernel.open(str(dump))
+        kernel = open_kernel(str(dump))
         for task in find_tasks(kernel).tasks:
             if task.pid == 0:
                 continue
@@ -50,12 +50,12 @@ def main() -> None:
     dump, pid, words, frames = busiest()
     print(f"busiest task: {dump.parent.name} pid {pid}: {words} text words, {frames} frames")
 
-    from explorer.analysis import analyse_task
     from explorer.code.recovered import recovery_of
-    from explorer.kernel import Kernel
-    from explorer.tasks import find_tasks
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task
 
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     (task,) = find_tasks(kernel).by_pid(pid)[:1]
     walk = analyse_task(kernel, task).walk
     for label in ("cold", "warm"):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from parsers.cfi import DebugFrame
-from parsers.elfsections import ElfSections
+from parsers.dwarf.cfi import DebugFrame
+from parsers.elf.sections import ElfSections
 from tests.helpers import oracles
 
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -101,10 +101,11 @@ def _drgn_frames(prog: Any, drgn: Any, task_address: int) -> list[tuple[int, int
 def test_cfi_equals_back_chain_and_drgn(sample: str, tmp_path: Path) -> None:
     import drgn
 
-    from explorer.analysis import analyse_task, unwind_context
     from explorer.debuginfo.cfi import cfi_for_walk, compare, debug_frame_of
-    from explorer.kernel import Kernel, Options
-    from explorer.tasks import find_tasks
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context
     from samples.drgn_copy import fix_for_drgn
 
     folder = REAL / sample
@@ -116,7 +117,7 @@ def test_cfi_equals_back_chain_and_drgn(sample: str, tmp_path: Path) -> None:
     prog.set_core_dump(str(copy))
     prog.load_debug_info([str(vmlinux)])
     copy.unlink()
-    kernel = Kernel.open(
+    kernel = open_kernel(
         str(folder / "vmcore.zst"),
         Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
     )

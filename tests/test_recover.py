@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task
 from explorer.cli import main
 from explorer.code.recovered import recovery_of
-from explorer.kernel import Kernel
-from explorer.tasks import find_tasks
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task
 from tests.helpers.planted import copies_of, planted
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -35,7 +36,7 @@ PLANTS = ("zeroed", "misaligned", "below")
 
 
 def _kernel(path: Path) -> Kernel:
-    return Kernel.open(str(path))
+    return open_kernel(str(path))
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.sanity import STACK_END_MAGIC, stack_sanity
-from explorer.tasks import find_tasks
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task
+from explorer.walk.sanity import STACK_END_MAGIC, stack_sanity
 from tests.helpers.planted import SAMPLES, copies_of, planted
 
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -22,7 +22,7 @@ NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file()
 @pytest.mark.parametrize("name", NAMES)
 def test_every_stack_end_is_intact(name: str) -> None:
     """The magic is read as a raw word here too, independently of the module."""
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     tasks = [t for t in find_tasks(kernel).tasks if t.stack]
     assert len(tasks) > 40
     running = 0
@@ -44,7 +44,7 @@ def test_planted_overwrite_is_named(
 ) -> None:
     name = "bpo12-6.12-busy"
     base = copies_of(tmp_path_factory, [name])[name]
-    kernel = Kernel.open(str(base))
+    kernel = open_kernel(str(base))
     (task,) = find_tasks(kernel).by_pid(1)
     end = task.stack
     copy = planted(base, tmp_path, end, 0xDEADBEEF00C0FFEE, kernel.space.translate(end))

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Options
+from explorer.model.kernel import Options
 from explorer.tui.app import BackchainApp
 from explorer.tui.export import export_name
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.inspector import FrameInspector
 from explorer.tui.widgets.walk import WalkTable
-from tests.test_tui import cells, plain, sync, wait_checked
+from tests.helpers.tui import cells, plain, sync, wait_checked
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +121,10 @@ def test_export_name_is_chosen_by_the_tool() -> None:
 
 @sync
 async def test_lowcore_names_old_psws_in_view() -> None:
-    from explorer.facts import info_facts
+    from explorer.reports.info import info_facts
     from explorer.tui.screens.lowcore import LowcoreScreen
     from explorer.tui.widgets.lowcore import LowcoreTable
-    from tests.test_tui import BUSY
+    from tests.helpers.tui import BUSY
 
     app = BackchainApp(str(BUSY), Options())
     app.animation_level = "none"
@@ -148,7 +148,7 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
     from explorer.tui.widgets.hexview import HexView
     from explorer.tui.widgets.inspector import regs_lines
     from explorer.tui.widgets.tasks import TaskTable
-    from tests.test_tui import BUSY
+    from tests.helpers.tui import BUSY
 
     app = BackchainApp(str(BUSY), Options())
     app.animation_level = "none"
@@ -200,8 +200,9 @@ async def test_narrower_terminal_shrinks_the_walk_columns(preempted: Path) -> No
 
 def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Path:
     """The scenario's dump with pid 100's comm (16 bytes, ``cat``) replaced by ``comm`` and
-    every text symbol of its System.map ending in ``suffix``: what a user of the crashed
-    machine (prctl(PR_SET_NAME)) or a symbol file can put there."""
+    every text symbol of its System.map but the text bounds (a map without them is refused)
+    ending in ``suffix``: what a user of the crashed machine (prctl(PR_SET_NAME)) or a symbol
+    file can put there."""
     data = (preempted).read_bytes()
     old = b"cat".ljust(16, b"\0")
     assert data.count(old) == 1
@@ -209,7 +210,8 @@ def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Pa
     lines = []
     for line in (preempted.parent / "System.map").read_text().splitlines():
         address, kind, name = line.split()
-        lines.append(f"{address} {kind} {name}{suffix if kind in 'tT' else ''}")
+        renamed = kind in "tT" and name not in ("_stext", "_etext")  # the map stays whole
+        lines.append(f"{address} {kind} {name}{suffix if renamed else ''}")
     (folder / "System.map").write_text("\n".join(lines) + "\n")
     shutil.copy(preempted.parent / "profile.json", folder / "profile.json")
     return folder / "vmcore"

@@ -11,10 +11,11 @@ them in the order ``--help`` shows them. Handlers import what they need when the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from explorer.cli.common import (
     EXIT_BAD_INPUT,
@@ -25,6 +26,7 @@ from explorer.cli.common import (
     options_of,
     results_option,
 )
+from explorer.reports.printable import EscapingWriter, printable
 from parsers.errors import DumpError
 
 #: Subcommand modules of this package, in help order; each module's command has its name,
@@ -120,25 +122,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args_list and args_list[0] in _command_names():
             args = build_parser(only=args_list[0]).parse_args(args_list)
             handler: Handler = args.handler
-            return handler(args)
+            with escaped_output():
+                return handler(args)
         args = build_tui_parser().parse_args(args_list)
         if args.dump is not None and not os.path.exists(args.dump):
             print(_not_a_command_or_file(args.dump), file=sys.stderr)
             return EXIT_BAD_INPUT
         return run_tui(args)
     except DumpError as exc:
-        print(f"backchain: {exc}", file=sys.stderr)
+        print(f"backchain: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # a read no reader turned into a DumpError (EIO, ENOSPC, ...)
+        if isinstance(exc, BrokenPipeError):
+            return EXIT_OK
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(printable(f"backchain: {where}{exc.strerror or exc}"), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
+
+
+@contextlib.contextmanager
+def escaped_output() -> Iterator[None]:
+    """Standard output and error through :class:`EscapingWriter` meanwhile: whatever text a
+    command prints from the dump, its control characters reach the terminal escaped."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingWriter(out), EscapingWriter(err)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = out, err
 
 
 def run_tui(args: argparse.Namespace) -> int:
     """Open the explorer on DUMP (default: the bundled sample). Errors opening the dump are
     shown inside the explorer, which keeps running."""
-    from explorer.samples import default_sample
+    from explorer.training.bundled import default_sample
     from explorer.tui.app import run
 
     if args.dump is None:

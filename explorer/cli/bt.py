@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
         const="T",
         help="the text addresses from where the walk broke on, and the chain they recover",
     )
-    from explorer.debuginfo.options import frame_options
+    from explorer.cli.frameopts import frame_options
 
     frame_options(p)
     common_options(p)
@@ -91,7 +91,7 @@ def states_of(text: str | None) -> set[str] | None:
     """
     if not text:
         return None
-    from explorer.tasks import STATE_LETTERS
+    from parsers.s390.sched import STATE_LETTERS
 
     wanted = {s.strip().upper() if s.strip().upper() != "T" else "T" for s in text.split(",")}
     wanted.discard("")
@@ -103,8 +103,8 @@ def states_of(text: str | None) -> set[str] | None:
 
 def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[list[Any], str | None]:
     """The tasks to walk and, for the default context, why that task."""
-    from explorer.context import active_tasks, default_context
-    from explorer.tasks import task_order
+    from explorer.model.context import active_tasks, default_context
+    from explorer.model.tasks import task_order
 
     states = states_of(getattr(args, "state", None))
     if args.all or states is not None:
@@ -128,7 +128,7 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
                     "--force walks it anyway, unvetted",
                     kernel.path,
                 )
-            from explorer.tasks import read_task
+            from explorer.model.tasks import read_task
 
             task = read_task(kernel, args.task, "--task --force (unvetted)")
         return [task], None
@@ -153,9 +153,9 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
 
 def cmd_bt(args: argparse.Namespace) -> int:
     """``backchain bt``."""
-    from explorer.analysis import analyse_task, unwind_context, walk_sp
-    from explorer.debuginfo.cli import FrameExtras
-    from explorer.report import (
+    from explorer.cli.debuginfo import FrameExtras
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.walk import (
         analysis_json,
         end_json,
         step_json,
@@ -164,7 +164,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
         walk_markdown,
         walk_text,
     )
-    from explorer.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context, walk_sp
 
     kernel = open_kernel(args)
     if args.cfi:  # before any output: without a vmlinux, one line and exit 2
@@ -214,7 +214,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 cfi = cfi_for_walk(kernel, table, a.walk)
                 one["cfi"] = None if cfi is None else cfi_json(kernel, a.walk, cfi)
         if args.sanity:
-            from explorer.sanity import sanity_json, stack_sanity
+            from explorer.walk.sanity import sanity_json, stack_sanity
 
             for one, a in zip(docs, analyses, strict=True):
                 one["sanity"] = sanity_json(stack_sanity(kernel, a.task, a.walk))
@@ -260,7 +260,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
 
             rec = recovery_of(kernel, a.walk, SCOPES[letter])
             print("\n".join(recovery_lines(kernel, rec)))
-        from explorer.sanity import corrupt_lines, sanity_lines, stack_sanity
+        from explorer.walk.sanity import corrupt_lines, sanity_lines, stack_sanity
 
         sane = stack_sanity(kernel, a.task, a.walk, high_water=args.sanity)
         print("\n".join(sanity_lines(sane) if args.sanity else corrupt_lines(sane)), end="")

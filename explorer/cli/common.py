@@ -111,7 +111,7 @@ def print_json(data: Any) -> None:
 
 
 def options_of(args: argparse.Namespace) -> Any:
-    from explorer.kernel import Options
+    from explorer.model.kernel import Options
 
     return Options(
         vmlinux=args.vmlinux,
@@ -144,12 +144,12 @@ def kernel_key(args: argparse.Namespace) -> tuple[str | None, ...]:
 def open_kernel(args: argparse.Namespace) -> Any:
     """Open the dump with the shared options; on stderr, warn about any --force mismatch and
     note each companion file skipped."""
-    from explorer.kernel import Kernel
+    from explorer.model import opening
 
     known = SESSION.get(kernel_key(args))
     if known is not None:
         return known
-    kernel = Kernel.open(args.dump, options_of(args), progress=progress_printer())
+    kernel = opening.open_kernel(args.dump, options_of(args), progress=progress_printer())
     _FORCED[:] = kernel.forced
     for warning in kernel.forced:
         print(f"warning: {warning}", file=sys.stderr)
@@ -165,14 +165,15 @@ def progress_printer(
     if not sys.stderr.isatty():
         return None
     last = [-1]
+    stream = getattr(sys.stderr, "raw", sys.stderr)  # "\r" is ours, not the dump's
 
     def show(done: int, total: int) -> None:
         pct = 100 * done // total if total else 100
         if pct != last[0]:
             last[0] = pct
-            sys.stderr.write(f"\r{what}: {pct:3d}%")
+            stream.write(f"\r{what}: {pct:3d}%")
             if pct >= 100:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                stream.write("\n")
+            stream.flush()
 
     return show

@@ -101,8 +101,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``backchain report``."""
     from dataclasses import asdict
 
-    from explorer.tasks import find_tasks
-    from explorer.triage import triage
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.triage import triage
 
     kernel = open_kernel(args)
     findings = triage(kernel, find_tasks(kernel))

@@ -19,6 +19,10 @@ from typing import Any
 from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, common_options, open_kernel
 from parsers.errors import DumpError
 
+#: Longest command line read (``shlex`` is quadratic in a line's length: a 10 MiB line took
+#: minutes); a longer one is refused with one line.
+MAX_LINE = 1 << 16
+
 #: Commands that do not work on the one open dump.
 NOT_IN_SHELL = frozenset({"shell", "serve", "convert", "profile", "scenarios"})
 
@@ -44,7 +48,11 @@ def _lines(prompt: str) -> Iterator[str]:
                 print()
                 return
     else:
-        for line in sys.stdin:
+        while line := sys.stdin.readline(MAX_LINE + 1):
+            if len(line) > MAX_LINE:  # too long: the rest of it is read and dropped
+                rest = line
+                while rest and not rest.endswith("\n"):
+                    rest = sys.stdin.readline(MAX_LINE)
             yield line.rstrip("\n")
 
 
@@ -89,7 +97,7 @@ def _setup_readline(names: Iterable[str], options: dict[str, list[str]]) -> None
 def cmd_shell(args: argparse.Namespace) -> int:
     """``backchain shell DUMP``."""
     from explorer.cli import build_parser, common
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
 
     kernel = open_kernel(args)  # once: every command below reuses it
     common.SESSION[common.kernel_key(args)] = kernel
@@ -106,6 +114,13 @@ def cmd_shell(args: argparse.Namespace) -> int:
     status = EXIT_OK
     try:
         for line in _lines("backchain> "):
+            if len(line) > MAX_LINE:
+                print(
+                    f"backchain: line longer than {MAX_LINE} characters ignored",
+                    file=sys.stderr,
+                )
+                status = EXIT_BAD_INPUT
+                continue
             try:
                 words = shlex.split(line, comments=True)
             except ValueError as exc:
@@ -176,7 +191,7 @@ def _run(
 
 def _set(kernel: Any, scan: Any, rest: list[str], context: Any) -> Any:
     from explorer.cli.task import pick_task
-    from explorer.context import default_context
+    from explorer.model.context import default_context
 
     if not rest:
         if context is None:

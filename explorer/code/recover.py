@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from explorer.code.callsite import CallChecker
     from explorer.code.prologue import PrologueAnalyzer
     from explorer.code.text import CodeText, Function
-    from explorer.kernel import StackRange
-    from explorer.unwind import Step, Walk
+    from explorer.model.kernel import StackRange
+    from explorer.walk.unwind import Step, Walk
 
 GRADES = ("proven", "plausible", "stale")
 #: The saved r14 of a frame (``stack_frame.gprs[8]``, packed stack) and the smallest frame.
@@ -265,8 +265,7 @@ class _Above:
 
 def grader_of(kernel: Any) -> Grader:
     """The kernel's shared grader (its memos serve every task)."""
-    from explorer.code.interrupted import analyzer_of
-    from explorer.code.model import calls_of, code_of
+    from explorer.code.cache import analyzer_of, calls_of, code_of
 
     found = _GRADERS.get(kernel)
     if found is None:

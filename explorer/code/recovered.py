@@ -9,8 +9,8 @@ from weakref import WeakKeyDictionary
 from explorer.code.recover import Recovery, TextWord, grader_of, recover
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
-    from explorer.unwind import Walk
+    from explorer.model.kernel import Kernel
+    from explorer.walk.unwind import Walk
 
 #: crash's letters: ``bt -t`` the whole live stack, ``bt -T`` from the break on.
 SCOPES = {"t": "stack", "T": "break"}

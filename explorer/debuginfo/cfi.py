@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-from parsers.cfi import DebugFrame
+from parsers.dwarf.cfi import DebugFrame
 from parsers.errors import DumpError
 
 if TYPE_CHECKING:
-    from explorer.unwind import Walk
+    from explorer.walk.unwind import Walk
 
 #: The caller's r15 is CFA - 160 (the s390x ABI's register save area).
 CFA_BIAS = 160
@@ -141,7 +141,7 @@ def debug_frame_of(kernel: Any) -> DebugFrame | None:
     path = kernel.options.vmlinux
     table = None
     if path:
-        from parsers.elfsections import ElfSections
+        from parsers.elf.sections import ElfSections
 
         with ElfSections(path) as elf:
             section = elf.get(".debug_frame")
@@ -274,8 +274,8 @@ def check_cfi(kernel: Any, scan: Any, ctx: Any, as_json: bool) -> int:
     import json
     from collections import Counter
 
-    from explorer.analysis import analyse_all
-    from explorer.report import analysis_json
+    from explorer.reports.walk import analysis_json
+    from explorer.walk.analysis import analyse_all
 
     table = table_or_error(kernel)
     ends: Counter[str] = Counter()
