@@ -76,7 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
     if args.cfi:
-        from explorer.debuginfo.cfi import check_cfi
+        from explorer.cli.cficheck import check_cfi
 
         return check_cfi(kernel, scan, ctx, args.json)
     if args.json or args.jsonl:  # streamed: one task at a time, nothing kept
