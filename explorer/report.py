@@ -10,7 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from explorer.analysis import TaskAnalysis
-from explorer.code.model import call_fields, code_lines, not_after_call, psw_fields
+from explorer.code.model import (
+    after_psw_swap,
+    call_fields,
+    code_lines,
+    not_after_call,
+    psw_fields,
+)
 from explorer.kernel import Kernel
 from explorer.reliable import Verdict
 from explorer.symbols import noreturn_caller
@@ -217,6 +223,10 @@ def walk_text(
             extra += "  [not checked]"
         if not_after_call(kernel, s):
             extra += "  [! return address not after a call]"
+        else:
+            swap = after_psw_swap(kernel, s)
+            if swap is not None:
+                extra += f"  [after {swap}: a PSW swap, not a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
         lines.append(f" #{s.index:<2} [{w16(s.sp)}] {sym} at {w16(s.ip)}{stack}{extra}")
         lines.extend(code_lines(kernel, s))

@@ -122,6 +122,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
 _ROLE = {
     "call": ("call", "b $text-success"),
     "nocall": ("!!", "b $text-error"),
+    "swap": ("psw", "b $text-warning"),
     "mark": ("=>", "b $text-accent"),
     "inside": ("=>", "b $text-error"),
     "": ("", "$foreground"),
