@@ -49,3 +49,34 @@ def test_cluster_address_and_unreachable_scheduler(capsys: pytest.CaptureFixture
     status = main(["check", dump, "--cluster", "dask://127.0.0.1:9", "--cluster-timeout", "2"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "127.0.0.1:9" in err
+
+
+def test_cluster_resolves_relative_paths_on_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workers start in another directory than the client's: relative dump and --map
+    paths are made absolute before they go out; the output names them as typed."""
+    distributed = pytest.importorskip("distributed", reason="pip install 'backchain[cluster]'")
+    elsewhere = tmp_path / "workers"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        with distributed.Client(cluster) as client:
+            (cwd,) = client.run(lambda: __import__("os").getcwd()).values()
+        assert cwd == str(elsewhere)
+        monkeypatch.chdir(SAMPLES)
+        port = cluster.scheduler_address.rsplit(":", 1)[1]
+        paths = [f"{n}/vmcore.zst" for n in THREE[:2]]
+        argv = ["check", *paths, "--map", f"{THREE[0]}/System.map.zst", "--json"]
+        assert main([*argv, "--cluster", f"dask://127.0.0.1:{port}"]) == 0
+        remote = json.loads(capsys.readouterr().out)
+    assert [d["path"] for d in remote["dumps"]] == paths
+    assert all(d["error"] is None and d["tasks"] > 50 for d in remote["dumps"])
+    assert main([*argv, "--jobs", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == remote
