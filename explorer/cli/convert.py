@@ -51,9 +51,19 @@ _COPIED = ("System.map*", "*.profile.json", "profile.json")
 _NAMED = ("vmlinux*",)
 
 
+def companion_name(output: str, name: str) -> str:
+    """A companion's name beside ``output``: prefixed with the output's own name
+    (``b.elf`` + ``System.map.zst`` -> ``b.System.map.zst``), so a second dump converted
+    into the same folder brings its own map instead of finding the first one's there."""
+    from pathlib import Path
+
+    return f"{Path(output).stem}.{name}"
+
+
 def companion_lines(source: str, output: str) -> list[str]:
-    """Copy the source dump's small companions (System.map, profile) beside ``output`` and
-    say so; name the large ones (vmlinux) with the option that finds them."""
+    """Copy the source dump's small companions (System.map, profile) beside ``output``,
+    named after it (:func:`companion_name`), and say so; name the large ones (vmlinux) with
+    the option that finds them."""
     import shutil
     from pathlib import Path
 
@@ -67,15 +77,16 @@ def companion_lines(source: str, output: str) -> list[str]:
     copied = []
     for pattern in _COPIED:
         for p in sorted(src.glob(pattern)):
-            if p.is_file() and not (dst / p.name).exists():
-                shutil.copy2(p, dst / p.name)
-                copied.append(p.name)
+            if p.is_file():
+                target = dst / companion_name(output, p.name)
+                shutil.copy2(p, target)  # named after OUT: it belongs to OUT, as OUT does
+                copied.append(target.name)
     if copied:
         lines.append(f"copied beside it: {', '.join(copied)}")
     for pattern in _NAMED:
         for p in sorted(src.glob(pattern)):
             if p.is_file():
                 lines.append(f"not copied (large): {p}; open with --vmlinux {p}")
-    if not any(dst.glob("System.map*")):
+    if not any(".System.map" in name for name in copied):
         lines.append("no System.map found: pass --map System.map when you open it")
     return lines
