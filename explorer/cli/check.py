@@ -14,6 +14,7 @@ from explorer.cli.common import (
     open_kernel,
     plural,
 )
+from explorer.cli.taskfilter import filter_options, filter_tasks, filtering, no_match, pid_option
 
 
 def register(sub: Any) -> None:
@@ -31,6 +32,8 @@ def register(sub: Any) -> None:
         help="functions a livepatch would replace: which tasks sleep on them",
     )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
+    filter_options(p, "judge only tasks")
+    pid_option(p, "judge only tasks with these pids (repeatable)")
     from explorer.debuginfo.options import lines_options
 
     lines_options(p)
@@ -69,12 +72,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
+    tasks = filter_tasks(scan.tasks, args) if filtering(args) else scan.tasks
+    if not tasks and filtering(args) and not (args.json or args.jsonl):
+        print(no_match(args))
+        return EXIT_OK
     if args.json or args.jsonl:  # streamed: one task at a time, nothing kept
         out = sys.stdout
         if not args.jsonl:
             out.write("[")
         emit = json_writer(kernel, out, lines=args.jsonl, extras=extras)
-        analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
+        analyse_all(kernel, tasks, ctx, functions, keep=emit)
         if not args.jsonl:
             out.write("\n]\n")
         extras.close()
@@ -90,7 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         suspicious.extend((a.task, step) for step, _ in calls.suspicious(a.walk.steps))
         return summarize(a)
 
-    rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=keep)
+    rows = analyse_all(kernel, tasks, ctx, functions, keep=keep)
     print("\n".join(render_check(rows, functions, args.all)))
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))

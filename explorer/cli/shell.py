@@ -16,7 +16,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, common_options, open_kernel
+from explorer.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    common_options,
+    open_kernel,
+    parse_command,
+    subcommands,
+)
 from parsers.errors import DumpError
 
 #: Commands that do not work on the one open dump.
@@ -94,11 +101,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     kernel = open_kernel(args)  # once: every command below reuses it
     common.SESSION[common.kernel_key(args)] = kernel
     parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    names = [n for n in sub.choices if n not in NOT_IN_SHELL]
-    options = {
-        n: sorted(o for a in sub.choices[n]._actions for o in a.option_strings) for n in names
-    }
+    choices = subcommands(parser)
+    names = [n for n in choices if n not in NOT_IN_SHELL]
+    options = {n: sorted(o for a in choices[n]._actions for o in a.option_strings) for n in names}
     if sys.stdin.isatty():
         _setup_readline(names, options)
         print(f"backchain shell on {args.dump}: {', '.join(names)}; set PID; help; quit")
@@ -163,7 +168,8 @@ def _run(
     context: Any,
 ) -> int:
     try:
-        parsed = parser.parse_args([command, *_shared(args), *rest])
+        parsed = parse_command(subcommands(parser)[command], [*_shared(args), *rest])
+        parsed.command = command
     except SystemExit as exc:  # argparse printed usage or --help
         return int(exc.code or 0)
     parsed.context = context
