@@ -27,7 +27,13 @@ def register(sub: Any) -> None:
     json_flag(a)
     a = actions.add_parser("show", help="a scenario's story and what to look for")
     a.add_argument("name", help="scenario name (see 'backchain scenarios list')")
-    a.add_argument("--answer", action="store_true", help="also print the expected verdict")
+    a.add_argument(
+        "--answers",
+        "--answer",
+        dest="answer",
+        action="store_true",
+        help="also print the expected verdict",
+    )
     json_flag(a)
     a = actions.add_parser("build", help="write a scenario's vmcore, System.map and profile")
     a.add_argument("name", help="scenario name")
