@@ -143,13 +143,10 @@ def _marked(a: TaskAnalysis, frames: list[dict[str, Any]]) -> list[dict[str, Any
 
 def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict[str, Any]:
     """One task's walk and verdict (``bt --json``; ``check --json`` is a list of these)."""
-    t = a.task
+    from explorer.tasks import task_fields
+
     return {
-        "pid": t.pid,
-        "comm": t.comm,
-        "task": hx(t.address),
-        "cpu": a.cpu,
-        "state": t.state,
+        **task_fields(a.task),
         "era": a.walk.era,
         "start": a.walk.start,
         "stacks": {r.stack_type: [hx(r.begin), hx(r.end)] for r in a.walk.regions.all},

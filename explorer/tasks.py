@@ -384,3 +384,23 @@ def comm_column(task: Task) -> str:
 def task_order(task: Task) -> tuple[int, int]:
     """The one task order of every listing: by pid, idle tasks by CPU."""
     return (task.pid, task.cpu if task.cpu is not None else task.last_cpu)
+
+
+def task_fields(task: Task) -> dict[str, object]:
+    """A task's fields in every JSON output that names a task (``ps``, ``bt``, ``check``)."""
+    return {
+        "pid": task.pid,
+        "tgid": task.tgid,
+        "ppid": task.ppid,
+        "comm": task.comm,
+        "state": task.state,
+        "cpu": task.cpu,
+        "last_cpu": task.last_cpu,
+        "cpu_column": cpu_column(task),
+        "task": f"0x{task.address:x}",
+        "stack": f"0x{task.stack:x}" if task.stack else None,
+        "ksp": f"0x{task.ksp:x}",
+        "kthread": task.is_kthread,
+        "idle": task.is_idle,
+        "start_time_ns": task.start_time,
+    }

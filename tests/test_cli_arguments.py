@@ -167,3 +167,25 @@ def test_filters_that_match_nothing_say_so(capsys: pytest.CaptureFixture[str]) -
     ):
         assert main(argv) == 0
         assert capsys.readouterr().out.startswith(said), argv
+
+
+def test_a_task_has_the_same_fields_in_every_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """ps, bt and check --json give a task the same fields with the same values (bt once
+    lacked last_cpu); the values are the guest's own (its ps: pid, ppid, comm)."""
+    import json
+
+    facts = json.loads((SAMPLES / "bpo12-6.12-busy" / "facts.json").read_text())
+    guest = {p["pid"]: p for p in facts["ps"]}
+    docs = {}
+    for argv in (["ps", DUMP, "--pid", "2", "--json"], ["bt", DUMP, "--pid", "2", "--json"]):
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        docs[argv[0]] = doc["tasks"][0] if "tasks" in doc else doc
+    assert main(["check", DUMP, "--pid", "2", "--json"]) == 0
+    (docs["check"],) = json.loads(capsys.readouterr().out)
+    fields = set(docs["ps"])
+    assert {"pid", "ppid", "comm", "state", "cpu", "last_cpu", "task", "start_time_ns"} <= fields
+    for name in ("bt", "check"):
+        assert {k: docs[name][k] for k in fields} == docs["ps"], name
+    assert (docs["ps"]["pid"], docs["ps"]["ppid"]) == (2, guest[2]["ppid"])
+    assert docs["ps"]["comm"] == guest[2]["comm"] == "kthreadd"

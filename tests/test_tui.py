@@ -158,12 +158,18 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert cells(table, 0)[0] == "20"  # the biggest group: kworkers in worker_thread
         await pilot.press("G", "s")
         assert table.sort_key == "pid"
-        for _ in range(3):
-            app.overview.action_sort()
+        app.overview.action_sort()
         await pilot.pause()
         assert table.sort_key == "cpu"
+        # PID CPU ST COMM, as ps and check --all list tasks
+        assert [str(c.label).split()[0] for c in table.ordered_columns][:4] == [
+            "PID",
+            "CPU",
+            "ST",
+            "COMM",
+        ]
         # running tasks first (their CPU bare), then the others by last CPU, in parentheses
-        assert [cells(table, r)[3] for r in range(3)] == ["0", "1", "(0)"]
+        assert [cells(table, r)[1] for r in range(3)] == ["0", "1", "(0)"]
         # lowcore and memory
         await pilot.press("l")
         assert isinstance(app.screen, LowcoreScreen)
@@ -231,7 +237,7 @@ async def test_synthetic_broken_back_chain(broken_dump: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_checked(app, pilot)
         table = app.overview.query_one(TaskTable)
-        verdicts = {cells(table, r)[1]: cells(table, r)[4] for r in range(table.row_count)}
+        verdicts = {cells(table, r)[3]: cells(table, r)[4] for r in range(table.row_count)}
         assert verdicts["sleep"] == "reliable"
         assert verdicts["broken"].startswith("unwind_error/")
         stack = await open_pid(app, pilot, 200)

@@ -118,10 +118,10 @@ def unknown_functions(kernel: Any, functions: list[str]) -> list[str]:
     return [f for f in functions if kernel.symbols.address_of(f) is None]
 
 
-def _pids(members: list[Any], limit: int = 8) -> str:
+def _pids(members: list[Any], limit: int | None = 8) -> str:
     pids = sorted(r.task.pid for r in members)
     shown = ", ".join(str(p) for p in pids[:limit])
-    return shown + (f", … (+{len(pids) - limit})" if len(pids) > limit else "")
+    return shown + (f", … (+{len(pids) - limit})" if limit and len(pids) > limit else "")
 
 
 #: Tasks listed under a livepatch transition before "... and N more" (``--all`` lists all).
@@ -146,12 +146,16 @@ def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str
     for key, members in by_stack(rows):
         good = sum(1 for r in members if r.verdict.reliable)
         names = sorted({r.task.comm for r in members})
-        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        stack = " <- ".join(key[:6]) + (" <- ..." if len(key) > 6 else "") if key else "(none)"
+        # --all cuts nothing: every pid, name and frame.
+        names_shown = names if every else names[:4]
+        shown = ", ".join(names_shown) + (", ..." if len(names) > len(names_shown) else "")
+        frames = key if every else key[:6]
+        stack = " <- ".join(frames) + (" <- ..." if len(key) > len(frames) else "")
+        stack = stack or "(none)"
         pid_word = "pid" if len(members) == 1 else "pids"
         lines.append(
             f"  {plural(len(members), 'task'):>11}, {good} reliable: {pid_word} "
-            f"{_pids(members)}  [{shown}]"
+            f"{_pids(members, None if every else 8)}  [{shown}]"
         )
         lines.append(f"         {stack}")
     if functions:

@@ -55,24 +55,10 @@ def register(sub: Any) -> None:
 
 
 def task_json(task: Any) -> dict[str, Any]:
-    """The JSON of one task (shared by ps, bt and check)."""
-    from explorer.tasks import cpu_column
+    """The JSON of one task (the fields every command gives a task)."""
+    from explorer.tasks import task_fields
 
-    return {
-        "pid": task.pid,
-        "tgid": task.tgid,
-        "ppid": task.ppid,
-        "comm": task.comm,
-        "state": task.state,
-        "cpu": task.cpu,
-        "last_cpu": task.last_cpu,
-        "cpu_column": cpu_column(task),
-        "task": f"0x{task.address:x}",
-        "stack": f"0x{task.stack:x}" if task.stack else None,
-        "ksp": f"0x{task.ksp:x}",
-        "kthread": task.is_kthread,
-        "idle": task.is_idle,
-    }
+    return task_fields(task)
 
 
 HEADER = f"   {'PID':>6} {'PPID':>6} {'CPU':>4} {'TASK':<16} {'ST':<2} COMM"

@@ -22,6 +22,7 @@ from explorer.kernel import Kernel
 from explorer.marks import FrameMark, frame_marks
 from explorer.reliable import Verdict
 from explorer.report import frame_extras, verdict_json
+from explorer.tasks import task_fields
 from explorer.unwind import Step, WalkEnd
 from parsers.records import PtRegs
 
@@ -194,15 +195,12 @@ class TaskJson:
 
     def __call__(self, a: TaskAnalysis) -> str:
         """One task, as ``json.dumps(analysis_json(kernel, a))``."""
-        t = a.task
         w = a.walk
         stacks = ", ".join(
             f'{_enc(r.stack_type)}: ["0x{r.begin:x}", "0x{r.end:x}"]' for r in w.regions.all
         )
-        cpu = "null" if a.cpu is None else str(a.cpu)
         return (
-            f'{{"pid": {t.pid}, "comm": {_enc(t.comm)}, "task": "0x{t.address:x}", '
-            f'"cpu": {cpu}, "state": {_enc(t.state)}, "era": {_enc(w.era)}, '
+            f'{json.dumps(task_fields(a.task))[:-1]}, "era": {_enc(w.era)}, '
             f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
             f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
             f'"end": {self.end(w.end)}, '

@@ -13,12 +13,12 @@ from textual.widgets import DataTable
 from explorer.tasks import comm_column, cpu_column, task_order
 from explorer.tui.session import TaskRow
 
-#: (key, header) of the task columns.
+#: (key, header) of the task columns: PID CPU ST COMM, the order of ``ps`` and ``check --all``.
 TASK_COLUMNS = (
     ("pid", "PID"),
-    ("comm", "COMM"),
-    ("state", "ST"),
     ("cpu", "CPU"),
+    ("state", "ST"),
+    ("comm", "COMM"),
     ("verdict", "VERDICT"),
     ("top", "TOP FUNCTION"),
     ("callers", "CALLERS"),
@@ -192,9 +192,9 @@ class TaskTable(DataTable[Any]):
         cpu = cpu_column(t)
         self.add_row(
             Text(str(t.pid), justify="right"),
-            Text(comm),
-            t.state,
             Text(cpu, justify="right"),
+            t.state,
+            Text(comm),
             self._verdict(r),
             Text(r.top),
             self._callers(r.functions),
