@@ -60,3 +60,25 @@ def plain_cell(walk: WalkTable, row: int) -> str:
     """The FUNCTION cell of a walk row as text."""
     cell = walk.get_row_at(row)[3]
     return getattr(cell, "plain", str(cell))
+
+
+@sync
+async def test_walk_pane_shows_a_module_frame_as_the_cli_does() -> None:
+    """jbd2/vda-8 of the 7.2 sample sleeps in kjournald2 of jbd2: the walk pane names the
+    module (``kjournald2+0x2d0 [jbd2]``) as bt and the kernel's own Call Trace do."""
+    import json
+
+    facts = json.loads((REAL / "sid-7.2-modules" / "facts.json").read_text())
+    jbd2 = next(t for t in facts["sysrq_t"] if t["comm"] == "jbd2/vda-8")
+    frame = jbd2["frames"][2]
+    expected = f"{frame['symbol'].partition('/')[0]} [{frame['module']}]"
+    assert expected == "kjournald2+0x2d0 [jbd2]"
+    app = make_app(REAL / "sid-7.2-modules" / "vmcore.zst")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_checked(app, pilot)
+        screen = await open_pid(app, pilot, jbd2["pid"])
+        await pilot.press("n", "n", "n")
+        await pilot.pause()
+        walk = screen.query_one(WalkTable)
+        names = [plain_cell(walk, row) for row in range(walk.row_count)]
+        assert names[2] == expected, names

@@ -7,6 +7,14 @@ import re
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+(?:/0x[0-9a-fA-F]+)?")
 
 
+def short_symbol(symbol: str) -> str:
+    """``name+0xoff`` without the ``/0xsize`` suffix, a module's tag kept as the CLI shows
+    it: ``kjournald2+0x2d0/0x330 [jbd2]`` is ``kjournald2+0x2d0 [jbd2]``."""
+    head, _, rest = symbol.partition("/")
+    tag = rest.find(" [")
+    return head + (rest[tag:] if tag >= 0 else "")
+
+
 def fit_symbol(text: str, width: int) -> str:
     """``text`` in at most ``width`` cells, cutting only the function name.
 

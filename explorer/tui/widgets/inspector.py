@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.code.pane import CodeView
+from explorer.tui.fit import short_symbol
 from explorer.unwind import Step
 from parsers.records import PtRegs, StackFrame
 
@@ -29,8 +30,8 @@ EMPTY, SLOT, R14, R15, CHAIN = (
 
 
 def short(symbol: str) -> str:
-    """``name+0xoff`` without the ``/0xsize`` suffix."""
-    return symbol.partition("/")[0]
+    """``name+0xoff [module]`` without the ``/0xsize`` suffix."""
+    return short_symbol(symbol)
 
 
 def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:

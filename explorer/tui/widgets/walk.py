@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from explorer.analysis import TaskAnalysis
-from explorer.tui.fit import fit_symbol
+from explorer.tui.fit import fit_symbol, short_symbol
 from explorer.unwind import Step, WalkEnd
 
 #: From this terminal width the stack screen puts the walk in a narrow column.
@@ -152,7 +152,7 @@ class WalkTable(DataTable[Any]):
         return max(width - (index + 2) - (sp + 2) - (stack + 2) - 2 - 2, 12)
 
     def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
-        sym = (self.symbolize(s.ip) or f"0x{s.ip:x}").partition("/")[0]
+        sym = short_symbol(self.symbolize(s.ip) or f"0x{s.ip:x}")
         if not s.reliable:
             sym = f"({sym})"
         if s.recovered_by:
