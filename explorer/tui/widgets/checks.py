@@ -11,7 +11,7 @@ from rich.markup import escape
 from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
-from explorer.reliable import EXPLANATIONS, RULES
+from explorer.reliable import RULES, UNWIND_STOPS
 from explorer.unwind import Check
 
 MARKS = {True: "✓", False: "✗", None: "•"}
@@ -110,9 +110,8 @@ class ChecksPane(Static):
             block = self._check(c.id, c.ok, c.reason)
             if c.ok is False:
                 self.failing = c.id
-                extra = EXPLANATIONS.get(a.walk.end.detail or "", "")
-                if extra:
-                    block.append((extra, "$text-error", "  ", "  "))
+                if a.walk.end.detail:  # the reason said what; this says what follows
+                    block.append((UNWIND_STOPS, "$text-error", "  ", "  "))
                 failing += block
             else:
                 lines += block
