@@ -538,6 +538,17 @@ class Kernel:
             return f"[{module.name}]+0x{address - start:x}"
         return None
 
+    def psw_name(self, address: int) -> str | None:
+        """A kernel-mode PSW address by name: :meth:`symbolize`, else for an address in the
+        lowcore the field there (a CPU leaving for user space runs the lpswe the kernel keeps
+        at ``lowcore.return_lpswe``): ``return_lpswe (lowcore+0x400)``."""
+        name = self.symbolize(address)
+        if name is not None or address >= LOWCORE_SIZE:
+            return name
+        fields = LOWCORE_FIELDS.get(self.lowcore_era, ())
+        field = next((f for f in fields if f.offset <= address < f.offset + f.size), None)
+        return None if field is None else f"{field.name} (lowcore+0x{address:x})"
+
     def lookup_symbol(self, address: int) -> Symbol | None:
         """The symbol holding ``address``: core kernel (``kallsyms_lookup``), else a loaded
         module's own symbols (``module_address_lookup``)."""

@@ -18,6 +18,7 @@ from explorer.code.model import (
     psw_fields,
 )
 from explorer.kernel import Kernel
+from explorer.regsnames import last_break_where, psw_where
 from explorer.reliable import Verdict
 from explorer.symbols import noreturn_caller
 from explorer.unwind import Step, Walk, WalkEnd
@@ -160,7 +161,7 @@ def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict
 # -- text ----------------------------------------------------------------------------------------
 def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
     kind = "USER-MODE" if regs.user_mode else "KERNEL-MODE"
-    where = "user space" if regs.user_mode else (kernel.symbolize(regs.psw.addr) or "?")
+    where = psw_where(regs, kernel.psw_name)
     lines = [
         f"{indent}{kind} pt_regs at {w16(regs.address)}:",
         f"{indent}  PSW:  {w16(regs.psw.mask)} {w16(regs.psw.addr)} ({where})",
@@ -175,10 +176,8 @@ def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
         f"0x{regs.code:04x})  orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
     )
     if regs.last_break is not None:
-        lines.append(
-            f"{indent}  last_break {w16(regs.last_break)} "
-            f"({symbol_of(kernel, regs.last_break, regs.user_mode) or 'not kernel text'})"
-        )
+        where = "not kernel text" if regs.user_mode else last_break_where(regs, kernel.symbolize)
+        lines.append(f"{indent}  last_break {w16(regs.last_break)} ({where})")
     return lines
 
 

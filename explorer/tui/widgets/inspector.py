@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.code.pane import CodeView
+from explorer.regsnames import last_break_where, psw_where
 from explorer.tui.fit import short_symbol
 from explorer.unwind import Step
 from parsers.records import PtRegs, StackFrame
@@ -99,7 +100,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
     """A decoded pt_regs: PSW bits, GPRs (``per_row`` a line: 2 fit 80 columns without
     wrapping), interruption code, last break."""
     psw = regs.psw
-    where = "user space" if regs.user_mode else escape(symbolize(psw.addr) or "?")
+    where = escape(psw_where(regs, symbolize))
     kind = "USER-mode" if regs.user_mode else "kernel-mode"
     lines = [
         f"[b $text-warning]{title}: {kind} pt_regs at 0x{regs.address:x}[/] ({regs.size} bytes)",
@@ -115,7 +116,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
         f"orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
     )
     if regs.last_break is not None:
-        lb = symbolize(regs.last_break) or "not kernel text"
+        lb = "not kernel text" if regs.user_mode else last_break_where(regs, symbolize)
         lines.append(f"last_break 0x{regs.last_break:016x} {escape(lb)}")
     return lines
 
