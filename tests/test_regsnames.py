@@ -43,3 +43,17 @@ def test_a_psw_in_the_lowcore_is_named_by_its_field(capsys: pytest.CaptureFixtur
     cpus = json.loads(capsys.readouterr().out)["cpus"]
     assert [c["psw"]["addr"] for c in cpus] == ["0x400", "0x400"]
     assert {c["psw"]["symbol"] for c in cpus} == {"return_lpswe (lowcore+0x400)"}
+
+
+def test_task_shows_an_address_kept_in_an_unsigned_long_in_hex(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """thread.ksp is an unsigned long holding a stack pointer: hex (the same value ps --json
+    reports); a counter next to it (system_timer) stays decimal."""
+    dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
+    assert main(["ps", dump, "--pid", "1", "--json"]) == 0
+    ksp = json.loads(capsys.readouterr().out)["tasks"][0]["ksp"]
+    assert main(["task", dump, "1", "-m", "thread.ksp,thread.system_timer"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == f"thread.ksp = {ksp},"
+    assert lines[2].startswith("thread.system_timer = ") and lines[2][22:-1].isdigit()
