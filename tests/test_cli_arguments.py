@@ -35,6 +35,7 @@ TABLE: list[tuple[list[str], list[str], list[list[str]]]] = [
     (["dis"], [DUMP, "__schedule+0x43c", "6"], [["-r"], ["--map", MAP]]),
     (["audit"], [DUMP], [["--json"], ["--types", "btf"]]),
     (["convert"], [DUMP], [["-o", "out.elf"], ["--force"]]),
+    (["search"], [DUMP, "schedule"], [["-t"], ["--pid", "1"], ["--limit", "5"]]),
     (["scenarios", "list"], [], [["--answers"]]),
     (["scenarios", "show"], ["clean"], [["--answers"]]),
     (["scenarios", "build"], ["clean"], [["-o", "dir"], ["--force"]]),

@@ -37,6 +37,7 @@ COMMANDS = (
     "ps",
     "log",
     "rd",
+    "search",
     "structure",
     "task",
     "profile",
