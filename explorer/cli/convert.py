@@ -7,6 +7,8 @@ from typing import Any
 
 from explorer.cli.common import (
     EXIT_OK,
+    json_flag,
+    print_json,
     progress_printer,
     size_text,
 )
@@ -19,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("dump", nargs="+", help="dump file (all parts of a split kdump dump)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.elf", help="ELF file to write")
     p.add_argument("--force", action="store_true", help="overwrite OUT.elf if it exists")
+    json_flag(p)
     p.set_defaults(handler=cmd_convert)
 
 
@@ -40,8 +43,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     finally:
         dump.close()
     size = os.path.getsize(args.output)
+    notes = companion_lines(args.dump[0], args.output)
+    if args.json:
+        print_json({"output": args.output, "size": size, "from": origin, "notes": notes})
+        return EXIT_OK
     print(f"wrote {args.output}: ELF vmcore, {size_text(size)}, converted from {origin}")
-    for line in companion_lines(args.dump[0], args.output):
+    for line in notes:
         print(line)
     return EXIT_OK
 
