@@ -62,6 +62,10 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_bt)
 
 
+#: Why bt walks the shell's ``set`` task when none is named.
+SET_CONTEXT = "the task chosen with 'set'"
+
+
 def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[list[Any], str | None]:
     """The tasks to walk and, for the default context, why that task."""
     from explorer.context import active_tasks, default_context
@@ -105,7 +109,7 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
         raise DumpError(f"no CPU {args.cpu} in the dump (it has {len(kernel.cpus)})", kernel.path)
     chosen = getattr(args, "context", None)  # set by 'backchain shell' (set PID)
     if chosen is not None:
-        return [chosen], "the task chosen with 'set'"
+        return [chosen], SET_CONTEXT
     ctx = default_context(kernel, scan)
     return [ctx.task], ctx.reason
 
@@ -171,7 +175,10 @@ def cmd_bt(args: argparse.Namespace) -> int:
         return EXIT_OK
     if why is not None:
         a = analyses[0]
-        print(f"(no task named: {why}; pid {a.task.pid} {a.task.comm})")
+        if why == SET_CONTEXT:
+            print(f"({why}: pid {a.task.pid} {a.task.comm})")
+        else:
+            print(f"(no task named: {why}; pid {a.task.pid} {a.task.comm})")
     if not analyses:
         print(no_match(args) if filtering(args) else "no task matches")
     for i, a in enumerate(analyses):
