@@ -126,7 +126,7 @@ def _setup_readline(names: Iterable[str], options: dict[str, list[str]]) -> None
             pass
 
     atexit.register(save)
-    words = sorted(set(names) | {"set", "help", "quit"})
+    words = sorted(set(names) | {"set", "help", "quit", "foreach"})
 
     def complete(text: str, state: int) -> str | None:
         line = readline.get_line_buffer().lstrip()
