@@ -51,7 +51,7 @@ def task_title(a: TaskAnalysis) -> str:
     kind = " kthread" if t.is_kthread else ""
     return (
         f"[b]PID {t.pid}[/b] [b $text-accent]{escape(t.comm)}[/] ({t.state}{kind}) · "
-        f"task 0x{t.address:x} · CPU {cpu} · started from {a.walk.start} · "
+        f"task 0x{t.address:x} · CPU {cpu} · from {a.walk.start} · "
         f"rules [b]{a.walk.era}[/b]"
     )
 
