@@ -182,6 +182,13 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert app.screen.cpu == 1
         rows = {cells(lowcore, r)[1]: cells(lowcore, r) for r in range(lowcore.row_count)}
         assert rows["current_task"][3] == "task sh:158"
+        # a jump to a field by name (or offset)
+        await pilot.press("g", *"kernel_stack", "enter")
+        await pilot.pause()
+        assert cells(lowcore, lowcore.cursor_row)[1] == "kernel_stack"
+        await pilot.press("g", *"0x0", "enter")
+        await pilot.pause()
+        assert lowcore.cursor_row == 0
         await pilot.press("escape")
         stack = await open_pid(app, pilot, 1)
         sp = stack.analysis.walk.steps[0].sp
