@@ -205,6 +205,14 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         session = app.session
         assert session is not None
         assert hexview.cursor == session.resolve("init_task")
+        # where the view now starts, and symbol+off under the cursor (System.map's init_task)
+        title = plain(app.screen.query_one("#mem-title"))
+        assert title.startswith(f"virtual addresses from 0x{hexview.cursor:x} (init_task+0x0)")
+        await pilot.press("down")
+        await pilot.pause()
+        status = plain(app.screen.query_one("#mem-status"))
+        assert status.startswith(f"0x{hexview.cursor:x} init_task+0x10 ")
+        await pilot.press("up")
         await pilot.press("backspace")
         assert hexview.cursor == sp
 

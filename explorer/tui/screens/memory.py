@@ -91,12 +91,24 @@ class MemoryScreen(Screen[None]):
         hexview.goto(self.start, remember=False)
         self._status(self.start)
 
-    def _title(self) -> None:
+    def _where(self, address: int) -> str:
+        """``init_task+0x28`` for a virtual address inside a symbol, else ``""``."""
+        if self.query_one(HexView).space.name != "virtual":
+            return ""
+        sym = self.session.kernel.symbolize(address)
+        return "" if sym is None else sym.split("/", 1)[0]
+
+    def _title(self, start: int | None = None) -> None:
+        """Which space, where the view was opened (or last went), what annotates it."""
+        if start is not None:
+            self.start = start
         space = self.query_one(HexView).space.name
         about = f" · annotated: {escape(self.about)}" if self.about else ""
+        where = self._where(self.start)
+        at = f"0x{self.start:x}" + (f" ({escape(where)})" if where else "")
         self.query_one("#mem-title", Static).update(
-            f"[b]{space}[/b] addresses{about} · [$text-muted]enter follows a pointer, "
-            "backspace returns[/]"
+            f"[b]{space}[/b] addresses from {at}{about} · [$text-muted]enter follows a "
+            "pointer, backspace returns[/]"
         )
 
     def on_hex_view_moved(self, event: HexView.Moved) -> None:
@@ -106,7 +118,8 @@ class MemoryScreen(Screen[None]):
     def _status(self, address: int) -> None:
         hexview = self.query_one(HexView)
         value = hexview.word(address)
-        parts = [f"0x{address:x}"]
+        where = self._where(address)
+        parts = [f"0x{address:x}" + (f" [b]{escape(where)}[/b]" if where else "")]
         if value is None:
             parts.append("[$text-error]not in the dump[/]")
         else:
@@ -139,6 +152,7 @@ class MemoryScreen(Screen[None]):
                 self.notify(f"no such address or symbol: {text}", severity="warning")
                 return
             self.query_one(HexView).goto(address)
+            self._title(address)
 
         self.app.push_screen(
             Prompt("go to address or symbol", "0x37ffe803a28, init_task, schedule+0x3e"), answer
@@ -161,5 +175,5 @@ class MemoryScreen(Screen[None]):
         else:
             target = self.session.kernel.layout.identity_base + cursor
             hexview.set_space(self.spaces["virtual"])
-        self._title()
         hexview.goto(target, remember=False)
+        self._title(target)
