@@ -128,7 +128,7 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert "frame #2" in plain(stack.query_one(ChecksPane))
         await pilot.press("r")
         assert walk.revealed == walk.total == 8
-        assert cells(walk, 7)[3] == "end: final pt_regs (user mode)"
+        assert cells(walk, 7)[3] == "final user pt_regs"
         checks = plain(stack.query_one(ChecksPane))
         assert "✓ final_pt_regs" in checks and "✓ reliable" in checks
         assert stack.query_one(ChecksPane).failing is None

@@ -30,9 +30,9 @@ HOW = {
 
 def end_text(end: WalkEnd) -> str:
     """How a walk ended, in words."""
-    if end.kind == "final_pt_regs":
+    if end.kind == "final_pt_regs":  # the "#" column already says "end"
         mode = "user" if end.regs is not None and end.regs.user_mode else "kernel"
-        return f"end: final pt_regs ({mode} mode)"
+        return f"final {mode} pt_regs"
     if end.kind == "error":
         return f"unwind error: {end.detail}"
     if end.kind == "user_regs":
@@ -142,7 +142,7 @@ class WalkTable(DataTable[Any]):
     def _function_width(self) -> int:
         """Cells left for FUNCTION: the width minus the other columns and their padding."""
         width = self.size.width
-        if not width or self.app.size.width >= 110:  # wide terminals: the column has room
+        if not width:
             return 10_000
         steps = self.analysis.walk.steps
         sp = max((len(f"0x{s.sp:x}") for s in steps), default=3)
