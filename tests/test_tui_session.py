@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from explorer.cli import main
 from explorer.kernel import Options
@@ -150,6 +150,14 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
         rows = [line for line in lines if line.startswith("r")]
         assert len(rows) == 8 and all(len(line) <= 8 + 2 * 17 for line in rows)
         assert stack.query_one(FrameInspector)._regs_per_row() == 2
+        # the inspector under the walk (v): a frame's r14 named whole, not "kthr…"
+        kthreadd = await _open_pid(app, pilot, 2)
+        await pilot.press("n", "n", "v")
+        await pilot.pause()
+        fields = plain(kthreadd.query_one("#frame-fields", Static))
+        assert "← kthreadd+0x236" in fields, fields
+        await pilot.press("escape")
+        stack = await _open_pid(app, pilot, 158)
         await pilot.press("r", "m")
         await pilot.pause()
         assert isinstance(app.screen, MemoryScreen)

@@ -166,8 +166,11 @@ class FrameInspector(VerticalScroll):
         yield Static(id="frame-regs")
 
     def _fields_width(self) -> int:
-        """Cells the fields column gets beside the hex column (40 cells and padding)."""
+        """Cells the fields column gets: beside the hex column (40 cells and padding), or
+        the whole width where the narrow layout puts it under the hex column."""
         width = self.size.width or self.app.size.width
+        if self.screen.has_class("-narrow"):
+            return max(width - 6, 20)  # paddings, scrollbar
         return max(width - 43, 20)  # the hex column (37 cells), paddings, scrollbar
 
     def _regs_per_row(self) -> int:
