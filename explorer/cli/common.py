@@ -113,6 +113,21 @@ def address(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
 
 
+def word_size_options(parser: argparse.ArgumentParser, sizes: tuple[int, ...]) -> None:
+    """``-8``/``-16``/``-32``/``-64`` (those in ``sizes``): the word size in bits, as
+    ``args.bits`` (default 64), as crash's rd and search spell it."""
+    group = parser.add_mutually_exclusive_group()
+    for bits in sizes:
+        group.add_argument(
+            f"-{bits}",
+            dest="bits",
+            action="store_const",
+            const=bits,
+            help=f"{bits}-bit words" + (" (the default)" if bits == 64 else ""),
+        )
+    parser.set_defaults(bits=64)
+
+
 def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 

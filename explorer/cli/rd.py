@@ -11,6 +11,7 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     print_json,
+    word_size_options,
 )
 from parsers.errors import DumpError
 
@@ -36,16 +37,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="ADDR is a physical (absolute) address, read from the dump as it is",
     )
-    size = p.add_mutually_exclusive_group()
-    for bits in (8, 16, 32, 64):
-        size.add_argument(
-            f"-{bits}",
-            dest="bits",
-            action="store_const",
-            const=bits,
-            help=f"{bits}-bit words" + (" (the default)" if bits == 64 else ""),
-        )
-    p.set_defaults(bits=64)
+    word_size_options(p, (8, 16, 32, 64))
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_rd)

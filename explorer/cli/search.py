@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from explorer.cli.common import EXIT_OK, common_options, json_flag, open_kernel, print_json
+from explorer.cli.common import (
+    EXIT_OK,
+    common_options,
+    json_flag,
+    open_kernel,
+    print_json,
+    word_size_options,
+)
 from explorer.cli.taskfilter import filter_options, pid_option
 from parsers.errors import DumpError
 
@@ -27,16 +34,7 @@ def register(sub: Any) -> None:
     p.add_argument("-t", "--tasks", action="store_true", help="search task kernel stacks")
     filter_options(p, "with -t: only tasks")
     pid_option(p, "with -t: only tasks with these pids (repeatable)")
-    size = p.add_mutually_exclusive_group()
-    for bits in (16, 32, 64):
-        size.add_argument(
-            f"-{bits}",
-            dest="bits",
-            action="store_const",
-            const=bits,
-            help=f"{bits}-bit words" + (" (the default)" if bits == 64 else ""),
-        )
-    p.set_defaults(bits=64)
+    word_size_options(p, (16, 32, 64))
     p.add_argument(
         "--limit",
         type=int,
