@@ -30,7 +30,7 @@ from explorer.cli.common import (
 from parsers.errors import DumpError
 
 #: Commands that do not work on the one open dump.
-NOT_IN_SHELL = frozenset({"shell", "convert", "profile", "scenarios"})
+NOT_IN_SHELL = frozenset({"shell", "serve", "convert", "profile", "scenarios"})
 
 #: crash's foreach state names -> ``ps`` letters.
 FOREACH_STATES = {
