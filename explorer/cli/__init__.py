@@ -99,7 +99,7 @@ def build_tui_parser(commands: bool = False) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dump", nargs="?", help="dump file (default: the bundled sample)")
-    parser.add_argument("--version", action="version", version=f"backchain {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument(
         "--exercise",
         action="store_true",
@@ -121,6 +121,14 @@ def _version() -> str:
         return version("backchain")
     except PackageNotFoundError:
         return "(not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked (importlib.metadata slows every start)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        print(f"backchain {_version()}")
+        parser.exit()
 
 
 def _command_names() -> list[str]:
