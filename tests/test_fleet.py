@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from tests.test_real_samples import MOVED
+from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Three dumps of one kernel (6.12.95+deb12-s390x), three boots of the same guest.
@@ -194,10 +194,10 @@ def test_diff_pairs_by_start_time_within_one_boot() -> None:
     """One boot: a pid with another start time is another task; an exec'd task keeps its
     start time and is the same task under a new name."""
     from explorer.fleet.diff import diff_dumps
-    from explorer.fleet.walk import DumpResult, TaskRow
+    from explorer.fleet.walk import DumpResult, TaskOutcome
 
-    def row(pid: int, comm: str, start: int, stack: tuple[str, ...]) -> TaskRow:
-        return TaskRow(pid, comm, "S", None, True, "reliable", None, stack, None, "", start)
+    def row(pid: int, comm: str, start: int, stack: tuple[str, ...]) -> TaskOutcome:
+        return TaskOutcome(pid, comm, "S", None, True, "reliable", None, stack, None, "", start)
 
     init = row(1, "init", 100, ("schedule",))
     a = DumpResult("a", "r", "id", tasks=(init, row(7, "kworker/0:1", 200, ("x",))))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
+from tests.helpers.real import elf_physical
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAME = "bpo12-6.12-busy"
@@ -38,30 +39,6 @@ def test_word_sizes_read_the_same_bytes(capsys: pytest.CaptureFixture[str]) -> N
     assert line.endswith("   Linux version 6.") and " 4c 69 6e 75 " in line
 
 
-def _elf_physical(phys: int, size: int) -> bytes:
-    """``size`` bytes of absolute memory at ``phys`` straight from the compressed ELF file:
-    its program headers (by e_phoff) map physical addresses to file offsets."""
-    import struct
-
-    import zstandard
-
-    with (SAMPLES / NAME / "vmcore.zst").open("rb") as f:
-        reader = zstandard.ZstdDecompressor().stream_reader(f)
-        head = reader.read(0x1000)
-        (phoff,) = struct.unpack_from(">Q", head, 0x20)
-        phentsize, phnum = struct.unpack_from(">HH", head, 0x36)
-        for k in range(phnum):
-            kind, _, offset, _, paddr, filesz = struct.unpack_from(
-                ">IIQQQQ", head, phoff + k * phentsize
-            )
-            if kind == 1 and paddr <= phys < paddr + filesz:
-                skip = offset + phys - paddr - len(head)
-                while skip > 0:
-                    skip -= len(reader.read(min(skip, 1 << 20)))
-                return reader.read(size)
-    raise AssertionError(f"0x{phys:x} in no PT_LOAD")
-
-
 def test_physical_reads_absolute_memory(capsys: pytest.CaptureFixture[str]) -> None:
     """rd -p of the kernel image's banner: the bytes the ELF file holds at that physical
     address, which are the guest's own banner."""
@@ -76,7 +53,7 @@ def test_physical_reads_absolute_memory(capsys: pytest.CaptureFixture[str]) -> N
     )
     physical = _rd(capsys, "-p", f"{phys:x}", "4")
     assert physical["physical"] is True
-    assert _bytes(physical) == _elf_physical(phys, 32) == banner.encode()[:32]
+    assert _bytes(physical) == elf_physical(NAME, phys, 32) == banner.encode()[:32]
     assert main(["rd", DUMP, "-p", "linux_banner"]) == 2
     assert "not a hex physical address" in capsys.readouterr().err
 

@@ -34,10 +34,10 @@ def test_a_kernel_threads_final_pt_regs_are_named(capsys: pytest.CaptureFixture[
 def test_a_psw_in_the_lowcore_is_named_by_its_field(capsys: pytest.CaptureFixture[str]) -> None:
     """The 7.2 guest's CPUs stopped on the lpswe the kernel keeps at lowcore offset 0x400
     (struct lowcore.return_lpswe in the dump's own BTF)."""
-    from explorer.kernel import Kernel
+    from explorer.model.opening import open_kernel
 
     dump = str(SAMPLES / "sid-7.2-modules" / "vmcore.zst")
-    kernel = Kernel.open(dump)
+    kernel = open_kernel(dump)
     assert kernel.types is not None and kernel.types.offset("lowcore.return_lpswe") == 0x400
     assert main(["info", dump, "--json"]) == 0
     cpus = json.loads(capsys.readouterr().out)["cpus"]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from tests.test_rd_words import _elf_physical
-from tests.test_real_samples import MOVED
+from tests.helpers.real import MOVED, elf_physical
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAME = "bpo12-6.12-busy"
@@ -56,7 +55,7 @@ def test_memory_holding_a_value(capsys: pytest.CaptureFixture[str]) -> None:
     doc = _search(capsys, value.hex())
     assert doc["hits"] and not doc["truncated"]
     for h in doc["hits"]:
-        assert _elf_physical(int(h["physical"], 16), 8) == value
+        assert elf_physical(NAME, int(h["physical"], 16), 8) == value
     assert main(["sym", DUMP, "linux_banner", "--json"]) == 0
     virtual = int(json.loads(capsys.readouterr().out)["address"], 16)
     assert main(["info", DUMP, "--json"]) == 0

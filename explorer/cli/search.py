@@ -51,8 +51,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """``backchain search DUMP VALUE [-t]``."""
     from explorer.cli.rd import resolve_address
     from explorer.cli.taskfilter import filter_tasks, filtering, no_match
-    from explorer.search import search_memory, search_stacks
-    from explorer.tasks import comm_column, cpu_column, find_tasks, task_fields, task_order
+    from explorer.model.tasks import comm_column, cpu_column, find_tasks, task_fields, task_order
+    from explorer.reports.search import search_memory, search_stacks
 
     if args.limit < 1:
         raise DumpError(f"--limit must be at least 1, not {args.limit}")

@@ -45,7 +45,7 @@ def states_of(text: str | None) -> set[str] | None:
     """
     if not text:
         return None
-    from explorer.tasks import STATE_LETTERS
+    from explorer.model.tasks import STATE_LETTERS
 
     wanted = {s.strip().upper() for s in text.split(",")}
     wanted.discard("")
@@ -74,7 +74,7 @@ def filter_tasks(tasks: Iterable[Any], args: argparse.Namespace) -> list[Any]:
     Raises:
         DumpError: ``--state`` names no task state.
     """
-    from explorer.tasktree import matches
+    from explorer.reports.pstree import matches
 
     return matches(tasks, states_of(args.state), args.comm, wanted_pids(args))
 

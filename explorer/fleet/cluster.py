@@ -44,11 +44,16 @@ def client_paths(paths: Sequence[str], options: CheckOptions) -> tuple[list[str]
     def absolute(path: str | None) -> str | None:
         return None if path is None else os.path.abspath(os.path.expanduser(path))
 
+    given = options.options
     files = replace(
         options,
-        vmlinux=absolute(options.vmlinux),
-        system_map=absolute(options.system_map),
-        profile=absolute(options.profile),
+        options=replace(
+            given,
+            vmlinux=absolute(given.vmlinux),
+            system_map=absolute(given.system_map),
+            profile=absolute(given.profile),
+            source=absolute(given.source),
+        ),
     )
     return [os.path.abspath(os.path.expanduser(p)) for p in paths], files
 

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.fleet.walk import DumpResult, TaskRow
+from explorer.fleet.walk import DumpResult, TaskOutcome
 
 KINDS = ("changed_verdict", "changed", "reused_pid", "appeared", "disappeared")
 
@@ -28,8 +28,8 @@ class TaskChange:
     """One task's change between A and B (``a`` or ``b`` None when absent there)."""
 
     kind: str
-    a: TaskRow | None
-    b: TaskRow | None
+    a: TaskOutcome | None
+    b: TaskOutcome | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def same_kernel(a: DumpResult, b: DumpResult) -> bool:
     return a.release == b.release and not (a.build_id and b.build_id and a.build_id != b.build_id)
 
 
-def same_task(ta: TaskRow, tb: TaskRow, boot: bool | None) -> bool:
+def same_task(ta: TaskOutcome, tb: TaskOutcome, boot: bool | None) -> bool:
     """Whether two tasks of the same pid are one task (see the module's docstring)."""
     if ta.pid == 0 or not boot:
         return ta.comm == tb.comm
@@ -145,7 +145,7 @@ def frame_diff(a: tuple[str, ...], b: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-def _task_json(t: TaskRow | None) -> dict[str, Any] | None:
+def _task_json(t: TaskOutcome | None) -> dict[str, Any] | None:
     if t is None:
         return None
     return {
@@ -191,11 +191,11 @@ def _stack_text(stack: tuple[str, ...]) -> str:
     return " <- ".join(stack) if stack else "(no frames)"
 
 
-def _who(t: TaskRow) -> str:
+def _who(t: TaskOutcome) -> str:
     return f"pid {t.pid:<6} {t.comm:<16}"
 
 
-def _born(t: TaskRow) -> str:
+def _born(t: TaskOutcome) -> str:
     """A task's name and, when known, its start time (seconds since boot, as ``ps``)."""
     return t.comm + ("" if t.start_time is None else f" (started {t.start_time / 1e9:.6f} s)")
 
@@ -243,7 +243,7 @@ def diff_text(d: DumpDiff) -> list[str]:
     return lines
 
 
-def task_diff_json(a: TaskRow, b: TaskRow, boot: bool | None) -> dict[str, Any]:
+def task_diff_json(a: TaskOutcome, b: TaskOutcome, boot: bool | None) -> dict[str, Any]:
     """``backchain diff A B --pid P [--pid Q] --json``."""
     return {
         "a": _task_json(a),
@@ -254,7 +254,7 @@ def task_diff_json(a: TaskRow, b: TaskRow, boot: bool | None) -> dict[str, Any]:
 
 
 def task_diff_text(
-    a: TaskRow, b: TaskRow, path_a: str, path_b: str, boot: bool | None
+    a: TaskOutcome, b: TaskOutcome, path_a: str, path_b: str, boot: bool | None
 ) -> list[str]:
     """``backchain diff A B --pid P [--pid Q]``: the two stacks aligned."""
     lines = [
