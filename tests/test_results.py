@@ -180,6 +180,7 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
         await pilot.press(*"Grace", "enter")
         await wait_checked(app, pilot)
         assert isinstance(app.screen, StackScreen)
+        await pilot.press("r")  # the whole walk: every frame may be named
         await answer(pilot, "1", "unwind_error", "sp_misaligned")
         await answer(pilot, "2", "crossed_pt_regs")
         await pilot.press("a")
@@ -188,7 +189,7 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
             app.screen.query_one("#answer-hint").render()
         )
         await pilot.press("escape")
-        await pilot.press("R")  # gives up
+        await pilot.press("R", "y")  # gives up, confirmed
         await pilot.pause()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(d["answer"], d["correct"], d["hints"], d["revealed"]) for d in lines] == [

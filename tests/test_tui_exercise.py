@@ -20,6 +20,7 @@ from explorer.reliable import Verdict
 from explorer.tui.app import BackchainApp
 from explorer.tui.exercise import PLACEHOLDER, Guess, judge, parse_frame
 from explorer.tui.screens.answer import AnswerForm
+from explorer.tui.screens.prompt import Confirm
 from explorer.tui.screens.scenario import DebriefScreen
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
@@ -55,8 +56,9 @@ async def answer(pilot: Pilot[None], frame: str, rule: str, kind: str | None = N
     await pilot.pause()
     form = app.screen
     assert isinstance(form, AnswerForm)
-    form.query_one("#answer-frame", Input).value = frame
     form.query_one("#answer-rule", Select).value = rule
+    await pilot.pause()  # the frame field appears for a rule that has a frame
+    form.query_one("#answer-frame", Input).value = frame
     if kind is not None:
         await pilot.pause()
         assert form.query_one("#answer-kind").display
@@ -85,8 +87,13 @@ def test_judge_hints() -> None:
     assert "nothing wrong at frame #0" in judge(good, Guess(0, "crossed_pt_regs")).hint
     assert parse_frame("#2", 3) == 2 and parse_frame("end", 3) == 2
     assert parse_frame("none", 3) is None and parse_frame("", 3) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"#0..#2"):
         parse_frame("7", 3)
+    # a frame not walked yet is refused without telling the walk's length
+    with pytest.raises(ValueError, match="walk to frame #7 first") as refused:
+        parse_frame("7", 9, seen=2)
+    assert "9" not in str(refused.value) and "#8" not in str(refused.value)
+    assert parse_frame("end", 9, seen=2) == 8
 
 
 @sync
@@ -151,10 +158,18 @@ async def test_exercise_reliable_and_reveal(scenario_dumps: dict[str, Path]) -> 
         await wait_checked(app, pilot)
         stack = app.screen
         assert isinstance(stack, StackScreen)
+        await answer(pilot, "3", "unwind_error", "sp_outside_stack")  # not walked yet
+        assert isinstance(app.screen, AnswerForm)
+        assert "walk to frame #3 first" in plain(app.screen.query_one("#answer-error"))
+        await pilot.press("escape", "r")
         await answer(pilot, "3", "unwind_error", "sp_outside_stack")
         assert "nothing wrong at frame #3" in plain(stack.query_one(VerdictBar))
         assert "RELIABLE" not in screen_text(app)
-        await pilot.press("R")  # give up: reveal
+        await pilot.press("R")  # give up: reveal, once confirmed
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("enter")  # enter alone never confirms: Cancel has the focus
+        assert app.screen is stack and stack.hidden
+        await pilot.press("R", "y")
         assert isinstance(app.screen, DebriefScreen)
         assert "Revealed" in app.screen.markdown
         await pilot.press("escape")

@@ -16,6 +16,8 @@ from explorer.reliable import RULES, UNWIND_ERRORS, Verdict
 #: What the answer form offers: every rule livepatch applies, in its order, and "reliable".
 CHOICES = ("reliable", *RULES)
 KINDS = UNWIND_ERRORS
+#: Answers that name no frame: the whole stack is fine, or livepatch never looks at it.
+NO_FRAME = ("reliable", "task_running")
 PLACEHOLDER = "exercise: find the failing frame and rule"
 
 
@@ -40,11 +42,14 @@ class Guess:
         return label + ("" if self.frame is None else f" at #{self.frame}")
 
 
-def parse_frame(text: str, steps: int) -> int | None:
+def parse_frame(text: str, steps: int, seen: int | None = None) -> int | None:
     """A frame as typed: ``3``, ``#3``, ``end`` (the last frame) or ``none``/empty (None).
 
+    ``seen`` is how many frames the trainee has walked: a frame beyond them is refused
+    without telling how many frames the walk has (the walk unfolds step by step).
+
     Raises:
-        ValueError: anything else, or a frame the walk does not have.
+        ValueError: anything else, or a frame the trainee has not seen or the walk lacks.
     """
     text = text.strip().lower().lstrip("#")
     if text in ("", "none", "-"):
@@ -53,9 +58,17 @@ def parse_frame(text: str, steps: int) -> int | None:
         if not steps:
             raise ValueError("the walk has no frames")
         return steps - 1
-    index = int(text)
-    if not 0 <= index < max(steps, 1):
-        raise ValueError(f"frames are #0..#{steps - 1}")
+    try:
+        index = int(text)
+    except ValueError:
+        raise ValueError("a number, or end") from None
+    seen = steps if seen is None else min(seen, steps)
+    if index < 0:
+        raise ValueError("frames are numbered from #0")
+    if index >= seen:
+        if seen >= steps:
+            raise ValueError(f"frames are #0..#{steps - 1}")
+        raise ValueError(f"walk to frame #{index} first (n), or answer end")
     return index
 
 

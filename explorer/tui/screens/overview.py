@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from explorer.kernel import Options
 from explorer.tui.session import Session, TaskRow
+from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.error import ErrorPanel, error_text
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
@@ -95,7 +96,7 @@ class OverviewScreen(Screen[None]):
                 yield Label("opening the dump…", id="status-text")
                 yield ProgressBar(id="progress", show_eta=False)
             with Horizontal(id="filters"):
-                yield Input(
+                yield Field(
                     placeholder="filter: comm, pid, function, rule (pid:1 fn:do_wait rule:task)",
                     id="filter",
                     compact=True,

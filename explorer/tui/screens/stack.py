@@ -29,7 +29,7 @@ from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
 from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
 from explorer.tui.screens.answer import REVEAL, AnswerForm
-from explorer.tui.screens.prompt import Prompt
+from explorer.tui.screens.prompt import Confirm, Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
@@ -64,6 +64,16 @@ def task_title(a: TaskAnalysis) -> Content:
         start=a.walk.start,
         era=a.walk.era,
     )
+
+
+def walk_title(revealed: int, steps: int, hidden: bool) -> str:
+    """``walk 3/10 frames``; in exercise mode, until answered, the walk's length stays
+    unknown: ``walk: 3 frames so far``."""
+    ended = " · ended" if revealed > steps else ""
+    if hidden:
+        shown = min(revealed, steps)
+        return f"walk: {shown} frame{'s' if shown != 1 else ''} so far{ended}"
+    return f"walk {min(revealed, steps)}/{steps} frames{ended}"
 
 
 class StackScreen(Screen[None]):
@@ -127,7 +137,8 @@ class StackScreen(Screen[None]):
         yield Header()
         yield Static(task_title(a), id="task-title")
         with Horizontal(id="body"):
-            regions = RegionsMap(a, self.session.functions(a.walk), id="regions")
+            upto = 1 if self.hidden else None  # exercise mode: the map unfolds with the walk
+            regions = RegionsMap(a, self.session.functions(a.walk), upto, id="regions")
             regions.border_title = "stacks"
             yield regions
             with Vertical(id="main"):
@@ -199,8 +210,10 @@ class StackScreen(Screen[None]):
         """Show walk row ``row`` in the map, the inspector and the checks."""
         a = self.analysis
         steps = a.walk.steps
-        self.query_one(RegionsMap).show(row)
         hidden = self.hidden
+        regions = self.query_one(RegionsMap)
+        regions.unfold(self.walk.revealed if hidden else None)
+        regions.show(row)
         inspector = self.query_one(FrameInspector)
         inspector.show(a, row, self.session.symbolize, hidden, code=self._code_view)
         inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
@@ -217,9 +230,8 @@ class StackScreen(Screen[None]):
         self.query_one("#checks-box").border_title = (
             f"checks #{row}" if row < len(steps) else "checks: end"
         )
-        self.query_one("#walk").border_title = (
-            f"walk {min(self.walk.revealed, len(steps))}/{len(steps)} frames"
-            + (" · ended" if self.walk.revealed > len(steps) else "")
+        self.query_one("#walk").border_title = walk_title(
+            self.walk.revealed, len(steps), hidden
         )
 
     def _no_call(self, step: Step) -> bool:
@@ -288,7 +300,10 @@ class StackScreen(Screen[None]):
             return
         address = self.shown_task.address
         form = AnswerForm(
-            len(self.analysis.walk.steps), ex.last_guess(address), ex.hints.get(address, "")
+            len(self.analysis.walk.steps),
+            self.walk.revealed,
+            ex.last_guess(address),
+            ex.hints.get(address, ""),
         )
         self.app.push_screen(form, self._answered)
 
@@ -311,10 +326,23 @@ class StackScreen(Screen[None]):
             self._verdict()
 
     def action_reveal(self) -> None:
-        """Exercise: show the verdict without answering."""
-        if self.exercise is not None and self.hidden:
-            self.exercise.give_up(self.analysis)
-            self._reveal("Revealed")
+        """Exercise: show the verdict without answering, once the trainee confirms (it is
+        recorded as given up, for good)."""
+        if self.exercise is None or not self.hidden:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.exercise is not None and self.hidden:
+                self.exercise.give_up(self.analysis)
+                self._reveal("Revealed")
+
+        question = Confirm(
+            "reveal the verdict?",
+            "You give up this exercise: the trainer's results record it as revealed, and "
+            "it cannot be answered afterwards.",
+            "Reveal",
+        )
+        self.app.push_screen(question, confirmed)
 
     def _reveal(self, outcome: str) -> None:
         self.explorer.revealed(self.shown_task)
