@@ -176,7 +176,8 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
     app.animation_level = "none"
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, Prompt)
-        assert app.title == "exercise misaligned-sp"
+        number = scenarios.number("misaligned-sp")
+        assert app.title == f"exercise {number} of 41 · kernel 6.1.0-synthetic-s390x · rules current"
         await pilot.press(*"Grace", "enter")
         await wait_checked(app, pilot)
         assert isinstance(app.screen, StackScreen)
@@ -218,9 +219,11 @@ async def test_picker_opens_a_scenario_and_comes_back(tmp_path: Path) -> None:
                 if isinstance(app.screen, StackScreen):
                     break
             await wait_checked(app, pilot)
-            assert app.title == "exercise misaligned-sp"
+            assert app.title == "exercise 2 of 2 · kernel 6.1.0-synthetic-s390x · rules current"
             assert isinstance(app.screen, StackScreen) and app.screen.shown_task.pid == 100
+            await pilot.press("r")
             await answer(pilot, "2", "unwind_error", "sp_misaligned")
+            assert app.title == "exercise 2 of 2: misaligned-sp"
             await pilot.press("escape", "escape", "o")
             await pilot.pause()
             assert isinstance(app.screen, ScenarioPicker) and len(app.screen_stack) == 2
@@ -248,7 +251,13 @@ async def test_exercise_map_names_the_crossed_region_pt_regs(tmp_path: Path) -> 
         await wait_checked(app, pilot)
         stack = app.screen
         assert isinstance(stack, StackScreen) and stack.hidden
-        labels = [s.label for s in stack.query_one(RegionsMap).slices if s.index == -1]
+        regions = stack.query_one(RegionsMap)
+        assert [s.label for s in regions.slices] == ["#0 __schedule"]  # unfolds with the walk
+        await pilot.press(*"nnnn")
+        labels = [s.label for s in regions.slices if s.index == -1]
+        assert labels == ["pt_regs"] and len(regions.slices) == 6
+        await pilot.press("r")
+        labels = [s.label for s in regions.slices if s.index == -1]
         assert labels == ["pt_regs", "final pt_regs"]
         regs = stack.analysis.walk.steps[4].regs
         assert regs is not None

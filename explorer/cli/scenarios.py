@@ -20,14 +20,20 @@ def register(sub: Any) -> None:
     """Add the subcommand's parser."""
     p = sub.add_parser("scenarios", help="training scenarios: small dumps, one lesson each")
     actions = p.add_subparsers(dest="scenarios_command", metavar="ACTION")
-    a = actions.add_parser("list", help="the catalog: name, rules, title (answers: --answers)")
+    a = actions.add_parser(
+        "list", help="the catalog by exercise number (names and answers: --answers)"
+    )
     a.add_argument(
-        "--answers", action="store_true", help="also the expected verdict (trainers only)"
+        "--answers",
+        action="store_true",
+        help="also each name, title and expected verdict (trainers only: the name tells)",
     )
     json_flag(a)
-    a = actions.add_parser("show", help="a scenario's story and what to look for")
-    a.add_argument("name", help="scenario name (see 'backchain scenarios list')")
-    a.add_argument("--answer", action="store_true", help="also print the expected verdict")
+    a = actions.add_parser("show", help="what happened to an exercise's machine")
+    a.add_argument("name", help="exercise number or scenario name (see 'backchain scenarios list')")
+    a.add_argument(
+        "--answer", action="store_true", help="also its name, story and expected verdict"
+    )
     json_flag(a)
     a = actions.add_parser("build", help="write a scenario's vmcore, System.map and profile")
     a.add_argument("name", help="scenario name")
@@ -56,31 +62,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     action = args.scenarios_command or "list"
     answers = bool(getattr(args, "answers", False))
     if action == "list":
-        if getattr(args, "json", False):
-            docs: list[dict[str, Any]] = []
-            for s in scenarios.SCENARIOS:
-                doc: dict[str, Any] = {"name": s.name, "title": s.title, "era": s.era}
-                doc["release"] = s.release
-                doc["pid"] = s.pid
-                if answers:
-                    doc |= {"expected": s.answer.label, "answer": s.answer.to_json()}
-                docs.append(doc)
-            print_json(docs)
-            return EXIT_OK
-        width = max(len(s.name) for s in scenarios.SCENARIOS)
-        verdicts = [
-            s.answer.label + ("" if s.answer.frame is None else f" at #{s.answer.frame}")
-            for s in scenarios.SCENARIOS
-        ]
-        vw = max(len("EXPECTED VERDICT"), *(len(v) for v in verdicts))
-        head = f"{'EXPECTED VERDICT':<{vw}}  " if answers else ""
-        print(f"{'NAME':<{width}}  {'RULES':<7}  {head}TITLE")
-        for s, verdict in zip(scenarios.SCENARIOS, verdicts, strict=True):
-            shown = f"{verdict:<{vw}}  " if answers else ""
-            print(f"{s.name:<{width}}  {s.era:<7}  {shown}{s.title}")
-        if not answers:
-            print("(the expected verdicts: backchain scenarios list --answers)", file=sys.stderr)
-        return EXIT_OK
+        return _list(answers, getattr(args, "json", False))
     if action == "results":
         return _results(args)
     if action == "open" and args.name is None:
@@ -100,16 +82,54 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise DumpError("exists and is not a folder", args.output)
         dump = scenario.build(args.output)
-        print(f"built scenario {scenario.name} ({scenario.era} rules, {scenario.release})")
+        number = scenarios.number(scenario.name)
+        print(f"built exercise {number} ({scenario.era} rules, {scenario.release})")
         print(f"  {dump}  {dump.parent / 'System.map'}  {dump.parent / 'profile.json'}")
         print("next:")
-        print(f"  backchain scenarios show {scenario.name}     # the story")
+        print(f"  backchain scenarios show {number}     # what happened")
         print(f"  backchain bt {dump} --pid {scenario.pid}")
         print(f"  backchain bt {dump} --pid {scenario.pid} --markdown")
         print(f"  backchain check {dump} --all")
         print(f"  backchain {dump}     # the explorer")
         return EXIT_OK
     return _open_scenario(scenario, args.results)
+
+
+def _list(answers: bool, as_json: bool) -> int:
+    """``scenarios list``: by exercise number, kernel and rules; names, titles and expected
+    verdicts only with ``--answers`` (a name such as ``misaligned-sp`` is the answer)."""
+    from samples import scenarios
+
+    catalog = scenarios.SCENARIOS
+    if as_json:
+        docs: list[dict[str, Any]] = []
+        for number, s in enumerate(catalog, 1):
+            doc: dict[str, Any] = {"exercise": number, "era": s.era, "release": s.release}
+            doc["pid"] = s.pid
+            if answers:
+                doc |= {"name": s.name, "title": s.title, "expected": s.answer.label}
+                doc["answer"] = s.answer.to_json()
+            docs.append(doc)
+        print_json(docs)
+        return EXIT_OK
+    rows = []
+    for number, s in enumerate(catalog, 1):
+        row = [str(number), s.era, s.release, str(s.pid)]
+        if answers:
+            frame = "" if s.answer.frame is None else f" at #{s.answer.frame}"
+            row += [s.name, s.answer.label + frame, s.title]
+        rows.append(tuple(row))
+    head = ("EXERCISE", "RULES", "KERNEL", "PID")
+    if answers:
+        head += ("NAME", "EXPECTED VERDICT", "TITLE")
+    print("\n".join(_text_table(head, rows)))
+    if not answers:
+        print(
+            "(open one: backchain scenarios open N; names, titles and expected verdicts, for "
+            "trainers: backchain scenarios list --answers)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _open_picker(args: argparse.Namespace) -> int:
@@ -130,23 +150,34 @@ def _open_picker(args: argparse.Namespace) -> int:
 
 
 def _scenario_text(scenario: Any, answer: bool) -> list[str]:
+    """``scenarios show``: without ``answer`` the exercise's number, kernel, task and
+    situation, which tell nothing of the verdict; with it the name, story and answer."""
     import textwrap
 
-    where = f"running on CPU {scenario.cpu}" if scenario.cpu is not None else "asleep"
+    from samples import scenarios
+
+    number = scenarios.number(scenario.name)
     lines = [
-        f"{scenario.name}: {scenario.title}",
-        f"rules {scenario.era}, kernel {scenario.release}; examine pid {scenario.pid} ({where})",
+        f"exercise {number} of {len(scenarios.SCENARIOS)}: rules {scenario.era}, kernel "
+        f"{scenario.release}; examine pid {scenario.pid}",
         "",
-        *textwrap.wrap(scenario.story, 96),
-        "",
-        "What to look for:",
-        *textwrap.wrap(scenario.look_for, 96, initial_indent="  ", subsequent_indent="  "),
+        *textwrap.wrap(scenario.situation, 96),
     ]
     if answer:
         a = scenario.answer
-        lines += ["", f"Answer: {a.summary}; the walk ends: {a.end}"]
+        lines += [
+            "",
+            f"{scenario.name}: {scenario.title}",
+            "",
+            *textwrap.wrap(scenario.story, 96),
+            "",
+            "What to look for:",
+            *textwrap.wrap(scenario.look_for, 96, initial_indent="  ", subsequent_indent="  "),
+            "",
+            f"Answer: {a.summary}; the walk ends: {a.end}",
+        ]
     else:
-        lines += ["", f"(the answer: backchain scenarios show {scenario.name} --answer)"]
+        lines += ["", f"(the story and the answer: backchain scenarios show {number} --answer)"]
     return lines
 
 

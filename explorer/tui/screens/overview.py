@@ -186,6 +186,9 @@ class OverviewScreen(Screen[None]):
         """Show the card and start checking every task."""
         self.session = event.session
         self.explorer.session = event.session
+        exercise = self.explorer.exercise
+        if exercise is not None and exercise.scenario is not None:
+            event.session.label = "vmcore"  # its folder is named after the scenario: the answer
         self.sub_title = event.session.label
         self.query_one(TriageCard).show(event.session)
         self.query_one("#filters").display = True

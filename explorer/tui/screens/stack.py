@@ -30,7 +30,7 @@ from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
 from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Confirm, Prompt
-from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
+from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown, situation_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.footer import KeyFooter
@@ -127,8 +127,9 @@ class StackScreen(Screen[None]):
             return self.hidden
         if action == "cycle_pane":  # one lower pane at a time only when narrow
             return self.app.size.width < NARROW
-        if action == "debrief":
-            return self.exercise is not None and not self.hidden
+        if action == "debrief":  # the situation before the answer, the debriefing after
+            ex = self.exercise
+            return ex is not None and (ex.scenario is not None or not self.hidden)
         return True
 
     def compose(self) -> ComposeResult:
@@ -170,7 +171,7 @@ class StackScreen(Screen[None]):
         self.show_row(0)
         ex = self.exercise
         if ex is not None:
-            if ex.scenario is None:  # a scenario is named in the title ("exercise NAME")
+            if ex.scenario is None:  # a scenario is named in the title ("exercise 3 of 12")
                 self.sub_title += " · exercise"
             if ex.scenario is not None and ex.scenario.pid == self.shown_task.pid:
                 differs = expected_differs(self.analysis.verdict, ex.scenario.answer)
@@ -186,7 +187,10 @@ class StackScreen(Screen[None]):
             address = self.shown_task.address
             hint = ex.hints.get(address, "")
             tries = ex.attempts(address)
-            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "")
+            keys = "a answer · R reveal"
+            if ex.scenario is not None:
+                keys = "i situation · " + keys
+            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "", keys)
         else:
             bar.show(self.analysis)
 
@@ -345,7 +349,7 @@ class StackScreen(Screen[None]):
         self.app.push_screen(question, confirmed)
 
     def _reveal(self, outcome: str) -> None:
-        self.explorer.revealed(self.shown_task)
+        self.explorer.revealed(self.shown_task, solved=outcome != "Revealed")
         self.walk.set_hidden(False)
         self._verdict()
         self.show_row(self.walk.current)
@@ -353,15 +357,22 @@ class StackScreen(Screen[None]):
         self._debrief(outcome)
 
     def action_debrief(self) -> None:
-        """Exercise: the verdict explained and the scenario's story, again."""
-        if self.exercise is not None and not self.hidden:
+        """Exercise: before the answer, what happened to the machine (never where to look);
+        after it, the verdict explained and the scenario's story."""
+        ex = self.exercise
+        if ex is None:
+            return
+        if not self.hidden:
             self._debrief("The answer")
+        elif ex.scenario is not None:
+            text = situation_markdown(ex.scenario)
+            self.app.push_screen(DebriefScreen(text, ex.title))
 
     def _debrief(self, outcome: str) -> None:
         ex = self.exercise
         scenario = ex.scenario if ex is not None else None
         text = debrief_markdown(self.analysis, scenario, outcome)
-        title = f"scenario {scenario.name}" if scenario is not None else "the answer"
+        title = ex.title if ex is not None and ex.scenario is not None else "the answer"
         self.app.push_screen(DebriefScreen(text, title))
 
     def action_export(self) -> None:
