@@ -655,8 +655,7 @@ _SCRIBBLED = "`sleep 1000` was asleep while a buggy driver wrote to memory it di
 SITUATIONS = {
     "syscall-sleep": "`sleep 1000` was started from a shell a while before the dump was taken.",
     "kthread": "A kworker thread had nothing to do when the dump was taken.",
-    "idle-running": "The machine had nothing to do when the dump was taken: look at "
-    "swapper/0.",
+    "idle-running": "The machine had nothing to do when the dump was taken: look at swapper/0.",
     "irq-via-backchain": "A shell loop, `while :; do :; done`, kept CPU 1 busy when the dump "
     "was taken.",
     "irq-via-pt-regs": "`cat` was reading from a pipe on CPU 1 when the dump was taken.",

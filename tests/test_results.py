@@ -177,7 +177,9 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, Prompt)
         number = scenarios.number("misaligned-sp")
-        assert app.title == f"exercise {number} of 41 · kernel 6.1.0-synthetic-s390x · rules current"
+        assert (
+            app.title == f"exercise {number} of 41 · kernel 6.1.0-synthetic-s390x · rules current"
+        )
         await pilot.press(*"Grace", "enter")
         await wait_checked(app, pilot)
         assert isinstance(app.screen, StackScreen)

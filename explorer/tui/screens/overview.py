@@ -16,8 +16,8 @@ from textual.worker import get_current_worker
 
 from explorer.kernel import Options
 from explorer.tui.session import Session, TaskRow
-from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.error import ErrorPanel, error_text
+from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.triage import TriageCard

@@ -234,9 +234,7 @@ class StackScreen(Screen[None]):
         self.query_one("#checks-box").border_title = (
             f"checks #{row}" if row < len(steps) else "checks: end"
         )
-        self.query_one("#walk").border_title = walk_title(
-            self.walk.revealed, len(steps), hidden
-        )
+        self.query_one("#walk").border_title = walk_title(self.walk.revealed, len(steps), hidden)
 
     def _no_call(self, step: Step) -> bool:
         """The walk pane's mark: the frame's return address does not follow a call."""
