@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from explorer.cli.common import (
@@ -50,6 +49,12 @@ def register(sub: Any) -> None:
         "results", help="summarize an exercise results file per scenario and per trainee"
     )
     a.add_argument("file", help="the file 'backchain serve --results' (or --results) wrote")
+    a.add_argument(
+        "--scenarios",
+        metavar="NAME,...",
+        help="the scenarios the classroom offered (default: the whole catalog), listed even "
+        "when nobody tried them",
+    )
     json_flag(a)
     a.add_argument("--markdown", action="store_true", help="Markdown tables")
     p.set_defaults(handler=cmd_scenarios)
@@ -207,63 +212,46 @@ def _open_scenario(scenario: Any, results: str | None = None) -> int:
     return cmd_bt(build_parser().parse_args(["bt", str(dump), "--pid", str(scenario.pid)]))
 
 
+def scenario_numbers() -> dict[str, int]:
+    """Each scenario's exercise number (what trainees see instead of its name)."""
+    from samples import scenarios
+
+    return {name: number for number, name in enumerate(scenarios.names(), 1)}
+
+
+def offered_scenarios(names: str | None, attempts: Any) -> list[str]:
+    """The scenarios a classroom offered: ``names`` (comma-separated) when given, else the
+    whole catalog when any answer is about a catalog scenario (none: answers on dumps)."""
+    from samples import scenarios
+
+    if names:
+        return [scenarios.get(n).name for n in names.split(",") if n]
+    catalog = scenarios.names()
+    return catalog if any(a.scenario in catalog for a in attempts) else []
+
+
 def _results(args: argparse.Namespace) -> int:
-    """``scenarios results FILE``: per-scenario and per-trainee summaries."""
+    """``scenarios results FILE``: per scenario (those nobody tried too), per trainee (name
+    and session), and every trainee's answers."""
     from explorer import results
 
     attempts = results.read(args.file)
-    per_scenario, per_trainee = results.summarize(attempts)
+    report = results.report(
+        attempts, offered_scenarios(args.scenarios, attempts), scenario_numbers()
+    )
     if args.json:
-        print_json(
-            {
-                "file": args.file,
-                "answers": sum(not a.revealed for a in attempts),
-                "reveals": sum(a.revealed for a in attempts),
-                "sessions": len({a.session for a in attempts}),
-                "scenarios": [asdict(s) for s in per_scenario],
-                "trainees": [asdict(t) for t in per_trainee],
-            }
-        )
+        print_json({"file": args.file, **report.to_json()})
         return EXIT_OK
-    scenario_rows = [
-        (
-            s.scenario,
-            s.trainees,
-            s.solved,
-            s.first_try,
-            s.revealed,
-            s.answers,
-            "-" if s.mean_answers_to_solve is None else f"{s.mean_answers_to_solve:g}",
-        )
-        for s in per_scenario
-    ]
-    trainee_rows = [
-        (t.trainee, t.scenarios, t.solved, t.revealed, t.answers, t.hints) for t in per_trainee
-    ]
-    scenario_head = (
-        "SCENARIO",
-        "TRAINEES",
-        "SOLVED",
-        "FIRST TRY",
-        "REVEALED",
-        "ANSWERS",
-        "ANSWERS TO SOLVE",
-    )
-    trainee_head = ("TRAINEE", "SCENARIOS", "SOLVED", "REVEALED", "ANSWERS", "HINTS")
-    sessions = len({a.session for a in attempts})
-    intro = (
-        f"{args.file}: {sum(not a.revealed for a in attempts)} answers, "
-        f"{sum(a.revealed for a in attempts)} reveals, {len(per_trainee)} trainees, "
-        f"{sessions} sessions"
-    )
-    table = _markdown_table if args.markdown else _text_table
     if args.markdown:
-        print(f"# Exercise results\n\n{intro}\n\n## Per scenario\n")
-    else:
-        print(intro + "\n")
-    print("\n".join(table(scenario_head, scenario_rows)))
-    print("\n## Per trainee\n" if args.markdown else "")
-    print("\n".join(table(trainee_head, trainee_rows)))
+        print(f"# Exercise results\n\n{args.file}: {report.intro}")
+        for t in report.tables():
+            print(f"\n## {t.title}\n")
+            print("\n".join(_markdown_table(tuple(h.lower() for h in t.head), list(t.rows))))
+        return EXIT_OK
+    print(f"{args.file}: {report.intro}")
+    for t in report.tables():
+        print(f"\n{t.title}:")
+        print("\n".join(_text_table(t.head, list(t.rows))))
     return EXIT_OK
 
 
@@ -277,6 +265,4 @@ def _markdown_table(head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[
     def line(cells: tuple[Any, ...]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    return [line(tuple(h.lower() for h in head)), line(tuple("---" for _ in head))] + [
-        line(r) for r in rows
-    ]
+    return [line(head), line(tuple("---" for _ in head))] + [line(r) for r in rows]

@@ -116,9 +116,10 @@ class BackchainApp(App[None]):
         recorder = self.exercise.recorder if self.exercise is not None else None
         if recorder is not None:
             recorder.scenario = scenario.name
-        assert self.picker is not None
-        number = next(i for i, s in enumerate(self.picker, 1) if s.name == scenario.name)
-        self.exercise = Exercise(scenario, recorder=recorder, number=number, total=len(self.picker))
+        from samples import scenarios
+
+        number, total = scenarios.number(scenario.name), len(scenarios.SCENARIOS)
+        self.exercise = Exercise(scenario, recorder=recorder, number=number, total=total)
         self.title = self.exercise.title
         self.path, self.session = path, None
         self.overview = OverviewScreen(path, self.options)

@@ -53,10 +53,13 @@ class ScenarioPicker(Screen[None]):
         yield KeyFooter()
 
     def _options(self) -> list[Option]:
-        total = len(self.scenarios)
+        from samples import scenarios
+
+        total = len(scenarios.SCENARIOS)  # catalog numbers: as scenarios show/open and results
         width = len(str(total))
         out = []
-        for number, s in enumerate(self.scenarios, 1):
+        for s in self.scenarios:
+            number = scenarios.number(s.name)
             mark = {"solved": "✓ solved  ", "revealed": "· revealed"}.get(self.done.get(s.name, ""))
             text = f"exercise {number:>{width}} of {total}  kernel {s.release}  rules {s.era:<7}"
             text += f"  {mark}  {s.name}" if mark else ""
