@@ -55,6 +55,7 @@ class AnswerForm(ModalScreen[Guess | str | None]):
         self.seen = steps if seen is None else seen
         self.last = last
         self.hint = hint
+        self._typing = False
 
     def compose(self) -> ComposeResult:
         """Rule select, frame field and kind select, buttons."""
@@ -118,8 +119,13 @@ class AnswerForm(ModalScreen[Guess | str | None]):
         """A choice made: show the fields it needs and move on to the next one."""
         self._fields_shown()
         self.query_one("#answer-error").display = False
-        if event.select.has_focus and event.value is not Select.NULL:
+        chosen = self._typing and event.select.has_focus_within  # not the form's start value
+        if chosen and event.value is not Select.NULL:
             self.call_after_refresh(self._next_after, event.select)
+
+    def on_key(self) -> None:
+        """The trainee has started: a choice from now on moves on to the next field."""
+        self._typing = True
 
     @on(Field.Submitted, "#answer-frame")
     def _frame_entered(self) -> None:
