@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
@@ -203,3 +204,60 @@ def test_cli_exercise_flag_and_scenario_open(
     assert cli.main(["scenarios", "open", "--only", "preempted", "--results", results]) == 0
     assert calls[-1]["path"] is None and calls[-1]["results"] == results
     assert [s.name for s in calls[-1]["picker"]] == ["preempted"]
+
+
+@sync
+async def test_the_answer_form_cannot_contradict_itself(
+    scenario_dumps: dict[str, Path],
+) -> None:
+    """Issue 23 item 4: no rule is chosen for the trainee; reliable takes no frame; any
+    other rule needs one; enter moves from field to field; keys typed in a burst apply in
+    order (a backspace, then a digit, in a field holding 3: the browser test's lost frame)."""
+    app = exercise_app(scenario_dumps["misaligned-sp"], "misaligned-sp")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_checked(app, pilot)
+        stack = app.screen
+        assert isinstance(stack, StackScreen)
+        await pilot.press("r", "a")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, AnswerForm)
+        assert form.query_one("#answer-rule", Select).value is Select.NULL
+        assert not form.query_one("#answer-frame").display  # no rule yet: no frame either
+        await pilot.click("#answer-check")
+        assert "choose the rule" in plain(form.query_one("#answer-error"))
+        # enter: the list; down: reliable; enter: chosen, and no frame to name: on to Check
+        await pilot.press("enter", "down", "enter")
+        await pilot.pause()
+        assert not form.query_one("#answer-frame").display
+        assert app.focused is form.query_one("#answer-check")
+        # unwind_error instead: the frame and the kind appear, the frame is needed
+        form.query_one("#answer-rule", Select).focus()
+        await pilot.press("enter", *["down"] * 7, "enter")  # down the list to unwind_error
+        await pilot.pause()
+        assert form.rule == "unwind_error" and app.focused is form.query_one("#answer-frame")
+        assert form.query_one("#answer-kind").display
+        await pilot.click("#answer-check")
+        assert "unwind_error fails at a frame" in plain(form.query_one("#answer-error"))
+        field = form.query_one("#answer-frame", Input)
+        field.value = "3"
+        field.focus()
+        await pilot.pause()
+        # keys in one burst: nothing awaited between them
+        for key in ("backspace", "2"):  # as the terminal driver delivers them
+            app.post_message(events.Key(key, "2" if key == "2" else None))
+        await pilot.pause()
+        assert field.value == "2"
+        await pilot.press("enter")  # on to the kind
+        assert app.focused is form.query_one("#answer-kind")
+        await pilot.click("#answer-check")
+        assert "choose the kind" in plain(form.query_one("#answer-error"))
+        form.query_one("#answer-kind", Select).value = "sp_misaligned"
+        await pilot.pause()
+        await pilot.click("#answer-check")
+        await pilot.pause()
+        assert isinstance(app.screen, DebriefScreen)
+        assert app.exercise is not None
+        assert app.exercise.guesses[stack.shown_task.address] == [
+            Guess(2, "unwind_error", "sp_misaligned")
+        ]

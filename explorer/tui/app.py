@@ -129,11 +129,12 @@ class BackchainApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``o`` only with a scenario picker, and not on it; lowcore and memory only with a
-        dump open (not on the picker, not while it loads)."""
+        dump open (not on the picker, not while it loads) and not on themselves."""
         if action == "scenarios":
             return self.picker is not None and not isinstance(self.screen, ScenarioPicker)
-        if action in ("lowcore", "memory"):
-            return self.session is not None and not isinstance(self.screen, ScenarioPicker)
+        if action in ("lowcore", "memory"):  # not on the picker, nor on the screen itself
+            here = LowcoreScreen if action == "lowcore" else MemoryScreen
+            return self.session is not None and not isinstance(self.screen, ScenarioPicker | here)
         return True
 
     def action_scenarios(self) -> None:

@@ -122,9 +122,12 @@ class StackScreen(Screen[None]):
         return ex is not None and ex.hidden(self.shown_task.address)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Exercise keys only in exercise mode; answer and reveal only while hidden."""
+        """Exercise keys only in exercise mode; answer and reveal only while hidden, export
+        only when not."""
         if action in ("answer", "reveal"):
             return self.hidden
+        if action == "export":  # the export has the verdict: offered once answered
+            return not self.hidden
         if action == "cycle_pane":  # one lower pane at a time only when narrow
             return self.app.size.width < NARROW
         if action == "debrief":  # the situation before the answer, the debriefing after
