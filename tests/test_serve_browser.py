@@ -1,13 +1,15 @@
 """The served explorer in a real browser: Debian's chromium, headless, driven by playwright.
 
-A trainee opens the classroom URL (with its token), gives a name, answers the scenario
-``preempted`` through key presses (wrong first, then right), and the results file gets one
-line per answer. The truth is the scenario's own expected answer (samples/scenarios.py:
+A trainee opens the classroom URL (with its token) in a browser that reaches nothing else,
+gives a name, picks an exercise, answers it through key presses (wrong first, then right) and
+downloads the walk; the results file gets one line per answer and the trainer's page shows
+them. The truth is the scenario's own expected answer (samples/scenarios.py:
 crossed_pt_regs at frame #4), checked against the tool's verdict by tests/test_scenarios.py.
 
 Never downloads a browser: set BACKCHAIN_CHROMIUM to another binary, or install Debian's
 (``apt-get install chromium``); without one the test is skipped. BACKCHAIN_SCREENSHOTS=1
-also writes the screenshot to docs/serve.png (the README's picture).
+also writes the README's pictures: docs/classroom-picker.png, docs/classroom-exercise.png,
+docs/serve.png (after the answer) and docs/classroom-results.png.
 """
 
 from __future__ import annotations
