@@ -124,7 +124,7 @@ def _list(answers: bool, as_json: bool) -> int:
             frame = "" if s.answer.frame is None else f" at #{s.answer.frame}"
             row += [s.name, s.answer.label + frame, s.title]
         rows.append(tuple(row))
-    head = ("EXERCISE", "RULES", "KERNEL", "PID")
+    head: tuple[str, ...] = ("EXERCISE", "RULES", "KERNEL", "PID")
     if answers:
         head += ("NAME", "EXPECTED VERDICT", "TITLE")
     print("\n".join(_text_table(head, rows)))
