@@ -1,8 +1,8 @@
 """Issue 23: a classroom a trainer can trust. Before answering, nothing a trainee sees tells
 the answer: for every scenario, the picker, the window title, the situation (``i``), the
-stacks map, the walk pane, the footer and the command palette hold none of the rule's id, its
-words from the rule table (README's "The verdict"), the failing frame's number, the
-scenario's name or its title.
+stacks map, the walk pane, the footer, the command palette and the overview's rows hold none
+of the rule's id, its words from the rule table (README's "The verdict"), the failing
+frame's number, the scenario's name or its title.
 
 The truth is each scenario's expected answer (samples/scenarios.py), which
 tests/test_scenarios.py checks against the tool's own verdict.
@@ -22,6 +22,7 @@ from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.scenario import DebriefScreen
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.regions import RegionsMap
+from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.walk import WalkTable
 from samples import scenarios
 from samples.scenarios import SCENARIOS, Scenario
@@ -141,9 +142,12 @@ async def test_nothing_seen_before_answering_tells_the_answer(
         assert isinstance(app.screen, CommandPalette)
         seen["palette"] = screen_text(app)
         assert "Open task" in seen["palette"] and "unreliable" not in seen["palette"].lower()
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")  # the overview: no verdict, no callers
+        await pilot.pause()
+        table = app.overview.query_one(TaskTable)
+        seen["overview"] = "\n".join(" ".join(cells(table, r)) for r in range(table.row_count))
+        assert "…" in seen["overview"]
         for where, text in seen.items():
-            found = leaks(
-                scenario, text, named=where not in ("map", "walk", "palette")
-            )  # the dump's words
+            dump_data = where in ("map", "walk", "palette", "overview")  # the kernel's words
+            found = leaks(scenario, text, named=not dump_data)
             assert not found, (where, found, text)

@@ -246,11 +246,13 @@ async def test_picker_opens_a_scenario_and_comes_back(tmp_path: Path) -> None:
                 if isinstance(app.screen, StackScreen):
                     break
             await wait_checked(app, pilot)
-            assert app.title == "exercise 2 of 2 · kernel 6.1.0-synthetic-s390x · rules current"
+            number = scenarios.number("misaligned-sp")
+            kernel = "kernel 6.1.0-synthetic-s390x · rules current"
+            assert app.title == f"exercise {number} of 41 · {kernel}"  # catalog numbers
             assert isinstance(app.screen, StackScreen) and app.screen.shown_task.pid == 100
             await pilot.press("r")
             await answer(pilot, "2", "unwind_error", "sp_misaligned")
-            assert app.title == "exercise 2 of 2: misaligned-sp"
+            assert app.title == f"exercise {number} of 41: misaligned-sp"
             await pilot.press("escape", "escape", "o")
             await pilot.pause()
             assert isinstance(app.screen, ScenarioPicker) and len(app.screen_stack) == 2

@@ -198,7 +198,7 @@ def test_scenarios_serves_the_picker(tmp_path: Path) -> None:
             async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
                 await _first_screen(ws, b"your name")
                 await ws.send_json(["stdin", "Lin\r"])
-                await _first_screen(ws, b"2 training scenarios")
+                await _first_screen(ws, b"2 exercises, 0 solved")
 
         asyncio.run(run())
     assert results.exists() and results.read_text() == ""  # created, nothing answered yet

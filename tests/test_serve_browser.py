@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,25 @@ def _lines(path: Path, count: int, timeout: float = 20) -> list[dict[str, object
     raise AssertionError(f"{path} has {len(lines)} lines, not {count}")
 
 
+def offline_context(browser: Any, served: Served) -> tuple[Any, list[str]]:
+    """A browser context that reaches nothing but the server (as in an offline classroom),
+    and the list of every other address it asked for."""
+    from playwright.sync_api import Route
+
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(served.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.route("**/*", offline)
+    return context, elsewhere
+
+
 def _trainer_url(served: Served, token: str) -> str:
     """The trainer's results URL from the server's banner (it carries the trainer's key)."""
     (line,) = [line for line in served.banner if "trainer's results:" in line]
@@ -93,7 +113,7 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
     shows both answers and the scenarios nobody tried. The truth is the scenario's expected
     answer (samples/scenarios.py: crossed_pt_regs at frame #4), checked against the tool's
     verdict by tests/test_scenarios.py."""
-    from playwright.sync_api import Download, Route, sync_playwright
+    from playwright.sync_api import Download, sync_playwright
 
     truth = scenarios.get("preempted").answer
     assert (truth.rule, truth.frame) == ("crossed_pt_regs", 4)
@@ -107,18 +127,8 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
         sync_playwright() as pw,
     ):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        elsewhere: list[str] = []
-
-        def offline(route: Route) -> None:
-            if route.request.url.startswith(served.url + "/"):
-                route.continue_()
-            else:
-                elsewhere.append(route.request.url)
-                route.abort()
-
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.route("**/*", offline)
+            context, elsewhere = offline_context(browser, served)
             page = context.new_page()
             screen = Screen()
             page.on("websocket", lambda ws: ws.on("framereceived", screen.received))
@@ -239,23 +249,13 @@ def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
     """Issue 27 item 1, issue 23 items 6 and 8: the page asks nothing of any other host (the
     browser is offline but for the server), and ``x`` in a stack gives the browser a download
     (named by the tool: session, pid, comm) while nothing is written on the server."""
-    from playwright.sync_api import Download, Route, sync_playwright
+    from playwright.sync_api import Download, sync_playwright
 
     before = set(ROOT.rglob("*.md"))
     with serve("--idle-timeout", "0") as served, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            elsewhere: list[str] = []
-
-            def offline(route: Route) -> None:
-                if route.request.url.startswith(served.url + "/"):
-                    route.continue_()
-                else:
-                    elsewhere.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", offline)
+            context, elsewhere = offline_context(browser, served)
             page = context.new_page()
             screen = Screen()
             page.on("websocket", lambda ws: ws.on("framereceived", screen.received))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Button, Input, OptionList, Select
 
 from explorer import cli
 from explorer.kernel import Options
@@ -206,6 +206,12 @@ def test_cli_exercise_flag_and_scenario_open(
     assert [s.name for s in calls[-1]["picker"]] == ["preempted"]
 
 
+async def check(pilot: Pilot[None], form: AnswerForm) -> None:
+    """Press Check (the button itself: a click may land where an error line just moved it)."""
+    form.query_one("#answer-check", Button).press()
+    await pilot.pause()
+
+
 @sync
 async def test_the_answer_form_cannot_contradict_itself(
     scenario_dumps: dict[str, Path],
@@ -224,7 +230,7 @@ async def test_the_answer_form_cannot_contradict_itself(
         assert isinstance(form, AnswerForm)
         assert form.query_one("#answer-rule", Select).value is Select.NULL
         assert not form.query_one("#answer-frame").display  # no rule yet: no frame either
-        await pilot.click("#answer-check")
+        await check(pilot, form)
         assert "choose the rule" in plain(form.query_one("#answer-error"))
         # enter: the list; down: reliable; enter: chosen, and no frame to name: on to Check
         await pilot.press("enter", "down", "enter")
@@ -233,11 +239,17 @@ async def test_the_answer_form_cannot_contradict_itself(
         assert app.focused is form.query_one("#answer-check")
         # unwind_error instead: the frame and the kind appear, the frame is needed
         form.query_one("#answer-rule", Select).focus()
-        await pilot.press("enter", *["down"] * 7, "enter")  # down the list to unwind_error
+        await pilot.press("enter")  # the list opens (where its highlight starts varies)
+        await pilot.pause()
+        overlay = app.focused
+        assert isinstance(overlay, OptionList)
+        prompts = [str(overlay.get_option_at_index(i).prompt) for i in range(overlay.option_count)]
+        overlay.highlighted = prompts.index("unwind_error")
+        await pilot.press("enter")  # chosen: on to its frame
         await pilot.pause()
         assert form.rule == "unwind_error" and app.focused is form.query_one("#answer-frame")
         assert form.query_one("#answer-kind").display
-        await pilot.click("#answer-check")
+        await check(pilot, form)
         assert "unwind_error fails at a frame" in plain(form.query_one("#answer-error"))
         field = form.query_one("#answer-frame", Input)
         field.value = "3"
@@ -250,11 +262,11 @@ async def test_the_answer_form_cannot_contradict_itself(
         assert field.value == "2"
         await pilot.press("enter")  # on to the kind
         assert app.focused is form.query_one("#answer-kind")
-        await pilot.click("#answer-check")
+        await check(pilot, form)
         assert "choose the kind" in plain(form.query_one("#answer-error"))
         form.query_one("#answer-kind", Select).value = "sp_misaligned"
         await pilot.pause()
-        await pilot.click("#answer-check")
+        await check(pilot, form)
         await pilot.pause()
         assert isinstance(app.screen, DebriefScreen)
         assert app.exercise is not None

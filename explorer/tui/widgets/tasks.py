@@ -180,7 +180,11 @@ class TaskTable(DataTable[Any]):
         text = r.label + ("" if v.frame is None else f" #{v.frame}")
         return Text(text, style=self.get_component_rich_style(self._style(r)))
 
-    def _callers(self, functions: tuple[str, ...], limit: int = MAX_CALLERS) -> Text:
+    def _callers(
+        self, functions: tuple[str, ...], limit: int = MAX_CALLERS, hidden: bool = False
+    ) -> Text:
+        if hidden:  # exercise mode: the walk unfolds in the stack, step by step
+            return Text("…", style=self.get_component_rich_style("tasktable--dim"))
         shown = " < ".join(functions[1 : 1 + limit])
         if len(functions) > 1 + limit:
             shown += " < …"
@@ -197,7 +201,7 @@ class TaskTable(DataTable[Any]):
             Text(cpu, justify="right"),
             self._verdict(r),
             Text(r.top),
-            self._callers(r.functions),
+            self._callers(r.functions, hidden=self.hidden(r)),
             key=r.key,
         )
         self._shown.append(r)
@@ -212,7 +216,7 @@ class TaskTable(DataTable[Any]):
             if len(g.rows) == 1 or self.hidden(first)
             else Text(first.label, style=self.get_component_rich_style(self._style(first))),
             Text(first.top),
-            self._callers(first.functions, GROUP_CALLERS),
+            self._callers(first.functions, GROUP_CALLERS, self.hidden(first)),
             Text(shown),
             key=f"group-{first.key}",
         )
