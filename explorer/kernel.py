@@ -355,7 +355,10 @@ class Kernel:
                 return None
             try:
                 plain = verify_vmlinux(self, opts.vmlinux)
-                return verify_profile(self, profile_from_dwarf(plain), opts.vmlinux)
+                # a vmlinux used only by --force never fills the cache its build-id names
+                trusted = not any(f" {opts.vmlinux} " in w for w in self.forced)
+                profile = profile_from_dwarf(plain, use_cache=trusted)
+                return verify_profile(self, profile, opts.vmlinux)
             except TypeInfoError as exc:
                 self.warnings.append(str(exc))
                 return None

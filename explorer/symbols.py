@@ -3,15 +3,19 @@ its memory by content."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parsers.cache import cache_dir
+from parsers.cache import cache_dir, content_digest
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import kallsyms_tables, read_kallsyms
+from parsers.kallsyms import (
+    KallsymsTables,
+    decode_kallsyms,
+    kallsyms_tables,
+    read_kallsyms_bytes,
+)
 from parsers.symbols import Symbol, SymbolTable
 from parsers.symcache import load_table, save_table
 
@@ -24,69 +28,82 @@ if TYPE_CHECKING:
 GENERATION = 3
 
 
-def _file_name_safe(build_id: str | None) -> bool:
-    """Whether a build-id (from the dump or a file) can name a cache file: lowercase hex."""
-    return bool(build_id) and all(c in "0123456789abcdef" for c in build_id or "")
-
-
 def dump_kallsyms(kernel: Kernel) -> SymbolTable | None:
     """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
     (explorer.sources.memscan); None when neither gives a table (a warning says why).
-    Cached by the kernel's build-id (VMCOREINFO ``BUILD-ID``) and moved to this boot's KASLR
-    offset when loaded from the cache."""
+    Decoded once and cached by a digest of the bytes decoded (:func:`cached_kallsyms`)."""
     tables = kallsyms_tables(kernel.vmcoreinfo)
-    build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
-    kind = "kallsyms" if tables is not None else "kallsyms-found"
-    path = None
-    if _file_name_safe(build_id):  # a dump's BUILD-ID never names a file unless it is hex
-        path = cache_dir("symbols", f"{kind}-{build_id}-g{GENERATION}.syms")
-    if path is not None:
-        table = load_table(path)
-        if table is not None:
-            stext = kernel.vmcoreinfo.symbol("_stext") if kernel.vmcoreinfo else None
-            cached = table.address_of("_stext")
-            if stext is not None and cached is not None:
-                table.relocate(stext - cached)
-                return table
     if tables is None:
         from explorer.sources.memscan import kallsyms_in_memory
 
-        table = kallsyms_in_memory(kernel)
-        if table is None:
-            return None
-    else:
-        try:
-            table = read_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
-        except DumpError as exc:
-            kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
-            return None
-    if path is not None and table.address_of("_stext") is not None:
-        save_table(table, path)
-    return table
+        return kallsyms_in_memory(kernel)
+    try:
+        return cached_kallsyms(kernel._identity_read, tables, "kallsyms in the dump")
+    except DumpError as exc:
+        kernel.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
+        return None
 
 
-def cached_file_symbols(
-    path: str, build: Callable[[], SymbolTable], build_id: str | None = None
+def cached_kallsyms(
+    read: Callable[[int, int], bytes], tables: KallsymsTables, source: str
 ) -> SymbolTable:
-    """A System.map's or vmlinux's table, from the cache when it was read before; ``build()``
-    reads it otherwise. A vmlinux is known by its build-id (any copy of one build, wherever
-    it lies, hits the same entry); a System.map, which has none, by the file (real path,
-    size, modification time)."""
-    if _file_name_safe(build_id):
-        cache = cache_dir("symbols", f"vmlinux-{build_id}-g{GENERATION}.syms")
-    else:
-        try:
-            real = os.path.realpath(path)
-            st = os.stat(real)
-        except OSError:
-            return build()
-        ident = f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{GENERATION}".encode()
-        cache = cache_dir("symbols", f"file-{hashlib.sha256(ident).hexdigest()[:32]}.syms")
-    table = load_table(cache)
-    if table is None:
-        table = build()
-        save_table(table, cache)
+    """:func:`parsers.kallsyms.read_kallsyms`, from the cache when the same bytes were
+    decoded before: the cache file is named by a digest of the bytes themselves (never by
+    the dump's own BUILD-ID, which a tampered copy keeps), and a cached table is moved by
+    this dump's ``kallsyms_relative_base``, exactly as decoding moves it: the same answers
+    on a first and a later run.
+
+    Raises:
+        SymbolError: the tables cannot be read or are not kallsyms.
+    """
+    raw = read_kallsyms_bytes(read, tables)
+    path = cache_dir("symbols", f"kallsyms-{raw.digest()}-g{GENERATION}.syms")
+    table = load_table(path)
+    if table is not None and len(table) == raw.count:
+        table.relocate(raw.base or 0)
+        table.source = source  # where this dump holds them
+        return table
+    table = decode_kallsyms(raw, source)
+    save_table(table, path)
     return table
+
+
+def file_symbols_key(path: str, kind: str) -> str | None:
+    """What names a System.map's or vmlinux's table in the cache: a digest of the bytes it
+    is read from (a vmlinux's ``.symtab`` and its string table; a System.map's whole file),
+    never the build-id the file claims. None when they cannot be read (nothing is cached)."""
+    from parsers.elfsections import ElfSections
+    from parsers.inputs import open_regular
+    from parsers.symbols import MAX_SYSTEM_MAP_BYTES
+
+    try:
+        if kind == "vmlinux":
+            with ElfSections(path) as elf:
+                symtab = elf.get(".symtab")
+                if symtab is None or not 0 < symtab.link < len(elf.sections):
+                    return None
+                strtab = elf.sections[symtab.link]
+                return content_digest(elf.bytes_of(symtab), elf.bytes_of(strtab))
+        with open_regular(path, "System.map") as f:
+            data = f.read(MAX_SYSTEM_MAP_BYTES + 1)
+        return content_digest(data) if len(data) <= MAX_SYSTEM_MAP_BYTES else None
+    except (OSError, DumpError):
+        return None
+
+
+def _file_cache(key: str) -> Path:
+    return cache_dir("symbols", f"file-{key}-g{GENERATION}.syms")
+
+
+def cached_file_symbols(key: str | None) -> SymbolTable | None:
+    """The table cached under ``key`` (:func:`file_symbols_key`), if any."""
+    return load_table(_file_cache(key)) if key else None
+
+
+def save_file_symbols(key: str | None, table: SymbolTable) -> None:
+    """Cache a table verified against the dump under ``key`` (never one refused)."""
+    if key:
+        save_table(table, _file_cache(key))
 
 
 def complete_symbols(kernel: Kernel) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from parsers.compressed import ZSTD_MAGIC, decompressed_path
 from parsers.elfcore import ElfCore, Note, open_file_checked
 from parsers.errors import DumpError, FormatError
+from parsers.extent import dump_extent
 from parsers.physmem import MemoryRange
 
 Progress = Callable[[int, int], None]
@@ -89,7 +90,7 @@ def open_dump(path: str | Sequence[str], progress: Progress | None = None) -> Du
     if not head:
         raise FormatError("empty file", path)
     if head[:4] == ZSTD_MAGIC:
-        real = decompressed_path(path, progress=progress)
+        real = decompressed_path(path, progress=progress, extent=dump_extent)
         try:
             core = open_dump(str(real))
         except DumpError as exc:

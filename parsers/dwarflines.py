@@ -35,6 +35,9 @@ from elftools.elf.sections import NoteSection, SymbolTableSection
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.leb128 import sleb128, uleb128
 
+#: A line cache larger than this is not one this code wrote.
+_MAX_CACHE_BYTES = 256 << 20
+
 # -- DWARF constants (DWARF 5 §7) ----------------------------------------------------------------
 TAG_COMPILE_UNIT = 0x11
 TAG_PARTIAL_UNIT = 0x3C
@@ -282,21 +285,20 @@ class DwarfLines:
             "functions": {str(k): v for k, v in functions.items()},
             "lookups": {str(a): _location_json(loc) for a, loc in self._results.items()},
         }
-        try:
-            self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc, separators=(",", ":")))
-            tmp.replace(self._cache_file)
+        from parsers.cache import write_checked
+
+        # a read-only cache only costs the next run the indexing
+        if write_checked(self._cache_file, json.dumps(doc, separators=(",", ":")).encode()):
             self._dirty = False
-        except OSError:
-            pass  # a read-only cache only costs the next run the indexing
 
     # -- cache -----------------------------------------------------------------------------------
     def _load_cache(self) -> list[tuple[int, int, int]] | None:
         if self._cache_file is None:
             return None
         try:
-            doc = json.loads(self._cache_file.read_text())
+            from parsers.cache import read_checked
+
+            doc = json.loads(read_checked(self._cache_file, _MAX_CACHE_BYTES) or b"{}")
             if doc.get("build_id") != self.build_id:
                 return None
             ranges = [(int(a), int(b), int(c)) for a, b, c in doc["ranges"]]
@@ -307,7 +309,7 @@ class DwarfLines:
             self._results = {
                 int(a): _location_from_json(int(a), v) for a, v in doc["lookups"].items()
             }
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
             self._cached_functions, self._results = {}, {}
             return None
         return ranges

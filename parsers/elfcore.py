@@ -132,7 +132,7 @@ class ElfCore:
         self.source_path = path
         self._map, self.file_size = map_readonly(path)
         #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
-        self.resident = ResidentBudget(self._map)
+        self.resident = ResidentBudget(self._map, path=path)
         try:
             self._parse()
         except DumpError:

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from parsers.cache import content_digest
 from parsers.errors import DumpError, SymbolError
 from parsers.symbols import SymbolTable
 from parsers.vmcoreinfo import VmcoreInfo
@@ -89,48 +90,105 @@ def read_kallsyms(read: Reader, tables: KallsymsTables, source: str = "kallsyms"
     Raises:
         SymbolError: the tables cannot be read or are not kallsyms.
     """
+    return decode_kallsyms(read_kallsyms_bytes(read, tables), source)
+
+
+@dataclass(frozen=True)
+class KallsymsBytes:
+    """The bytes a table is decoded from, as the dump holds them.
+
+    Attributes:
+        tables: where they were read.
+        count: ``kallsyms_num_syms``.
+        token_index: ``kallsyms_token_index`` (512 bytes).
+        token_table: ``kallsyms_token_table`` (up to the end of its last token).
+        names: ``kallsyms_names`` (up to the next table, or as far as the names go).
+        offsets: ``kallsyms_offsets`` (4 bytes a symbol).
+        base: the value of ``kallsyms_relative_base``; None on 7.x.
+    """
+
+    tables: KallsymsTables
+    count: int
+    token_index: bytes
+    token_table: bytes
+    names: bytes
+    offsets: bytes
+    base: int | None
+
+    def digest(self) -> str:
+        """What names a cached table decoded from these bytes: a digest of them, and of the
+        offsets' own address where addresses are relative to it (7.x). Not of
+        ``kallsyms_relative_base``: a table cached for one boot is relocated to another."""
+        where = b"" if self.base is not None else self.tables.offsets.to_bytes(8, "big")
+        return content_digest(
+            self.count.to_bytes(4, "big"),
+            self.token_index,
+            self.token_table,
+            self.names,
+            self.offsets,
+            where,
+        )
+
+
+def read_kallsyms_bytes(read: Reader, tables: KallsymsTables) -> KallsymsBytes:
+    """Read what :func:`decode_kallsyms` decodes.
+
+    Raises:
+        SymbolError: the tables cannot be read or are not kallsyms.
+    """
     try:
-        return _decode(read, tables, source)
+        t = tables
+        (count,) = struct.unpack(">I", read(t.num_syms, 4))
+        if not 0 < count <= MAX_SYMS:
+            raise SymbolError(f"kallsyms_num_syms is {count}: not a symbol count")
+        index_bytes = read(t.token_index, 512)
+        index = _token_index(index_bytes)
+        table = read(t.token_table, max(index) + 256)  # the last token starts at max(index)
+        names = _read_names(read, t, count)
+        offsets = read(t.offsets, 4 * count)
+        base = None
+        if t.relative_base is not None:
+            (base,) = struct.unpack(">Q", read(t.relative_base, 8))
     except SymbolError:
         raise
     except DumpError as exc:
         raise SymbolError(f"kallsyms tables unreadable: {exc.message}") from None
+    return KallsymsBytes(t, count, index_bytes, table, names, offsets, base)
 
 
-def _decode(read: Reader, t: KallsymsTables, source: str) -> SymbolTable:
-    (count,) = struct.unpack(">I", read(t.num_syms, 4))
-    if not 0 < count <= MAX_SYMS:
-        raise SymbolError(f"kallsyms_num_syms is {count}: not a symbol count")
-    index = array("H", read(t.token_index, 512))
+def _token_index(raw: bytes) -> array[int]:
+    index = array("H", raw)
     if sys.byteorder == "little":
         index.byteswap()
-    table_size = max(index) + 256  # the last token starts at max(index); tokens are short
-    table = read(t.token_table, table_size)
+    return index
+
+
+def decode_kallsyms(raw: KallsymsBytes, source: str = "kallsyms") -> SymbolTable:
+    """The table ``raw`` holds, at its runtime addresses.
+
+    Raises:
+        SymbolError: the bytes are not kallsyms.
+    """
     tokens: list[str] = []
-    for off in index:
-        end = table.find(b"\0", off)
+    for off in _token_index(raw.token_index):
+        end = raw.token_table.find(b"\0", off)
         if end < 0:
             raise SymbolError("kallsyms_token_table: a token has no terminating NUL")
-        tokens.append(table[off:end].decode("latin-1"))
-
-    names_blob = _read_names(read, t, count)
-    names, types = _expand(names_blob, count, tokens)
-
-    raw = read(t.offsets, 4 * count)
-    if t.relative_base is None:
-        offs = array("i", raw)
+        tokens.append(raw.token_table[off:end].decode("latin-1"))
+    count = raw.count
+    names, types = _expand(raw.names, count, tokens)
+    if raw.base is None:
+        offs = array("i", raw.offsets)
         if sys.byteorder == "little":
             offs.byteswap()
-        base = t.offsets
+        base = raw.tables.offsets
         addrs = array("Q", [base + 4 * i + o for i, o in enumerate(offs)])
-    else:
-        uoffs = array("I", raw)
-        if sys.byteorder == "little":
-            uoffs.byteswap()
-        (base,) = struct.unpack(">Q", read(t.relative_base, 8))
-        # Offsets from kallsyms_relative_base: the base becomes the table's delta.
-        return SymbolTable.from_kallsyms(array("Q", uoffs), types, names, source, delta=base)
-    return SymbolTable.from_kallsyms(addrs, types, names, source)
+        return SymbolTable.from_kallsyms(addrs, types, names, source)
+    uoffs = array("I", raw.offsets)
+    if sys.byteorder == "little":
+        uoffs.byteswap()
+    # Offsets from kallsyms_relative_base: the base becomes the table's delta.
+    return SymbolTable.from_kallsyms(array("Q", uoffs), types, names, source, delta=raw.base)
 
 
 def _read_names(read: Reader, t: KallsymsTables, count: int) -> bytes:
@@ -204,4 +262,11 @@ def _expand(blob: bytes, count: int, tokens: list[str]) -> tuple[list[str], str]
     return parts[2::2], "".join(parts[1::2])
 
 
-__all__ = ["KallsymsTables", "kallsyms_tables", "read_kallsyms"]
+__all__ = [
+    "KallsymsBytes",
+    "KallsymsTables",
+    "decode_kallsyms",
+    "kallsyms_tables",
+    "read_kallsyms",
+    "read_kallsyms_bytes",
+]

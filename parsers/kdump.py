@@ -105,7 +105,7 @@ class _Source:
         self.path = path
         self._map, self.file_size = map_readonly(path)
         #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
-        self.resident = ResidentBudget(self._map)
+        self.resident = ResidentBudget(self._map, path=path)
         self.flattened = bytes(self._map[: len(FLAT_SIGNATURE)]) == FLAT_SIGNATURE
         self.flat_complete = True
         self.flat_records = 0

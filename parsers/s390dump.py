@@ -207,7 +207,7 @@ class S390Dump:
         self.notes = []
         self._map, self.file_size = map_readonly(path)
         #: Keeps the pages of the mapping resident in RSS bounded (parsers.residency).
-        self.resident = ResidentBudget(self._map)
+        self.resident = ResidentBudget(self._map, path=path)
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_entries = max(1, cache_entries)
         # Entries inflated once are kept as LZ4-compressed 4 KiB pages: a random page read

@@ -8,6 +8,7 @@ approximates ``__kernel_text_address()`` for the core kernel (``_stext`` .. ``_e
 from __future__ import annotations
 
 import bisect
+import io
 import itertools
 import operator
 import os
@@ -271,15 +272,20 @@ def _linker_provided(name: str) -> bool:
     )
 
 
+#: A System.map is a few MiB (Debian 6.1: 2.7 MiB, 92,000 symbols); a larger one is refused
+#: before its lines cost memory.
+MAX_SYSTEM_MAP_BYTES = 32 << 20
+
+
 def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
     """Read a System.map (plain or .zst).
 
     Raises:
         SymbolError: unreadable, or not a System.map (e.g. Debian's one-line placeholder).
     """
-    text = read_text_maybe_compressed(path)
+    text = read_text_maybe_compressed(path, limit=MAX_SYSTEM_MAP_BYTES)
     entries = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(io.StringIO(text), 1):  # one line at a time, not a list
         parts = line.split()
         if len(parts) < 3:
             continue

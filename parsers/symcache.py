@@ -3,7 +3,7 @@
 Layout (native byte order; a cache is local to the machine that wrote it)::
 
     magic "BCSYMS\\x02" + byte-order byte ("<" or ">")
-    u32 count, u32 names_bytes, u32 source_bytes, u32 reserved
+    u32 count, u32 names_bytes, u32 source_bytes, u32 crc32 (of everything after the head)
     source (UTF-8), padded to 8
     u64 addresses[count]   sorted, in the table's own order (file addresses, before KASLR)
     u32 starts[count + 1]  where each name starts in the names (the last: names_bytes + 1)
@@ -19,20 +19,21 @@ in a table built from the symbols). A kernel has ~130,000 symbols; a start needs
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
 import struct
 import sys
+import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import overload
 
+from parsers.cache import read_cache_file, write_atomically
 from parsers.errors import SymbolError
 from parsers.symbols import SymbolTable
 
-MAGIC = b"BCSYMS\x02"
+MAGIC = b"BCSYMS\x03"
 _ORDER = b"<" if sys.byteorder == "little" else b">"
 _HEAD = struct.Struct("=IIII")
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
@@ -99,31 +100,24 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     by_name = array("I", sorted(range(len(encoded)), key=encoded.__getitem__))  # stable
     source = table.source.encode("utf-8")
     pad = b"\0" * (-len(source) % 8)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as out:
-            out.write(MAGIC + _ORDER)
-            out.write(_HEAD.pack(len(encoded), len(blob), len(source), 0))
-            out.write(source + pad)
-            out.write(addrs.tobytes())
-            out.write(starts.tobytes())
-            out.write(by_name.tobytes())
-            out.write(types.encode("latin-1"))
-            out.write(blob)
-        os.replace(tmp, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    body = b"".join(
+        (
+            source + pad,
+            addrs.tobytes(),
+            starts.tobytes(),
+            by_name.tobytes(),
+            types.encode("latin-1"),
+            blob,
+        )
+    )
+    head = MAGIC + _ORDER + _HEAD.pack(len(encoded), len(blob), len(source), zlib.crc32(body))
+    write_atomically(Path(path), head + body)
 
 
 def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     """Read a table written by :func:`save_table`; None if absent, foreign or damaged."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CACHE_BYTES + 1)
-    except OSError:
+    data = read_cache_file(Path(path), MAX_CACHE_BYTES)
+    if data is None:
         return None
     try:
         return _parse(data)
@@ -143,8 +137,10 @@ def _array(code: str, data: bytes, pos: int, count: int) -> tuple[array[int], in
 def _parse(data: bytes) -> SymbolTable | None:
     if len(data) > MAX_CACHE_BYTES or data[:8] != MAGIC + _ORDER:
         return None
-    count, names_bytes, source_bytes, _ = _HEAD.unpack_from(data, 8)
+    count, names_bytes, source_bytes, crc = _HEAD.unpack_from(data, 8)
     pos = 8 + _HEAD.size
+    if zlib.crc32(memoryview(data)[pos:]) != crc:  # damaged since written: rebuild it
+        return None
     source = data[pos : pos + source_bytes].decode("utf-8")
     pos += source_bytes + (-source_bytes % 8)
     addrs, pos = _array("Q", data, pos, count)
@@ -157,5 +153,7 @@ def _parse(data: bytes) -> SymbolTable | None:
         return None
     if count and (starts[0] != 0 or starts[count] != names_bytes + 1):
         return None
+    if not blob.isascii():
+        blob.decode("utf-8")  # names are decoded one at a time later: fail here, not there
     names = PackedNames(blob, starts, by_name)
     return SymbolTable.from_kallsyms(addrs, types, names, source, check=False, by_name=names)

@@ -180,7 +180,7 @@ WANTED: tuple[tuple[str, ...], ...] = (
 )
 
 # Bumped whenever extraction changes what a profile holds, so stale cache files are ignored.
-_CACHE_GENERATION = 3
+_CACHE_GENERATION = 4
 # Anonymous struct/union nesting deeper than this is damage, not C.
 _MAX_NESTING = 16
 # A profile file is a few tens of KiB; refuse to slurp anything absurd.
@@ -338,17 +338,11 @@ class TypeProfile:
         Raises:
             DumpError: the file cannot be written.
         """
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        from parsers.cache import exclusive_temp
+
         try:
-            try:
-                with open(tmp, "x", encoding="utf-8") as out:
-                    out.write(self.to_json())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            with exclusive_temp(Path(path), make_folder=False) as out:
+                out.write(self.to_json().encode("utf-8"))
         except OSError as error:
             raise DumpError(f"cannot write type profile: {error.strerror}", str(path)) from None
 
@@ -580,20 +574,26 @@ def _parse_errors() -> tuple[type[Exception], ...]:
     return (ELFError, ELFParseError, DWARFError, ConstructError, struct.error)
 
 
-def _read_cache(cache_file: Path, build_id: str) -> TypeProfile | None:
+def _read_cache(cache_file: Path, build_id: str | None = None) -> TypeProfile | None:
+    """A profile written by :func:`_write_cache`: None when absent, not a regular file,
+    damaged since, or of another build-id."""
+    from parsers.cache import read_checked
+
+    text = read_checked(cache_file, _MAX_PROFILE_BYTES)
+    if text is None:
+        return None
     try:
-        profile = TypeProfile.load(cache_file)
+        profile = TypeProfile.from_json(text)
     except DumpError:
-        return None  # absent or damaged: rebuild it
-    return profile if profile.build_id == build_id else None
+        return None
+    return profile if build_id is None or profile.build_id == build_id else None
 
 
 def _write_cache(cache_file: Path, profile: TypeProfile) -> None:
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        profile.save(cache_file)
-    except (OSError, DumpError):
-        pass  # a read-only home only costs the next run a few seconds
+    """Cache ``profile`` (checked on reading: :func:`parsers.cache.write_checked`)."""
+    from parsers.cache import write_checked
+
+    write_checked(cache_file, profile.to_json().encode("utf-8"))
 
 
 def _build_id(elf: ELFFile) -> str | None:
@@ -1416,10 +1416,9 @@ def profile_from_btf(
     digest = hashlib.blake2b(data, digest_size=20)
     digest.update(repr((release, build_id, thread_size, _CACHE_GENERATION)).encode())
     cache_file = default_cache_dir() / f"btf-{digest.hexdigest()}.profile.json"
-    try:
-        return replace(TypeProfile.load(cache_file), source=source)
-    except DumpError:
-        pass  # absent or damaged: build it
+    cached = _read_cache(cache_file)
+    if cached is not None:
+        return replace(cached, source=source)
     profile = _profile_from_btf(data, release, build_id, thread_size, source)
     _write_cache(cache_file, profile)
     return profile

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import zstandard
 
-import parsers.compressed as compressed
 from explorer.cli import main
 from explorer.kernel import Kernel
 from explorer.tasks import find_tasks
@@ -29,6 +28,7 @@ from parsers.kdump import KdumpFile
 from parsers.s390dump import S390Dump
 from parsers.types import profile_from_btf
 from tests.fuzz.seeds import companions, kernel_seeds, seeds
+from tests.test_dump_cache import copies
 
 FORMATS = ["elf", "kdump", "kdump-flat", "s390_ext", "s390"]
 
@@ -241,13 +241,14 @@ def test_btf_size_fields_allocate_nothing() -> None:
 def test_zst_dump_bomb_is_refused_and_leaves_no_partial_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compressed, "MAX_DECOMPRESSED", 1 << 20)
+    monkeypatch.setenv("BACKCHAIN_CACHE_DUMPS_GIB", str(1 / 1024))  # 1 MiB
     src = tmp_path / "bomb.zst"
-    src.write_bytes(zstandard.ZstdCompressor().compress(bytes(16 << 20)))
+    with zstandard.ZstdCompressor().stream_writer(src.open("wb")) as out:  # no content size
+        out.write(bytes(16 << 20))
     cache = tmp_path / "cache"
-    with pytest.raises(FormatError, match="decompressed data exceeds 1 TiB; refusing"):
+    with pytest.raises(FormatError, match="decompressed data exceeds 1,048,576 bytes, the room"):
         decompressed_path(src, cache_dir=cache)
-    assert list(cache.iterdir()) == []  # was: a partial .tmp copy left behind
+    assert [p.name for p in cache.rglob("*.tmp")] == [] and copies(cache) == []
 
 
 def _read_capped(path: Path) -> tuple[list[str], int]:
@@ -299,7 +300,7 @@ def test_copies_of_a_compressed_dump_share_one_decompressed_file(tmp_path: Path)
         p.write_bytes(data)
     cache = tmp_path / "cache"
     assert decompressed_path(one, cache_dir=cache) == decompressed_path(two, cache_dir=cache)
-    assert len(list(cache.iterdir())) == 1
+    assert len(copies(cache)) == 1
     two.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(bytes(1 << 20)))
     assert decompressed_path(two, cache_dir=cache) != decompressed_path(one, cache_dir=cache)
     assert decompressed_path(two, cache_dir=cache).read_bytes() == bytes(1 << 20)

@@ -34,16 +34,17 @@ def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
     assert load_table(tmp_path / "absent.syms") is None
 
 
-def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first open decodes and writes kallsyms-BUILDID.syms; the next one loads it and
-    moves it to the dump's KASLR offset (VMCOREINFO _stext)."""
+def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first open decodes and writes kallsyms-DIGEST.syms (a digest of the bytes decoded,
+    not the dump's own BUILD-ID); the next one loads it and moves it by the dump's
+    kallsyms_relative_base, as decoding does."""
     monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
     first = Kernel(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
     build_id = first.vmcoreinfo.get("BUILD-ID")
-    cached = tmp_path / "symbols" / f"kallsyms-{build_id}-g{GENERATION}.syms"
-    assert cached.is_file() and cached.stat().st_size < 4 << 20
+    (cached,) = (tmp_path / "symbols").glob(f"kallsyms-*-g{GENERATION}.syms")
+    assert str(build_id) not in cached.name and cached.stat().st_size < 4 << 20
     second = Kernel(open_dump(dump), Options())
     assert second.symbols is not None and second.symbols is not first.symbols
     assert list(second.symbols.rows()) == list(first.symbols.rows())
@@ -65,10 +66,10 @@ def test_system_map_cached_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert b.symbols.source == a.symbols.source
 
 
-def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A vmlinux's table is cached under its build-id: another copy of the same build (a
-    hard link elsewhere, as a support team copies one vmlinux per incident) is not read
-    again."""
+def test_vmlinux_cached_by_its_symtab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vmlinux's table is cached under a digest of its .symtab and string table (never
+    the build-id it claims): another copy of the same build (a hard link elsewhere, as a
+    support team copies one vmlinux per incident) is not read again."""
     from parsers.fileid import elf_identity
 
     vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
@@ -82,7 +83,8 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         pytest.skip("cannot hard-link the vmlinux into the test's folder")
     sample = str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst")
     a = Kernel.open(sample, Options(vmlinux=str(vmlinux)))
-    assert build_id and (tmp_path / "symbols" / f"vmlinux-{build_id}-g{GENERATION}.syms").is_file()
+    (cached,) = (tmp_path / "symbols").glob(f"file-*-g{GENERATION}.syms")
+    assert build_id and build_id not in cached.name
 
     def read_again(path: str) -> None:
         raise AssertionError(f"{path} was read although its build is in the cache")
@@ -91,14 +93,14 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     b = Kernel.open(sample, Options(vmlinux=str(other)))
     assert a.symbols is not None and b.symbols is not None
     assert list(b.symbols.rows()) == list(a.symbols.rows())
-    assert not list((tmp_path / "symbols").glob("file-*.syms"))
+    assert list((tmp_path / "symbols").glob("file-*.syms")) == [cached]
 
 
 def test_a_build_id_that_is_not_hex_names_no_cache_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """VMCOREINFO is the dump's own text: a BUILD-ID such as ``../../x`` must not choose
-    where the cache writes (the table is still read, just not cached)."""
+    where the cache writes (the table is cached under a digest of its bytes)."""
     from dataclasses import replace
 
     from explorer.symbols import dump_kallsyms
@@ -113,4 +115,6 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
             old.unlink()
         table = dump_kallsyms(kernel)
         assert table is not None and table.address_of("schedule") is not None
-        assert not list(tmp_path.rglob("*.syms")) and not (tmp_path / "escaped").exists()
+        (cached,) = tmp_path.rglob("*.syms")  # named by the digest of the bytes decoded
+        assert cached.parent == tmp_path / "symbols" and hostile not in cached.name
+        assert not (tmp_path / "escaped").exists()

@@ -171,7 +171,11 @@ def test_dwarf_cache_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     cached[0].write_text("garbage")  # a damaged cache is rebuilt, never an error
     monkeypatch.undo()
     assert profile_from_dwarf(OBJECTS[0], cache_dir=tmp_path) == first
-    assert TypeProfile.load(cached[0]).offsets == first.offsets
+    rebuilt = T._read_cache(cached[0])
+    assert rebuilt is not None and rebuilt.offsets == first.offsets
+    text = cached[0].read_bytes()  # one changed offset is damage, not a profile to believe
+    cached[0].write_bytes(text.replace(b'"task_struct.stack": ', b'"task_struct.stack": 1'))
+    assert text != cached[0].read_bytes() and T._read_cache(cached[0]) is None
 
 
 def test_dwarf_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

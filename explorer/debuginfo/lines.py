@@ -81,7 +81,10 @@ class FrameSource:
         if not path:
             return cls(None, 0, "no --vmlinux with DWARF (the -dbg package's vmlinux)", source_dir)
         try:
-            dwarf = open_dwarf_lines(path, cache_dir)
+            if any(w.startswith("FORCED: using vmlinux ") for w in kernel.forced):
+                dwarf = DwarfLines(path, None)  # used only by --force: fills no cache
+            else:
+                dwarf = open_dwarf_lines(path, cache_dir)
         except DumpError as error:
             return cls(None, 0, f"cannot use {path}: {error}", source_dir, kernel)
         dump_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None

@@ -4,8 +4,9 @@ An explicit option always wins: a companion only fills what the user left out. A
 recognised by its content (:func:`parsers.fileid.content_kind`), looked for beside the dump
 as named and beside a symlink's target, names carrying the dump's release first; each is
 verified against the dump (:mod:`explorer.sources.verify`) and skipped with a note when it
-does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) is
-decompressed once into the cache.
+does not match or cannot be read. A compressed vmlinux (``.zst``, ``.xz``, ``.gz``) named
+with ``--vmlinux`` is decompressed once into the cache; one beside the dump is only noted (a
+plain ``info`` never writes hundreds of MiB into the cache).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from explorer.sources.verify import (
     forced_warning,
     mismatch_error,
     profile_evidence,
+    require_confirmation,
     symbol_evidence,
     vmlinux_evidence,
 )
 from parsers.cache import cache_dir
 from parsers.compressed import decompressed_path
 from parsers.errors import DumpError, MismatchError
+from parsers.extent import elf_extent
 from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind, elf_identity, is_compressed
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.types import TypeProfile
@@ -98,7 +101,7 @@ def plain_vmlinux(path: str) -> str:
         DumpError: unreadable or damaged compressed data.
     """
     if is_compressed(path):
-        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux")))
+        return str(decompressed_path(path, cache_dir=cache_dir("vmlinux"), extent=elf_extent))
     return path
 
 
@@ -119,7 +122,9 @@ def judge(kernel: Kernel, path: str, what: str, ev: Evidence) -> None:
 
 
 def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
-    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump.
+    """Load a System.map or vmlinux's symbols, relocate them, verify them against the dump:
+    the dump must confirm them (:func:`require_confirmation`), not merely fail to contradict
+    them. Cached by a digest of the bytes they are read from, and only once verified.
 
     Raises:
         DumpError: unreadable file.
@@ -128,28 +133,33 @@ def load_verified_symbols(kernel: Kernel, path: str, kind: str) -> SymbolTable:
     cached = kernel.loaded_symbols.get(path)
     if cached is not None:
         return cached
-    ev = Evidence()
-    from explorer.symbols import cached_file_symbols
+    from explorer.symbols import cached_file_symbols, file_symbols_key, save_file_symbols
 
-    if kind == VMLINUX:
-        plain = plain_vmlinux(path)
-        build_id = elf_identity(plain).build_id
-        table = cached_file_symbols(plain, lambda: load_vmlinux_symbols(plain), build_id)
-    else:
-        table = cached_file_symbols(path, lambda: load_system_map(path))
+    plain = plain_vmlinux(path) if kind == VMLINUX else path
+    key = file_symbols_key(plain, "vmlinux" if kind == VMLINUX else "System.map")
+    table = cached_file_symbols(key)
+    built = table is None
+    if table is None:
+        table = load_vmlinux_symbols(plain) if kind == VMLINUX else load_system_map(plain)
+    else:  # the same bytes under this name: as reading them here would call them
+        table.source = f"vmlinux {plain}" if kind == VMLINUX else f"System.map {plain}"
     delta = kernel._symbol_delta(table)
     if delta:
         table.relocate(delta)
     ev = symbol_evidence(kernel.identity, table, delta)
     if kind == VMLINUX:
         vmlinux_evidence(kernel.identity, elf_identity(plain), ev)
-    judge(kernel, path, _WHAT[kind], ev)
+    judge(kernel, path, _WHAT[kind], require_confirmation(kernel.identity, ev))
+    if built and not ev.mismatch:
+        save_file_symbols(key, table)
     kernel.loaded_symbols[path] = table
     return table
 
 
 def verify_vmlinux(kernel: Kernel, path: str) -> str:
-    """Check a vmlinux named for its types only (build-id, release); return its plain path.
+    """Check a vmlinux named for its types only; return its plain path. Its build-id and
+    release must agree, and its symbols must be confirmed by the dump (as
+    :func:`load_verified_symbols`): a build-id is only what the file claims.
 
     Raises:
         DumpError: unreadable.
@@ -157,6 +167,12 @@ def verify_vmlinux(kernel: Kernel, path: str) -> str:
     """
     plain = plain_vmlinux(path)
     judge(kernel, path, "vmlinux", vmlinux_evidence(kernel.identity, elf_identity(plain)))
+    try:
+        load_verified_symbols(kernel, path, VMLINUX)
+    except MismatchError:
+        raise
+    except DumpError:  # no .symtab (a stripped vmlinux): its types stand on the build-id
+        pass
     return plain
 
 
@@ -186,6 +202,13 @@ def choose_companions(kernel: Kernel) -> None:
         if cand.kind == VMLINUX and not (want_symbols or want_types):
             continue
         what = _WHAT[cand.kind]
+        if cand.kind == VMLINUX and is_compressed(cand.path):
+            _skipped(
+                kernel,
+                f"skipped {what} {cand.path} found beside the dump: compressed, and not "
+                f"decompressed unasked (pass --vmlinux {cand.path} to use it)",
+            )
+            continue
         try:
             if cand.kind == PROFILE:
                 profile = TypeProfile.load(cand.path)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from explorer.sources.verify import symbol_evidence
+from explorer.symbols import cached_kallsyms
 from parsers.errors import DumpError
-from parsers.kallsyms import read_kallsyms
 from parsers.kallsyms_scan import SCAN_LIMIT, scan_kallsyms
 from parsers.symbols import SymbolTable
 
@@ -33,7 +33,7 @@ def kallsyms_in_memory(kernel: Kernel) -> SymbolTable | None:
     read = kernel._identity_read
     try:
         found = scan_kallsyms(read, start, SCAN_LIMIT)
-        table = read_kallsyms(read, found.tables, SOURCE.format(found.tables.token_table))
+        table = cached_kallsyms(read, found.tables, SOURCE.format(found.tables.token_table))
     except DumpError as exc:
         kernel.warnings.append(
             "no symbols from the dump: VMCOREINFO does not locate its kallsyms and none were "

@@ -89,6 +89,10 @@ class Evidence:
     agree: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)
     memory_banner: str | None = None
+    #: The dump's memory or VMCOREINFO values positively agree with the file (a SYMBOL()
+    #: value, linux_banner read where the file puts it); a build-id or release the file
+    #: merely claims does not count.
+    confirmed: bool = False
 
     @property
     def mismatch(self) -> bool:
@@ -133,6 +137,7 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
         )
     elif same:
         ev.agree.append(f"{same} VMCOREINFO SYMBOL() values agree")
+        ev.confirmed = True
     banner_address = table.address_of("linux_banner")
     if banner_address is not None:
         text = ident.banner_at(banner_address)
@@ -151,6 +156,23 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
                 )
             else:
                 ev.agree.append(f"linux_banner in memory reads {release}")
+                ev.confirmed = ev.confirmed or release == ident.release
+    return ev
+
+
+def require_confirmation(ident: DumpIdentity, ev: Evidence) -> Evidence:
+    """Make "nothing contradicts it" not enough: a symbol file the dump could confirm (its
+    VMCOREINFO has SYMBOL() values besides the KASLR anchor) but does not is refused like a
+    contradicting one (a file forging the dump's build-id, with none of its symbols, was
+    accepted before). A dump without such values cannot confirm anything: as before."""
+    checkable = [n for n in ident.symbols if n not in _VALUE_SYMBOLS and n != _ANCHOR]
+    if ev.mismatch or ev.confirmed or not checkable:
+        return ev
+    ev.differ.append(
+        "nothing in the dump confirms it: none of its "
+        f"{len(checkable)} VMCOREINFO SYMBOL() values is in the file and no linux_banner is "
+        "in memory where the file puts one"
+    )
     return ev
 
 
@@ -229,6 +251,7 @@ __all__ = [
     "forced_warning",
     "mismatch_error",
     "profile_evidence",
+    "require_confirmation",
     "symbol_evidence",
     "vmlinux_evidence",
 ]

@@ -668,3 +668,8 @@ TARGETS: dict[str, Target] = {
         Target("serve", serve_inputs, check_serve),
     )
 }
+
+# the cache and decompression targets share a cache folder between inputs (their own module)
+from tests.fuzz.cache_targets import CACHE_TARGETS  # noqa: E402
+
+TARGETS.update(CACHE_TARGETS)
