@@ -98,6 +98,16 @@ def offline_context(browser: Any, served: Served) -> tuple[Any, list[str]]:
     return context, elsewhere
 
 
+def downloaded(downloads: list[Any], pump: Callable[[int], None]) -> tuple[str, str]:
+    """The one download the page got (waiting up to 10 s): its suggested name and text."""
+    for _ in range(100):
+        if downloads:
+            break
+        pump(100)
+    (download,) = downloads
+    return download.suggested_filename, Path(download.path()).read_text()
+
+
 def _trainer_url(served: Served, token: str) -> str:
     """The trainer's results URL from the server's banner (it carries the trainer's key)."""
     (line,) = [line for line in served.banner if "trainer's results:" in line]
@@ -182,13 +192,7 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
             shots["answered"] = page.screenshot()
 
             press("x")  # the export: a download, nothing written on the server
-            for _ in range(100):
-                if downloads:
-                    break
-                pump(100)
-            (download,) = downloads
-            exported = Path(download.path()).read_text()
-            name = download.suggested_filename
+            name, exported = downloaded(downloads, pump)
 
             trainer = context.new_page()
             trainer.goto(_trainer_url(served, token))
@@ -268,13 +272,7 @@ def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
             downloads: list[Download] = []  # via a tab of its own, reported on this page
             page.on("download", lambda d: downloads.append(d))
             page.keyboard.press("x")
-            for _ in range(100):
-                if downloads:
-                    break
-                pump(100)
-            (download,) = downloads
-            exported = Path(download.path()).read_text()
-            name = download.suggested_filename
+            name, exported = downloaded(downloads, pump)
         finally:
             browser.close()
     assert elsewhere == []
