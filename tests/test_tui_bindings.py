@@ -107,7 +107,9 @@ async def test_every_key_of_a_classroom_works(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path))
-    app = BackchainApp(None, Options(), picker=[scenarios.get("misaligned-sp")])
+    app = BackchainApp(
+        None, Options(), export_dir=str(tmp_path), picker=[scenarios.get("misaligned-sp")]
+    )
     app.animation_level = "none"
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
