@@ -2,8 +2,8 @@
 then cost to load.
 
 For each -dbg vmlinux under cache_dir("real", "kernels"): the symbol table from ``.symtab``
-(:func:`parsers.symbols.load_vmlinux_symbols`), the type profile from DWARF
-(:func:`parsers.types.profile_from_dwarf`, no cache) and, with ``--general``, the same
+(:func:`parsers.symbols.table.load_vmlinux_symbols`), the type profile from DWARF
+(:func:`parsers.types.profile.profile_from_dwarf`, no cache) and, with ``--general``, the same
 profile by pyelftools' general reader (the fallback, and the way it was made before); then
 loading the compact symbol cache and the JSON profile cache. Fastest of ``--runs``, wall and
 CPU (user+sys) seconds of this process.
@@ -45,10 +45,10 @@ def measure(vmlinux: Path, runs: int, general: bool) -> list[tuple[str, tuple[fl
     """The steps' times on one vmlinux."""
     from elftools.elf.elffile import ELFFile
 
-    from parsers import types as T
-    from parsers.elfsections import ElfSections
-    from parsers.symbols import load_vmlinux_symbols
-    from parsers.symcache import load_table, save_table
+    from parsers.elf.sections import ElfSections
+    from parsers.symbols.cache import load_table, save_table
+    from parsers.symbols.table import load_vmlinux_symbols
+    from parsers.types import profile as T
 
     table = load_vmlinux_symbols(vmlinux)
     profile = T.profile_from_dwarf(vmlinux, use_cache=False)
@@ -69,7 +69,7 @@ def measure(vmlinux: Path, runs: int, general: bool) -> list[tuple[str, tuple[fl
 
         rows.append(("DWARF profile, general reader", best(max(1, runs // 2), by_elftools)))
     try:  # the cache key: a digest of the bytes the table is read from (not the build-id)
-        from explorer.symbols import file_symbols_key
+        from explorer.sources.symcache import file_symbols_key
 
         key = partial(file_symbols_key, str(vmlinux), "vmlinux")
         rows.append(("symbol cache key (.symtab digest)", best(runs, key)))

@@ -4,7 +4,7 @@ stacks map, the walk pane, the footer, the command palette and the overview's ro
 of the rule's id, its words from the rule table (README's "The verdict"), the failing
 frame's number, the scenario's name or its title.
 
-The truth is each scenario's expected answer (samples/scenarios.py), which
+The truth is each scenario's expected answer (explorer/training/scenarios.py), which
 tests/test_scenarios.py checks against the tool's own verdict.
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from textual.command import CommandPalette
 
-from explorer.kernel import Options
+from explorer.model.kernel import Options
+from explorer.training import scenarios
+from explorer.training.scenarios import SCENARIOS, Scenario
 from explorer.tui.app import BackchainApp
 from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.scenario import DebriefScreen
@@ -24,9 +26,7 @@ from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.walk import WalkTable
-from samples import scenarios
-from samples.scenarios import SCENARIOS, Scenario
-from tests.test_tui import SIZE, cells, sync, wait_checked
+from tests.helpers.tui import SIZE, cells, sync, wait_checked
 
 #: Each rule's words in README's rule table (and the words a story would use for it).
 RULE_WORDS = {

@@ -10,11 +10,7 @@ import pytest
 import zstandard
 
 from parsers.compressed import decompressed_path, dumps_budget, prune_dumps
-
-
-def copies(cache: Path) -> list[Path]:
-    """The decompressed copies (the index and temporaries are hidden names)."""
-    return [p for p in cache.iterdir() if not p.name.startswith(".")]
+from tests.helpers.caches import copies
 
 
 def _zst(path: Path, data: bytes) -> Path:

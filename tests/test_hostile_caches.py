@@ -18,17 +18,23 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from explorer.kernel import Kernel, Options
+import explorer.model.opening
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
 from parsers.compressed import decompressed_path
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.elf.extent import dump_extent
 from parsers.errors import DumpError, FormatError
-from parsers.extent import dump_extent
-from parsers.kallsyms import KallsymsBytes, decode_kallsyms, kallsyms_tables, read_kallsyms_bytes
-from parsers.symbols import load_system_map
-from parsers.symcache import load_table, save_table
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.kallsyms import (
+    KallsymsBytes,
+    decode_kallsyms,
+    kallsyms_tables,
+    read_kallsyms_bytes,
+)
+from parsers.symbols.table import load_system_map
 from tests.fuzz.seeds import seeds
-from tests.test_dump_cache import copies
-from tests.test_hostile_guarantees import peak_of
+from tests.helpers.caches import copies, peak_of
 
 
 @pytest.fixture
@@ -130,7 +136,7 @@ def test_system_map_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
 def test_temporaries_never_follow_a_planted_symlink(tmp_path: Path, cache: Path) -> None:
     """Was: ``.NAME.PID.tmp`` was opened with O_TRUNC following a symlink: a file outside
     the cache was overwritten."""
-    from parsers.symbols import SymbolTable
+    from parsers.symbols.table import SymbolTable
 
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
@@ -192,11 +198,11 @@ SAMPLE_61 = Path(__file__).resolve().parent.parent / "samples/real/deb12-6.1-idl
 
 
 def _kallsyms_bytes(path: Path) -> KallsymsBytes:
-    kernel = Kernel.open(str(path), Options())
+    kernel = open_kernel(str(path), Options())
     try:
         tables = kallsyms_tables(kernel.vmcoreinfo)
         assert tables is not None
-        return read_kallsyms_bytes(kernel._identity_read, tables)
+        return read_kallsyms_bytes(kernel.image.read, tables)
     finally:
         kernel.close()
 
@@ -219,7 +225,7 @@ def test_tampered_copy_does_not_poison_the_genuine_dumps_symbols(
     tampered = tmp_path / "vmcore"
     tampered.write_bytes(data)
     del data
-    poisoned = Kernel.open(str(tampered), Options())
+    poisoned = open_kernel(str(tampered), Options())
     try:
         assert poisoned.symbols is not None
         assert "__scheduLE" in set(poisoned.symbols.names())
@@ -227,7 +233,7 @@ def test_tampered_copy_does_not_poison_the_genuine_dumps_symbols(
         poisoned.close()
     assert not (cache / "symbols").exists() or any((cache / "symbols").iterdir())
     for _ in range(2):  # the first run (cache written by the tampered copy) and a later one
-        kernel = Kernel.open(str(genuine), Options())
+        kernel = open_kernel(str(genuine), Options())
         try:
             assert kernel.symbols is not None
             assert list(kernel.symbols.rows()) == list(truth.rows())
@@ -239,7 +245,7 @@ def test_tampered_copy_does_not_poison_the_genuine_dumps_symbols(
 # -- 10: a dump that shrinks while mapped ----------------------------------------------------------
 _SHRINK = """
 import os, sys
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
 from parsers.errors import DumpError
 path = sys.argv[1]
 dump = open_dump(path)
@@ -277,7 +283,7 @@ def test_shell_survives_its_dump_shrinking(tmp_path: Path) -> None:
     """The shell reports the shrunk dump in one line per command and keeps running (was:
     killed by SIGBUS, exit 135, mid-session)."""
     from tests.fuzz.seeds import companions
-    from tests.test_shell_terminal import _read_until
+    from tests.helpers.terminal import read_until
 
     companions(tmp_path)
     path = tmp_path / "vmcore"
@@ -296,10 +302,10 @@ def test_shell_survives_its_dump_shrinking(tmp_path: Path) -> None:
     os.close(child)
     seen = bytearray()
     try:
-        _read_until(parent, b"backchain> ", seen)
+        read_until(parent, b"backchain> ", seen)
         os.truncate(path, path.stat().st_size // 2)
         os.write(parent, b"check --all\r")
-        _read_until(parent, b"backchain> ", seen)
+        read_until(parent, b"backchain> ", seen)
         os.write(parent, b"quit\r")
         assert proc.wait(timeout=60) == 0
     finally:
@@ -318,11 +324,11 @@ _FORGED = "int jiffies = 1; void _start(void) {} void schedule(void) {} void _st
 def test_forged_build_id_is_not_enough_and_poisons_nothing(tmp_path: Path, cache: Path) -> None:
     """Was: an ELF claiming the 6.1 dump's build-id, with none of its symbols, was accepted
     as its vmlinux (nothing contradicted it) and its table cached under that build-id."""
-    from explorer.symbols import file_symbols_key
+    from explorer.sources.symcache import file_symbols_key
+    from parsers.elf.fileid import elf_identity
     from parsers.errors import MismatchError
-    from parsers.fileid import elf_identity
 
-    kernel = Kernel.open(str(SAMPLE_61), Options())
+    kernel = open_kernel(str(SAMPLE_61), Options())
     build_id = kernel.identity.build_id
     kernel.close()
     assert build_id
@@ -336,16 +342,16 @@ def test_forged_build_id_is_not_enough_and_poisons_nothing(tmp_path: Path, cache
     )  # fmt: skip
     assert elf_identity(forged).build_id == build_id
     with pytest.raises(MismatchError, match="nothing in the dump confirms it"):
-        Kernel.open(str(SAMPLE_61), Options(vmlinux=str(forged)))
+        open_kernel(str(SAMPLE_61), Options(vmlinux=str(forged)))
     forged_key = file_symbols_key(str(forged), "vmlinux")
     assert forged_key and not list(cache.rglob(f"*{forged_key}*"))  # refused: not cached
     with pytest.raises(MismatchError, match="nothing in the dump confirms it"):
-        Kernel.open(str(SAMPLE_61), Options(system_map=str(_map_of(forged, tmp_path))))
+        open_kernel(str(SAMPLE_61), Options(system_map=str(_map_of(forged, tmp_path))))
 
 
 def _map_of(elf: Path, folder: Path) -> Path:
     """A System.map of ``elf``'s symbols (three lines of made-up names)."""
-    from parsers.symbols import load_vmlinux_symbols
+    from parsers.symbols.table import load_vmlinux_symbols
 
     out = folder / "System.map"
     out.write_text("".join(f"{a:016x} {t} {n}\n" for a, t, n in load_vmlinux_symbols(elf).rows()))
@@ -392,7 +398,7 @@ def test_stext_disagreement_names_frames_alike_on_first_and_later_runs(
     del data
     runs = []
     for _ in range(2):
-        kernel = Kernel.open(str(edited), Options())
+        kernel = open_kernel(str(edited), Options())
         try:
             assert kernel.symbols is not None
             runs.append(list(kernel.symbols.rows()))
@@ -407,9 +413,7 @@ def test_forced_vmlinux_fills_no_type_cache(
 ) -> None:
     """A vmlinux used only because of --force (its build-id forged) must not leave its DWARF
     types in the cache under the build-id it claims, for the genuine one to find."""
-    import explorer.kernel
-
-    kernel = Kernel.open(str(SAMPLE_61), Options())
+    kernel = open_kernel(str(SAMPLE_61), Options())
     build_id = kernel.identity.build_id
     kernel.close()
     source = tmp_path / "forged.c"
@@ -418,22 +422,22 @@ def test_forced_vmlinux_fills_no_type_cache(
     link = [str(CROSS_GCC), "-g", "-nostdlib", "-static", f"-Wl,--build-id=0x{build_id}"]
     subprocess.run([*link, "-o", str(forged), str(source)], check=True)
     asked: list[bool] = []
-    real = explorer.kernel.profile_from_dwarf
+    real = explorer.model.opening.profile_from_dwarf
 
     def spy(path: str, *args: object, use_cache: bool = True) -> object:
         asked.append(use_cache)
         return real(path, use_cache=use_cache)
 
-    monkeypatch.setattr(explorer.kernel, "profile_from_dwarf", spy)
+    monkeypatch.setattr(explorer.model.opening, "profile_from_dwarf", spy)
     with contextlib.suppress(DumpError):
-        Kernel.open(str(SAMPLE_61), Options(vmlinux=str(forged), force=True, types="dwarf")).close()
+        open_kernel(str(SAMPLE_61), Options(vmlinux=str(forged), force=True, types="dwarf")).close()
     assert asked == [False]
 
 
 def test_damaged_symbol_cache_is_rebuilt_not_believed(tmp_path: Path) -> None:
     """Found by the cache_files fuzzer: a byte changed in a cached table was loaded (an
     address moved, or a name that failed to decode only when it was asked for)."""
-    from parsers.symbols import SymbolTable
+    from parsers.symbols.table import SymbolTable
 
     table = SymbolTable([(0x1000, "T", "alpha", 0), (0x2000, "T", "beta", 0)], "test")
     path = tmp_path / "t.syms"

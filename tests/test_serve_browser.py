@@ -3,7 +3,7 @@
 A trainee opens the classroom URL (with its token) in a browser that reaches nothing else,
 gives a name, picks an exercise, answers it through key presses (wrong first, then right) and
 downloads the walk; the results file gets one line per answer and the trainer's page shows
-them. The truth is the scenario's own expected answer (samples/scenarios.py:
+them. The truth is the scenario's own expected answer (explorer/training/scenarios.py:
 crossed_pt_regs at frame #4), checked against the tool's verdict by tests/test_scenarios.py.
 
 Never downloads a browser: set BACKCHAIN_CHROMIUM to another binary, or install Debian's
@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from samples import scenarios
+from explorer.training import scenarios
 from tests.helpers import oracles
-from tests.serving import ROOT, Served, serve
+from tests.helpers.serving import ROOT, Served, serve
 
 CHROMIUM = os.environ.get("BACKCHAIN_CHROMIUM") or shutil.which("chromium") or ""
 #: Quiet, self-contained headless chromium (root needs --no-sandbox; CI runs as root).
@@ -121,7 +121,7 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
     picks an exercise in the picker (shown by number, kernel and rules only), answers it once
     wrong and once right through key presses, downloads the walk; the trainer's results page
     shows both answers and the scenarios nobody tried. The truth is the scenario's expected
-    answer (samples/scenarios.py: crossed_pt_regs at frame #4), checked against the tool's
+    answer (explorer/training/scenarios.py: crossed_pt_regs at frame #4), checked against the tool's
     verdict by tests/test_scenarios.py."""
     from playwright.sync_api import Download, sync_playwright
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from explorer.kernel import Options
+from explorer.model.kernel import Options
+from explorer.training import scenarios
 from explorer.tui.app import BackchainApp
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
 from explorer.tui.screens.overview import OverviewScreen
 from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.stack import StackScreen
-from samples import scenarios
-from tests.test_tui import SIZE, sync, wait_checked
+from tests.helpers.tui import SIZE, sync, wait_checked
 
 
 def footer_keys(app: BackchainApp) -> dict[str, str]:

@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     """``backchain scenarios ACTION``: list, show, build or open a training scenario."""
-    from samples import scenarios
+    from explorer.training import scenarios
 
     action = args.scenarios_command or "list"
     answers = bool(getattr(args, "answers", False))
@@ -103,7 +103,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 def _list(answers: bool, as_json: bool) -> int:
     """``scenarios list``: by exercise number, kernel and rules; names, titles and expected
     verdicts only with ``--answers`` (a name such as ``misaligned-sp`` is the answer)."""
-    from samples import scenarios
+    from explorer.training import scenarios
 
     catalog = scenarios.SCENARIOS
     if as_json:
@@ -140,9 +140,9 @@ def _list(answers: bool, as_json: bool) -> int:
 def _open_picker(args: argparse.Namespace) -> int:
     """``scenarios open`` without a name: the explorer's scenario picker."""
     from explorer.cli.common import check_results_file
-    from explorer.kernel import Options
+    from explorer.model.kernel import Options
+    from explorer.training import scenarios
     from explorer.tui.app import run
-    from samples import scenarios
 
     offered = list(scenarios.SCENARIOS)
     if args.only:
@@ -159,7 +159,7 @@ def _scenario_text(scenario: Any, answer: bool) -> list[str]:
     situation, which tell nothing of the verdict; with it the name, story and answer."""
     import textwrap
 
-    from samples import scenarios
+    from explorer.training import scenarios
 
     number = scenarios.number(scenario.name)
     lines = [
@@ -212,32 +212,14 @@ def _open_scenario(scenario: Any, results: str | None = None) -> int:
     return cmd_bt(build_parser().parse_args(["bt", str(dump), "--pid", str(scenario.pid)]))
 
 
-def scenario_numbers() -> dict[str, int]:
-    """Each scenario's exercise number (what trainees see instead of its name)."""
-    from samples import scenarios
-
-    return {name: number for number, name in enumerate(scenarios.names(), 1)}
-
-
-def offered_scenarios(names: str | None, attempts: Any) -> list[str]:
-    """The scenarios a classroom offered: ``names`` (comma-separated) when given, else the
-    whole catalog when any answer is about a catalog scenario (none: answers on dumps)."""
-    from samples import scenarios
-
-    if names:
-        return [scenarios.get(n).name for n in names.split(",") if n]
-    catalog = scenarios.names()
-    return catalog if any(a.scenario in catalog for a in attempts) else []
-
-
 def _results(args: argparse.Namespace) -> int:
     """``scenarios results FILE``: per scenario (those nobody tried too), per trainee (name
     and session), and every trainee's answers."""
-    from explorer import results
+    from explorer.training import results, scenarios
 
     attempts = results.read(args.file)
     report = results.report(
-        attempts, offered_scenarios(args.scenarios, attempts), scenario_numbers()
+        attempts, results.offered_scenarios(args.scenarios, attempts), scenarios.numbers()
     )
     if args.json:
         print_json({"file": args.file, **report.to_json()})

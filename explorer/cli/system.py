@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def cmd_sys(args: argparse.Namespace) -> int:
     """``backchain sys``."""
-    from explorer.sysinfo import sys_info
+    from explorer.reports.system import sys_info
 
     info = sys_info(open_kernel(args))
     if args.json:

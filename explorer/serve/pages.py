@@ -115,7 +115,7 @@ tr.untried td {{ color: #7d8b94; }}
 
 
 def results_page(report: Any) -> str:
-    """The trainer's results (``explorer.results.Report``) as a page; every cell escaped
+    """The trainer's results (``explorer.training.results.Report``) as a page; every cell escaped
     (trainees type their names)."""
     parts = []
     for table in report.tables():

@@ -29,7 +29,6 @@ from aiohttp.abc import AbstractAccessLogger
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from explorer.results import ENV_SESSION
 from explorer.serve.pages import foreign_page, full_page, index_page, refused_page
 from explorer.serve.policy import (
     COOKIE,
@@ -40,15 +39,9 @@ from explorer.serve.policy import (
     origin_ok,
     token_ok,
 )
+from explorer.training.results import ENV_SESSION
 
 log = logging.getLogger("backchain.serve")
-
-
-def scenario_names() -> list[str]:
-    """The catalog's scenario names, in exercise-number order."""
-    from samples import scenarios
-
-    return scenarios.names()
 
 
 #: Websocket close codes: 1013 "try again later" (full), 1001 "going away" (idle),
@@ -370,8 +363,8 @@ class ClassroomServer(Server):
         """The trainer's results page: the results file summed up per scenario (untried ones
         too), per trainee (name and session) and answer by answer. Needs the trainer's key:
         trainees have the token, and the page tells the answers."""
-        from explorer import results
         from explorer.serve.pages import results_page
+        from explorer.training import results, scenarios
 
         config = self.config
         if config.results is None or config.trainer_key is None:
@@ -383,8 +376,7 @@ class ClassroomServer(Server):
             attempts = results.read(config.results) if os.path.exists(config.results) else []
         except results.ResultsError as exc:
             return web.Response(status=500, text=str(exc), content_type="text/plain")
-        numbers = {name: n for n, name in enumerate(scenario_names(), 1)}
-        report = results.report(attempts, config.offered, numbers)
+        report = results.report(attempts, config.offered, scenarios.numbers())
         return web.Response(text=results_page(report), content_type="text/html")
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:

@@ -17,69 +17,19 @@ is given; then it is used and every output carries a warning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from parsers.errors import DumpError, MismatchError
-from parsers.fileid import ElfIdentity, banner_in, release_of_banner
-from parsers.symbols import SymbolTable
-from parsers.types import TypeProfile
-from parsers.vmcoreinfo import VmcoreInfo
+from explorer.model.image import DumpIdentity
+from parsers.elf.fileid import ElfIdentity, release_of_banner
+from parsers.errors import MismatchError
+from parsers.symbols.table import SymbolTable
+from parsers.types.profile import TypeProfile
 
 #: SYMBOL() entries whose value is a pointer's content, not a symbol's address
 #: (VMCOREINFO_SYMBOL_ARRAY of SPARSEMEM_EXTREME's mem_section; s390's vmemmap).
 _VALUE_SYMBOLS = frozenset({"mem_section", "vmemmap"})
 #: The KASLR anchor itself proves nothing (the relocation is computed from it).
 _ANCHOR = "_stext"
-
-
-@dataclass(frozen=True)
-class DumpIdentity:
-    """What the dump says about its own kernel.
-
-    Attributes:
-        path: the dump as the user named it.
-        release: VMCOREINFO ``OSRELEASE``, or None.
-        build_id: VMCOREINFO ``BUILD-ID``, or None.
-        symbols: VMCOREINFO ``SYMBOL(name)`` values (runtime addresses).
-        read: reads kernel image memory (raises DumpError when it cannot).
-    """
-
-    path: str
-    release: str | None
-    build_id: str | None
-    symbols: Mapping[str, int]
-    read: Callable[[int, int], bytes]
-
-    @classmethod
-    def of(
-        cls, path: str, info: VmcoreInfo | None, read: Callable[[int, int], bytes]
-    ) -> DumpIdentity:
-        """The identity from VMCOREINFO (empty without it)."""
-        symbols: dict[str, int] = {}
-        if info is not None:
-            for key in info.entries:
-                if key.startswith("SYMBOL(") and key.endswith(")"):
-                    value = info.hex(key)
-                    if value is not None:
-                        symbols[key[7:-1]] = value
-        return cls(
-            path=path,
-            release=info.release if info else None,
-            build_id=(info.get("BUILD-ID") or None) if info else None,
-            symbols=symbols,
-            read=read,
-        )
-
-    def banner_at(self, address: int) -> str | None:
-        """The ``Linux version …`` text at ``address`` in the dump's memory, or None."""
-        try:
-            raw = self.read(address, 512)
-        except DumpError:
-            return None
-        if not raw.startswith(b"Linux version "):
-            return raw.split(b"\0", 1)[0][:40].decode("ascii", "replace") or "(zero bytes)"
-        return banner_in(raw)
 
 
 @dataclass

@@ -10,11 +10,10 @@ from typing import Any, ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from explorer.analysis import TaskAnalysis
-from explorer.kernel import Options
-from explorer.tasks import Task
+from explorer.model.kernel import Options
+from explorer.model.tasks import Task
+from explorer.training.exercise import Exercise
 from explorer.tui.commands import ExplorerCommands
-from explorer.tui.exercise import Exercise
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
@@ -23,6 +22,7 @@ from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.session import Session
+from explorer.walk.analysis import TaskAnalysis
 
 
 class BackchainApp(App[None]):
@@ -36,10 +36,10 @@ class BackchainApp(App[None]):
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
-        picker: training scenarios to pick from (``samples.scenarios.Scenario``; implies
+        picker: training scenarios to pick from (``explorer.training.scenarios.Scenario``; implies
             ``exercise``; ``path`` is not used): the picker opens first, ``o`` goes back to it.
         results: append every exercise answer to this file (the trainee's name is asked
-            first); see :mod:`explorer.results`.
+            first); see :mod:`explorer.training.results`.
     """
 
     CSS_PATH = "app.tcss"
@@ -73,7 +73,7 @@ class BackchainApp(App[None]):
         #: How this session ended each scenario: ``solved`` or ``revealed`` (the picker marks).
         self.done: dict[str, str] = {}
         if scenario is not None:
-            from samples import scenarios
+            from explorer.training import scenarios
 
             chosen = scenarios.get(scenario)
             self.exercise = Exercise(
@@ -83,7 +83,7 @@ class BackchainApp(App[None]):
         elif exercise or self.picker is not None:
             self.exercise = Exercise()
         if self.exercise is not None and results is not None:
-            from explorer.results import Recorder
+            from explorer.training.results import Recorder
 
             name = self.exercise.scenario.name if scenario else os.path.basename(self.path)
             self.exercise.recorder = Recorder(results, name, warn=self._warn)
@@ -116,7 +116,7 @@ class BackchainApp(App[None]):
         recorder = self.exercise.recorder if self.exercise is not None else None
         if recorder is not None:
             recorder.scenario = scenario.name
-        from samples import scenarios
+        from explorer.training import scenarios
 
         number, total = scenarios.number(scenario.name), len(scenarios.SCENARIOS)
         self.exercise = Exercise(scenario, recorder=recorder, number=number, total=total)

@@ -27,11 +27,12 @@ from pathlib import Path
 import zstandard
 from hypothesis import strategies as st
 
-from explorer.kernel import Kernel, Options
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
 from parsers.compressed import decompressed_path
-from parsers.dumps import open_dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.elf.extent import dump_extent
 from parsers.errors import DumpError
-from parsers.extent import dump_extent
 from tests.fuzz.seeds import Seed, seeds
 from tests.fuzz.targets import Target, mutated, only_dump_errors, scratch, time_limit
 
@@ -143,7 +144,7 @@ def _seed_kernel() -> tuple[Path, Options]:
 def _answers() -> tuple[list[tuple[int, str, str]], str]:
     """What the seed kernel says: its symbols and a digest of its memory."""
     path, opts = _seed_kernel()
-    kernel = Kernel.open(str(path), opts)
+    kernel = open_kernel(str(path), opts)
     try:
         assert kernel.symbols is not None
         memory = hashlib.sha256()

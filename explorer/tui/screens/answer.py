@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Label, Select
 
-from explorer.tui.exercise import CHOICES, KINDS, NO_FRAME, Guess, parse_frame
+from explorer.training.exercise import CHOICES, KINDS, NO_FRAME, Guess, parse_frame
 from explorer.tui.widgets.field import Field
 
 #: What the form dismisses with when the trainee gives up.

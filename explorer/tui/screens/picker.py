@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Label, OptionList
 from textual.widgets.option_list import Option
 
+from explorer.tui.protocol import explorer_of
 from explorer.tui.widgets.footer import KeyFooter
 
 
@@ -22,7 +23,7 @@ class ScenarioPicker(Screen[None]):
     """Pick a scenario: enter builds its dump (once, into the cache) and opens it.
 
     Args:
-        scenarios: the ``samples.scenarios.Scenario`` objects offered, in order.
+        scenarios: the ``explorer.training.scenarios.Scenario`` objects offered, in order.
         done: how this session ended each scenario it finished, by name: ``solved`` or
             ``revealed``.
     """
@@ -53,7 +54,7 @@ class ScenarioPicker(Screen[None]):
         yield KeyFooter()
 
     def _options(self) -> list[Option]:
-        from samples import scenarios
+        from explorer.training import scenarios
 
         total = len(scenarios.SCENARIOS)  # catalog numbers: as scenarios show/open and results
         width = len(str(total))
@@ -101,4 +102,4 @@ class ScenarioPicker(Screen[None]):
                 self.notify, f"cannot build the exercise's dump: {exc}", severity="error"
             )
             return
-        self.app.call_from_thread(self.app.open_scenario, scenario, str(dump))  # type: ignore[attr-defined]
+        self.app.call_from_thread(explorer_of(self.app).open_scenario, scenario, str(dump))
