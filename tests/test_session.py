@@ -201,7 +201,7 @@ def test_small_wording_fixes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scenario_list_columns_line_up(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "scenarios", "list")
+    rc, out, _ = _run(capsys, "scenarios", "list", "--answers")
     lines = [line for line in out.splitlines() if not line.startswith("(")]  # rows, no notes
     col = lines[0].index("TITLE")
     assert rc == 0 and all(line[col - 2 : col] == "  " and line[col] != " " for line in lines)

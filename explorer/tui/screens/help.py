@@ -34,8 +34,9 @@ KEYS = (
     (
         "exercise",
         "`a` / `R` / `i`",
-        "name the failing frame and rule / reveal the verdict / the story again "
-        "(`backchain scenarios open NAME`, or `backchain DUMP --exercise`)",
+        "answer: the rule, then the failing frame / reveal the verdict (asks first; "
+        "recorded as given up) / a scenario's situation, after the answer its story "
+        "(`backchain scenarios open`, or `backchain DUMP --exercise`)",
     ),
     ("memory", "`ctrl+g`", "go to an address (hex) or a symbol (`name+0xoff`)"),
     ("", "arrows, `enter`, `backspace`", "move, follow the pointer under the cursor, come back"),

@@ -16,6 +16,7 @@ from explorer.model.kernel import Options
 from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.session import Session, TaskRow
 from explorer.tui.widgets.error import ErrorPanel, error_text
+from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.triage import TriageCard
@@ -91,7 +92,7 @@ class OverviewScreen(Screen[None]):
                 yield Label("opening the dump…", id="status-text")
                 yield ProgressBar(id="progress", show_eta=False)
             with Horizontal(id="filters"):
-                yield Input(
+                yield Field(
                     placeholder="filter: comm, pid, function, rule (pid:1 fn:do_wait rule:task)",
                     id="filter",
                     compact=True,
@@ -181,6 +182,9 @@ class OverviewScreen(Screen[None]):
         """Show the card and start checking every task."""
         self.session = event.session
         self.explorer.session = event.session
+        exercise = self.explorer.exercise
+        if exercise is not None and exercise.scenario is not None:
+            event.session.label = "vmcore"  # its folder is named after the scenario: the answer
         self.sub_title = event.session.label
         self.query_one(TriageCard).show(event.session)
         self.query_one("#filters").display = True

@@ -191,9 +191,16 @@ class TaskTable(DataTable[Any]):
         return Text(text, style=self.get_component_rich_style(self._style(r)))
 
     def _callers(
-        self, functions: tuple[str, ...], limit: int = MAX_CALLERS, room: int = 10_000
+        self,
+        functions: tuple[str, ...],
+        limit: int = MAX_CALLERS,
+        room: int = 10_000,
+        hidden: bool = False,
     ) -> Text:
-        """Up to ``limit`` callers in at most ``room`` cells, cut between names ("< …")."""
+        """Up to ``limit`` callers in at most ``room`` cells, cut between names ("< …");
+        only "…" for a hidden task (exercise mode: the walk unfolds in the stack)."""
+        if hidden:
+            return Text("…", style=self.get_component_rich_style("tasktable--dim"))
         callers = list(functions[1 : 1 + limit])
         more = len(functions) > 1 + limit
         while callers and len(" < ".join(callers)) + (4 if more else 0) > room:
@@ -224,7 +231,7 @@ class TaskTable(DataTable[Any]):
             Text(comm),
             self._verdict(r),
             Text(r.top),
-            self._callers(r.functions),
+            self._callers(r.functions, hidden=self.hidden(r)),
             key=r.key,
         )
         self._shown.append(r)
@@ -239,7 +246,7 @@ class TaskTable(DataTable[Any]):
             if len(g.rows) == 1 or self.hidden(first)
             else Text(first.label, style=self.get_component_rich_style(self._style(first))),
             Text(first.top),
-            self._callers(first.functions, GROUP_CALLERS, room),
+            self._callers(first.functions, GROUP_CALLERS, room, self.hidden(first)),
             Text(shown),
             key=f"group-{first.key}",
         )

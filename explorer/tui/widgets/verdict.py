@@ -27,12 +27,11 @@ class VerdictBar(Static):
     VerdictBar.-hidden { color: $text-muted; }
     """
 
-    def hide(self, placeholder: str, hint: str = "") -> None:
-        """Exercise mode: a neutral ``placeholder`` instead of the verdict, and the last hint."""
+    def hide(self, placeholder: str, hint: str = "", keys: str = "a answer · R reveal") -> None:
+        """Exercise mode: a neutral ``placeholder`` instead of the verdict, the keys that
+        answer, and the last hint."""
         self.add_class("-hidden")
-        text = markup(
-            "[b $text-accent]$placeholder[/]  a answer · R reveal", placeholder=placeholder
-        )
+        text = markup("[b $text-accent]$placeholder[/]  $keys", placeholder=placeholder, keys=keys)
         if hint:
             text += "\n" + markup("[$text-warning]✗ $hint[/]", hint=hint)
         self.update(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -137,7 +138,20 @@ class WalkTable(DataTable[Any]):
                 ),
                 key="end",
             )
+        self._fit_columns()
         self.move_cursor(row=cursor, animate=False, scroll=True)
+
+    def _fit_columns(self) -> None:
+        """Every column as wide as its widest cell, now: the table measures new rows only
+        when idle, and a frame drawn before that (keys arriving in a burst, as from a browser)
+        kept the label widths, cutting every row to ``#`` and ``0x``."""
+        for index, column in enumerate(self.ordered_columns):
+            widest = column.label.cell_len
+            for row in range(self.row_count):
+                cell = self.get_row_at(row)[index]
+                lines = str(getattr(cell, "plain", cell)).split("\n")
+                widest = max(widest, *(cell_len(line) for line in lines))
+            column.content_width = widest
 
     def _function_width(self) -> int:
         """Cells left for FUNCTION: the width minus the other columns and their padding."""
