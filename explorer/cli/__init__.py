@@ -40,6 +40,7 @@ COMMANDS = (
     "profile",
     "bt",
     "check",
+    "klp",
     "diff",
     "sym",
     "mod",
