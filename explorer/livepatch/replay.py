@@ -196,6 +196,8 @@ def _threads(kernel: Kernel, leader: int, warnings: TaskScan, limit: int) -> lis
     assert types is not None
     if types.has("signal_struct.thread_head") and types.has("task_struct.thread_node"):
         signal = kernel.space.read_u64(leader + types.offset("task_struct.signal"))
+        if not signal:  # as find_tasks(): a leader without a signal_struct is its only thread
+            return [leader]
         node_off = types.offset("task_struct.thread_node")
         head = signal + types.offset("signal_struct.thread_head")
         return [
@@ -368,10 +370,16 @@ def unblock(decision: Decision, replay: Replay) -> list[str]:
             )
         ]
     if state & TASK_INTERRUPTIBLE:
+        sent = replay.signals_sent
+        already = (
+            f" (sent {sent} time{'s' if sent != 1 else ''} already, and it still waits here)"
+            if sent
+            else ""
+        )
         return [
             f"the kernel sends it a fake signal every {SIGNALS_TIMEOUT} retries "
-            "(set_notify_signal); it then leaves the kernel and switches on its way back "
-            "to user space"
+            f"(set_notify_signal){already}; woken, it leaves the kernel and switches on its "
+            "way back to user space"
         ]
     return [
         f"a fake signal does not wake a task in {task.state} (uninterruptible); it switches "
