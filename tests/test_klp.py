@@ -205,3 +205,28 @@ def test_damaged_state_is_refused_in_one_line(
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert words in err and "livepatch state damaged" in err
+
+
+def test_sys_and_info_name_the_patch_and_its_transition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump, _ = _stalled(tmp_path)
+    expected = "1 loaded: klp_sleep; transition in progress: klp_sleep patching"
+    _, out, _ = _run(capsys, "sys", str(dump))
+    assert f"   LIVEPATCH: {expected}" in out
+    _, out, _ = _run(capsys, "info", str(dump))
+    assert f"livepatch    {expected}" in out
+    _, out, _ = _run(capsys, "info", str(dump), "--json")
+    assert json.loads(out)["livepatch"].startswith(expected)
+
+
+def test_sys_without_livepatch_has_no_livepatch_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = base_kernel()
+    Livepatch(k)  # CONFIG_LIVEPATCH, nothing loaded
+    dump = k.save(tmp_path)
+    _, out, _ = _run(capsys, "sys", str(dump))
+    assert "LIVEPATCH" not in out
+    _, out, _ = _run(capsys, "info", str(dump), "--json")
+    assert "livepatch" not in json.loads(out)

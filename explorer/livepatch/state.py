@@ -531,3 +531,25 @@ def task_patch_states(
             )
         out[task.address] = TaskPatchState(state, bool(flags >> tif_bit & 1))
     return out
+
+
+def livepatch_summary(kernel: Kernel) -> str | None:
+    """One line for ``sys``/``info``: the patches and the transition state; None when no
+    livepatch is loaded (or the kernel has none), a refusal's words when the state is
+    damaged or unknown."""
+    try:
+        state = read_livepatch(kernel)
+    except DumpError as exc:
+        return f"unknown: {exc.message}"
+    if isinstance(state, NoLivepatch):
+        return None
+    names = ", ".join(
+        p.name + ("" if p.enabled else " (disabled)") + (" (forced)" if p.forced else "")
+        for p in state.patches
+    )
+    line = f"{len(state.patches)} loaded: {names}"
+    patch = state.transition_patch
+    if patch is not None and state.target_state is not None:
+        direction = "patching" if state.target_state == KLP_PATCHED else "unpatching"
+        line += f"; transition in progress: {patch.name} {direction} ('backchain klp' says why)"
+    return line
