@@ -281,3 +281,25 @@ def render_klp(data: dict[str, Any]) -> list[str]:
     else:
         lines.append("no task blocks the transition: the next retry completes it")
     return lines
+
+
+#: Blocking tasks ``check`` lists before "... and N more" (``--all`` lists all).
+SHOWN = 20
+
+
+def transition_lines(result: Any, dump: str, every: bool = False) -> list[str]:
+    """The section ``check`` adds while a transition is in progress: the blocking tasks in
+    the kernel's words and order."""
+    blocking = result.blocking
+    direction = "patching" if result.target == 1 else "unpatching"
+    head = f"livepatch transition in progress: {result.patch.name}, {direction}: "
+    if not blocking:
+        return ["", head + "no task blocks it; the next retry completes it"]
+    causes = ", ".join(f"{n} {label}" for label, n in result.by_cause())
+    lines = ["", head + f"{plural(len(blocking), 'task blocks', 'tasks block')} it: {causes}"]
+    shown = blocking if every else blocking[:SHOWN]
+    lines += [f"  {KERNEL_PREFIX}{d.message}" for d in shown]
+    if len(blocking) > len(shown):
+        lines.append(f"  … and {len(blocking) - len(shown)} more (--all lists them)")
+    lines.append(f"  'backchain klp {dump}' says what would unblock each one")
+    return lines

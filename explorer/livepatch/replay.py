@@ -18,9 +18,10 @@ instant, which is what its last retry logged for every task that has not moved s
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from explorer.analysis import analyse_task, unwind_context
+from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.kernel import Kernel
 from explorer.livepatch.state import (
     KLP_PATCHED,
@@ -34,7 +35,7 @@ from explorer.livepatch.state import (
 from explorer.reliable import livepatch_message
 from explorer.tasks import PF_KTHREAD, Task, TaskScan, walk_list
 from explorer.unwind import UnwindContext
-from parsers.errors import DumpError
+from parsers.errors import DumpError, FormatError
 
 #: ``SIGNALS_TIMEOUT`` (transition.c): retries between two rounds of fake signals.
 SIGNALS_TIMEOUT = 15
@@ -239,7 +240,7 @@ def check_range(
         return "this patch", patch, func.new_func, func.new_func + func.new_size
     ops = state.find_ops(func.old_func)
     if ops is None:
-        raise DumpError(
+        raise FormatError(
             f"livepatch state damaged: no klp_ops for function '{func.old_name}' "
             f"(old_func 0x{func.old_func:x}) of the patch in transition"
         )
@@ -247,7 +248,7 @@ def check_range(
         return "original", None, func.old_func, func.old_func + func.old_size
     previous = state.previous(func)
     if previous is None:
-        raise DumpError(
+        raise FormatError(
             f"livepatch state damaged: function '{func.old_name}' has {len(ops.func_stack)} "
             "entries on its func_stack but none under the patch in transition"
         )
@@ -279,8 +280,13 @@ def replay(
     state: LivepatchState,
     scan: TaskScan,
     ctx: UnwindContext | None = None,
+    walked: Mapping[int, TaskAnalysis] | None = None,
 ) -> Replay:
     """Replay one retry of the transition in progress.
+
+    Args:
+        walked: analyses already made (by ``task_struct`` address), e.g. by ``check``,
+            which walks every task anyway: not walked twice.
 
     Raises:
         DumpError: no transition is in progress, or the state is damaged.
@@ -298,20 +304,20 @@ def replay(
         if ps.patch_state == target:
             switched += 1
             continue
-        decisions.append(_decide(kernel, state, task, ps, target, ctx, cpu))
+        known = walked.get(task.address) if walked is not None else None
+        analysis = known or analyse_task(kernel, task, ctx, detailed=False)
+        decisions.append(_decide(state, task, ps, target, analysis, cpu))
     return Replay(patch, target, tuple(decisions), switched, offline, state.signals_cnt)
 
 
 def _decide(
-    kernel: Kernel,
     state: LivepatchState,
     task: Task,
     ps: TaskPatchState,
     target: int,
-    ctx: UnwindContext,
+    analysis: TaskAnalysis,
     idle_cpu: int | None,
 ) -> Decision:
-    analysis = analyse_task(kernel, task, ctx, detailed=False)
     verdict = analysis.verdict
     message = livepatch_message(task.comm, task.pid, verdict)
     if verdict.rule == "task_running":

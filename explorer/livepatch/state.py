@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from explorer.kernel import Kernel
 from explorer.tasks import Task, TaskScan, walk_list
-from parsers.errors import DumpError, TypeInfoError
+from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.layouts import kernel_version
 
 #: ``enum`` values of ``klp_target_state`` and ``task->patch_state``
@@ -281,7 +281,7 @@ def _walk(kernel: Kernel, head: int, what: str, limit: int) -> list[int]:
     scan = TaskScan()
     nodes = list(walk_list(kernel, head, what, scan, limit))
     if scan.warnings:
-        raise DumpError(f"livepatch state damaged: {scan.warnings[0]}")
+        raise FormatError(f"livepatch state damaged: {scan.warnings[0]}")
     return nodes
 
 
@@ -323,7 +323,7 @@ def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
     funcs = {f.address: (p, f) for p in patches for _, f in p.funcs}
     target = _optional_int(kernel, "klp_target_state")
     if target is not None and target not in STATE_WORDS:
-        raise DumpError(
+        raise FormatError(
             f"livepatch state damaged: klp_target_state is {target} (the kernel writes only "
             "-1, 0 or 1)"
         )
@@ -332,17 +332,17 @@ def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
     if transition:
         transition_patch = next((p for p in patches if p.address == transition), None)
         if transition_patch is None:
-            raise DumpError(
+            raise FormatError(
                 f"livepatch state damaged: klp_transition_patch 0x{transition:x} is not on "
                 "klp_patches"
             )
         if target == KLP_UNDEFINED:
-            raise DumpError(
+            raise FormatError(
                 "livepatch state damaged: klp_transition_patch is set but klp_target_state "
                 "is -1 (no transition)"
             )
     elif target not in (None, KLP_UNDEFINED):
-        raise DumpError(
+        raise FormatError(
             f"livepatch state damaged: klp_target_state is {target} but "
             "klp_transition_patch is NULL"
         )
@@ -406,10 +406,10 @@ def _read_patch(r: _Reader, address: int) -> KlpPatch:
             replace=r.flag(address, "klp_patch.replace"),
             objects=objects,
         )
-    except DumpError as exc:
-        if exc.message.startswith("livepatch state damaged"):
-            raise
-        raise DumpError(
+    except FormatError:
+        raise
+    except DumpError as exc:  # unreadable memory inside a patch's structures
+        raise FormatError(
             f"livepatch state damaged: klp_patch at 0x{address:x}: {exc.message}"
         ) from None
 
@@ -461,13 +461,13 @@ def _read_func(r: _Reader, address: int, where: str, loaded: bool) -> KlpFunc:
             ("new_func", func.new_func, func.new_size),
         ):
             if not r.kernel.is_text(at):
-                raise DumpError(
+                raise FormatError(
                     f"livepatch state damaged: {where} func '{old_name}': {what} 0x{at:x} is "
                     "not kernel text"
                 )
             if not 0 < size <= MAX_FUNC_SIZE:
                 size_name = what.replace("func", "size")
-                raise DumpError(
+                raise FormatError(
                     f"livepatch state damaged: {where} func '{old_name}': {size_name} is {size}"
                 )
     return func
@@ -493,7 +493,7 @@ def _read_ops(
         )
         for f in stack:
             if f not in funcs:
-                raise DumpError(
+                raise FormatError(
                     f"livepatch state damaged: klp_ops 0x{ops:x} func_stack holds 0x{f:x}, "
                     "no klp_func of a patch on klp_patches"
                 )
@@ -525,7 +525,7 @@ def task_patch_states(
                 f"unreadable ({exc.message})"
             ) from None
         if state not in STATE_WORDS:
-            raise DumpError(
+            raise FormatError(
                 f"livepatch state damaged: task {task.pid} ({task.comm}) patch_state is "
                 f"{state} (the kernel writes only -1, 0 or 1)"
             )
@@ -535,12 +535,16 @@ def task_patch_states(
 
 def livepatch_summary(kernel: Kernel) -> str | None:
     """One line for ``sys``/``info``: the patches and the transition state; None when no
-    livepatch is loaded (or the kernel has none), a refusal's words when the state is
-    damaged or unknown."""
+    livepatch is loaded, the kernel has none, or that cannot be told (text symbols only);
+    the refusal's words when the state is damaged or its layout unknown."""
     try:
         state = read_livepatch(kernel)
-    except DumpError as exc:
-        return f"unknown: {exc.message}"
+    except FormatError as exc:
+        return f"damaged: {exc.message}"
+    except TypeInfoError as exc:  # klp_patches is not empty, its layout is unknown
+        return f"loaded, but {exc.message}"
+    except DumpError:  # whether one is loaded cannot be told here ('klp' says why)
+        return None
     if isinstance(state, NoLivepatch):
         return None
     names = ", ".join(
