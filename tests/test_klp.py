@@ -230,3 +230,55 @@ def test_sys_without_livepatch_has_no_livepatch_row(
     assert "LIVEPATCH" not in out
     _, out, _ = _run(capsys, "info", str(dump), "--json")
     assert "livepatch" not in json.loads(out)
+
+
+def test_check_and_ps_mark_the_blocking_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump, _ = _stalled(tmp_path)
+    _, out, _ = _run(capsys, "check", str(dump), "--all")
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:7].strip().isdigit()}
+    assert rows["100"].endswith(
+        "reliable  [blocks livepatch: is sleeping on function do_nanosleep]"
+    )
+    assert rows["0"].endswith("task_running  [blocks livepatch: is running]")
+    assert "blocks" not in rows["1"] and "blocks" not in rows["50"]
+    assert (
+        "livepatch transition in progress: klp_sleep, patching: 3 tasks block it: "
+        "1 sleeping on function do_nanosleep, 1 sleeping on function pipe_read, 1 running"
+    ) in out
+    _, out, _ = _run(capsys, "ps", str(dump), "--json")
+    marks = {t["pid"]: t.get("livepatch") for t in json.loads(out)["tasks"]}
+    assert marks == {
+        0: "blocks livepatch: is running",
+        1: None,
+        50: None,
+        100: "blocks livepatch: is sleeping on function do_nanosleep",
+        120: "blocks livepatch: is sleeping on function pipe_read",
+    }
+
+
+def test_check_patch_takes_the_functions_of_a_loaded_patch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump, _ = _stalled(tmp_path)
+    _, by_name, _ = _run(capsys, "check", str(dump), "--functions", "do_nanosleep,pipe_read")
+    _, by_patch, _ = _run(capsys, "check", str(dump), "--patch", "klp_sleep")
+    assert (
+        "livepatch transition for do_nanosleep, pipe_read: 4 tasks would block it: "
+        "2 sleeping on do_nanosleep, 1 sleeping on pipe_read, 1 with an unreliable stack"
+    ) in by_patch
+    assert by_name == by_patch
+    code, out, err = _run(capsys, "check", str(dump), "--patch", "nope")
+    assert (code, out) == (2, "")
+    assert "--patch nope: no such livepatch in the dump (loaded: klp_sleep)" in err
+
+
+def test_damaged_state_is_a_note_in_ps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dump = _damaged(tmp_path, "target")
+    code, out, _ = _run(capsys, "ps", str(dump))
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "note: livepatch state damaged: klp_target_state is 12345 (the kernel writes only "
+        "-1, 0 or 1)"
+    )
