@@ -285,6 +285,11 @@ def _walk(kernel: Kernel, head: int, what: str, limit: int) -> list[int]:
     return nodes
 
 
+def _entries(r: _Reader, head: int, node_key: str, what: str, limit: int) -> list[int]:
+    """The structs on the list at ``head``, linked through their member ``node_key``."""
+    return [node - r.off[node_key] for node in _walk(r.kernel, head, what, limit)]
+
+
 def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
     """The kernel's livepatch state, or why there is none.
 
@@ -317,8 +322,8 @@ def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
         return NoLivepatch("klp_patches is empty and klp_transition_patch is NULL")
     reader = _Reader(kernel)
     patches = tuple(
-        _read_patch(reader, node - reader.off["klp_patch.list"])
-        for node in _walk(kernel, head, "klp_patches", MAX_PATCHES)
+        _read_patch(reader, at)
+        for at in _entries(reader, head, "klp_patch.list", "klp_patches", MAX_PATCHES)
     )
     funcs = {f.address: (p, f) for p in patches for _, f in p.funcs}
     target = _optional_int(kernel, "klp_target_state")
@@ -388,14 +393,11 @@ def _read_patch(r: _Reader, address: int) -> KlpPatch:
     try:
         module = r.u64(address + r.off["klp_patch.mod"])
         name = r.string(module + r.module_name, MODULE_NAME_LEN, "klp_patch.mod->name")
+        head = address + r.off["klp_patch.obj_list"]
+        what = f"klp_patch '{name}' obj_list"
         objects = tuple(
-            _read_object(r, node - r.off["klp_object.node"], name)
-            for node in _walk(
-                r.kernel,
-                address + r.off["klp_patch.obj_list"],
-                f"klp_patch '{name}' obj_list",
-                MAX_OBJECTS,
-            )
+            _read_object(r, at, name)
+            for at in _entries(r, head, "klp_object.node", what, MAX_OBJECTS)
         )
         return KlpPatch(
             address=address,
@@ -420,14 +422,11 @@ def _read_object(r: _Reader, address: int, patch: str) -> KlpObject:
     module = r.u64(address + r.off["klp_object.mod"])
     label = name or "vmlinux"
     loaded = name is None or module != 0
+    head = address + r.off["klp_object.func_list"]
+    what = f"klp_patch '{patch}' object '{label}' func_list"
     funcs = tuple(
-        _read_func(r, node - r.off["klp_func.node"], f"patch '{patch}' object '{label}'", loaded)
-        for node in _walk(
-            r.kernel,
-            address + r.off["klp_object.func_list"],
-            f"klp_patch '{patch}' object '{label}' func_list",
-            MAX_FUNCS,
-        )
+        _read_func(r, at, f"patch '{patch}' object '{label}'", loaded)
+        for at in _entries(r, head, "klp_func.node", what, MAX_FUNCS)
     )
     return KlpObject(
         address=address,
@@ -483,13 +482,10 @@ def _read_ops(
     if head is None:
         return (), below
     out = []
-    stack_node = r.off["klp_func.stack_node"]
-    for node in _walk(r.kernel, head, "klp_ops", MAX_OPS):
-        ops = node - r.off["klp_ops.node"]
+    for ops in _entries(r, head, "klp_ops.node", "klp_ops", MAX_OPS):
         what = f"klp_ops 0x{ops:x} func_stack"
         stack = tuple(
-            entry - stack_node
-            for entry in _walk(r.kernel, ops + r.off["klp_ops.func_stack"], what, MAX_FUNCS)
+            _entries(r, ops + r.off["klp_ops.func_stack"], "klp_func.stack_node", what, MAX_FUNCS)
         )
         for f in stack:
             if f not in funcs:
