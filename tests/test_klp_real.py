@@ -1,0 +1,148 @@
+"""``backchain klp`` on the real livepatch dumps (samples/real/klp-*): the truth is the
+guest's own view written just before the dump (facts.json "livepatch": sysfs, every task's
+/proc/PID/task/TID/patch_state, and the kernel's dynamic-debug lines of its last retry,
+``livepatch: klp_try_switch_task: COMM:PID is sleeping on function F``)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from explorer.cli import main
+from explorer.kernel import Kernel
+from explorer.livepatch.replay import Replay, kernel_order, replay
+from explorer.livepatch.state import LivepatchState, read_livepatch, task_patch_states
+from explorer.tasks import TaskScan, find_tasks
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+NAMES = sorted(p.name for p in SAMPLES.glob("klp-*") if (p / "vmcore.zst").is_file())
+
+pytestmark = pytest.mark.skipif(not NAMES, reason="no real livepatch sample bundled")
+
+
+@cache
+def _open(name: str) -> tuple[Kernel, TaskScan, LivepatchState, dict[str, Any]]:
+    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    state = read_livepatch(kernel)
+    assert isinstance(state, LivepatchState)
+    facts = json.loads((SAMPLES / name / "facts.json").read_text())["livepatch"]
+    return kernel, find_tasks(kernel), state, facts
+
+
+@cache
+def _replay(name: str) -> Replay | None:
+    kernel, scan, state, _ = _open(name)
+    return replay(kernel, state, scan) if state.transition_patch is not None else None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_patches_objects_and_functions_as_sysfs_shows_them(name: str) -> None:
+    _, _, state, facts = _open(name)
+    ours = {
+        p.name: {
+            "enabled": int(p.enabled),
+            "transition": int(p is state.transition_patch),
+            "replace": int(p.replace),
+            "objects": {
+                o.label: (int(o.patched), sorted((f.old_name, f.old_sympos) for f in o.funcs))
+                for o in p.objects
+                # sysfs has a directory per object only once its module is loaded
+                if o.loaded
+            },
+        }
+        for p in state.patches
+    }
+    theirs = {
+        p["name"]: {
+            "enabled": p["enabled"],
+            "transition": p["transition"],
+            "replace": p["replace"],
+            "objects": {
+                o["name"]: (
+                    o["patched"],
+                    sorted((f["name"], f["sympos"]) for f in o["functions"]),
+                )
+                for o in p["objects"]
+            },
+        }
+        for p in facts["patches"]
+    }
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_task_patch_state_as_proc_shows_it(name: str) -> None:
+    kernel, scan, state, facts = _open(name)
+    threads, idle, _ = kernel_order(kernel, scan)
+    states = task_patch_states(kernel, threads, state.tif_bit)
+    ours = {t.pid: states[t.address].patch_state for t in threads}
+    theirs = {s["pid"]: s["patch_state"] for s in facts["patch_state"]}
+    # the shell that wrote the truth forks a reader per task: those are gone in the dump
+    common = ours.keys() & theirs.keys()
+    assert len(common) > 0.8 * len(theirs)
+    assert {p: ours[p] for p in common} == {p: theirs[p] for p in common}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pending_flag_follows_patch_state(name: str) -> None:
+    """klp_start_transition() sets TIF_PATCH_PENDING on exactly the tasks not yet in the
+    target state, and switching clears it: the bit number of this era is right."""
+    kernel, scan, state, _ = _open(name)
+    threads, idle, _ = kernel_order(kernel, scan)
+    tasks = [*threads, *(t for _, t in idle)]
+    states = task_patch_states(kernel, tasks, state.tif_bit)
+    if state.transition_patch is None:
+        assert not any(s.pending for s in states.values())
+        assert {s.patch_state for s in states.values()} == {-1}
+    else:
+        wrong = [
+            t.pid
+            for t in tasks
+            if states[t.address].pending != (states[t.address].patch_state != state.target_state)
+        ]
+        assert wrong == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blocking_tasks_are_the_kernels_own_lines(name: str) -> None:
+    """The kernel's klp_try_switch_task() lines of its last retry, line for line and in
+    order, against the replay's blocking tasks."""
+    _, _, _, facts = _open(name)
+    result = _replay(name)
+    kernel_lines = [e["line"].removeprefix("livepatch: ") for e in facts["klp_debug_last_retry"]]
+    if result is None:
+        assert kernel_lines == [] or facts["patches"]
+        return
+    ours = [f"klp_try_switch_task: {d.message}" for d in result.blocking]
+    assert ours == kernel_lines
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_klp_json_round_trips(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    dump = str(SAMPLES / name / "vmcore.zst")
+    assert main(["klp", dump, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert main(["klp", dump]) == 0
+    text = capsys.readouterr().out
+    from explorer.cli.klp import render_klp
+
+    assert "\n".join(render_klp(data)) + "\n" == text
+    _, _, state, _ = _open(name)
+    assert [p["name"] for p in data["patches"]] == [p.name for p in state.patches]
+    result = _replay(name)
+    if result is None:
+        assert data["transition"] is None
+        return
+    rows = [(r["pid"], r["cause"], r["message"]) for r in data["transition"]["tasks"]]
+    assert rows == [
+        (
+            d.task.pid,
+            d.cause,
+            f"klp_try_switch_task: {d.message}" if d.blocks else None,
+        )
+        for d in result.decisions
+    ]
