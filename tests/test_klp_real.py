@@ -77,7 +77,7 @@ def test_patches_objects_and_functions_as_sysfs_shows_them(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_task_patch_state_as_proc_shows_it(name: str) -> None:
     kernel, scan, state, facts = _open(name)
-    threads, idle, _ = kernel_order(kernel, scan)
+    threads, _, _ = kernel_order(kernel, scan)
     states = task_patch_states(kernel, threads, state.tif_bit)
     ours = {t.pid: states[t.address].patch_state for t in threads}
     theirs = {s["pid"]: s["patch_state"] for s in facts["patch_state"]}
