@@ -99,7 +99,7 @@ def test_json_round_trips_the_decisions(tmp_path: Path, capsys: pytest.CaptureFi
         "do_nanosleep",
         "pipe_read",
     ]
-    from explorer.cli.klp import render_klp
+    from explorer.livepatch.report import render_klp
 
     code, text, _ = _run(capsys, "klp", str(dump))
     assert "\n".join(render_klp(data)) + "\n" == text

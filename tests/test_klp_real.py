@@ -128,7 +128,7 @@ def test_klp_json_round_trips(name: str, capsys: pytest.CaptureFixture[str]) -> 
     data = json.loads(capsys.readouterr().out)
     assert main(["klp", dump]) == 0
     text = capsys.readouterr().out
-    from explorer.cli.klp import render_klp
+    from explorer.livepatch.report import render_klp
 
     assert "\n".join(render_klp(data)) + "\n" == text
     _, _, state, _ = _open(name)

@@ -111,7 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         marks = blocking_marks(result)
     print("\n".join(render_check(rows, functions, args.all, marks)))
     if result is not None:
-        from explorer.cli.klp import transition_lines
+        from explorer.livepatch.report import transition_lines
 
         print("\n".join(transition_lines(result, args.dump, every=args.all)))
     if suspicious:
