@@ -282,3 +282,26 @@ def test_damaged_state_is_a_note_in_ps(tmp_path: Path, capsys: pytest.CaptureFix
         "note: livepatch state damaged: klp_target_state is 12345 (the kernel writes only "
         "-1, 0 or 1)"
     )
+
+
+def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
+    import asyncio
+
+    from explorer.tui.screens.livepatch import LivepatchScreen
+    from tests.test_tui import make_app, plain, wait_checked
+
+    dump, _ = _stalled(tmp_path)
+
+    async def run() -> str:
+        app = make_app(dump, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_checked(app, pilot)
+            await pilot.press("k")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert isinstance(app.screen, LivepatchScreen)
+            return plain(app.screen.query_one("#klp-text"))
+
+    text = asyncio.run(run())
+    assert "klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep" in text
+    assert "3 tasks block the transition" in text
