@@ -48,7 +48,7 @@ class BackchainApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("l", "lowcore", "Lowcore"),
-        Binding("k", "livepatch", "Livepatch"),
+        Binding("k", "livepatch", "Livepatch", show=False),  # help lists it
         Binding("m", "memory", "Memory"),
         Binding("o", "scenarios", "Scenarios"),
         Binding("q", "quit", "Quit"),
