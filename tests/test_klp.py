@@ -305,3 +305,27 @@ def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
     text = asyncio.run(run())
     assert "klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep" in text
     assert "3 tasks block the transition" in text
+
+
+def test_unreliable_stack_names_the_rule_and_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A back chain pointing down: "has an unreliable stack", with the rule check gives."""
+    k = base_kernel()
+    bad = [*NANOSLEEP[:2], Frame("do_nanosleep", 0x5E, back_chain=0x1000), *NANOSLEEP[3:]]
+    broken, _ = sleeper(k, 200, "broken", bad)
+    lp = Livepatch(k)
+    funcs = [Func("pipe_read", "lp_pipe_read")]
+    patch = lp.add_patch("klp_pipe", funcs)
+    lp.start_transition(patch, 1, funcs)
+    lp.task_state(broken, 0, pending=True)
+    dump = k.save(tmp_path)
+    _, out, _ = _run(capsys, "check", str(dump), "--all")
+    check_row = next(line for line in out.splitlines() if line.split()[:1] == ["200"])
+    _, out, _ = _run(capsys, "klp", str(dump), "--json")
+    row = json.loads(out)["transition"]["tasks"][0]
+    assert (row["pid"], row["cause"]) == (200, "unreliable")
+    assert row["message"] == "klp_try_switch_task: broken:200 has an unreliable stack"
+    assert f"{row['rule']} at #{row['frame']}" in check_row  # the same verdict as check
+    assert row["bt"].endswith("--pid 200")
+    assert row["unblock"][0].startswith("the kernel sends it a fake signal")
