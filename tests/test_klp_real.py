@@ -145,3 +145,69 @@ def test_klp_json_round_trips(name: str, capsys: pytest.CaptureFixture[str]) -> 
         )
         for d in result.decisions
     ]
+
+
+def _planted(name: str, folder: Path, edits: list[tuple[int, bytes]]) -> Path:
+    """A copy of the sample's dump (ELF) with ``edits`` (virtual address, bytes) written,
+    its System.map beside it."""
+    import shutil
+    import struct
+
+    from parsers.compressed import decompressed_path
+
+    kernel, _, _, _ = _open(name)
+    data = bytearray(decompressed_path(SAMPLES / name / "vmcore.zst").read_bytes())
+    phoff = struct.unpack_from(">Q", data, 0x20)[0]
+    phentsize, phnum = struct.unpack_from(">HH", data, 0x36)
+    loads = []
+    for i in range(phnum):
+        p_type, _, p_offset, _, p_paddr, p_filesz = struct.unpack_from(
+            ">IIQQQQ", data, phoff + i * phentsize
+        )
+        if p_type == 1:
+            loads.append((p_paddr, p_filesz, p_offset))
+    for va, raw in edits:
+        pa = kernel.space.translate(va)
+        offset = next(o + pa - p for p, size, o in loads if p <= pa < p + size)
+        data[offset : offset + len(raw)] = raw
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vmcore").write_bytes(bytes(data))
+    shutil.copy(SAMPLES / name / "System.map.zst", folder / "System.map.zst")
+    return folder / "vmcore"
+
+
+def _damage(name: str, how: str) -> list[tuple[int, bytes]]:
+    import struct
+
+    kernel, _, state, _ = _open(name)
+    assert kernel.symbols is not None and kernel.types is not None
+    patch = state.transition_patch or state.patches[0]
+    if how == "loop":  # the first patch's list entry points back to itself
+        node = patch.address + kernel.types.offset("klp_patch.list")
+        return [(node, struct.pack(">Q", node))]
+    if how == "text":  # the first function of a loaded object: old_func into the lowcore
+        func = next(f for o, f in patch.funcs if o.loaded)
+        return [(func.address + kernel.types.offset("klp_func.old_func"), struct.pack(">Q", 0x10))]
+    target = kernel.symbols.address_of("klp_target_state")
+    assert target is not None
+    return [(target, struct.pack(">i", 12345))]
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [
+        ("loop", "klp_patches: loops back to"),
+        ("text", "old_func 0x10 is not kernel text"),
+        ("target", "klp_target_state is 12345"),
+    ],
+)
+def test_damaged_copy_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str, words: str
+) -> None:
+    name = NAMES[0]
+    dump = _planted(name, tmp_path / how, _damage(name, how))
+    code = main(["klp", str(dump)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1
+    assert "livepatch state damaged" in err and words in err
