@@ -43,6 +43,11 @@ SIGNALS_TIMEOUT = 15
 TASK_INTERRUPTIBLE = 0x1
 TASK_UNINTERRUPTIBLE = 0x2
 
+#: How an idle task of an online CPU switches (klp_try_complete_transition, do_idle).
+IDLE_ADVICE = (
+    "the kernel wakes its CPU (wake_up_if_idle) and the idle loop switches it "
+    "(klp_update_patch_state in do_idle)"
+)
 #: What :class:`Decision.cause` can be, in the kernel's words where it has them.
 CAUSES = ("running", "unreliable", "sleeping_on", "would_switch")
 
@@ -350,16 +355,19 @@ def unblock(decision: Decision, replay: Replay) -> list[str]:
     )
     if decision.cause == "running":
         if decision.idle_cpu is not None or task.is_idle:
-            return ["an idle task switches itself in the idle loop (do_idle)"]
+            return [IDLE_ADVICE]
         if kthread:
-            return ["the kernel checks it again at its next retry (every second), once it sleeps"]
+            return [
+                "the next retry (every second) checks it again once it sleeps; a kthread that "
+                "calls cond_resched() checks itself there (klp_sched_try_switch, v6.7+)"
+            ]
         return [
             "it switches itself on its way back to user space, or at the next retry once it sleeps"
         ]
     if decision.cause == "would_switch":
         return ["nothing: the next retry switches it"]
     if task.is_idle:
-        return ["an idle task switches itself in the idle loop (do_idle)"]
+        return [IDLE_ADVICE]
     if kthread:
         if state & TASK_INTERRUPTIBLE:
             return [
