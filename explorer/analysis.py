@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from explorer.kernel import Cpu, Kernel, StackRange
-from explorer.reliable import Verdict, livepatch_message, stack_walk_reliable
+from explorer.reliable import Verdict, klp_check_stack, livepatch_message, stack_walk_reliable
 from explorer.stacks import StackRegions, regions_for
 from explorer.tasks import Task
 from explorer.unwind import TaskStacks, UnwindContext, Walk, era_for_release, walk
@@ -200,16 +200,22 @@ def analyse_task(
     )
 
 
-def _sleeping_on(kernel: Kernel, entries: Iterable[int], functions: Sequence[str]) -> str | None:
-    """``klp_check_stack_func()``: the first entry inside one of ``functions``."""
+def _sleeping_on(kernel: Kernel, entries: Sequence[int], functions: Sequence[str]) -> str | None:
+    """``klp_check_stack()`` for a patch of ``functions`` (by name, every symbol of that name):
+    the first of them, in the given order, that holds a stack entry."""
     if kernel.symbols is None:
         return None
-    wanted = set(functions)
-    for address in entries:
-        sym = kernel.symbols.lookup(address)
-        if sym is not None and sym.name in wanted:
-            return sym.name
-    return None
+    symbols = kernel.symbols
+    names: dict[int, str | None] = {}
+
+    def inside(name: str, address: int) -> bool:
+        if address not in names:
+            sym = symbols.lookup(address)
+            names[address] = sym.name if sym is not None else None
+        return names[address] == name
+
+    hit = klp_check_stack(functions, entries, inside)
+    return hit[0] if hit is not None else None
 
 
 def walk_sp(

@@ -329,3 +329,19 @@ def test_unreliable_stack_names_the_rule_and_frame(
     assert f"{row['rule']} at #{row['frame']}" in check_row  # the same verdict as check
     assert row["bt"].endswith("--pid 200")
     assert row["unblock"][0].startswith("the kernel sends it a fake signal")
+
+
+def test_check_functions_follow_the_kernels_loop_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """klp_check_stack() tries the patch's functions in order, each against the whole stack:
+    with do_nanosleep listed first it is named although schedule is the inner frame."""
+    k = base_kernel()
+    sleeper(k, 100, "sleep")
+    dump = k.save(tmp_path)
+    for functions, named in (
+        ("do_nanosleep,schedule", "do_nanosleep"),
+        ("schedule,do_nanosleep", "schedule"),
+    ):
+        _, out, _ = _run(capsys, "check", str(dump), "--functions", functions)
+        assert f"sleep:100 is sleeping on function {named}" in out

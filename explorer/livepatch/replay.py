@@ -32,7 +32,7 @@ from explorer.livepatch.state import (
     TaskPatchState,
     task_patch_states,
 )
-from explorer.reliable import livepatch_message
+from explorer.reliable import klp_check_stack, livepatch_message
 from explorer.tasks import PF_KTHREAD, Task, TaskScan, walk_list
 from explorer.unwind import UnwindContext
 from parsers.errors import DumpError, FormatError
@@ -261,23 +261,27 @@ def check_range(
     return "previous patch", owner, prev.new_func, prev.new_func + prev.new_size
 
 
-def klp_check_stack(
+def avoided_on_stack(
     state: LivepatchState, entries: tuple[int, ...], frames: tuple[int, ...], target: int
 ) -> Avoided | None:
-    """``klp_check_stack()`` after a reliable walk: the first function of the transition
-    patch (objects that are ``patched``, functions in list order) with a stack entry in its
-    range. ``frames`` gives each entry's frame index."""
+    """``klp_check_stack()`` after a reliable walk, over the transition patch's functions of
+    its ``patched`` objects, each with its range by :func:`check_range`. ``frames`` gives
+    each entry's frame index."""
     patch = state.transition_patch
     assert patch is not None
-    for obj in patch.objects:
-        if not obj.patched:
-            continue
-        for func in obj.funcs:
-            code, owner, start, end = check_range(state, func, target)
-            for i, address in enumerate(entries):
-                if start <= address < end:
-                    return Avoided(func, code, owner, start, end, frames[i], address)
-    return None
+    ranges = {
+        func.address: check_range(state, func, target) for obj, func in patch.funcs if obj.patched
+    }
+    hit = klp_check_stack(
+        (func for obj, func in patch.funcs if obj.patched),
+        entries,
+        lambda func, address: ranges[func.address][2] <= address < ranges[func.address][3],
+    )
+    if hit is None:
+        return None
+    func, i = hit
+    code, owner, start, end = ranges[func.address]
+    return Avoided(func, code, owner, start, end, frames[i], entries[i])
 
 
 def replay(
@@ -332,7 +336,7 @@ def _decide(
             task, ps, "unreliable", message, verdict.label, verdict.frame, idle_cpu=idle_cpu
         )
     frames = tuple(s.index for s in analysis.walk.steps[: len(verdict.entries)])
-    avoided = klp_check_stack(state, verdict.entries, frames, target)
+    avoided = avoided_on_stack(state, verdict.entries, frames, target)
     if avoided is None:
         return Decision(task, ps, "would_switch", message, idle_cpu=idle_cpu)
     message = livepatch_message(task.comm, task.pid, verdict, avoided.func.old_name)
