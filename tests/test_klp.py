@@ -77,7 +77,7 @@ def test_stalled_patching_names_each_task_in_kernel_order(
     assert "3 tasks block the transition: 1 sleeping on function do_nanosleep" in out
     assert "transition in progress: klp_sleep, patching (klp_target_state 1)" in out
     assert "fake signals sent 2 times" in out  # klp_signals_cnt 31: at retries 15 and 30
-    assert "original code of do_nanosleep" in out
+    assert "returns to do_nanosleep+0x5e/0x1000: in the original do_nanosleep" in out
 
 
 def test_json_round_trips_the_decisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

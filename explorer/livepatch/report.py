@@ -145,6 +145,16 @@ def _flags(row: dict[str, Any], names: tuple[str, ...]) -> str:
     return " ".join(n for n in names if row.get(n)) or "-"
 
 
+def _code_words(code: str, owner: str | None, old_name: str) -> str:
+    """Which code of a function the kernel avoids: the original (patching a function for
+    the first time), a patch's new code (the previous patch's when patching over it, this
+    patch's when unpatching)."""
+    if code == "original":
+        return f"the original {old_name}"
+    which = "the previous patch" if code == "previous patch" else "this patch"
+    return f"{owner}'s new {old_name} ({which})"
+
+
 def render_klp(data: dict[str, Any]) -> list[str]:
     """The text report of ``backchain klp`` from :func:`klp_json`."""
     patches = data["patches"]
@@ -185,9 +195,8 @@ def render_klp(data: dict[str, Any]) -> list[str]:
         f"(klp_target_state {t['target_state']}){retries}",
     ]
     for r in t["avoided"]:
-        owner = f" of {r['owner']}" if r["owner"] else ""
         lines.append(
-            f"  avoided on stacks: {r['old_name']} ({r['object']}): {r['code']} code{owner} "
+            f"  avoided on stacks: {_code_words(r['code'], r['owner'], r['old_name'])}, "
             f"{r['range'][0]}-{r['range'][1]}"
         )
     lines.append(
@@ -211,10 +220,9 @@ def render_klp(data: dict[str, Any]) -> list[str]:
         )
         f = row["function"]
         if f is not None:
-            owner = f" of {f['owner']}" if f["owner"] else ""
             lines.append(
                 f"      frame #{row['frame']} returns to {f['symbol'] or f['address']}: "
-                f"{f['code']} code{owner} of {f['old_name']}"
+                f"in {_code_words(f['code'], f['owner'], f['old_name'])}"
             )
         elif row["rule"] is not None:
             at = f" at frame #{row['frame']}" if row["frame"] is not None else ""
