@@ -345,3 +345,24 @@ def test_check_functions_follow_the_kernels_loop_order(
     ):
         _, out, _ = _run(capsys, "check", str(dump), "--functions", functions)
         assert f"sleep:100 is sleeping on function {named}" in out
+
+
+def test_bt_gives_the_kernels_decision_during_a_transition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dump, _ = _stalled(tmp_path)
+    lines = {}
+    for pid in (100, 1, 50):
+        _, out, _ = _run(capsys, "bt", str(dump), "--pid", str(pid))
+        lines[pid] = out.splitlines()[-1]
+    assert lines[100] == (
+        "livepatch: klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep "
+        "(frame #2: in the original do_nanosleep); transition of klp_sleep, patching: "
+        "'backchain klp' says more"
+    )
+    assert lines[1] == (
+        "livepatch: init:1 is patched already (patch_state 1; transition of klp_sleep, patching)"
+    )
+    assert lines[50] == (
+        "livepatch: kworker/0:1:50 would switch now (transition of klp_sleep, patching)"
+    )

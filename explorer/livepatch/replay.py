@@ -315,11 +315,11 @@ def replay(
             continue
         known = walked.get(task.address) if walked is not None else None
         analysis = known or analyse_task(kernel, task, ctx, detailed=False)
-        decisions.append(_decide(state, task, ps, target, analysis, cpu))
+        decisions.append(decide(state, task, ps, target, analysis, cpu))
     return Replay(patch, target, tuple(decisions), switched, offline, state.signals_cnt)
 
 
-def _decide(
+def decide(
     state: LivepatchState,
     task: Task,
     ps: TaskPatchState,
@@ -327,6 +327,7 @@ def _decide(
     analysis: TaskAnalysis,
     idle_cpu: int | None,
 ) -> Decision:
+    """``klp_try_switch_task()`` for a task not in the target state, from its walk."""
     verdict = analysis.verdict
     message = livepatch_message(task.comm, task.pid, verdict)
     if verdict.rule == "task_running":

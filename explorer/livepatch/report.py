@@ -263,3 +263,28 @@ def transition_lines(result: Replay, dump: str, every: bool = False) -> list[str
         lines.append(f"  … and {len(blocking) - len(shown)} more (--all lists them)")
     lines.append(f"  'backchain klp {dump}' says what would unblock each one")
     return lines
+
+
+def task_line(state: LivepatchState, task: Any, decision: Any) -> str:
+    """The ``livepatch:`` line of ``bt`` while a transition is in progress: the kernel's
+    decision for this task (instead of the hypothetical "can be switched")."""
+    patch = state.transition_patch
+    target = state.target_state
+    assert patch is not None and target is not None
+    direction = "patching" if target == 1 else "unpatching"
+    where = f"transition of {patch.name}, {direction}"
+    if decision is None:
+        return (
+            f"livepatch: {task.comm}:{task.pid} is {STATE_WORDS[target]} already "
+            f"(patch_state {target}; {where})"
+        )
+    if not decision.blocks:
+        return f"livepatch: {task.comm}:{task.pid} would switch now ({where})"
+    frame = ""
+    if decision.avoided is not None:
+        a = decision.avoided
+        owner = a.owner.name if a.owner is not None else None
+        frame = f" (frame #{a.frame}: in {_code_words(a.code, owner, a.func.old_name)})"
+    return (
+        f"livepatch: {KERNEL_PREFIX}{decision.message}{frame}; {where}: 'backchain klp' says more"
+    )

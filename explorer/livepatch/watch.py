@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 
 from explorer.analysis import TaskAnalysis
 from explorer.kernel import Kernel
-from explorer.livepatch.replay import Decision, Replay, kernel_order, replay
-from explorer.livepatch.state import LivepatchState, read_livepatch, task_patch_states
+from explorer.livepatch.replay import Decision, Replay, decide, kernel_order, replay
+from explorer.livepatch.state import (
+    LivepatchState,
+    TaskPatchState,
+    read_livepatch,
+    task_patch_states,
+)
 from explorer.tasks import TaskScan
 
 
@@ -20,6 +25,8 @@ class Transition:
     state: LivepatchState
     scan: TaskScan
     pending: set[int]
+    states: dict[int, TaskPatchState] = field(default_factory=dict)
+    idle_cpus: dict[int, int] = field(default_factory=dict)
     walked: dict[int, TaskAnalysis] = field(default_factory=dict)
 
     @classmethod
@@ -36,12 +43,27 @@ class Transition:
         states = task_patch_states(kernel, [*threads, *(t for _, t in idle)], state.tif_bit)
         target = state.target_state
         pending = {a for a, ps in states.items() if ps.patch_state != target}
-        return cls(kernel, state, scan, pending)
+        return cls(kernel, state, scan, pending, states, {t.address: c for c, t in idle})
 
     def keep(self, analysis: TaskAnalysis) -> None:
         """Remember the walk of a pending task (``check`` walks every task)."""
         if analysis.task.address in self.pending:
             self.walked[analysis.task.address] = analysis
+
+    def decide(self, analysis: TaskAnalysis) -> Decision | None:
+        """The kernel's decision for one task (None: it is in the target state already, or
+        not one ``klp_try_complete_transition()`` visits)."""
+        address = analysis.task.address
+        if address not in self.pending or self.state.target_state is None:
+            return None
+        return decide(
+            self.state,
+            analysis.task,
+            self.states[address],
+            self.state.target_state,
+            analysis,
+            self.idle_cpus.get(address),
+        )
 
     def replay(self) -> Replay:
         """The kernel's decision for each pending task (walks only those not kept)."""
