@@ -104,14 +104,14 @@ def log(msg: str) -> None:
     gr.log(msg)
 
 
-def ensure_build_packages() -> None:
+def ensure_build_packages(packages: tuple[str, ...] = BUILD_PACKAGES) -> None:
     def installed(pkg: str) -> bool:
         r = subprocess.run(
             ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True
         )
         return r.returncode == 0 and r.stdout.endswith(" installed")
 
-    missing = [p for p in BUILD_PACKAGES if not installed(p)]
+    missing = [p for p in packages if not installed(p)]
     if missing:
         gr.run(["apt-get", "install", "-y", "--no-install-recommends", *missing])
 

@@ -765,6 +765,11 @@ if [ "$mode" != idle ]; then
 fi
 sleep 3
 
+# --- a scenario of its own (build_kernel_livepatch.py) ----------------------
+# /bcscenario, when present, runs here and defines bc_scenario_truth, which prints the
+# scenario's own view just before the sysrq-t traces.
+if [ -f /bcscenario ]; then . /bcscenario; fi
+
 # --- truth --------------------------------------------------------------
 echo "BACKCHAIN-UNAME $(uname -r)"
 echo "BACKCHAIN-NCPUS $(grep -c '^processor ' /proc/cpuinfo) online=$(cat /sys/devices/system/cpu/online)"
@@ -784,6 +789,7 @@ for f in /proc/[0-9]*/task/[0-9]*/stat; do
     echo "BCSTAT ${l%) *}) $1 $2"
 done
 echo "BACKCHAIN-STAT-END"
+if [ -f /bcscenario ]; then bc_scenario_truth; fi
 echo "BACKCHAIN-SYSRQ-T-BEGIN"
 echo t > /proc/sysrq-trigger
 sleep 2
@@ -823,10 +829,14 @@ def cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
 
 
 def build_initramfs(
-    busybox: Path, dest: Path, modules: list[tuple[str, bytes]] | None = None
+    busybox: Path,
+    dest: Path,
+    modules: list[tuple[str, bytes]] | None = None,
+    extra: tuple[tuple[str, int, bytes], ...] = (),
 ) -> None:
     """Write the initramfs; ``modules`` (name, .ko bytes) in load order go to
-    /lib/bcmodules and their names to /bcmodules, which /init loads with insmod."""
+    /lib/bcmodules and their names to /bcmodules, which /init loads with insmod.
+    ``extra`` entries (path, mode, data) are added as they are (e.g. /bcscenario)."""
     d = stat.S_IFDIR | 0o755
     entries = [
         ("bin", d, b""),
@@ -849,6 +859,7 @@ def build_initramfs(
         entries += [(f"lib/bcmodules/{n}.ko", stat.S_IFREG | 0o644, b) for n, b in modules]
         order = "".join(f"{n}\n" for n, _ in modules).encode()
         entries.append(("bcmodules", stat.S_IFREG | 0o644, order))
+    entries += list(extra)
     data = cpio_newc(entries)
     with open(dest, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
         gz.write(data)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from parsers.structs import lowcore_era_for_release
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Samples with a test file of their own, which reuses the helpers here: newer kernels whose
-#: era facts differ (tests/test_real_7x.py).
-OWN_FILE = {"sid-7.2-modules"}
+#: era facts differ (tests/test_real_7x.py), the rebuilt kernel with livepatches
+#: (tests/test_real_klp.py).
+OWN_FILE = {"sid-7.2-modules", "klp-6.12-stalled", "klp-6.12-reversed", "klp-6.12-stacked"}
 NAMES = sorted(
     p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file() and p.name not in OWN_FILE
 )
@@ -38,6 +40,11 @@ MOVED = {
     # RCU grace-period thread.
     "deb12-6.1-modules": {1, 14, 120, 121},
     "sid-7.2-modules": {1, 139, 140},
+    # The livepatch samples (rebuilt 6.12): init, the CPU hogs (sh loop, dd) and the RCU
+    # grace-period thread (from its fqs wait to waiting for the next period).
+    "klp-6.12-stalled": {1, 16, 115, 116},
+    "klp-6.12-reversed": {1, 16, 116, 117},
+    "klp-6.12-stacked": {1, 16, 118, 119},
 }
 
 #: What each era of sample must show: (sizeof(pt_regs) from DWARF, pt_regs layout, lowcore
@@ -115,9 +122,10 @@ def check_ps(name: str) -> None:
     assert not scan.warnings
     for truth in facts["proc_stat"]:
         task = found[truth["pid"]]
-        # task->comm holds 15 characters; ps appends a kworker's workqueue after "-".
+        # task->comm holds 15 characters; /proc appends a kworker's workqueue after "-"
+        # (idle) or "+" (running a work item: the livepatch samples' blocked kworker).
         assert truth["comm"].startswith(task.comm) and len(task.comm) >= min(
-            15, len(truth["comm"].split("-")[0])
+            15, len(re.split("[-+]", truth["comm"])[0])
         )
         if truth["pid"] not in MOVED[name] | {17}:
             assert task.state == truth["state"], truth
