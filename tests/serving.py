@@ -30,6 +30,7 @@ class Served:
     url: str
     process: subprocess.Popen[str]
     banner: list[str]
+    log: list[str]
 
     def children(self) -> list[int]:
         """Pids of the server's child processes (one explorer per session)."""
@@ -66,8 +67,9 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
                 break
         else:
             raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
-        _drain(process)
-        yield Served(f"http://127.0.0.1:{port}", process, banner)
+        log: list[str] = []
+        _drain(process, log)
+        yield Served(f"http://127.0.0.1:{port}", process, banner, log)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -77,13 +79,13 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
             process.wait()
 
 
-def _drain(process: subprocess.Popen[str]) -> None:
-    """Keep reading the server's log so it never blocks on a full pipe."""
+def _drain(process: subprocess.Popen[str], log: list[str]) -> None:
+    """Keep reading the server's log into ``log`` so it never blocks on a full pipe."""
     import threading
 
     def run() -> None:
         assert process.stdout is not None
-        for _ in process.stdout:
-            pass
+        for line in process.stdout:
+            log.append(line)
 
     threading.Thread(target=run, daemon=True).start()

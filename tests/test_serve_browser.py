@@ -160,3 +160,51 @@ def test_trainee_answers_an_exercise_in_the_browser(tmp_path: Path) -> None:
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000  # a drawn page, not blank
     if os.environ.get("BACKCHAIN_SCREENSHOTS") == "1":
         (ROOT / "docs" / "serve.png").write_bytes(shot)
+
+
+def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
+    """Issue 27 item 1, issue 23 items 6 and 8: the page asks nothing of any other host (the
+    browser is offline but for the server), and ``x`` in a stack gives the browser a download
+    (named by the tool: session, pid, comm) while nothing is written on the server."""
+    from playwright.sync_api import Download, Route, sync_playwright
+
+    before = set(ROOT.rglob("*.md"))
+    with serve("--idle-timeout", "0") as served, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            elsewhere: list[str] = []
+
+            def offline(route: Route) -> None:
+                if route.request.url.startswith(served.url + "/"):
+                    route.continue_()
+                else:
+                    elsewhere.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", offline)
+            page = context.new_page()
+            screen = Screen()
+            page.on("websocket", lambda ws: ws.on("framereceived", screen.received))
+            page.goto(served.url + "/")
+            pump = page.wait_for_timeout
+            screen.wait_for(" tasks: ", pump, timeout=60)  # the sample is open and checked
+            page.locator(".xterm-helper-textarea").focus()
+            page.keyboard.press("Enter")  # the first task's stack
+            screen.wait_for("frame #0", pump)
+            downloads: list[Download] = []  # via a tab of its own, reported on this page
+            page.on("download", lambda d: downloads.append(d))
+            page.keyboard.press("x")
+            for _ in range(100):
+                if downloads:
+                    break
+                pump(100)
+            (download,) = downloads
+            exported = Path(download.path()).read_text()
+            name = download.suggested_filename
+        finally:
+            browser.close()
+    assert elsewhere == []
+    assert name.startswith("backchain-") and name.endswith(".md"), name
+    assert "### Stack of " in exported
+    assert set(ROOT.rglob("*.md")) == before

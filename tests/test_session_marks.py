@@ -122,8 +122,8 @@ def test_inspector_r14_keeps_its_offset() -> None:
 
     wide = frame_fields(step, None, symbolize)  # type: ignore[arg-type]
     narrow = frame_fields(step, None, symbolize, width=50)  # type: ignore[arg-type]
-    (wide_r14,) = [line for line in wide if " r14 " in line]
-    (narrow_r14,) = [line for line in narrow if " r14 " in line]
+    (wide_r14,) = [line.plain for line in wide if " r14 " in line.plain]
+    (narrow_r14,) = [line.plain for line in narrow if " r14 " in line.plain]
     assert wide_r14.endswith("← update_process_times+0xa4")
     shown = narrow_r14.split("← ")[1]
     assert shown.endswith("…+0xa4") and len(shown) <= 50 - 34

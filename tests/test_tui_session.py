@@ -1,17 +1,18 @@
 """TUI rough edges of issue 15: checks named by what they test with the failing one first
-(4), numbers never cut (5), footer keys that work (10), export asks where, beside the dump
+(4), numbers never cut (5), footer keys that work (10), export into the working directory
 by default (12). On a training scenario's dump (its expected verdict is the truth)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
 
 from explorer.cli import main
 from explorer.kernel import Options
 from explorer.tui.app import BackchainApp
+from explorer.tui.export import export_name
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.inspector import FrameInspector
@@ -84,21 +85,38 @@ async def test_narrow_walk_cuts_names_not_numbers(preempted: Path) -> None:
 
 
 @sync
-async def test_export_asks_and_defaults_beside_the_dump(preempted: Path) -> None:
-    app = BackchainApp(str(preempted), Options())  # no export folder: beside the dump
+async def test_export_writes_a_new_file_in_the_working_directory(
+    preempted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 1, issue 23 item 6: ``x`` asks for no path (none from the user is ever
+    used), writes beside nothing but the working directory, and never over a file (a second
+    export, and a symbolic link planted under the next name, are left alone)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (work / "backchain-100-cat-2.md").symlink_to(victim)
+    app = BackchainApp(str(preempted), Options())  # no export folder: the working directory
     app.animation_level = "none"
     async with app.run_test(size=(120, 40)) as pilot:
         stack = await _open_pid_100(app, pilot)
         await pilot.press("x")
         await pilot.pause()
-        default = preempted.parent / "backchain-100-cat.md"
-        assert app.screen.query_one(Input).value == str(default)
-        await pilot.press("escape")  # cancel: nothing written
+        assert app.screen is stack  # no prompt
+        first = work / "backchain-100-cat.md"
+        assert "**Verdict: unreliable** (`crossed_pt_regs`, frame #4)" in first.read_text()
+        await pilot.press("x")
         await pilot.pause()
-        assert app.screen is stack and not default.exists()
-        await pilot.press("x", "enter")
-        await pilot.pause()
-        assert "**Verdict: unreliable** (`crossed_pt_regs`, frame #4)" in default.read_text()
+    assert (work / "backchain-100-cat-3.md").read_text() == first.read_text()
+    assert victim.read_text() == "keep"
+    assert sorted(p.name for p in preempted.parent.iterdir() if p.suffix == ".md") == []
+
+
+def test_export_name_is_chosen_by_the_tool() -> None:
+    assert export_name(7, "../../etc/passwd[") == "backchain-7-_.._etc_passwd_.md"
+    assert export_name(1, "init", "preempted", "abc123") == "backchain-abc123-preempted-1-init.md"
+    assert export_name(2, "x" * 100).count("x") == 32 and "/" not in export_name(3, "/")
 
 
 @sync
@@ -147,7 +165,7 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
         assert end.regs is not None
         # two registers a line at 80 columns: no row wraps
         lines = regs_lines(end.regs, app.session.symbolize, "final", per_row=2)  # type: ignore[union-attr]
-        rows = [line for line in lines if line.startswith("r")]
+        rows = [line.plain for line in lines if line.plain.startswith("r")]
         assert len(rows) == 8 and all(len(line) <= 8 + 2 * 17 for line in rows)
         assert stack.query_one(FrameInspector)._regs_per_row() == 2
         await pilot.press("r", "m")
@@ -178,3 +196,61 @@ async def test_narrower_terminal_shrinks_the_walk_columns(preempted: Path) -> No
         widest = max(len(f) for f in [*functions, cells(walk, walk.row_count - 1)[3]])
         assert walk.columns["fn"].content_width == max(widest, len("FUNCTION"))  # type: ignore[index]
         assert walk.virtual_size.width <= walk.scrollable_content_region.width
+
+
+def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Path:
+    """The scenario's dump with pid 100's comm (16 bytes, ``cat``) replaced by ``comm`` and
+    every text symbol of its System.map ending in ``suffix``: what a user of the crashed
+    machine (prctl(PR_SET_NAME)) or a symbol file can put there."""
+    data = (preempted).read_bytes()
+    old = b"cat".ljust(16, b"\0")
+    assert data.count(old) == 1
+    (folder / "vmcore").write_bytes(data.replace(old, comm.ljust(16, b"\0")[:16]))
+    lines = []
+    for line in (preempted.parent / "System.map").read_text().splitlines():
+        address, kind, name = line.split()
+        lines.append(f"{address} {kind} {name}{suffix if kind in 'tT' else ''}")
+    (folder / "System.map").write_text("\n".join(lines) + "\n")
+    shutil.copy(preempted.parent / "profile.json", folder / "profile.json")
+    return folder / "vmcore"
+
+
+@pytest.mark.parametrize(
+    ("comm", "suffix"), [(b"cat[", "["), (b"[/]cat[b", "[/]"), (b"$x[b $y]z", "[/b]")]
+)
+@sync
+async def test_markup_in_dump_data_is_shown_as_text(
+    preempted: Path, tmp_path: Path, comm: bytes, suffix: str
+) -> None:
+    """Issue 27 item 7: a process name ending in ``[`` (or any markup) and symbol names with
+    markup open and show as the text they are, in the overview, triage card, stack title,
+    frame inspector, checks and memory view (before: MarkupError on opening)."""
+    from textual.command import CommandList
+
+    from explorer.tui.screens.memory import MemoryScreen
+    from explorer.tui.widgets.triage import TriageCard
+
+    dump = _hostile_copy(preempted, tmp_path, comm, suffix)
+    app = BackchainApp(str(dump), Options())
+    app.animation_level = "none"
+    async with app.run_test(size=(250, 50)) as pilot:
+        stack = await _open_pid_100(app, pilot)
+        title = plain(stack.query_one("#task-title"))
+        assert f"PID 100 {comm.decode()} (" in title
+        inspector = plain(stack.query_one("#frame-fields"))
+        assert f"{suffix}+0x" in inspector  # the r14 symbol, markup and all
+        for _ in range(6):
+            await pilot.press("n")
+        await pilot.press("m")
+        await pilot.pause()
+        assert isinstance(app.screen, MemoryScreen)
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert app.screen is app.overview
+        assert "CPU" in plain(app.overview.query_one(TriageCard))
+        await pilot.press("ctrl+p", *"100")  # the palette lists the task with its name
+        await pilot.pause(0.5)
+        found = app.screen.query_one(CommandList)
+        hits = [str(found.get_option_at_index(i).prompt) for i in range(found.option_count)]
+        assert any(f"Open task 100 {comm.decode()}" in hit for hit in hits), hits
+        await pilot.press("escape")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import socket
 import sys
 from typing import Any
 
 from explorer.cli.common import EXIT_OK, check_results_file, common_options
+from explorer.serve.policy import public_hosts
 from parsers.errors import DumpError
 
 
@@ -55,6 +54,13 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="append every exercise answer as one JSON line to FILE (sessions ask the "
         "trainee's name first); summarize with 'backchain scenarios results FILE'",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every request and refused connection (default: one line per session start "
+        "and end, and problems)",
     )
     common_options(p)
     p.set_defaults(handler=cmd_serve)
@@ -115,11 +121,15 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise DumpError("--idle-timeout must be 0 (never) or more seconds")
 
 
-def _url(host: str, port: int, token: str | None) -> str:
-    shown = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+def urls(host: str, port: int, token: str | None) -> list[str]:
+    """The URLs trainees open: one per non-loopback address of the machine (else its name)
+    when ``host`` is a wildcard, else ``host``'s own."""
+    out = []
+    for shown in public_hosts(host):
+        if ":" in shown:
+            shown = f"[{shown}]"
+        out.append(f"http://{shown}:{port}/" + (f"?token={token}" if token else ""))
+    return out
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -138,18 +148,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         title = f"backchain {os.path.basename(args.dump)}"
     config = ServeConfig(
-        command=shlex.join(argv),
+        argv=tuple(argv),
         title=title,
         host=args.host,
         port=args.port,
         token=token,
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
+        verbose=args.verbose,
     )
 
-    def announce(_public_url: str) -> None:
+    def announce(port: int) -> None:
         print(f"backchain serve: {title}", flush=True)
-        print(f"  open {_url(args.host, args.port, token)}", flush=True)
+        for url in urls(args.host, port, token):
+            print(f"  open {url}", flush=True)
         if generated:
             print(f"  (a token was generated for this run: {token})", flush=True)
         idle = "never" if args.idle_timeout == 0 else f"after {args.idle_timeout:g} s"

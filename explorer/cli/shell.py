@@ -20,7 +20,7 @@ from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, common_options, open_ke
 from parsers.errors import DumpError
 
 #: Commands that do not work on the one open dump.
-NOT_IN_SHELL = frozenset({"shell", "convert", "profile", "scenarios"})
+NOT_IN_SHELL = frozenset({"shell", "serve", "convert", "profile", "scenarios"})
 
 
 def register(sub: Any) -> None:

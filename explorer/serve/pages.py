@@ -39,3 +39,58 @@ def full_page(limit: int) -> str:
         + " in use. Try again when someone closes theirs (reload this page), or ask your "
         "trainer to raise --max-sessions.",
     )
+
+
+def foreign_page() -> str:
+    """A request naming another host or coming from another site's page."""
+    return page(
+        "foreign",
+        "This classroom answers only its own address",
+        "Open the address your trainer gave you, as it was given (not through another page "
+        "or another name).",
+    )
+
+
+_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="{static}css/xterm.css">
+<script src="{static}js/textual.js"></script>
+<style>
+@font-face {{ font-family: "Roboto Mono"; font-style: normal;
+  src: url("{static}fonts/RobotoMono-VariableFont_wght.ttf") format("truetype"); }}
+@font-face {{ font-family: "Roboto Mono"; font-style: italic;
+  src: url("{static}fonts/RobotoMono-Italic-VariableFont_wght.ttf") format("truetype"); }}
+body {{ background: #0c181f; margin: 0; }}
+.notice {{ position: absolute; inset: 0; display: flex; align-items: center;
+  justify-content: center; z-index: 10; }}
+.notice div {{ padding: 2em 3em; background: #12232d; color: #e6edf3;
+  font: 16px "Roboto Mono", monospace; text-align: center; }}
+.notice button {{ margin-top: 1em; padding: 0.8em 2em; border: none; background: #5e0ba7;
+  color: #fff; font: inherit; cursor: pointer; }}
+body.-first-byte #starting, #ended, #start {{ display: none; }}
+#start.-delay {{ display: inline-block; }}
+body.-closed #ended {{ display: flex; }}
+.textual-terminal {{ opacity: 0; }}
+body.-first-byte .textual-terminal {{ opacity: 1; }}
+</style></head>
+<body>
+<div class="notice" id="starting"><div>{name}<br>starting...
+<button type="button" id="start" onclick="location.reload()">Start</button></div></div>
+<div class="notice" id="ended"><div>Session ended.<br>
+<button type="button" onclick="location.reload()">Restart</button></div></div>
+<div id="terminal" class="textual-terminal" data-session-websocket-url="{websocket}"
+ data-font-size="{font_size}"></div>
+</body></html>
+"""
+
+
+def index_page(title: str, static_url: str, websocket_url: str, font_size: int) -> str:
+    """The page that runs one session: textual-serve's terminal (its own script, styles and
+    font, all from this server: nothing from elsewhere, so it works offline)."""
+    return _INDEX.format(
+        title=escape(title),
+        name=escape(title),
+        static=escape(static_url),
+        websocket=escape(websocket_url),
+        font_size=int(font_size),
+    )

@@ -32,7 +32,8 @@ class BackchainApp(App[None]):
     Args:
         path: the dump to open.
         options: symbol/type files and the era, as on the command line.
-        export_dir: where ``x`` offers to write Markdown (default: beside the dump).
+        export_dir: where ``x`` writes Markdown in a terminal (default: the working directory;
+            a served session downloads it to the browser instead).
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
@@ -103,7 +104,7 @@ class BackchainApp(App[None]):
         self.push_screen(self.overview if self.picker is None else ScenarioPicker(self.picker))
 
     def _warn(self, message: str) -> None:
-        self.notify(message, severity="error", timeout=10)
+        self.notify(message, severity="error", timeout=10, markup=False)
 
     def open_scenario(self, scenario: Any, path: str) -> None:
         """The picker built ``scenario`` at ``path``: open it in exercise mode."""
@@ -148,7 +149,9 @@ class BackchainApp(App[None]):
         if len(tasks) == 1:
             self.open_task(tasks[0])
         else:
-            self.notify(f"scenario {scenario.name}: no single task with pid {scenario.pid}")
+            self.notify(
+                f"scenario {scenario.name}: no single task with pid {scenario.pid}", markup=False
+            )
 
     def revealed(self, task: Task) -> None:
         """Exercise mode: ``task``'s verdict is shown from now on (the overview too)."""
@@ -188,7 +191,7 @@ class BackchainApp(App[None]):
         session.era = era
         self._back_to_overview()
         self.overview.recheck()
-        self.notify(f"unwinder rules: {era}; checking every task again")
+        self.notify(f"unwinder rules: {era}; checking every task again", markup=False)
 
     def toggle_unreliable(self) -> None:
         """Overview: show only unreliable stacks, or all."""

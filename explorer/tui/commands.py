@@ -7,6 +7,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
 
 if TYPE_CHECKING:
     from explorer.tui.app import BackchainApp
@@ -72,7 +74,7 @@ class ExplorerCommands(Provider):
     async def discover(self) -> Hits:
         """What the palette shows before typing."""
         for name, run, help_text in self._commands("")[: 8 + MAX_TASK_HITS // 10]:
-            yield DiscoveryHit(name, run, help=help_text)
+            yield DiscoveryHit(Content(name), run, help=help_text, text=name)
 
     async def search(self, query: str) -> Hits:
         """Fuzzy-match the commands against ``query``: tasks by pid or name first (as the help
@@ -80,10 +82,21 @@ class ExplorerCommands(Provider):
         matcher = self.matcher(query)
         ranked = rank(self._commands(query), query, matcher.match)
         for score, name, run, help_text in ranked[: MAX_TASK_HITS + 10]:
-            yield Hit(score, matcher.highlight(name), run, help=help_text)
+            yield Hit(score, highlight(matcher, name), run, help=help_text, text=name)
 
 
 Command = tuple[str, Callable[[], object], str]
+
+
+def highlight(matcher: Matcher, name: str) -> Content:
+    """``name`` (plain text: a process name or the user's query may hold markup) with the
+    characters ``matcher`` matched in its style (``Matcher.highlight`` parses markup)."""
+    content = Content(name)
+    _score, offsets = matcher.fuzzy_search.match(matcher.query, name)
+    for offset in offsets:
+        if not name[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 def rank(

@@ -40,6 +40,7 @@ from parsers.symbols import load_system_map
 from parsers.types import TypeProfile, profile_from_btf
 from parsers.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
+from tests.fuzz.serve_target import check_serve, serve_inputs
 
 #: A single input taking longer than this is a hang.
 HANG_SECONDS = 20.0
@@ -664,5 +665,6 @@ TARGETS: dict[str, Target] = {
         Target("walk", stack_contents, check_walk),
         Target("kernel", lambda: memory_mutated(_seed("elf")), dump_target("kernel")),
         Target("cli", lambda: mutated(_seed("elf"), 2) | memory_mutated(_seed("elf")), check_cli),
+        Target("serve", serve_inputs, check_serve),
     )
 }

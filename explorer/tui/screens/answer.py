@@ -6,6 +6,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
@@ -101,7 +102,9 @@ class AnswerForm(ModalScreen[Guess | str | None]):
         try:
             frame = parse_frame(self.query_one("#answer-frame", Input).value, self.steps)
         except ValueError as exc:
-            error.update(f"frame: {exc}" if "#" in str(exc) else "frame: a number, end or none")
+            error.update(
+                Content(f"frame: {exc}" if "#" in str(exc) else "frame: a number, end or none")
+            )
             error.display = True
             return None
         rule = str(self.query_one("#answer-rule", Select).value)

@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Header, Static, Tab, Tabs
 
+from explorer.tui.markup import markup
 from explorer.tui.session import Session
 from explorer.tui.widgets.error import error_text
 from explorer.tui.widgets.footer import KeyFooter
@@ -62,14 +63,19 @@ class LowcoreScreen(Screen[None]):
             rows = self.session.lowcore(cpu)
         except DumpError as exc:
             table.empty()
-            note.update(f"[$text-error]{error_text(exc)}[/]")
+            note.update(markup("[$text-error]$error[/]", error=error_text(exc)))
             return
         prefix = cpu.registers.prefix or 0
         note.update(
-            f"CPU {number}: lowcore at absolute 0x{prefix:x} (prefix register), "
-            f"{len(rows)} values, layout from {self.session.kernel.lowcore_source}. "
-            "[$text-muted]Old PSWs: where the last interrupt of each kind struck; "
-            "new PSWs: where the handlers are.[/]"
+            markup(
+                "CPU $cpu: lowcore at absolute $prefix (prefix register), $n values, layout "
+                "from $source. [$text-muted]Old PSWs: where the last interrupt of each kind "
+                "struck; new PSWs: where the handlers are.[/]",
+                cpu=number,
+                prefix=f"0x{prefix:x}",
+                n=len(rows),
+                source=self.session.kernel.lowcore_source,
+            )
         )
         table.show(self.session, cpu, rows)
 

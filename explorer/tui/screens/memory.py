@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from explorer.analysis import TaskAnalysis
+from explorer.tui.markup import markup
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.session import Session
 from explorer.tui.widgets.footer import KeyFooter
@@ -93,10 +94,14 @@ class MemoryScreen(Screen[None]):
 
     def _title(self) -> None:
         space = self.query_one(HexView).space.name
-        about = f" · annotated: {escape(self.about)}" if self.about else ""
+        about = f" · annotated: {self.about}" if self.about else ""
         self.query_one("#mem-title", Static).update(
-            f"[b]{space}[/b] addresses{about} · [$text-muted]enter follows a pointer, "
-            "backspace returns[/]"
+            markup(
+                "[b]$space[/b] addresses$about · [$text-muted]enter follows a pointer, "
+                "backspace returns[/]",
+                space=space,
+                about=about,
+            )
         )
 
     def on_hex_view_moved(self, event: HexView.Moved) -> None:
@@ -106,27 +111,27 @@ class MemoryScreen(Screen[None]):
     def _status(self, address: int) -> None:
         hexview = self.query_one(HexView)
         value = hexview.word(address)
-        parts = [f"0x{address:x}"]
+        parts: list[Content | str] = [f"0x{address:x}"]
         if value is None:
-            parts.append("[$text-error]not in the dump[/]")
+            parts.append(markup("[$text-error]not in the dump[/]"))
         else:
             parts.append(f"= 0x{value:x}")
             sym = self.session.text_symbol(value)
             if sym:
-                parts.append(f"[$text-accent]{escape(sym)}[/]")
+                parts.append(markup("[$text-accent]$sym[/]", sym=sym))
             task = self.session.task_at(value)
             if task is not None:
-                parts.append(f"task {escape(task.comm)}:{task.pid}")
+                parts.append(f"task {task.comm}:{task.pid}")
         note = hexview.notes.get(address)
         if note:
-            parts.append(f"[$text-warning]{escape(note)}[/]")
+            parts.append(markup("[$text-warning]$note[/]", note=note))
         if hexview.space.name == "virtual":
             try:
                 physical = self.session.kernel.space.translate(address)
-                parts.append(f"[$text-muted]physical 0x{physical:x}[/]")
+                parts.append(markup("[$text-muted]physical $p[/]", p=f"0x{physical:x}"))
             except DumpError:
-                parts.append("[$text-muted]not mapped[/]")
-        self.query_one("#mem-status", Static).update("  ".join(parts))
+                parts.append(markup("[$text-muted]not mapped[/]"))
+        self.query_one("#mem-status", Static).update(Content("  ").join(parts))
 
     def action_goto(self) -> None:
         """Ask for an address or a symbol."""
@@ -136,7 +141,7 @@ class MemoryScreen(Screen[None]):
                 return
             address = self.session.resolve(text)
             if address is None:
-                self.notify(f"no such address or symbol: {text}", severity="warning")
+                self.notify(f"no such address or symbol: {text}", severity="warning", markup=False)
                 return
             self.query_one(HexView).goto(address)
 

@@ -8,6 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Header, Input, Label, ProgressBar
@@ -159,7 +160,7 @@ class OverviewScreen(Screen[None]):
     # -- messages --------------------------------------------------------------------------------
     def on_overview_screen_progress(self, event: Progress) -> None:
         """Show progress."""
-        self.query_one("#status-text", Label).update(event.what)
+        self.query_one("#status-text", Label).update(Content(event.what))
         self.query_one(ProgressBar).update(total=event.total, progress=event.done)
 
     def on_overview_screen_load_failed(self, event: LoadFailed) -> None:
@@ -176,7 +177,9 @@ class OverviewScreen(Screen[None]):
             "Check the file, or name the symbols: backchain DUMP --map System.map. "
             "Press ? for help, q to quit.",
         )
-        self.notify(error_text(event.error), title="cannot open the dump", severity="error")
+        self.notify(
+            error_text(event.error), title="cannot open the dump", severity="error", markup=False
+        )
 
     def on_overview_screen_loaded(self, event: Loaded) -> None:
         """Show the card and start checking every task."""
@@ -190,9 +193,9 @@ class OverviewScreen(Screen[None]):
         table.rebuild()
         table.focus()
         for forced in event.session.kernel.forced:  # --force used another kernel's file
-            self.notify(forced, title="--force", severity="error", timeout=30)
+            self.notify(forced, title="--force", severity="error", timeout=30, markup=False)
         for warning in event.session.scan.warnings:
-            self.notify(warning, severity="warning")
+            self.notify(warning, severity="warning", markup=False)
         self.recheck()
         self.explorer.opened(event.session)
 
@@ -300,7 +303,7 @@ class OverviewScreen(Screen[None]):
         """``s``: sort by the next column (or click a header)."""
         table = self.query_one(TaskTable)
         table.sort_next()
-        self.notify(f"sorted by {table.sort_key}", timeout=1.5)
+        self.notify(f"sorted by {table.sort_key}", timeout=1.5, markup=False)
 
     @on(DataTable.RowSelected, "#tasks")
     def _open(self, event: DataTable.RowSelected) -> None:

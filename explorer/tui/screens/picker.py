@@ -70,7 +70,7 @@ class ScenarioPicker(Screen[None]):
     def _open(self, name: str | None) -> None:
         scenario = next((s for s in self.scenarios if s.name == name), None)
         if scenario is not None:
-            self.notify(f"building scenario {scenario.name}…", timeout=2)
+            self.notify(f"building scenario {scenario.name}…", timeout=2, markup=False)
             self.build(scenario)
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)

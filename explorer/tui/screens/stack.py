@@ -6,14 +6,16 @@ the cursor in the walk shows that step everywhere else.
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
@@ -21,8 +23,11 @@ from explorer.analysis import TaskAnalysis
 from explorer.code.model import not_after_call
 from explorer.code.pane import CodeView, code_view
 from explorer.report import walk_markdown
+from explorer.results import ENV_SESSION
 from explorer.tasks import Task, cpu_column
 from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.tui.export import export_name, write_new
+from explorer.tui.markup import markup
 from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
@@ -44,15 +49,20 @@ NARROW = 110
 PANES = ("checks", "inspector", "map")
 
 
-def task_title(a: TaskAnalysis) -> str:
+def task_title(a: TaskAnalysis) -> Content:
     """``PID 1 init (S) task 0x… CPU - · rules current``."""
     t = a.task
-    cpu = cpu_column(t)
     kind = " kthread" if t.is_kthread else ""
-    return (
-        f"[b]PID {t.pid}[/b] [b $text-accent]{escape(t.comm)}[/] ({t.state}{kind}) · "
-        f"task 0x{t.address:x} · CPU {cpu} · started from {a.walk.start} · "
-        f"rules [b]{a.walk.era}[/b]"
+    return markup(
+        "[b]PID $pid[/b] [b $text-accent]$comm[/] ($state) · task $task · CPU $cpu · "
+        "started from $start · rules [b]$era[/b]",
+        pid=t.pid,
+        comm=t.comm,
+        state=f"{t.state}{kind}",
+        task=f"0x{t.address:x}",
+        cpu=cpu_column(t),
+        start=a.walk.start,
+        era=a.walk.era,
     )
 
 
@@ -154,7 +164,9 @@ class StackScreen(Screen[None]):
             if ex.scenario is not None and ex.scenario.pid == self.shown_task.pid:
                 differs = expected_differs(self.analysis.verdict, ex.scenario.answer)
                 if differs:
-                    self.notify(differs, title="scenario answer differs", severity="error")
+                    self.notify(
+                        differs, title="scenario answer differs", severity="error", markup=False
+                    )
 
     def _verdict(self) -> None:
         bar = self.query_one(VerdictBar)
@@ -258,11 +270,11 @@ class StackScreen(Screen[None]):
             try:
                 index = int(text.lstrip("#"))
             except ValueError:
-                self.notify(f"not a frame number: {text}", severity="warning")
+                self.notify(f"not a frame number: {text}", severity="warning", markup=False)
                 return
             steps = len(self.analysis.walk.steps)
             if not 0 <= index < steps:
-                self.notify(f"frames are #0..#{steps - 1}", severity="warning")
+                self.notify(f"frames are #0..#{steps - 1}", severity="warning", markup=False)
                 return
             self.walk.reveal(max(self.walk.revealed, index + 1), cursor=index)
 
@@ -293,7 +305,9 @@ class StackScreen(Screen[None]):
             tries = ex.attempts(self.shown_task.address)
             self._reveal(f"Right: {answer.text}" + ("" if tries == 1 else f" (try {tries})"))
         else:
-            self.notify(judgement.hint, title=f"not quite: {answer.text}", severity="warning")
+            self.notify(
+                judgement.hint, title=f"not quite: {answer.text}", severity="warning", markup=False
+            )
             self._verdict()
 
     def action_reveal(self) -> None:
@@ -323,41 +337,35 @@ class StackScreen(Screen[None]):
         self.app.push_screen(DebriefScreen(text, title))
 
     def action_export(self) -> None:
-        """Write the walk as Markdown and say where (a scenario's story first)."""
+        """The walk as Markdown (a scenario's story first), under a name the tool chooses: a
+        download in the browser when served (nothing written on the server), else a new
+        file in the working directory."""
         t = self.shown_task
         ex = self.exercise
         if ex is not None and self.hidden:
             self.notify("answer (a) or reveal (R) first: the export has the verdict")
             return
-        chosen = self.explorer.export_dir
-        folder = Path(chosen or Path(self.session.kernel.path).parent).resolve()
         story = ex.scenario_markdown() if ex is not None else ""
-        prefix = f"{ex.scenario.name}-" if ex is not None and ex.scenario is not None else ""
-        default = folder / f"backchain-{prefix}{t.pid}-{t.comm.replace('/', '_')}.md"
-
-        def write(answer: str | None) -> None:
-            if answer is None:
-                return
-            path = Path(answer).expanduser()
-            if path.is_dir():
-                path = path / default.name
-            try:
-                text = story + walk_markdown(self.session.kernel, self.analysis)
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
-                return
-            self.sub_title = f"{self.session.label} · exported {path.name}"
-            self.notify(f"walk written to {path}", title="exported", timeout=4)
-
-        self.app.push_screen(
-            Prompt(
-                "export the walk as Markdown to",
-                hint="enter writes, escape cancels",
-                value=str(default),
-            ),
-            write,
-        )
+        scenario = ex.scenario.name if ex is not None and ex.scenario is not None else None
+        text = story + walk_markdown(self.session.kernel, self.analysis)
+        if self.app.is_web:
+            name = export_name(t.pid, t.comm, scenario, os.environ.get(ENV_SESSION) or None)
+            self.app.deliver_text(
+                io.StringIO(text), save_filename=name, mime_type="text/markdown", encoding="utf-8"
+            )
+            self.sub_title = f"{self.session.label} · exported {name}"
+            self.notify(
+                f"walk sent to your browser as {name}", title="exported", timeout=4, markup=False
+            )
+            return
+        folder = Path(self.explorer.export_dir or os.getcwd())
+        try:
+            path = write_new(folder, export_name(t.pid, t.comm, scenario), text)
+        except OSError as exc:
+            self.notify(f"cannot write in {folder}: {exc.strerror}", severity="error", markup=False)
+            return
+        self.sub_title = f"{self.session.label} · exported {path.name}"
+        self.notify(f"walk written to {path}", title="exported", timeout=4, markup=False)
 
     def action_memory(self) -> None:
         """Open the memory view at the current frame."""
@@ -381,4 +389,4 @@ class StackScreen(Screen[None]):
         if self.pane == "map":  # sized only once shown: scroll to the current frame then
             self.call_after_refresh(self.query_one(RegionsMap).show, self.walk.current)
         if self.has_class("-narrow"):
-            self.notify(f"showing {self.pane}", timeout=1)
+            self.notify(f"showing {self.pane}", timeout=1, markup=False)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import textwrap
 
-from rich.markup import escape
+from textual.content import Content
 from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.reliable import EXPLANATIONS, RULES
+from explorer.tui.markup import join_lines, markup
 from explorer.unwind import Check
 
 MARKS = {True: "✓", False: "✗", None: "•"}
@@ -60,20 +61,20 @@ def livepatch_rules(a: TaskAnalysis, row: int) -> list[tuple[str, bool | None, s
     return [(rule, True, text) for rule, text in FRAME_RULES.items()]
 
 
-#: A line of the pane: markup shown as is, or (text, style, first indent, other indent) that is
-#: wrapped to the pane's width with a hanging indent.
-Line = str | tuple[str, str, str, str]
+#: A line of the pane: content shown as is, or (plain text, style, first indent, other indent)
+#: that is wrapped to the pane's width with a hanging indent.
+Line = Content | tuple[str, str, str, str]
 
 
-def wrap(text: str, style: str, width: int, first: str = "  ", rest: str = "  ") -> list[str]:
-    """``text`` wrapped to ``width`` with a hanging indent, each line in ``style``."""
+def wrap(text: str, style: str, width: int, first: str = "  ", rest: str = "  ") -> list[Content]:
+    """``text`` (plain, never markup) wrapped to ``width`` with a hanging indent, each line
+    in ``style``."""
     room = max(width - len(rest), 12)
     parts = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
-    out = []
-    for i, part in enumerate(parts):
-        body = escape(part) if not style else f"[{style}]{escape(part)}[/]"
-        out.append((first if i == 0 else rest) + body)
-    return out
+    return [
+        Content(first if i == 0 else rest) + Content.styled(part, style)
+        for i, part in enumerate(parts)
+    ]
 
 
 class ChecksPane(Static):
@@ -101,11 +102,13 @@ class ChecksPane(Static):
         steps = a.walk.steps
         checks: tuple[Check, ...] = steps[row].checks if row < len(steps) else a.walk.end.checks
         where = f"frame #{row}" if row < len(steps) else "the end of the walk"
-        lines: list[Line] = [f"[b]unwinder[/b] [$text-muted]unwind_bc.c, {where}[/]"]
+        lines: list[Line] = [
+            markup("[b]unwinder[/b] [$text-muted]unwind_bc.c, $where[/]", where=where)
+        ]
         failing: list[Line] = []  # shown first, so the failing rule is visible unscrolled
         self.failing = None
         if not checks:
-            lines.append("[$text-muted]• no checks recorded for this step[/]")
+            lines.append(markup("[$text-muted]• no checks recorded for this step[/]"))
         for c in checks:
             block = self._check(c.id, c.ok, c.reason)
             if c.ok is False:
@@ -116,8 +119,8 @@ class ChecksPane(Static):
                 failing += block
             else:
                 lines += block
-        lines.append("")
-        lines.append("[b]livepatch[/b] [$text-muted]arch_stack_walk_reliable[/]")
+        lines.append(Content())
+        lines.append(markup("[b]livepatch[/b] [$text-muted]arch_stack_walk_reliable[/]"))
         for rule, ok, text in livepatch_rules(a, row):
             if ok is False:
                 self.failing = self.failing or rule
@@ -131,20 +134,22 @@ class ChecksPane(Static):
                     FRAME_RULES.get(rule, rule), ok, "" if rule in FRAME_RULES else text
                 )
         if failing:
-            lines = ["[b $text-error]fails here[/]", *failing, "", *lines]
+            lines = [markup("[b $text-error]fails here[/]"), *failing, Content(), *lines]
         self._show(lines)
 
     def hide(self, placeholder: str) -> None:
         """Exercise mode: no marks and no verdict, only the rules to think about."""
         self.failing = None
-        lines: list[Line] = [f"[b $text-accent]{escape(placeholder)}[/]", ""]
-        lines.append("[b]livepatch[/b] [$text-muted]checks every frame, in this order:[/]")
+        lines: list[Line] = [markup("[b $text-accent]$shown[/]", shown=placeholder), Content()]
+        lines.append(markup("[b]livepatch[/b] [$text-muted]checks every frame, in this order:[/]"))
         for rule, text in FRAME_RULES.items():
             lines += self._check(rule, None, text)
-        lines.append("[b]then[/b] [$text-muted]the walk must end without an unwind error[/]")
+        lines.append(
+            markup("[b]then[/b] [$text-muted]the walk must end without an unwind error[/]")
+        )
         lines += self._check("unwind_error", None, "and a running task is never checked")
-        lines.append("")
-        lines.append("[$text-muted]a answers (frame and rule) · R reveals[/]")
+        lines.append(Content())
+        lines.append(markup("[$text-muted]a answers (frame and rule) · R reveals[/]"))
         self._show(lines)
 
     def on_resize(self) -> None:
@@ -154,19 +159,19 @@ class ChecksPane(Static):
     def _show(self, lines: list[Line]) -> None:
         self._lines = lines
         width = self.size.width or 10_000
-        out: list[str] = []
+        out: list[Content] = []
         for line in lines:
-            if isinstance(line, str):
+            if isinstance(line, Content):
                 out.append(line)
             else:
                 out += wrap(line[0], line[1], width, line[2], line[3])
-        self.update("\n".join(out))
+        self.update(join_lines(out))
 
     @staticmethod
     def _check(rule: str, ok: bool | None, text: str) -> list[Line]:
         colour = COLOURS[ok]
         style = f"b {colour}" if ok is False else colour
-        out: list[Line] = [f"[{style}]{MARKS[ok]} {escape(rule)}[/]"]
+        out: list[Line] = [Content.styled(f"{MARKS[ok]} {rule}", style)]
         if text:
             out.append((text, style if ok is False else "", "  ", "  "))
         return out

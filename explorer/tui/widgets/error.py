@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.widgets import Static
 
+from explorer.tui.markup import markup
 from explorer.tui.session import short_paths
 from parsers.errors import DumpError
 
@@ -34,8 +34,8 @@ class ErrorPanel(Static):
     def show(self, title: str, exc: BaseException, hint: str = "") -> None:
         """Display ``exc`` under ``title``."""
         self.border_title = title
-        body = f"[b $text-error]{escape(error_text(exc))}[/]"
+        body = markup("[b $text-error]$error[/]", error=error_text(exc))
         if hint:
-            body += f"\n\n{escape(hint)}"
+            body += "\n\n" + hint
         self.update(body)
         self.display = True

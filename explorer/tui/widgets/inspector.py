@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
 from explorer.code.pane import CodeView
+from explorer.tui.markup import join_lines, markup
 from explorer.unwind import Step
 from parsers.records import PtRegs, StackFrame
 
@@ -29,8 +30,9 @@ EMPTY, SLOT, R14, R15, CHAIN = (
 
 
 def short(symbol: str) -> str:
-    """``name+0xoff`` without the ``/0xsize`` suffix."""
-    return symbol.partition("/")[0]
+    """``name+0xoff`` without the ``/0xsize`` suffix (a ``/`` in the name stays)."""
+    head, slash, size = symbol.rpartition("/")
+    return head if slash and size.startswith("0x") else symbol
 
 
 def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:
@@ -43,12 +45,12 @@ def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:
     return out
 
 
-def hex_lines(words: list[tuple[int, int, str]]) -> list[str]:
+def hex_lines(words: list[tuple[int, int, str]]) -> list[Content]:
     """Two big-endian words per line, each in its field's colour."""
     lines = []
     for i in range(0, len(words), 2):
-        cells = " ".join(f"[{c}]{v:016x}[/]" for _, v, c in words[i : i + 2])
-        lines.append(f"[$text-muted]+{words[i][0]:02x}[/] {cells}")
+        cells = Content(" ").join(Content.styled(f"{v:016x}", c) for _, v, c in words[i : i + 2])
+        lines.append(Content.styled(f"+{words[i][0]:02x}", "$text-muted") + " " + cells)
     return lines
 
 
@@ -58,31 +60,31 @@ _R14_PREFIX = 34
 
 def frame_fields(
     step: Step, next_sp: int | None, symbolize: Symbolize, width: int = 10_000
-) -> list[str]:
+) -> list[Content]:
     """The frame's fields with what each means for the walk; the r14 symbol fits ``width``
     cells with its name cut by "…", never its offset (:func:`explorer.tui.fit.fit_symbol`)."""
     from explorer.tui.fit import fit_symbol
 
     f = step.frame
     assert f is not None
-    lines = [f"[b]fields[/b] of struct stack_frame at 0x{f.address:x}"]
+    lines = [markup("[b]fields[/b] of struct stack_frame at $at", at=f"0x{f.address:x}")]
     nonzero = [(i, v) for i, v in enumerate(f.empty) if v]
-    lines.append(f"[{EMPTY}]empty[9]: unused by C (KVM: sie_*)[/]")
+    lines.append(Content.styled("empty[9]: unused by C (KVM: sie_*)", EMPTY))
     if not nonzero:
-        lines.append(f"[{EMPTY}]    all zero[/]")
+        lines.append(Content.styled("    all zero", EMPTY))
     for i, v in nonzero:
-        lines.append(f"[{EMPTY}]+{i * 8:02x} empty[{i}]   {v:016x}[/]")
+        lines.append(Content.styled(f"+{i * 8:02x} empty[{i}]   {v:016x}", EMPTY))
     for n, v in enumerate(f.gprs, start=6):
         off = 0x48 + (n - 6) * 8
         if n == 14:
             sym = symbolize(v)
             room = max(width - _R14_PREFIX, 8)
-            note = f"← {escape(fit_symbol(short(sym), room))}" if sym else "not kernel text"
-            lines.append(f"[{R14}]+{off:02x} r14        {v:016x}[/] {note}")
+            note = f"← {fit_symbol(short(sym), room)}" if sym else "not kernel text"
+            lines.append(Content.styled(f"+{off:02x} r14        {v:016x}", R14) + " " + note)
         elif n == 15:
-            lines.append(f"[{R15}]+{off:02x} r15        {v:016x}[/]")
+            lines.append(Content.styled(f"+{off:02x} r15        {v:016x}", R15))
         else:
-            lines.append(f"[{SLOT}]+{off:02x} r{n:<10}{v:016x}[/]")
+            lines.append(Content.styled(f"+{off:02x} r{n:<10}{v:016x}", SLOT))
     bc = f.back_chain
     if bc == 0:
         note = f"pt_regs at {f.address + 160:x}?"
@@ -90,32 +92,35 @@ def frame_fields(
         note = "→ next frame"
     else:
         note = "→ caller"
-    lines.append(f"[{CHAIN}]+98 back_chain {bc:016x}[/] {note}")
+    lines.append(Content.styled(f"+98 back_chain {bc:016x}", CHAIN) + " " + note)
     return lines
 
 
-def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4) -> list[str]:
+def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4) -> list[Content]:
     """A decoded pt_regs: PSW bits, GPRs (``per_row`` a line: 2 fit 80 columns without
     wrapping), interruption code, last break."""
     psw = regs.psw
-    where = "user space" if regs.user_mode else escape(symbolize(psw.addr) or "?")
+    where = "user space" if regs.user_mode else symbolize(psw.addr) or "?"
     kind = "USER-mode" if regs.user_mode else "kernel-mode"
     lines = [
-        f"[b $text-warning]{title}: {kind} pt_regs at 0x{regs.address:x}[/] ({regs.size} bytes)",
-        f"PSW  [b]0x{psw.mask:016x} 0x{psw.addr:016x}[/b] {where}",
-        f"     [$text-muted]{escape(psw.describe())}[/]",
+        Content.styled(f"{title}: {kind} pt_regs at 0x{regs.address:x}", "b $text-warning")
+        + f" ({regs.size} bytes)",
+        markup("PSW  [b]$psw[/b] $where", psw=f"0x{psw.mask:016x} 0x{psw.addr:016x}", where=where),
+        Content("     ") + Content.styled(psw.describe(), "$text-muted"),
     ]
     for row in range(0, 16, per_row):
         words = " ".join(f"{g:016x}" for g in regs.gprs[row : row + per_row])
-        lines.append(f"r{row:<2}-r{row + per_row - 1:<2} {words}")
+        lines.append(Content(f"r{row:<2}-r{row + per_row - 1:<2} {words}"))
     flags = ",".join(regs.flag_names) or "-"
     lines.append(
-        f"int_code 0x{regs.int_code:08x} (ilc {regs.ilc}, code 0x{regs.code:04x})  "
-        f"orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
+        Content(
+            f"int_code 0x{regs.int_code:08x} (ilc {regs.ilc}, code 0x{regs.code:04x})  "
+            f"orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
+        )
     )
     if regs.last_break is not None:
         lb = symbolize(regs.last_break) or "not kernel text"
-        lines.append(f"last_break 0x{regs.last_break:016x} {escape(lb)}")
+        lines.append(Content(f"last_break 0x{regs.last_break:016x} {lb}"))
     return lines
 
 
@@ -128,15 +133,15 @@ _ROLE = {
 }
 
 
-def code_lines(view: CodeView) -> list[str]:
+def code_lines(view: CodeView) -> list[Content]:
     """The code pane: the instructions around the ip, the call or its absence marked."""
-    lines = [f"[b]{escape(view.title)}[/b]"]
+    lines = [Content.styled(view.title, "b")]
     width = max((len(r.where or "") for r in view.rows), default=0)
     for r in view.rows:
         tag, style = _ROLE[r.role]
-        lines.append(f"[{style}]{tag:>4} {escape(r.where or '')!s:<{width}}  {escape(r.text)}[/]")
+        lines.append(Content.styled(f"{tag:>4} {r.where or '':<{width}}  {r.text}", style))
     good = "$text-success" if view.ok else "b $text-error" if view.ok is False else "$text-muted"
-    lines += [f"[{good}]  {escape(note)}[/]" for note in view.notes]
+    lines += [Content.styled(f"  {note}", good) for note in view.notes]
     return lines
 
 
@@ -186,15 +191,19 @@ class FrameInspector(VerticalScroll):
         fields, hexdump, regs = (
             self.query_one(f"#frame-{n}", Static) for n in ("fields", "hex", "regs")
         )
-        regs_text: list[str] = []
+        regs_text: list[Content] = []
         if row < len(steps):
             step = steps[row]
             nxt = steps[row + 1].sp if row + 1 < len(steps) else None
             if step.frame is not None:
-                fields.update("\n".join(frame_fields(step, nxt, symbolize, self._fields_width())))
-                hexdump.update("\n".join(["[b]hex[/b]", *hex_lines(frame_words(step.frame))]))
+                fields.update(join_lines(frame_fields(step, nxt, symbolize, self._fields_width())))
+                hexdump.update(
+                    join_lines([markup("[b]hex[/b]"), *hex_lines(frame_words(step.frame))])
+                )
             else:
-                fields.update(f"[$text-error]frame at 0x{step.sp:x} is not readable[/]")
+                fields.update(
+                    Content.styled(f"frame at 0x{step.sp:x} is not readable", "$text-error")
+                )
                 hexdump.update("")
             if step.regs is not None and step.regs.address:
                 regs_text = regs_lines(
@@ -202,29 +211,31 @@ class FrameInspector(VerticalScroll):
                 )
         else:
             end = a.walk.end
-            how = "" if hidden else f": {escape(end.kind)}"
-            fields.update(f"[b]end of the walk[/b] at sp 0x{end.sp:x}{how}")
+            how = "" if hidden else f": {end.kind}"
+            fields.update(
+                markup("[b]end of the walk[/b] at sp $sp$how", sp=f"0x{end.sp:x}", how=how)
+            )
             hexdump.update("")
             if end.regs is not None:
                 regs_text = regs_lines(
                     end.regs, symbolize, "above" if hidden else "final", self._regs_per_row()
                 )
-        regs.update("\n".join(regs_text))
+        regs.update(join_lines(regs_text))
         regs.display = bool(regs_text)
         view = code(steps[row]) if code is not None and row < len(steps) else None
         pane = self.query_one("#frame-code", Static)
-        pane.update("\n".join(code_lines(view)) if view is not None else "")
+        pane.update(join_lines(code_lines(view)) if view is not None else "")
         pane.display = view is not None
 
-    def show_source(self, lines: list[str]) -> None:
+    def show_source(self, lines: list[Content]) -> None:
         """The frame's function, source line, inline functions (and code with --source)."""
         block = self.query_one("#frame-source", Static)
-        block.update("\n".join(lines))
+        block.update(join_lines(lines))
         block.display = bool(lines)
 
 
-def source_block(source: Any, steps: Sequence[Step], row: int, context: int = 3) -> list[str]:
-    """Markup lines for a frame from :class:`explorer.debuginfo.lines.FrameSource`: where in
+def source_block(source: Any, steps: Sequence[Step], row: int, context: int = 3) -> list[Content]:
+    """Lines for a frame from :class:`explorer.debuginfo.lines.FrameSource`: where in
     the source each inline function and the function are (innermost first), and with a
     source tree the lines around the innermost place."""
     if row >= len(steps):
@@ -232,19 +243,25 @@ def source_block(source: Any, steps: Sequence[Step], row: int, context: int = 3)
     if not source.available:
         if not source.requested:
             return []  # no vmlinux given: nothing to say in every frame
-        return [f"[$text-muted]source lines: none ({escape(source.why or '?')})[/]"]
+        return [Content.styled(f"source lines: none ({source.why or '?'})", "$text-muted")]
     found = source.for_step(steps[row])
     if found.function is None:
-        return [f"[$text-muted]no source line: {escape(found.why or '?')}[/]"]
-    out = ["[b]source[/b]"]
+        return [Content.styled(f"no source line: {found.why or '?'}", "$text-muted")]
+    out = [markup("[b]source[/b]")]
     for f in found.inlined:
         out.append(
-            f"  {escape(str(f.source or '?'))} [$text-muted]inlined[/] [b]{escape(f.function)}[/b]"
+            markup(
+                "  $at [$text-muted]inlined[/] [b]$function[/b]",
+                at=str(f.source or "?"),
+                function=f.function,
+            )
         )
-    out.append(f"  {escape(str(found.source or '?'))} in [b]{escape(found.function)}[/b]")
+    out.append(
+        markup("  $at in [b]$function[/b]", at=str(found.source or "?"), function=found.function)
+    )
     where = found.inlined[0].source if found.inlined else found.source
     if where is not None:
         for n, text in source.text_of(where, context):
-            mark = "[b $text-accent]>[/]" if n == where.line else " "
-            out.append(f"  {mark}{n:>6}  {escape(text.expandtabs(8).rstrip())}")
+            mark = Content.styled(">", "b $text-accent") if n == where.line else Content(" ")
+            out.append(Content("  ") + mark + f"{n:>6}  {text.expandtabs(8).rstrip()}")
     return out

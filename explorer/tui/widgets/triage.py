@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
 from textual.widgets import Static
 
+from explorer.tui.markup import join_lines, markup
 from explorer.tui.session import Session
 
 MAX_CPU_LINES = 4
@@ -40,41 +40,63 @@ class TriageCard(Static):
         f = session.facts
         sym = f["symbols"]
         symbols = (
-            f"{sym['count']} symbols from {escape(sym['source'].split()[0])}"
+            markup(
+                "$count symbols from $source", count=sym["count"], source=sym["source"].split()[0]
+            )
             if sym
-            else "[$text-warning]no symbols[/] (pass --map or --vmlinux)"
+            else markup("[$text-warning]no symbols[/] (pass --map or --vmlinux)")
         )
         crash = "" if not f["crash_time"] else f" · crash time {f['crash_time']}"
+        cpus = f"{len(f['cpus'])} CPU{'' if len(f['cpus']) == 1 else 's'}{crash}"
         lines = [
-            f"[b]{escape(session.label)}[/b] · [b $text-accent]{escape(f['release'] or '?')}[/]"
-            f" · {_size(f['memory']['size'])} · {len(f['cpus'])} "
-            f"CPU{'' if len(f['cpus']) == 1 else 's'}{crash}",
-            f"{escape(f['format'])} · {symbols}",
+            markup(
+                "[b]$label[/b] · [b $text-accent]$release[/] · $size · $cpus",
+                label=session.label,
+                release=f["release"] or "?",
+                size=_size(f["memory"]["size"]),
+                cpus=cpus,
+            ),
+            markup("$format · ", format=f["format"]) + symbols,
         ]
         if session.kernel.forced:  # --force: a file of another kernel is in use
             lines.append(
-                f"[b $text-error]FORCED[/] {len(session.kernel.forced)} file(s) of another "
-                "kernel in use (--force): names and offsets may be wrong"
+                markup(
+                    "[b $text-error]FORCED[/] $n file(s) of another kernel in use (--force): "
+                    "names and offsets may be wrong",
+                    n=len(session.kernel.forced),
+                )
             )
         panic = f.get("panic")
         if panic:
             cpu = f"on CPU {panic['cpu']}: " if panic["cpu"] is not None else ""
-            lines.append(f"[b $text-error]PANIC[/] {cpu}{escape(panic['message'] or '')}")
+            lines.append(
+                markup(
+                    "[b $text-error]PANIC[/] $cpu$message", cpu=cpu, message=panic["message"] or ""
+                )
+            )
         for c in f["cpus"][:MAX_CPU_LINES]:
             psw = c["psw"]
             state = cpu_state(psw)
             colour = "b $text-error" if "disabled" in state else "$text-muted"
-            where = "" if psw["user_mode"] else escape(psw["symbol"] or psw["addr"])
-            task = self._task_name(session, c["current_task"])
             lines.append(
-                f"CPU {c['cpu']:<2} [{colour}]{state:<13}[/] {where}  [$text-muted]task[/] {task}"
+                markup(
+                    f"CPU $cpu [{colour}]$state[/] $where  [$text-muted]task[/] $task",
+                    cpu=f"{c['cpu']:<2}",
+                    state=f"{state:<13}",
+                    where="" if psw["user_mode"] else psw["symbol"] or psw["addr"],
+                    task=self._task_name(session, c["current_task"]),
+                )
             )
             if c["problem"]:
-                lines.append(f"       [$text-warning]! {escape(c['problem'])}[/]")
+                lines.append(markup("       [$text-warning]! $problem[/]", problem=c["problem"]))
         more = len(f["cpus"]) - MAX_CPU_LINES
         if more > 0:
-            lines.append(f"[$text-muted]… {more} more CPUs: press l for each CPU's lowcore[/]")
-        self.update("\n".join(lines))
+            lines.append(
+                markup(
+                    "[$text-muted]… $more more CPUs: press l for each CPU's lowcore[/]", more=more
+                )
+            )
+        self.update(join_lines(lines))
 
     @staticmethod
     def _task_name(session: Session, address: str | None) -> str:
@@ -83,4 +105,4 @@ class TriageCard(Static):
         task = session.task_at(int(address, 16))
         if task is None:
             return address
-        return f"{escape(task.comm)}:{task.pid}"
+        return f"{task.comm}:{task.pid}"  # plain text (a template value)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
+from textual.content import Content
 from textual.widgets import Static
 
 from explorer.analysis import TaskAnalysis
+from explorer.tui.markup import markup
 
 
-def verdict_line(a: TaskAnalysis) -> str:
-    """``RELIABLE`` or ``UNRELIABLE: rule at frame #n`` as markup."""
+def verdict_line(a: TaskAnalysis) -> Content:
+    """``RELIABLE`` or ``UNRELIABLE: rule at frame #n``."""
     v = a.verdict
     if v.reliable:
-        return "[b $text-success]RELIABLE[/]"
+        return markup("[b $text-success]RELIABLE[/]")
     where = "" if v.frame is None else f" at frame #{v.frame}"
     colour = "$text-warning" if v.rule == "task_running" else "$text-error"
-    return f"[b {colour}]UNRELIABLE: {escape(v.label)}{where}[/]"
+    return markup(f"[b {colour}]UNRELIABLE: $label[/]", label=f"{v.label}{where}")
 
 
 class VerdictBar(Static):
@@ -29,15 +30,21 @@ class VerdictBar(Static):
     def hide(self, placeholder: str, hint: str = "") -> None:
         """Exercise mode: a neutral ``placeholder`` instead of the verdict, and the last hint."""
         self.add_class("-hidden")
-        text = f"[b $text-accent]{escape(placeholder)}[/]  a answer · R reveal"
+        text = markup(
+            "[b $text-accent]$placeholder[/]  a answer · R reveal", placeholder=placeholder
+        )
         if hint:
-            text += f"\n[$text-warning]✗ {escape(hint)}[/]"
+            text += "\n" + markup("[$text-warning]✗ $hint[/]", hint=hint)
         self.update(text)
 
     def show(self, a: TaskAnalysis) -> None:
         """Display the verdict of ``a``."""
         self.remove_class("-hidden")
         self.update(
-            f"{verdict_line(a)}  [$text-muted]livepatch:[/] {escape(a.livepatch)}\n"
-            f"[$text-muted]{escape(a.verdict.message)}[/]"
+            verdict_line(a)
+            + markup(
+                "  [$text-muted]livepatch:[/] $livepatch\n[$text-muted]$message[/]",
+                livepatch=a.livepatch,
+                message=a.verdict.message,
+            )
         )
