@@ -366,3 +366,25 @@ def test_bt_gives_the_kernels_decision_during_a_transition(
     assert lines[50] == (
         "livepatch: kworker/0:1:50 would switch now (transition of klp_sleep, patching)"
     )
+
+
+def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
+    import asyncio
+
+    from explorer.tui.widgets.verdict import VerdictBar
+    from tests.test_tui import make_app, open_pid, plain, wait_checked
+
+    dump, _ = _stalled(tmp_path)
+
+    async def run() -> str:
+        app = make_app(dump, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_checked(app, pilot)
+            stack = await open_pid(app, pilot, 100)
+            return plain(stack.query_one(VerdictBar))
+
+    text = " ".join(asyncio.run(run()).split())
+    assert (
+        "livepatch: klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep "
+        "(frame #2: in the original do_nanosleep)"
+    ) in text
