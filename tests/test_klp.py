@@ -388,3 +388,22 @@ def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
         "livepatch: klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep "
         "(frame #2: in the original do_nanosleep)"
     ) in text
+
+
+def test_explorer_task_table_marks_the_blocking_tasks(tmp_path: Path) -> None:
+    import asyncio
+
+    from explorer.tui.widgets.tasks import TaskTable
+    from tests.test_tui import cells, make_app, wait_checked
+
+    dump, _ = _stalled(tmp_path)
+
+    async def run() -> dict[str, str]:
+        app = make_app(dump, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_checked(app, pilot)
+            table = app.overview.query_one(TaskTable)
+            return {cells(table, r)[0]: cells(table, r)[4] for r in range(table.row_count)}
+
+    verdicts = asyncio.run(run())
+    assert {pid for pid, v in verdicts.items() if v.endswith("· blocks klp")} == {"0", "100", "120"}

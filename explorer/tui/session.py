@@ -187,6 +187,12 @@ class Session:
         except DumpError:
             return None
 
+    def blocks_livepatch(self, a: TaskAnalysis) -> bool:
+        """Whether ``a``'s task blocks the livepatch transition in progress."""
+        transition = self.transition
+        decision = transition.decide(a) if transition is not None else None
+        return decision is not None and decision.blocks
+
     def livepatch_line(self, a: TaskAnalysis) -> str | None:
         """While a transition is in progress: the kernel's decision for ``a``'s task."""
         transition = self.transition
