@@ -53,29 +53,14 @@ SUITE = "bookworm-backports"
 #: The source of the bpo12-6.12-* samples' binary kernel (6.12.95+deb12-s390x).
 DEFAULT_VERSION = "6.12.95-1~bpo12+1"
 LOCALVERSION = "-klp"
-BUILD_PACKAGES = (
-    "gcc-s390x-linux-gnu",
-    "make",
-    "bc",
-    "flex",
-    "bison",
-    "libelf-dev",
-    "libssl-dev",
-    "dpkg-dev",
-    "dwarves",
-    "python3",
-)
+BUILD_PACKAGES = (*b510.BUILD_PACKAGES, "dwarves", "python3")  # pahole for BTF
 MAKE = ["make", "ARCH=s390", "CROSS_COMPILE=s390x-linux-gnu-"]
 TEST_MODULES = "tools/testing/selftests/livepatch/test_modules"
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
 #: ``scripts/config`` changes on top of ``defconfig``; every other ``=m`` of defconfig is
 #: turned off, so the only modules are the livepatch samples and the external ones.
-DISABLE = _names(
+DISABLE = b510._names(
     "NET DRM SOUND KVM VIRTUALIZATION BTRFS_FS XFS_FS EXT4_FS EXT2_FS EXT3_FS JBD2 OCFS2_FS "
     "GFS2_FS NFS_FS NFSD CIFS CEPH_FS FUSE_FS OVERLAY_FS SQUASHFS ISO9660_FS UDF_FS MSDOS_FS "
     "VFAT_FS NILFS2_FS F2FS_FS CONFIGFS_FS MD SCSI BLK_DEV_DM INFINIBAND VFIO VHOST "
@@ -91,7 +76,7 @@ DISABLE = _names(
     "SAMPLE_TRACE_PRINTK SAMPLE_FTRACE_DIRECT SAMPLE_FTRACE_DIRECT_MULTI SAMPLE_FTRACE_OPS "
     "LOCALVERSION_AUTO DEBUG_WX"
 )
-ENABLE = _names(
+ENABLE = b510._names(
     "MODULES MODULE_UNLOAD KPROBES LIVEPATCH SAMPLES DYNAMIC_DEBUG DEBUG_FS DEBUG_FS_ALLOW_ALL "
     "DEBUG_INFO DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT BPF_SYSCALL DEBUG_INFO_BTF "
     "DEBUG_INFO_BTF_MODULES KALLSYMS KALLSYMS_ALL VMAP_STACK HZ_250 PREEMPT_VOLUNTARY "
@@ -103,7 +88,7 @@ ENABLE = _names(
 MODULAR = ("SAMPLE_LIVEPATCH",)
 VALUES = {"HZ": "250", "NR_CPUS": "64"}
 #: Options that must come out as set for the samples to mean what they claim.
-REQUIRED = _names(
+REQUIRED = b510._names(
     "MODULES MODULE_UNLOAD LIVEPATCH DYNAMIC_DEBUG DEBUG_FS DEBUG_INFO DEBUG_INFO_BTF "
     "KALLSYMS_ALL VMAP_STACK HZ_250 PREEMPT_VOLUNTARY MAGIC_SYSRQ DEVTMPFS BLK_DEV_INITRD "
     "RD_GZIP SCLP_VT220_CONSOLE FUNCTION_GRAPH_TRACER HAVE_RELIABLE_STACKTRACE"
@@ -461,12 +446,7 @@ def make_sample(
 ) -> None:
     name = sc.sample.name
     timer = gr.Timer()
-    work = args.scratch / name
-    work.mkdir(parents=True, exist_ok=True)
-    for f in ("vmlinux", "System.map"):
-        link = work / f
-        link.unlink(missing_ok=True)
-        link.symlink_to(kernel.dir / f)
+    work = gr.work_folder(args.scratch, name, kernel)
     d, f = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644
     extra = [("lib", d, b""), ("lib/klp", d, b"")]
     extra += [(f"lib/klp/{m}.ko", f, (kernel.dir / "modules" / f"{m}.ko").read_bytes())

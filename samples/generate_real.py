@@ -990,6 +990,17 @@ def make_disk(path: Path, mib: int) -> None:
     run(["mkfs.ext4", "-q", "-F", "-L", "backchain", "-E", "root_owner=0:0", str(path)])
 
 
+def work_folder(scratch: Path, name: str, kernel: Kernel) -> Path:
+    """``scratch/name``, with links to the kernel's vmlinux and System.map."""
+    work = scratch / name
+    work.mkdir(parents=True, exist_ok=True)
+    for f in ("vmlinux", "System.map"):
+        link = work / f
+        link.unlink(missing_ok=True)
+        link.symlink_to(kernel.dir / f)
+    return work
+
+
 def boot_and_dump(
     kernel: Kernel, initrd: Path, sample: SampleSpec, work: Path, timer: Timer, boot_timeout: float
 ) -> dict:
@@ -1544,12 +1555,7 @@ def main(argv: list[str] | None = None) -> int:
                 total,
             )
         kernel = kernels[sample.kernel]
-        work = args.scratch / name
-        work.mkdir(parents=True, exist_ok=True)
-        for f in ("vmlinux", "System.map"):
-            link = work / f
-            link.unlink(missing_ok=True)
-            link.symlink_to(kernel.dir / f)
+        work = work_folder(args.scratch, name, kernel)
         timer = Timer()
         sample_initrd = initrd
         if sample.modules:

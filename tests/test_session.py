@@ -15,21 +15,12 @@ from explorer.cli import main
 from explorer.kernel import Kernel
 from explorer.tasks import TaskScan, find_tasks
 from parsers.symbols import load_system_map
+from tests.test_real_samples import MOVED  # tasks that ran between printout and dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
 BUSY = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
 PANIC = str(SAMPLES / "bpo12-6.12-panic" / "vmcore.zst")
-#: Tasks that ran between the guest's printout and the dump (see test_real_samples.MOVED).
-MOVED = {
-    "bpo12-6.12-busy": {1, 158, 159},
-    "bpo12-6.12-nmi": {1, 157, 158},
-    "bpo12-6.12-panic": {1, 155, 156},
-    "deb12-6.1-idle": {1, 14},
-    "rebuilt-5.10-busy": {1, 171, 172},
-    "deb12-6.1-modules": {1, 14, 120, 121},
-    "sid-7.2-modules": {1, 139, 140},
-}
 
 
 @cache
