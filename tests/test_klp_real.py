@@ -211,3 +211,16 @@ def test_damaged_copy_is_refused_in_one_line(
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1
     assert "livepatch state damaged" in err and words in err
+
+
+def test_klp_with_probed_types_refuses_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe infers no klp_* struct: klp says so (exit 2); check still runs."""
+    dump = str(SAMPLES / NAMES[0] / "vmcore.zst")
+    monkeypatch.setattr("explorer.sources.companions.companion_folders", lambda path: [])
+    assert main(["klp", dump, "--types", "probe"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "livepatch state unknown: struct klp_patch is not known from probe" in err
+    assert main(["check", dump, "--types", "probe"]) == 0

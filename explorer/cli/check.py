@@ -131,13 +131,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _transition(kernel: Any, scan: Any) -> tuple[Any, str | None]:
     """A livepatch transition in progress (None when none), or why it cannot be read."""
     from explorer.livepatch.watch import Transition
-    from parsers.errors import DumpError, FormatError
+    from parsers.errors import DumpError, FormatError, TypeInfoError
 
     try:
         return Transition.of(kernel, scan), None
     except FormatError as exc:  # damaged: say so
         return None, exc.message
-    except DumpError:  # not readable here (no types, text symbols only): 'klp' says why
+    except TypeInfoError as exc:  # a livepatch is loaded, its layout is unknown
+        return None, f"{exc.message}: tasks blocking a transition are not marked"
+    except DumpError:  # whether one is loaded cannot be told here: 'klp' says why
         return None, None
 
 

@@ -261,7 +261,7 @@ def transition_lines(result: Replay, dump: str, every: bool = False) -> list[str
     lines += [f"  {KERNEL_PREFIX}{d.message}" for d in shown]
     if len(blocking) > len(shown):
         lines.append(f"  … and {len(blocking) - len(shown)} more (--all lists them)")
-    lines.append(f"  'backchain klp {dump}' says what would unblock each one")
+    lines.append("  'backchain klp' on this dump says what would unblock each one")
     return lines
 
 
