@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from samples.synthetic import KERNEL_PSW_MASK, KERNEL_WAIT_PSW_MASK, SyntheticDump
+from tests.helpers import oracles
 
 
 def two_cpu_dump(folder: Path, vmcoreinfo_note: bool = False) -> Path:
@@ -58,3 +59,13 @@ def two_cpu_dump(folder: Path, vmcoreinfo_note: bool = False) -> Path:
 def synthetic_2cpu(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path of the 2-CPU synthetic dump (System.map beside it)."""
     return two_cpu_dump(tmp_path_factory.mktemp("synthetic2"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "oracle(*names): needs these independent truths (tests/helpers/oracles.py)"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    oracles.check_marks(item)

@@ -20,15 +20,12 @@ import pytest
 from explorer.cli import main
 from explorer.code.audit import audit_file, audit_kernel
 from explorer.kernel import Kernel
-from parsers.cache import cache_dir
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 GCC = shutil.which("s390x-linux-gnu-gcc")
 OBJDUMP = shutil.which("s390x-linux-gnu-objdump")
-needs_gcc = pytest.mark.skipif(
-    GCC is None or OBJDUMP is None,
-    reason="s390x-linux-gnu-gcc/objdump not installed (Debian gcc-s390x-linux-gnu)",
-)
+needs_gcc = oracles.needs("gcc", "objdump")
 
 #: leaf() needs no frame; the others call out, so they allocate one: big() 256 bytes of
 #: locals, use_fast() only after an early return, tail() although its call is last.
@@ -165,19 +162,10 @@ def test_a_real_asm_gap_in_510() -> None:
     assert found["s390_base_ext_handler"].at.text == "aghi %r15, -0xa0"
 
 
-_VMLINUX = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
-_MODULES = cache_dir("real", "kernels", "6.1.0-50-s390x", "modules")
-
-
-@pytest.mark.skipif(
-    not _VMLINUX.is_file(),
-    reason=f"no -dbg vmlinux for 6.1.0-50-s390x under {_VMLINUX.parent}; run "
-    "samples/generate_real.py",
-)
 def test_debian_vmlinux_has_no_c_function_without_back_chain() -> None:
     """machine-code.md's census of 6.1: 25,773 functions allocate a frame, all store a back
     chain; the asm entry code switches stacks."""
-    report = audit_file(str(_VMLINUX))
+    report = audit_file(str(oracles.debug_vmlinux("6.1.0-50-s390x")))
     assert report.kind == "vmlinux" and report.functions > 34000
     assert abs(report.allocating - 25773) < 10
     assert report.without_back_chain == []
@@ -185,14 +173,10 @@ def test_debian_vmlinux_has_no_c_function_without_back_chain() -> None:
     assert {"system_call", "ext_int_handler", "io_int_handler", "__switch_to"} <= names
 
 
-@pytest.mark.skipif(
-    not (_MODULES / "chacha_s390.ko").is_file(),
-    reason=f"no Debian 6.1 modules under {_MODULES}; run samples/generate_real.py",
-)
 def test_debian_module_stores_its_chain_in_the_unpacked_slot() -> None:
     """chacha_s390.ko's chacha20_vx (perlasm) allocates 160 bytes and stores the old r15
     at 0(%r15), the layout without -mpacked-stack: the unwinder reads 152."""
-    report = audit_file(str(_MODULES / "chacha_s390.ko"))
+    report = audit_file(str(oracles.debian_module("6.1.0-50-s390x", "chacha_s390.ko")))
     (f,) = report.without_back_chain
     assert f.function == "chacha20_vx" and f.back_chain is not None
     assert f.back_chain[0] == "unpacked" and f.back_chain[1].text == "stg %r0, 0(%r15)"

@@ -22,13 +22,11 @@ from explorer.code.insn import Instruction, decode, insn_length
 from explorer.code.listing import function_code, make_listing, resolve
 from explorer.code.text import CodeText
 from explorer.kernel import Kernel
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 OBJDUMP = shutil.which("s390x-linux-gnu-objdump")
-needs_objdump = pytest.mark.skipif(
-    OBJDUMP is None,
-    reason="s390x-linux-gnu-objdump not installed (Debian binutils-s390x-linux-gnu)",
-)
+needs_objdump = oracles.needs("objdump")
 
 #: Kernel functions compared per sample: C with prologues, calls, jump labels and
 #: instructions Capstone does not know (lric/stric in 6.1's __schedule), and asm entry code.

@@ -20,9 +20,9 @@ import pytest
 
 from explorer.cli import main
 from explorer.debuginfo.lines import FrameSource, lookup_address
-from parsers.cache import cache_dir
 from parsers.dwarflines import DwarfLines, open_dwarf_lines
 from parsers.errors import DumpError, FormatError, TypeInfoError
+from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"
 FIXTURES = ["lines_mock", "lines_mock_dwarf4"]
@@ -111,7 +111,7 @@ def test_inline_chain_three_deep() -> None:
         assert loc.inlined[0].source.path == "lines_mock.h"  # relative to the build dir
 
 
-@pytest.mark.skipif(ADDR2LINE is None, reason="s390x-linux-gnu-addr2line not installed")
+@oracles.needs("addr2line")
 @pytest.mark.parametrize("name", FIXTURES)
 def test_recorded_answers_are_addr2line_live(name: str) -> None:
     """The recorded file is what addr2line says today (the truth is not stale)."""
@@ -208,19 +208,13 @@ def test_bt_lines_without_dwarf(capsys: pytest.CaptureFixture[str]) -> None:
     assert "source lines: none (no --vmlinux with DWARF" in out
 
 
-def real_vmlinux(release: str) -> Path:
-    path = cache_dir("real", "kernels", release, "vmlinux")
-    if not path.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
-        )
-    return path
+real_vmlinux = oracles.debug_vmlinux
 
 
 SAMPLES = sorted(p.name for p in REAL.iterdir() if (p / "facts.json").is_file())
 
 
-@pytest.mark.skipif(ADDR2LINE is None, reason="s390x-linux-gnu-addr2line not installed")
+@oracles.needs("addr2line")
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_every_frame_of_a_real_dump_equals_addr2line(sample: str) -> None:
     """Every frame of every task of a real sample: function, source and inline chain as
@@ -403,7 +397,7 @@ def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
     same.close()
 
 
-@pytest.mark.skipif(ADDR2LINE is None, reason="s390x-linux-gnu-addr2line not installed")
+@oracles.needs("addr2line")
 def test_interrupted_context_lines(capsys: pytest.CaptureFixture[str]) -> None:
     """bpo12-6.12-busy CPU 0 stopped on ext_int_handler's first instruction: the context it
     interrupted (the external old PSW, an exact address) gets its own lines, as addr2line."""

@@ -16,17 +16,15 @@ from pathlib import Path
 import pytest
 
 from parsers import types as T
-from parsers.cache import cache_dir
 from parsers.dwarfstructs import Unsupported
 from parsers.elfsections import ElfSections
 from parsers.errors import FormatError
 from parsers.types import TypeProfile, profile_from_dwarf
+from tests.helpers import oracles
 from tests.test_types import OBJECTS, SOURCE, _check_profile
 
 CROSS_GCC = shutil.which("s390x-linux-gnu-gcc")
 CROSS_LD = shutil.which("s390x-linux-gnu-ld")
-REAL_KERNELS = cache_dir("real", "kernels")
-REAL = sorted(REAL_KERNELS.glob("*/vmlinux"))
 
 MODULES = r"""
 struct list_head { struct list_head *next, *prev; };
@@ -74,7 +72,7 @@ def test_committed_objects_both_readers(obj: Path, monkeypatch: pytest.MonkeyPat
     assert fast.to_json() == by_elftools(obj).to_json()
 
 
-@pytest.mark.skipif(CROSS_GCC is None or CROSS_LD is None, reason="needs s390x-linux-gnu-gcc/ld")
+@oracles.needs("gcc", "ld")
 @pytest.mark.parametrize("flags", [["-g"], ["-gdwarf-4"], ["-gdwarf-2", "-gstrict-dwarf"]])
 def test_linked_executable_both_readers(
     tmp_path: Path, flags: list[str], monkeypatch: pytest.MonkeyPatch
@@ -92,7 +90,7 @@ def test_linked_executable_both_readers(
     assert (fast.offsets, fast.sizes) == (relocatable.offsets, relocatable.sizes)
 
 
-@pytest.mark.skipif(CROSS_GCC is None, reason="needs s390x-linux-gnu-gcc")
+@oracles.needs("gcc")
 def test_module_structs_come_from_struct_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,9 +226,7 @@ def test_unknown_form_is_a_format_error(tmp_path: Path) -> None:
     assert error.value.path == str(path)
 
 
-@pytest.mark.skipif(
-    not REAL, reason=f"no -dbg vmlinux under {REAL_KERNELS}; run samples/generate_real.py"
-)
-@pytest.mark.parametrize("path", REAL, ids=lambda p: p.parent.name)
-def test_real_vmlinux_both_readers(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("release", oracles.DEBIAN_RELEASES)
+def test_real_vmlinux_both_readers(release: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = oracles.debug_vmlinux(release)
     assert by_structs(path, monkeypatch).to_json() == by_elftools(path).to_json()

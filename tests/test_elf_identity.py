@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from parsers.cache import cache_dir
 from parsers.elfsections import ElfSections
 from parsers.errors import FormatError
 from parsers.fileid import all_banners_in, elf_identity
+from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"
 BUNDLED = [
@@ -24,13 +24,7 @@ BUNDLED = [
 RELEASES = ("6.1.0-50-s390x", "6.12.95+deb12-s390x", "7.2.13+deb14-s390x")
 
 
-def _vmlinux(release: str) -> Path:
-    path = cache_dir("real", "kernels", release, "vmlinux")
-    if not path.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
-        )
-    return path
+_vmlinux = oracles.debug_vmlinux
 
 
 def _pyelftools(path: Path) -> tuple[list[tuple[str, int, int, int, int, int]], str | None, bytes]:
@@ -87,13 +81,10 @@ def test_real_vmlinux_reads_as_pyelftools_reads_it(release: str) -> None:
 
 def test_build_id_of_a_real_vmlinux_is_the_one_readelf_prints() -> None:
     """Independent truth: binutils' readelf -n."""
-    import shutil
     import subprocess
 
     path = _vmlinux(RELEASES[0])
-    readelf = shutil.which("s390x-linux-gnu-readelf") or shutil.which("readelf")
-    if readelf is None:
-        pytest.skip("no readelf")
+    readelf = oracles.tool("readelf")
     out = subprocess.run([readelf, "-n", str(path)], capture_output=True, text=True).stdout
     line = next(x for x in out.splitlines() if "Build ID:" in x)
     assert elf_identity(path).build_id == line.split("Build ID:")[1].strip()

@@ -7,7 +7,6 @@ real-sample generator's work folder (``cache_dir("real")``) holds them (not in C
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -24,6 +23,7 @@ from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
 from parsers.kdump import KdumpFile
 from parsers.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
 from tests.conftest import two_cpu_dump
+from tests.helpers import oracles
 
 PAGE = 4096
 #: samples/generate_real.py leaves <name>/vmcore.elf and vmcore.kdump-zlib[.flat] here.
@@ -58,9 +58,7 @@ def save_area_pages(dump) -> set[int]:
 @pytest.mark.parametrize("compression", ["zlib", "zstd", "lzo", "snappy", "none"])
 def test_kdump_round_trip(src, tmp_path, compression, flattened):
     if compression == "lzo":
-        pytest.importorskip("lzo")
-    if compression == "snappy":
-        pytest.importorskip("cramjam")
+        oracles.python_lzo()
     out = tmp_path / "vmcore.kdump"
     write_kdump(src, out, compression=compression, flattened=flattened)
     dump = open_dump(str(out))
@@ -355,18 +353,14 @@ def test_convert_progress_and_streaming(src, tmp_path):
 
 
 # -- real QEMU files (skipped without the generator's work folder) -----------------------------
-REAL_SAMPLES = sorted(REAL.glob("*/vmcore.kdump-zlib*")) if REAL.is_dir() else []
+QEMU_RUNS = oracles.qemu_runs()
 
 
-@pytest.mark.skipif(
-    not REAL_SAMPLES, reason=f"no real dumps under {REAL}; run samples/generate_real.py"
-)
-@pytest.mark.parametrize("path", REAL_SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_real_kdump_equals_elf(path):
-    elf_path = path.parent / "vmcore.elf"
-    if not os.access(elf_path, os.R_OK):
-        pytest.skip("no readable ELF twin")
-    elf = ElfCore(str(elf_path))
+@pytest.mark.parametrize("kdump", ["vmcore.kdump-zlib", "vmcore.kdump-zlib.flat"])
+@pytest.mark.parametrize("name", QEMU_RUNS)
+def test_real_kdump_equals_elf(name, kdump):
+    path = oracles.qemu_file(name, kdump)
+    elf = ElfCore(str(oracles.qemu_file(name, "vmcore.elf")))
     dump = KdumpFile(str(path))
     assert list(dump.ranges) == list(elf.ranges)
     assert_same_memory(elf, dump)
@@ -388,25 +382,13 @@ for addr in map(int, sys.argv[2:]):
 """
 
 
-def _system_python_with_libkdumpfile() -> str | None:
-    import subprocess
-
-    python = "/usr/bin/python3"
-    if not os.path.exists(python):
-        return None
-    probe = subprocess.run([python, "-c", "import kdumpfile"], capture_output=True)
-    return python if probe.returncode == 0 else None
-
-
 @pytest.mark.parametrize("kind", ["kdump-zlib", "kdump-zstd", "s390"])
 def test_libkdumpfile_reads_the_same_pages(src, tmp_path, kind):
     """Cross-check with libkdumpfile where it is installed (skipped elsewhere)."""
     import hashlib
     import subprocess
 
-    python = _system_python_with_libkdumpfile()
-    if python is None:
-        pytest.skip("python3-libkdumpfile (Debian) is not installed")
+    python = oracles.libkdumpfile_python()
     out = tmp_path / kind
     if kind.startswith("kdump"):
         write_kdump(src, str(out), compression=kind.split("-")[1])
@@ -426,24 +408,17 @@ def test_libkdumpfile_reads_the_same_pages(src, tmp_path, kind):
         assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == theirs[str(addr)]
 
 
-#: libkdumpfile 0.5.1 refuses the flattened form ("Unknown file format"): plain files only.
-REAL_PLAIN_KDUMP = [p for p in REAL_SAMPLES if not p.name.endswith(".flat")]
-
-
-@pytest.mark.skipif(
-    not REAL_PLAIN_KDUMP, reason=f"no real dumps under {REAL}; run samples/generate_real.py"
-)
-@pytest.mark.parametrize("path", REAL_PLAIN_KDUMP, ids=lambda p: p.parent.name)
-def test_libkdumpfile_reads_qemus_real_kdump_files(path):
+@pytest.mark.parametrize("name", QEMU_RUNS)
+def test_libkdumpfile_reads_qemus_real_kdump_files(name):
     """QEMU's own kdump-zlib files (reassembled by makedumpfile -R) as libkdumpfile reads
     them: the same pages as ours (512 pages spread over all memory, and the lowcore)."""
     import hashlib
     import random
     import subprocess
 
-    python = _system_python_with_libkdumpfile()
-    if python is None:
-        pytest.skip("python3-libkdumpfile (Debian) is not installed")
+    #: libkdumpfile 0.5.1 refuses the flattened form ("Unknown file format"): the plain one.
+    path = oracles.qemu_file(name, "vmcore.kdump-zlib")
+    python = oracles.libkdumpfile_python()
     ours = KdumpFile(str(path))
     addrs = [0, 0x1000, *random.Random(7).sample(pages(ours), 512)]
     proc = subprocess.run(

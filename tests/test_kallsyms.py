@@ -20,13 +20,13 @@ from explorer.kernel import Kernel, Options
 from explorer.sources.memscan import image_start
 from explorer.symbols import noreturn_caller
 from explorer.tasks import find_tasks
-from parsers.cache import cache_dir
 from parsers.dumps import open_dump
 from parsers.errors import SymbolError
 from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
 from parsers.kallsyms_scan import scan_kallsyms
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.vmcoreinfo import parse_vmcoreinfo
+from tests.helpers import oracles
 from tests.test_real_samples import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -118,14 +118,7 @@ def test_init_task_without_system_map(name: str) -> None:
         assert alone.symbols.address_of("idle_threads") == idle  # swapper/N of busy CPUs
 
 
-def _vmlinux(name: str) -> Path:
-    release = json.loads((SAMPLES / name / "facts.json").read_text())["kernel_release"]
-    path = cache_dir("real", "kernels", release, "vmlinux")
-    if not path.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
-        )
-    return path
+_vmlinux = oracles.debug_vmlinux_of
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -15,7 +15,6 @@ import pytest
 
 from explorer.cli import main
 from explorer.kernel import Kernel, Options
-from parsers.cache import cache_dir
 from parsers.errors import FormatError
 from parsers.structs import (
     LOWCORE_FIELDS,
@@ -25,6 +24,7 @@ from parsers.structs import (
     pt_regs_layout_from_types,
 )
 from parsers.types import TypeProfile, profile_from_dwarf
+from tests.helpers import oracles
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"
@@ -50,12 +50,7 @@ def _dump_btf(path: Path) -> TypeProfile:
 
 
 def _dwarf(release: str) -> TypeProfile:
-    vmlinux = cache_dir("real", "kernels", release, "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {vmlinux.parent}; run samples/generate_real.py"
-        )
-    return profile_from_dwarf(vmlinux)
+    return profile_from_dwarf(oracles.debug_vmlinux(release))
 
 
 def _sources() -> list[tuple[str, object]]:

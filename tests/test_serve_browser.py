@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from samples import scenarios
+from tests.helpers import oracles
 from tests.serving import ROOT, serve
 
 CHROMIUM = os.environ.get("BACKCHAIN_CHROMIUM") or shutil.which("chromium") or ""
@@ -36,11 +37,7 @@ CHROMIUM_ARGS = [
 ]
 
 pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM,
-        reason="no chromium: install Debian's (apt-get install chromium) or set "
-        "BACKCHAIN_CHROMIUM to a Chromium binary; the served explorer's browser test skipped",
-    ),
+    oracles.needs("chromium"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 

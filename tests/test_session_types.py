@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from parsers.cache import cache_dir
 from parsers.typegraph import DwarfTypes, members_flat, strip, type_name
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 BUSY = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
@@ -83,12 +83,7 @@ def test_typegraph_from_dwarf_mock() -> None:
 
 
 def test_struct_from_dwarf_of_the_61_vmlinux(capsys: pytest.CaptureFixture[str]) -> None:
-    vmlinux = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
-            "samples/generate_real.py --debug-only"
-        )
+    vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
     rc, out, err = _run(
         capsys, "struct", IDLE61, "task_struct", "init_task", "--vmlinux", str(vmlinux), "--json"
     )

@@ -23,6 +23,7 @@ from parsers.errors import DumpError, MismatchError
 from parsers.fileid import PROFILE, SYSTEM_MAP, VMLINUX, content_kind
 from parsers.types import TypeProfile
 from tests.conftest import two_cpu_dump
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 PROFILES = Path(__file__).resolve().parent.parent / "samples" / "profiles"
@@ -183,9 +184,7 @@ def test_content_kinds(tmp_path: Path) -> None:
     assert content_kind(MAP61) == SYSTEM_MAP
     assert content_kind(PROFILES / f"{RELEASE61}.profile.json") == PROFILE
     assert content_kind(DUMP61) is None  # an ELF core, after decompression
-    gcc = shutil.which("s390x-linux-gnu-gcc")
-    if gcc is None:
-        pytest.skip("needs s390x-linux-gnu-gcc for an s390x ELF executable")
+    gcc = oracles.tool("gcc")
     exe = tmp_path / "vmlinux"
     src = tmp_path / "k.c"
     src.write_text("void _start(void) { for (;;); }\n")
@@ -201,9 +200,7 @@ def test_content_kinds(tmp_path: Path) -> None:
 
 
 def test_foreign_vmlinux_beside_the_dump_is_skipped_not_fatal(tmp_path: Path) -> None:
-    gcc = shutil.which("s390x-linux-gnu-gcc")
-    if gcc is None:
-        pytest.skip("needs s390x-linux-gnu-gcc for an s390x ELF executable")
+    gcc = oracles.tool("gcc")
     folder = tmp_path / "case"
     dump = _link_dump(folder)
     src = tmp_path / "k.c"

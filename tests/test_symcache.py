@@ -11,6 +11,7 @@ from explorer.symbols import GENERATION
 from parsers.dumps import open_dump
 from parsers.symbols import load_system_map
 from parsers.symcache import load_table, save_table
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
@@ -68,15 +69,9 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """A vmlinux's table is cached under its build-id: another copy of the same build (a
     hard link elsewhere, as a support team copies one vmlinux per incident) is not read
     again."""
-    from parsers.cache import cache_dir
     from parsers.fileid import elf_identity
 
-    vmlinux = cache_dir("real", "kernels", "6.1.0-50-s390x", "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for 6.1.0-50-s390x under {vmlinux.parent}; run "
-            "samples/generate_real.py --debug-only"
-        )
+    vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
     monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
     build_id = elf_identity(vmlinux).build_id
     other = tmp_path / "incident-4711" / "vmlinux"

@@ -7,11 +7,9 @@ from __future__ import annotations
 from array import array
 from pathlib import Path
 
-import pytest
-
-from parsers.cache import cache_dir
 from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
 from parsers.symcache import PackedNames, load_table, save_table
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
@@ -40,11 +38,7 @@ def test_system_map_names_equal_the_built_table(tmp_path: Path) -> None:
 
 def test_real_vmlinux_names_equal_the_built_table(tmp_path: Path) -> None:
     release = "6.1.0-50-s390x"
-    vmlinux = cache_dir("real", "kernels", release, "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {vmlinux.parent}; run samples/generate_real.py"
-        )
+    vmlinux = oracles.debug_vmlinux(release)
     table = load_vmlinux_symbols(vmlinux)
     save_table(table, tmp_path / "v.syms")
     loaded = load_table(tmp_path / "v.syms")

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from parsers.cache import cache_dir
 from parsers.errors import SymbolError
 from parsers.symbols import SymbolTable, load_vmlinux_symbols
+from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"
 COMMITTED = sorted([*DATA.glob("*.elf"), *DATA.glob("*.o")])
-REAL_KERNELS = cache_dir("real", "kernels")
-REAL = sorted(REAL_KERNELS.glob("*/vmlinux"))
-NM = shutil.which("s390x-linux-gnu-nm")
 CROSS_GCC = shutil.which("s390x-linux-gnu-gcc")
 
 # Several names at one address, in an order kallsyms must change: weak last, linker-script
@@ -71,9 +68,11 @@ def reference(path: Path) -> SymbolTable:
 
 def nm_symbols(path: Path) -> set[tuple[int, str]]:
     """(address, name) of every defined, non-absolute, non-common symbol nm lists."""
-    assert NM is not None
     out = subprocess.run(
-        [NM, "--defined-only", str(path)], check=True, capture_output=True, text=True
+        [oracles.tool("nm"), "--defined-only", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     found = set()
     for line in out.splitlines():
@@ -90,8 +89,7 @@ def check(path: Path) -> SymbolTable:
     e_addrs, e_types, e_names = expected.raw()
     assert (list(addrs), types, names) == (list(e_addrs), e_types, e_names)
     assert table.source == expected.source
-    if NM is not None:
-        assert {(a, n) for a, _, n in table.rows()} == nm_symbols(path)
+    assert {(a, n) for a, _, n in table.rows()} == nm_symbols(path)
     return table
 
 
@@ -100,7 +98,7 @@ def test_committed_elf_files(path: Path) -> None:
     assert len(check(path)) > 3
 
 
-@pytest.mark.skipif(CROSS_GCC is None, reason="needs s390x-linux-gnu-gcc")
+@oracles.needs("gcc")
 def test_aliases_weak_and_linker_names_in_kallsyms_order(tmp_path: Path) -> None:
     assert CROSS_GCC is not None
     source = tmp_path / "aliases.c"
@@ -128,10 +126,7 @@ def test_not_a_vmlinux(tmp_path: Path) -> None:
         load_vmlinux_symbols(Path("/proc/self/exe").resolve())
 
 
-@pytest.mark.skipif(
-    not REAL, reason=f"no -dbg vmlinux under {REAL_KERNELS}; run samples/generate_real.py"
-)
-@pytest.mark.parametrize("path", REAL, ids=lambda p: p.parent.name)
-def test_real_vmlinux(path: Path) -> None:
-    table = check(path)
+@pytest.mark.parametrize("release", oracles.DEBIAN_RELEASES)
+def test_real_vmlinux(release: str) -> None:
+    table = check(oracles.debug_vmlinux(release))
     assert len(table) > 50_000

@@ -3,7 +3,6 @@ function, source line and inline functions, and with --source the lines around i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,14 @@ import pytest
 from explorer.kernel import Options
 from explorer.tui.app import BackchainApp
 from explorer.tui.widgets.walk import WalkTable
-from parsers.cache import cache_dir
+from tests.helpers import oracles
 from tests.test_tui import cells, open_pid, plain, sync, wait_checked
 
 IDLE = Path(__file__).resolve().parent.parent / "samples" / "real" / "deb12-6.1-idle"
 
 
 def vmlinux() -> Path:
-    release = json.loads((IDLE / "facts.json").read_text())["kernel_release"]
-    path = cache_dir("real", "kernels", release, "vmlinux")
-    if not path.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {path.parent}; run samples/generate_real.py"
-        )
-    return path
+    return oracles.debug_vmlinux_of(IDLE.name)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])

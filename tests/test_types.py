@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from parsers import types as T
-from parsers.cache import cache_dir
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.types import BtfStructs, TypeProfile, profile_from_btf, profile_from_dwarf
+from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"
 SOURCE = DATA / "types_mock.c"
@@ -132,7 +132,7 @@ def test_dwarf_scan_finds_what_the_probe_finds(obj: Path) -> None:
         assert {k: d.offset for k, d in probed.items()} == {k: d.offset for k, d in scanned.items()}
 
 
-@pytest.mark.skipif(CROSS_GCC is None, reason="needs s390x-linux-gnu-gcc")
+@oracles.needs("gcc")
 @pytest.mark.parametrize("flags", [["-g"], ["-gdwarf-4"], ["-gdwarf-2", "-gstrict-dwarf"]])
 def test_dwarf_fresh_build_matches_compiler(tmp_path: Path, flags: list[str]) -> None:
     assert CROSS_GCC is not None
@@ -657,18 +657,10 @@ def test_shipped_profiles_hold_the_reference_facts(path: Path) -> None:
     assert profile.thread_size == 16384
 
 
-#: The -dbg vmlinux files of the bundled samples' kernels (samples/generate_real.py --debug-only).
-REAL_KERNELS = cache_dir("real", "kernels")
-
-
-@pytest.mark.skipif(
-    not any(REAL_KERNELS.glob("*/vmlinux")),
-    reason=f"no -dbg vmlinux under {REAL_KERNELS}; run samples/generate_real.py --debug-only",
-)
 def test_real_vmlinux_dwarf_matches_shipped_profile_and_btf(tmp_path: Path) -> None:
     from elftools.elf.elffile import ELFFile
 
-    for vmlinux in sorted(REAL_KERNELS.glob("*/vmlinux")):
+    for vmlinux in map(oracles.debug_vmlinux, oracles.DEBIAN_RELEASES):
         profile = profile_from_dwarf(vmlinux, cache_dir=tmp_path)
         shipped = SAMPLES / f"{profile.release}.profile.json"
         if shipped.exists():

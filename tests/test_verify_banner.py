@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from explorer.kernel import Kernel, Options
-from parsers.cache import cache_dir
 from parsers.fileid import all_banners_in, elf_identity
+from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 _RELEASES = {"deb12-6.1-idle": "6.1.0-50-s390x", "bpo12-6.12-busy": "6.12.95+deb12-s390x"}
@@ -31,12 +31,7 @@ def test_all_banners_in_finds_each_copy_in_order() -> None:
 
 @pytest.mark.parametrize("sample", sorted(_RELEASES))
 def test_the_right_debug_vmlinux_is_accepted(sample: str) -> None:
-    vmlinux = cache_dir("real", "kernels", _RELEASES[sample], "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {_RELEASES[sample]} under {vmlinux.parent}; "
-            "run samples/generate_real.py --debug-only"
-        )
+    vmlinux = oracles.debug_vmlinux(_RELEASES[sample])
     ident = elf_identity(vmlinux)
     assert len(ident.banners) >= 1
     kernel = Kernel.open(str(SAMPLES / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.cache import cache_dir
+from tests.helpers import oracles
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"
@@ -47,11 +47,7 @@ def _warm_twice(*argv: str) -> dict:
 
 def test_warm_check_with_a_vmlinux_imports_nothing_heavy() -> None:
     release = "6.1.0-50-s390x"
-    vmlinux = cache_dir("real", "kernels", release, "vmlinux")
-    if not vmlinux.is_file():
-        pytest.skip(
-            f"no -dbg vmlinux for {release} under {vmlinux.parent}; run samples/generate_real.py"
-        )
+    vmlinux = oracles.debug_vmlinux(release)
     dump = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
     got = _warm_twice("check", "--json", str(dump), "--vmlinux", str(vmlinux))
     assert got["status"] == 0 and got["tasks"] > 50

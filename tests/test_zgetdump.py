@@ -4,8 +4,9 @@ The sysroot is made by ``dpkg-deb -x`` of Debian's s390-tools, libc6, zlib1g, li
 libgcc-s1 (all ``:s390x``); it is looked for in ``cache_dir("zgetdump", "sysroot")``
 (``$BACKCHAIN_CACHE/zgetdump/sysroot``, see parsers/cache.py) and run with
 ``qemu-s390x-static -L SYSROOT``; ``samples/generate_real.py --zgetdump-sysroot`` makes it.
-Without either every test here is skipped. Real QEMU dumps
-are taken from the real-sample generator's work folder, ``cache_dir("real")``.
+Without either every test here fails in CI and skips elsewhere (tests/helpers/oracles.py). Real
+QEMU dumps are taken from the real-sample generator's work folder, ``cache_dir("real")``
+(``generate_real.py --qemu-files``).
 
 What zgetdump 2.16 (Debian 12) does with our files, as checked here:
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -35,7 +35,6 @@ from typing import Any
 
 import pytest
 
-from parsers.cache import cache_dir
 from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
 from parsers.dumps import open_dump
 from parsers.elfcore import ElfCore, Note, group_cpu_notes
@@ -45,29 +44,22 @@ from parsers.s390dump import S390Dump, parse_header
 from parsers.structs import NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW
 from parsers.vmcoreinfo import vmcoreinfo_from_memory
 from tests.conftest import two_cpu_dump
+from tests.helpers import oracles
 
 PAGE = 4096
 MIB = 1 << 20
-SYSROOT = cache_dir("zgetdump", "sysroot")
-ZGETDUMP = SYSROOT / "sbin" / "zgetdump"
-QEMU = shutil.which("qemu-s390x-static")
-REAL = cache_dir("real")
 WHEN = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
 SA_START, SA_END, SA_TODPREG = 0x1200, 0x1400, 0x1324
 LC_VX_SA, VX_SA_SIZE = 0x11B0, 512
 
-pytestmark = pytest.mark.skipif(
-    QEMU is None or not ZGETDUMP.is_file(),
-    reason=f"needs qemu-s390x-static and a zgetdump sysroot at {SYSROOT}",
-)
+pytestmark = oracles.needs("zgetdump")
 
 
 # -- running zgetdump -------------------------------------------------------------------------
 def zgetdump(*args: str | Path, out: Path | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run zgetdump (stdout to ``out`` if given); card and messages are on stderr."""
-    assert QEMU is not None
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC", "LC_ALL": "C"}
-    cmd = [QEMU, "-L", str(SYSROOT), str(ZGETDUMP), *map(str, args)]
+    cmd = [*oracles.zgetdump_command(), *map(str, args)]
     if out is None:
         return subprocess.run(cmd, capture_output=True, env=env, timeout=120)
     with open(out, "wb") as f:
@@ -166,10 +158,9 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElfCore]:
     core.close()
 
 
-def real_elf() -> Path | None:
-    """The first real QEMU ELF dump that can be read (not in CI)."""
-    found = sorted(REAL.glob("*/vmcore.elf")) if REAL.is_dir() else []
-    return next((p for p in found if os.access(p, os.R_OK)), None)
+def real_elf() -> Path:
+    """QEMU's own ELF dump of the sample ``generate_real.py --qemu-files`` boots."""
+    return oracles.qemu_file(oracles.QEMU_FILES_SAMPLE, "vmcore.elf")
 
 
 def source(kind: str, synthetic: ElfCore, tmp_path: Path) -> Any:
@@ -177,8 +168,6 @@ def source(kind: str, synthetic: ElfCore, tmp_path: Path) -> Any:
     if kind == "synthetic":
         return with_vector_registers(synthetic)
     real = real_elf()
-    if real is None:
-        pytest.skip(f"no real dump under {REAL}; run samples/generate_real.py")
     clean = tmp_path / "real.elf"  # QEMU's damaged section headers make zgetdump refuse it
     core = ElfCore(str(real))
     try:
@@ -311,8 +300,6 @@ def test_zgetdump_reads_our_s390(kind, extended, compress, synthetic, tmp_path):
 
 def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path):
     real = real_elf()
-    if real is None:
-        pytest.skip(f"no real dump under {REAL}; run samples/generate_real.py")
     out = tmp_path / "real.s390"
     core = ElfCore(str(real))
     try:
@@ -376,17 +363,22 @@ def check_same_dump(ours: Any, elf: ElfCore) -> None:
     elf.close()
 
 
-def kdump_files(tmp_path: Path, synthetic: ElfCore) -> list[Path]:
-    plain, flat = tmp_path / "ours.kdump", tmp_path / "ours.kdump-flat"
-    write_kdump(synthetic, plain)
-    write_kdump(synthetic, flat, flattened=True)
-    real = sorted(REAL.glob("*/vmcore.kdump-zlib*")) if REAL.is_dir() else []
-    return [plain, flat, *(p for p in real if os.access(p, os.R_OK))]
+def kdump_files(tmp_path: Path, synthetic: ElfCore, writer: str) -> list[Path]:
+    """Our writer's kdump files (plain and flattened) of the synthetic dump, or QEMU's."""
+    if writer == "ours":
+        plain, flat = tmp_path / "ours.kdump", tmp_path / "ours.kdump-flat"
+        write_kdump(synthetic, plain)
+        write_kdump(synthetic, flat, flattened=True)
+        return [plain, flat]
+    kinds = ("vmcore.kdump-zlib", "vmcore.kdump-zlib.flat")
+    real = [oracles.qemu_file(name, kind) for name in oracles.qemu_runs() for kind in kinds]
+    return real
 
 
-def test_zgetdump_info_on_kdump(synthetic, tmp_path):
+@pytest.mark.parametrize("writer", ["ours", "qemu"])
+def test_zgetdump_info_on_kdump(synthetic, tmp_path, writer):
     """(c) zgetdump -i on our kdump writer's files and QEMU's: the same facts as ours."""
-    for path in kdump_files(tmp_path, synthetic):
+    for path in kdump_files(tmp_path, synthetic, writer):
         dump = KdumpFile(str(path))
         facts = dump.format_facts()
         card = info_card(path)
