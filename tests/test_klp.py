@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -284,29 +286,6 @@ def test_damaged_state_is_a_note_in_ps(tmp_path: Path, capsys: pytest.CaptureFix
     )
 
 
-def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
-    import asyncio
-
-    from explorer.tui.screens.livepatch import LivepatchScreen
-    from tests.test_tui import make_app, plain, wait_checked
-
-    dump, _ = _stalled(tmp_path)
-
-    async def run() -> str:
-        app = make_app(dump, tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_checked(app, pilot)
-            await pilot.press("k")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            assert isinstance(app.screen, LivepatchScreen)
-            return plain(app.screen.query_one("#klp-text"))
-
-    text = asyncio.run(run())
-    assert "klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep" in text
-    assert "3 tasks block the transition" in text
-
-
 def test_unreliable_stack_names_the_rule_and_frame(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -368,22 +347,48 @@ def test_bt_gives_the_kernels_decision_during_a_transition(
     )
 
 
-def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
+def _explore(tmp_path: Path, then: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    """Open the stalled dump in the explorer, wait for every verdict, then run ``then``."""
     import asyncio
 
-    from explorer.tui.widgets.verdict import VerdictBar
-    from tests.test_tui import make_app, open_pid, plain, wait_checked
+    from tests.test_tui import make_app, wait_checked
 
     dump, _ = _stalled(tmp_path)
 
-    async def run() -> str:
+    async def run() -> Any:
         app = make_app(dump, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_checked(app, pilot)
-            stack = await open_pid(app, pilot, 100)
-            return plain(stack.query_one(VerdictBar))
+            return await then(app, pilot)
 
-    text = " ".join(asyncio.run(run()).split())
+    return asyncio.run(run())
+
+
+def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
+    from explorer.tui.screens.livepatch import LivepatchScreen
+    from tests.test_tui import plain
+
+    async def screen(app: Any, pilot: Any) -> str:
+        await pilot.press("k")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, LivepatchScreen)
+        return plain(app.screen.query_one("#klp-text"))
+
+    text = _explore(tmp_path, screen)
+    assert "klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep" in text
+    assert "3 tasks block the transition" in text
+
+
+def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
+    from explorer.tui.widgets.verdict import VerdictBar
+    from tests.test_tui import open_pid, plain
+
+    async def bar(app: Any, pilot: Any) -> str:
+        stack = await open_pid(app, pilot, 100)
+        return plain(stack.query_one(VerdictBar))
+
+    text = " ".join(_explore(tmp_path, bar).split())
     assert (
         "livepatch: klp_try_switch_task: sleep:100 is sleeping on function do_nanosleep "
         "(frame #2: in the original do_nanosleep)"
@@ -391,19 +396,12 @@ def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
 
 
 def test_explorer_task_table_marks_the_blocking_tasks(tmp_path: Path) -> None:
-    import asyncio
-
     from explorer.tui.widgets.tasks import TaskTable
-    from tests.test_tui import cells, make_app, wait_checked
+    from tests.test_tui import cells
 
-    dump, _ = _stalled(tmp_path)
+    async def table(app: Any, pilot: Any) -> dict[str, str]:
+        rows = app.overview.query_one(TaskTable)
+        return {cells(rows, r)[0]: cells(rows, r)[4] for r in range(rows.row_count)}
 
-    async def run() -> dict[str, str]:
-        app = make_app(dump, tmp_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_checked(app, pilot)
-            table = app.overview.query_one(TaskTable)
-            return {cells(table, r)[0]: cells(table, r)[4] for r in range(table.row_count)}
-
-    verdicts = asyncio.run(run())
+    verdicts = _explore(tmp_path, table)
     assert {pid for pid, v in verdicts.items() if v.endswith("· blocks klp")} == {"0", "100", "120"}
