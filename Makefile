@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean fuzz
+.PHONY: run test lint imports typecheck unit bench clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check parsers explorer tests benchmarks samples
 	$(BIN)/ruff format --check parsers explorer tests benchmarks samples
 
+# The layers (pyproject.toml [tool.importlinter]): parsers < model < walk < code, debuginfo <
+# reports, training, livepatch < faces; only the faces import textual or rich.
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: lint imports typecheck unit
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done

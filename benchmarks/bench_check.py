@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def build(folder: Path, tasks: int, frames: int) -> Path:
-    from samples.synthetic import Frame
-    from tests.kernels import base_kernel
+    from explorer.training.synthetic import Frame
+    from tests.helpers.kernels import base_kernel
 
     k = base_kernel("current")
     chain = [Frame("__schedule", 0x43C), Frame("schedule", 0x3E)]
@@ -41,13 +41,13 @@ def build(folder: Path, tasks: int, frames: int) -> Path:
 
 
 def measure(dump: Path) -> None:
-    from explorer.analysis import analyse_all, analyse_task, unwind_context
-    from explorer.kernel import Kernel
-    from explorer.summary import summarizer
-    from explorer.tasks import find_tasks
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_all, analyse_task, unwind_context
+    from explorer.walk.summary import summarizer
 
     t0 = time.perf_counter()
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     t1 = time.perf_counter()
     scan = find_tasks(kernel)
     t2 = time.perf_counter()

@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 def per_frame() -> None:
     """The check of every return address of a real sample, uncached."""
-    from explorer.analysis import analyse_task, unwind_context
     from explorer.code.callsite import CallChecker
     from explorer.code.text import CodeText
-    from explorer.kernel import Kernel
-    from explorer.tasks import find_tasks
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context
 
     dump = ROOT / "samples" / "real" / "bpo12-6.12-busy" / "vmcore.zst"
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     ctx = unwind_context(kernel)
     steps = [
         s
@@ -67,17 +67,17 @@ def per_frame() -> None:
 def check_ratio(tasks: int, frames: int) -> None:
     """``check`` of the synthetic many-task dump with the call-site check and without."""
     from benchmarks.bench_check import build
-    from explorer.analysis import analyse_all, unwind_context
-    from explorer.code.model import calls_of
-    from explorer.kernel import Kernel
-    from explorer.summary import summarizer
-    from explorer.tasks import find_tasks
+    from explorer.code.cache import calls_of
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_all, unwind_context
+    from explorer.walk.summary import summarizer
 
     folder = Path(tempfile.gettempdir()) / f"backchain-bench-{tasks}x{frames}"
     dump = folder / "vmcore"
     if not dump.exists():
         build(folder, tasks, frames)
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     scan = find_tasks(kernel)
     ctx = unwind_context(kernel)
     summarize = summarizer(kernel)

@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from parsers.cache import cache_dir
-from parsers.convert import convert_to_elf, write_kdump, write_s390
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.write.convert import convert_to_elf, write_kdump, write_s390
 
 REAL = cache_dir("real", "bpo12-6.12-busy", "vmcore.elf")
 PAGE = 4096

@@ -21,12 +21,12 @@ sys.path.insert(0, str(ROOT))
 
 def build_sparse(path: Path, gib: int) -> None:
     """A 2-CPU synthetic kernel in a single PT_LOAD of ``gib`` GiB (holes stay sparse)."""
-    from parsers.elfwriter import build_elf_header, build_phdr, encode_note
-    from tests.conftest import two_cpu_dump
+    from parsers.write.elfwriter import build_elf_header, build_phdr, encode_note
+    from tests.helpers.dumps import two_cpu_dump
 
     small = Path(tempfile.mkdtemp()) / "small"
     dump = two_cpu_dump(small)
-    from parsers.elfcore import ElfCore
+    from parsers.dumps.elfcore import ElfCore
 
     core = ElfCore(str(dump))
     notes = b"".join(encode_note(_spec(n)) for n in core.notes)
@@ -49,7 +49,7 @@ def build_sparse(path: Path, gib: int) -> None:
 
 
 def _spec(note):
-    from parsers.elfwriter import NoteSpec
+    from parsers.write.elfwriter import NoteSpec
 
     return NoteSpec(note.name, note.type, note.desc)
 

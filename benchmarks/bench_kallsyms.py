@@ -2,7 +2,7 @@
 
 Goal (issue 12/16): decode <= 0.3 s for ~95,000 symbols, then milliseconds from the cache
 (cache_dir("symbols"), keyed by build-id). Also System.map parse vs its cached table, and the
-search for the tables by content (parsers/kallsyms_scan.py: what a dump whose VMCOREINFO has
+search for the tables by content (parsers/symbols/kallsyms_scan.py: what a dump whose VMCOREINFO has
 no KALLSYMS, such as 5.10, needs; measured on every sample, VMCOREINFO's entries ignored).
 
     python benchmarks/bench_kallsyms.py [SAMPLE]     (default: samples/real/bpo12-6.12-busy)
@@ -38,18 +38,18 @@ def main() -> int:
     parser.add_argument("sample", nargs="?", default=str(ROOT / "samples/real/bpo12-6.12-busy"))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from explorer.kernel import Kernel, Options
-    from explorer.sources.memscan import image_start
-    from parsers.dumps import open_dump
-    from parsers.kallsyms import kallsyms_tables, read_kallsyms
-    from parsers.kallsyms_scan import scan_kallsyms
-    from parsers.symbols import load_system_map
-    from parsers.symcache import load_table, save_table
+    from explorer.model.kernel import Options
+    from explorer.model.opening import kernel_of
+    from parsers.dumps.dumpfile import open_dump
+    from parsers.symbols.cache import load_table, save_table
+    from parsers.symbols.kallsyms import kallsyms_tables, read_kallsyms
+    from parsers.symbols.kallsyms_scan import scan_kallsyms
+    from parsers.symbols.table import load_system_map
 
     sample = Path(args.sample)
-    kernel = Kernel(open_dump(str(sample / "vmcore.zst")), Options())
-    read = kernel._identity_read
-    start = image_start(kernel)
+    kernel = kernel_of(open_dump(str(sample / "vmcore.zst")), Options())
+    read = kernel.image.read
+    start = kernel.image.image_start()
     found = scan_kallsyms(read, start)
     first, fastest = best(lambda: scan_kallsyms(read, start), args.runs)
     named = kallsyms_tables(kernel.vmcoreinfo)

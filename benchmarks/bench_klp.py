@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def build(folder: Path, tasks: int) -> Path:
     """Every task sleeps in do_nanosleep, which a patch in transition replaces."""
-    from tests.kernels import NANOSLEEP, base_kernel
-    from tests.klp_kernel import Func, Livepatch
+    from tests.helpers.kernels import NANOSLEEP, base_kernel
+    from tests.helpers.klp_kernel import Func, Livepatch
 
     k = base_kernel("current")
     for i in range(tasks):

@@ -41,7 +41,7 @@ def run(args: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     from parsers.cache import cache_dir
-    from parsers.dwarflines import default_cache_dir, open_dwarf_lines
+    from parsers.dwarf.lines import default_cache_dir, open_dwarf_lines
 
     real = ROOT / "samples" / "real"
     names = sys.argv[1:] or sorted(p.name for p in real.iterdir() if p.is_dir())

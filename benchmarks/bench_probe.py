@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from explorer.kernel import Kernel, Options
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
     from explorer.sources.probe import probe_types
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,7 +31,7 @@ def main() -> None:
     )
     print(f"{'sample':<20} {'probe s':>8} {'tasks':>6} {'values':>6}")
     for folder in samples:
-        kernel = Kernel.open(str(folder / "vmcore.zst"), Options(types="probe"))
+        kernel = open_kernel(str(folder / "vmcore.zst"), Options(types="probe"))
         best = float("inf")
         for _ in range(args.runs):
             start = time.perf_counter()

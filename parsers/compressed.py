@@ -11,12 +11,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from parsers.cache import cache_dir
+from parsers.cache import (
+    cache_dir,
+    exclusive_temp,
+    prune_stale_temps,
+    read_cache_file,
+    write_atomically,
+)
 from parsers.errors import DumpError, FormatError
 from parsers.inputs import open_regular
 
@@ -68,10 +76,6 @@ def decompressed_head(path: str | os.PathLike[str], size: int = 4096) -> bytes:
             return b""
 
 
-#: Largest decompressed size accepted: a dump bigger than this is not plausible here and a
-#: frame claiming more is treated as a decompression bomb.
-MAX_DECOMPRESSED = 1 << 40
-
 Progress = Callable[[int, int], None]
 
 
@@ -89,31 +93,21 @@ def is_zstd(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-#: Bytes hashed at each end of a compressed file for its cache key.
-_KEY_SPAN = 1 << 20
-
-
-def _cache_key(path: Path) -> str:
-    """The cache key of a compressed file: its size and the hash of its first and last MiB.
-
-    By content, not by path: every copy of a dump (tests copy samples into temporary folders)
-    shares one decompressed file instead of filling the disk with copies. The last MiB holds
-    each format's checksum of the whole content (zstd's content checksum, gzip's CRC32 and
-    size, xz's check), so a changed file gets a new key.
-    """
-    size = path.stat().st_size
-    digest = hashlib.sha256(f"{size}\0".encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(_KEY_SPAN))
-        if size > 2 * _KEY_SPAN:
-            f.seek(size - _KEY_SPAN)
-        digest.update(f.read(_KEY_SPAN))
-    return digest.hexdigest()[:24]
-
-
 #: Decompressed copies kept, in GiB, before the least recently used ones are removed
-#: (``BACKCHAIN_CACHE_DUMPS_GIB`` overrides it).
+#: (``BACKCHAIN_CACHE_DUMPS_GIB`` overrides it). No copy larger than this is made.
 DUMPS_GIB = 16.0
+#: Bytes of decompressed output looked at before anything is written: the format's headers.
+HEAD_BYTES = 1 << 16
+#: Bytes accepted past the end a format's headers give (a vmcore may end in a few).
+EXTENT_SLACK = 1 << 20
+#: Left free on the cache's file system whatever the budget says.
+FREE_MARGIN = 256 << 20
+#: Where the identities of sources and copies are kept, inside the copies' folder.
+INDEX = ".index"
+
+#: From the first :data:`HEAD_BYTES` decompressed bytes: the most bytes the content can need
+#: (None: no bound known), or FormatError when it is not what the caller opens.
+Extent = Callable[[bytes], "int | None"]
 
 
 def dumps_budget() -> int:
@@ -130,21 +124,13 @@ def dumps_budget() -> int:
 def prune_dumps(folder: Path, keep: Path | None = None, budget: int | None = None) -> list[Path]:
     """Remove the least recently used decompressed dumps of ``folder`` until the rest fit
     ``budget`` (default :func:`dumps_budget`); ``keep`` (the one just made) always stays, and
-    so do copies still being written. Returns what was removed.
+    so do copies still being written (hidden temporaries). Returns what was removed.
 
     A removed copy still open elsewhere stays readable there (POSIX); the next open of its
     compressed file decompresses it again.
     """
     limit = dumps_budget() if budget is None else budget
-    entries = []
-    for path in folder.iterdir():
-        if path.suffix.startswith(".tmp") or path == keep:
-            continue
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        entries.append((st.st_mtime, st.st_size, path))
+    entries = [entry for entry in _copies(folder) if entry[2] != keep]
     total = sum(size for _, size, _ in entries)
     if keep is not None:
         with contextlib.suppress(OSError):
@@ -154,28 +140,128 @@ def prune_dumps(folder: Path, keep: Path | None = None, budget: int | None = Non
         if total <= limit:
             break
         _unlink_quietly(path)
+        _unlink_quietly(folder / INDEX / f"copy-{path.suffix[1:]}")
         removed.append(path)
         total -= size
     return removed
+
+
+def _copies(folder: Path) -> list[tuple[float, int, Path]]:
+    """(last use, size, path) of each copy in ``folder`` (temporaries and the index left
+    out); the last use is when its index record was last touched."""
+    out: list[tuple[float, int, Path]] = []
+    try:
+        names = [n for n in os.listdir(folder) if not n.startswith(".")]
+    except OSError:
+        return out
+    for name in names:
+        path = folder / name
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        try:
+            used = os.stat(folder / INDEX / f"copy-{path.suffix[1:]}").st_mtime
+        except OSError:
+            used = st.st_mtime
+        out.append((used, st.st_size, path))
+    return out
+
+
+def content_key(fd: int) -> str:
+    """The cache key of a compressed file: a digest of all of its bytes (no two contents
+    share a copy; a file with the same size and ends but another middle gets its own)."""
+    digest = hashlib.blake2b(digest_size=20)
+    with os.fdopen(os.dup(fd), "rb") as f:
+        f.seek(0)
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    """What changes when a file is replaced or rewritten (its inode, size, mtime, ctime)."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _source_key(fd: int, real: str, index: Path) -> str:
+    """:func:`content_key`, remembered per source file identity (path, inode, size, times):
+    a dump opened again is not read twice."""
+    ident = json.dumps([real, *_identity(os.fstat(fd))]).encode()
+    memo = index / f"src-{hashlib.blake2b(ident, digest_size=16).hexdigest()}"
+    known = read_cache_file(memo, 64)
+    if known is not None and len(known) == 40 and all(c in b"0123456789abcdef" for c in known):
+        return known.decode()
+    key = content_key(fd)
+    write_atomically(memo, key.encode())
+    return key
+
+
+def _reusable(copy: Path, index: Path, key: str) -> bool:
+    """Whether ``copy`` is still the file this cache wrote for ``key`` (a regular file with
+    the inode, size and times recorded when it was made): a copy replaced or rewritten
+    since is decompressed again, never shown under the user's file name."""
+    recorded = read_cache_file(index / f"copy-{key}", 4096)
+    try:
+        st = os.stat(copy, follow_symlinks=False)
+    except OSError:
+        return False
+    if recorded is None or not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        return bool(json.loads(recorded) == [copy.name, *_identity(st)])
+    except ValueError:
+        return False
+
+
+def _record(copy: Path, index: Path, key: str) -> None:
+    st = os.stat(copy, follow_symlinks=False)
+    write_atomically(index / f"copy-{key}", json.dumps([copy.name, *_identity(st)]).encode())
+
+
+def room_for_copies(folder: Path) -> int:
+    """Bytes a new copy may take: the budget, and no more than the free space (less
+    :data:`FREE_MARGIN`) plus what pruning older copies gives back."""
+    budget = dumps_budget()
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return budget
+    reclaimable = sum(size for _, size, _ in _copies(folder))
+    return max(0, min(budget, fs.f_bavail * fs.f_frsize - FREE_MARGIN + reclaimable))
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
 
 
 def decompressed_path(
     path: str | os.PathLike[str],
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    extent: Extent | None = None,
 ) -> Path:
     """Return the path of a decompressed copy of ``path``, making it once if needed.
+
+    The head comes first: the zstd frame's content size and ``extent`` (what the format's
+    headers say the content can need) are checked against the room the cache has
+    (:func:`room_for_copies`) before anything is written; the output is then streamed to
+    an exclusive temporary and cut at that room (or just past what the headers give).
+    Ctrl+C removes the temporary; ones left
+    by a process that died are removed on the next call.
 
     Args:
         path: a zstd-, xz- or gzip-compressed file.
         cache_dir: where copies live (default: ``cache_root() / "dumps"``).
         progress: called with (bytes read, compressed size) while decompressing.
+        extent: bounds the content from its first bytes (or refuses them).
 
     Returns:
         The cached uncompressed file. The input is never modified.
 
     Raises:
-        DumpError: the file cannot be read or is not valid zstd data.
+        DumpError: the file cannot be read, is not valid compressed data, is not what
+            ``extent`` expects, or needs more room than the cache has.
     """
     import lzma
     import zlib
@@ -184,43 +270,84 @@ def decompressed_path(
 
     src = Path(path)
     target_dir = cache_dir or cache_root() / "dumps"
-    with open_regular(src, "compressed file") as probe:
-        kind = compression_of(probe.read(8)) or "zst"
+    index = target_dir / INDEX
+    kind = "zst"
     try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-        stem = src.name.removesuffix(f".{kind}")
-        key = _cache_key(src)
-        known = sorted(target_dir.glob(f"*.{key}"))  # any copy's name: one file per content
-        if known:
-            with contextlib.suppress(OSError):
-                os.utime(known[0])  # used now: the last to be removed
-            return known[0]
-        target = target_dir / f"{stem}.{key}"
-        total = src.stat().st_size
-        tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
-        written = 0
-        with open_regular(src, "compressed file") as fin, open(tmp, "wb") as fout:
-            reader = _stream_reader(kind, fin)
-            while chunk := reader.read(1 << 22):
-                written += len(chunk)
-                if written > MAX_DECOMPRESSED:
-                    raise FormatError("decompressed data exceeds 1 TiB; refusing", str(src))
-                fout.write(chunk)
-                if progress:
-                    progress(fin.tell(), total)
-        os.replace(tmp, target)
+        with open_regular(src, "compressed file") as fin:
+            head = fin.read(HEAD_BYTES)
+            kind = compression_of(head) or "zst"
+            index.mkdir(parents=True, exist_ok=True)
+            prune_stale_temps(target_dir)
+            prune_stale_temps(index)
+            key = _source_key(fin.fileno(), os.path.realpath(src), index)
+            for known in sorted(target_dir.glob(f"*.{key}")):  # one file per content
+                if _reusable(known, index, key):
+                    with contextlib.suppress(OSError):
+                        os.utime(index / f"copy-{key}")  # used now: the last to be removed
+                    return known
+            room = room_for_copies(target_dir)
+            limit = _check_head(src, kind, head, fin, room, extent)
+            target = target_dir / f"{src.name.removesuffix(f'.{kind}')}.{key}"
+            _clear(target)
+            total = os.fstat(fin.fileno()).st_size
+            fin.seek(0)
+            with exclusive_temp(target) as fout:
+                reader = _stream_reader(kind, fin)
+                written = 0
+                while chunk := reader.read(1 << 22):
+                    written += len(chunk)
+                    if written > limit:
+                        raise FormatError(
+                            f"decompressed data exceeds {limit:,} bytes, "
+                            + (
+                                "the room the cache has (BACKCHAIN_CACHE_DUMPS_GIB, free space)"
+                                if limit == room
+                                else "past the end its own headers give"
+                            )
+                            + "; refusing",
+                            str(src),
+                        )
+                    fout.write(chunk)
+                    if progress:
+                        progress(fin.tell(), total)
+        _record(target, index, key)
         prune_dumps(target_dir, keep=target)
         return target
-    except DumpError:  # over the size cap: no partial copy left in the cache
-        _unlink_quietly(locals().get("tmp"))
-        raise
     except (zstandard.ZstdError, lzma.LZMAError, zlib.error, EOFError) as exc:
-        _unlink_quietly(locals().get("tmp"))
         name = {"zst": "zstd", "xz": "xz", "gz": "gzip"}[kind]
         raise FormatError(f"not valid {name} data ({exc})", str(src)) from None
     except OSError as exc:
-        _unlink_quietly(locals().get("tmp"))
         raise DumpError(f"cannot decompress: {exc.strerror or exc}", str(src)) from None
+
+
+def _check_head(
+    src: Path, kind: str, head: bytes, fin: BinaryIO, room: int, extent: Extent | None
+) -> int:
+    """Refuse before writing anything: a frame or format head that claims more than
+    ``room``, or that is not what ``extent`` expects. Returns how many bytes may be written:
+    ``room``, or less when the format's headers bound the content (plus
+    :data:`EXTENT_SLACK`)."""
+    import zstandard
+
+    claimed = limit = None
+    if kind == "zst":
+        size = zstandard.get_frame_parameters(head).content_size
+        claimed = None if size == zstandard.CONTENTSIZE_UNKNOWN else size
+    if extent is not None:
+        fin.seek(0)
+        first = _stream_reader(kind, fin).read(HEAD_BYTES)
+        bound = extent(first)
+        if bound is not None:
+            claimed = bound if claimed is None else min(claimed, bound)
+            limit = bound + EXTENT_SLACK
+    if claimed is not None and claimed > room:
+        raise FormatError(
+            f"decompressed it would take {_gib(claimed)}, more than the {_gib(room)} the "
+            "cache has room for (BACKCHAIN_CACHE_DUMPS_GIB, free space): decompress it "
+            "yourself and open the result",
+            str(src),
+        )
+    return room if limit is None else min(room, limit)
 
 
 def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 << 20) -> str:
@@ -254,9 +381,14 @@ def read_text_maybe_compressed(path: str | os.PathLike[str], limit: int = 256 <<
         raise FormatError("not a text file", str(src)) from None
 
 
-def _unlink_quietly(path: object) -> None:
-    if isinstance(path, Path):
-        try:
-            path.unlink()
-        except OSError:
-            pass
+def _clear(path: Path) -> None:
+    """Remove whatever is planted under a copy's name that a rename cannot replace (an
+    empty folder); anything else is replaced by the rename itself."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.rmdir(path)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

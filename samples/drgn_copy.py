@@ -3,7 +3,7 @@
 QEMU 7.2 writes ``pr_pid`` of each CPU's NT_PRSTATUS byte-swapped and no VMCOREINFO note (the
 kernel's VMCOREINFO is only reachable through the pointer at absolute 0xE0C); drgn 0.3.0
 needs both right (docs/real-dumps.md). :func:`fix_for_drgn` streams the dump into a new ELF
-with the project's own writer (:func:`parsers.convert.convert_to_elf`): the same memory, the
+with the project's own writer (:func:`parsers.write.convert.convert_to_elf`): the same memory, the
 same notes with ``pr_pid`` in big-endian order, and a VMCOREINFO note read from guest memory.
 
     python -m samples.drgn_copy samples/real/bpo12-6.12-busy/vmcore.zst /tmp/busy.drgn.elf
@@ -15,14 +15,15 @@ import argparse
 import os
 import sys
 
-from parsers.convert import convert_to_elf, dump_notes
-from parsers.cpustate import cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.elfcore import group_cpu_notes
-from parsers.elfwriter import NoteSpec
+from parsers.dumps.cpustate import cpu_registers_from_notes
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import group_cpu_notes
+from parsers.dumps.vmcoreinfo import vmcoreinfo_from_memory
 from parsers.errors import DumpError
-from parsers.structs import ELF_PRSTATUS, NT_PRSTATUS
-from parsers.vmcoreinfo import vmcoreinfo_from_memory
+from parsers.s390.layouts import NT_PRSTATUS
+from parsers.s390.structs import ELF_PRSTATUS
+from parsers.write.convert import convert_to_elf, dump_notes
+from parsers.write.elfwriter import NoteSpec
 
 
 def _fixed_prstatus(desc: bytes, cpu_id: int) -> bytes:

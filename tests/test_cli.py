@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.tasks import find_tasks, task_state_letter
-from tests.kernels import KTHREAD, NANOSLEEP_NAMES, base_kernel, open_kernel, sleeper
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks, task_state_letter
+from tests.helpers.kernels import KTHREAD, NANOSLEEP_NAMES, base_kernel, open_synthetic, sleeper
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_bt_cpu_task_and_sp(dump: Path, capsys: pytest.CaptureFixture[str]) -> N
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"]["rule"] == "task_running"
     assert doc["verdict"]["as_current"]["reliable"] is True
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     task = find_tasks(kernel).by_pid(101)[0]
     assert main(["bt", str(dump), "--task", f"{task.address:x}", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -161,7 +162,7 @@ def _corrupt_list(tmp_path: Path, how: str) -> Kernel:
         k.put_u64(b.address + off, a.address + off)
     else:  # 101 points into nowhere
         k.put_u64(b.address + off, 0x5555_0000_0000)
-    return open_kernel(k, tmp_path)
+    return open_synthetic(k, tmp_path)
 
 
 @pytest.mark.parametrize(("how", "words"), [("loop", "loops back to"), ("bad", "unreadable")])

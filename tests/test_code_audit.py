@@ -19,7 +19,8 @@ import pytest
 
 from explorer.cli import main
 from explorer.code.audit import audit_file, audit_kernel
-from explorer.kernel import Kernel
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -119,7 +120,7 @@ def test_audit_rejects_what_is_not_code(tmp_path: Path, capsys: pytest.CaptureFi
 
 @cache
 def _kernel(name: str) -> Kernel:
-    return Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    return open_kernel(str(SAMPLES / name / "vmcore.zst"))
 
 
 def test_dump_entry_code_switches_stacks() -> None:

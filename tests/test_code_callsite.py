@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
+from explorer.code.cache import code_of
 from explorer.code.callsite import CallChecker, is_call
 from explorer.code.insn import decode
 from explorer.code.listing import function_code
-from explorer.code.model import call_fields, code_of
-from explorer.kernel import Kernel
-from explorer.tasks import find_tasks
+from explorer.code.present import call_fields
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, unwind_context
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -31,7 +33,7 @@ _SF_R14 = 0x88  # struct stack_frame.gprs[8] (packed stack): the saved r14
 
 @cache
 def _kernel(name: str) -> Kernel:
-    return Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    return open_kernel(str(SAMPLES / name / "vmcore.zst"))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
+from explorer.code.cache import calls_of, code_of
 from explorer.code.callsite import call_insn_text
 from explorer.code.insn import decode_one
-from explorer.code.model import calls_of, code_of
-from explorer.kernel import Kernel
-from explorer.tasks import find_tasks
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, unwind_context
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -27,7 +27,7 @@ def _capstone(raw: bytes, address: int) -> tuple[str, str] | None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_real_call_site_is_spelled_as_capstone_spells_it(name: str) -> None:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     code, calls, ctx = code_of(kernel), calls_of(kernel), unwind_context(kernel)
     seen = 0
     for task in find_tasks(kernel).tasks:

@@ -21,7 +21,8 @@ from explorer.cli import main
 from explorer.code.insn import Instruction, decode, insn_length
 from explorer.code.listing import function_code, make_listing, resolve
 from explorer.code.text import CodeText
-from explorer.kernel import Kernel
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -52,7 +53,7 @@ _MASK_FIRST = frozenset({"bc", "bcr", "brc", "brcl"})
 
 @cache
 def _kernel(name: str) -> Kernel:
-    return Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    return open_kernel(str(SAMPLES / name / "vmcore.zst"))
 
 
 def objdump(data: bytes, address: int, tmp: Path) -> dict[int, tuple[int, str, str]]:

@@ -14,22 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
-from explorer.code.interrupted import analyzer_of, interrupted_context
-from explorer.code.model import code_of
-from explorer.kernel import Kernel
-from explorer.report import verdict_json
-from explorer.tasks import find_tasks
-from samples.synthetic import Frame
-from tests.kernels import NANOSLEEP, base_kernel, open_kernel
+from explorer.code.cache import analyzer_of, code_of
+from explorer.code.interrupted import interrupted_context
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.reports.walk import verdict_json
+from explorer.training.synthetic import Frame
+from explorer.walk.analysis import analyse_task, unwind_context
+from tests.helpers.kernels import NANOSLEEP, base_kernel, open_synthetic
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
 
 @cache
 def _kernel(name: str) -> Kernel:
-    return Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    return open_kernel(str(SAMPLES / name / "vmcore.zst"))
 
 
 def _phases(kernel: Kernel, function: str, offsets: list[int]) -> list[tuple[str, int | None]]:
@@ -185,7 +186,7 @@ def test_interrupted_in_the_no_back_chain_window(
     k.run_on_cpu(1, t, entry, {15: r15, 14: ra, 1: sps[0]})
     k.cpus[-1].lowcore["external_new_psw"] = entry
     k.cpus[-1].lowcore["external_old_psw"] = (0x0704C00180000000, victim + 0x10)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     cpu = kernel.cpus[-1]  # the CPU added last (base_kernel's idle CPU 1 comes first)
     ctx = interrupted_context(kernel, cpu)
     assert ctx is not None and ctx.state.phase == "no_back_chain"

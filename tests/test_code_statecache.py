@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from explorer.code.model import code_of
+from explorer.code.cache import code_of
 from explorer.code.prologue import PrologueAnalyzer
 from explorer.code.statecache import StateCache, state_key
-from explorer.kernel import Kernel
+from explorer.model.opening import open_kernel
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 FUNCTIONS = ("__schedule", "psw_idle", "__fdget", "arch_cpu_idle", "do_syscall", "schedule_timeout")
 
 
 def test_remembered_states_equal_computed_ones(tmp_path: Path) -> None:
-    kernel = Kernel.open(str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst"))
     code = code_of(kernel)
     plain = PrologueAnalyzer(code)
     path = tmp_path / "states.json"

@@ -1,4 +1,4 @@
-"""Source lines and inline chains (parsers.dwarflines, explorer.debuginfo) against
+"""Source lines and inline chains (parsers.dwarf.lines, explorer.debuginfo) against
 s390x-linux-gnu-addr2line -f -i.
 
 CI fixtures: tests/data/lines_mock*.elf, built from lines_mock.c/.h by build_lines_mock.sh,
@@ -20,7 +20,7 @@ import pytest
 
 from explorer.cli import main
 from explorer.debuginfo.lines import FrameSource, lookup_address
-from parsers.dwarflines import DwarfLines, open_dwarf_lines
+from parsers.dwarf.lines import DwarfLines, open_dwarf_lines
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from tests.helpers import oracles
 
@@ -134,7 +134,7 @@ def test_cache_by_build_id(tmp_path: Path) -> None:
         a = first.lookup(0x10001EF)
     files = list(tmp_path.glob(f"{first.build_id}.*.lines.json"))
     assert len(files) == 1
-    doc = json.loads(files[0].read_text())
+    doc = json.loads(files[0].read_bytes().partition(b"\n")[2])  # after its CRC-32 line
     assert doc["ranges"] and doc["functions"]
     with open_dwarf_lines(obj, tmp_path) as second:
         assert second._cached_functions  # the touched unit's functions came from the cache
@@ -219,14 +219,15 @@ SAMPLES = sorted(p.name for p in REAL.iterdir() if (p / "facts.json").is_file())
 def test_every_frame_of_a_real_dump_equals_addr2line(sample: str) -> None:
     """Every frame of every task of a real sample: function, source and inline chain as
     addr2line -f -i says on the -dbg vmlinux (at R-1 for return addresses)."""
-    from explorer.analysis import analyse_task, unwind_context
-    from explorer.kernel import Kernel, Options
-    from explorer.tasks import find_tasks
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context
 
     folder = REAL / sample
     facts = json.loads((folder / "facts.json").read_text())
     vmlinux = real_vmlinux(facts["kernel_release"])
-    kernel = Kernel.open(
+    kernel = open_kernel(
         str(folder / "vmcore.zst"),
         Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
     )
@@ -330,7 +331,8 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
     address the unwinder took as this frame's ip, back_chain the next frame's sp."""
     import struct as st
 
-    from explorer.kernel import Kernel, Options
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
 
     dump = str(IDLE / "vmcore.zst")
     smap = str(IDLE / "System.map.zst")
@@ -339,7 +341,7 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
     layout = doc["frame_layout"]
     assert (layout["gprs"], layout["back_chain"], layout["size"]) == (0x48, 0x98, 160)
     assert "struct stack_frame" in layout["source"]
-    kernel = Kernel.open(dump, Options(system_map=smap))
+    kernel = open_kernel(dump, Options(system_map=smap))
     frames = doc["frames"]
     assert len(frames) >= 5
     for i, frame in enumerate(frames):
@@ -366,7 +368,7 @@ def test_bt_full_words_are_the_frame_bytes(capsys: pytest.CaptureFixture[str]) -
 
 def test_stack_frame_layout_matches_dwarf() -> None:
     """The bundled profile's struct stack_frame equals the -dbg vmlinux's DWARF."""
-    from parsers.types import profile_from_dwarf
+    from parsers.types.profile import profile_from_dwarf
 
     facts = json.loads((IDLE / "facts.json").read_text())
     profile = profile_from_dwarf(real_vmlinux(facts["kernel_release"]))
@@ -386,8 +388,8 @@ def test_vmlinux_of_another_build_is_refused(tmp_path: Path) -> None:
 
     def kernel(build_id: str) -> object:
         info = SimpleNamespace(get=lambda key: build_id, symbol=lambda name: None)
-        return SimpleNamespace(options=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
-                               symbols=None)  # fmt: skip
+        return SimpleNamespace(files=SimpleNamespace(vmlinux=str(elf)), vmcoreinfo=info,
+                               symbols=None, forced=[])  # fmt: skip
 
     other = FrameSource.open(kernel("0" * 40), cache_dir=str(tmp_path))  # type: ignore[arg-type]
     assert not other.available and other.requested
@@ -431,7 +433,7 @@ def test_interrupted_context_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
 def linked_ip(system_map: str, frame: dict[str, object]) -> int:
     """The link-time address of a frame's ip: its symbol in System.map plus the offset."""
-    from parsers.symbols import load_system_map
+    from parsers.symbols.table import load_system_map
 
     name, _, rest = str(frame["symbol"]).partition("+")
     address = load_system_map(system_map).address_of(name)
@@ -444,7 +446,7 @@ def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixtu
     """bt -l --vmlinux alone (no System.map): Debian's -dbg vmlinux is accepted as the dump's
     own (its .rodata has a "Linux version ... # SMP" line before linux_banner's "#1 SMP",
     which must not be taken for the banner) and names every sleeping frame."""
-    from parsers.fileid import elf_identity
+    from parsers.elf.fileid import elf_identity
 
     folder = REAL / sample
     facts = json.loads((folder / "facts.json").read_text())

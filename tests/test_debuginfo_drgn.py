@@ -65,9 +65,10 @@ def same_path(drgn_source: str | None, ours: str | None) -> bool:
 def test_lines_equal_drgn_on_every_sleeping_task(sample: str, tmp_path: Path) -> None:
     from drgn.helpers.linux.pid import find_task  # noqa: F401 - drgn's Linux helpers load
 
-    from explorer.analysis import analyse_task, unwind_context
-    from explorer.kernel import Kernel, Options
-    from explorer.tasks import find_tasks
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context
     from samples.drgn_copy import fix_for_drgn
 
     folder = REAL / sample
@@ -79,7 +80,7 @@ def test_lines_equal_drgn_on_every_sleeping_task(sample: str, tmp_path: Path) ->
     prog.set_core_dump(str(copy))
     prog.load_debug_info([str(vmlinux)])
     copy.unlink()  # 128 MiB each: drgn keeps the file open; the disk gets it back at the end
-    kernel = Kernel.open(
+    kernel = open_kernel(
         str(folder / "vmcore.zst"),
         Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
     )

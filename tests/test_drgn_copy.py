@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from parsers.cpustate import cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.elfcore import group_cpu_notes
-from parsers.vmcoreinfo import vmcoreinfo_from_memory
+from parsers.dumps.cpustate import cpu_registers_from_notes
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import group_cpu_notes
+from parsers.dumps.vmcoreinfo import vmcoreinfo_from_memory
 from samples.drgn_copy import fix_for_drgn
 from tests.helpers import oracles
 

@@ -10,6 +10,7 @@ import pytest
 import zstandard
 
 from parsers.compressed import decompressed_path, dumps_budget, prune_dumps
+from tests.helpers.caches import copies
 
 
 def _zst(path: Path, data: bytes) -> Path:
@@ -23,9 +24,9 @@ def test_one_copy_per_content_whatever_the_name(tmp_path: Path) -> None:
     a = decompressed_path(_zst(tmp_path / "incident.vmcore.zst", data), cache)
     b = decompressed_path(_zst(tmp_path / "renamed.zst", data), cache)
     assert a == b and a.read_bytes() == data
-    assert len(list(cache.iterdir())) == 1
+    assert len(copies(cache)) == 1
     c = decompressed_path(_zst(tmp_path / "other.zst", data + b"!"), cache)
-    assert c != a and len(list(cache.iterdir())) == 2
+    assert c != a and len(copies(cache)) == 2
 
 
 def test_least_recently_used_copies_go_first(
@@ -37,14 +38,15 @@ def test_least_recently_used_copies_go_first(
     made = []
     for i in range(2):  # 64 KiB each; the budget holds two
         made.append(decompressed_path(_zst(tmp_path / f"d{i}.zst", bytes([i]) * (1 << 16)), cache))
-        os.utime(made[-1], (1000 + i, 1000 + i))
+        os.utime(cache / ".index" / f"copy-{made[-1].suffix[1:]}", (1000 + i, 1000 + i))
     # d0 is used again (a hit marks it recent), then a third dump arrives: d1 is the oldest.
     assert decompressed_path(tmp_path / "d0.zst", cache) == made[0]
     third = decompressed_path(_zst(tmp_path / "d2.zst", b"\2" * (1 << 16)), cache)
     assert [made[0].exists(), made[1].exists(), third.exists()] == [True, False, True]
-    (cache / "x.abc.tmp123").write_bytes(b"being written")  # another process's copy: untouched
-    assert prune_dumps(cache, budget=0) and (cache / "x.abc.tmp123").exists()
-    assert sorted(p.name for p in cache.iterdir()) == ["x.abc.tmp123"]
+    being_written = cache / f".x.abc.{os.getpid()}.r4nd0m.tmp"  # a live process's: untouched
+    being_written.write_bytes(b"being written")
+    assert prune_dumps(cache, budget=0) and being_written.exists()
+    assert copies(cache) == []
 
 
 def test_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

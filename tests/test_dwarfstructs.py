@@ -1,4 +1,4 @@
-"""The type profile's usual DWARF reader (parsers.dwarfstructs: only the DIEs it needs, from
+"""The type profile's usual DWARF reader (parsers.dwarf.structs: only the DIEs it needs, from
 the mapped file) against pyelftools' general reader and the compiler's own offsets.
 
 The profile must be the same whichever reader made it: on the committed objects (relocatable,
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from parsers import types as T
-from parsers.dwarfstructs import Unsupported
-from parsers.elfsections import ElfSections
+from parsers.dwarf.structs import Unsupported
+from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
-from parsers.types import TypeProfile, profile_from_dwarf
+from parsers.types import profile as T
+from parsers.types.profile import TypeProfile, profile_from_dwarf
 from tests.helpers import oracles
-from tests.test_types import OBJECTS, SOURCE, _check_profile
+from tests.helpers.types import OBJECTS, SOURCE, check_profile
 
 CROSS_GCC = shutil.which("s390x-linux-gnu-gcc")
 CROSS_LD = shutil.which("s390x-linux-gnu-ld")
@@ -68,7 +68,7 @@ def by_structs(path: Path, monkeypatch: pytest.MonkeyPatch) -> TypeProfile:
 @pytest.mark.parametrize("obj", OBJECTS, ids=lambda p: p.name)
 def test_committed_objects_both_readers(obj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = by_structs(obj, monkeypatch)
-    _check_profile(fast)
+    check_profile(fast)
     assert fast.to_json() == by_elftools(obj).to_json()
 
 
@@ -82,7 +82,7 @@ def test_linked_executable_both_readers(
     subprocess.run([CROSS_GCC, *flags, "-O0", "-c", str(SOURCE), "-o", str(obj)], check=True)
     subprocess.run([CROSS_LD, "-e", "0", "-o", str(exe), str(obj)], check=True)
     fast = by_structs(exe, monkeypatch)
-    _check_profile(fast)
+    check_profile(fast)
     assert fast.to_json().replace(str(exe), "X") == by_elftools(exe).to_json().replace(
         str(exe), "X"
     )
@@ -118,7 +118,7 @@ def test_unsupported_dwarf_goes_to_the_general_reader(monkeypatch: pytest.Monkey
         raise Unsupported("as if the DWARF used DW_FORM_strx")
 
     monkeypatch.setattr(T, "DwarfStructs", unsupported)
-    _check_profile(profile_from_dwarf(OBJECTS[0], use_cache=False))
+    check_profile(profile_from_dwarf(OBJECTS[0], use_cache=False))
 
 
 @pytest.mark.parametrize("name", [".debug_info", ".debug_abbrev", ".rela.debug_info"])

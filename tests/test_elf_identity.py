@@ -1,5 +1,5 @@
-"""A vmlinux's identity (build-id, banners; parsers.fileid.elf_identity over
-parsers.elfsections, no pyelftools) and its section table against pyelftools and readelf,
+"""A vmlinux's identity (build-id, banners; parsers.elf.fileid.elf_identity over
+parsers.elf.sections, no pyelftools) and its section table against pyelftools and readelf,
 on the bundled ELF files and the -dbg vmlinux of each real kernel in the cache."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from parsers.elfsections import ElfSections
+from parsers.elf.fileid import all_banners_in, elf_identity
+from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
-from parsers.fileid import all_banners_in, elf_identity
 from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from parsers.elfcore import ElfCore, group_cpu_notes
-from parsers.elfwriter import NoteSpec, write_elf_core
+from parsers.dumps.elfcore import ElfCore, group_cpu_notes
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
+from parsers.write.elfwriter import NoteSpec, write_elf_core
 
 
 def _write(tmp_path: Path, segments, notes=(), name="core.elf") -> Path:

@@ -1,4 +1,4 @@
-"""parsers.elfcore unpacks an ELF core's headers with ``struct``: the same segments and
+"""parsers.dumps.elfcore unpacks an ELF core's headers with ``struct``: the same segments and
 notes as pyelftools reads from every bundled real dump (and the drgn-openable copy)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.iterdir() if (p / "vmcore.zst").is_file())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from tests.test_real_samples import MOVED
+from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Three dumps of one kernel (6.12.95+deb12-s390x), three boots of the same guest.

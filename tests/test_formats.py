@@ -1,6 +1,6 @@
 """Every dump format s390x users have: compressed kdump (plain, flattened, split), s390, s390_ext.
 
-Files are written from the synthetic 2-CPU ELF dump with the writers of parsers.convert and
+Files are written from the synthetic 2-CPU ELF dump with the writers of parsers.write.convert and
 read back page for page; real QEMU kdump files are compared with their ELF twin when the
 real-sample generator's work folder (``cache_dir("real")``) holds them (not in CI).
 """
@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from parsers import kdump as kdump_mod
 from parsers.cache import cache_dir
-from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
+from parsers.dumps import kdump as kdump_mod
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.dumps.kdump import KdumpFile
+from parsers.dumps.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
 from parsers.errors import DumpError, FormatError, TruncatedError, UnmappedError
-from parsers.kdump import KdumpFile
-from parsers.s390dump import S390Dump, datetime_to_tod, tod_to_datetime
-from tests.conftest import two_cpu_dump
+from parsers.write.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
 from tests.helpers import oracles
+from tests.helpers.dumps import two_cpu_dump
 
 PAGE = 4096
 #: samples/generate_real.py leaves <name>/vmcore.elf and vmcore.kdump-zlib[.flat] here.
@@ -454,7 +454,7 @@ def test_s390_ext_packed_page_cache(src, tmp_path):
 def test_bitmap_runs_equal_a_bit_by_bit_scan():
     import random
 
-    from parsers.kdump import _bitmap_runs
+    from parsers.dumps.kdump import _bitmap_runs
 
     rng = random.Random(5)
     for _ in range(50):

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
-from explorer.tasks import find_tasks
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, unwind_context
 from parsers.compressed import decompressed_path
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.dumps.kdump import DUMP_DH_COMPRESSED_INCOMPLETE, KdumpFile
+from parsers.dumps.s390dump import S390Dump
 from parsers.errors import DumpError, FormatError, TranslationError, TruncatedError
-from parsers.kdump import DUMP_DH_COMPRESSED_INCOMPLETE, KdumpFile
-from parsers.s390dump import S390Dump
 from tests.fuzz.seeds import companions, kernel_seeds, seeds
 
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -186,7 +187,7 @@ def test_zeroed_notes_open_without_cpus(folder: Path) -> None:
         last = core.notes[-1]
         end = last.offset + 12 + 8 + len(last.desc)
     data[first:end] = bytes(end - first)
-    kernel = Kernel.open(write(folder, data))
+    kernel = open_kernel(write(folder, data))
     try:
         assert kernel.cpus == ()
         assert "kernel ASCE unknown: vmalloc addresses cannot be translated" in kernel.warnings
@@ -257,7 +258,7 @@ def test_task_list_pointing_to_itself(folder: Path) -> None:
     data = bytearray(seeds()["elf"].data)
     task = k.tasks[2]
     put_u64(data, task.address + off, task.address + off)
-    kernel = Kernel.open(write(folder, data))
+    kernel = open_kernel(write(folder, data))
     try:
         scan = find_tasks(kernel)
         assert scan.warnings == [
@@ -277,7 +278,7 @@ def test_page_table_loop(folder: Path) -> None:
     rtt = k._rtt
     entry = struct.unpack_from(">Q", data, file_offset(rtt + rtx * 8))[0]
     put_u64(data, rtt + rtx * 8, rtt | (entry & 0xFFF))
-    kernel = Kernel.open(write(folder, data))
+    kernel = open_kernel(write(folder, data))
     try:
         with pytest.raises(TranslationError) as info:
             kernel.space.dat_walk(task.stack)
@@ -310,7 +311,7 @@ def test_back_chain_loop_between_two_frames(folder: Path) -> None:
     data = bytearray(seeds()["elf"].data)
     second = struct.unpack_from(">Q", data, file_offset(task.ksp + 0x98))[0]
     put_u64(data, second + 0x98, task.ksp)  # frame 1 chains back to frame 0
-    kernel = Kernel.open(write(folder, data))
+    kernel = open_kernel(write(folder, data))
     try:
         a = analyse_task(kernel, find_tasks(kernel).by_pid(101)[0])
         assert [s.sp for s in a.walk.steps] == [task.ksp, second]
@@ -459,7 +460,7 @@ def test_s390_too_many_cpus(folder: Path) -> None:
 # -- empty memory, overlapping segments (bugs the fuzzers found) -----------------------------------
 def test_elf_without_memory_bytes(folder: Path) -> None:
     """Every PT_LOAD empty (filesz 0): the card is shown, no crash (was a ValueError)."""
-    from parsers.elfwriter import write_elf_core
+    from parsers.write.elfwriter import write_elf_core
 
     path = folder / "empty"
     write_elf_core(path, [(0, b"")], [])
@@ -471,7 +472,7 @@ def test_elf_without_memory_bytes(folder: Path) -> None:
 
 
 def test_overlapping_segments_give_disjoint_readable_ranges(folder: Path) -> None:
-    from parsers.elfwriter import write_elf_core
+    from parsers.write.elfwriter import write_elf_core
 
     path = folder / "overlap"
     write_elf_core(path, [(0, b"\1" * 0x3000), (0x1000, b"\2" * 0x4000)], [])
@@ -519,5 +520,5 @@ def test_kernel_open_names_the_problem_in_one_line(folder: Path) -> None:
     junk.write_bytes(b"\x00garbage\xff" * 10)
     for opts in (Options(system_map=str(junk)), Options(profile=str(junk))):
         with pytest.raises(DumpError) as info:
-            Kernel.open(path, opts)
+            open_kernel(path, opts)
         assert "\n" not in str(info.value) and str(junk) in str(info.value)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from parsers.errors import SymbolError
-from parsers.symbols import load_system_map
+from parsers.symbols.table import load_system_map
 from tests.fuzz.run import CORPUS, fuzz
 from tests.fuzz.targets import TARGETS
 

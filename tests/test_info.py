@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
 
 
 def test_model_of_synthetic_dump(synthetic_2cpu: Path) -> None:
-    k = Kernel.open(str(synthetic_2cpu))
+    k = open_kernel(str(synthetic_2cpu))
     assert k.release == "6.1.0-synthetic-s390x"
     assert k.vmcoreinfo is not None and k.vmcoreinfo.source.startswith("memory")
     assert k.layout.kind == "legacy"
@@ -51,9 +52,9 @@ def test_info_json(synthetic_2cpu: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_vmcoreinfo_note_preferred(tmp_path: Path) -> None:
-    from tests.conftest import two_cpu_dump
+    from tests.helpers.dumps import two_cpu_dump
 
-    k = Kernel.open(str(two_cpu_dump(tmp_path, vmcoreinfo_note=True)), Options())
+    k = open_kernel(str(two_cpu_dump(tmp_path, vmcoreinfo_note=True)), Options())
     assert k.vmcoreinfo is not None and k.vmcoreinfo.source == "ELF note"
 
 
@@ -85,13 +86,13 @@ def test_info_on_s390_stand_alone_dump(
     synthetic_2cpu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """s390 formats carry no notes: CPUs come from the lowcore save areas."""
-    from parsers.convert import write_s390
-    from parsers.dumps import open_dump
+    from parsers.dumps.dumpfile import open_dump
+    from parsers.write.convert import write_s390
 
     out = tmp_path / "dump.s390"
     write_s390(open_dump(str(synthetic_2cpu)), str(out), extended=True)
     (tmp_path / "System.map").write_text((synthetic_2cpu.parent / "System.map").read_text())
-    k = Kernel.open(str(out))
+    k = open_kernel(str(out))
     assert [c.number for c in k.cpus] == [0, 1]
     assert k.cpus[1].registers.source == "lowcore save area"
     assert k.symbolize(k.cpus[1].registers.psw.addr) == "do_work+0x42/0x300"

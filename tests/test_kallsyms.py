@@ -14,20 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
-from explorer.sources.memscan import image_start
-from explorer.symbols import noreturn_caller
-from explorer.tasks import find_tasks
-from parsers.dumps import open_dump
+from explorer.model.kernel import Kernel, Options
+from explorer.model.opening import kernel_of, open_kernel
+from explorer.model.symbols import noreturn_caller
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, unwind_context
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.vmcoreinfo import parse_vmcoreinfo
 from parsers.errors import SymbolError
-from parsers.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
-from parsers.kallsyms_scan import scan_kallsyms
-from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
-from parsers.vmcoreinfo import parse_vmcoreinfo
+from parsers.symbols.kallsyms import KallsymsTables, kallsyms_tables, read_kallsyms
+from parsers.symbols.kallsyms_scan import scan_kallsyms
+from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
 from tests.helpers import oracles
-from tests.test_real_samples import MOVED
+from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -36,12 +36,12 @@ NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file()
 @cache
 def _alone(name: str) -> Kernel:
     """The sample's dump opened with nothing else: no System.map, no vmlinux, no profile."""
-    return Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
+    return kernel_of(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
 
 
 @cache
 def _with_map(name: str) -> Kernel:
-    return Kernel.open(
+    return open_kernel(
         str(SAMPLES / name / "vmcore.zst"),
         Options(system_map=str(SAMPLES / name / "System.map.zst")),
     )
@@ -59,11 +59,11 @@ def test_kallsyms_agree_with_system_map(name: str) -> None:
     tables = kallsyms_tables(alone.vmcoreinfo)
     if tables is None:  # 5.10: found in memory by content (tests/test_kallsyms_scan.py)
         assert name.startswith("rebuilt-5.10"), "only the 5.10 sample lacks KALLSYMS"
-        tables = scan_kallsyms(alone._identity_read, image_start(alone)).tables
+        tables = scan_kallsyms(alone.image.read, alone.image.image_start()).tables
         assert table.source == f"kallsyms found in memory by content at 0x{tables.token_table:x}"
     else:
         assert table.source == "kallsyms in the dump"
-    decoded = read_kallsyms(alone._identity_read, tables)  # not from the symbol cache
+    decoded = read_kallsyms(alone.image.read, tables)  # not from the symbol cache
     assert list(decoded.rows()) == list(table.rows())
     mapped = _with_map(name).symbols
     assert mapped is not None
@@ -137,7 +137,7 @@ def test_frame_names_from_vmlinux_equal_the_call_traces(name: str) -> None:
     """The same with the -dbg vmlinux's .symtab (ELF sizes ignored, aliases in nm order); and
     at every text symbol of System.map, vmlinux and System.map name the same."""
     path = _vmlinux(name)
-    kernel = Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options(vmlinux=str(path)))
+    kernel = kernel_of(open_dump(str(SAMPLES / name / "vmcore.zst")), Options(vmlinux=str(path)))
     assert kernel.symbols is not None and kernel.symbols.source.startswith("vmlinux")
     _compare_call_traces(name, {"vmlinux": kernel})
     mapped = load_system_map(SAMPLES / name / "System.map.zst")

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
-from explorer.kernel import Kernel, Options
-from explorer.sources.memscan import image_start
-from explorer.tasks import find_tasks
-from parsers.dumps import open_dump
+from explorer.model.image import DumpImage
+from explorer.model.kernel import Kernel, Options
+from explorer.model.opening import kernel_of
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, unwind_context
+from parsers.dumps.dumpfile import open_dump
 from parsers.errors import DumpError, SymbolError
-from parsers.kallsyms import Reader, kallsyms_tables
-from parsers.kallsyms_scan import ANCHOR, FoundKallsyms, scan_kallsyms
-from parsers.symbols import load_system_map
-from tests.test_real_samples import MOVED
+from parsers.symbols.kallsyms import Reader, kallsyms_tables
+from parsers.symbols.kallsyms_scan import ANCHOR, FoundKallsyms, scan_kallsyms
+from parsers.symbols.table import load_system_map
+from tests.helpers.real import MOVED
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -30,13 +31,13 @@ SAMPLE510 = "rebuilt-5.10-busy"
 
 @cache
 def _kernel(name: str) -> Kernel:
-    return Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
+    return kernel_of(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
 
 
 @cache
 def _found(name: str) -> FoundKallsyms:
     kernel = _kernel(name)
-    return scan_kallsyms(kernel._identity_read, image_start(kernel))
+    return scan_kallsyms(kernel.image.read, kernel.image.image_start())
 
 
 def _map_address(name: str, symbol: str) -> int | None:
@@ -65,7 +66,7 @@ def test_tables_found_by_content_are_the_system_maps(name: str) -> None:
         assert found.seqs_of_names == seqs
     else:
         assert found.seqs_of_names is None
-    num_syms = struct.unpack(">I", _kernel(name)._identity_read(t.num_syms, 4))[0]
+    num_syms = struct.unpack(">I", _kernel(name).image.read(t.num_syms, 4))[0]
     assert found.count == num_syms
     # The tables VMCOREINFO names (6.1, 6.12, 7.2), never read by the search: the same.
     named = kallsyms_tables(_kernel(name).vmcoreinfo)
@@ -100,7 +101,7 @@ def _patched(read: Reader, at: int, data: bytes) -> Reader:
 
 def _index_entry(name: str, i: int) -> tuple[int, int]:
     at = _found(name).tables.token_index + 2 * i
-    return at, struct.unpack(">H", _kernel(name)._identity_read(at, 2))[0]
+    return at, struct.unpack(">H", _kernel(name).image.read(at, 2))[0]
 
 
 @pytest.mark.parametrize("name", [SAMPLE510, "sid-7.2-modules"])
@@ -113,9 +114,9 @@ def test_a_damaged_token_index_is_refused(name: str, change: int | str) -> None:
         data = struct.pack(">HH", other, value)
     else:
         data = struct.pack(">H", value + int(change))
-    read = _patched(kernel._identity_read, at, data)
+    read = _patched(kernel.image.read, at, data)
     with pytest.raises(SymbolError, match="kallsyms_token_index"):
-        scan_kallsyms(read, image_start(kernel))
+        scan_kallsyms(read, kernel.image.image_start())
 
 
 def test_swapped_single_character_tokens_are_refused() -> None:
@@ -125,20 +126,20 @@ def test_swapped_single_character_tokens_are_refused() -> None:
     t = _found(SAMPLE510).tables
     _, a = _index_entry(SAMPLE510, ord("x"))
     _, b = _index_entry(SAMPLE510, ord("y"))
-    read = _patched(kernel._identity_read, t.token_table + a, b"y")
+    read = _patched(kernel.image.read, t.token_table + a, b"y")
     read = _patched(read, t.token_table + b, b"x")
     with pytest.raises(SymbolError, match="kallsyms_token_index"):
-        scan_kallsyms(read, image_start(kernel))
+        scan_kallsyms(read, kernel.image.image_start())
 
 
 def test_damaged_markers_or_names_are_refused() -> None:
     kernel = _kernel(SAMPLE510)
     found = _found(SAMPLE510)
     marker = found.markers + 4 * 7
-    (value,) = struct.unpack(">I", kernel._identity_read(marker, 4))
-    read = _patched(kernel._identity_read, marker, struct.pack(">I", value + 1))
+    (value,) = struct.unpack(">I", kernel.image.read(marker, 4))
+    read = _patched(kernel.image.read, marker, struct.pack(">I", value + 1))
     with pytest.raises(SymbolError, match="markers"):
-        scan_kallsyms(read, image_start(kernel))
+        scan_kallsyms(read, kernel.image.image_start())
 
 
 def test_memory_without_tables_is_refused() -> None:
@@ -167,13 +168,13 @@ def test_memory_full_of_digit_runs_is_not_searched() -> None:
 def _alone_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, at: int, data: bytes) -> Kernel:
     """The 5.10 sample alone, its memory at ``at`` overwritten (no symbol cache)."""
     monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path / "cache"))
-    original = Kernel._identity_read
+    original = DumpImage.read
 
-    def read(self: Kernel, va: int, size: int) -> bytes:
+    def read(self: DumpImage, va: int, size: int) -> bytes:
         return _patched(lambda a, s: original(self, a, s), at, data)(va, size)
 
-    monkeypatch.setattr(Kernel, "_identity_read", read)
-    return Kernel(open_dump(str(SAMPLES / SAMPLE510 / "vmcore.zst")), Options())
+    monkeypatch.setattr(DumpImage, "read", read)
+    return kernel_of(open_dump(str(SAMPLES / SAMPLE510 / "vmcore.zst")), Options())
 
 
 def test_kernel_refuses_a_damaged_token_index(
@@ -192,7 +193,7 @@ def test_kernel_refuses_tables_the_dump_contradicts(
     decoded ``_stext`` is not VMCOREINFO's SYMBOL(_stext): not used."""
     base = _found(SAMPLE510).tables.relative_base
     assert base is not None
-    (value,) = struct.unpack(">Q", _kernel(SAMPLE510)._identity_read(base, 8))
+    (value,) = struct.unpack(">Q", _kernel(SAMPLE510).image.read(base, 8))
     kernel = _alone_with(monkeypatch, tmp_path, base, struct.pack(">Q", value + (1 << 20)))
     assert kernel.symbols is None
     assert any("SYMBOL(_stext)=0x100000" in w and "not used" in w for w in kernel.warnings)
@@ -207,8 +208,8 @@ def test_fallback_without_kallsyms_in_vmcoreinfo_gives_the_same_table(
     named = _kernel(name).symbols
     assert named is not None and named.source == "kallsyms in the dump"
     monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("explorer.symbols.kallsyms_tables", lambda info: None)
-    kernel = Kernel(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
+    monkeypatch.setattr("explorer.sources.kallsyms.kallsyms_tables", lambda info: None)
+    kernel = kernel_of(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
     assert kernel.symbols is not None and not kernel.warnings
     token_table = _map_address(name, "kallsyms_token_table")
     assert kernel.symbols.source == f"kallsyms found in memory by content at 0x{token_table:x}"

@@ -1,5 +1,5 @@
 """``backchain klp`` and explorer.livepatch on synthetic kernels whose livepatch state is
-written the way kernel/livepatch/core.c links it (tests/klp_kernel.py); the expected
+written the way kernel/livepatch/core.c links it (tests/helpers/klp_kernel.py); the expected
 decisions are the ones klp_try_switch_task() makes by transition.c's rules."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
 from explorer.livepatch.replay import replay
 from explorer.livepatch.state import NoLivepatch, read_livepatch
-from explorer.tasks import find_tasks
-from samples.synthetic import Frame
-from tests.kernels import KTHREAD, NANOSLEEP, base_kernel, sleeper
-from tests.klp_kernel import KLP_OFFSETS, Func, Livepatch
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.training.synthetic import Frame
+from tests.helpers.kernels import KTHREAD, NANOSLEEP, base_kernel, sleeper
+from tests.helpers.klp_kernel import KLP_OFFSETS, Func, Livepatch
 
 PIPE_READ = [
     Frame("__schedule", 0x43C),
@@ -111,7 +111,7 @@ def test_unpatching_avoids_the_new_code(tmp_path: Path) -> None:
     """Target UNPATCHED: klp_check_stack_func() looks for the patch's own new_func; tasks in
     the original do_nanosleep are free to go back."""
     dump, _ = _stalled(tmp_path, target=0)
-    kernel = Kernel.open(str(dump), Options())
+    kernel = open_kernel(str(dump))
     state = read_livepatch(kernel)
     assert not isinstance(state, NoLivepatch)
     result = replay(kernel, state, find_tasks(kernel))
@@ -136,7 +136,7 @@ def test_stacked_patch_avoids_the_previous_patch_code(tmp_path: Path) -> None:
     lp.start_transition(patch, 1, second)
     for task in k.tasks:
         lp.task_state(task, 0, pending=True)
-    kernel = Kernel.open(str(k.save(tmp_path)), Options())
+    kernel = open_kernel(str(k.save(tmp_path)))
     state = read_livepatch(kernel)
     assert not isinstance(state, NoLivepatch)
     result = replay(kernel, state, find_tasks(kernel))
@@ -351,7 +351,7 @@ def _explore(tmp_path: Path, then: Callable[[Any, Any], Awaitable[Any]]) -> Any:
     """Open the stalled dump in the explorer, wait for every verdict, then run ``then``."""
     import asyncio
 
-    from tests.test_tui import make_app, wait_checked
+    from tests.helpers.tui import make_app, wait_checked
 
     dump, _ = _stalled(tmp_path)
 
@@ -366,7 +366,7 @@ def _explore(tmp_path: Path, then: Callable[[Any, Any], Awaitable[Any]]) -> Any:
 
 def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
     from explorer.tui.screens.livepatch import LivepatchScreen
-    from tests.test_tui import plain
+    from tests.helpers.tui import plain
 
     async def screen(app: Any, pilot: Any) -> str:
         await pilot.press("k")
@@ -382,7 +382,7 @@ def test_explorer_livepatch_screen_shows_the_report(tmp_path: Path) -> None:
 
 def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
     from explorer.tui.widgets.verdict import VerdictBar
-    from tests.test_tui import open_pid, plain
+    from tests.helpers.tui import open_pid, plain
 
     async def bar(app: Any, pilot: Any) -> str:
         stack = await open_pid(app, pilot, 100)
@@ -397,7 +397,7 @@ def test_explorer_stack_view_gives_the_kernels_decision(tmp_path: Path) -> None:
 
 def test_explorer_task_table_marks_the_blocking_tasks(tmp_path: Path) -> None:
     from explorer.tui.widgets.tasks import TaskTable
-    from tests.test_tui import cells
+    from tests.helpers.tui import cells
 
     async def table(app: Any, pilot: Any) -> dict[str, str]:
         rows = app.overview.query_one(TaskTable)

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel
 from explorer.livepatch.replay import Replay, kernel_order, replay
 from explorer.livepatch.state import LivepatchState, read_livepatch, task_patch_states
-from explorer.tasks import TaskScan, find_tasks
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import TaskScan, find_tasks
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("klp-*") if (p / "vmcore.zst").is_file())
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(not NAMES, reason="no real livepatch sample bund
 
 @cache
 def _open(name: str) -> tuple[Kernel, TaskScan, LivepatchState, dict[str, Any]]:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     state = read_livepatch(kernel)
     assert isinstance(state, LivepatchState)
     facts = json.loads((SAMPLES / name / "facts.json").read_text())["livepatch"]

@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
 from parsers.errors import FormatError
-from parsers.structs import (
+from parsers.s390.layouts import (
     LOWCORE_FIELDS,
     PT_REGS_LAYOUTS,
     lowcore_era_for_release,
     lowcore_fields_from_types,
     pt_regs_layout_from_types,
 )
-from parsers.types import TypeProfile, profile_from_dwarf
+from parsers.types.profile import TypeProfile, profile_from_dwarf
 from tests.helpers import oracles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,7 @@ ARCHITECTED = {
 
 @cache
 def _dump_btf(path: Path) -> TypeProfile:
-    k = Kernel.open(str(path), Options(types="btf"))
+    k = open_kernel(str(path), Options(types="btf"))
     assert k.types is not None and k.types.source == "btf:dump"
     k.close()
     return k.types
@@ -122,10 +123,10 @@ def test_pt_regs_never_chosen_by_size() -> None:
 
 
 def test_lowcore_screen_names_match_the_kernel_on_6_12() -> None:
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
     from explorer.tui.session import Session
 
-    k = Kernel.open(str(DUMP612))
+    k = open_kernel(str(DUMP612))
     try:
         session = Session(k, find_tasks(k))
         rows = session.lowcore(k.cpus[0])
@@ -159,10 +160,10 @@ def test_info_names_the_source_of_each_layout(capsys: pytest.CaptureFixture[str]
 
 
 def test_btf_comes_before_the_bundled_profile() -> None:
-    k = Kernel.open(str(DUMP612))
+    k = open_kernel(str(DUMP612))
     assert k.types is not None and k.types.source == "btf:dump"
     k.close()
-    k = Kernel.open(str(DUMP612), Options(types="bundled"))
+    k = open_kernel(str(DUMP612), Options(types="bundled"))
     assert k.types is not None and k.types.source.startswith("profile:")
     assert k.pt_regs_layout == "v6.1" and k.lowcore_source.startswith("profile:")
     k.close()
@@ -177,7 +178,7 @@ def test_types_forced_to_a_missing_source_is_refused(capsys: pytest.CaptureFixtu
 
 
 def test_era_tables_only_without_types() -> None:
-    k = Kernel.open(str(DUMP61), Options(types="bundled"))
+    k = open_kernel(str(DUMP61), Options(types="bundled"))
     assert k.pt_regs_source.startswith("profile:")
     k.close()
 
@@ -201,7 +202,7 @@ def test_7x_bt_reads_last_break_at_0xb8(sample: Path, capsys: pytest.CaptureFixt
     walk = json.loads(capsys.readouterr().out)
     walk = walk[0] if isinstance(walk, list) else walk
     regs = walk["end"]["pt_regs"]
-    k = Kernel.open(dump)
+    k = open_kernel(dump)
     try:
         raw = k.read(int(regs["address"], 16), 200)
     finally:

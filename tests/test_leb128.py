@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.leb128 import Overlong, sleb128, uleb128
+from parsers.dwarf.leb128 import Overlong, sleb128, uleb128
 
 # DWARF 5 §7.6, figure 22: unsigned.
 UNSIGNED = [

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
+from parsers.dumps.memory import AddressSpace, VaLayout
 from parsers.errors import TranslationError, UnmappedError
-from parsers.memory import AddressSpace, VaLayout
 
 
 class FakeMemory:

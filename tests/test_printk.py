@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel
-from explorer.printk import read_log
+from explorer.model.opening import open_kernel
+from explorer.model.printk import read_log
 from parsers.errors import DumpError
-from tests.kernels import base_kernel
+from tests.helpers.kernels import base_kernel
 
 
 def _record(ts: int, text: bytes) -> bytes:
@@ -43,7 +43,7 @@ def test_log_buf_records(tmp_path: Path) -> None:
             "OFFSET(printk_log.text_len)": "10",
         }
     )
-    log = read_log(Kernel.open(str(k.save(tmp_path))))
+    log = read_log(open_kernel(str(k.save(tmp_path))))
     assert [r.line() for r in log] == [
         "[    0.001500] Linux version 4.19.0",
         "[    2.000001] second",
@@ -52,4 +52,4 @@ def test_log_buf_records(tmp_path: Path) -> None:
 
 def test_no_log_description(tmp_path: Path) -> None:
     with pytest.raises(DumpError, match="names neither prb nor log_buf"):
-        read_log(Kernel.open(str(base_kernel().save(tmp_path))))
+        read_log(open_kernel(str(base_kernel().save(tmp_path))))

@@ -8,13 +8,13 @@ the tool on 7.x are strict xfails naming their cause.
 
 from __future__ import annotations
 
-from tests.test_real_samples import _open, check_ps, compare_walks
+from tests.helpers.real import check_ps, compare_walks, open_sample
 
 NAME = "sid-7.2-modules"
 
 
 def test_the_sample_is_a_7x_kernel() -> None:
-    kernel, _, facts, _ = _open(NAME)
+    kernel, _, facts, _ = open_sample(NAME)
     assert kernel.release == facts["kernel_release"] == "7.2.13+deb14-s390x"
     assert len(kernel.cpus) == facts["cpus"] == 2
     assert kernel.layout.kind == "split"
@@ -22,7 +22,7 @@ def test_the_sample_is_a_7x_kernel() -> None:
 
 def test_ps_matches_the_guest() -> None:
     check_ps(NAME)
-    _, scan, facts, _ = _open(NAME)
+    _, scan, facts, _ = open_sample(NAME)
     # Beyond the printout: the idle tasks, and init's "sleep 100000" started after it.
     listed = {t["pid"] for t in facts["proc_stat"]}
     extra = [(t.comm, t.ppid) for t in scan.tasks if t.pid and t.pid not in listed]
@@ -38,14 +38,14 @@ def test_walks_of_blocked_tasks_equal_the_kernels_call_traces() -> None:
 
 def test_btf_puts_pt_regs_last_break_at_0xb8() -> None:
     """The dump's own BTF: 7.2's pt_regs is still 200 bytes, but last_break moved to 0xB8."""
-    kernel, _, _, _ = _open(NAME)
+    kernel, _, _, _ = open_sample(NAME)
     assert kernel.types is not None and kernel.types.source == "btf:dump"
     assert kernel.types.size("pt_regs") == 200
     assert kernel.types.offset("pt_regs.last_break") == 0xB8
 
 
 def test_pt_regs_last_break_is_read_where_btf_says() -> None:
-    kernel, scan, _, analyses = _open(NAME)
+    kernel, scan, _, analyses = open_sample(NAME)
     offset = kernel.types.offset("pt_regs.last_break")
     sleepers = [t.pid for t in scan.tasks if t.comm == "sleep" and t.state == "S"]
     assert len(sleepers) >= 5

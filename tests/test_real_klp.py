@@ -18,8 +18,15 @@ import pytest
 
 from explorer.cli import main
 from samples.build_kernel_livepatch import parse_klp
-from tests.test_real_modules import kernel_text
-from tests.test_real_samples import MOVED, SAMPLES, _open, check_ps, compare_walks, module_tasks
+from tests.helpers.real import (
+    MOVED,
+    SAMPLES,
+    check_ps,
+    compare_walks,
+    kernel_text,
+    module_tasks,
+    open_sample,
+)
 
 KLP_SAMPLES = sorted(p.name for p in SAMPLES.glob("klp-*") if (p / "vmcore.zst").is_file())
 RELEASE = "6.12.95-klp"
@@ -39,7 +46,7 @@ STATE = {
 
 
 def klp(name: str) -> dict:
-    _, _, facts, _ = _open(name)
+    _, _, facts, _ = open_sample(name)
     return facts["livepatch"]
 
 
@@ -49,7 +56,7 @@ def test_all_three_samples_are_here() -> None:
 
 @pytest.mark.parametrize("name", KLP_SAMPLES)
 def test_the_kernel_is_the_rebuilt_one(name: str) -> None:
-    kernel, _, facts, _ = _open(name)
+    kernel, _, facts, _ = open_sample(name)
     assert kernel.release == facts["kernel_release"] == RELEASE
     assert len(kernel.cpus) == facts["cpus"] == 2
     assert kernel.types is not None and kernel.types.source == "btf:dump"
@@ -80,7 +87,7 @@ def test_walks_match_the_kernels_own_call_traces(name: str) -> None:
 def test_module_frames_are_the_kernels(name: str) -> None:
     """Tasks with a frame in module code: the same return addresses and the same
     ``name+off/size [module]`` text as the kernel's sysrq-t Call Trace."""
-    kernel, _, facts, analyses = _open(name)
+    kernel, _, facts, analyses = open_sample(name)
     for trace in facts["sysrq_t"]:
         if trace["pid"] in module_tasks(name) and trace["pid"] not in MOVED[name]:
             a = analyses[trace["pid"]]
@@ -124,7 +131,7 @@ def test_blocking_task_is_the_kernels(name: str) -> None:
     assert states[blocked["pid"]]["patch_state"] == 1 - target
     assert {s["patch_state"] for p, s in states.items() if p != blocked["pid"]} <= {target}
     assert facts["klp_debug_retries"] >= 15
-    kernel, _, sysrq, analyses = _open(name)
+    kernel, _, sysrq, analyses = open_sample(name)
     trace = next(t for t in sysrq["sysrq_t"] if t["pid"] == blocked["pid"])
     assert any(
         f["function"] in (function, f"livepatch_{function}") and f.get("module") == module
@@ -138,7 +145,7 @@ def test_blocking_task_is_the_kernels(name: str) -> None:
 def test_klp_transition_patch_in_memory(name: str) -> None:
     """``klp_transition_patch`` (kallsyms data symbol) is set exactly while sysfs shows a
     transition."""
-    kernel, _, _, _ = _open(name)
+    kernel, _, _, _ = open_sample(name)
     address = kernel.symbols.address_of("klp_transition_patch")
     assert address is not None
     value = int.from_bytes(kernel.read(address, 8), "big")
@@ -162,5 +169,5 @@ def test_info_and_check_open_the_sample(name: str, capsys: pytest.CaptureFixture
     assert RELEASE in json.dumps(doc)
     assert main(["check", dump, "--json"]) == 0
     docs = json.loads(capsys.readouterr().out)
-    _, scan, _, _ = _open(name)
+    _, scan, _, _ = open_sample(name)
     assert len(docs) == len(scan.tasks)

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.test_real_samples import MOVED, SAMPLES, _open, module_tasks
+from tests.helpers.real import MOVED, SAMPLES, kernel_text, module_tasks, open_sample
 
 MODULE_SAMPLES = sorted(
     p.parent.name
@@ -23,18 +23,13 @@ MODULE_SAMPLES = sorted(
 )
 
 
-def kernel_text(frame: dict) -> str:
-    """A Call Trace frame as the kernel printed it: ``kjournald2+0x2d0/0x330 [jbd2]``."""
-    return frame["symbol"] + (f" [{frame['module']}]" if "module" in frame else "")
-
-
 def test_both_module_samples_are_here() -> None:
     assert MODULE_SAMPLES == ["deb12-6.1-modules", "sid-7.2-modules"]
 
 
 @pytest.mark.parametrize("name", MODULE_SAMPLES)
 def test_jbd2_sleeps_in_module_code(name: str) -> None:
-    _, _, facts, _ = _open(name)
+    _, _, facts, _ = open_sample(name)
     jbd2 = next(t for t in facts["sysrq_t"] if t["comm"] == "jbd2/vda-8")
     assert [f["function"] for f in jbd2["frames"]] == [
         "__schedule", "schedule", "kjournald2", "kthread", "__ret_from_fork", "ret_from_fork"
@@ -49,7 +44,7 @@ def test_jbd2_sleeps_in_module_code(name: str) -> None:
 @pytest.mark.parametrize("name", MODULE_SAMPLES)
 def test_modules_match_proc_modules(name: str) -> None:
     """``Kernel.modules`` against the guest's /proc/modules (name, text base)."""
-    kernel, _, facts, _ = _open(name)
+    kernel, _, facts, _ = open_sample(name)
     got = {m.name: m.text[0][0] for m in kernel.modules.modules}
     assert got == {m["name"]: int(m["address"], 16) for m in facts["modules"]}
     assert kernel.modules.warnings == []
@@ -59,7 +54,7 @@ def test_modules_match_proc_modules(name: str) -> None:
 def test_walks_are_the_kernels_text(name: str) -> None:
     """Every task without a module frame that stayed put: the whole ``name+off/size`` text
     of every frame equals what the kernel printed."""
-    kernel, _, facts, analyses = _open(name)
+    kernel, _, facts, analyses = open_sample(name)
     compared = 0
     for trace in facts["sysrq_t"]:
         if trace["pid"] in MOVED[name] | module_tasks(name):
@@ -75,7 +70,7 @@ def test_walks_are_the_kernels_text(name: str) -> None:
 def test_module_task_walk_is_the_kernels(name: str) -> None:
     """Naming aside, the walk through module code is the kernel's: the same return
     addresses, reliable, ending at the kernel thread's final pt_regs."""
-    _, _, facts, analyses = _open(name)
+    _, _, facts, analyses = open_sample(name)
     for trace in facts["sysrq_t"]:
         if trace["pid"] in module_tasks(name):
             a = analyses[trace["pid"]]
@@ -87,7 +82,7 @@ def test_module_task_walk_is_the_kernels(name: str) -> None:
 def test_module_frames_are_named_as_the_kernel_named_them(name: str) -> None:
     """``kjournald2+0x2d0/0x330 [jbd2]``: names from the module's own kallsyms, exactly as the
     kernel printed them (bt shows the same text)."""
-    kernel, _, facts, analyses = _open(name)
+    kernel, _, facts, analyses = open_sample(name)
     for trace in facts["sysrq_t"]:
         if trace["pid"] in module_tasks(name):
             got = [kernel.symbolize(s.ip) for s in analyses[trace["pid"]].walk.steps]
@@ -102,7 +97,7 @@ def test_bt_prints_the_module_frames_as_the_kernel_did(
     or with its System.map: every frame's text equals the kernel's Call Trace line."""
     from explorer.cli import main
 
-    _, _, facts, _ = _open(name)
+    _, _, facts, _ = open_sample(name)
     (pid,) = module_tasks(name)
     trace = next(t for t in facts["sysrq_t"] if t["pid"] == pid)
     want = [kernel_text(f) for f in trace["frames"]]

@@ -4,73 +4,23 @@
 from __future__ import annotations
 
 import json
-import re
-from functools import cache
-from pathlib import Path
 
 import pytest
 
-from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.tasks import TaskScan, find_tasks
-from explorer.unwind import era_for_release
-from parsers.structs import lowcore_era_for_release
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
-#: Samples with a test file of their own, which reuses the helpers here: newer kernels whose
-#: era facts differ (tests/test_real_7x.py), the rebuilt kernel with livepatches
-#: (tests/test_real_klp.py).
-OWN_FILE = {"sid-7.2-modules", "klp-6.12-stalled", "klp-6.12-reversed", "klp-6.12-stacked"}
-NAMES = sorted(
-    p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file() and p.name not in OWN_FILE
+from explorer.walk.analysis import analyse_task, unwind_context
+from explorer.walk.unwind import era_for_release
+from parsers.s390.layouts import lowcore_era_for_release
+from tests.helpers.real import (
+    MOVED,
+    NAMES,
+    OWN_FILE,
+    SAMPLES,
+    check_ps,
+    compare_walks,
+    era_facts,
+    open_sample,
 )
-
-#: Tasks that ran or changed state between the guest's printout and the dump: init (it wrote
-#: the sysrq trigger, then waits), the CPU hogs (sh loop, dd), and in the idle 6.1 guest the
-#: RCU grace-period thread, which went from its fqs wait to waiting for the next period.
-MOVED = {
-    "bpo12-6.12-busy": {1, 158, 159},
-    "bpo12-6.12-nmi": {1, 157, 158},
-    "bpo12-6.12-panic": {1, 155, 156},
-    "deb12-6.1-idle": {1, 14},
-    # Rebuilt 5.10: init and the CPU hogs (sh loop on CPU 0, dd on CPU 1).
-    "rebuilt-5.10-busy": {1, 171, 172},
-    # 6.1 and sid 7.2 with modules: init and the CPU hogs (sh loop, dd); in 6.1 also the
-    # RCU grace-period thread.
-    "deb12-6.1-modules": {1, 14, 120, 121},
-    "sid-7.2-modules": {1, 139, 140},
-    # The livepatch samples (rebuilt 6.12): init, the CPU hogs (sh loop, dd) and the RCU
-    # grace-period thread (from its fqs wait to waiting for the next period).
-    "klp-6.12-stalled": {1, 16, 115, 116},
-    "klp-6.12-reversed": {1, 16, 116, 117},
-    "klp-6.12-stacked": {1, 16, 118, 119},
-}
-
-#: What each era of sample must show: (sizeof(pt_regs) from DWARF, pt_regs layout, lowcore
-#: era, unwinder rules, per-CPU stack types). 5.10 predates the mcck stack and cr1/last_break
-#: in pt_regs (v5.12 generic entry); its lowcore has the v5.4 offsets (checked against the
-#: DWARF struct lowcore of the rebuilt kernel) and its reliable-stacktrace rules are v5.5's.
-ERA = {
-    "5.10": (184, "v4.14", "v5.4", "v5.5", ["irq", "nodat", "restart"]),
-    "6": (200, "v6.1", "v6.1", "current", ["irq", "nodat", "restart", "mcck"]),
-}
-
-
-def _era(kernel: Kernel) -> tuple[int, str, str, str, list[str]]:
-    return ERA["5.10"] if kernel.release.startswith("5.10.") else ERA["6"]
-
-
-@cache
-def _open(name: str) -> tuple[Kernel, TaskScan, dict, dict[int, TaskAnalysis]]:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
-    scan = find_tasks(kernel)
-    facts = json.loads((SAMPLES / name / "facts.json").read_text())
-    ctx = unwind_context(kernel)
-    analyses = {}
-    for task in scan.tasks:
-        analyses.setdefault(task.pid, analyse_task(kernel, task, ctx))
-    return kernel, scan, facts, analyses
 
 
 def test_every_sample_is_listed() -> None:
@@ -79,7 +29,7 @@ def test_every_sample_is_listed() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_and_cpus(name: str) -> None:
-    kernel, _, facts, _ = _open(name)
+    kernel, _, facts, _ = open_sample(name)
     assert kernel.release == facts["kernel_release"]
     assert len(kernel.cpus) == facts["cpus"]
     for cpu, truth in zip(kernel.cpus, facts["provenance"]["dump_cpus"], strict=True):
@@ -95,7 +45,7 @@ def test_kernel_and_cpus(name: str) -> None:
     else:
         assert kernel.layout.kind == "legacy"
     assert kernel.types is not None and kernel.thread_size == 16384
-    size, layout, lowcore_era, rules, stacks = _era(kernel)
+    size, layout, lowcore_era, rules, stacks = era_facts(kernel)
     assert kernel.types.size("pt_regs") == size and kernel.pt_regs_size == size
     assert kernel.pt_regs_layout == layout
     assert era_for_release(kernel.release) == rules == unwind_context(kernel).era
@@ -115,60 +65,14 @@ def test_kernel_and_cpus(name: str) -> None:
     )
 
 
-def check_ps(name: str) -> None:
-    """Every task the guest listed in /proc is found with its comm, state and parent."""
-    _, scan, facts, _ = _open(name)
-    found = {t.pid: t for t in scan.tasks}
-    assert not scan.warnings
-    for truth in facts["proc_stat"]:
-        task = found[truth["pid"]]
-        # task->comm holds 15 characters; /proc appends a kworker's workqueue after "-"
-        # (idle) or "+" (running a work item: the livepatch samples' blocked kworker).
-        assert truth["comm"].startswith(task.comm) and len(task.comm) >= min(
-            15, len(re.split("[-+]", truth["comm"])[0])
-        )
-        if truth["pid"] not in MOVED[name] | {17}:
-            assert task.state == truth["state"], truth
-        assert task.ppid == truth["ppid"] or truth["pid"] == 1
-    idle = [t for t in scan.tasks if t.pid == 0]
-    assert sorted(t.comm for t in idle) == [f"swapper/{i}" for i in range(facts["cpus"])]
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_ps_matches_the_guest(name: str) -> None:
     check_ps(name)
 
 
-def module_tasks(name: str) -> set[int]:
-    """Pids whose sysrq-t Call Trace has a frame in module code (``[jbd2]``)."""
-    _, _, facts, _ = _open(name)
-    return {t["pid"] for t in facts["sysrq_t"] if any("module" in f for f in t["frames"])}
-
-
-def compare_walks(name: str) -> int:
-    """Compare the walk of every task that stayed put (not in MOVED) with the kernel's own
-    sysrq-t Call Trace: function names, reliable marks, final pt_regs, verdict. Tasks with
-    module frames are compared in tests/test_real_modules.py. Returns how many were
-    compared."""
-    kernel, _, facts, analyses = _open(name)
-    compared = 0
-    for trace in facts["sysrq_t"]:
-        pid = trace["pid"]
-        if pid in MOVED[name] | module_tasks(name) or pid not in analyses:
-            continue
-        a = analyses[pid]
-        got = [kernel.symbols.lookup(s.ip).name for s in a.walk.steps]
-        assert got == trace["functions"], (pid, trace["comm"])
-        assert [s.reliable for s in a.walk.steps] == [f["reliable"] for f in trace["frames"]]
-        assert a.walk.end.kind == "final_pt_regs"
-        assert a.verdict.reliable, (pid, a.verdict)
-        compared += 1
-    return compared
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_walks_match_the_kernels_own_call_traces(name: str) -> None:
-    kernel, _, _, analyses = _open(name)
+    kernel, _, _, analyses = open_sample(name)
     compared = compare_walks(name)
     assert compared >= (54 if kernel.release.startswith("5.10.") else 55)
     names = [kernel.symbols.lookup(s.ip).name for s in analyses[2].walk.steps]  # kthreadd
@@ -184,7 +88,7 @@ def test_walks_match_the_kernels_own_call_traces(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_running_tasks_start_from_cpu_registers(name: str) -> None:
-    kernel, scan, _, analyses = _open(name)
+    kernel, scan, _, analyses = open_sample(name)
     for cpu in kernel.cpus:
         task = scan.by_address(cpu.current_task or 0)
         assert task is not None and task.cpu == cpu.number
@@ -196,7 +100,7 @@ def test_running_tasks_start_from_cpu_registers(name: str) -> None:
 
 def test_irq_stack_walk_in_busy_sample() -> None:
     """CPU 1 of the busy 6.12 guest was inside an external interrupt on the sh loop."""
-    kernel, _, _, analyses = _open("bpo12-6.12-busy")
+    kernel, _, _, analyses = open_sample("bpo12-6.12-busy")
     a = analyses[158]
     stacks = [s.stack_type for s in a.walk.steps]
     assert stacks[:6] == ["irq"] * 6 and stacks[6:] == ["task", "task"]
@@ -213,7 +117,7 @@ def test_v5_irq_entry_builds_pt_regs_at_the_top_of_the_irq_stack() -> None:
     """Rebuilt 5.10, CPU 0: the sh loop took an external interrupt in user mode. Before the
     v5.12 generic-entry rework, ext_int_handler itself switched to the async stack and put
     the user-mode pt_regs at its top; the v5.5 rules end the walk there (is_final_pt_regs)."""
-    kernel, _, _, analyses = _open("rebuilt-5.10-busy")
+    kernel, _, _, analyses = open_sample("rebuilt-5.10-busy")
     a = analyses[171]
     assert a.cpu == 0
     assert [kernel.symbols.lookup(s.ip).name for s in a.walk.steps] == [
@@ -233,7 +137,7 @@ def test_v5_irq_entry_builds_pt_regs_at_the_top_of_the_irq_stack() -> None:
 def test_cpu_stopped_on_svc_entry_from_user_mode() -> None:
     """Rebuilt 5.10, CPU 1: dd was stopped on system_call+0 (the SVC new PSW) with its user
     registers still loaded: no kernel frames, not an unwind error on its user r15."""
-    kernel, _, _, analyses = _open("rebuilt-5.10-busy")
+    kernel, _, _, analyses = open_sample("rebuilt-5.10-busy")
     cpu = kernel.cpus[1]
     assert kernel.symbols.lookup(cpu.registers.psw.addr).name == "system_call"
     a = analyses[172]
@@ -244,7 +148,7 @@ def test_cpu_stopped_on_svc_entry_from_user_mode() -> None:
 def test_check_cli_gives_every_task_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--json", str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst")]) == 0
     docs = json.loads(capsys.readouterr().out)
-    _, scan, _, _ = _open("deb12-6.1-idle")
+    _, scan, _, _ = open_sample("deb12-6.1-idle")
     assert len(docs) == len(scan.tasks)
     assert all(d["verdict"]["rule"] in (None, "task_running") for d in docs)
     assert sum(1 for d in docs if d["verdict"]["rule"] == "task_running") == 2
@@ -252,7 +156,7 @@ def test_check_cli_gives_every_task_a_verdict(capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.parametrize("name", NAMES)
 def test_check_fast_path_equals_display_walk(name: str) -> None:
-    kernel, scan, _, _ = _open(name)
+    kernel, scan, _, _ = open_sample(name)
     ctx = unwind_context(kernel)
     for task in scan.tasks:
         slow = analyse_task(kernel, task, ctx)
@@ -264,9 +168,9 @@ def test_check_fast_path_equals_display_walk(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_log(name: str) -> None:
-    from explorer.printk import panic_info, read_log
+    from explorer.model.printk import panic_info, read_log
 
-    kernel, _, facts, _ = _open(name)
+    kernel, _, facts, _ = open_sample(name)
     log = read_log(kernel)
     assert log[0].text.startswith(f"Linux version {facts['kernel_release']} ")
     assert [r.seq for r in log] == sorted(r.seq for r in log)
@@ -302,6 +206,6 @@ WITHOUT_MODULES = [
 @pytest.mark.parametrize("name", WITHOUT_MODULES)
 def test_no_modules_loaded(name: str) -> None:
     """The guests booted a busybox initramfs and loaded no module: the list is empty."""
-    kernel, _, facts, _ = _open(name)
+    kernel, _, facts, _ = open_sample(name)
     assert "modules" not in facts
     assert kernel.modules.modules == [] and kernel.modules.warnings == []

@@ -7,11 +7,11 @@ import mmap
 import os
 from pathlib import Path
 
-from explorer.analysis import analyse_all, unwind_context
-from explorer.kernel import Kernel
-from explorer.report import analysis_json
-from explorer.tasks import find_tasks
-from parsers.residency import FAULT_AROUND, ResidentBudget
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.reports.walk import analysis_json
+from explorer.walk.analysis import analyse_all, unwind_context
+from parsers.dumps.residency import FAULT_AROUND, ResidentBudget
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "real" / "deb12-6.1-idle"
 
@@ -44,8 +44,8 @@ def test_release_drops_the_mapped_pages(tmp_path: Path) -> None:
 
 def test_reads_charge_the_budget_and_walks_stay_identical() -> None:
     dump = str(SAMPLE / "vmcore.zst")
-    plain = Kernel.open(dump)
-    tight = Kernel.open(dump)
+    plain = open_kernel(dump)
+    tight = open_kernel(dump)
     budget = tight.dump.resident
     budget.limit = 4 * FAULT_AROUND  # drop the pages every few reads
     docs = []

@@ -1,7 +1,7 @@
 """Exercise results: the JSON lines an exercise appends, and ``scenarios results``' summary.
 
 The TUI tests answer scenario dumps whose verdicts the scenarios themselves define
-(samples/scenarios.py, checked against the tool by tests/test_scenarios.py); the summary
+(explorer/training/scenarios.py, checked against the tool by tests/test_scenarios.py); the summary
 tests count a hand-written file by hand."""
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from explorer import results
 from explorer.cli import main
-from explorer.kernel import Options
+from explorer.model.kernel import Options
+from explorer.training import results, scenarios
 from explorer.tui.app import BackchainApp
 from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.stack import StackScreen
-from samples import scenarios
-from tests.test_tui import SIZE, sync, wait_checked
-from tests.test_tui_exercise import answer
+from tests.helpers.tui import SIZE, answer, sync, wait_checked
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +142,7 @@ def test_appends_from_many_processes_stay_whole(tmp_path: Path) -> None:
     """Sessions are separate processes appending to one file: no torn lines."""
     path = tmp_path / "r.jsonl"
     code = (
-        "import sys; from explorer import results as r\n"
+        "import sys; from explorer.training import results as r\n"
         "a = r.Attempt(sys.argv[2], 'T' * 200, 'preempted', 100, 'x' * 300, False, 0, 't', 0.0)\n"
         "for _ in range(200): r.append(sys.argv[1], a)\n"
     )

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from explorer import cli
-from explorer.analysis import analyse_task, unwind_context
-from explorer.kernel import Kernel, Options
-from explorer.reliable import RULES, UNWIND_ERRORS
-from explorer.report import analysis_json, walk_markdown
-from explorer.tasks import find_tasks
-from samples import scenarios
-from samples.scenarios import SCENARIOS, Scenario
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
+from explorer.reports.walk import analysis_json, walk_markdown
+from explorer.training import scenarios
+from explorer.training.scenarios import SCENARIOS, Scenario
+from explorer.walk.analysis import analyse_task, unwind_context
+from explorer.walk.reliable import RULES, UNWIND_ERRORS
 
 FILES = ("vmcore", "System.map", "profile.json")
 
@@ -35,7 +36,7 @@ def test_scenario_answer_and_determinism(tmp_path: Path, scenario: Scenario) -> 
     for name in FILES:
         assert (dump.parent / name).read_bytes() == (again.parent / name).read_bytes(), name
 
-    kernel = Kernel.open(str(dump), Options())
+    kernel = open_kernel(str(dump), Options())
     assert kernel.release == scenario.release
     tasks = find_tasks(kernel).by_pid(scenario.pid)
     assert len(tasks) == 1
@@ -88,7 +89,7 @@ def test_readme_table_is_generated_from_the_catalog() -> None:
     text = scenarios.README.read_text()
     assert "## Training scenarios" in text
     assert scenarios.readme_table(text) == scenarios.markdown_table(), (
-        "run: python -m samples.scenarios --write-readme"
+        "run: python -m explorer.training.scenarios --write-readme"
     )
     assert "--markdown" in text
 

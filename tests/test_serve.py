@@ -14,63 +14,31 @@ import aiohttp
 import pytest
 
 from explorer.serve.policy import is_loopback, resolve_token, token_ok
-from tests.serving import ROOT, Served, serve
+from tests.helpers.serving import (
+    LOADED,
+    ROOT,
+    client,
+    first_screen,
+    serve,
+    until_closed,
+    ws_url,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-async def _first_screen(
-    ws: aiohttp.ClientWebSocketResponse,
-    until: bytes = b"backchain",
-    timeout: float = 60,
-    keepalive: bool = False,
-) -> bytes:
-    """Wait until the explorer drew ``until`` (its process started and drew); with
-    ``keepalive``, resize the terminal every 0.5 s meanwhile (input: the session is not idle
-    however long a loaded machine takes to open the dump)."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while until not in data:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the explorer never drew {until!r}")
-        try:
-            msg = await ws.receive(timeout=0.5)
-        except TimeoutError:
-            if keepalive:
-                await ws.send_json(["resize", {"width": 100, "height": 30}])
-            continue
-        if msg.type == aiohttp.WSMsgType.BINARY:
-            data += msg.data
-        elif msg.type != aiohttp.WSMsgType.TEXT:
-            raise AssertionError(f"websocket ended before the explorer drew: {msg}")
-    return data
-
-
-#: The overview's status line once the dump is open and checked ("78 tasks: 76 reliable...").
-LOADED = b" tasks: "
-
-
-def _client() -> aiohttp.ClientSession:
-    # Browsers keep cookies of 127.0.0.1; aiohttp only when told to.
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-def _ws_url(served: Served) -> str:
-    return served.url.replace("http:", "ws:") + "/ws?width=100&height=30"
 
 
 def test_token_refused_without_accepted_with() -> None:
     with serve("--token", "t0ken-42", "--idle-timeout", "0") as served:
 
         async def run() -> None:
-            async with _client() as http:
+            async with client() as http:
                 async with http.get(served.url + "/") as r:
                     assert r.status == 403
                     assert "needs its token" in await r.text()
                 async with http.get(served.url + "/?token=wrong") as r:
                     assert r.status == 403
                 with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
-                    await http.ws_connect(_ws_url(served))
+                    await http.ws_connect(ws_url(served))
                 assert exc.value.status == 403
                 assert served.children() == []  # no explorer was started for them
                 # The token in the URL: the page, and a cookie for its websocket.
@@ -79,8 +47,8 @@ def test_token_refused_without_accepted_with() -> None:
                     page = await r.text()
                     assert 'data-session-websocket-url="ws://127.0.0.1:' in page
                     assert r.cookies["backchain_token"].value == "t0ken-42"
-                async with http.ws_connect(_ws_url(served)) as ws:
-                    await _first_screen(ws, b"vmcore")  # the bundled sample is open
+                async with http.ws_connect(ws_url(served)) as ws:
+                    await first_screen(ws, b"vmcore")  # the bundled sample is open
                     assert len(served.children()) == 1
 
         asyncio.run(run())
@@ -90,11 +58,11 @@ def test_session_limit_full_page_then_free_again() -> None:
     with serve("--max-sessions", "1", "--idle-timeout", "0") as served:
 
         async def run() -> None:
-            async with _client() as http:
+            async with client() as http:
                 async with http.get(served.url + "/") as r:
                     assert r.status == 200
-                first = await http.ws_connect(_ws_url(served))
-                await _first_screen(first, LOADED)
+                first = await http.ws_connect(ws_url(served))
+                await first_screen(first, LOADED)
                 async with http.get(served.url + "/") as r:
                     assert r.status == 503
                     text = await r.text()
@@ -102,13 +70,13 @@ def test_session_limit_full_page_then_free_again() -> None:
                         "The classroom is full" in text
                         and "The one explorer session is in use" in text
                     )
-                second = await http.ws_connect(_ws_url(served))
+                second = await http.ws_connect(ws_url(served))
                 msg = await second.receive(timeout=10)
                 assert msg.type == aiohttp.WSMsgType.CLOSE
                 assert msg.data == 1013 and msg.extra == "the classroom is full"
                 assert len(served.children()) == 1
                 await first.send_json(["stdin", "q"])  # the trainee quits the explorer
-                await _until_closed(first, 20)
+                await until_closed(first, 20)
                 for _ in range(100):
                     async with http.get(served.url + "/") as r:
                         if r.status == 200:
@@ -119,20 +87,12 @@ def test_session_limit_full_page_then_free_again() -> None:
         asyncio.run(run())
 
 
-async def _until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohttp.WSMessage:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-            return msg
-
-
 def test_idle_session_ends_but_an_active_one_does_not() -> None:
     with serve("--idle-timeout", "2") as served:
 
         async def run() -> None:
-            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
-                await _first_screen(ws, LOADED, keepalive=True)
+            async with client() as http, http.ws_connect(ws_url(served)) as ws:
+                await first_screen(ws, LOADED, keepalive=True)
                 (explorer,) = served.children()
                 # Input every 0.5 s for 4 s (twice the timeout): the session stays.
                 for _ in range(8):
@@ -140,7 +100,7 @@ def test_idle_session_ends_but_an_active_one_does_not() -> None:
                     quiet = time.monotonic()  # the last input: the idle time counts from here
                     await asyncio.sleep(0.5)
                     assert not ws.closed
-                msg = await _until_closed(ws, 30)
+                msg = await until_closed(ws, 30)
                 waited = time.monotonic() - quiet
                 assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
                 assert 1.9 < waited < 20  # the 2 s timeout, not earlier
@@ -195,10 +155,10 @@ def test_scenarios_serves_the_picker(tmp_path: Path) -> None:
         assert any("exercise answers go to" in line for line in served.banner)
 
         async def run() -> None:
-            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
-                await _first_screen(ws, b"your name")
+            async with client() as http, http.ws_connect(ws_url(served)) as ws:
+                await first_screen(ws, b"your name")
                 await ws.send_json(["stdin", "Lin\r"])
-                await _first_screen(ws, b"2 training scenarios")
+                await first_screen(ws, b"2 training scenarios")
 
         asyncio.run(run())
     assert results.exists() and results.read_text() == ""  # created, nothing answered yet

@@ -2,7 +2,7 @@
 
 A trainee opens the classroom URL (with its token), gives a name, answers the scenario
 ``preempted`` through key presses (wrong first, then right), and the results file gets one
-line per answer. The truth is the scenario's own expected answer (samples/scenarios.py:
+line per answer. The truth is the scenario's own expected answer (explorer/training/scenarios.py:
 crossed_pt_regs at frame #4), checked against the tool's verdict by tests/test_scenarios.py.
 
 Never downloads a browser: set BACKCHAIN_CHROMIUM to another binary, or install Debian's
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from samples import scenarios
+from explorer.training import scenarios
 from tests.helpers import oracles
-from tests.serving import ROOT, serve
+from tests.helpers.serving import ROOT, serve
 
 CHROMIUM = os.environ.get("BACKCHAIN_CHROMIUM") or shutil.which("chromium") or ""
 #: Quiet, self-contained headless chromium (root needs --no-sandbox; CI runs as root).

@@ -39,8 +39,16 @@ from explorer.serve.server import (
     ServeConfig,
     parse_message,
 )
-from tests.serving import ROOT, Served, serve
-from tests.test_serve import LOADED, _client, _first_screen, _until_closed, _ws_url
+from tests.helpers.serving import (
+    LOADED,
+    ROOT,
+    Served,
+    client,
+    first_screen,
+    serve,
+    until_closed,
+    ws_url,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -123,7 +131,7 @@ def test_foreign_origin_or_host_is_refused(token: str | None) -> None:
         port = served.url.rsplit(":", 1)[1]
 
         async def run() -> None:
-            async with _client() as http:
+            async with client() as http:
                 for headers in (
                     {"Origin": "http://evil.example"},
                     {"Origin": "null"},
@@ -132,15 +140,15 @@ def test_foreign_origin_or_host_is_refused(token: str | None) -> None:
                     {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"},
                 ):
                     with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
-                        await http.ws_connect(_ws_url(served) + query, headers=headers)
+                        await http.ws_connect(ws_url(served) + query, headers=headers)
                     assert exc.value.status == 403
                     async with http.get(served.url + "/?" + query[1:], headers=headers) as r:
                         assert r.status == 403 and "only its own address" in await r.text()
                 assert served.children() == []  # no explorer was started for them
                 # the classroom's own origin is welcome
                 own = {"Origin": served.url}
-                async with http.ws_connect(_ws_url(served) + query, headers=own) as ws:
-                    await _first_screen(ws, b"vmcore")
+                async with http.ws_connect(ws_url(served) + query, headers=own) as ws:
+                    await first_screen(ws, b"vmcore")
                     assert len(served.children()) == 1
 
         asyncio.run(run())
@@ -152,10 +160,10 @@ def test_huge_resize_is_clamped_and_the_session_stays_small() -> None:
     with serve("--idle-timeout", "0") as served:
 
         async def run() -> None:
-            async with _client() as http:
+            async with client() as http:
                 url = served.url.replace("http:", "ws:") + "/ws?width=3000&height=3000"
                 async with http.ws_connect(url) as ws:
-                    await _first_screen(ws, LOADED, keepalive=False)
+                    await first_screen(ws, LOADED, keepalive=False)
                     (explorer,) = served.children()
                     env = Path(f"/proc/{explorer}/environ").read_bytes().split(b"\0")
                     assert b"COLUMNS=500" in env and b"ROWS=200" in env
@@ -189,7 +197,7 @@ def test_rapid_connect_close_never_exceeds_max_sessions() -> None:
 
         async def one(http: aiohttp.ClientSession, wait: float) -> None:
             try:
-                ws = await http.ws_connect(_ws_url(served))
+                ws = await http.ws_connect(ws_url(served))
             except aiohttp.WSServerHandshakeError:
                 return
             await asyncio.sleep(wait)
@@ -198,7 +206,7 @@ def test_rapid_connect_close_never_exceeds_max_sessions() -> None:
         async def run() -> None:
             nonlocal done
             sampler = asyncio.create_task(sample())
-            async with _client() as http:
+            async with client() as http:
                 for burst in range(6):
                     await asyncio.gather(*(one(http, 0.05 * (i % 4)) for i in range(6)))
                     if burst % 2:
@@ -219,11 +227,11 @@ def test_malformed_message_is_one_log_line_and_ends_the_session() -> None:
     with serve("--idle-timeout", "0") as served:
 
         async def run() -> None:
-            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
-                await _first_screen(ws, b"vmcore")
+            async with client() as http, http.ws_connect(ws_url(served)) as ws:
+                await first_screen(ws, b"vmcore")
                 (explorer,) = served.children()
                 await ws.send_str('["resize", {"width": "wide"}]')
-                msg = await _until_closed(ws, 20)
+                msg = await until_closed(ws, 20)
                 assert msg.data == CLOSE_MALFORMED
             for _ in range(100):
                 if not _alive(explorer):
@@ -245,7 +253,7 @@ def test_log_is_quiet_and_never_shows_a_token() -> None:
         with serve("--token", TOKEN, *(["-v"] if verbose else [])) as served:
 
             async def run(served: Served = served) -> None:
-                async with _client() as http:
+                async with client() as http:
                     for token in ("wrong-token", TOKEN):
                         async with http.get(f"{served.url}/?token={token}") as r:
                             await r.read()
@@ -253,10 +261,10 @@ def test_log_is_quiet_and_never_shows_a_token() -> None:
                         assert r.status == 200
                     async with http.get(f"{served.url}/static/") as r:  # no folder listing
                         assert r.status in (403, 404) and "textual.js" not in await r.text()
-                    async with http.ws_connect(_ws_url(served) + f"&token={TOKEN}") as ws:
-                        await _first_screen(ws, b"vmcore")
+                    async with http.ws_connect(ws_url(served) + f"&token={TOKEN}") as ws:
+                        await first_screen(ws, b"vmcore")
                         await ws.send_json(["stdin", "q"])
-                        await _until_closed(ws, 20)
+                        await until_closed(ws, 20)
                     for _ in range(100):
                         if not served.children():
                             break
@@ -278,7 +286,7 @@ def test_page_loads_nothing_from_elsewhere() -> None:
     with serve() as served:
 
         async def run() -> str:
-            async with _client() as http, http.get(served.url + "/") as r:
+            async with client() as http, http.get(served.url + "/") as r:
                 return await r.text()
 
         page = asyncio.run(run())
@@ -296,10 +304,10 @@ def test_export_is_a_browser_download_and_writes_nothing_on_the_server(tmp_path:
     with serve("--idle-timeout", "0") as served:
 
         async def run() -> tuple[str, str]:
-            async with _client() as http, http.ws_connect(_ws_url(served)) as ws:
-                await _first_screen(ws, LOADED)
+            async with client() as http, http.ws_connect(ws_url(served)) as ws:
+                await first_screen(ws, LOADED)
                 await ws.send_json(["stdin", "\r"])  # the first task's stack
-                await _first_screen(ws, b"frame #0")
+                await first_screen(ws, b"frame #0")
                 await ws.send_json(["stdin", "x"])
                 deadline = time.monotonic() + 30
                 while True:
@@ -344,7 +352,7 @@ def test_session_process_group_is_killed_when_its_socket_goes(tmp_path: Path) ->
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         server.port = int(runner.addresses[0][1])
         try:
-            async with _client() as http:
+            async with client() as http:
                 ws = await http.ws_connect(f"http://127.0.0.1:{server.port}/ws")
                 for _ in range(200):
                     if pids.exists() and pids.read_text():
@@ -376,7 +384,7 @@ def test_serve_is_not_a_shell_command() -> None:
     """Issue 27 item 12: the shell cannot start a server."""
     import subprocess
 
-    from explorer.samples import default_sample
+    from explorer.training.bundled import default_sample
 
     run = subprocess.run(
         [sys.executable, "-m", "explorer", "shell", default_sample()],

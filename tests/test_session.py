@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.tasks import TaskScan, find_tasks
-from parsers.symbols import load_system_map
-from tests.test_real_samples import MOVED  # tasks that ran between printout and dump
+from explorer.model.kernel import Kernel
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import TaskScan, find_tasks
+from parsers.symbols.table import load_system_map
+from tests.helpers.real import MOVED  # tasks that ran between printout and dump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -25,7 +26,7 @@ PANIC = str(SAMPLES / "bpo12-6.12-panic" / "vmcore.zst")
 
 @cache
 def _open(name: str) -> tuple[Kernel, TaskScan, dict]:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     facts = json.loads((SAMPLES / name / "facts.json").read_text())
     return kernel, find_tasks(kernel), facts
 

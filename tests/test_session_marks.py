@@ -1,7 +1,7 @@
 """Rough edges 3, 4, 5, 7 (issue 15): frame marks agree with the verdict in every output;
 checks are named by what they test, the failing one first; names are cut, numbers never;
 the palette puts tasks before memory. Truth: the training scenarios' expected verdicts
-(samples/scenarios.py), built as small dumps."""
+(explorer/training/scenarios.py), built as small dumps."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from parsers.typegraph import DwarfTypes, members_flat, strip, type_name
+from parsers.types.graph import DwarfTypes, members_flat, strip, type_name
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

@@ -5,38 +5,19 @@ as a user types. Truth: the one-shot command's own output and the history file."
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.terminal import read_until
 
 pty = pytest.importorskip("pty")
 pytest.importorskip("readline")
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 BUSY = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
-
-
-def _read_until(fd: int, marker: bytes, seen: bytearray, timeout: float = 120) -> None:
-    """Read the terminal into ``seen`` until ``marker`` shows up after what was there."""
-    start = len(seen)
-    deadline = time.monotonic() + timeout
-    while marker not in seen[start:]:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no {marker!r} on the terminal; it shows:\n{seen.decode()}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the shell ended
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"the shell ended before {marker!r}:\n{seen.decode()}")
-            seen += chunk
 
 
 def test_tab_completes_commands_and_options_and_history_is_kept(tmp_path: Path) -> None:
@@ -54,13 +35,13 @@ def test_tab_completes_commands_and_options_and_history_is_kept(tmp_path: Path) 
     os.close(child)
     seen = bytearray()
     try:
-        _read_until(parent, b"backchain> ", seen)
+        read_until(parent, b"backchain> ", seen)
         # "ps --pi<TAB>" completes the option: ps takes --pid (and no other --pi...)
         os.write(parent, b"ps --pi\t 1\r")
-        _read_until(parent, b"backchain> ", seen)
+        read_until(parent, b"backchain> ", seen)
         # "che<TAB>" completes the command whole: check
         os.write(parent, b"che\t\r")
-        _read_until(parent, b"backchain> ", seen)
+        read_until(parent, b"backchain> ", seen)
         os.write(parent, b"quit\r")
         proc.wait(timeout=60)
     finally:

@@ -1,5 +1,5 @@
 """``check --json``/``--jsonl`` are written straight from the walks (explorer.reports.stream);
-the truth they must match byte for byte is ``json.dumps`` of explorer.report.analysis_json,
+the truth they must match byte for byte is ``json.dumps`` of explorer.reports.walk.analysis_json,
 the document ``bt --json`` prints, on every bundled real dump and every training scenario."""
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
 from explorer.cli import main
-from explorer.kernel import Kernel
-from explorer.report import analysis_json
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import find_tasks
 from explorer.reports.stream import TaskJson
-from explorer.tasks import find_tasks
-from samples.scenarios import SCENARIOS, Scenario
+from explorer.reports.walk import analysis_json
+from explorer.training.scenarios import SCENARIOS, Scenario
+from explorer.walk.analysis import analyse_task, unwind_context
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 REAL = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
 
 
 def _same_as_analysis_json(dump: Path) -> int:
-    kernel = Kernel.open(str(dump))
+    kernel = open_kernel(str(dump))
     ctx = unwind_context(kernel)
     to_json = TaskJson(kernel)
     n = 0

@@ -1,4 +1,4 @@
-"""Schemas in parsers.structs and fast decoders in parsers.records.
+"""Schemas in parsers.s390.structs and fast decoders in parsers.s390.records.
 
 Known bytes are written with plain ``struct.pack`` at the kernel's offsets, so the tests do
 not trust the schemas they check. Random data (seeded) proves the fast decoders equal the
@@ -14,9 +14,19 @@ from typing import Any
 import pytest
 from construct import Container, ListContainer
 
-from parsers import records, structs
 from parsers.errors import FormatError, TruncatedError
-from parsers.records import (
+from parsers.s390 import layouts, records, structs
+from parsers.s390.layouts import (
+    LOWCORE_ERAS,
+    LOWCORE_FIELDS,
+    LOWCORE_SIZE,
+    NOTE_TYPES,
+    PT_REGS_LAYOUTS,
+    lowcore_era_for_release,
+    pt_regs_layout,
+    pt_regs_layout_for_release,
+)
+from parsers.s390.records import (
     Psw,
     decode_fpregs,
     decode_lowcore,
@@ -27,16 +37,11 @@ from parsers.records import (
     decode_stack_frame,
     lowcore_values,
 )
-from parsers.structs import (
+from parsers.s390.structs import (
     ELF_NOTE,
     ELF_PRSTATUS,
-    LOWCORE_ERAS,
-    LOWCORE_FIELDS,
-    LOWCORE_SIZE,
     NOTE_DESC_SCHEMAS,
-    NOTE_TYPES,
     PSW,
-    PT_REGS_LAYOUTS,
     S390_FP_REGS,
     STACK_FRAME,
     STACK_FRAME_SIE,
@@ -46,11 +51,8 @@ from parsers.structs import (
     build_prstatus,
     build_pt_regs,
     build_stack_frame,
-    lowcore_era_for_release,
     lowcore_schema,
     parse,
-    pt_regs_layout,
-    pt_regs_layout_for_release,
     pt_regs_schema,
 )
 
@@ -118,34 +120,34 @@ def test_lowcore_size_and_table(era: str) -> None:
 
 @pytest.mark.parametrize(
     "note_type",
-    [t for t in NOTE_DESC_SCHEMAS if t != structs.NT_S390_PV_CPU_DATA],
+    [t for t in NOTE_DESC_SCHEMAS if t != layouts.NT_S390_PV_CPU_DATA],
 )
 def test_note_desc_sizes(note_type: int) -> None:
     expected = {
-        structs.NT_PRSTATUS: 336,
-        structs.NT_PRFPREG: 136,
-        structs.NT_S390_HIGH_GPRS: 64,
-        structs.NT_S390_TIMER: 8,
-        structs.NT_S390_TODCMP: 8,
-        structs.NT_S390_TODPREG: 4,
-        structs.NT_S390_CTRS: 128,
-        structs.NT_S390_PREFIX: 4,
-        structs.NT_S390_LAST_BREAK: 8,
-        structs.NT_S390_SYSTEM_CALL: 4,
-        structs.NT_S390_TDB: 256,
-        structs.NT_S390_VXRS_LOW: 128,
-        structs.NT_S390_VXRS_HIGH: 256,
-        structs.NT_S390_GS_CB: 32,
-        structs.NT_S390_GS_BC: 32,
-        structs.NT_S390_RI_CB: 64,
+        layouts.NT_PRSTATUS: 336,
+        layouts.NT_PRFPREG: 136,
+        layouts.NT_S390_HIGH_GPRS: 64,
+        layouts.NT_S390_TIMER: 8,
+        layouts.NT_S390_TODCMP: 8,
+        layouts.NT_S390_TODPREG: 4,
+        layouts.NT_S390_CTRS: 128,
+        layouts.NT_S390_PREFIX: 4,
+        layouts.NT_S390_LAST_BREAK: 8,
+        layouts.NT_S390_SYSTEM_CALL: 4,
+        layouts.NT_S390_TDB: 256,
+        layouts.NT_S390_VXRS_LOW: 128,
+        layouts.NT_S390_VXRS_HIGH: 256,
+        layouts.NT_S390_GS_CB: 32,
+        layouts.NT_S390_GS_BC: 32,
+        layouts.NT_S390_RI_CB: 64,
     }
     assert NOTE_DESC_SCHEMAS[note_type].sizeof() == expected[note_type]
 
 
 def test_note_type_values() -> None:
-    assert structs.NT_PRSTATUS == 1 and structs.NT_PRFPREG == 2 and structs.NT_PRPSINFO == 3
-    assert structs.NT_S390_HIGH_GPRS == 0x300 and structs.NT_S390_PREFIX == 0x305
-    assert structs.NT_S390_VXRS_HIGH == 0x30A and structs.NT_S390_PV_CPU_DATA == 0x30E
+    assert layouts.NT_PRSTATUS == 1 and layouts.NT_PRFPREG == 2 and layouts.NT_PRPSINFO == 3
+    assert layouts.NT_S390_HIGH_GPRS == 0x300 and layouts.NT_S390_PREFIX == 0x305
+    assert layouts.NT_S390_VXRS_HIGH == 0x30A and layouts.NT_S390_PV_CPU_DATA == 0x30E
     assert NOTE_TYPES[0x304] == "NT_S390_CTRS"
     assert all(0x300 <= t <= 0x30E for t, n in NOTE_TYPES.items() if n.startswith("NT_S390"))
 
@@ -492,23 +494,23 @@ def test_prstatus_known_bytes() -> None:
         orig_gpr2=0x140,
     )
     assert built == raw
-    assert decode_note(structs.NT_PRSTATUS, raw) == status
+    assert decode_note(layouts.NT_PRSTATUS, raw) == status
 
 
 def test_fpregs_and_simple_notes() -> None:
     raw = struct.pack(">I4x16Q", 0x0800_0000, *range(16))
     regs = decode_fpregs(raw)
     assert regs.fpc == 0x0800_0000 and regs.fprs == tuple(range(16))
-    assert build_note_desc(structs.NT_PRFPREG, fpc=0x0800_0000, fprs=list(range(16))) == raw
-    prefix = build_note_desc(structs.NT_S390_PREFIX, prefix=0x7F000)
+    assert build_note_desc(layouts.NT_PRFPREG, fpc=0x0800_0000, fprs=list(range(16))) == raw
+    prefix = build_note_desc(layouts.NT_S390_PREFIX, prefix=0x7F000)
     assert prefix == struct.pack(">I", 0x7F000)
-    assert decode_note(structs.NT_S390_PREFIX, prefix) == records.decode_prefix(prefix) == 0x7F000
+    assert decode_note(layouts.NT_S390_PREFIX, prefix) == records.decode_prefix(prefix) == 0x7F000
     crs = struct.pack(">16Q", *range(16))
-    assert decode_note(structs.NT_S390_CTRS, crs) == records.decode_ctrs(crs) == tuple(range(16))
+    assert decode_note(layouts.NT_S390_CTRS, crs) == records.decode_ctrs(crs) == tuple(range(16))
     high = bytes(range(256))
-    vxrs = decode_note(structs.NT_S390_VXRS_HIGH, high)
+    vxrs = decode_note(layouts.NT_S390_VXRS_HIGH, high)
     assert isinstance(vxrs, tuple) and vxrs[1] == int.from_bytes(high[16:32], "big")
-    assert decode_note(structs.NT_S390_PV_CPU_DATA, b"xyz") == b"xyz"
+    assert decode_note(layouts.NT_S390_PV_CPU_DATA, b"xyz") == b"xyz"
     assert decode_note(0x999, b"abc") == b"abc"
     with pytest.raises(ValueError):
         build_note_desc(0x999)
@@ -518,10 +520,10 @@ def test_fpregs_and_simple_notes() -> None:
 def test_notes_fast_equals_construct(note_type: int) -> None:
     rng = random.Random(note_type)
     schema = NOTE_DESC_SCHEMAS[note_type]
-    size = 40 if note_type == structs.NT_S390_PV_CPU_DATA else schema.sizeof()
+    size = 40 if note_type == layouts.NT_S390_PV_CPU_DATA else schema.sizeof()
     for _ in range(ROUNDS):
         raw = rand_bytes(rng, size)
-        if note_type in (structs.NT_PRSTATUS, structs.NT_PRFPREG):
+        if note_type in (layouts.NT_PRSTATUS, layouts.NT_PRFPREG):
             continue  # covered by the record tests below
         parsed = plain(parse(schema, raw, "note"))
         fast = decode_note(note_type, raw)
@@ -537,9 +539,9 @@ def test_notes_fast_equals_construct(note_type: int) -> None:
 
 def test_build_note_layout() -> None:
     desc = struct.pack(">I", 0x7F000)
-    note = build_note("LINUX", structs.NT_S390_PREFIX, desc)
+    note = build_note("LINUX", layouts.NT_S390_PREFIX, desc)
     assert note == struct.pack(">III", 6, 4, 0x305) + b"LINUX\0\0\0" + desc
-    qemu = build_note("CORE", structs.NT_PRSTATUS, b"abcde", name_align=8)
+    qemu = build_note("CORE", layouts.NT_PRSTATUS, b"abcde", name_align=8)
     assert qemu == struct.pack(">III", 5, 5, 1) + b"CORE\0\0\0\0" + b"abcde\0\0\0"
     vmci = build_note("VMCOREINFO", 0, b"OSRELEASE=6.1\n")
     assert vmci[:12] == struct.pack(">III", 11, 14, 0)
@@ -682,9 +684,9 @@ def test_truncated_fast() -> None:
     with pytest.raises(TruncatedError, match="lowcore: needs 8192"):
         decode_lowcore(bytes(0x1FFF), "v6.16")
     with pytest.raises(TruncatedError):
-        decode_note(structs.NT_S390_TIMER, bytes(4))
+        decode_note(layouts.NT_S390_TIMER, bytes(4))
     with pytest.raises(TruncatedError):
-        decode_note(structs.NT_S390_TDB, bytes(4))
+        decode_note(layouts.NT_S390_TDB, bytes(4))
     with pytest.raises(TruncatedError):
         decode_psw(bytes(15))
     with pytest.raises(FormatError):

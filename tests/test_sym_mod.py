@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
-from parsers.dumps import open_dump
-from parsers.symbols import load_system_map
-from samples.synthetic import Frame, SyntheticKernel
-from tests.kernels import NANOSLEEP, analyse, base_kernel, open_kernel, sleeper
+from explorer.model.kernel import Options
+from explorer.model.opening import kernel_of
+from explorer.training.synthetic import Frame, SyntheticKernel
+from parsers.dumps.dumpfile import open_dump
+from parsers.symbols.table import load_system_map
+from tests.helpers.kernels import NANOSLEEP, analyse, base_kernel, open_synthetic, sleeper
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 #: Debian's taint letters for an out-of-tree (O, bit 12) unsigned (E, bit 13) module.
@@ -45,7 +46,7 @@ def test_frame_in_module_named_from_its_kallsyms(tmp_path: Path) -> None:
     frames = list(NANOSLEEP)
     frames[2] = Frame("do_nanosleep", r14=text + 0x40)
     sleeper(k, frames=frames)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     a = analyse(kernel, 100)
     assert kernel.symbolize(a.walk.steps[2].ip) == "dummy_work+0x10/0xd0 [dummy_drv]"
     # The last symbol runs to the end of the module's text (find_kallsyms_symbol's nextval).
@@ -146,7 +147,9 @@ def test_mod_equals_the_guests_proc_modules(name: str, capsys: pytest.CaptureFix
     assert want
     dump = SAMPLES / name / "vmcore.zst"
     for options in ([], ["--map", str(SAMPLES / name / "System.map.zst")]):
-        kernel = Kernel(open_dump(str(dump)), Options(system_map=options[1] if options else None))
+        kernel = kernel_of(
+            open_dump(str(dump)), Options(system_map=options[1] if options else None)
+        )
         got = [(m.name, m.size, m.state, m.base) for m in kernel.modules.modules]
         assert got == want, options
         assert kernel.modules.warnings == []

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel, Options
-from explorer.symbols import GENERATION
-from parsers.dumps import open_dump
-from parsers.symbols import load_system_map
-from parsers.symcache import load_table, save_table
+from explorer.model.kernel import Options
+from explorer.model.opening import kernel_of, open_kernel
+from explorer.sources.symcache import GENERATION
+from parsers.dumps.dumpfile import open_dump
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.table import load_system_map
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -34,17 +35,20 @@ def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
     assert load_table(tmp_path / "absent.syms") is None
 
 
-def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first open decodes and writes kallsyms-BUILDID.syms; the next one loads it and
-    moves it to the dump's KASLR offset (VMCOREINFO _stext)."""
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first open decodes and writes kallsyms-DIGEST.syms (a digest of the bytes decoded,
+    not the dump's own BUILD-ID); the next one loads it and moves it by the dump's
+    kallsyms_relative_base, as decoding does."""
+    monkeypatch.setattr(
+        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
-    first = Kernel(open_dump(dump), Options())
+    first = kernel_of(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
     build_id = first.vmcoreinfo.get("BUILD-ID")
-    cached = tmp_path / "symbols" / f"kallsyms-{build_id}-g{GENERATION}.syms"
-    assert cached.is_file() and cached.stat().st_size < 4 << 20
-    second = Kernel(open_dump(dump), Options())
+    (cached,) = (tmp_path / "symbols").glob(f"kallsyms-*-g{GENERATION}.syms")
+    assert str(build_id) not in cached.name and cached.stat().st_size < 4 << 20
+    second = kernel_of(open_dump(dump), Options())
     assert second.symbols is not None and second.symbols is not first.symbols
     assert list(second.symbols.rows()) == list(first.symbols.rows())
     assert second.symbols.address_of("_stext") == first.vmcoreinfo.symbol("_stext")
@@ -53,26 +57,30 @@ def test_kallsyms_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_system_map_cached_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(
+        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     sample = SAMPLES / "deb12-6.1-idle"
     opts = {"system_map": str(sample / "System.map.zst")}
-    a = Kernel.open(str(sample / "vmcore.zst"), Options(**opts))
+    a = open_kernel(str(sample / "vmcore.zst"), Options(**opts))
     files = list((tmp_path / "symbols").glob("file-*.syms"))
     assert len(files) == 1
-    b = Kernel.open(str(sample / "vmcore.zst"), Options(**opts))
+    b = open_kernel(str(sample / "vmcore.zst"), Options(**opts))
     assert a.symbols is not None and b.symbols is not None
     assert list(a.symbols.rows()) == list(b.symbols.rows())
     assert b.symbols.source == a.symbols.source
 
 
-def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A vmlinux's table is cached under its build-id: another copy of the same build (a
-    hard link elsewhere, as a support team copies one vmlinux per incident) is not read
-    again."""
-    from parsers.fileid import elf_identity
+def test_vmlinux_cached_by_its_symtab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vmlinux's table is cached under a digest of its .symtab and string table (never
+    the build-id it claims): another copy of the same build (a hard link elsewhere, as a
+    support team copies one vmlinux per incident) is not read again."""
+    from parsers.elf.fileid import elf_identity
 
     vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
+    monkeypatch.setattr(
+        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
     build_id = elf_identity(vmlinux).build_id
     other = tmp_path / "incident-4711" / "vmlinux"
     other.parent.mkdir()
@@ -81,36 +89,42 @@ def test_vmlinux_cached_by_build_id(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     except OSError:
         pytest.skip("cannot hard-link the vmlinux into the test's folder")
     sample = str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst")
-    a = Kernel.open(sample, Options(vmlinux=str(vmlinux)))
-    assert build_id and (tmp_path / "symbols" / f"vmlinux-{build_id}-g{GENERATION}.syms").is_file()
+    a = open_kernel(sample, Options(vmlinux=str(vmlinux)))
+    (cached,) = (tmp_path / "symbols").glob(f"file-*-g{GENERATION}.syms")
+    assert build_id and build_id not in cached.name
 
     def read_again(path: str) -> None:
         raise AssertionError(f"{path} was read although its build is in the cache")
 
     monkeypatch.setattr("explorer.sources.companions.load_vmlinux_symbols", read_again)
-    b = Kernel.open(sample, Options(vmlinux=str(other)))
+    b = open_kernel(sample, Options(vmlinux=str(other)))
     assert a.symbols is not None and b.symbols is not None
     assert list(b.symbols.rows()) == list(a.symbols.rows())
-    assert not list((tmp_path / "symbols").glob("file-*.syms"))
+    assert list((tmp_path / "symbols").glob("file-*.syms")) == [cached]
 
 
 def test_a_build_id_that_is_not_hex_names_no_cache_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """VMCOREINFO is the dump's own text: a BUILD-ID such as ``../../x`` must not choose
-    where the cache writes (the table is still read, just not cached)."""
+    where the cache writes (the table is cached under a digest of its bytes)."""
     from dataclasses import replace
 
-    from explorer.symbols import dump_kallsyms
+    from explorer.model.image import Diagnostics
+    from explorer.sources.kallsyms import dump_kallsyms
 
-    monkeypatch.setattr("explorer.symbols.cache_dir", lambda *parts: tmp_path.joinpath(*parts))
-    kernel = Kernel(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
+    monkeypatch.setattr(
+        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
+    )
+    kernel = kernel_of(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
     assert kernel.vmcoreinfo is not None
     for hostile in ("../../escaped", "ABCDEF0123"):
         entries = {**kernel.vmcoreinfo.entries, "BUILD-ID": hostile}
-        kernel.vmcoreinfo = replace(kernel.vmcoreinfo, entries=entries)
+        image = replace(kernel.image, vmcoreinfo=replace(kernel.vmcoreinfo, entries=entries))
         for old in tmp_path.rglob("*.syms"):
             old.unlink()
-        table = dump_kallsyms(kernel)
+        table = dump_kallsyms(image, Diagnostics())
         assert table is not None and table.address_of("schedule") is not None
-        assert not list(tmp_path.rglob("*.syms")) and not (tmp_path / "escaped").exists()
+        (cached,) = tmp_path.rglob("*.syms")  # named by the digest of the bytes decoded
+        assert cached.parent == tmp_path / "symbols" and hostile not in cached.name
+        assert not (tmp_path / "escaped").exists()

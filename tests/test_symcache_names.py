@@ -1,5 +1,5 @@
 """The names of a cached symbol table are decoded only when asked for and found by a
-binary search (parsers.symcache.PackedNames): every answer equals the table built from the
+binary search (parsers.symbols.cache.PackedNames): every answer equals the table built from the
 symbols, on the real vmlinux's 130,000 symbols and on duplicate names."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from array import array
 from pathlib import Path
 
-from parsers.symbols import SymbolTable, load_system_map, load_vmlinux_symbols
-from parsers.symcache import PackedNames, load_table, save_table
+from parsers.symbols.cache import PackedNames, load_table, save_table
+from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"

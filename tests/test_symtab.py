@@ -1,4 +1,4 @@
-"""The vmlinux symbol table (parsers.symbols.load_vmlinux_symbols, read column by column from
+"""The vmlinux symbol table (parsers.symbols.table.load_vmlinux_symbols, read column by column from
 the mapped ELF) against two independent readings of the same ``.symtab``: pyelftools' symbol
 objects put through the rules the table documents, and ``s390x-linux-gnu-nm``.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from parsers.errors import SymbolError
-from parsers.symbols import SymbolTable, load_vmlinux_symbols
+from parsers.symbols.table import SymbolTable, load_vmlinux_symbols
 from tests.helpers import oracles
 
 DATA = Path(__file__).parent / "data"

@@ -3,20 +3,12 @@ corrupt file. Every test waits for the workers (load, check) before it looks."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
-from textual.content import Content
-from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
-from explorer.kernel import Options
-from explorer.tui.app import BackchainApp
+from explorer.training.synthetic import Frame
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
@@ -28,63 +20,18 @@ from explorer.tui.widgets.lowcore import LowcoreTable
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.verdict import VerdictBar
 from explorer.tui.widgets.walk import WalkTable
-from samples.synthetic import Frame
-from tests.kernels import NANOSLEEP, base_kernel, sleeper
-
-REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
-BUSY = REAL / "bpo12-6.12-busy" / "vmcore.zst"
-PANIC = REAL / "bpo12-6.12-panic" / "vmcore.zst"
-SIZE = (120, 40)
-
-
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test with asyncio (no async pytest plugin needed)."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
-
-
-def make_app(path: Path, export_dir: Path | None = None) -> BackchainApp:
-    """An app with animations off (deterministic)."""
-    app = BackchainApp(str(path), Options(), export_dir=str(export_dir or "."))
-    app.animation_level = "none"
-    return app
-
-
-async def wait_checked(app: BackchainApp, pilot: Pilot[None], timeout: float = 20) -> None:
-    """Wait until the dump is open and every task is judged (or the load failed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await pilot.pause(0.02)
-        if app.overview.checked or app.overview.query_one(ErrorPanel).display:
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            return
-    raise AssertionError("the explorer did not finish loading")
-
-
-def cells(table: DataTable[object], row: int) -> list[str]:
-    """Plain text of a table row."""
-    return [str(getattr(c, "plain", c)) for c in table.get_row_at(row)]
-
-
-def plain(widget: object) -> str:
-    """The text a Static shows, without markup."""
-    content = getattr(widget, "content", "")
-    return content.plain if isinstance(content, Content) else Content.from_markup(content).plain
-
-
-async def open_pid(app: BackchainApp, pilot: Pilot[None], pid: int) -> StackScreen:
-    """Filter the overview to ``pid`` and open its stack with Enter."""
-    await pilot.press("slash")
-    app.overview.query_one("#filter", Input).value = f"pid:{pid}"
-    await pilot.press("enter", "enter")
-    await pilot.pause()
-    assert isinstance(app.screen, StackScreen)
-    return app.screen
+from tests.helpers.kernels import NANOSLEEP, base_kernel, sleeper
+from tests.helpers.tui import (
+    BUSY,
+    PANIC,
+    SIZE,
+    cells,
+    make_app,
+    open_pid,
+    plain,
+    sync,
+    wait_checked,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import Static
 
 from explorer.tui.widgets.walk import WalkTable
-from tests.test_tui import SIZE, make_app, open_pid, plain, sync, wait_checked
+from tests.helpers.tui import SIZE, make_app, open_pid, plain, sync, wait_checked
 
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
 

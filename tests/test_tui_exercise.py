@@ -11,22 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
-from textual.widgets import Input, Select
 
 from explorer import cli
-from explorer.kernel import Options
-from explorer.reliable import Verdict
+from explorer.model.kernel import Options
+from explorer.training import scenarios
+from explorer.training.exercise import PLACEHOLDER, Guess, judge, parse_frame
 from explorer.tui.app import BackchainApp
-from explorer.tui.exercise import PLACEHOLDER, Guess, judge, parse_frame
-from explorer.tui.screens.answer import AnswerForm
 from explorer.tui.screens.scenario import DebriefScreen
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.verdict import VerdictBar
-from samples import scenarios
-from tests.test_tui import SIZE, cells, plain, sync, wait_checked
+from explorer.walk.reliable import Verdict
+from tests.helpers.tui import SIZE, answer, cells, plain, sync, wait_checked
 
 
 @pytest.fixture(scope="module")
@@ -46,24 +43,6 @@ def exercise_app(dump: Path, scenario: str, export_dir: Path | None = None) -> B
 def screen_text(app: BackchainApp) -> str:
     """Every character the current screen shows."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def answer(pilot: Pilot[None], frame: str, rule: str, kind: str | None = None) -> None:
-    """Open the form with ``a``, type the frame, choose the rule (and kind), press Check."""
-    app = pilot.app
-    await pilot.press("a")
-    await pilot.pause()
-    form = app.screen
-    assert isinstance(form, AnswerForm)
-    form.query_one("#answer-frame", Input).value = frame
-    form.query_one("#answer-rule", Select).value = rule
-    if kind is not None:
-        await pilot.pause()
-        assert form.query_one("#answer-kind").display
-        form.query_one("#answer-kind", Select).value = kind
-    await pilot.pause()  # the kind's Select appears or goes: the layout moves
-    await pilot.click("#answer-check")
-    await pilot.pause()
 
 
 def test_judge_hints() -> None:

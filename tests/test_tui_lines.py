@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Options
+from explorer.model.kernel import Options
 from explorer.tui.app import BackchainApp
 from explorer.tui.widgets.walk import WalkTable
 from tests.helpers import oracles
-from tests.test_tui import cells, open_pid, plain, sync, wait_checked
+from tests.helpers.tui import cells, open_pid, plain, sync, wait_checked
 
 IDLE = Path(__file__).resolve().parent.parent / "samples" / "real" / "deb12-6.1-idle"
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from explorer.cli import main
-from explorer.kernel import Options
+from explorer.model.kernel import Options
 from explorer.tui.app import BackchainApp
 from explorer.tui.export import export_name
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.inspector import FrameInspector
 from explorer.tui.widgets.walk import WalkTable
-from tests.test_tui import cells, plain, sync, wait_checked
+from tests.helpers.tui import cells, plain, sync, wait_checked
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +121,10 @@ def test_export_name_is_chosen_by_the_tool() -> None:
 
 @sync
 async def test_lowcore_names_old_psws_in_view() -> None:
-    from explorer.facts import info_facts
+    from explorer.reports.info import info_facts
     from explorer.tui.screens.lowcore import LowcoreScreen
     from explorer.tui.widgets.lowcore import LowcoreTable
-    from tests.test_tui import BUSY
+    from tests.helpers.tui import BUSY
 
     app = BackchainApp(str(BUSY), Options())
     app.animation_level = "none"
@@ -148,7 +148,7 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
     from explorer.tui.widgets.hexview import HexView
     from explorer.tui.widgets.inspector import regs_lines
     from explorer.tui.widgets.tasks import TaskTable
-    from tests.test_tui import BUSY
+    from tests.helpers.tui import BUSY
 
     app = BackchainApp(str(BUSY), Options())
     app.animation_level = "none"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from explorer.kernel import Options
+from explorer.model.kernel import Options
+from explorer.training import scenarios
 from explorer.tui.app import BackchainApp
-from samples import scenarios
-from tests.test_tui import BUSY, PANIC, SIZE, make_app, open_pid, wait_checked
+from tests.helpers.tui import BUSY, PANIC, SIZE, make_app, open_pid, wait_checked
 
 Script = Callable[[Pilot[None]], Awaitable[None]]
 

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel
-from parsers.types import _profile_from_btf, profile_from_btf
+from explorer.model.opening import open_kernel
+from parsers.types.profile import _profile_from_btf, profile_from_btf
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
 
 def _btf(name: str) -> tuple[bytes, str | None]:
-    kernel = Kernel.open(str(SAMPLES / name / "vmcore.zst"))
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
     try:
         syms = kernel.symbols
         assert syms is not None
         start, stop = syms.require("__start_BTF"), syms.require("__stop_BTF")
-        return kernel._identity_read(start, stop - start), kernel.release
+        return kernel.image.read(start, stop - start), kernel.release
     finally:
         kernel.close()
 

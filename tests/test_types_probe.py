@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from explorer import kernel as kernel_module
 from explorer.cli import main
-from explorer.kernel import Kernel, Options
+from explorer.model.kernel import Kernel, Options
+from explorer.model.opening import open_kernel
 from explorer.sources import probe
 from parsers.errors import TypeInfoError
-from parsers.types import TypeProfile
+from parsers.types.profile import TypeProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "real"
@@ -63,7 +63,7 @@ def _truths(name: str) -> Iterator[TypeProfile]:
     options = Options(system_map=str(SAMPLES / name / "System.map.zst"))
     for types in ("bundled", "btf"):
         try:
-            k = Kernel.open(
+            k = open_kernel(
                 str(SAMPLES / name / "vmcore.zst"), dataclasses.replace(options, types=types)
             )
         except TypeInfoError:
@@ -75,7 +75,7 @@ def _truths(name: str) -> Iterator[TypeProfile]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_probe_offsets_equal_the_kernels_types(name: str) -> None:
-    k = Kernel.open(
+    k = open_kernel(
         str(SAMPLES / name / "vmcore.zst"),
         Options(system_map=str(SAMPLES / name / "System.map.zst"), types="probe"),
     )
@@ -116,7 +116,7 @@ def test_auto_falls_back_to_probe_when_nothing_else_exists(
 ) -> None:
     monkeypatch.setattr("explorer.sources.companions.companion_folders", lambda path: [])
     with_profile = _outputs(capsys, str(DUMP61), [])
-    monkeypatch.setattr(kernel_module, "BUNDLED_PROFILES", tmp_path)  # no bundled profile
+    monkeypatch.setattr("explorer.sources.bundled.BUNDLED_PROFILES", tmp_path)  # none bundled
     assert _outputs(capsys, str(DUMP61), []) == with_profile
     assert main(["info", str(DUMP61)]) == 0
     info = capsys.readouterr().out
@@ -150,7 +150,7 @@ def _refusal(
     patch: Callable[[Kernel], dict[int, bytes]],
 ) -> str:
     """The one line ``ps --types probe`` prints when ``patch`` rewrites memory it reads."""
-    real = Kernel.open(str(DUMP61), Options(system_map=str(DUMP61.parent / "System.map.zst")))
+    real = open_kernel(str(DUMP61), Options(system_map=str(DUMP61.parent / "System.map.zst")))
     patches = patch(real)
     real.close()
     infer = probe.infer_offsets
@@ -170,7 +170,7 @@ def _refusal(
 
 
 def _tasks(k: Kernel) -> list[int]:
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
 
     return [t.address for t in find_tasks(k).tasks]
 
@@ -325,7 +325,7 @@ def test_without_evidence_auto_says_why_and_probe_is_refused(
 ) -> None:
     """A synthetic dump has no init_task: ``auto`` finds no types and says why the probe
     failed where types are needed; ``--types probe`` is refused in one line."""
-    from tests.conftest import two_cpu_dump
+    from tests.helpers.dumps import two_cpu_dump
 
     dump = str(two_cpu_dump(tmp_path))
     assert main(["ps", dump]) == 2

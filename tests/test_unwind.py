@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from explorer.analysis import analyse_task, unwind_context
-from explorer.tasks import find_tasks
-from samples.synthetic import KERNEL_PSW_MASK, USER_PSW_MASK, Frame, SyntheticKernel
-from tests.kernels import (
+from explorer.model.tasks import find_tasks
+from explorer.training.synthetic import KERNEL_PSW_MASK, USER_PSW_MASK, Frame, SyntheticKernel
+from explorer.walk.analysis import analyse_task, unwind_context
+from tests.helpers.kernels import (
     KTHREAD,
     NANOSLEEP,
     NANOSLEEP_NAMES,
     analyse,
     base_kernel,
     names,
-    open_kernel,
+    open_synthetic,
     sleeper,
 )
 
@@ -28,7 +28,7 @@ def _one(tmp_path: Path, era: str, build) -> tuple:
     """Build a base kernel, let ``build(k)`` add pid 100, open it and analyse pid 100."""
     k = base_kernel(era)
     build(k)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     return kernel, analyse(kernel, 100)
 
 
@@ -349,7 +349,7 @@ def _irq_kernel(era: str, via: str) -> SyntheticKernel:
 
 @pytest.mark.parametrize("era", ERAS)
 def test_irq_stack_to_task_stack_via_backchain(tmp_path: Path, era: str) -> None:
-    kernel = open_kernel(_irq_kernel(era, "backchain"), tmp_path)
+    kernel = open_synthetic(_irq_kernel(era, "backchain"), tmp_path)
     a = analyse(kernel, 100)
     assert a.cpu == 1
     assert names(kernel, a) == [
@@ -369,7 +369,7 @@ def test_irq_stack_to_task_stack_via_backchain(tmp_path: Path, era: str) -> None
 
 @pytest.mark.parametrize("era", ERAS)
 def test_irq_stack_to_task_stack_via_pt_regs(tmp_path: Path, era: str) -> None:
-    kernel = open_kernel(_irq_kernel(era, "pt_regs"), tmp_path)
+    kernel = open_synthetic(_irq_kernel(era, "pt_regs"), tmp_path)
     a = analyse(kernel, 100)
     hows = [(s.stack_type, s.how) for s in a.walk.steps]
     assert ("task", "pt_regs") in hows
@@ -398,7 +398,7 @@ def test_cpu_on_interrupt_entry_from_user_mode(tmp_path: Path, era: str) -> None
     k.run_on_cpu(1, t, entry, {15: 0x3FFF927EB68, 14: 0x1000D00})
     k.cpus[-1].lowcore["external_new_psw"] = entry
     k.cpus[-1].lowcore["external_old_psw"] = (USER_PSW_MASK, 0x1000D20)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     a = analyse(kernel, 100)
     assert a.cpu == 1 and a.walk.steps == ()
     assert a.walk.end.kind == "user_regs" and a.walk.end.regs.psw.addr == 0x1000D20
@@ -417,7 +417,7 @@ def test_cpu_on_lowcore_return_lpswe(tmp_path: Path, era: str) -> None:
         1, t, (KERNEL_PSW_MASK & ~0x0300000000000000, 0x400), {15: 0x3FFF927EB68, 14: 0x1000D00}
     )
     k.cpus[-1].lowcore["return_psw"] = (USER_PSW_MASK, 0x1000E40)
-    a = analyse(open_kernel(k, tmp_path), 100)
+    a = analyse(open_synthetic(k, tmp_path), 100)
     assert a.walk.steps == () and a.walk.end.kind == "user_regs"
     assert a.walk.end.regs.psw.addr == 0x1000E40
 
@@ -431,7 +431,7 @@ def test_stack_revisited(tmp_path: Path, era: str) -> None:
     task = kernel_k.tasks[-1]
     outer = task.stack + kernel_k.stack_init_offset
     kernel_k.put_u64_va(outer + 0x98, irq_top - 0x10)
-    kernel = open_kernel(kernel_k, tmp_path)
+    kernel = open_synthetic(kernel_k, tmp_path)
     a = analyse(kernel, 100)
     assert a.walk.end.detail == "stack_revisited"
     assert a.verdict.as_current is not None
@@ -442,10 +442,11 @@ def test_era_is_picked_from_release_and_overridable(tmp_path: Path) -> None:
     k = base_kernel("v5.5")
     sleeper(k)
     path = k.save(tmp_path)
-    from explorer.kernel import Kernel, Options
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
 
-    assert unwind_context(Kernel.open(str(path))).era == "v5.5"
-    kernel = Kernel.open(str(path), Options(era="current"))
+    assert unwind_context(open_kernel(str(path))).era == "v5.5"
+    kernel = open_kernel(str(path), Options(era="current"))
     assert unwind_context(kernel).era == "current"
     assert kernel.pt_regs_size == 184 and not any(c.stack("mcck") for c in kernel.cpus)
 
@@ -467,7 +468,7 @@ def test_walk_terminates_on_garbage(tmp_path: Path) -> None:
             ]
         )
         k.put_u64_va(task.stack + off, value)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     scan = find_tasks(kernel)
     ctx = unwind_context(kernel)
     for t in scan.tasks:
@@ -491,7 +492,7 @@ def test_fast_path_equals_display_path(tmp_path: Path, era: str) -> None:
     k = _irq_kernel(era, "pt_regs")
     sleeper(k, 200)
     _preempted_task = _preempted(k)
-    kernel = open_kernel(k, tmp_path)
+    kernel = open_synthetic(k, tmp_path)
     ctx = unwind_context(kernel)
     for t in find_tasks(kernel).tasks:
         slow, fast = analyse_task(kernel, t, ctx), analyse_task(kernel, t, ctx, detailed=False)

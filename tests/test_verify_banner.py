@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.kernel import Kernel, Options
-from parsers.fileid import all_banners_in, elf_identity
+from explorer.model.kernel import Options
+from explorer.model.opening import open_kernel
+from parsers.elf.fileid import all_banners_in, elf_identity
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -34,7 +35,7 @@ def test_the_right_debug_vmlinux_is_accepted(sample: str) -> None:
     vmlinux = oracles.debug_vmlinux(_RELEASES[sample])
     ident = elf_identity(vmlinux)
     assert len(ident.banners) >= 1
-    kernel = Kernel.open(str(SAMPLES / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
+    kernel = open_kernel(str(SAMPLES / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
     try:
         assert kernel.symbols is not None and "vmlinux" in kernel.symbols.source
         assert not [w for w in kernel.warnings if "does not belong" in w or "--force" in w]

@@ -35,16 +35,16 @@ from typing import Any
 
 import pytest
 
-from parsers.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore, Note, group_cpu_notes
-from parsers.kdump import KdumpFile
-from parsers.physmem import MemoryRange
-from parsers.s390dump import S390Dump, parse_header
-from parsers.structs import NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW
-from parsers.vmcoreinfo import vmcoreinfo_from_memory
-from tests.conftest import two_cpu_dump
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore, Note, group_cpu_notes
+from parsers.dumps.kdump import KdumpFile
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.s390dump import S390Dump, parse_header
+from parsers.dumps.vmcoreinfo import vmcoreinfo_from_memory
+from parsers.s390.layouts import NT_S390_TODPREG, NT_S390_VXRS_HIGH, NT_S390_VXRS_LOW
+from parsers.write.convert import convert_to_elf, dump_cpu_registers, write_kdump, write_s390
 from tests.helpers import oracles
+from tests.helpers.dumps import two_cpu_dump
 
 PAGE = 4096
 MIB = 1 << 20

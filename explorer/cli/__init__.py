@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_tui(args: argparse.Namespace) -> int:
     """Open the explorer on DUMP (default: the bundled sample). Errors opening the dump are
     shown inside the explorer, which keeps running."""
-    from explorer.samples import default_sample
+    from explorer.training.bundled import default_sample
     from explorer.tui.app import run
 
     if args.dump is None:

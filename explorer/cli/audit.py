@@ -25,7 +25,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """``backchain audit``: every function that allocates a frame without storing a back
     chain, and code that switches stacks."""
     from explorer.code.audit import audit_file, audit_kernel, report_json, report_text
-    from parsers.elfcode import is_code_elf
+    from parsers.elf.code import is_code_elf
 
     if is_code_elf(args.file):
         report = audit_file(args.file)

@@ -43,7 +43,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
-    from explorer.debuginfo.options import frame_options
+    from explorer.cli.frameopts import frame_options
 
     frame_options(p)
     common_options(p)
@@ -65,7 +65,7 @@ def states_of(text: str | None) -> set[str] | None:
     """
     if not text:
         return None
-    from explorer.tasks import STATE_LETTERS
+    from parsers.s390.sched import STATE_LETTERS
 
     wanted = {s.strip().upper() if s.strip().upper() != "T" else "T" for s in text.split(",")}
     wanted.discard("")
@@ -77,8 +77,8 @@ def states_of(text: str | None) -> set[str] | None:
 
 def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[list[Any], str | None]:
     """The tasks to walk and, for the default context, why that task."""
-    from explorer.context import active_tasks, default_context
-    from explorer.tasks import task_order
+    from explorer.model.context import active_tasks, default_context
+    from explorer.model.tasks import task_order
 
     states = states_of(getattr(args, "state", None))
     if args.all or states is not None:
@@ -102,7 +102,7 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
                     "--force walks it anyway, unvetted",
                     kernel.path,
                 )
-            from explorer.tasks import read_task
+            from explorer.model.tasks import read_task
 
             task = read_task(kernel, args.task, "--task --force (unvetted)")
         return [task], None
@@ -127,9 +127,9 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
 
 def cmd_bt(args: argparse.Namespace) -> int:
     """``backchain bt``."""
-    from explorer.analysis import analyse_task, unwind_context, walk_sp
-    from explorer.debuginfo.cli import FrameExtras
-    from explorer.report import (
+    from explorer.cli.debuginfo import FrameExtras
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.walk import (
         analysis_json,
         end_json,
         step_json,
@@ -138,7 +138,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
         walk_markdown,
         walk_text,
     )
-    from explorer.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task, unwind_context, walk_sp
 
     kernel = open_kernel(args)
     ctx = unwind_context(kernel)

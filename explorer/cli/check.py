@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         help="a livepatch loaded in the dump: its functions, as --functions gives them by hand",
     )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
-    from explorer.debuginfo.options import lines_options
+    from explorer.cli.frameopts import lines_options
 
     lines_options(p)
     common_options(p)
@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per task, one per line"
     )
-    from explorer.fleet.cli import fleet_options
+    from explorer.cli.fleet import fleet_options
 
     fleet_options(p)
     p.set_defaults(handler=cmd_check)
@@ -52,17 +52,18 @@ def register(sub: Any) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``backchain check``: every task's verdict, grouped by cause and by identical stack."""
-    from explorer.fleet.cli import cmd_check_many, is_fleet
+    from explorer.cli.fleet import cmd_check_many, is_fleet
 
     if is_fleet(args):
         return cmd_check_many(args)
     args.dump = args.dump[0]
-    from explorer.analysis import analyse_all, unwind_context
-    from explorer.code.model import calls_of, suspicious_lines
-    from explorer.debuginfo.cli import FrameExtras, StackLines
+    from explorer.cli.debuginfo import FrameExtras, StackLines
+    from explorer.code.cache import calls_of
+    from explorer.code.present import suspicious_lines
+    from explorer.model.tasks import find_tasks
     from explorer.reports.stream import json_writer
-    from explorer.summary import summarizer
-    from explorer.tasks import find_tasks
+    from explorer.walk.analysis import analyse_all, unwind_context
+    from explorer.walk.summary import summarizer
 
     kernel = open_kernel(args)
     extras = FrameExtras.from_args(kernel, args)
@@ -117,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))
     if stack_lines is not None:
-        from explorer.summary import by_stack
+        from explorer.walk.summary import by_stack
 
         print("\n".join(stack_lines.text([key for key, _ in by_stack(rows)])))
     extras.close()
@@ -163,10 +164,10 @@ BLOCKING_SHOWN = 20
 def render_check(
     rows: list[Any], functions: list[str], every: bool, marks: dict[int, str] | None = None
 ) -> list[str]:
-    """The text report of ``backchain check`` from :class:`explorer.summary.TaskVerdict`;
+    """The text report of ``backchain check`` from :class:`explorer.walk.summary.TaskVerdict`;
     ``marks``: a note for some tasks of the ``--all`` table (by ``task_struct`` address)."""
-    from explorer.summary import blocking, by_stack, by_verdict
-    from explorer.tasks import comm_column, cpu_column, task_order
+    from explorer.model.tasks import comm_column, cpu_column, task_order
+    from explorer.walk.summary import blocking, by_stack, by_verdict
 
     total = len(rows)
     ok = sum(1 for r in rows if r.verdict.reliable)

@@ -111,7 +111,7 @@ def print_json(data: Any) -> None:
 
 
 def options_of(args: argparse.Namespace) -> Any:
-    from explorer.kernel import Options
+    from explorer.model.kernel import Options
 
     return Options(
         vmlinux=args.vmlinux,
@@ -144,12 +144,12 @@ def kernel_key(args: argparse.Namespace) -> tuple[str | None, ...]:
 def open_kernel(args: argparse.Namespace) -> Any:
     """Open the dump with the shared options; on stderr, warn about any --force mismatch and
     note each companion file skipped."""
-    from explorer.kernel import Kernel
+    from explorer.model import opening
 
     known = SESSION.get(kernel_key(args))
     if known is not None:
         return known
-    kernel = Kernel.open(args.dump, options_of(args), progress=progress_printer())
+    kernel = opening.open_kernel(args.dump, options_of(args), progress=progress_printer())
     _FORCED[:] = kernel.forced
     for warning in kernel.forced:
         print(f"warning: {warning}", file=sys.stderr)

@@ -26,8 +26,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """``backchain convert DUMP -o OUT.elf [--force]``."""
     import os
 
-    from parsers.convert import convert_to_elf
-    from parsers.dumps import open_dump
+    from parsers.dumps.dumpfile import open_dump
+    from parsers.write.convert import convert_to_elf
 
     if os.path.exists(args.output) and not args.force:
         raise DumpError("exists; pass --force to overwrite it", args.output)

@@ -32,7 +32,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """``backchain diff``."""
     import sys
 
-    from explorer.fleet.cli import options_from
+    from explorer.cli.fleet import options_from
     from explorer.fleet.diff import diff_dumps, diff_json, diff_text, task_diff_json, task_diff_text
     from explorer.fleet.walk import check_many
 

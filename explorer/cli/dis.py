@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
 def cmd_dis(args: argparse.Namespace) -> int:
     """``backchain dis``: a whole function (FUNC, or the function holding ADDR) with ADDR
     and the CPUs' PSWs marked; ``-r`` up to ADDR, ``-f`` from ADDR, COUNT instructions."""
+    from explorer.code.cache import code_of
     from explorer.code.listing import (
         cpu_marks,
         listing_json,
@@ -40,7 +41,6 @@ def cmd_dis(args: argparse.Namespace) -> int:
         make_listing,
         resolve,
     )
-    from explorer.code.model import code_of
 
     if args.count is not None and args.count <= 0:
         raise DumpError(f"COUNT must be a positive number of instructions, not {args.count}")

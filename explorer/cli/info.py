@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``backchain info``."""
-    from explorer.facts import info_facts
     from explorer.livepatch.state import livepatch_summary
+    from explorer.reports.info import info_facts
 
     kernel = open_kernel(args)
     facts = info_facts(kernel)

@@ -35,7 +35,7 @@ def cmd_klp(args: argparse.Namespace) -> int:
     """``backchain klp``."""
     from explorer.livepatch.replay import replay
     from explorer.livepatch.state import NoLivepatch, read_livepatch
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
 
     kernel = open_kernel(args)
     state = read_livepatch(kernel)

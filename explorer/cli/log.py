@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """``backchain log``: like ``dmesg`` (crash's ``log``)."""
-    from explorer.printk import read_log
+    from explorer.model.printk import read_log
 
     kernel = open_kernel(args)
     records = read_log(kernel)

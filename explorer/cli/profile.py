@@ -26,7 +26,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     """``backchain profile VMLINUX -o FILE``: a few KB instead of a 200 MB vmlinux."""
     import time
 
-    from parsers.types import WANTED, profile_from_dwarf
+    from parsers.types.profile import WANTED, profile_from_dwarf
 
     started = time.monotonic()
     profile = profile_from_dwarf(args.vmlinux)

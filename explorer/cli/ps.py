@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
 
 def task_json(task: Any) -> dict[str, Any]:
     """The JSON of one task (shared by ps, bt and check)."""
-    from explorer.tasks import cpu_column
+    from explorer.model.tasks import cpu_column
 
     return {
         "pid": task.pid,
@@ -80,7 +80,7 @@ HEADER = f"   {'PID':>6} {'PPID':>6} {'CPU':>4} {'TASK':<16} {'ST':<2} COMM"
 
 def task_line(t: Any) -> str:
     """One ``ps`` row: ``>`` marks a running task."""
-    from explorer.tasks import comm_column, cpu_column
+    from explorer.model.tasks import comm_column, cpu_column
 
     mark = ">" if t.running else " "
     ppid = "?" if t.ppid is None else str(t.ppid)
@@ -92,7 +92,7 @@ def task_line(t: Any) -> str:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     """``backchain ps``: like crash's ps."""
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
 
     kernel = open_kernel(args)
     scan = find_tasks(kernel)
@@ -104,7 +104,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.verbose:
-        from explorer.tasks import offsets_used
+        from explorer.model.tasks import offsets_used
 
         print(
             f"sizeof(pt_regs) {kernel.pt_regs_size}, layout {kernel.pt_regs_layout} "
@@ -127,8 +127,8 @@ class _Out:
 def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
     """The text lines and the JSON document of ``ps`` with ``args``' options."""
     from explorer.cli.bt import states_of
-    from explorer.tasks import task_order
-    from explorer.tasktree import children_of, matches, parents_of, state_counts, tree_lines
+    from explorer.model.tasks import task_order
+    from explorer.reports.pstree import children_of, matches, parents_of, state_counts, tree_lines
     from parsers.errors import DumpError
 
     out = _Out()
@@ -179,7 +179,7 @@ def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
         }
         return out
     if args.last_run or args.since:
-        from explorer.sched import last_run_rows
+        from explorer.model.sched import last_run_rows
 
         rows, notes = last_run_rows(kernel, selected)
         warnings += notes
@@ -252,7 +252,7 @@ def _since_text(ns: int | None) -> str:
 
 
 def _tree_nodes(tasks: list[Any], selected: list[Any]) -> list[Any]:
-    from explorer.tasktree import roots
+    from explorer.reports.pstree import roots
 
     return roots(tasks, selected)
 

@@ -57,7 +57,7 @@ def resolve_address(kernel: Any, text: str) -> int:
 
 def cmd_rd(args: argparse.Namespace) -> int:
     """``backchain rd DUMP ADDR [COUNT] [-s]``."""
-    from explorer.memview import read_words
+    from explorer.reports.memory import read_words
 
     kernel = open_kernel(args)
     address = resolve_address(kernel, args.address)

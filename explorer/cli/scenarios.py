@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
     """``backchain scenarios ACTION``: list, show, build or open a training scenario."""
-    from samples import scenarios
+    from explorer.training import scenarios
 
     action = args.scenarios_command or "list"
     answers = bool(getattr(args, "answers", False))
@@ -115,9 +115,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 def _open_picker(args: argparse.Namespace) -> int:
     """``scenarios open`` without a name: the explorer's scenario picker."""
     from explorer.cli.common import check_results_file
-    from explorer.kernel import Options
+    from explorer.model.kernel import Options
+    from explorer.training import scenarios
     from explorer.tui.app import run
-    from samples import scenarios
 
     offered = list(scenarios.SCENARIOS)
     if args.only:
@@ -178,7 +178,7 @@ def _open_scenario(scenario: Any, results: str | None = None) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     """``scenarios results FILE``: per-scenario and per-trainee summaries."""
-    from explorer import results
+    from explorer.training import results
 
     attempts = results.read(args.file)
     per_scenario, per_trainee = results.summarize(attempts)

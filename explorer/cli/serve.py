@@ -102,12 +102,12 @@ def session_command(args: argparse.Namespace) -> list[str]:
 
 def _check_inputs(args: argparse.Namespace) -> None:
     """Bad input is refused before the server starts, not in every session."""
-    from explorer.samples import default_sample
+    from explorer.training.bundled import default_sample
 
     if args.scenarios is not None:
         if args.dump is not None:
             raise DumpError("give a DUMP or --scenarios, not both")
-        from samples import scenarios
+        from explorer.training import scenarios
 
         for name in filter(None, args.scenarios.split(",")):
             scenarios.get(name)  # raises on an unknown name

@@ -89,7 +89,7 @@ def _setup_readline(names: Iterable[str], options: dict[str, list[str]]) -> None
 def cmd_shell(args: argparse.Namespace) -> int:
     """``backchain shell DUMP``."""
     from explorer.cli import build_parser, common
-    from explorer.tasks import find_tasks
+    from explorer.model.tasks import find_tasks
 
     kernel = open_kernel(args)  # once: every command below reuses it
     common.SESSION[common.kernel_key(args)] = kernel
@@ -176,7 +176,7 @@ def _run(
 
 def _set(kernel: Any, scan: Any, rest: list[str], context: Any) -> Any:
     from explorer.cli.task import pick_task
-    from explorer.context import default_context
+    from explorer.model.context import default_context
 
     if not rest:
         if context is None:

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
 def cmd_struct(args: argparse.Namespace) -> int:
     """``backchain struct DUMP TYPE [ADDR]``."""
     from explorer.cli.rd import resolve_address
-    from explorer.structview import read_struct, value_json, value_lines
+    from explorer.model.structview import read_struct, value_json, value_lines
 
     kernel = open_kernel(args)
     if args.address is None:
@@ -52,9 +52,9 @@ def cmd_struct(args: argparse.Namespace) -> int:
 
 
 def _layout(kernel: Any, args: argparse.Namespace) -> int:
-    from explorer.structview import find_type, type_graph
+    from explorer.model.structview import find_type, type_graph
     from parsers.errors import DumpError
-    from parsers.typegraph import strip, type_name
+    from parsers.types.graph import strip, type_name
 
     graph = type_graph(kernel)
     type_id = find_type(graph, args.type)

@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
 
 def cmd_sym(args: argparse.Namespace) -> int:
     """``backchain sym``: every query answered; the ones that fail on stderr, exit 2."""
-    from explorer.symbols import resolve
+    from explorer.model.symbols import resolve
 
     kernel = open_kernel(args)
     docs: list[dict[str, Any]] = []

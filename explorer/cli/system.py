@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 def cmd_sys(args: argparse.Namespace) -> int:
     """``backchain sys``."""
     from explorer.livepatch.state import livepatch_summary
-    from explorer.sysinfo import sys_info
+    from explorer.reports.system import sys_info
 
     kernel = open_kernel(args)
     info = sys_info(kernel)

@@ -37,7 +37,7 @@ def pick_task(kernel: Any, scan: Any, who: str | None, chosen: Any = None) -> An
     Raises:
         DumpError: no such task.
     """
-    from explorer.context import default_context
+    from explorer.model.context import default_context
 
     if who is None:
         return chosen if chosen is not None else default_context(kernel, scan).task
@@ -58,8 +58,8 @@ def pick_task(kernel: Any, scan: Any, who: str | None, chosen: Any = None) -> An
 
 def cmd_task(args: argparse.Namespace) -> int:
     """``backchain task DUMP [PID|ADDR]``."""
-    from explorer.structview import member, read_struct, value_json, value_lines
-    from explorer.tasks import find_tasks
+    from explorer.model.structview import member, read_struct, value_json, value_lines
+    from explorer.model.tasks import find_tasks
 
     kernel = open_kernel(args)
     scan = find_tasks(kernel)

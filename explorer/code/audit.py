@@ -22,7 +22,7 @@ from explorer.code.insn import Instruction, decode
 from parsers.errors import DumpError
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
+    from explorer.model.kernel import Kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,7 @@ def audit_file(path: str) -> AuditReport:
     Raises:
         DumpError: not a readable s390x ELF with symbols.
     """
-    from parsers.elfcode import ElfCode
+    from parsers.elf.code import ElfCode
 
     elf = ElfCode(path)
 
@@ -192,7 +192,7 @@ def audit_kernel(kernel: Kernel, span: tuple[int, int] | None = None) -> AuditRe
         span: only the functions starting in ``[start, end)`` (default: ``_stext`` ..
             ``_etext``).
     """
-    from explorer.code.model import code_of
+    from explorer.code.cache import code_of
 
     syms = kernel.symbols
     if syms is None:

@@ -22,7 +22,7 @@ from explorer.code.insn import Instruction, decode_one, insn_length
 
 if TYPE_CHECKING:
     from explorer.code.text import CodeText
-    from explorer.unwind import Step
+    from explorer.walk.unwind import Step
 
 #: How a frame got an ip that is a return address (a saved r14), not a PSW.
 RETURN_ADDRESS_KINDS = frozenset({"start", "backchain", "r14_guess"})

@@ -11,17 +11,15 @@ registers); this module adds the interrupted frame beside it, with its prologue 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING
 
-from explorer.code.prologue import PrologueAnalyzer, PrologueState
-from explorer.code.statecache import StateCache
+from explorer.code.cache import analyzer_of
+from explorer.code.prologue import PrologueState
 
 if TYPE_CHECKING:
-    from explorer.kernel import Cpu, Kernel
-    from explorer.unwind import Step
+    from explorer.model.kernel import Cpu, Kernel
+    from explorer.walk.unwind import Step
 
-_ANALYZERS: WeakKeyDictionary[Any, PrologueAnalyzer] = WeakKeyDictionary()
 #: Interrupts whose first-level handler is entered through a new PSW.
 _NAMES = {
     "external": "external",
@@ -34,16 +32,6 @@ _NAMES = {
 #: Where execution stood, judged for PSW frames only: ``phase`` values whose r15 does not
 #: lead to the caller through a stored back chain.
 MISLEADING = frozenset({"no_frame", "before_frame", "no_back_chain", "epilogue"})
-
-
-def analyzer_of(kernel: Kernel) -> PrologueAnalyzer:
-    """The kernel's prologue analyzer (cached per function)."""
-    from explorer.code.model import code_of
-
-    found = _ANALYZERS.get(kernel)
-    if found is None:
-        found = _ANALYZERS[kernel] = PrologueAnalyzer(code_of(kernel), StateCache())
-    return found
 
 
 @dataclass(frozen=True)
@@ -78,7 +66,7 @@ def interrupted_context(kernel: Kernel, cpu: Cpu) -> PswContext | None:
     """The kernel context a CPU stopped on a handler's first instruction interrupted.
 
     None if the CPU is not on a new PSW, or the old PSW is a user PSW (then the walk
-    already starts from it, see :func:`explorer.analysis.cpu_regs`).
+    already starts from it, see :func:`explorer.walk.analysis.cpu_regs`).
     """
     lc = cpu.lowcore
     psw = cpu.registers.psw

@@ -11,8 +11,8 @@ from explorer.code.branches import relative_target
 from explorer.code.callsite import is_call
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
-    from explorer.unwind import Step
+    from explorer.model.kernel import Kernel
+    from explorer.walk.unwind import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +53,8 @@ class CodeView:
 def code_view(kernel: Kernel, step: Step, before: int = 4, after: int = 3) -> CodeView:
     """The code pane of ``step``: ``before`` instructions before its ip and ``after`` from
     it."""
-    from explorer.code.interrupted import (
-        MISLEADING,
-        analyzer_of,
-        cpu_of_step,
-        interrupted_context,
-        step_context,
-    )
-    from explorer.code.model import calls_of, code_of
+    from explorer.code.cache import analyzer_of, calls_of, code_of
+    from explorer.code.interrupted import MISLEADING, cpu_of_step, interrupted_context, step_context
 
     ip = step.ip
     code = code_of(kernel)

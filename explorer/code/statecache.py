@@ -15,18 +15,19 @@ import atexit
 import contextlib
 import hashlib
 import json
-import os
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from parsers.cache import cache_dir
+from parsers.cache import cache_dir, read_checked, write_checked
 
 #: Entries kept; beyond, the file starts afresh. Only PSW frames (running CPUs, pt_regs)
 #: are judged, a few per dump: this bounds the file (and its load on every start) to
 #: about 400 KB over many dumps.
 MAX_ENTRIES = 4096
+#: A states file larger than this is not one this code wrote (4096 short entries).
+MAX_FILE_BYTES = 16 << 20
 _HERE = Path(__file__).resolve().parent
 #: The modules whose code decides a state.
 _ANALYSER = ("prologue.py", "effects.py", "insn.py", "text.py", "statecache.py")
@@ -68,7 +69,7 @@ class StateCache:
     def _load(self) -> dict[str, list[Any]]:
         if self._states is None:
             try:
-                data = json.loads(self.path.read_bytes())
+                data = json.loads(read_checked(self.path, MAX_FILE_BYTES) or b"{}")
                 self._states = data if isinstance(data, dict) else {}
             except (OSError, ValueError):
                 self._states = {}
@@ -97,14 +98,7 @@ class StateCache:
         if not self._dirty or self._states is None:
             return
         self._dirty = False
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self._states, separators=(",", ":")))
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        write_checked(self.path, json.dumps(self._states, separators=(",", ":")).encode())
 
 
 __all__ = ["MAX_ENTRIES", "StateCache", "analyser_version", "state_key"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from parsers.errors import DumpError
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
+    from explorer.model.kernel import Kernel
 
 PAGE = 4096
 _SHT_PROGBITS = 1
@@ -54,7 +54,7 @@ class Function:
 
 
 class CodeText:
-    """Reads kernel code of a :class:`~explorer.kernel.Kernel`.
+    """Reads kernel code of a :class:`~explorer.model.kernel.Kernel`.
 
     Args:
         kernel: the opened dump.
@@ -126,7 +126,7 @@ class CodeText:
 
     def _from_vmlinux(self, address: int, size: int) -> bytes | None:
         if self._vmlinux is False:
-            path = self.kernel.options.vmlinux
+            path = self.kernel.files.vmlinux
             delta = self.kernel.symbols.delta if self.kernel.symbols is not None else 0
             self._vmlinux = _VmlinuxText.load(path, delta) if path else None
         if not isinstance(self._vmlinux, _VmlinuxText):
@@ -175,7 +175,7 @@ class _VmlinuxText:
 
     @classmethod
     def load(cls, path: str, delta: int) -> _VmlinuxText | None:
-        from parsers.elfsections import SHF_EXECINSTR, ElfSections
+        from parsers.elf.sections import SHF_EXECINSTR, ElfSections
 
         try:
             with ElfSections(path) as elf:

@@ -4,7 +4,7 @@ frame, the register save area labelled from the kernel's ``struct stack_frame``.
 On s390x a frame's first bytes are a ``struct stack_frame``: the function called from this
 frame saves r6..r15 of this frame's function into its ``gprs`` (its prologue's ``stmg``),
 and writes the back chain. The layout comes from the kernel's types (the DWARF or BTF
-profile) when the dump has them, else from the packed-stack table (parsers.structs).
+profile) when the dump has them, else from the packed-stack table (parsers.s390.structs).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from parsers.errors import DumpError
-from parsers.layouts import STACK_FRAME_SIZE
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_GPRS, STACK_FRAME_SIZE
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
-    from explorer.unwind import Walk
+    from explorer.model.kernel import Kernel
+    from explorer.walk.unwind import Walk
 
 #: Longest frame shown (a frame larger than this is cut, and says so).
 MAX_FRAME_BYTES = 4096
-#: The packed-stack layout (parsers.structs.STACK_FRAME): gprs at 0x48, back_chain at 0x98.
-TABLE_GPRS, TABLE_BACK_CHAIN = 0x48, 0x98
+#: The packed-stack layout (parsers.s390.layouts): gprs at 0x48, back_chain at 0x98.
+TABLE_GPRS, TABLE_BACK_CHAIN = STACK_FRAME_GPRS, STACK_FRAME_BACK_CHAIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from parsers.dwarflines import DwarfLines, Location, SourceLine, open_dwarf_lines
+from parsers.dwarf.lines import DwarfLines, Location, SourceLine, open_dwarf_lines
 from parsers.errors import DumpError
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
-    from explorer.unwind import Step
+    from explorer.model.kernel import Kernel
+    from explorer.walk.unwind import Step
 
 #: Frames whose ip is where the CPU was interrupted, not a return address.
 EXACT_HOW = frozenset({"start_regs", "pt_regs"})
@@ -68,7 +68,7 @@ class FrameSource:
         self.why = why
         self.source_dir = source_dir
         self.kernel = kernel
-        self.requested = dwarf is not None or (kernel is not None and bool(kernel.options.vmlinux))
+        self.requested = dwarf is not None or (kernel is not None and bool(kernel.files.vmlinux))
         self._memo: dict[int, FrameLines] = {}
         self._files: dict[str, list[str] | None] = {}
 
@@ -76,12 +76,15 @@ class FrameSource:
     def open(
         cls, kernel: Kernel, source_dir: str | None = None, cache_dir: str | None = None
     ) -> FrameSource:
-        """Open the DWARF of ``kernel.options.vmlinux`` (if any) for the dump's kernel."""
-        path = kernel.options.vmlinux
+        """Open the DWARF of ``kernel.files.vmlinux`` (if any) for the dump's kernel."""
+        path = kernel.files.vmlinux
         if not path:
             return cls(None, 0, "no --vmlinux with DWARF (the -dbg package's vmlinux)", source_dir)
         try:
-            dwarf = open_dwarf_lines(path, cache_dir)
+            if any(w.startswith("FORCED: using vmlinux ") for w in kernel.forced):
+                dwarf = DwarfLines(path, None)  # used only by --force: fills no cache
+            else:
+                dwarf = open_dwarf_lines(path, cache_dir)
         except DumpError as error:
             return cls(None, 0, f"cannot use {path}: {error}", source_dir, kernel)
         dump_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None

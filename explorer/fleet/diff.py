@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.fleet.walk import DumpResult, TaskRow
+from explorer.fleet.walk import DumpResult, TaskOutcome
 
 KINDS = ("changed_verdict", "changed", "appeared", "disappeared")
 
@@ -22,8 +22,8 @@ class TaskChange:
     """One task's change between A and B (``a`` or ``b`` None when absent there)."""
 
     kind: str
-    a: TaskRow | None
-    b: TaskRow | None
+    a: TaskOutcome | None
+    b: TaskOutcome | None
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def frame_diff(a: tuple[str, ...], b: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-def _task_json(t: TaskRow | None) -> dict[str, Any] | None:
+def _task_json(t: TaskOutcome | None) -> dict[str, Any] | None:
     if t is None:
         return None
     return {
@@ -113,7 +113,7 @@ def _stack_text(stack: tuple[str, ...]) -> str:
     return " <- ".join(stack) if stack else "(no frames)"
 
 
-def _who(t: TaskRow) -> str:
+def _who(t: TaskOutcome) -> str:
     return f"pid {t.pid:<6} {t.comm:<16}"
 
 
@@ -155,7 +155,7 @@ def diff_text(d: DumpDiff) -> list[str]:
     return lines
 
 
-def task_diff_json(a: TaskRow, b: TaskRow) -> dict[str, Any]:
+def task_diff_json(a: TaskOutcome, b: TaskOutcome) -> dict[str, Any]:
     """``backchain diff A B --pid P [--pid Q] --json``."""
     return {
         "a": _task_json(a),
@@ -164,7 +164,7 @@ def task_diff_json(a: TaskRow, b: TaskRow) -> dict[str, Any]:
     }
 
 
-def task_diff_text(a: TaskRow, b: TaskRow, path_a: str, path_b: str) -> list[str]:
+def task_diff_text(a: TaskOutcome, b: TaskOutcome, path_a: str, path_b: str) -> list[str]:
     """``backchain diff A B --pid P [--pid Q]``: the two stacks aligned."""
     lines = [
         f"A: {_who(a)} in {path_a}: {a.verdict}" + ("" if a.frame is None else f" at #{a.frame}"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.fleet.walk import DumpResult, TaskRow
+from explorer.fleet.walk import DumpResult, TaskOutcome
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class StackGroup:
     """
 
     stack: tuple[str, ...]
-    members: tuple[tuple[int, TaskRow], ...]
+    members: tuple[tuple[int, TaskOutcome], ...]
 
     @property
     def dumps(self) -> list[int]:
@@ -31,7 +31,7 @@ class StackGroup:
         return sum(1 for _, t in self.members if t.reliable)
 
     @property
-    def blocking(self) -> list[tuple[int, TaskRow]]:
+    def blocking(self) -> list[tuple[int, TaskOutcome]]:
         """Members that would block a livepatch transition."""
         return [(d, t) for d, t in self.members if t.blocks]
 
@@ -53,7 +53,7 @@ class FleetReport:
 def group_stacks(results: Sequence[DumpResult], functions: Sequence[str] = ()) -> FleetReport:
     """Group the tasks of ``results`` by identical stack: stacks found in most dumps first,
     then most tasks, then by name (the order does not depend on how the work was spread)."""
-    by_stack: dict[tuple[str, ...], list[tuple[int, TaskRow]]] = {}
+    by_stack: dict[tuple[str, ...], list[tuple[int, TaskOutcome]]] = {}
     for i, result in enumerate(results):
         for task in result.tasks:
             by_stack.setdefault(task.stack, []).append((i, task))
@@ -62,7 +62,7 @@ def group_stacks(results: Sequence[DumpResult], functions: Sequence[str] = ()) -
     return FleetReport(tuple(results), tuple(functions), tuple(groups))
 
 
-def _pids(members: Sequence[tuple[int, TaskRow]]) -> dict[int, list[int]]:
+def _pids(members: Sequence[tuple[int, TaskOutcome]]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for d, t in members:
         out.setdefault(d, []).append(t.pid)

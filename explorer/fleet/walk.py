@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from explorer.model.kernel import Options
+
 if TYPE_CHECKING:
-    from explorer.summary import TaskVerdict
+    from explorer.walk.summary import TaskVerdict
 
 
 @dataclass(frozen=True, slots=True)
-class TaskRow:
+class TaskOutcome:
     """One task's verdict and stack (function names, innermost first).
 
     Attributes:
@@ -51,7 +53,7 @@ class DumpResult:
     path: str
     release: str | None = None
     era: str | None = None
-    tasks: tuple[TaskRow, ...] = ()
+    tasks: tuple[TaskOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     error: str | None = None
     forced: tuple[str, ...] = field(default=())
@@ -59,38 +61,28 @@ class DumpResult:
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """The ``check`` options every dump of a fleet shares (picklable)."""
+    """The ``check`` options every dump of a fleet shares (picklable).
 
-    vmlinux: str | None = None
-    system_map: str | None = None
-    profile: str | None = None
-    era: str | None = None
+    Attributes:
+        options: the symbol/type options each dump is opened with.
+        functions: functions a livepatch would replace (``--functions``).
+    """
+
+    options: Options = field(default_factory=Options)
     functions: tuple[str, ...] = ()
-    types: str = "auto"
-    force: bool = False
 
 
 def check_dump(path: str, options: CheckOptions) -> DumpResult:
     """Open ``path``, walk and judge every task; a dump that cannot be read gives a result
     with ``error`` (one line, as ``check`` would print it) instead of raising."""
-    from explorer.analysis import analyse_all, unwind_context
-    from explorer.kernel import Kernel, Options
-    from explorer.summary import summarizer
-    from explorer.tasks import find_tasks
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_all, unwind_context
+    from explorer.walk.summary import summarizer
     from parsers.errors import DumpError
 
     try:
-        kernel = Kernel.open(
-            path,
-            Options(
-                vmlinux=options.vmlinux,
-                system_map=options.system_map,
-                profile=options.profile,
-                era=options.era,
-                types=options.types,
-                force=options.force,
-            ),
-        )
+        kernel = open_kernel(path, options.options)
         try:
             ctx = unwind_context(kernel)
             scan = find_tasks(kernel)
@@ -112,9 +104,9 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
         return DumpResult(path, error=str(exc))
 
 
-def _row(v: TaskVerdict) -> TaskRow:
+def _row(v: TaskVerdict) -> TaskOutcome:
     t = v.task
-    return TaskRow(
+    return TaskOutcome(
         t.pid,
         t.comm,
         t.state,

@@ -6,7 +6,7 @@ For each task whose ``patch_state`` is not the target yet, the kernel's own deci
 
 1. running on a CPU (``task_curr()``): "is running" — the kernel never looks at its stack;
 2. ``stack_trace_save_tsk_reliable()`` fails: "has an unreliable stack" — decided by the same
-   walk and rules as ``backchain check`` (:func:`explorer.analysis.analyse_task`);
+   walk and rules as ``backchain check`` (:func:`explorer.walk.analysis.analyse_task`);
 3. a return address of the stack inside a function to avoid (``klp_check_stack_func()``,
    functions in patch order, then stack entries in order): "is sleeping on function F";
 4. otherwise the task would switch now.
@@ -21,8 +21,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
-from explorer.kernel import Kernel
 from explorer.livepatch.state import (
     KLP_PATCHED,
     KLP_UNPATCHED,
@@ -32,9 +30,12 @@ from explorer.livepatch.state import (
     TaskPatchState,
     task_patch_states,
 )
-from explorer.reliable import klp_check_stack, livepatch_message
-from explorer.tasks import PF_KTHREAD, Task, TaskScan, walk_list
-from explorer.unwind import UnwindContext
+from explorer.model.kernel import Kernel
+from explorer.model.lists import walk_list
+from explorer.model.tasks import PF_KTHREAD, Task, TaskScan
+from explorer.walk.analysis import TaskAnalysis, analyse_task, unwind_context
+from explorer.walk.reliable import klp_check_stack, livepatch_message
+from explorer.walk.unwind import UnwindContext
 from parsers.errors import DumpError, FormatError
 
 #: ``SIGNALS_TIMEOUT`` (transition.c): retries between two rounds of fake signals.
@@ -156,11 +157,15 @@ def kernel_order(kernel: Kernel, scan: TaskScan) -> tuple[list[Task], list[tuple
     by_address = {t.address: t for t in scan.tasks}
     init_task = kernel.symbols.require("init_task")
     tasks_off = types.offset("task_struct.tasks")
-    warnings = TaskScan()
+    warnings: list[str] = []
     threads: list[Task] = []
     seen: set[int] = set()
     for node in walk_list(
-        kernel, init_task + tasks_off, "init_task.tasks", warnings, len(by_address) + 1
+        kernel.space.read_u64,
+        init_task + tasks_off,
+        "init_task.tasks",
+        warnings,
+        len(by_address) + 1,
     ):
         leader = node - tasks_off
         for address in _threads(kernel, leader, warnings, len(by_address) + 1):
@@ -168,8 +173,8 @@ def kernel_order(kernel: Kernel, scan: TaskScan) -> tuple[list[Task], list[tuple
             if task is not None and address not in seen:
                 seen.add(address)
                 threads.append(task)
-    if warnings.warnings:
-        raise DumpError(f"the task list cannot be walked: {warnings.warnings[0]}")
+    if warnings:
+        raise DumpError(f"the task list cannot be walked: {warnings[0]}")
     idle: list[tuple[int, Task]] = []
     offline = 0
     online = _online_cpus(kernel)
@@ -195,7 +200,7 @@ def kernel_order(kernel: Kernel, scan: TaskScan) -> tuple[list[Task], list[tuple
     return threads, idle, offline
 
 
-def _threads(kernel: Kernel, leader: int, warnings: TaskScan, limit: int) -> list[int]:
+def _threads(kernel: Kernel, leader: int, warnings: list[str], limit: int) -> list[int]:
     """``for_each_thread(leader, t)``: the leader's ``signal->thread_head`` list (the
     ``thread_group`` list of kernels before it, leader first)."""
     types = kernel.types
@@ -208,10 +213,14 @@ def _threads(kernel: Kernel, leader: int, warnings: TaskScan, limit: int) -> lis
         head = signal + types.offset("signal_struct.thread_head")
         return [
             n - node_off
-            for n in walk_list(kernel, head, f"threads of 0x{leader:x}", warnings, limit)
+            for n in walk_list(
+                kernel.space.read_u64, head, f"threads of 0x{leader:x}", warnings, limit
+            )
         ]
     off = types.offset("task_struct.thread_group")
-    others = walk_list(kernel, leader + off, f"thread group of 0x{leader:x}", warnings, limit)
+    others = walk_list(
+        kernel.space.read_u64, leader + off, f"thread group of 0x{leader:x}", warnings, limit
+    )
     return [leader, *(n - off for n in others)]
 
 

@@ -21,10 +21,11 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from explorer.kernel import Kernel
-from explorer.tasks import Task, TaskScan, walk_list
+from explorer.model.kernel import Kernel
+from explorer.model.lists import walk_list
+from explorer.model.tasks import Task
 from parsers.errors import DumpError, FormatError, TypeInfoError
-from parsers.layouts import kernel_version
+from parsers.s390.layouts import kernel_version
 
 #: ``enum`` values of ``klp_target_state`` and ``task->patch_state``
 #: (KLP_UNDEFINED/KLP_TRANSITION_IDLE, ..._UNPATCHED, ..._PATCHED in include/linux/livepatch.h).
@@ -278,10 +279,10 @@ def _read_upto(kernel: Kernel, address: int, limit: int) -> bytes:
 
 def _walk(kernel: Kernel, head: int, what: str, limit: int) -> list[int]:
     """The entries of a circular list; a loop, a bad pointer or too many entries refuse."""
-    scan = TaskScan()
-    nodes = list(walk_list(kernel, head, what, scan, limit))
-    if scan.warnings:
-        raise FormatError(f"livepatch state damaged: {scan.warnings[0]}")
+    problems: list[str] = []
+    nodes = list(walk_list(kernel.space.read_u64, head, what, problems, limit))
+    if problems:
+        raise FormatError(f"livepatch state damaged: {problems[0]}")
     return nodes
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from explorer.analysis import TaskAnalysis
-from explorer.kernel import Kernel
 from explorer.livepatch.replay import Decision, Replay, decide, kernel_order, replay
 from explorer.livepatch.state import (
     LivepatchState,
@@ -14,7 +12,9 @@ from explorer.livepatch.state import (
     read_livepatch,
     task_patch_states,
 )
-from explorer.tasks import TaskScan
+from explorer.model.kernel import Kernel
+from explorer.model.tasks import TaskScan
+from explorer.walk.analysis import TaskAnalysis
 
 
 @dataclass

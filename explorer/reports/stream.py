@@ -5,7 +5,7 @@ strings that repeat across frames and tasks (symbols, the PSW part of pt_regs, a
 stack/reliable/how, the verdict) are encoded once and remembered. No dict of strings is
 built per frame, and the pure-Python streaming encoder of ``json.dump`` is not used.
 
-The text is byte for byte ``json.dumps(explorer.report.analysis_json(kernel, a))``
+The text is byte for byte ``json.dumps(explorer.reports.walk.analysis_json(kernel, a))``
 (tests/test_stream.py compares the two on every bundled real sample): a field added to
 ``analysis_json``/``step_json``/``pt_regs_json`` must be added here too.
 """
@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import IO, Any
 
-from explorer.analysis import TaskAnalysis
-from explorer.kernel import Kernel
-from explorer.marks import FrameMark, frame_marks
-from explorer.reliable import Verdict
-from explorer.report import frame_extras, verdict_json
-from explorer.unwind import Step, WalkEnd
-from parsers.records import PtRegs
+from explorer.model.kernel import Kernel
+from explorer.reports.walk import frame_extras, verdict_json
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.marks import FrameMark, frame_marks
+from explorer.walk.reliable import Verdict
+from explorer.walk.unwind import Step, WalkEnd
+from parsers.s390.records import PtRegs
 
 #: Frames whose ip is a PSW, not a return address (their extra fields are not remembered).
 _PSW_FRAMES = ("start_regs", "pt_regs")
@@ -35,7 +35,7 @@ def _jstr(value: str | None) -> str:
 
 
 class TaskJson:
-    """Turns :class:`~explorer.analysis.TaskAnalysis` into one line of JSON text.
+    """Turns :class:`~explorer.walk.analysis.TaskAnalysis` into one line of JSON text.
 
     Args:
         kernel: the dump's kernel (symbols).
@@ -94,7 +94,7 @@ class TaskJson:
         )
 
     def extras(self, s: Step) -> str:
-        """The fields :func:`explorer.report.frame_extras` adds to a frame; remembered per
+        """The fields :func:`explorer.reports.walk.frame_extras` adds to a frame; remembered per
         (ip, how) for return-address frames, whose fields depend on those only."""
         key = (s.ip, s.how)
         text = self._calls.get(key)
@@ -107,7 +107,7 @@ class TaskJson:
 
     def frames(self, steps: tuple[Step, ...], marks: Sequence[FrameMark] = ()) -> str:
         """The frames as ``json.dumps([step_json(kernel, s) for s in steps])``; with
-        ``marks`` (:func:`explorer.marks.frame_marks`) each frame's ``mark`` and
+        ``marks`` (:func:`explorer.walk.marks.frame_marks`) each frame's ``mark`` and
         ``failing_rule`` follow, as ``analysis_json`` adds them."""
         symbols = self._symbols
         middles = self._middles
@@ -213,19 +213,19 @@ class TaskJson:
 def json_writer(
     kernel: Kernel, out: IO[str], lines: bool = False, extras: Any = None
 ) -> Callable[[Any], None]:
-    """A ``keep`` function for :func:`explorer.analysis.analyse_all` writing each task.
+    """A ``keep`` function for :func:`explorer.walk.analysis.analyse_all` writing each task.
 
     ``lines=False`` writes the items of a JSON list, each on its own line (the caller
     writes ``[`` before and a newline and ``]`` after); ``lines=True`` writes one task per
     line (JSON Lines). Nothing is kept: the function returns None.
 
     Args:
-        extras: a :class:`explorer.debuginfo.cli.FrameExtras`; when it adds fields (source
+        extras: a :class:`explorer.cli.debuginfo.FrameExtras`; when it adds fields (source
             lines), each task is built as a dict and completed by it instead.
     """
     to_json: Callable[[TaskAnalysis], str] = TaskJson(kernel)
     if extras is not None and extras.lines is not None:
-        from explorer.report import analysis_json
+        from explorer.reports.walk import analysis_json
 
         def to_json(a: TaskAnalysis) -> str:
             return json.dumps(extras.add_json(analysis_json(kernel, a), a.walk))

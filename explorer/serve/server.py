@@ -29,7 +29,6 @@ from aiohttp.abc import AbstractAccessLogger
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from explorer.results import ENV_SESSION
 from explorer.serve.pages import foreign_page, full_page, index_page, refused_page
 from explorer.serve.policy import (
     COOKIE,
@@ -40,6 +39,7 @@ from explorer.serve.policy import (
     origin_ok,
     token_ok,
 )
+from explorer.training.results import ENV_SESSION
 
 log = logging.getLogger("backchain.serve")
 

@@ -51,11 +51,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from explorer.model.lists import intact_list
 from parsers.errors import DumpError, TypeInfoError
-from parsers.types import WANTED, TypeProfile
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN
+from parsers.s390.sched import (
+    EXIT_STATES,
+    PF_IDLE,
+    PF_KTHREAD,
+    STATE_BASE,
+    STATE_MODIFIERS,
+    TASK_IDLE,
+)
+from parsers.types.profile import WANTED, TypeProfile
 
 if TYPE_CHECKING:
-    from explorer.kernel import Kernel
+    from explorer.model.image import Diagnostics
+    from explorer.model.kernel import Kernel
 
 __all__ = ["NOT_INFERRED", "ProbeInput", "infer_offsets", "probe_types"]
 
@@ -68,18 +79,7 @@ COMM_LEN = 16
 MAX_LIST = 1 << 16
 #: Threads of one group followed while probing the thread list.
 MAX_THREADS = 4096
-PF_IDLE = 0x00000002
-PF_KTHREAD = 0x00200000
 SIGCHLD = 17
-#: Task states (include/linux/sched.h v4.14-v7.x): at most one of these bits (TASK_RUNNING is
-#: none) ... S D T t P X(TASK_DEAD) WAKING NEW RTLOCK_WAIT FROZEN ...
-STATE_BASE = (0x1, 0x2, 0x4, 0x8, 0x40, 0x80, 0x200, 0x800, 0x1000, 0x8000)
-#: ... with any of TASK_WAKEKILL, TASK_NOLOAD, TASK_FREEZABLE, TASK_FREEZABLE_UNSAFE.
-STATE_MODIFIERS = 0x100 | 0x400 | 0x2000 | 0x4000
-#: TASK_IDLE (TASK_UNINTERRUPTIBLE | TASK_NOLOAD): an idle kworker's state.
-TASK_IDLE = 0x402
-#: Exit states: EXIT_DEAD, EXIT_ZOMBIE, EXIT_TRACE.
-EXIT_STATES = (0, 0x10, 0x20, 0x30)
 #: Why the members the probe does not infer are absent.
 NOT_INFERRED = {
     "ftrace_ret_stack": "ftrace's return stack (ret_stack) is not inferred: a walk through "
@@ -173,6 +173,14 @@ class _Memory:
             return self._read(address, size)
         except DumpError:
             return b""
+
+    def word(self, address: int) -> int:
+        """A 64-bit word.
+
+        Raises:
+            DumpError: not in the dump.
+        """
+        return int(_U64.unpack(self._read(address, 8))[0])
 
     def u64(self, address: int) -> int | None:
         try:
@@ -322,7 +330,7 @@ def _find_tasks(mem: _Memory, init: int, comm: int) -> tuple[int, list[int]]:
         def has_comm(node: int, delta: int = delta) -> bool:
             return _printable_comm(_comm_of(mem, node + delta))
 
-        nodes = _walk(mem, init + off, has_comm)
+        nodes = intact_list(mem.word, init + off, MAX_LIST, has_comm)
         if nodes is not None and len(nodes) >= 2:
             found.append((off, [n - off for n in nodes]))
     offset = _one(
@@ -335,31 +343,6 @@ def _find_tasks(mem: _Memory, init: int, comm: int) -> tuple[int, list[int]]:
 
 def _comm_of(mem: _Memory, address: int) -> bytes:
     return mem.read(address, COMM_LEN)
-
-
-def _walk(mem: _Memory, head: int, accept: Callable[[int], bool]) -> list[int] | None:
-    """The entries of the circular list at ``head`` if every link is consistent (next,
-    prev) and every entry is accepted; else None."""
-    first = mem.u64(head)
-    if first is None or first == head or first & 7 or not first:
-        return None
-    nodes: list[int] = []
-    seen = {head}
-    prev, node = head, first
-    while node != head:
-        if node in seen or node & 7 or not node or len(nodes) >= MAX_LIST:
-            return None
-        if mem.u64(node + 8) != prev or not accept(node):
-            return None
-        seen.add(node)
-        nodes.append(node)
-        nxt = mem.u64(node)
-        if nxt is None:
-            return None
-        prev, node = node, nxt
-    if mem.u64(head + 8) != prev:
-        return None
-    return nodes
 
 
 def _fields(bufs: dict[int, bytes], width: int, out: Inferred | None = None) -> list[int]:
@@ -475,7 +458,7 @@ def _ksp(
             if ksp is None or ksp & 7 or not base < ksp <= base + size - 160:
                 ok = False
                 break
-            chain = mem.u64(ksp + 0x98)
+            chain = mem.u64(ksp + STACK_FRAME_BACK_CHAIN)
             if chain is None or (chain and not ksp < chain < base + size):
                 ok = False
                 break
@@ -678,13 +661,14 @@ def _missing(offsets: Iterable[str], sizes: Iterable[str]) -> tuple[str, ...]:
     return tuple("|".join(g) for g in WANTED if not any(n in have for n in g))
 
 
-def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
-    """The type profile of ``kernel`` inferred from its memory, and ``init_task``.
+def probe_types(kernel: Kernel, notes: Diagnostics) -> tuple[TypeProfile, int]:
+    """The type profile of ``kernel`` inferred from its memory, and ``init_task``; what
+    cannot be inferred of the modules is said in ``notes``.
 
     Raises:
         TypeInfoError: the evidence leaves a member with no candidate or with several.
     """
-    from parsers.layouts import STACK_FRAME_SIZE, kernel_version
+    from parsers.s390.layouts import STACK_FRAME_SIZE, kernel_version
 
     syms = kernel.symbols
     data = None
@@ -724,7 +708,7 @@ def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
         sources[name] = "probe: struct list_head { next, prev } (include/linux/types.h)"
     sizes["task_struct.comm"] = COMM_LEN
     sources["task_struct.comm"] = found.sources["task_struct.comm"]
-    _add_modules(kernel, version, offsets, sizes, sources)
+    _add_modules(kernel, notes, version, offsets, sizes, sources)
     build_id = kernel.vmcoreinfo.get("BUILD-ID") if kernel.vmcoreinfo else None
     profile = TypeProfile(
         release=kernel.release,
@@ -740,13 +724,14 @@ def probe_types(kernel: Kernel) -> tuple[TypeProfile, int]:
 
 def _add_modules(
     kernel: Kernel,
+    notes: Diagnostics,
     version: tuple[int, ...],
     offsets: dict[str, int],
     sizes: dict[str, int],
     sources: dict[str, str],
 ) -> None:
     """The ``struct module`` members (explorer.sources.probe_modules); what cannot be
-    inferred is said in the kernel's warnings and left out."""
+    inferred is said in ``notes`` and left out."""
     from explorer.sources.probe_modules import infer_module_layout
 
     syms = kernel.symbols
@@ -754,7 +739,7 @@ def _add_modules(
     if head is None:
         head = _modules_head(kernel)
     if head is None:
-        kernel.warnings.append(
+        notes.warnings.append(
             "--types probe: the list head 'modules' is unknown: loaded modules are not read"
         )
         return
@@ -764,14 +749,14 @@ def _add_modules(
     offsets.update(found.offsets)
     sizes.update(found.sizes)
     sources.update(found.sources)
-    kernel.warnings.extend(f"--types probe: modules: {p}" for p in found.problems)
+    notes.warnings.extend(f"--types probe: modules: {p}" for p in found.problems)
 
 
 def _modules_head(kernel: Kernel) -> int | None:
     """``&modules`` for text-only kallsyms: the LARL operand in ``find_module_all()`` that is
     an intact list of modules."""
+    from explorer.sources.larl import larl_targets
     from explorer.sources.probe_modules import module_list
-    from explorer.symbols import _larl_targets
 
     syms = kernel.symbols
     start = syms.address_of("find_module_all") if syms is not None else None
@@ -781,7 +766,7 @@ def _modules_head(kernel: Kernel) -> int | None:
         code = kernel.read(start, min(syms.size_of("find_module_all") or 0x400, 0x400))
     except DumpError:
         return None
-    for target in _larl_targets(code, start):
+    for target in larl_targets(code, start):
         if target % 8 == 0 and module_list(kernel.space.read, target) is not None:
             return target
     return None

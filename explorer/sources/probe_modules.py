@@ -26,6 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from explorer.model.lists import intact_list
 from parsers.errors import DumpError
 
 __all__ = ["ModuleLayout", "infer_module_layout"]
@@ -66,25 +67,20 @@ def _u32(buf: bytes, off: int) -> int:
 def module_list(read: Callable[[int, int], bytes], head: int) -> list[int] | None:
     """The ``struct module`` addresses on the list at ``head`` if it is intact and every
     entry looks like a module (state, list, name); else None."""
-    try:
-        node, last = _u64(read(head, 8), 0), head
-        modules: list[int] = []
-        while node != head:
-            if node & 7 or not node or len(modules) >= MAX_MODULES:
-                return None
+
+    def word(address: int) -> int:
+        return _u64(read(address, 8), 0)
+
+    def is_module(node: int) -> bool:
+        try:
             raw = read(node - 8, 24 + MODULE_NAME_LEN)
-            if _u64(raw, 16) != last or _u32(raw, 0) > 3:
-                return None
-            name = raw[24:].split(b"\0", 1)[0]
-            if not name or not all(0x21 <= c < 0x7F for c in name):
-                return None
-            modules.append(node - 8)
-            last, node = node, _u64(raw, 8)
-        if _u64(read(head + 8, 8), 0) != last:
-            return None
-    except DumpError:
-        return None
-    return modules
+        except DumpError:
+            return False
+        name = raw[24:].split(b"\0", 1)[0]
+        return _u32(raw, 0) <= 3 and bool(name) and all(0x21 <= c < 0x7F for c in name)
+
+    nodes = intact_list(word, head, MAX_MODULES, is_module)
+    return None if nodes is None else [node - 8 for node in nodes]
 
 
 def infer_module_layout(

@@ -17,69 +17,19 @@ is given; then it is used and every output carries a warning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from parsers.errors import DumpError, MismatchError
-from parsers.fileid import ElfIdentity, banner_in, release_of_banner
-from parsers.symbols import SymbolTable
-from parsers.types import TypeProfile
-from parsers.vmcoreinfo import VmcoreInfo
+from explorer.model.image import DumpIdentity
+from parsers.elf.fileid import ElfIdentity, release_of_banner
+from parsers.errors import MismatchError
+from parsers.symbols.table import SymbolTable
+from parsers.types.profile import TypeProfile
 
 #: SYMBOL() entries whose value is a pointer's content, not a symbol's address
 #: (VMCOREINFO_SYMBOL_ARRAY of SPARSEMEM_EXTREME's mem_section; s390's vmemmap).
 _VALUE_SYMBOLS = frozenset({"mem_section", "vmemmap"})
 #: The KASLR anchor itself proves nothing (the relocation is computed from it).
 _ANCHOR = "_stext"
-
-
-@dataclass(frozen=True)
-class DumpIdentity:
-    """What the dump says about its own kernel.
-
-    Attributes:
-        path: the dump as the user named it.
-        release: VMCOREINFO ``OSRELEASE``, or None.
-        build_id: VMCOREINFO ``BUILD-ID``, or None.
-        symbols: VMCOREINFO ``SYMBOL(name)`` values (runtime addresses).
-        read: reads kernel image memory (raises DumpError when it cannot).
-    """
-
-    path: str
-    release: str | None
-    build_id: str | None
-    symbols: Mapping[str, int]
-    read: Callable[[int, int], bytes]
-
-    @classmethod
-    def of(
-        cls, path: str, info: VmcoreInfo | None, read: Callable[[int, int], bytes]
-    ) -> DumpIdentity:
-        """The identity from VMCOREINFO (empty without it)."""
-        symbols: dict[str, int] = {}
-        if info is not None:
-            for key in info.entries:
-                if key.startswith("SYMBOL(") and key.endswith(")"):
-                    value = info.hex(key)
-                    if value is not None:
-                        symbols[key[7:-1]] = value
-        return cls(
-            path=path,
-            release=info.release if info else None,
-            build_id=(info.get("BUILD-ID") or None) if info else None,
-            symbols=symbols,
-            read=read,
-        )
-
-    def banner_at(self, address: int) -> str | None:
-        """The ``Linux version …`` text at ``address`` in the dump's memory, or None."""
-        try:
-            raw = self.read(address, 512)
-        except DumpError:
-            return None
-        if not raw.startswith(b"Linux version "):
-            return raw.split(b"\0", 1)[0][:40].decode("ascii", "replace") or "(zero bytes)"
-        return banner_in(raw)
 
 
 @dataclass
@@ -89,6 +39,10 @@ class Evidence:
     agree: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)
     memory_banner: str | None = None
+    #: The dump's memory or VMCOREINFO values positively agree with the file (a SYMBOL()
+    #: value, linux_banner read where the file puts it); a build-id or release the file
+    #: merely claims does not count.
+    confirmed: bool = False
 
     @property
     def mismatch(self) -> bool:
@@ -133,6 +87,7 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
         )
     elif same:
         ev.agree.append(f"{same} VMCOREINFO SYMBOL() values agree")
+        ev.confirmed = True
     banner_address = table.address_of("linux_banner")
     if banner_address is not None:
         text = ident.banner_at(banner_address)
@@ -151,6 +106,23 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
                 )
             else:
                 ev.agree.append(f"linux_banner in memory reads {release}")
+                ev.confirmed = ev.confirmed or release == ident.release
+    return ev
+
+
+def require_confirmation(ident: DumpIdentity, ev: Evidence) -> Evidence:
+    """Make "nothing contradicts it" not enough: a symbol file the dump could confirm (its
+    VMCOREINFO has SYMBOL() values besides the KASLR anchor) but does not is refused like a
+    contradicting one (a file forging the dump's build-id, with none of its symbols, was
+    accepted before). A dump without such values cannot confirm anything: as before."""
+    checkable = [n for n in ident.symbols if n not in _VALUE_SYMBOLS and n != _ANCHOR]
+    if ev.mismatch or ev.confirmed or not checkable:
+        return ev
+    ev.differ.append(
+        "nothing in the dump confirms it: none of its "
+        f"{len(checkable)} VMCOREINFO SYMBOL() values is in the file and no linux_banner is "
+        "in memory where the file puts one"
+    )
     return ev
 
 
@@ -229,6 +201,7 @@ __all__ = [
     "forced_warning",
     "mismatch_error",
     "profile_evidence",
+    "require_confirmation",
     "symbol_evidence",
     "vmlinux_evidence",
 ]

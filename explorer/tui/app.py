@@ -10,11 +10,10 @@ from typing import Any, ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from explorer.analysis import TaskAnalysis
-from explorer.kernel import Options
-from explorer.tasks import Task
+from explorer.model.kernel import Options
+from explorer.model.tasks import Task
+from explorer.training.exercise import Exercise
 from explorer.tui.commands import ExplorerCommands
-from explorer.tui.exercise import Exercise
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.livepatch import LivepatchScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
@@ -24,6 +23,7 @@ from explorer.tui.screens.picker import ScenarioPicker
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.session import Session
+from explorer.walk.analysis import TaskAnalysis
 
 
 class BackchainApp(App[None]):
@@ -37,10 +37,10 @@ class BackchainApp(App[None]):
         exercise: hide every verdict until the trainee answers (or reveals it).
         scenario: the training scenario whose dump this is (implies ``exercise``): its task
             opens at once, its story is shown after the answer and exported.
-        picker: training scenarios to pick from (``samples.scenarios.Scenario``; implies
+        picker: training scenarios to pick from (``explorer.training.scenarios.Scenario``; implies
             ``exercise``; ``path`` is not used): the picker opens first, ``o`` goes back to it.
         results: append every exercise answer to this file (the trainee's name is asked
-            first); see :mod:`explorer.results`.
+            first); see :mod:`explorer.training.results`.
     """
 
     CSS_PATH = "app.tcss"
@@ -73,14 +73,14 @@ class BackchainApp(App[None]):
         self.exercise: Exercise | None = None
         self.picker = None if picker is None else list(picker)
         if scenario is not None:
-            from samples import scenarios
+            from explorer.training import scenarios
 
             self.exercise = Exercise(scenarios.get(scenario))
             self.title = f"exercise {scenario}"
         elif exercise or self.picker is not None:
             self.exercise = Exercise()
         if self.exercise is not None and results is not None:
-            from explorer.results import Recorder
+            from explorer.training.results import Recorder
 
             name = scenario or os.path.basename(self.path)
             self.exercise.recorder = Recorder(results, name, warn=self._warn)

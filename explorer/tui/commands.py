@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
 
-if TYPE_CHECKING:
-    from explorer.tui.app import BackchainApp
+from explorer.tui.protocol import Explorer, explorer_of
 
 MAX_TASK_HITS = 50
 
@@ -20,9 +18,9 @@ class ExplorerCommands(Provider):
     """Open a task, go to an address or symbol, lowcore of a CPU, unwinder rules, toggles."""
 
     @property
-    def explorer(self) -> BackchainApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    def explorer(self) -> Explorer:
+        """The app, as its screens see it."""
+        return explorer_of(self.app)
 
     def _commands(self, query: str) -> list[tuple[str, Callable[[], object], str]]:
         app = self.explorer

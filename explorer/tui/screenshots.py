@@ -10,8 +10,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from explorer.kernel import Options
-from explorer.samples import SAMPLES_DIR
+from explorer.model.kernel import Options
+from explorer.training.bundled import SAMPLES_DIR
 from explorer.tui.app import BackchainApp
 from explorer.tui.screens.stack import StackScreen
 

@@ -2,7 +2,7 @@
 
 Plain Python without Textual: the app's thread workers call :meth:`Session.open` and
 :meth:`Session.check`, screens read the results. Nothing here decodes bytes; it asks the
-model (``explorer.kernel``, ``explorer.analysis``) and keeps what it answered.
+model (``explorer.model.kernel``, ``explorer.walk.analysis``) and keeps what it answered.
 """
 
 from __future__ import annotations
@@ -15,19 +15,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from explorer.analysis import TaskAnalysis, analyse_task, unwind_context
-from explorer.facts import info_facts
-from explorer.kernel import Cpu, Kernel, Options
-from explorer.tasks import Task, TaskScan, find_tasks
-from explorer.unwind import ERAS, UnwindContext, Walk
+from explorer.model.kernel import Cpu, Kernel, Options
+from explorer.model.opening import open_kernel
+from explorer.model.tasks import Task, TaskScan, find_tasks
+from explorer.reports.info import info_facts
+from explorer.walk.analysis import TaskAnalysis, analyse_task, unwind_context
+from explorer.walk.unwind import ERAS, UnwindContext, Walk
+from parsers.dumps.memory import LOWCORE_SIZE
 from parsers.errors import DumpError
-from parsers.layouts import LOWCORE_FIELDS, LowcoreField
-from parsers.memory import LOWCORE_SIZE
-from parsers.records import LowcoreValue, lowcore_values
+from parsers.s390.layouts import LowcoreField
+from parsers.s390.records import LowcoreValue, lowcore_values
 
 if TYPE_CHECKING:
     from explorer.debuginfo.lines import FrameLines, FrameSource
-    from explorer.unwind import Step
+    from explorer.walk.unwind import Step
 
 Progress = Callable[[int, int], None]
 
@@ -147,7 +148,7 @@ class Session:
         Raises:
             DumpError: the dump or a named companion file cannot be used.
         """
-        kernel = Kernel.open(path, options, progress=progress)
+        kernel = open_kernel(path, options, progress=progress)
         return cls(kernel, find_tasks(kernel))
 
     # -- analysis -----------------------------------------------------------------------------
@@ -276,9 +277,9 @@ class Session:
         prefix = cpu.registers.prefix
         if prefix is None:
             raise DumpError(f"CPU {cpu.number} has no prefix register note", self.kernel.path)
-        era = self.kernel.lowcore_era
-        values = lowcore_values(self.kernel.dump.read(prefix, LOWCORE_SIZE), era)
-        fields: dict[str, LowcoreField] = {f.name: f for f in LOWCORE_FIELDS[era]}
+        layout = self.kernel.lowcore_fields
+        values = lowcore_values(self.kernel.dump.read(prefix, LOWCORE_SIZE), layout)
+        fields: dict[str, LowcoreField] = {f.name: f for f in layout.fields}
         rows: list[LowcoreRow] = []
         for name, value in values.items():
             f = fields[name]

@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from parsers.convert import write_kdump, write_s390
-from parsers.dumps import open_dump
-from parsers.elfcore import ElfCore
-from parsers.kdump import KdumpFile
-from parsers.physmem import MemoryRange
-from parsers.s390dump import S390Dump
-from samples.synthetic import SyntheticKernel
-from tests.kernels import base_kernel, sleeper
+from explorer.training.synthetic import SyntheticKernel
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import ElfCore
+from parsers.dumps.kdump import KdumpFile
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.s390dump import S390Dump
+from parsers.write.convert import write_kdump, write_s390
+from tests.helpers.kernels import base_kernel, sleeper
 
 #: Fixed dump time, so that every build of the seeds is byte-identical.
 WHEN = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -70,7 +70,7 @@ def build_kernel() -> SyntheticKernel:
 
 
 def _frames(*names: str) -> list:  # type: ignore[type-arg]
-    from samples.synthetic import Frame
+    from explorer.training.synthetic import Frame
 
     return [Frame(n, 0x40) for n in names]
 

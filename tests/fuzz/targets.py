@@ -23,22 +23,24 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from explorer.analysis import analyse_task, cpu_regs, unwind_context
-from explorer.kernel import Kernel, Options, StackRange
-from explorer.reliable import stack_walk_reliable
-from explorer.stacks import StackRegions
-from explorer.tasks import find_tasks
-from explorer.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
-from parsers.cpustate import cpu_registers_from_notes
-from parsers.dumps import open_dump
-from parsers.elfcore import group_cpu_notes, parse_notes
+from explorer.model.kernel import Kernel, Options
+from explorer.model.opening import kernel_of
+from explorer.model.tasks import find_tasks
+from explorer.walk.analysis import analyse_task, cpu_regs, unwind_context
+from explorer.walk.reliable import stack_walk_reliable
+from explorer.walk.stacks import StackRegions
+from explorer.walk.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
+from parsers.dumps.cpustate import cpu_registers_from_notes
+from parsers.dumps.dumpfile import open_dump
+from parsers.dumps.elfcore import group_cpu_notes, parse_notes
+from parsers.dumps.memory import AddressSpace, VaLayout
+from parsers.dumps.physmem import MemoryRange
+from parsers.dumps.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
 from parsers.errors import DumpError, TranslationError, UnmappedError
-from parsers.memory import AddressSpace, VaLayout
-from parsers.physmem import MemoryRange
-from parsers.records import Psw, PtRegs
-from parsers.symbols import load_system_map
-from parsers.types import TypeProfile, profile_from_btf
-from parsers.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
+from parsers.s390.records import Psw, PtRegs
+from parsers.s390.stacks import StackRange
+from parsers.symbols.table import load_system_map
+from parsers.types.profile import TypeProfile, profile_from_btf
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
 from tests.fuzz.serve_target import check_serve, serve_inputs
 
@@ -207,7 +209,7 @@ def exercise_dump(path: str, kernel: bool = True) -> None:
             return
         folder = Path(path).parent
         opts = Options(system_map=str(folder / "System.map"), profile=str(folder / "profile.json"))
-        k = Kernel(dump, opts)
+        k = kernel_of(dump, opts)
         _ = k.memory_size, k.kaslr_offset, [c.stacks for c in k.cpus]
         exercise_kernel(k)
     finally:
@@ -346,9 +348,9 @@ def check_vmcoreinfo(data: bytes) -> None:
 
 # -- BTF, profile JSON, System.map -----------------------------------------------------------------
 def _btf_seed() -> Seed:
-    from tests.test_types import _mock_btf
+    from tests.helpers.types import mock_btf
 
-    blob = _mock_btf(">")
+    blob = mock_btf(">")
     hdr_len = struct.unpack_from(">I", blob, 4)[0]
     bounds = list(range(0, 24, 4))
     pos = hdr_len
@@ -668,3 +670,8 @@ TARGETS: dict[str, Target] = {
         Target("serve", serve_inputs, check_serve),
     )
 }
+
+# the cache and decompression targets share a cache folder between inputs (their own module)
+from tests.fuzz.cache_targets import CACHE_TARGETS  # noqa: E402
+
+TARGETS.update(CACHE_TARGETS)

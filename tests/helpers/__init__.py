@@ -1,1 +1,1 @@
-"""Helpers shared by test modules."""
+"""Helpers shared by the test modules (no test module imports another's)."""

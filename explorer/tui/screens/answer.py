@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from explorer.tui.exercise import CHOICES, KINDS, Guess, parse_frame
+from explorer.training.exercise import CHOICES, KINDS, Guess, parse_frame
 
 #: What the form dismisses with when the trainee gives up.
 REVEAL = "reveal"

@@ -8,13 +8,14 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
-from explorer.analysis import TaskAnalysis
 from explorer.tui.markup import markup
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.session import Session
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.hexview import VIRTUAL_SPAN, HexView, Space
+from explorer.walk.analysis import TaskAnalysis
 from parsers.errors import DumpError
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_R14
 
 
 def walk_notes(a: TaskAnalysis) -> dict[int, str]:
@@ -22,9 +23,9 @@ def walk_notes(a: TaskAnalysis) -> dict[int, str]:
     notes: dict[int, str] = {}
     for s in a.walk.steps:
         notes.setdefault(s.sp, f"#{s.index} frame")
-        notes[s.sp + 0x88] = f"#{s.index} r14 slot"
-        notes[s.sp + 0x90] = f"#{s.index} r15 slot"
-        notes[s.sp + 0x98] = f"#{s.index} back chain"
+        notes[s.sp + STACK_FRAME_R14] = f"#{s.index} r14 slot"
+        notes[s.sp + STACK_FRAME_R14 + 8] = f"#{s.index} r15 slot"
+        notes[s.sp + STACK_FRAME_BACK_CHAIN] = f"#{s.index} back chain"
         regs = s.regs if s.regs is not None and s.regs.address else None
         for r in (regs, a.walk.end.regs if s is a.walk.steps[-1] else None):
             if r is not None and r.address:

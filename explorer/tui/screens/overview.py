@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,15 +12,13 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Header, Input, Label, ProgressBar
 from textual.worker import get_current_worker
 
-from explorer.kernel import Options
+from explorer.model.kernel import Options
+from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.session import Session, TaskRow
 from explorer.tui.widgets.error import ErrorPanel, error_text
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.triage import TriageCard
-
-if TYPE_CHECKING:
-    from explorer.tui.app import BackchainApp
 
 BATCH = 16
 
@@ -77,9 +73,9 @@ class OverviewScreen(Screen[None]):
         self.checked = False
 
     @property
-    def explorer(self) -> BackchainApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    def explorer(self) -> Explorer:
+        """The app, as its screens see it."""
+        return explorer_of(self.app)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Exercise mode: no "unreliable only" (the verdicts are hidden)."""

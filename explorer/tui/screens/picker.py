@@ -13,12 +13,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, OptionList
 from textual.widgets.option_list import Option
 
+from explorer.tui.protocol import explorer_of
+
 
 class ScenarioPicker(Screen[None]):
     """Pick a scenario: enter builds its dump (once, into the cache) and opens it.
 
     Args:
-        scenarios: the ``samples.scenarios.Scenario`` objects offered, in order.
+        scenarios: the ``explorer.training.scenarios.Scenario`` objects offered, in order.
     """
 
     BINDINGS = [Binding("enter", "open", "Open", show=True)]
@@ -85,4 +87,4 @@ class ScenarioPicker(Screen[None]):
                 self.notify, f"cannot build {scenario.name}: {exc}", severity="error"
             )
             return
-        self.app.call_from_thread(self.app.open_scenario, scenario, str(dump))  # type: ignore[attr-defined]
+        self.app.call_from_thread(explorer_of(self.app).open_scenario, scenario, str(dump))

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-from explorer.analysis import TaskAnalysis
+from explorer.walk.analysis import TaskAnalysis
 
 
 def debrief_markdown(a: TaskAnalysis, scenario: Any, outcome: str) -> str:

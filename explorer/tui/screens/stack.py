@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -19,15 +18,15 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from explorer.analysis import TaskAnalysis
-from explorer.code.model import not_after_call
 from explorer.code.pane import CodeView, code_view
-from explorer.report import walk_markdown
-from explorer.results import ENV_SESSION
-from explorer.tasks import Task, cpu_column
-from explorer.tui.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.code.present import not_after_call
+from explorer.model.tasks import Task, cpu_column
+from explorer.reports.walk import walk_markdown
+from explorer.training.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
+from explorer.training.results import ENV_SESSION
 from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
+from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.screens.answer import REVEAL, AnswerForm
 from explorer.tui.screens.prompt import Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
@@ -38,11 +37,9 @@ from explorer.tui.widgets.inspector import FrameInspector, source_block
 from explorer.tui.widgets.regions import RegionsMap
 from explorer.tui.widgets.verdict import VerdictBar
 from explorer.tui.widgets.walk import WalkTable
-from explorer.unwind import Step
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.unwind import Step
 from parsers.errors import DumpError
-
-if TYPE_CHECKING:
-    from explorer.tui.app import BackchainApp
 
 #: Below this width one lower pane at a time (``v`` cycles): checks, inspector, map.
 NARROW = 110
@@ -96,9 +93,9 @@ class StackScreen(Screen[None]):
         self.pane = "checks"
 
     @property
-    def explorer(self) -> BackchainApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    def explorer(self) -> Explorer:
+        """The app, as its screens see it."""
+        return explorer_of(self.app)
 
     @property
     def exercise(self) -> Exercise | None:

@@ -10,10 +10,10 @@ import textwrap
 from textual.content import Content
 from textual.widgets import Static
 
-from explorer.analysis import TaskAnalysis
-from explorer.reliable import EXPLANATIONS, RULES
 from explorer.tui.markup import join_lines, markup
-from explorer.unwind import Check
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.reliable import EXPLANATIONS, RULES
+from explorer.walk.unwind import Check
 
 MARKS = {True: "✓", False: "✗", None: "•"}
 COLOURS = {True: "$text-success", False: "$text-error", None: "$text-muted"}

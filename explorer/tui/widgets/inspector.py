@@ -10,11 +10,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from explorer.analysis import TaskAnalysis
 from explorer.code.pane import CodeView
 from explorer.tui.markup import join_lines, markup
-from explorer.unwind import Step
-from parsers.records import PtRegs, StackFrame
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.unwind import Step
+from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN, STACK_FRAME_GPRS
+from parsers.s390.records import PtRegs, StackFrame
 
 Symbolize = Callable[[int], str | None]
 CodeOf = Callable[[Step], CodeView | None]
@@ -40,8 +41,8 @@ def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:
     out = [(i * 8, v, EMPTY) for i, v in enumerate(f.empty)]
     for n, v in enumerate(f.gprs, start=6):
         colour = R14 if n == 14 else R15 if n == 15 else SLOT
-        out.append((0x48 + (n - 6) * 8, v, colour))
-    out.append((0x98, f.back_chain, CHAIN))
+        out.append((STACK_FRAME_GPRS + (n - 6) * 8, v, colour))
+    out.append((STACK_FRAME_BACK_CHAIN, f.back_chain, CHAIN))
     return out
 
 
@@ -75,7 +76,7 @@ def frame_fields(
     for i, v in nonzero:
         lines.append(Content.styled(f"+{i * 8:02x} empty[{i}]   {v:016x}", EMPTY))
     for n, v in enumerate(f.gprs, start=6):
-        off = 0x48 + (n - 6) * 8
+        off = STACK_FRAME_GPRS + (n - 6) * 8
         if n == 14:
             sym = symbolize(v)
             room = max(width - _R14_PREFIX, 8)

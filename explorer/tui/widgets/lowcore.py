@@ -7,9 +7,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from explorer.kernel import Cpu
+from explorer.model.kernel import Cpu
 from explorer.tui.session import LowcoreRow, Session
-from parsers.records import Psw
+from parsers.s390.records import Psw
 
 # Element names of the lowcore arrays (entry save areas hold r8..r15: stmg %r8,%r15).
 ELEMENTS = {

@@ -16,8 +16,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from explorer.analysis import TaskAnalysis
-from explorer.kernel import StackRange
+from explorer.walk.analysis import TaskAnalysis
+from parsers.s390.stacks import StackRange
 
 ROW_BYTES = 128
 BAND = 4

@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from explorer.tasks import comm_column, cpu_column, task_order
+from explorer.model.tasks import comm_column, cpu_column, task_order
 from explorer.tui.session import TaskRow
 
 #: (key, header) of the task columns.

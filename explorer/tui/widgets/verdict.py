@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from explorer.analysis import TaskAnalysis
 from explorer.tui.markup import markup
+from explorer.walk.analysis import TaskAnalysis
 
 
 def verdict_line(a: TaskAnalysis) -> Content:

@@ -1,6 +1,6 @@
 """The walk of one stack, frame by frame, revealed one step at a time.
 
-The walk is precomputed by the model (:func:`explorer.analysis.analyse_task`); stepping only
+The walk is precomputed by the model (:func:`explorer.walk.analysis.analyse_task`); stepping only
 decides how many of its rows are shown. Row ``len(steps)`` is how the walk ended.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from explorer.analysis import TaskAnalysis
 from explorer.tui.fit import fit_symbol
-from explorer.unwind import Step, WalkEnd
+from explorer.walk.analysis import TaskAnalysis
+from explorer.walk.unwind import Step, WalkEnd
 
 #: From this terminal width the stack screen puts the walk in a narrow column.
 WIDE = 110

@@ -1,0 +1,87 @@
+"""``check DUMP... [--jobs N] [--cluster dask://HOST:PORT]``: the options and the handler
+(explorer/cli/check.py stays small and hands several dumps over to this module)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def fleet_options(parser: argparse.ArgumentParser) -> None:
+    """``--jobs`` and ``--cluster``."""
+    g = parser.add_argument_group("many dumps (check DUMP DUMP ...)")
+    g.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="walk N dumps at once in separate processes (default: one per CPU)",
+    )
+    g.add_argument(
+        "--cluster",
+        metavar="dask://HOST:PORT",
+        help="walk the dumps on a Dask distributed scheduler (pip install 'backchain[cluster]'); "
+        "the dump paths must be readable by its workers",
+    )
+    g.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up reaching the Dask scheduler after this long (default 30)",
+    )
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    """True when ``check`` was given several dumps (or --cluster)."""
+    return len(args.dump) > 1 or bool(getattr(args, "cluster", None))
+
+
+def options_from(args: argparse.Namespace) -> Any:
+    """The options every dump of ``check DUMP...`` and ``diff`` is opened with."""
+    from explorer.cli.common import options_of
+    from explorer.fleet.walk import CheckOptions
+
+    return CheckOptions(options_of(args), tuple(f for f in args.functions.split(",") if f))
+
+
+def cmd_check_many(args: argparse.Namespace) -> int:
+    """Walk every dump, group identical stacks, print text or ``--json``."""
+    import os
+
+    from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, print_json
+    from explorer.fleet.group import fleet_json, fleet_jsonl, fleet_text, group_stacks
+    from explorer.fleet.walk import check_many
+
+    if getattr(args, "lines", False) or getattr(args, "source", None):
+        print(
+            "backchain: check --lines/--source reads one dump's debug information: run "
+            "'backchain check DUMP --lines' for each dump",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    options = options_from(args)
+    if args.cluster:
+        from explorer.fleet.cluster import check_on_cluster
+
+        results = check_on_cluster(args.cluster, args.dump, options, timeout=args.cluster_timeout)
+    else:
+        jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+        results = check_many(args.dump, options, jobs=jobs)
+    report = group_stacks(results, options.functions)
+    if getattr(args, "jsonl", False):
+        for line in fleet_jsonl(report):
+            sys.stdout.write(line + "\n")
+    elif args.json:
+        print_json(fleet_json(report))
+    else:
+        print("\n".join(fleet_text(report, every=bool(getattr(args, "all", False)))))
+    for r in results:
+        for warning in r.forced:
+            print(f"warning: {r.path}: {warning}", file=sys.stderr)
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        print(f"backchain: {r.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed else EXIT_OK

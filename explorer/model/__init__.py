@@ -1,0 +1,1 @@
+"""The dump as the kernel laid it out: opening, the Kernel's queries, tasks, modules, log."""

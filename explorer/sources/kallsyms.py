@@ -1,0 +1,30 @@
+"""The dump's own symbol table: the kernel's kallsyms, read where VMCOREINFO locates them or
+found in its memory by content (explorer.sources.memscan), through the symbol-table cache
+(explorer.sources.symcache)."""
+
+from __future__ import annotations
+
+from explorer.model.image import Diagnostics, DumpImage
+from explorer.sources.symcache import cached_kallsyms
+from parsers.errors import DumpError
+from parsers.symbols.kallsyms import kallsyms_tables
+from parsers.symbols.table import SymbolTable
+
+
+def dump_kallsyms(image: DumpImage, notes: Diagnostics) -> SymbolTable | None:
+    """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
+    (explorer.sources.memscan); None when neither gives a table (a warning says why).
+    Decoded once and cached by a digest of the bytes decoded (:func:`cached_kallsyms`)."""
+    tables = kallsyms_tables(image.vmcoreinfo)
+    if tables is None:
+        from explorer.sources.memscan import kallsyms_in_memory
+
+        return kallsyms_in_memory(image, notes)
+    try:
+        return cached_kallsyms(image.read, tables, "kallsyms in the dump")
+    except DumpError as exc:
+        notes.warnings.append(f"the dump's kallsyms are unusable: {exc.message}")
+        return None
+
+
+__all__ = ["dump_kallsyms"]

@@ -1,0 +1,1 @@
+"""Training: scenarios, synthetic dumps, exercises, results, the bundled samples."""

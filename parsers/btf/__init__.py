@@ -1,0 +1,1 @@
+"""BTF: the kernel's compact type format, read and checked."""

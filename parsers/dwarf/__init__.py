@@ -1,0 +1,1 @@
+"""DWARF: the bounded DIE reader with struct search, line programs, LEB128."""

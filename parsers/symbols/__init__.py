@@ -1,0 +1,2 @@
+"""Symbol tables: System.map and vmlinux symbols, the kernel's kallsyms (located or found by
+content), the table cache."""

@@ -1,0 +1,482 @@
+"""The kernel's type graph, member by member, from BTF or DWARF: what a struct printer needs.
+
+:mod:`parsers.types.profile` records the few offsets the unwinder needs; this module gives every
+type as a :class:`CType` record (kind, name, size, target, members with bit offsets, array
+length, enumerators), so that ``struct TYPE ADDR`` can print any struct of the kernel.
+
+* :class:`BtfTypes` reads raw BTF (the dump's ``__start_BTF..__stop_BTF``), every type id
+  decoded on first use.
+* :class:`DwarfTypes` reads the DWARF of a vmlinux or object file; a struct is found by name
+  with the same index the profile reader uses, and DIE offsets are its type ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+from elftools.dwarf.die import DIE
+from elftools.elf.elffile import ELFFile
+
+from parsers.btf.reader import (
+    BTF_KIND_ARRAY,
+    BTF_KIND_CONST,
+    BTF_KIND_ENUM,
+    BTF_KIND_ENUM64,
+    BTF_KIND_FLOAT,
+    BTF_KIND_FUNC,
+    BTF_KIND_FUNC_PROTO,
+    BTF_KIND_FWD,
+    BTF_KIND_INT,
+    BTF_KIND_PTR,
+    BTF_KIND_RESTRICT,
+    BTF_KIND_STRUCT,
+    BTF_KIND_TYPE_TAG,
+    BTF_KIND_TYPEDEF,
+    BTF_KIND_UNION,
+    BTF_KIND_VOLATILE,
+    Btf,
+)
+from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.errors import FormatError, TypeInfoError
+from parsers.types.profile import DwarfFinder
+
+__all__ = ["BtfTypes", "CType", "DwarfTypes", "Member", "TypeGraph"]
+
+#: Kinds of :class:`CType`.
+KINDS = (
+    "void",
+    "int",
+    "float",
+    "ptr",
+    "array",
+    "struct",
+    "union",
+    "enum",
+    "typedef",
+    "const",
+    "volatile",
+    "restrict",
+    "func",
+    "fwd",
+)
+POINTER_SIZE = 8  # s390x
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member of a struct or union.
+
+    Attributes:
+        name: None for an anonymous struct/union member.
+        type: type id of the member.
+        bit_offset: from the start of the enclosing struct.
+        bit_size: width of a bitfield, 0 for an ordinary member.
+    """
+
+    name: str | None
+    type: int
+    bit_offset: int
+    bit_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CType:
+    """One type.
+
+    Attributes:
+        id: its id in its graph (BTF type id, DWARF DIE offset; 0 is void).
+        kind: one of :data:`KINDS`.
+        name: the type's name (None if anonymous).
+        size: bytes (None where C has none: void, functions, incomplete types).
+        target: what a pointer/array/typedef/qualifier refers to.
+        members: of a struct or union.
+        count: elements of an array (0: flexible).
+        signed: of an int or enum.
+        enumerators: of an enum, (name, value).
+    """
+
+    id: int
+    kind: str
+    name: str | None = None
+    size: int | None = None
+    target: int | None = None
+    members: tuple[Member, ...] = ()
+    count: int = 0
+    signed: bool = False
+    enumerators: tuple[tuple[str, int], ...] = ()
+
+
+VOID = CType(0, "void")
+
+
+class TypeGraph(Protocol):
+    """What both readers offer."""
+
+    source: str
+
+    def get(self, type_id: int) -> CType:
+        """The type with this id.
+
+        Raises:
+            FormatError: no such type or a damaged record.
+        """
+
+    def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
+        """The id of the first complete type named ``name`` of one of ``kinds``."""
+
+
+class BtfTypes:
+    """Types from raw BTF.
+
+    Raises:
+        FormatError: not BTF, or damaged.
+    """
+
+    def __init__(self, data: bytes, source: str = "btf") -> None:
+        self.btf = Btf(data)
+        self.source = source
+        self._cache: dict[int, CType] = {0: VOID}
+        self._names: dict[tuple[str, str], int] | None = None
+
+    def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
+        if self._names is None:
+            names: dict[tuple[str, str], int] = {}
+            btf = self.btf
+            for type_id in range(1, len(btf.records)):
+                kind = _BTF_KIND_NAMES.get((btf.infos[type_id] >> 24) & 0x1F)
+                if kind is None or kind == "fwd" or not btf.names[type_id]:
+                    continue
+                names.setdefault((kind, btf.string(btf.names[type_id])), type_id)
+            self._names = names
+        for kind in kinds:
+            found = self._names.get((kind, name))
+            if found is not None:
+                return found
+        return None
+
+    def get(self, type_id: int) -> CType:
+        known = self._cache.get(type_id)
+        if known is None:
+            known = self._cache[type_id] = self._decode(type_id)
+        return known
+
+    def _decode(self, type_id: int) -> CType:
+        btf = self.btf
+        kind_no = btf.kind(type_id)
+        info, value = btf.infos[type_id], btf.values[type_id]
+        name = btf.name(type_id)
+        start = btf.records[type_id] + 12
+        s = btf.s
+        if kind_no == BTF_KIND_INT:
+            (encoding,) = s.fast_u32.unpack_from(btf.types, start)
+            return CType(type_id, "int", name, value, signed=bool((encoding >> 24) & 1))
+        if kind_no == BTF_KIND_FLOAT:
+            return CType(type_id, "float", name, value)
+        if kind_no == BTF_KIND_PTR:
+            return CType(type_id, "ptr", None, POINTER_SIZE, value)
+        if kind_no == BTF_KIND_ARRAY:
+            element, _, count = s.fast_array.unpack_from(btf.types, start)
+            size = btf.size(type_id)
+            return CType(type_id, "array", None, size, element, count=count)
+        if kind_no in (BTF_KIND_STRUCT, BTF_KIND_UNION):
+            members = []
+            kind_flag, vlen = info >> 31, info & 0xFFFF
+            for index in range(vlen):
+                name_off, member_type, offset = s.fast_member.unpack_from(
+                    btf.types, start + 12 * index
+                )
+                if kind_flag:
+                    bit_size, bit_offset = offset >> 24, offset & 0xFFFFFF
+                else:
+                    bit_size, bit_offset = btf._int_bitfield(member_type), offset
+                members.append(
+                    Member(
+                        btf.string(name_off) if name_off else None,
+                        member_type,
+                        bit_offset,
+                        bit_size,
+                    )
+                )
+            kind = "struct" if kind_no == BTF_KIND_STRUCT else "union"
+            return CType(type_id, kind, name, value, members=tuple(members))
+        if kind_no in (BTF_KIND_ENUM, BTF_KIND_ENUM64):
+            vlen, signed = info & 0xFFFF, bool(info >> 31)
+            enumerators = []
+            for index in range(vlen):
+                if kind_no == BTF_KIND_ENUM:
+                    (name_off,) = s.fast_u32.unpack_from(btf.types, start + 8 * index)
+                    (val,) = s.fast_u32.unpack_from(btf.types, start + 8 * index + 4)
+                    if signed and val >= 1 << 31:
+                        val -= 1 << 32
+                else:
+                    name_off, lo, hi = s.fast_member.unpack_from(btf.types, start + 12 * index)
+                    val = hi << 32 | lo
+                enumerators.append((btf.string(name_off), val))
+            return CType(
+                type_id, "enum", name, value, signed=signed, enumerators=tuple(enumerators)
+            )
+        if kind_no in _BTF_QUALIFIERS:
+            return CType(type_id, _BTF_QUALIFIERS[kind_no], name, None, value)
+        if kind_no in (BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO):
+            return CType(type_id, "func", name)
+        if kind_no == BTF_KIND_FWD:
+            return CType(type_id, "fwd", name)
+        return CType(type_id, "void", name)
+
+
+_BTF_QUALIFIERS = {
+    BTF_KIND_TYPEDEF: "typedef",
+    BTF_KIND_CONST: "const",
+    BTF_KIND_VOLATILE: "volatile",
+    BTF_KIND_RESTRICT: "restrict",
+    BTF_KIND_TYPE_TAG: "volatile",  # a type tag (__user, __rcu) qualifies like a no-op qualifier
+}
+_BTF_KIND_NAMES = {
+    BTF_KIND_STRUCT: "struct",
+    BTF_KIND_UNION: "union",
+    BTF_KIND_ENUM: "enum",
+    BTF_KIND_ENUM64: "enum",
+    BTF_KIND_TYPEDEF: "typedef",
+    BTF_KIND_INT: "int",
+    BTF_KIND_FWD: "fwd",
+}
+
+
+_DWARF_KINDS = {
+    "DW_TAG_base_type": "int",
+    "DW_TAG_pointer_type": "ptr",
+    "DW_TAG_array_type": "array",
+    "DW_TAG_structure_type": "struct",
+    "DW_TAG_union_type": "union",
+    "DW_TAG_enumeration_type": "enum",
+    "DW_TAG_typedef": "typedef",
+    "DW_TAG_const_type": "const",
+    "DW_TAG_volatile_type": "volatile",
+    "DW_TAG_restrict_type": "restrict",
+    "DW_TAG_atomic_type": "volatile",
+    "DW_TAG_subroutine_type": "func",
+}
+_DW_ATE_FLOAT = 0x04
+_DW_ATE_SIGNED = (0x05, 0x06, 0x0D)  # signed, signed_char, signed_fixed
+
+
+class DwarfTypes:
+    """Types from the DWARF of an ELF file (a -dbg vmlinux or an object).
+
+    Raises:
+        TypeInfoError: the file has no DWARF.
+        FormatError: it is not a readable ELF file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.source = f"dwarf:{path}"
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 - lives as long as the graph
+            elf = ELFFile(self._file)
+            if not elf.has_dwarf_info(strict=True):
+                raise TypeInfoError("has no DWARF debug info", path)
+            self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
+            self._finder = DwarfFinder(self.dwarf, elf.little_endian)
+        except (ELFError, ELFParseError, DWARFError) as exc:
+            raise FormatError(f"cannot read its DWARF: {exc}", path) from None
+        except OSError as exc:
+            raise FormatError(f"cannot read: {exc.strerror}", path) from None
+        self._cache: dict[int, CType] = {0: VOID}
+        self._dies: dict[int, DIE] = {}
+
+    def close(self) -> None:
+        """Release the file."""
+        self._file.close()
+
+    def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
+        def accept(die: DIE) -> bool:
+            return (
+                _DWARF_KINDS.get(str(die.tag), "") in kinds
+                and "DW_AT_declaration" not in die.attributes
+                and (
+                    die.tag not in ("DW_TAG_structure_type", "DW_TAG_union_type")
+                    or "DW_AT_byte_size" in die.attributes
+                )
+            )
+
+        found = self._finder.find({name: (name,)}, accept)
+        die = found.get(name)
+        if die is None:
+            return None
+        self._dies[die.offset] = die
+        return int(die.offset)
+
+    def get(self, type_id: int) -> CType:
+        known = self._cache.get(type_id)
+        if known is None:
+            known = self._cache[type_id] = self._decode(type_id)
+        return known
+
+    def _die(self, type_id: int) -> DIE:
+        die = self._dies.get(type_id)
+        if die is None:
+            try:
+                die = self.dwarf.get_DIE_from_refaddr(type_id)
+            except (DWARFError, ELFParseError, KeyError, ValueError) as exc:
+                raise FormatError(f"DWARF type at 0x{type_id:x} unreadable: {exc}") from None
+            self._dies[type_id] = die
+        return die
+
+    def _target(self, die: DIE) -> int:
+        if "DW_AT_type" not in die.attributes:
+            return 0
+        target = die.get_DIE_from_attribute("DW_AT_type")
+        self._dies[target.offset] = target
+        return int(target.offset)
+
+    def _decode(self, type_id: int) -> CType:
+        die = self._die(type_id)
+        kind = _DWARF_KINDS.get(str(die.tag), "void")
+        name = _name(die)
+        size = _int_attr(die, "DW_AT_byte_size")
+        if kind == "int":
+            encoding = _int_attr(die, "DW_AT_encoding")
+            if encoding == _DW_ATE_FLOAT:
+                return CType(type_id, "float", name, size)
+            return CType(type_id, "int", name, size, signed=encoding in _DW_ATE_SIGNED)
+        if kind == "ptr":
+            return CType(type_id, "ptr", None, size or POINTER_SIZE, self._target(die))
+        if kind == "array":
+            element = self._target(die)
+            counts = []
+            for child in die.iter_children():
+                if child.tag == "DW_TAG_subrange_type":
+                    count = _int_attr(child, "DW_AT_count")
+                    if count is None:
+                        upper = _int_attr(child, "DW_AT_upper_bound")
+                        count = 0 if upper is None else upper + 1
+                    counts.append(count)
+            counts = counts or [0]
+            # int a[2][3]: an array of 2 arrays of 3; inner dimensions as synthetic ids
+            inner = element
+            for depth, count in enumerate(reversed(counts[1:])):
+                synthetic = -(type_id * 16 + depth + 1)
+                elem_size = self.get(inner).size
+                self._cache[synthetic] = CType(
+                    synthetic,
+                    "array",
+                    None,
+                    None if elem_size is None else elem_size * count,
+                    inner,
+                    count=count,
+                )
+                inner = synthetic
+            elem_size = self.get(inner).size
+            total = None if elem_size is None else elem_size * counts[0]
+            return CType(type_id, "array", None, total, inner, count=counts[0])
+        if kind in ("struct", "union"):
+            members = []
+            for child in die.iter_children():
+                if child.tag != "DW_TAG_member":
+                    continue
+                members.append(_dwarf_member(child, self._target(child), kind))
+            return CType(type_id, kind, name, size, members=tuple(members))
+        if kind == "enum":
+            enumerators = tuple(
+                (_name(c) or "?", _int_attr(c, "DW_AT_const_value") or 0)
+                for c in die.iter_children()
+                if c.tag == "DW_TAG_enumerator"
+            )
+            signed = any(v < 0 for _, v in enumerators)
+            return CType(type_id, "enum", name, size, signed=signed, enumerators=enumerators)
+        if kind in ("typedef", "const", "volatile", "restrict"):
+            return CType(type_id, kind, name, None, self._target(die))
+        if kind == "func":
+            return CType(type_id, "func", name)
+        return CType(type_id, "void", name)
+
+
+def _name(die: DIE) -> str | None:
+    attr = die.attributes.get("DW_AT_name")
+    if attr is None:
+        return None
+    value = attr.value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _int_attr(die: DIE, name: str) -> int | None:
+    attr = die.attributes.get(name)
+    if attr is None or not isinstance(attr.value, int):
+        return None
+    return int(attr.value)
+
+
+def _dwarf_member(die: DIE, type_id: int, parent_kind: str) -> Member:
+    """A member's bit offset: DW_AT_data_bit_offset (DWARF 4+), else
+    DW_AT_data_member_location (bytes) with DW_AT_bit_offset for DWARF 2/3 bitfields."""
+    name = _name(die)
+    bit_size = _int_attr(die, "DW_AT_bit_size") or 0
+    data_bit = _int_attr(die, "DW_AT_data_bit_offset")
+    if data_bit is not None:
+        return Member(name, type_id, data_bit, bit_size)
+    location = die.attributes.get("DW_AT_data_member_location")
+    byte = 0
+    if location is not None:
+        value: Any = location.value
+        if isinstance(value, int):
+            byte = value
+        elif isinstance(value, list) and value and value[0] == 0x23:  # DW_OP_plus_uconst
+            try:
+                byte = uleb128(bytes(value), 1)[0]
+            except (IndexError, Overlong):
+                raise FormatError(f"member {name}: damaged DW_AT_data_member_location") from None
+    bit = byte * 8
+    if bit_size:
+        old = _int_attr(die, "DW_AT_bit_offset")  # big-endian: from the MSB of the storage
+        if old is not None:
+            bit += old
+    return Member(name, type_id, bit, bit_size)
+
+
+def strip(graph: TypeGraph, type_id: int) -> CType:
+    """Follow typedefs and qualifiers to the type they name (bounded)."""
+    t = graph.get(type_id)
+    for _ in range(32):
+        if t.kind not in ("typedef", "const", "volatile", "restrict") or t.target is None:
+            return t
+        t = graph.get(t.target)
+    raise FormatError("type qualifiers loop")
+
+
+def type_name(graph: TypeGraph, type_id: int, depth: int = 0) -> str:
+    """The C spelling of a type: ``struct list_head``, ``char [16]``, ``void *``."""
+    t = graph.get(type_id)
+    if depth > 16:
+        return "?"
+    if t.kind in ("struct", "union", "enum"):
+        return f"{t.kind} {t.name or '{...}'}"
+    if t.kind in ("int", "float", "typedef", "fwd"):
+        return t.name or t.kind
+    if t.kind == "void":
+        return "void"
+    if t.kind == "ptr":
+        return f"{type_name(graph, t.target or 0, depth + 1)} *"
+    if t.kind == "array":
+        return f"{type_name(graph, t.target or 0, depth + 1)} [{t.count}]"
+    if t.kind in ("const", "volatile", "restrict"):
+        return f"{t.kind} {type_name(graph, t.target or 0, depth + 1)}"
+    if t.kind == "func":
+        return "function"
+    return t.kind
+
+
+def members_flat(graph: TypeGraph, type_id: int) -> Iterator[tuple[str, Member]]:
+    """Members by name as C sees them: anonymous struct/union members' members lifted."""
+    t = strip(graph, type_id)
+    for m in t.members:
+        if m.name is None:
+            for name, inner in members_flat(graph, m.type):
+                yield (
+                    name,
+                    Member(inner.name, inner.type, m.bit_offset + inner.bit_offset, inner.bit_size),
+                )
+        else:
+            yield m.name, m

@@ -1,0 +1,1 @@
+"""Dumps written: any format converted to an ELF vmcore, and the ELF core writer."""

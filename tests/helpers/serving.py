@@ -1,0 +1,141 @@
+"""Run ``backchain serve`` in a subprocess on a free loopback port (for the serve tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at 127.0.0.1 (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running server: its base URL, process and what it printed."""
+
+    url: str
+    process: subprocess.Popen[str]
+    banner: list[str]
+    log: list[str]
+
+    def children(self) -> list[int]:
+        """Pids of the server's child processes (one explorer per session)."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            text = (task / "children").read_text()
+            pids += [int(p) for p in text.split()]
+        return pids
+
+
+@contextmanager
+def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[Served]:
+    """``backchain serve ARGS --port FREE`` until the block ends; waits for its banner."""
+    port = free_port()
+    argv = [sys.executable, "-m", "explorer", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+    assert process.stdout is not None
+    banner: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                raise AssertionError("backchain serve exited:\n" + "".join(banner))
+            banner.append(line)
+            if line.strip().startswith("Ctrl+C"):
+                break
+        else:
+            raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
+        log: list[str] = []
+        _drain(process, log)
+        yield Served(f"http://127.0.0.1:{port}", process, banner, log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _drain(process: subprocess.Popen[str], log: list[str]) -> None:
+    """Keep reading the server's log into ``log`` so it never blocks on a full pipe."""
+    import threading
+
+    def run() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+async def first_screen(
+    ws: aiohttp.ClientWebSocketResponse,
+    until: bytes = b"backchain",
+    timeout: float = 60,
+    keepalive: bool = False,
+) -> bytes:
+    """Wait until the explorer drew ``until`` (its process started and drew); with
+    ``keepalive``, resize the terminal every 0.5 s meanwhile (input: the session is not idle
+    however long a loaded machine takes to open the dump)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while until not in data:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the explorer never drew {until!r}")
+        try:
+            msg = await ws.receive(timeout=0.5)
+        except TimeoutError:
+            if keepalive:
+                await ws.send_json(["resize", {"width": 100, "height": 30}])
+            continue
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data += msg.data
+        elif msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"websocket ended before the explorer drew: {msg}")
+    return data
+
+
+#: The overview's status line once the dump is open and checked ("78 tasks: 76 reliable...").
+LOADED = b" tasks: "
+
+
+def client() -> aiohttp.ClientSession:
+    # Browsers keep cookies of 127.0.0.1; aiohttp only when told to.
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def ws_url(served: Served) -> str:
+    return served.url.replace("http:", "ws:") + "/ws?width=100&height=30"
+
+
+async def until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> aiohttp.WSMessage:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return msg
