@@ -122,6 +122,31 @@ def test_blocking_tasks_are_the_kernels_own_lines(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_check_patch_finds_the_tasks_sleeping_on_a_module_function(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check --patch while patching: the kernel's own "is sleeping on function F" tasks are
+    in check's hypothetical transition too, F in a module included, and no patched function
+    is called unknown."""
+    _, _, state, facts = _open(name)
+    if state.transition_patch is None or state.target_state != 1:
+        pytest.skip("no patching in progress (unpatching avoids the new functions)")
+    patch = state.transition_patch.name
+    assert main(["check", str(SAMPLES / name / "vmcore.zst"), "--patch", patch]) == 0
+    captured = capsys.readouterr()
+    assert "not a symbol of this kernel" not in captured.err
+    section = captured.out.split("livepatch transition for ", 1)[1].split("\n\n", 1)[0]
+    sleeping = [
+        e["line"].removeprefix("livepatch: klp_try_switch_task: ")
+        for e in facts["klp_debug_last_retry"]
+        if " is sleeping on function " in e["line"]
+    ]
+    assert sleeping
+    for line in sleeping:
+        assert f"  {line}\n" in section + "\n"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_klp_json_round_trips(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     dump = str(SAMPLES / name / "vmcore.zst")
     assert main(["klp", dump, "--json"]) == 0

@@ -145,10 +145,14 @@ def _transition(kernel: Any, scan: Any) -> tuple[Any, str | None]:
 
 
 def unknown_functions(kernel: Any, functions: list[str]) -> list[str]:
-    """The names in ``functions`` the kernel's symbol table does not have."""
+    """The names in ``functions`` neither the kernel's symbol table nor a loaded module has."""
     if kernel.symbols is None:
         return []
-    return [f for f in functions if kernel.symbols.address_of(f) is None]
+    return [
+        f
+        for f in functions
+        if kernel.symbols.address_of(f) is None and kernel.modules.find(f) is None
+    ]
 
 
 def _pids(members: list[Any], limit: int = 8) -> str:

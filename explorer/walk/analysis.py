@@ -206,12 +206,11 @@ def _sleeping_on(kernel: Kernel, entries: Sequence[int], functions: Sequence[str
     the first of them, in the given order, that holds a stack entry."""
     if kernel.symbols is None:
         return None
-    symbols = kernel.symbols
     names: dict[int, str | None] = {}
 
     def inside(name: str, address: int) -> bool:
-        if address not in names:
-            sym = symbols.lookup(address)
+        if address not in names:  # core kernel, else a loaded module's (a patched module's)
+            sym = kernel.lookup_symbol(address)
             names[address] = sym.name if sym is not None else None
         return names[address] == name
 
