@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from explorer.cli import main
 from explorer.model.kernel import Options
@@ -168,6 +169,14 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
         rows = [line.plain for line in lines if line.plain.startswith("r")]
         assert len(rows) == 8 and all(len(line) <= 8 + 2 * 17 for line in rows)
         assert stack.query_one(FrameInspector)._regs_per_row() == 2
+        # the inspector under the walk (v): a frame's r14 named whole, not "kthr…"
+        kthreadd = await _open_pid(app, pilot, 2)
+        await pilot.press("n", "n", "v")
+        await pilot.pause()
+        fields = plain(kthreadd.query_one("#frame-fields", Static))
+        assert "← kthreadd+0x236" in fields, fields
+        await pilot.press("escape")
+        stack = await _open_pid(app, pilot, 158)
         await pilot.press("r", "m")
         await pilot.pause()
         assert isinstance(app.screen, MemoryScreen)
@@ -200,8 +209,9 @@ async def test_narrower_terminal_shrinks_the_walk_columns(preempted: Path) -> No
 
 def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Path:
     """The scenario's dump with pid 100's comm (16 bytes, ``cat``) replaced by ``comm`` and
-    every text symbol of its System.map ending in ``suffix``: what a user of the crashed
-    machine (prctl(PR_SET_NAME)) or a symbol file can put there."""
+    every text symbol of its System.map but the text bounds (a map without them is refused)
+    ending in ``suffix``: what a user of the crashed machine (prctl(PR_SET_NAME)) or a symbol
+    file can put there."""
     data = (preempted).read_bytes()
     old = b"cat".ljust(16, b"\0")
     assert data.count(old) == 1
@@ -209,7 +219,8 @@ def _hostile_copy(preempted: Path, folder: Path, comm: bytes, suffix: str) -> Pa
     lines = []
     for line in (preempted.parent / "System.map").read_text().splitlines():
         address, kind, name = line.split()
-        lines.append(f"{address} {kind} {name}{suffix if kind in 'tT' else ''}")
+        renamed = kind in "tT" and name not in ("_stext", "_etext")  # the map stays whole
+        lines.append(f"{address} {kind} {name}{suffix if renamed else ''}")
     (folder / "System.map").write_text("\n".join(lines) + "\n")
     shutil.copy(preempted.parent / "profile.json", folder / "profile.json")
     return folder / "vmcore"

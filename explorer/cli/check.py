@@ -14,6 +14,7 @@ from explorer.cli.common import (
     open_kernel,
     plural,
 )
+from explorer.cli.taskfilter import filter_options, filter_tasks, filtering, no_match, pid_option
 
 
 def register(sub: Any) -> None:
@@ -36,6 +37,8 @@ def register(sub: Any) -> None:
         help="a livepatch loaded in the dump: its functions, as --functions gives them by hand",
     )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
+    filter_options(p, "judge only tasks")
+    pid_option(p, "judge only tasks with these pids (repeatable)")
     from explorer.cli.frameopts import lines_options
 
     lines_options(p)
@@ -79,12 +82,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     ctx = unwind_context(kernel)
     scan = find_tasks(kernel)
+    tasks = filter_tasks(scan.tasks, args) if filtering(args) else scan.tasks
+    if not tasks and filtering(args) and not (args.json or args.jsonl):
+        print(no_match(args))
+        return EXIT_OK
     if args.json or args.jsonl:  # streamed: one task at a time, nothing kept
         out = sys.stdout
         if not args.jsonl:
             out.write("[")
         emit = json_writer(kernel, out, lines=args.jsonl, extras=extras)
-        analyse_all(kernel, scan.tasks, ctx, functions, keep=emit)
+        analyse_all(kernel, tasks, ctx, functions, keep=emit)
         if not args.jsonl:
             out.write("\n]\n")
         extras.close()
@@ -103,7 +110,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             transition.keep(a)
         return summarize(a)
 
-    rows = analyse_all(kernel, scan.tasks, ctx, functions, keep=keep)
+    rows = analyse_all(kernel, tasks, ctx, functions, keep=keep)
     result = transition.replay() if transition is not None else None
     marks = None
     if result is not None:
@@ -155,10 +162,10 @@ def unknown_functions(kernel: Any, functions: list[str]) -> list[str]:
     ]
 
 
-def _pids(members: list[Any], limit: int = 8) -> str:
+def _pids(members: list[Any], limit: int | None = 8) -> str:
     pids = sorted(r.task.pid for r in members)
     shown = ", ".join(str(p) for p in pids[:limit])
-    return shown + (f", … (+{len(pids) - limit})" if len(pids) > limit else "")
+    return shown + (f", … (+{len(pids) - limit})" if limit and len(pids) > limit else "")
 
 
 #: Tasks listed under a livepatch transition before "... and N more" (``--all`` lists all).
@@ -186,12 +193,16 @@ def render_check(
     for key, members in by_stack(rows):
         good = sum(1 for r in members if r.verdict.reliable)
         names = sorted({r.task.comm for r in members})
-        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        stack = " <- ".join(key[:6]) + (" <- ..." if len(key) > 6 else "") if key else "(none)"
+        # --all cuts nothing: every pid, name and frame.
+        names_shown = names if every else names[:4]
+        shown = ", ".join(names_shown) + (", ..." if len(names) > len(names_shown) else "")
+        frames = key if every else key[:6]
+        stack = " <- ".join(frames) + (" <- ..." if len(key) > len(frames) else "")
+        stack = stack or "(none)"
         pid_word = "pid" if len(members) == 1 else "pids"
         lines.append(
             f"  {plural(len(members), 'task'):>11}, {good} reliable: {pid_word} "
-            f"{_pids(members)}  [{shown}]"
+            f"{_pids(members, None if every else 8)}  [{shown}]"
         )
         lines.append(f"         {stack}")
     if functions:

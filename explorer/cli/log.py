@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from explorer.cli.common import (
@@ -33,7 +34,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     from explorer.model.printk import read_log
 
     kernel = open_kernel(args)
-    records = read_log(kernel)
+    lost: list[str] = []
+    records = read_log(kernel, lost)
+    for warning in lost:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.grep:
         if args.ignore_case:
             needle = args.grep.casefold()

@@ -13,6 +13,7 @@ from explorer.cli.common import (
     open_kernel,
     print_json,
 )
+from explorer.cli.taskfilter import filter_options, pid_option
 
 
 def register(sub: Any) -> None:
@@ -24,9 +25,8 @@ def register(sub: Any) -> None:
         "any other task, in parentheses, the CPU it last ran on.",
     )
     p.add_argument("dump", help="dump file")
-    p.add_argument("--state", metavar="R,S,D,I,T,Z", help="only tasks in these states")
-    p.add_argument("--comm", metavar="PATTERN", help="only tasks whose name matches (glob: kw*)")
-    p.add_argument("--pid", metavar="PID,...", help="only these pids")
+    filter_options(p)
+    pid_option(p)
     view = p.add_mutually_exclusive_group()
     view.add_argument(
         "-p", "--parents", action="store_true", help="each selected task's parents up to pid 0"
@@ -55,24 +55,10 @@ def register(sub: Any) -> None:
 
 
 def task_json(task: Any) -> dict[str, Any]:
-    """The JSON of one task (shared by ps, bt and check)."""
-    from explorer.model.tasks import cpu_column
+    """The JSON of one task (the fields every command gives a task)."""
+    from explorer.model.tasks import task_fields
 
-    return {
-        "pid": task.pid,
-        "tgid": task.tgid,
-        "ppid": task.ppid,
-        "comm": task.comm,
-        "state": task.state,
-        "cpu": task.cpu,
-        "last_cpu": task.last_cpu,
-        "cpu_column": cpu_column(task),
-        "task": f"0x{task.address:x}",
-        "stack": f"0x{task.stack:x}" if task.stack else None,
-        "ksp": f"0x{task.ksp:x}",
-        "kthread": task.is_kthread,
-        "idle": task.is_idle,
-    }
+    return task_fields(task)
 
 
 HEADER = f"   {'PID':>6} {'PPID':>6} {'CPU':>4} {'TASK':<16} {'ST':<2} COMM"
@@ -101,7 +87,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print_json(out.doc)
     else:
         print("\n".join(out.lines))
-    for w in scan.warnings:
+    for w in [*scan.warnings, *out.warnings]:
         print(f"warning: {w}", file=sys.stderr)
     if args.verbose:
         from explorer.model.tasks import offsets_used
@@ -122,25 +108,30 @@ class _Out:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.doc: dict[str, Any] = {}
+        self.warnings: list[str] = []  # besides the scan's
 
 
 def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
     """The text lines and the JSON document of ``ps`` with ``args``' options."""
-    from explorer.cli.bt import states_of
+    from explorer.cli.taskfilter import filter_tasks, filtering, no_match
     from explorer.model.tasks import task_order
-    from explorer.reports.pstree import children_of, matches, parents_of, state_counts, tree_lines
-    from parsers.errors import DumpError
+    from explorer.reports.pstree import (
+        children_of,
+        parents_of,
+        roots,
+        state_counts,
+        tree_lines,
+        tree_warnings,
+    )
 
     out = _Out()
     tasks = sorted(scan.tasks, key=task_order)
-    pids: set[int] | None = None
-    if args.pid:
-        try:
-            pids = {int(p) for p in args.pid.split(",") if p.strip()}
-        except ValueError:
-            raise DumpError(f"--pid {args.pid}: not a list of numbers") from None
-    selected = matches(tasks, states_of(args.state), args.comm, pids)
+    selected = filter_tasks(tasks, args)
     warnings = list(scan.warnings)
+    if not selected and filtering(args):
+        out.lines = [no_match(args)]
+        out.doc = {"tasks": [], "warnings": warnings, "note": no_match(args)}
+        return out
     if args.summary:
         counts = state_counts(selected)
         out.doc = {"states": counts, "total": len(selected), "warnings": warnings}
@@ -148,11 +139,10 @@ def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
         out.lines.append(f"  total: {len(selected)}")
         return out
     if args.tree:
-        out.lines = tree_lines(tasks, selected)
-        out.doc = {
-            "tree": [_tree_json(n) for n in _tree_nodes(tasks, selected)],
-            "warnings": warnings,
-        }
+        nodes = roots(tasks, selected)
+        out.warnings = tree_warnings(nodes)
+        out.lines = tree_lines(nodes)
+        out.doc = {"tree": [_tree_json(n) for n in nodes], "warnings": warnings + out.warnings}
         return out
     if args.parents or args.children:
         blocks = []
@@ -249,12 +239,6 @@ def _since_text(ns: int | None) -> str:
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
     return f"{days:>3} {h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
-def _tree_nodes(tasks: list[Any], selected: list[Any]) -> list[Any]:
-    from explorer.reports.pstree import roots
-
-    return roots(tasks, selected)
 
 
 def _tree_json(node: Any) -> dict[str, Any]:

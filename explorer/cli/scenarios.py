@@ -27,12 +27,19 @@ def register(sub: Any) -> None:
     json_flag(a)
     a = actions.add_parser("show", help="a scenario's story and what to look for")
     a.add_argument("name", help="scenario name (see 'backchain scenarios list')")
-    a.add_argument("--answer", action="store_true", help="also print the expected verdict")
+    a.add_argument(
+        "--answers",
+        "--answer",
+        dest="answer",
+        action="store_true",
+        help="also print the expected verdict",
+    )
     json_flag(a)
     a = actions.add_parser("build", help="write a scenario's vmcore, System.map and profile")
     a.add_argument("name", help="scenario name")
     a.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write")
     a.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+    json_flag(a)
     a = actions.add_parser(
         "open",
         help="build a scenario into the cache and open it in exercise mode (no NAME: a picker)",
@@ -100,6 +107,21 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise DumpError("exists and is not a folder", args.output)
         dump = scenario.build(args.output)
+        if args.json:
+            print_json(
+                {
+                    "scenario": scenario.name,
+                    "era": scenario.era,
+                    "release": scenario.release,
+                    "pid": scenario.pid,
+                    "files": [
+                        str(dump),
+                        str(dump.parent / "System.map"),
+                        str(dump.parent / "profile.json"),
+                    ],
+                }
+            )
+            return EXIT_OK
         print(f"built scenario {scenario.name} ({scenario.era} rules, {scenario.release})")
         print(f"  {dump}  {dump.parent / 'System.map'}  {dump.parent / 'profile.json'}")
         print("next:")

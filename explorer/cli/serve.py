@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from explorer.cli.common import EXIT_OK, check_results_file, common_options
-from explorer.serve.policy import public_hosts
 from parsers.errors import DumpError
 
 
@@ -124,6 +123,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
 def urls(host: str, port: int, token: str | None) -> list[str]:
     """The URLs trainees open: one per non-loopback address of the machine (else its name)
     when ``host`` is a wildcard, else ``host``'s own."""
+    from explorer.serve.policy import public_hosts  # here: 'backchain --help' stays quick
+
     out = []
     for shown in public_hosts(host):
         if ":" in shown:

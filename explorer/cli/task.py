@@ -42,7 +42,10 @@ def pick_task(kernel: Any, scan: Any, who: str | None, chosen: Any = None) -> An
     if who is None:
         return chosen if chosen is not None else default_context(kernel, scan).task
     if who.lower().startswith("0x"):
-        task = scan.by_address(int(who, 16))
+        try:
+            task = scan.by_address(int(who, 16))
+        except ValueError:
+            raise DumpError(f"{who!r} is not a hex task address", kernel.path) from None
         if task is None:
             raise DumpError(f"no task at {who} in the task list (see 'backchain ps')", kernel.path)
         return task

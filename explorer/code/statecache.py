@@ -71,7 +71,7 @@ class StateCache:
             try:
                 data = json.loads(read_checked(self.path, MAX_FILE_BYTES) or b"{}")
                 self._states = data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 self._states = {}
         return self._states
 

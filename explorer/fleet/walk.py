@@ -33,6 +33,9 @@ class TaskOutcome:
     stack: tuple[str, ...]
     sleeping_on: str | None
     livepatch: str
+    #: Fork time in ns since boot (``task_struct.start_boottime``), None when unknown.
+    start_time: int | None = None
+    last_cpu: int | None = None
 
     @property
     def blocks(self) -> bool:
@@ -41,8 +44,8 @@ class TaskOutcome:
 
     @property
     def key(self) -> tuple[int, str]:
-        """Identity across two dumps: the pid (and the name for the idle tasks, all pid 0:
-        ``swapper/N``, which is current on CPU N only while it idles)."""
+        """Where to look for this task in another dump: the pid (and the name for the idle
+        tasks, all pid 0: ``swapper/N``, which is current on CPU N only while it idles)."""
         return (self.pid, self.comm if self.pid == 0 else "")
 
 
@@ -52,6 +55,8 @@ class DumpResult:
 
     path: str
     release: str | None = None
+    #: VMCOREINFO ``BUILD-ID`` of the dumped kernel.
+    build_id: str | None = None
     era: str | None = None
     tasks: tuple[TaskOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
@@ -93,6 +98,7 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
             return DumpResult(
                 path,
                 kernel.release,
+                (kernel.vmcoreinfo.get("BUILD-ID") or None) if kernel.vmcoreinfo else None,
                 ctx.era,
                 tuple(rows),
                 tuple(kernel.warnings) + tuple(scan.warnings),
@@ -102,6 +108,12 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
             kernel.close()
     except DumpError as exc:
         return DumpResult(path, error=str(exc))
+    except OSError as exc:  # a read no reader turned into a DumpError
+        return DumpResult(path, error=f"{path}: {exc.strerror or exc}")
+    except Exception as exc:  # a fleet reports each dump's failure, then goes on
+        return DumpResult(
+            path, error=f"{path}: internal error reading it ({type(exc).__name__}: {exc})"
+        )
 
 
 def _row(v: TaskVerdict) -> TaskOutcome:
@@ -117,6 +129,8 @@ def _row(v: TaskVerdict) -> TaskOutcome:
         v.stack,
         v.sleeping_on,
         v.livepatch,
+        t.start_time,
+        t.last_cpu,
     )
 
 
@@ -125,6 +139,28 @@ def check_many(paths: Sequence[str], options: CheckOptions, jobs: int = 1) -> li
     if jobs <= 1 or len(paths) <= 1:
         return [check_dump(p, options) for p in paths]
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
+    results: dict[int, DumpResult] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        return list(pool.map(check_dump, paths, [options] * len(paths)))
+        futures = [pool.submit(check_dump, p, options) for p in paths]
+        for i, future in enumerate(futures):
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:  # a worker died (a signal): it breaks the whole pool
+                pass
+    # each dump the broken pool left undone again alone, so one that kills its process
+    # is the only one reported for it
+    return [results[i] if i in results else _alone(p, options) for i, p in enumerate(paths)]
+
+
+def _alone(path: str, options: CheckOptions) -> DumpResult:
+    """:func:`check_dump` in a process of its own; its death is this dump's error."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(check_dump, path, options).result()
+        except BrokenProcessPool:
+            return DumpResult(path, error=f"{path}: the process reading it died (a signal)")

@@ -4,7 +4,8 @@ Every walk remembers what it visited and stops at the first sign of damage: a no
 before (a loop), a pointer that is not 8-aligned or null, more entries than any kernel has,
 an unreadable link, or (``linked_back``) a ``prev`` that does not point at the node before.
 Why it stopped is a sentence in ``warnings``, never an exception and never an endless loop.
-Tasks, modules and the type probe all walk their lists with :func:`walk_list`.
+Tasks, modules and the type probe all walk their lists with :func:`walk_list`; the walks of
+one task discovery share one visited set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def walk_list(
     warnings: list[str],
     limit: int,
     linked_back: bool = False,
+    seen: set[int] | None = None,
 ) -> Iterator[int]:
     """Yield the addresses of the ``list_head`` entries of the circular list at ``head``.
 
@@ -32,8 +34,16 @@ def walk_list(
         limit: more entries than this are damage.
         linked_back: also require every entry's ``prev`` (and the head's) to point at the
             entry before it (an intact list, as the type probe needs).
+        seen: the entries (and heads) of every list walked so far, shared by the walks of
+            one discovery (a task's threads): an entry already met ends the walk, and a head
+            already met skips it, so lists that a damaged dump makes share their entries are
+            walked once in all, not once per list (that was quadratic).
     """
-    seen = {head}
+    seen = set() if seen is None else seen
+    if head in seen:
+        warnings.append(f"{what}: head 0x{head:x} belongs to a list already walked; skipped")
+        return
+    seen.add(head)
     try:
         node = read_u64(head)
     except DumpError as exc:

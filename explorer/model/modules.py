@@ -34,6 +34,9 @@ MOD_MEM_NUM_TYPES = 7
 MODULE_NAME_LEN = 56  # 64 - sizeof(unsigned long)
 MAX_MODULES = 1 << 14
 MAX_MODULE_SYMBOLS = 1 << 20
+#: Symbols read over all modules together (a kernel with every module of a distribution
+#: loaded has about 200,000): beyond it the list is forged, and the rest are not read.
+MAX_SYMBOLS_TOTAL = 1 << 20
 KSYM_NAME_LEN = 512
 #: enum module_state, as /proc/modules words it.
 MODULE_STATES = {0: "Live", 1: "Loading", 2: "Unloading", 3: "Unformed"}
@@ -78,6 +81,7 @@ class ModuleSymbols:
     addrs: tuple[int, ...]
     names: tuple[str, ...]
     types: str
+    read: int = 0  # entries of its table read (``num_symtab``)
 
     def __len__(self) -> int:
         return len(self.addrs)
@@ -167,6 +171,8 @@ def find_modules(kernel: Kernel) -> ModuleScan:
     list_off = types.offset("module.list")
     name_off = types.offset("module.name")
     walk_problems: list[str] = []
+    budget = MAX_SYMBOLS_TOTAL
+    skipped = 0
     for node in walk_list(kernel.space.read_u64, head, "modules", walk_problems, MAX_MODULES):
         address = node - list_off
         try:
@@ -181,12 +187,21 @@ def find_modules(kernel: Kernel) -> ModuleScan:
             continue
         scan.modules.append(module)
         try:
-            table = _symbols(kernel, address)
+            table = _symbols(kernel, address, budget)
         except DumpError as exc:
             scan.warnings.append(f"module {name}: symbols unreadable: {exc.message}")
             table = None
+        except _OverBudget:
+            skipped += 1
+            table = None
         if table is not None:
             scan.symbols[address] = table
+            budget -= table.read
+    if skipped:
+        scan.warnings.append(
+            f"symbols of {skipped} module(s) not read: more than {MAX_SYMBOLS_TOTAL} module "
+            "symbols in all (the module list is damaged)"
+        )
     scan.warnings.extend(walk_problems)
     scan.index()
     return scan
@@ -247,8 +262,17 @@ def _mod_kallsyms_offsets(kernel: Kernel) -> dict[str, int]:
     return dict(MOD_KALLSYMS_FALLBACK)
 
 
-def _symbols(kernel: Kernel, module: int) -> ModuleSymbols | None:
-    """The module's symbols through ``module->kallsyms`` (None without the offsets)."""
+class _OverBudget(Exception):
+    """A module's symbols would pass what is left of :data:`MAX_SYMBOLS_TOTAL`."""
+
+
+def _symbols(kernel: Kernel, module: int, budget: int) -> ModuleSymbols | None:
+    """The module's symbols through ``module->kallsyms`` (None without the offsets).
+
+    Raises:
+        DumpError: a damaged symbol table (counts, name offsets past their table).
+        _OverBudget: more symbols than ``budget``.
+    """
     types = kernel.types
     if types is None or not types.has("module.kallsyms"):
         return None
@@ -264,10 +288,17 @@ def _symbols(kernel: Kernel, module: int) -> ModuleSymbols | None:
         typetab = kernel.space.read_u64(ks + types.offset("mod_kallsyms.typetab"))
     if not 0 < count <= MAX_MODULE_SYMBOLS:
         raise DumpError(f"num_symtab is {count}")
+    if count > budget:
+        raise _OverBudget
     raw = kernel.read(symtab, count * _ELF_SYM.size)
     entries = list(_ELF_SYM.iter_unpack(raw))
     letters = kernel.read(typetab, count).decode("latin-1") if typetab else None
     longest = max(e[0] for e in entries)
+    if longest >= count * KSYM_NAME_LEN:  # the table holds count names of < KSYM_NAME_LEN
+        raise DumpError(
+            f"a name at offset {longest} of a string table of {count} names (at most "
+            f"{count * KSYM_NAME_LEN} bytes): the symbol table is damaged"
+        )
     try:
         strings = kernel.read(strtab, longest + KSYM_NAME_LEN)
     except DumpError:  # the string table ends before a page we cannot read: read each name
@@ -288,7 +319,7 @@ def _symbols(kernel: Kernel, module: int) -> ModuleSymbols | None:
         rows.append((value, i, name, kind))
     rows.sort()
     return ModuleSymbols(
-        tuple(r[0] for r in rows), tuple(r[2] for r in rows), "".join(r[3] for r in rows)
+        tuple(r[0] for r in rows), tuple(r[2] for r in rows), "".join(r[3] for r in rows), count
     )
 
 

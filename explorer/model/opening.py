@@ -32,6 +32,7 @@ from parsers.s390.layouts import (
     STACK_FRAME_GPRS,
     STACK_FRAME_SIZE,
     LowcoreLayout,
+    kernel_version,
     lowcore_era_for_release,
     lowcore_fields_from_types,
     lowcore_layout,
@@ -104,12 +105,15 @@ def kernel_of(dump: DumpFile, options: Options, companions: bool = False) -> Ker
     space = AddressSpace(dump, image.layout, asce)
     thread_size = DEFAULT_THREAD_SIZE, "assumed: no type profile"
     if types is not None and types.has("thread_union"):
-        thread_size = types.thread_size, types.source_of("thread_union")
+        thread_size = _checked_thread_size(types, symbols, notes)
     pt_regs_size = PT_REGS_LAYOUTS[layouts.pt_regs].size
     cpus = tuple(
         Cpu(r, lc, problem, cpu_stacks(lc, thread_size[0], pt_regs_size))
         for r, (lc, problem) in zip(registers, lowcores, strict=True)
     )
+    _check_prefixes(registers, notes)
+    _check_layout(image, release, notes)
+    _check_release(image, notes)
     parts = _Parts(image, options, files, symbols, release, layouts, space, notes)
     kernel = parts.kernel(types, cpus, thread_size)
     if probe is not None:
@@ -340,6 +344,88 @@ def _layouts(types: TypeProfile | None, release: str | None, path: str) -> Layou
     return Layouts(pt_regs, pt_regs_source, lowcore, lowcore_source, stack_frame_source)
 
 
+def _plausible_thread_size(size: int) -> bool:
+    return 4096 <= size <= 65536 and size & (size - 1) == 0
+
+
+def _checked_thread_size(
+    types: TypeProfile, symbols: SymbolTable | None, notes: Diagnostics
+) -> tuple[int, str]:
+    """THREAD_SIZE from the types, checked: a power of two from 4 KiB to 64 KiB (s390:
+    PAGE_SIZE << THREAD_SIZE_ORDER, at most order 4 with KASAN), and the span of
+    ``init_stack`` when the symbols have it. Otherwise a warning and the better value."""
+    size, source = types.thread_size, types.source_of("thread_union")
+    start = end = None
+    if symbols is not None:
+        start = symbols.address_of("init_stack")
+        end = symbols.address_of("__end_init_stack") or symbols.address_of("__end_init_task")
+    span = end - start if start is not None and end is not None else None
+    if span is not None and not _plausible_thread_size(span):
+        span = None
+    if _plausible_thread_size(size) and (span is None or span == size):
+        return size, source
+    better, why = (span, "init_stack's span") if span else (DEFAULT_THREAD_SIZE, "assumed")
+    notes.warnings.append(
+        f"THREAD_SIZE {size} from {source} is not this kernel's "
+        f"({'init_stack spans ' + str(span) if span else 'not a power of two of 4-64 KiB'}): "
+        f"using {better}"
+    )
+    return better, why
+
+
+def _check_prefixes(registers: list[CpuRegisters], notes: Diagnostics) -> None:
+    """Warn when two CPUs' prefix registers name one lowcore (damaged CPU notes)."""
+    owner: dict[int, int] = {}
+    for regs in registers:
+        prefix = regs.prefix
+        if prefix is None:
+            continue
+        if prefix in owner:  # by note order: both lowcores say the same CPU number
+            notes.warnings.append(
+                f"CPUs {owner[prefix]} and {regs.index} have the same prefix "
+                f"0x{prefix:x}: one lowcore read for both (the dump's CPU notes are damaged)"
+            )
+        owner.setdefault(prefix, regs.index)
+
+
+def _check_release(image: DumpImage, notes: Diagnostics) -> None:
+    """Warn when VMCOREINFO's OSRELEASE, which chooses the unwinder rules and the table
+    layouts, disagrees with the release in ``init_uts_ns`` (what ``uname -r`` said)."""
+    info = image.vmcoreinfo
+    address = info.symbol("init_uts_ns") if info is not None else None
+    if info is None or not info.release or address is None:
+        return
+    try:
+        raw = image.read(address, 256)
+    except DumpError:
+        raw = b""
+    at = raw.find(b"Linux\0", 0, 64)  # new_utsname: sysname, nodename, release (65 each)
+    said = raw[at + 130 : at + 195].split(b"\0", 1)[0].decode("utf-8", "replace")
+    if at < 0 or said != info.release:
+        notes.warnings.append(
+            f"VMCOREINFO says release {info.release} but init_uts_ns in memory "
+            + (f"says {said}" if at >= 0 else "cannot be read")
+            + f": unwinder rules and layouts follow {info.release} unconfirmed "
+            "(--era chooses the rules)"
+        )
+
+
+def _check_layout(image: DumpImage, release: str | None, notes: Diagnostics) -> None:
+    """Warn when the virtual address layout is a guess: without VMCOREINFO nothing says
+    whether a kernel is v6.10+ (split layout), and legacy is assumed."""
+    if image.layout.kind != "legacy" or image.vmcoreinfo is not None:
+        return
+    newer = release is not None and kernel_version(release)[:2] >= (6, 10)
+    notes.warnings.append(
+        "no VMCOREINFO: virtual address layout assumed legacy (<= v6.9)"
+        + (
+            f", but {release} is v6.10+: its addresses will not read right"
+            if newer
+            else "; a v6.10+ kernel's addresses would not read right"
+        )
+    )
+
+
 def _read_lowcore(
     dump: DumpFile, regs: CpuRegisters, layout: LowcoreLayout, path: str
 ) -> tuple[Lowcore | None, str | None]:
@@ -405,7 +491,7 @@ def _probe_types(kernel: Kernel, parts: _Parts, forced: bool) -> Kernel:
             (kernel.thread_size, kernel.thread_size_source),
             probe_problem=exc.message,
         )
-    thread_size = profile.thread_size, profile.source_of("thread_union")
+    thread_size = _checked_thread_size(profile, kernel.symbols, parts.notes)
     pt_regs_size = PT_REGS_LAYOUTS[parts.layouts.pt_regs].size
     cpus = tuple(
         replace(c, stacks=cpu_stacks(c.lowcore, thread_size[0], pt_regs_size)) for c in kernel.cpus

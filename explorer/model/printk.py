@@ -44,49 +44,78 @@ class LogRecord:
         )
 
 
+#: Largest struct the printk readers accept from VMCOREINFO's SIZE() (prb_desc is 24 bytes,
+#: printk_info 88, printk_log 16): a size or offset beyond it is damage, not a layout.
+MAX_STRUCT = 4096
+
+
 class _Vmci:
+    """VMCOREINFO's printk offsets and sizes, each checked before it is used."""
+
     def __init__(self, info: VmcoreInfo) -> None:
         self.info = info
 
-    def off(self, name: str) -> int:
+    def off(self, name: str, width: int = 8) -> int:
+        """``OFFSET(name)`` of a member ``width`` bytes wide, inside ``SIZE(struct)`` when
+        VMCOREINFO gives that size, else inside :data:`MAX_STRUCT`."""
         value = self.info.decimal(f"OFFSET({name})")
         if value is None:
             raise DumpError(f"VMCOREINFO lacks OFFSET({name}): cannot read the kernel log")
+        struct_name = name.split(".", 1)[0]
+        limit = self.info.decimal(f"SIZE({struct_name})")
+        if not 0 <= value <= (limit if limit is not None else MAX_STRUCT) - width:
+            raise DumpError(
+                f"VMCOREINFO has OFFSET({name})={value}, outside its "
+                f"{limit if limit is not None else MAX_STRUCT}-byte struct: the kernel log "
+                "description is damaged"
+            )
         return value
 
     def size(self, name: str) -> int:
         value = self.info.decimal(f"SIZE({name})")
         if value is None:
             raise DumpError(f"VMCOREINFO lacks SIZE({name}): cannot read the kernel log")
+        if not 0 < value <= MAX_STRUCT:
+            raise DumpError(f"VMCOREINFO has SIZE({name})={value}: the kernel log is damaged")
         return value
 
 
-def read_log(kernel: Kernel) -> list[LogRecord]:
-    """The kernel log, oldest first.
+def read_log(kernel: Kernel, warnings: list[str] | None = None) -> list[LogRecord]:
+    """The kernel log, oldest first; records that cannot be read are counted in ``warnings``.
 
     Raises:
-        DumpError: no VMCOREINFO describing the log, or the ring is unreadable.
+        DumpError: no VMCOREINFO describing the log, a damaged description, or a ring none of
+            whose records can be read.
     """
     info = kernel.vmcoreinfo
     if info is None:
         raise DumpError("no VMCOREINFO: the kernel log cannot be located", kernel.path)
+    lost: list[str] = []
     try:
         if info.symbol("prb") is not None:
-            return _read_ringbuffer(kernel, _Vmci(info))
-        if info.symbol("log_buf") is not None:
-            return _read_log_buf(kernel, _Vmci(info))
+            records = _read_ringbuffer(kernel, _Vmci(info), lost)
+        elif info.symbol("log_buf") is not None:
+            records = _read_log_buf(kernel, _Vmci(info))
+        else:
+            raise DumpError("VMCOREINFO names neither prb nor log_buf: no kernel log")
     except DumpError as exc:
         raise exc.with_path(kernel.path) from None
-    raise DumpError("VMCOREINFO names neither prb nor log_buf: no kernel log", kernel.path)
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a reader's slip
+        raise DumpError(f"the kernel log is damaged ({exc})", kernel.path) from None
+    if lost and not records:
+        raise DumpError(f"the kernel log is unreadable: {lost[0]}", kernel.path)
+    if warnings is not None:
+        warnings.extend(lost)
+    return records
 
 
-def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
+def _read_ringbuffer(kernel: Kernel, v: _Vmci, lost: list[str]) -> list[LogRecord]:
     info = v.info
     prb = kernel.space.read_u64(info.symbol("prb") or 0)
     desc_ring = prb + v.off("printk_ringbuffer.desc_ring")
     text_ring = prb + v.off("printk_ringbuffer.text_data_ring")
-    count_bits = _U32.unpack(kernel.read(desc_ring + v.off("prb_desc_ring.count_bits"), 4))[0]
-    size_bits = _U32.unpack(kernel.read(text_ring + v.off("prb_data_ring.size_bits"), 4))[0]
+    count_bits = _U32.unpack(kernel.read(desc_ring + v.off("prb_desc_ring.count_bits", 4), 4))[0]
+    size_bits = _U32.unpack(kernel.read(text_ring + v.off("prb_data_ring.size_bits", 4), 4))[0]
     if not 0 < count_bits <= 20 or not 0 < size_bits <= 31:
         raise DumpError(
             f"printk ring buffer looks damaged (count_bits {count_bits}, size_bits {size_bits})"
@@ -99,14 +128,24 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
     data = kernel.space.read_u64(text_ring + v.off("prb_data_ring.data"))
     count, data_size = 1 << count_bits, 1 << size_bits
     desc_size, info_size = v.size("prb_desc"), v.size("printk_info")
+    memory = kernel.memory_size
+    if data_size > memory or count * (desc_size + info_size) > memory:
+        raise DumpError(
+            f"printk ring of {count} records and {data_size} bytes of text is larger than the "
+            f"dump's {memory} bytes of memory: it is damaged"
+        )
     o_state = v.off("prb_desc.state_var") + counter
-    o_lpos = v.off("prb_desc.text_blk_lpos")
+    o_lpos = v.off("prb_desc.text_blk_lpos", 16)
     o_begin, o_next = v.off("prb_data_blk_lpos.begin"), v.off("prb_data_blk_lpos.next")
+    if o_state + 8 > desc_size or o_lpos + max(o_begin, o_next) + 8 > desc_size:
+        raise DumpError("VMCOREINFO's prb_desc members lie outside SIZE(prb_desc)")
     o_seq, o_ts = v.off("printk_info.seq"), v.off("printk_info.ts_nsec")
-    o_len = v.off("printk_info.text_len")
+    o_len = v.off("printk_info.text_len", 2)
     records: list[LogRecord] = []
-    n = ((head - tail) & _ID_MASK) + 1
-    for i in range(min(n, count, MAX_RECORDS)):
+    n = min(((head - tail) & _ID_MASK) + 1, count, MAX_RECORDS)
+    budget = data_size  # the text of every record together fits in the data ring
+    unreadable = 0
+    for i in range(n):
         rid = (tail + i) & _ID_MASK
         slot = rid & (count - 1)
         try:
@@ -121,15 +160,25 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
             nxt = _U64.unpack_from(desc, o_lpos + o_next)[0]
             rec = kernel.read(infos + slot * info_size, info_size)
             seq, ts = _U64.unpack_from(rec, o_seq)[0], _U64.unpack_from(rec, o_ts)[0]
-            text_len = min(_U16.unpack_from(rec, o_len)[0], MAX_TEXT)
             if begin & 1 or nxt & 1:  # data-less record (NO_LPOS / FAILED_LPOS)
                 continue
             b, e = begin % data_size, nxt % data_size
             start = b if b < e else 0  # a wrapped block starts again at the ring's start
-            raw = kernel.read(data + start + 8, min(text_len, data_size - start - 8))
+            block = e - start - 8  # the text after the id, inside the block
+            text_len = min(_U16.unpack_from(rec, o_len)[0], MAX_TEXT, max(block, 0), budget)
+            raw = kernel.read(data + start + 8, text_len)
         except DumpError:
+            unreadable += 1
             continue
+        budget -= text_len
         records.append(LogRecord(seq, ts, raw.decode("utf-8", "replace")))
+    if n and not records and not unreadable:
+        lost.append(f"none of its {n} descriptors at 0x{descs:x} holds a finished record")
+    if unreadable:
+        lost.append(
+            f"{unreadable} of {n} printk records unreadable (descriptors at 0x{descs:x}, "
+            f"text at 0x{data:x})"
+        )
     return records
 
 
@@ -140,11 +189,11 @@ def _read_log_buf(kernel: Kernel, v: _Vmci) -> list[LogRecord]:
     length = _U32.unpack(kernel.read(info.symbol("log_buf_len") or 0, 4))[0]
     first = _U32.unpack(kernel.read(info.symbol("log_first_idx") or 0, 4))[0]
     nxt = _U32.unpack(kernel.read(info.symbol("log_next_idx") or 0, 4))[0]
-    if not 0 < length <= 1 << 28:
+    if not 0 < length <= min(1 << 28, kernel.memory_size):
         raise DumpError(f"log_buf_len {length} is implausible")
     header = v.size("printk_log")
-    o_ts, o_len = v.off("printk_log.ts_nsec"), v.off("printk_log.len")
-    o_text = v.off("printk_log.text_len")
+    o_ts, o_len = v.off("printk_log.ts_nsec"), v.off("printk_log.len", 2)
+    o_text = v.off("printk_log.text_len", 2)
     raw = kernel.read(buf, length)
     records: list[LogRecord] = []
     pos, seq = first, 0

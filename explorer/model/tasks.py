@@ -28,6 +28,10 @@ from parsers.s390.stacks import StackRange
 
 #: No dump of a real machine has more tasks than this; beyond it the list is corrupted.
 MAX_TASKS = 1 << 22
+#: PID_MAX_LIMIT on 64-bit (include/linux/threads.h) and the smallest pid_max (RESERVED_PIDS
+#: + 1 above 300): the range a pid_max read from the dump must lie in.
+PID_MAX_LIMIT = 1 << 22
+PID_MAX_MIN = 301
 
 
 _U64 = struct.Struct(">Q")
@@ -59,6 +63,9 @@ class Task:
         stack: base of its kernel stack (0 for an exited task whose stack was freed).
         ksp: saved kernel stack pointer (``thread.ksp``) of a task that is not running.
         found_by: "tasks list", "thread list", "lowcore", "idle_threads".
+        start_time: when the task was forked, in ns since boot (``start_boottime``, before
+            v5.5 ``real_start_time``, else ``start_time``); None when the types lack it. With
+            pid it names one task of one boot: a reused pid has another start time.
     """
 
     address: int
@@ -76,6 +83,7 @@ class Task:
     ksp: int
     thread_size: int
     found_by: str
+    start_time: int | None = None
 
     @property
     def is_kthread(self) -> bool:
@@ -163,8 +171,19 @@ class _Layout:
         self.thread_group = (
             o("task_struct.thread_group") if types.has("task_struct.thread_group") else None
         )
+        start = [
+            name
+            for name in (
+                "task_struct.start_boottime",
+                "task_struct.real_start_time",
+                "task_struct.start_time",
+            )
+            if types.has(name)
+        ]
+        self.start_time = o(start[0]) if start else None
         self.size = (
             max(
+                self.start_time or 0,
                 self.tasks,
                 self.pid,
                 self.tgid,
@@ -232,6 +251,7 @@ def read_task(
         ksp=_u64(buf, lay.ksp),
         thread_size=kernel.thread_size,
         found_by=found_by,
+        start_time=None if lay.start_time is None else _u64(buf, lay.start_time),
     )
 
 
@@ -242,8 +262,80 @@ def offsets_used(kernel: Kernel) -> list[tuple[str, int, str]]:
     return [(name, kernel.types.offset(name), kernel.types.source_of(name)) for name in lay.used]
 
 
+def pid_max(kernel: Kernel) -> int:
+    """``pid_max`` of the dumped kernel when readable and plausible, else ``PID_MAX_LIMIT``."""
+    address = kernel.symbols.address_of("pid_max") if kernel.symbols is not None else None
+    if address is not None:
+        try:
+            value = _u32(kernel.read(address, 4), 0)
+        except DumpError:
+            value = 0
+        if PID_MAX_MIN <= value <= PID_MAX_LIMIT:
+            return value
+    return PID_MAX_LIMIT
+
+
+def task_bound(kernel: Kernel, lay: _Layout, limit: int, pids: int) -> int:
+    """How many tasks the dump can hold: no more ``task_struct``s than its memory has room
+    for, no more than pids below ``pid_max`` (plus one idle task per CPU), never above
+    ``limit``."""
+    size = kernel.types.sizes.get("task_struct", lay.size) if kernel.types else lay.size
+    room = kernel.memory_size // max(size, lay.size)
+    return max(1, min(limit, room, pids + len(kernel.cpus)))
+
+
+class _Sanity:
+    """What every ``task_struct`` of a kernel satisfies; a candidate that does not is a
+    pointer into something else (a damaged or forged list), counted and left out."""
+
+    def __init__(self, kernel: Kernel, lay: _Layout, pids: int) -> None:
+        self.pids = pids
+        self.thread_size = kernel.thread_size
+        types = kernel.types
+        self.size = types.sizes.get("task_struct", lay.size) if types else lay.size
+        #: the tasks taken, by ``address // size``: task_structs do not overlap, so each
+        #: bucket holds at most one and a candidate's neighbours are in three buckets
+        self.accepted: dict[int, int] = {}
+        self.failed = 0
+        self.first: str | None = None
+
+    def problem(self, task: Task) -> str | None:
+        """Why ``task`` cannot be a task_struct, or None."""
+        if task.pid >= self.pids or task.tgid >= self.pids:
+            return f"pid {task.pid}/tgid {task.tgid} not below pid_max {self.pids}"
+        if task.stack % self.thread_size:
+            return f"stack 0x{task.stack:x} not aligned to THREAD_SIZE 0x{self.thread_size:x}"
+        bucket = task.address // self.size
+        for other in (self.accepted.get(bucket + d) for d in (-1, 0, 1)):
+            if other is not None and abs(task.address - other) < self.size:
+                return f"overlaps the task_struct at 0x{other:x}"
+        return None
+
+    def judge(self, task: Task) -> bool:
+        """True (and remembered) if ``task`` passes; else counted."""
+        problem = self.problem(task)
+        if problem is None:
+            self.accepted[task.address // self.size] = task.address
+            return True
+        self.failed += 1
+        if self.first is None:
+            self.first = f"0x{task.address:x} ({task.found_by}): {problem}"
+        return False
+
+    def warning(self) -> str | None:
+        if not self.failed:
+            return None
+        return (
+            f"{self.failed} task candidate(s) failed a task_struct's sanity checks and are not "
+            f"listed (the task lists are damaged); first: {self.first}"
+        )
+
+
 def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
     """Find all tasks: the tasks list, each group's threads, CPUs' current and idle tasks.
+
+    Every list walk shares one visited set; candidates are bounded by :func:`task_bound`
+    and each must pass :class:`_Sanity` (a warning counts those that do not).
 
     Raises:
         DumpError: no type information or no ``init_task`` symbol.
@@ -256,16 +348,24 @@ def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
     init_task = kernel.symbols.require("init_task")
     scan = TaskScan()
     running = {c.current_task: c.number for c in kernel.cpus if c.current_task}
+    pids = pid_max(kernel)
+    limit = task_bound(kernel, lay, limit, pids)
+    sanity = _Sanity(kernel, lay, pids)
     seen: set[int] = set()
+    nodes: set[int] = set()  # list entries and heads of every walk
+    candidates = [0]
 
     def add(address: int, found_by: str) -> Task | None:
         if address in seen or not address:
             return None
         seen.add(address)
+        candidates[0] += 1
         try:
             task = read_task(kernel, address, found_by, lay, running)
         except DumpError as exc:
             scan.warnings.append(f"task 0x{address:x} ({found_by}) unreadable: {exc.message}")
+            return None
+        if not sanity.judge(task):
             return None
         scan.tasks.append(task)
         return task
@@ -273,14 +373,22 @@ def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
     leaders = [init_task]
     add(init_task, "tasks list")
     for node in walk_list(
-        kernel.space.read_u64, init_task + lay.tasks, "init_task.tasks", scan.warnings, limit
+        kernel.space.read_u64,
+        init_task + lay.tasks,
+        "init_task.tasks",
+        scan.warnings,
+        limit,
+        seen=nodes,
     ):
         leaders.append(node - lay.tasks)
         add(node - lay.tasks, "tasks list")
     for leader in leaders:
-        if len(scan.tasks) >= limit:
+        if candidates[0] >= limit:
+            scan.warnings.append(f"more than {limit} task candidates; stopped")
             break
-        for thread in _threads(kernel, lay, leader, scan, limit):
+        if sanity.accepted.get(leader // sanity.size) != leader:
+            continue  # a candidate that is no task_struct has no threads to follow
+        for thread in _threads(kernel, lay, leader, scan, limit - candidates[0], nodes):
             add(thread, "thread list")
     for cpu in kernel.cpus:
         if cpu.current_task:
@@ -295,11 +403,14 @@ def find_tasks(kernel: Kernel, limit: int = MAX_TASKS) -> TaskScan:
                 add(kernel.space.read_u64(percpu), "idle_threads")
             except DumpError:
                 pass
+    warning = sanity.warning()
+    if warning:
+        scan.warnings.append(warning)
     return scan
 
 
 def _threads(
-    kernel: Kernel, lay: _Layout, leader: int, scan: TaskScan, limit: int
+    kernel: Kernel, lay: _Layout, leader: int, scan: TaskScan, limit: int, seen: set[int]
 ) -> Iterator[int]:
     if lay.signal is not None and lay.thread_head is not None and lay.thread_node is not None:
         try:
@@ -314,6 +425,7 @@ def _threads(
             f"threads of task 0x{leader:x}",
             scan.warnings,
             limit,
+            seen=seen,
         ):
             yield node - lay.thread_node
     elif lay.thread_group is not None:
@@ -323,6 +435,7 @@ def _threads(
             f"thread group of task 0x{leader:x}",
             scan.warnings,
             limit,
+            seen=seen,
         ):
             yield node - lay.thread_group
 
@@ -343,3 +456,23 @@ def comm_column(task: Task) -> str:
 def task_order(task: Task) -> tuple[int, int]:
     """The one task order of every listing: by pid, idle tasks by CPU."""
     return (task.pid, task.cpu if task.cpu is not None else task.last_cpu)
+
+
+def task_fields(task: Task) -> dict[str, object]:
+    """A task's fields in every JSON output that names a task (``ps``, ``bt``, ``check``)."""
+    return {
+        "pid": task.pid,
+        "tgid": task.tgid,
+        "ppid": task.ppid,
+        "comm": task.comm,
+        "state": task.state,
+        "cpu": task.cpu,
+        "last_cpu": task.last_cpu,
+        "cpu_column": cpu_column(task),
+        "task": f"0x{task.address:x}",
+        "stack": f"0x{task.stack:x}" if task.stack else None,
+        "ksp": f"0x{task.ksp:x}",
+        "kthread": task.is_kthread,
+        "idle": task.is_idle,
+        "start_time_ns": task.start_time,
+    }

@@ -70,17 +70,30 @@ def children_of(tasks: list[Task], task: Task) -> list[Task]:
     )
 
 
+#: Deepest process tree drawn: real ones are a few levels deep; a parent chain forged
+#: through thousands of tasks is cut here (and the drawing and its JSON stay shallow).
+MAX_DEPTH = 128
+
+
 @dataclass
 class Node:
-    """One task of the process tree and its children."""
+    """One task of the process tree and its children.
+
+    Attributes:
+        cycle: a root only because its ancestors loop back to it (``real_parent`` damaged).
+        cut: how many descendants are not shown, below :data:`MAX_DEPTH`.
+    """
 
     task: Task
     children: list[Node] = field(default_factory=list)
+    cycle: bool = False
+    cut: int = 0
 
 
 def roots(tasks: list[Task], selected: list[Task]) -> list[Node]:
     """The trees of ``selected``: each selected task whose parent is not selected, with all
-    its descendants."""
+    its descendants; then each task whose parents loop (none of them a root otherwise), so
+    a parent cycle hides no task."""
     parents = _parent_map(tasks)
     kids: dict[int, list[Task]] = {}
     for t in sorted(tasks, key=task_order):
@@ -90,20 +103,55 @@ def roots(tasks: list[Task], selected: list[Task]) -> list[Node]:
     chosen = {t.address for t in selected}
     seen: set[int] = set()
 
-    def build(t: Task) -> Node:
+    def build(t: Task, depth: int = 0) -> Node:
         seen.add(t.address)
-        return Node(t, [build(c) for c in kids.get(t.address, []) if c.address not in seen])
+        below = [c for c in kids.get(t.address, []) if c.address not in seen]
+        if depth >= MAX_DEPTH:  # the rest of this branch is counted, not drawn
+            hidden, stack = 0, below
+            while stack:
+                c = stack.pop()
+                if c.address not in seen:
+                    seen.add(c.address)
+                    hidden += 1
+                    stack.extend(kids.get(c.address, []))
+            return Node(t, cut=hidden)
+        return Node(t, [build(c, depth + 1) for c in below if c.address not in seen])
 
     out = []
     for t in sorted(selected, key=task_order):
         p = parents.get(t.address)
         if (p is None or p.address not in chosen) and t.address not in seen:
             out.append(build(t))
+    for t in sorted(selected, key=task_order):
+        if t.address not in seen:
+            node = build(t)
+            node.cycle = True
+            out.append(node)
     return out
 
 
-def tree_lines(tasks: list[Task], selected: list[Task]) -> list[str]:
-    """``ps --tree`` (like ``pstree -p``): one line per task, children indented."""
+def tree_warnings(nodes: list[Node]) -> list[str]:
+    """What :func:`roots` had to do with damaged parents: loops broken, deep trees cut."""
+    out = []
+    cycles = [n.task.pid for n in nodes if n.cycle]
+    if cycles:
+        out.append(
+            f"the parents of pid {', '.join(map(str, cycles))} loop back (real_parent is "
+            "damaged): each shown as a root of the tree"
+        )
+    stack, cut = list(nodes), 0
+    while stack:
+        node = stack.pop()
+        cut += node.cut
+        stack.extend(node.children)
+    if cut:
+        out.append(f"process tree deeper than {MAX_DEPTH} levels: cut there ({cut} task(s))")
+    return out
+
+
+def tree_lines(nodes: list[Node]) -> list[str]:
+    """``ps --tree`` of :func:`roots` (like ``pstree -p``): one line per task, children
+    indented."""
     lines: list[str] = []
 
     def draw(node: Node, prefix: str, last: bool, top: bool) -> None:
@@ -114,9 +162,18 @@ def tree_lines(tasks: list[Task], selected: list[Task]) -> list[str]:
         for i, child in enumerate(node.children):
             draw(child, inner, i == len(node.children) - 1, False)
 
-    for root in roots(tasks, selected):
+    for root in nodes:
         draw(root, "", True, True)
     return lines
 
 
-__all__ = ["Node", "children_of", "matches", "parents_of", "roots", "state_counts", "tree_lines"]
+__all__ = [
+    "Node",
+    "children_of",
+    "matches",
+    "parents_of",
+    "roots",
+    "state_counts",
+    "tree_lines",
+    "tree_warnings",
+]

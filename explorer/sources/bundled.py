@@ -20,9 +20,16 @@ BUNDLED_PROFILES = DATA_DIR / "profiles"
 
 def bundled_profile(release: str) -> Path | None:
     """The bundled profile of ``release``'s build (by name; the build-id is checked by the
-    caller), or None."""
-    path = BUNDLED_PROFILES / f"{release}.profile.json"
-    return path if path.is_file() else None
+    caller), or None. Chosen among the files there: the release is the dump's word, so it
+    picks a name from the list but never makes a path itself (a 300-character OSRELEASE was
+    'File name too long')."""
+    wanted = f"{release}.profile.json"
+    try:
+        return next(
+            (p for p in BUNDLED_PROFILES.iterdir() if p.name == wanted and p.is_file()), None
+        )
+    except OSError:
+        return None
 
 
 __all__ = ["BUNDLED_PROFILES", "DATA_DIR", "bundled_profile"]

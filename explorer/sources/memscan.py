@@ -54,7 +54,7 @@ def disagreement(image: DumpImage, table: SymbolTable) -> str | None:
     if stext is not None and have != stext:
         where = f"0x{have:x}" if have is not None else "nowhere"
         return f"it puts _stext at {where}, VMCOREINFO has SYMBOL(_stext)=0x{stext:x}"
-    evidence = symbol_evidence(image.identity, table, 0)
+    evidence = symbol_evidence(image.identity, table, 0, confirm=False)
     if evidence.mismatch:
         return evidence.summary().replace("the file puts", "the table puts")
     if stext is None and not evidence.agree:

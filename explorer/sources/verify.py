@@ -30,6 +30,11 @@ from parsers.types.profile import TypeProfile
 _VALUE_SYMBOLS = frozenset({"mem_section", "vmemmap"})
 #: The KASLR anchor itself proves nothing (the relocation is computed from it).
 _ANCHOR = "_stext"
+#: SYMBOL() names that are macros, not symbols (``node_online_map`` is
+#: ``node_states[N_ONLINE]``): no symbol file has them.
+_NOT_SYMBOLS = frozenset({"node_online_map"})
+#: Symbols every kernel's table has: the bounds of its text (a file cut short lacks _etext).
+_TEXT_BOUNDS = ("_stext", "_etext")
 
 
 @dataclass
@@ -39,6 +44,8 @@ class Evidence:
     agree: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)
     memory_banner: str | None = None
+    #: the dump has nothing to compare the file with (no VMCOREINFO symbols, no banner)
+    unconfirmed: bool = False
     #: The dump's memory or VMCOREINFO values positively agree with the file (a SYMBOL()
     #: value, linux_banner read where the file puts it); a build-id or release the file
     #: merely claims does not count.
@@ -54,17 +61,32 @@ class Evidence:
         return "; ".join(self.differ or self.agree) or "nothing to compare"
 
 
-def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evidence:
+def symbol_evidence(
+    ident: DumpIdentity, table: SymbolTable, kaslr: int, confirm: bool = True
+) -> Evidence:
     """Compare a relocated symbol table with the dump's SYMBOL() values and linux_banner.
+
+    A table must be whole (``_stext`` and ``_etext``; most names VMCOREINFO gives when it
+    has data symbols). With ``confirm``, one the dump has nothing to compare with is
+    :attr:`Evidence.unconfirmed` (used with a warning); :func:`require_confirmation` refuses
+    one it could confirm but does not.
 
     Args:
         ident: the dump's identity.
         table: the file's symbols, already relocated by ``kaslr``.
         kaslr: the relocation applied (for the message).
+        confirm: mark a table nothing can confirm (False for a table read from the dump
+            itself, which its caller confirms by ``_stext``).
     """
     ev = Evidence()
     same = 0
     wrong: list[tuple[str, int, int]] = []
+    absent = [  # a table of text symbols only (kallsyms without KALLSYMS_ALL) lacks them all
+        name
+        for name in ident.symbols
+        if name not in _VALUE_SYMBOLS and name not in _NOT_SYMBOLS and name != _ANCHOR
+        if table.address_of(name) is None
+    ]
     # init_uts_ns (it holds the release) first: the best-known name in the message
     for name, value in sorted(
         ident.symbols.items(), key=lambda kv: (kv[0] != "init_uts_ns", kv[0])
@@ -88,6 +110,17 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
     elif same:
         ev.agree.append(f"{same} VMCOREINFO SYMBOL() values agree")
         ev.confirmed = True
+    if table.has_data_symbols and absent and len(absent) * 4 > len(absent) + same + len(wrong):
+        ev.differ.append(
+            f"the file lacks {len(absent)} of the {len(absent) + same + len(wrong)} symbols "
+            f"VMCOREINFO names ({', '.join(sorted(absent)[:3])}…): cut short, or not this "
+            "kernel's"
+        )
+    bounds = [name for name in _TEXT_BOUNDS if table.address_of(name) is None]
+    if bounds:
+        ev.differ.append(
+            f"the file has no {' or '.join(bounds)}: a symbol table cut short, or not a kernel's"
+        )
     banner_address = table.address_of("linux_banner")
     if banner_address is not None:
         text = ident.banner_at(banner_address)
@@ -107,6 +140,9 @@ def symbol_evidence(ident: DumpIdentity, table: SymbolTable, kaslr: int) -> Evid
             else:
                 ev.agree.append(f"linux_banner in memory reads {release}")
                 ev.confirmed = ev.confirmed or release == ident.release
+    nothing = not ident.symbols.keys() - {_ANCHOR} - _VALUE_SYMBOLS and banner_address is None
+    if confirm and nothing and not ev.differ and not ev.agree:
+        ev.unconfirmed = True  # nothing to compare with: used, with a warning
     return ev
 
 

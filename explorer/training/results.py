@@ -183,6 +183,8 @@ def read(path: str) -> list[Attempt]:
                     attempts.append(Attempt.from_json(json.loads(line)))
                 except ValueError as exc:  # json.JSONDecodeError is one
                     raise ResultsError(f"line {number}: not a results line ({exc})", path) from None
+                except RecursionError:
+                    raise ResultsError(f"line {number}: JSON nested too deep", path) from None
     except OSError as exc:
         raise ResultsError(f"cannot read: {exc.strerror}", path) from None
     return attempts

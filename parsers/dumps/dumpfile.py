@@ -61,6 +61,8 @@ def sniff(path: str) -> bytes:
     fd = open_file_checked(path)
     try:
         return os.read(fd, 16)
+    except OSError as exc:  # EIO from a failing disk, EISDIR, ...
+        raise DumpError(f"cannot read: {exc.strerror or exc}", path) from None
     finally:
         os.close(fd)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from elftools.common.exceptions import ELFError, ELFParseError
+from elftools.construct import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -202,6 +203,9 @@ class DwarfLines:
             self._stext = elf_symbol_value(elf, "_stext")
         except (ELFError, ELFParseError, struct.error) as error:
             raise FormatError(f"cannot read ELF: {error}", self.path) from None
+        except (OSError, AssertionError, IndexError, KeyError, ValueError, ConstructError) as error:
+            # pyelftools asserts and seeks where a damaged header says
+            raise FormatError(f"damaged ELF ({type(error).__name__}: {error})", self.path) from None
         if ".debug_info" not in self.sections or ".debug_line" not in self.sections:
             raise TypeInfoError(
                 "has no DWARF line information; use the vmlinux of the kernel's -dbg package",
@@ -318,7 +322,15 @@ class DwarfLines:
             self._results = {
                 int(a): _location_from_json(int(a), v) for a, v in doc["lookups"].items()
             }
-        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            RecursionError,
+        ):
             self._cached_functions, self._results = {}, {}
             return None
         return ranges

@@ -169,6 +169,15 @@ def decode_kallsyms(raw: KallsymsBytes, source: str = "kallsyms") -> SymbolTable
     Raises:
         SymbolError: the bytes are not kallsyms.
     """
+    try:
+        return _decode(raw, source)
+    except SymbolError:
+        raise
+    except (struct.error, ValueError, OverflowError, IndexError) as exc:  # a decoder's slip
+        raise SymbolError(f"kallsyms tables damaged ({exc})") from None
+
+
+def _decode(raw: KallsymsBytes, source: str) -> SymbolTable:
     tokens: list[str] = []
     for off in _token_index(raw.token_index):
         end = raw.token_table.find(b"\0", off)
@@ -182,7 +191,13 @@ def decode_kallsyms(raw: KallsymsBytes, source: str = "kallsyms") -> SymbolTable
         if sys.byteorder == "little":
             offs.byteswap()
         base = raw.tables.offsets
-        addrs = array("Q", [base + 4 * i + o for i, o in enumerate(offs)])
+        wide = [base + 4 * i + o for i, o in enumerate(offs)]
+        if min(wide) < 0 or max(wide) >= 1 << 64:
+            raise SymbolError(
+                f"kallsyms_offsets at 0x{base:x} lead outside the 64-bit address space: "
+                "not the kernel's symbol offsets"
+            )
+        addrs = array("Q", wide)
         return SymbolTable.from_kallsyms(addrs, types, names, source)
     uoffs = array("I", raw.offsets)
     if sys.byteorder == "little":

@@ -332,6 +332,8 @@ class TypeProfile:
             document = json.loads(text)
         except (ValueError, UnicodeDecodeError) as error:
             raise FormatError(f"not a backchain type profile (not JSON: {error})") from None
+        except RecursionError:  # arrays nested thousands deep: no profile is
+            raise FormatError("not a backchain type profile (JSON nested too deep)") from None
         if not isinstance(document, dict) or document.get("format") != PROFILE_FORMAT:
             raise FormatError(f'not a backchain type profile (no "format": "{PROFILE_FORMAT}")')
         version = document.get("version")
@@ -589,8 +591,25 @@ def _elf_errors(path: str) -> Iterator[None]:
 def _parse_errors() -> tuple[type[Exception], ...]:
     from construct import ConstructError
     from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
+    from elftools.construct import ConstructError as ElftoolsConstructError
 
-    return (ELFError, ELFParseError, DWARFError, ConstructError, struct.error)
+    # pyelftools checks what it reads with assert and indexes what it was told: damaged
+    # DWARF surfaces as any of these from inside it
+    return (
+        ELFError,
+        ELFParseError,
+        DWARFError,
+        ConstructError,
+        ElftoolsConstructError,
+        struct.error,
+        AssertionError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        RecursionError,
+    )
 
 
 def _read_cache(cache_file: Path, build_id: str | None = None) -> TypeProfile | None:

@@ -13,6 +13,7 @@ import contextlib
 import io
 import itertools
 import json
+import os
 import signal
 import struct
 import tempfile
@@ -25,29 +26,34 @@ from hypothesis import strategies as st
 
 from explorer.model.kernel import Kernel, Options
 from explorer.model.opening import kernel_of
+from explorer.model.printk import read_log
 from explorer.model.tasks import find_tasks
+from explorer.reports.pstree import roots, tree_lines, tree_warnings
 from explorer.walk.analysis import analyse_task, cpu_regs, unwind_context
 from explorer.walk.reliable import stack_walk_reliable
 from explorer.walk.stacks import StackRegions
 from explorer.walk.unwind import MAX_STEPS, TaskStacks, UnwindContext, walk
+from parsers.cache import ENV
 from parsers.dumps.cpustate import cpu_registers_from_notes
 from parsers.dumps.dumpfile import open_dump
 from parsers.dumps.elfcore import group_cpu_notes, parse_notes
 from parsers.dumps.memory import AddressSpace, VaLayout
 from parsers.dumps.physmem import MemoryRange
 from parsers.dumps.vmcoreinfo import os_info_from_memory, parse_vmcoreinfo, vmcoreinfo_from_memory
+from parsers.dwarf.lines import open_dwarf_lines
 from parsers.errors import DumpError, TranslationError, UnmappedError
 from parsers.s390.records import Psw, PtRegs
 from parsers.s390.stacks import StackRange
 from parsers.symbols.table import load_system_map
-from parsers.types.profile import TypeProfile, profile_from_btf
+from parsers.types.profile import TypeProfile, profile_from_btf, profile_from_dwarf
 from tests.fuzz.seeds import Seed, companions, kernel_seeds, seeds
 from tests.fuzz.serve_target import check_serve, serve_inputs
 
 #: A single input taking longer than this is a hang.
 HANG_SECONDS = 20.0
-#: Tasks analysed per input in the pipeline targets (keeps one input well under a second).
-MAX_TASKS_PER_INPUT = 16
+#: The same for the explorer target: a session waits on its pilot (about 3 s of CPU, 16 s
+#: of wall time on a machine shared by several test runs).
+EXPLORER_HANG_SECONDS = 60.0
 
 INTERESTING_U64 = (
     0,
@@ -98,9 +104,29 @@ def check_message(error: DumpError) -> None:
     assert "\n" not in text, f"multi-line DumpError message: {text!r}"
 
 
+@contextlib.contextmanager
+def shared_cache() -> Iterator[None]:
+    """``$BACKCHAIN_CACHE`` set to one folder for every input of this run meanwhile: what an
+    input leaves in the caches (symbol tables, profiles, decompressed copies) is there for
+    the next one, as on a user's machine, so poisoning across inputs is exercised."""
+    global _files
+    if _files is None:
+        _files = _Files()
+    saved = os.environ.get(ENV)
+    os.environ[ENV] = str(_files.folder / "cache")
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = saved
+
+
 def only_dump_errors(fn: Callable[[], object]) -> None:
-    """Run ``fn`` under the hang guard; a DumpError is an allowed outcome."""
-    with time_limit():
+    """Run ``fn`` under the hang guard, with the run's shared cache; a DumpError is an
+    allowed outcome."""
+    with time_limit(), shared_cache():
         try:
             fn()
         except DumpError as error:
@@ -217,12 +243,20 @@ def exercise_dump(path: str, kernel: bool = True) -> None:
 
 
 def exercise_kernel(k: Kernel) -> None:
-    """Find the tasks and walk them (and each CPU's registers)."""
+    """Find the tasks and walk every one (and each CPU's registers); the process tree, the
+    kernel log and the modules too."""
     scan = find_tasks(k)
     ctx = unwind_context(k)
-    for task in scan.tasks[:MAX_TASKS_PER_INPUT]:
+    for task in scan.tasks:
         analysis = analyse_task(k, task, ctx)
         assert len(analysis.walk.steps) <= MAX_STEPS
+    nodes = roots(scan.tasks, scan.tasks)
+    tree_lines(nodes)
+    tree_warnings(nodes)
+    with contextlib.suppress(DumpError):
+        for record in read_log(k):
+            record.line()
+    _ = k.modules.modules
     for cpu in k.cpus:
         stacks = TaskStacks(StackRegions(None, cpu.stacks, cpu.number), 0)
         w = walk(ctx, stacks, regs=cpu_regs(k, cpu), start="cpu")
@@ -626,14 +660,103 @@ def check_cli(data: bytes) -> None:
     from explorer.cli import main
 
     path = scratch("fuzz-cli", data)
-    for argv in (["info", "--json", path], ["check", path]):
+    for argv in (["info", "--json", path], ["check", path], ["ps", "--tree", path]):
         out, err = io.StringIO(), io.StringIO()
-        with time_limit(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            time_limit(),
+            shared_cache(),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
             rc = main(argv)
         assert rc in (0, 1, 2), (argv, rc)
         if rc == 2:
             lines = err.getvalue().splitlines()
             assert len(lines) == 1 and lines[0].startswith("backchain: "), lines
+
+
+# -- DWARF: type profiles and source lines --------------------------------------------------------
+def check_dwarf_types(data: bytes) -> None:
+    """A type profile from a mutated object file's DWARF: a profile or a FormatError."""
+
+    def run() -> None:
+        profile = profile_from_dwarf(scratch("fuzz-types.o", data), use_cache=False)
+        TypeProfile.from_json(profile.to_json())
+
+    only_dump_errors(run)
+
+
+#: Addresses of lines_mock.elf's code (tests/data/lines_mock.addr2line) and around it.
+LINE_ADDRESSES = (0, 0x1000000, 0x1000147, 0x1000148, 0x1000200, 0x10003FF, (1 << 64) - 1)
+
+
+def check_dwarf_lines(data: bytes) -> None:
+    """Source lines of a mutated linked ELF: locations or a DumpError, through the cache."""
+
+    def run() -> None:
+        lines = open_dwarf_lines(scratch("fuzz-lines.elf", data))
+        try:
+            for address in LINE_ADDRESSES:
+                location = lines.lookup(address)
+                _ = location.source, location.inlined
+            lines.save()
+        finally:
+            lines.close()
+
+    only_dump_errors(run)
+
+
+# -- the explorer ----------------------------------------------------------------------------------
+#: Keys a user presses on the overview: a task's stack, back, the lowcore, back, help, back.
+PILOT_KEYS = ("down", "enter", "tab", "escape", "l", "escape", "question_mark", "escape")
+
+
+def check_explorer(data: bytes) -> None:
+    """The explorer, headless, on a mutated dump: it opens (or shows its error panel), judges
+    every task, opens a stack, and no exception escapes it."""
+    import asyncio
+
+    from explorer.tui.app import BackchainApp
+    from explorer.tui.widgets.error import ErrorPanel
+
+    path = scratch("fuzz-explorer", data)
+    folder = Path(path).parent
+    opts = Options(system_map=str(folder / "System.map"), profile=str(folder / "profile.json"))
+
+    async def session() -> None:
+        app = BackchainApp(path, opts, export_dir=str(folder))
+        app.animation_level = "none"
+        async with app.run_test(size=(100, 30)) as pilot:
+            for _ in range(400):  # the overview loads in a worker
+                await pilot.pause(0.02)
+                if app.overview.checked or app.overview.query_one(ErrorPanel).display:
+                    break
+            await app.workers.wait_for_complete()
+            for key in PILOT_KEYS:
+                await pilot.press(key)
+                await pilot.pause()
+            await app.workers.wait_for_complete()
+
+    with time_limit(EXPLORER_HANG_SECONDS), shared_cache():
+        asyncio.run(session())
+
+
+def _file_seed(name: str, path: Path, sections: tuple[str, ...]) -> Seed:
+    """A file of tests/data with the starts of its named sections (and every 4th byte of
+    their first 512) as boundaries."""
+    from parsers.elf.sections import ElfSections
+
+    bounds: list[int] = list(range(0, 64, 4))
+    with ElfSections(path) as elf:
+        for section_name in sections:
+            section = elf.get(section_name)
+            if section is not None:
+                bounds += range(section.offset, section.offset + min(section.size, 512), 4)
+    return Seed(name, path.read_bytes(), tuple(sorted(set(bounds))))
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+DWARF_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".debug_aranges")
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -644,6 +767,8 @@ class Target:
     name: str
     strategy: Callable[[], st.SearchStrategy[bytes]]
     check: Callable[[bytes], None]
+    #: seconds per input, not milliseconds: a failure is kept as found, not shrunk
+    slow: bool = False
 
 
 def _seed(name: str) -> Seed:
@@ -667,6 +792,22 @@ TARGETS: dict[str, Target] = {
         Target("walk", stack_contents, check_walk),
         Target("kernel", lambda: memory_mutated(_seed("elf")), dump_target("kernel")),
         Target("cli", lambda: mutated(_seed("elf"), 2) | memory_mutated(_seed("elf")), check_cli),
+        Target(
+            "dwarf_types",
+            lambda: mutated(_file_seed("dwarf_types", DATA / "types_mock.o", DWARF_SECTIONS), 3),
+            check_dwarf_types,
+        ),
+        Target(
+            "dwarf_lines",
+            lambda: mutated(_file_seed("dwarf_lines", DATA / "lines_mock.elf", DWARF_SECTIONS), 3),
+            check_dwarf_lines,
+        ),
+        Target(
+            "explorer",
+            lambda: mutated(_seed("elf"), 2) | memory_mutated(_seed("elf")),
+            check_explorer,
+            slow=True,
+        ),
         Target("serve", serve_inputs, check_serve),
     )
 }

@@ -23,18 +23,28 @@ class LowcoreScreen(Screen[None]):
         Binding("right,]", "cpu(1)", "Next CPU", key_display="]"),
         Binding("left,[", "cpu(-1)", "Prev CPU", key_display="["),
         Binding("escape", "app.pop_screen", "Back"),
+        Binding("g,slash", "go", "Go to field", key_display="g"),
     ]
 
     def __init__(self, session: Session, cpu: int = 0) -> None:
         super().__init__()
         self.session = session
-        self.numbers = [c.number for c in session.kernel.cpus]
-        self.cpu = cpu if cpu in self.numbers else (self.numbers[0] if self.numbers else 0)
+        # tabs by position: two CPUs of a damaged dump may give one number
+        self.cpus = list(session.kernel.cpus)
+        numbers = [c.number for c in self.cpus]
+        self.index = numbers.index(cpu) if cpu in numbers else 0
+
+    @property
+    def cpu(self) -> int:
+        """The number of the CPU shown."""
+        return self.cpus[self.index].number if self.cpus else 0
 
     def compose(self) -> ComposeResult:
         """CPU tabs, a note line, the table."""
         yield Header()
-        yield Tabs(*[Tab(f"CPU {n}", id=f"cpu-{n}") for n in self.numbers], id="cpus")
+        yield Tabs(
+            *[Tab(f"CPU {c.number}", id=f"cpu-{i}") for i, c in enumerate(self.cpus)], id="cpus"
+        )
         yield Static(id="lowcore-note")
         yield LowcoreTable(id="lowcore")
         yield KeyFooter()
@@ -42,8 +52,9 @@ class LowcoreScreen(Screen[None]):
     def on_mount(self) -> None:
         """Show the first CPU."""
         self.sub_title = f"{self.session.label} · lowcore"
-        self.query_one(Tabs).active = f"cpu-{self.cpu}"
-        self.show_cpu(self.cpu)
+        if self.cpus:
+            self.query_one(Tabs).active = f"cpu-{self.index}"
+            self.show_cpu(self.index)
         self.query_one(LowcoreTable).focus()
 
     @on(Tabs.TabActivated, "#cpus")
@@ -51,14 +62,12 @@ class LowcoreScreen(Screen[None]):
         if event.tab.id:
             self.show_cpu(int(event.tab.id.removeprefix("cpu-")))
 
-    def show_cpu(self, number: int) -> None:
-        """Fill the table with CPU ``number``'s lowcore."""
-        self.cpu = number
-        cpu = self.session.cpu(number)
+    def show_cpu(self, index: int) -> None:
+        """Fill the table with the lowcore of the ``index``-th CPU of the dump."""
+        self.index = index
+        cpu = self.cpus[index]
         note = self.query_one("#lowcore-note", Static)
         table = self.query_one(LowcoreTable)
-        if cpu is None:
-            return
         try:
             rows = self.session.lowcore(cpu)
         except DumpError as exc:
@@ -71,7 +80,7 @@ class LowcoreScreen(Screen[None]):
                 "CPU $cpu: lowcore at absolute $prefix (prefix register), $n values, layout "
                 "from $source. [$text-muted]Old PSWs: where the last interrupt of each kind "
                 "struck; new PSWs: where the handlers are.[/]",
-                cpu=number,
+                cpu=cpu.number,
                 prefix=f"0x{prefix:x}",
                 n=len(rows),
                 source=self.session.kernel.lowcore_source,
@@ -81,7 +90,25 @@ class LowcoreScreen(Screen[None]):
 
     def action_cpu(self, delta: int) -> None:
         """Switch CPU."""
-        if not self.numbers:
+        if not self.cpus:
             return
-        i = (self.numbers.index(self.cpu) + delta) % len(self.numbers)
-        self.query_one(Tabs).active = f"cpu-{self.numbers[i]}"
+        self.query_one(Tabs).active = f"cpu-{(self.index + delta) % len(self.cpus)}"
+
+    def action_go(self) -> None:
+        """Ask for a field name (or offset) and move the cursor to it."""
+        from explorer.tui.screens.prompt import Prompt
+
+        def answer(text: str | None) -> None:
+            if not text:
+                return
+            row = self.query_one(LowcoreTable).find_field(text)
+            if row is None:
+                self.notify(f"no lowcore field {text!r}", severity="warning", markup=False)
+                return
+            table = self.query_one(LowcoreTable)
+            table.move_cursor(row=row, animate=False, scroll=True)
+            table.focus()
+
+        self.app.push_screen(
+            Prompt("go to lowcore field", "return_lpswe, kernel_stack, 0x340, psw"), answer
+        )

@@ -244,10 +244,12 @@ class OverviewScreen(Screen[None]):
         if exercise is not None:
             known = sum(1 for r in rows if not exercise.hidden(r.task.address))
             counts = f" · exercise: verdicts hidden, {known} revealed"
+        # What matters first, so that 80 columns cut nothing: the counts, then the rules,
+        # what the table shows when it is not every task, and the key last.
+        showing = "" if shown == len(rows) and not table.grouped else f" · showing {shown} {what}"
         self.query_one("#summary", Label).update(
-            f"{len(rows)} task{'' if len(rows) == 1 else 's'}{counts}{pending} "
-            f"(rules {self.session.era if self.session else '-'}) · "
-            f"showing {shown} {what} · enter opens a stack"
+            f"{len(rows)} task{'' if len(rows) == 1 else 's'}{counts}{pending} · "
+            f"rules {self.session.era if self.session else '-'}{showing} · enter: stack"
         )
 
     # -- filter, toggles, sort -------------------------------------------------------------------

@@ -52,7 +52,7 @@ def task_title(a: TaskAnalysis) -> Content:
     kind = " kthread" if t.is_kthread else ""
     return markup(
         "[b]PID $pid[/b] [b $text-accent]$comm[/] ($state) · task $task · CPU $cpu · "
-        "started from $start · rules [b]$era[/b]",
+        "from $start · rules [b]$era[/b]",
         pid=t.pid,
         comm=t.comm,
         state=f"{t.state}{kind}",
