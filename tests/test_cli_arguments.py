@@ -16,6 +16,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 DUMP = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
 OTHER = str(SAMPLES / "bpo12-6.12-panic" / "vmcore.zst")
 MAP = str(SAMPLES / "bpo12-6.12-busy" / "System.map.zst")
+KLP = str(SAMPLES / "klp-6.12-stalled" / "vmcore.zst")
 
 #: command words, positionals, option groups: one row per subcommand (and action).
 TABLE: list[tuple[list[str], list[str], list[list[str]]]] = [
@@ -29,6 +30,7 @@ TABLE: list[tuple[list[str], list[str], list[list[str]]]] = [
     (["profile"], ["vmlinux"], [["-o", "out.json"], ["--json"]]),
     (["bt"], [DUMP], [["--pid", "1,2"], ["--state", "S"], ["--json"], ["--map", MAP]]),
     (["check"], [DUMP], [["--functions", "schedule"], ["--comm", "sleep"], ["--all"]]),
+    (["klp"], [KLP], [["--json"], ["--era", "current"]]),
     (["diff"], [DUMP, OTHER], [["--pid", "2"], ["--json"]]),
     (["sym"], [DUMP, "schedule", "__schedule"], [["--json"], ["--map", MAP]]),
     (["mod"], [DUMP], [["--json"], ["--force"]]),
@@ -98,6 +100,7 @@ RUN = [
     ["rd", DUMP, "linux_banner", "-s", "4"],
     ["ps", DUMP, "--pid", "1,2", "--pid", "34", "--json"],
     ["bt", DUMP, "--pid", "1", "--json"],
+    ["klp", KLP, "--era", "current", "--json"],
     ["sym", DUMP, "--json", "schedule"],
     ["struct", DUMP, "list_head", "--json"],
 ]

@@ -45,6 +45,7 @@ COMMANDS = (
     "profile",
     "bt",
     "check",
+    "klp",
     "diff",
     "sym",
     "mod",

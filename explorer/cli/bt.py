@@ -173,6 +173,7 @@ def cmd_bt(args: argparse.Namespace) -> int:
         print_json(docs if several else docs[0])
         extras.close()
         return EXIT_OK
+    transition = _transition(kernel, scan)
     if why is not None:
         a = analyses[0]
         if why == SET_CONTEXT:
@@ -198,8 +199,31 @@ def cmd_bt(args: argparse.Namespace) -> int:
         for line in extras.head_text():
             print(line)
         print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk), a.verdict)))
-        print("\n".join(verdict_text(a)))
+        print("\n".join(_with_transition(verdict_text(a), transition, a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")
     extras.close()
     return EXIT_OK
+
+
+def _transition(kernel: Any, scan: Any) -> Any:
+    """A livepatch transition in progress, None when none (or its state cannot be read:
+    'backchain klp' says why)."""
+    from explorer.livepatch.watch import Transition
+    from parsers.errors import DumpError
+
+    try:
+        return Transition.of(kernel, scan)
+    except DumpError:
+        return None
+
+
+def _with_transition(lines: list[str], transition: Any, a: Any) -> list[str]:
+    """The verdict's lines, the hypothetical ``livepatch:`` line replaced by the kernel's
+    decision while a transition is in progress."""
+    if transition is None:
+        return lines
+    from explorer.livepatch.report import task_line
+
+    line = task_line(transition.state, a.task, transition.decide(a))
+    return [line if text.startswith("livepatch: ") else text for text in lines]

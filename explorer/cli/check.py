@@ -31,6 +31,11 @@ def register(sub: Any) -> None:
         default="",
         help="functions a livepatch would replace: which tasks sleep on them",
     )
+    p.add_argument(
+        "--patch",
+        metavar="NAME",
+        help="a livepatch loaded in the dump: its functions, as --functions gives them by hand",
+    )
     p.add_argument("--all", action="store_true", help="list every task, not just a summary")
     filter_options(p, "judge only tasks")
     pid_option(p, "judge only tasks with these pids (repeatable)")
@@ -66,6 +71,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     kernel = open_kernel(args)
     extras = FrameExtras.from_args(kernel, args)
     functions = [f for f in args.functions.split(",") if f]
+    if args.patch:
+        from explorer.livepatch.watch import patch_functions
+
+        functions += [f for f in patch_functions(kernel, args.patch) if f not in functions]
     for name in unknown_functions(kernel, functions):
         print(
             f"warning: --functions {name}: not a symbol of this kernel; no task can sleep on it",
@@ -93,13 +102,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         summarize = stack_lines.keeper(summarize)
     calls = calls_of(kernel)
     suspicious: list[Any] = []
+    transition, klp_problem = _transition(kernel, scan)
 
     def keep(a: Any) -> Any:
         suspicious.extend((a.task, step) for step, _ in calls.suspicious(a.walk.steps))
+        if transition is not None:
+            transition.keep(a)
         return summarize(a)
 
     rows = analyse_all(kernel, tasks, ctx, functions, keep=keep)
-    print("\n".join(render_check(rows, functions, args.all)))
+    result = transition.replay() if transition is not None else None
+    marks = None
+    if result is not None:
+        from explorer.livepatch.watch import blocking_marks
+
+        marks = blocking_marks(result)
+    print("\n".join(render_check(rows, functions, args.all, marks)))
+    if result is not None:
+        from explorer.livepatch.report import transition_lines
+
+        print("\n".join(transition_lines(result, args.dump, every=args.all)))
     if suspicious:
         print("\n".join(suspicious_lines(kernel, suspicious)))
     if stack_lines is not None:
@@ -109,14 +131,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     extras.close()
     for w in scan.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if klp_problem:
+        print(f"warning: {klp_problem}", file=sys.stderr)
     return EXIT_OK
 
 
+def _transition(kernel: Any, scan: Any) -> tuple[Any, str | None]:
+    """A livepatch transition in progress (None when none), or why it cannot be read."""
+    from explorer.livepatch.watch import Transition
+    from parsers.errors import DumpError, FormatError, TypeInfoError
+
+    try:
+        return Transition.of(kernel, scan), None
+    except FormatError as exc:  # damaged: say so
+        return None, exc.message
+    except TypeInfoError as exc:  # a livepatch is loaded, its layout is unknown
+        return None, f"{exc.message}: tasks blocking a transition are not marked"
+    except DumpError:  # whether one is loaded cannot be told here: 'klp' says why
+        return None, None
+
+
 def unknown_functions(kernel: Any, functions: list[str]) -> list[str]:
-    """The names in ``functions`` the kernel's symbol table does not have."""
+    """The names in ``functions`` neither the kernel's symbol table nor a loaded module has."""
     if kernel.symbols is None:
         return []
-    return [f for f in functions if kernel.symbols.address_of(f) is None]
+    return [
+        f
+        for f in functions
+        if kernel.symbols.address_of(f) is None and kernel.modules.find(f) is None
+    ]
 
 
 def _pids(members: list[Any], limit: int | None = 8) -> str:
@@ -129,8 +172,11 @@ def _pids(members: list[Any], limit: int | None = 8) -> str:
 BLOCKING_SHOWN = 20
 
 
-def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str]:
-    """The text report of ``backchain check`` from :class:`explorer.walk.summary.TaskVerdict`."""
+def render_check(
+    rows: list[Any], functions: list[str], every: bool, marks: dict[int, str] | None = None
+) -> list[str]:
+    """The text report of ``backchain check`` from :class:`explorer.walk.summary.TaskVerdict`;
+    ``marks``: a note for some tasks of the ``--all`` table (by ``task_struct`` address)."""
     from explorer.model.tasks import comm_column, cpu_column, task_order
     from explorer.walk.summary import blocking, by_stack, by_verdict
 
@@ -184,8 +230,10 @@ def render_check(rows: list[Any], functions: list[str], every: bool) -> list[str
         lines += ["", f"{'PID':>7} {'CPU':>4} {'ST':<2} {'COMM':<18} VERDICT"]
         for r in sorted(rows, key=lambda r: task_order(r.task)):
             frame = "" if r.verdict.frame is None else f" at #{r.verdict.frame}"
+            mark = (marks or {}).get(r.task.address)
             lines.append(
                 f"{r.task.pid:>7} {cpu_column(r.task):>4} {r.task.state:<2} "
                 f"{comm_column(r.task):<18} {r.verdict.label}{frame}"
+                + (f"  [{mark}]" if mark else "")
             )
     return lines

@@ -193,9 +193,40 @@ def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
                 out.lines.append(f"[{_since_text(r.since)}] {task_line(r.task)[3:]}")
         out.lines += [f"note: {n}" for n in notes]
         return out
-    out.doc = {"tasks": [task_json(t) for t in selected], "warnings": warnings}
-    out.lines = [HEADER] + [task_line(t) for t in selected]
+    marks, note = _livepatch_marks(kernel, scan)
+    if note:
+        warnings.append(note)
+    out.doc = {
+        "tasks": [
+            {**task_json(t), **({"livepatch": marks[t.address]} if t.address in marks else {})}
+            for t in selected
+        ],
+        "warnings": warnings,
+    }
+    out.lines = (
+        [HEADER]
+        + [
+            task_line(t) + (f"  [{marks[t.address]}]" if t.address in marks else "")
+            for t in selected
+        ]
+        + ([f"note: {note}"] if note else [])
+    )
     return out
+
+
+def _livepatch_marks(kernel: Any, scan: Any) -> tuple[dict[int, str], str | None]:
+    """The tasks that block a livepatch transition in progress (none without one), or why
+    the livepatch state cannot be read."""
+    from explorer.livepatch.watch import Transition, blocking_marks
+    from parsers.errors import DumpError, FormatError
+
+    try:
+        transition = Transition.of(kernel, scan)
+        return ({} if transition is None else blocking_marks(transition.replay())), None
+    except FormatError as exc:  # damaged: say so
+        return {}, exc.message
+    except DumpError:  # not readable here (no types, text symbols only): 'klp' says why
+        return {}, None
 
 
 def _since_text(ns: int | None) -> str:

@@ -15,6 +15,7 @@ from explorer.model.tasks import Task
 from explorer.training.exercise import Exercise
 from explorer.tui.commands import ExplorerCommands
 from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.livepatch import LivepatchScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
 from explorer.tui.screens.overview import OverviewScreen
@@ -48,6 +49,7 @@ class BackchainApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("l", "lowcore", "Lowcore"),
+        Binding("k", "livepatch", "Livepatch", show=False),  # help lists it
         Binding("m", "memory", "Memory"),
         Binding("o", "scenarios", "Scenarios"),
         Binding("q", "quit", "Quit"),
@@ -227,6 +229,15 @@ class BackchainApp(App[None]):
         """``l``."""
         if not isinstance(self.screen, LowcoreScreen):
             self.open_lowcore(0)
+
+    def action_livepatch(self) -> None:
+        """``k``: the livepatches and who blocks a transition."""
+        if self.exercise is not None:  # it would name the blocking tasks and their causes
+            self.notify("the livepatch screen is closed in exercise mode", severity="warning")
+            return
+        session = self._need_session()
+        if session is not None and not isinstance(self.screen, LivepatchScreen):
+            self.push_screen(LivepatchScreen(session))
 
     def action_memory(self) -> None:
         """``m``."""

@@ -9,8 +9,9 @@ error (arch/s390/kernel/stacktrace.c). The first failing rule wins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from explorer.walk.unwind import Walk
 
@@ -208,6 +209,27 @@ def _fail(rule: str, frame: int, entries: list[int], facts: str) -> Verdict:
     """A failing rule: the frame's facts, then why they matter (once)."""
     message = facts + CONSEQUENCES[rule] if facts else EXPLANATIONS[rule]
     return Verdict(False, rule, None, frame, message, tuple(entries))
+
+
+T = TypeVar("T")
+
+
+def klp_check_stack(
+    funcs: Iterable[T], entries: Sequence[int], inside: Callable[[T, int], bool]
+) -> tuple[T, int] | None:
+    """``klp_check_stack()``'s loop: the first function (in the patch's order) with any stack
+    entry inside it, and the index of the first such entry; None when the stack holds none.
+
+    Args:
+        funcs: the patch's functions in ``klp_for_each_object``/``klp_for_each_func`` order.
+        entries: the return addresses of a reliable walk, innermost first.
+        inside: ``klp_check_stack_func()``'s test of one address against one function.
+    """
+    for func in funcs:
+        for i, address in enumerate(entries):
+            if inside(func, address):
+                return func, i
+    return None
 
 
 def livepatch_message(comm: str, pid: int, verdict: Verdict, sleeping_on: str | None = None) -> str:

@@ -17,6 +17,7 @@ KEYS = (
         "symbol, lowcore of CPU n, switch unwinder rules, unreliable only, change theme",
     ),
     ("", "`l` / `m`", "lowcore of each CPU / memory"),
+    ("", "`k`", "livepatches and the tasks that block a transition (as `backchain klp`)"),
     ("", "`escape` / `q`", "back / quit"),
     (
         "overview",

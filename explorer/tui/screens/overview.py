@@ -131,6 +131,7 @@ class OverviewScreen(Screen[None]):
         except Exception as exc:  # shown in the error panel: never a traceback
             self.post_message(self.LoadFailed(exc))
             return
+        _ = session.transition  # a livepatch transition in progress: read here, not in the UI
         self.post_message(self.Loaded(session))
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
@@ -190,6 +191,9 @@ class OverviewScreen(Screen[None]):
         self.query_one("#filters").display = True
         table = self.query_one(TaskTable)
         table.display = True
+        if event.session.transition is not None:  # found by the load worker
+            session = event.session
+            table.blocks_livepatch = lambda r: session.blocks_livepatch(r.analysis)
         table.rebuild()
         table.focus()
         for forced in event.session.kernel.forced:  # --force used another kernel's file

@@ -192,7 +192,7 @@ class StackScreen(Screen[None]):
                 keys = "i situation · " + keys
             bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "", keys)
         else:
-            bar.show(self.analysis)
+            bar.show(self.analysis, self.session.livepatch_line(self.analysis))
 
     def on_resize(self, event: events.Resize) -> None:
         """Narrow terminals show one lower pane at a time."""

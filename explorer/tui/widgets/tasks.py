@@ -112,6 +112,8 @@ class TaskTable(DataTable[Any]):
         self.grouped = False
         self.sort_key: str | None = None
         self.hidden: Callable[[TaskRow], bool] = _never
+        #: Whether a row's task blocks a livepatch transition in progress (marked).
+        self.blocks_livepatch: Callable[[TaskRow], bool] = _never
         self.reverse = False
         self._shown: list[TaskRow | Group] = []
 
@@ -188,6 +190,8 @@ class TaskTable(DataTable[Any]):
             return Text("?", style=self.get_component_rich_style("tasktable--dim"))
         v = r.analysis.verdict
         text = r.label + ("" if v.frame is None else f" #{v.frame}")
+        if self.blocks_livepatch(r):
+            text += " · blocks klp"
         return Text(text, style=self.get_component_rich_style(self._style(r)))
 
     def _callers(

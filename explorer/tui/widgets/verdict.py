@@ -36,14 +36,15 @@ class VerdictBar(Static):
             text += "\n" + markup("[$text-warning]✗ $hint[/]", hint=hint)
         self.update(text)
 
-    def show(self, a: TaskAnalysis) -> None:
-        """Display the verdict of ``a``."""
+    def show(self, a: TaskAnalysis, livepatch: str | None = None) -> None:
+        """Display the verdict of ``a``; ``livepatch``: the kernel's decision while a
+        transition is in progress (else the line livepatch would log)."""
         self.remove_class("-hidden")
         self.update(
             verdict_line(a)
             + markup(
                 "  [$text-muted]livepatch:[/] $livepatch\n[$text-muted]$message[/]",
-                livepatch=a.livepatch,
+                livepatch=livepatch or a.livepatch,
                 message=a.verdict.message,
             )
         )
