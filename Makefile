@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check parsers explorer tests benchmarks samples
 
 # The layers (pyproject.toml [tool.importlinter]): parsers < model < walk < code, debuginfo <
-# reports, training < faces; only the faces import textual or rich.
+# reports, training, livepatch < faces; only the faces import textual or rich.
 imports: $(STAMP)
 	$(BIN)/lint-imports
 

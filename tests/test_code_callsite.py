@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from explorer.model.kernel import Kernel
 from explorer.model.opening import open_kernel
 from explorer.model.tasks import find_tasks
 from explorer.walk.analysis import analyse_task, unwind_context
+from tests.helpers.objdump import needs_objdump, objdump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 NAMES = sorted(p.name for p in SAMPLES.glob("*") if (p / "vmcore.zst").is_file())
@@ -48,25 +50,52 @@ def test_every_real_return_address_follows_a_call(name: str) -> None:
         for step in analyse_task(kernel, task, ctx).walk.steps:
             fields = call_fields(kernel, step)
             if step.how in ("start_regs", "pt_regs"):
-                assert fields == {"after_call": None, "call": None}  # a PSW, not a return
+                assert set(fields.values()) == {None}  # a PSW, not a return address
                 continue
             seen += 1
-            if fields["after_call"] is None:
+            if fields["after"] is None:
                 assert code.freed(step.ip), (task.pid, kernel.symbolize(step.ip))
                 assert task.pid == 0
                 continue
-            if step.how == "r14_guess" and fields["after_call"] is False:
+            assert fields["after_call"] is not False, (task.pid, kernel.symbolize(step.ip))
+            if fields["after"] == "psw_swap":
                 # The nmi sample's dd: the r14 slot after the restart pt_regs is stale. It
-                # holds smp_send_stop+0x3c, after the lpswe of __load_psw_mask: no call.
+                # holds smp_send_stop+0x3c, after the lpswe of __load_psw_mask: a PSW swap.
+                assert step.how == "r14_guess"
                 assert name == "bpo12-6.12-nmi" and task.pid == 158
                 assert kernel.symbolize(step.ip) == "smp_send_stop+0x3c/0x180"
                 (before,) = [i for i in decode(code.read(step.ip - 4, 4) or b"", step.ip - 4)]
                 assert before.mnemonic == "lpswe"
+                assert fields["instruction"] == before.text and fields["call"] is None
                 continue
             assert fields["after_call"] is True, (task.pid, step.index, kernel.symbolize(step.ip))
             call = fields["call"]
             assert call.startswith(("brasl %r14, ", "basr %r14, ")), call
     assert seen > 250
+
+
+@needs_objdump
+@pytest.mark.parametrize(("name", "offset"), [("bpo12-6.12-busy", 0xA0), ("sid-7.2-modules", 0xEE)])
+def test_an_enabled_wait_resumes_after_a_psw_swap(name: str, offset: int, tmp_path: Path) -> None:
+    """An idle CPU of 6.12 and 7.2 waits in arch_cpu_idle's inlined __load_psw_mask(): the
+    wait PSW points right after its lpswe, which reaches stack slots as a "return address".
+    It is classified as a PSW swap (objdump agrees on the instruction), not an alarm."""
+    kernel = _kernel(name)
+    start = kernel.symbols.require("arch_cpu_idle")
+    ip = start + offset
+    code = code_of(kernel).read(start, offset) or b""
+    truth = objdump(code, start, tmp_path)
+    before = [(a, size, mnem) for a, (size, mnem, _) in truth.items() if a + size == ip]
+    assert [m for _, _, m in before] == ["lpswe"]
+    site = CallChecker(code_of(kernel)).check(ip)
+    assert (site.after, site.after_call, site.call_at) == ("psw_swap", None, before[0][0])
+    checker = CallChecker(code_of(kernel))
+    assert checker.insn_text(site) == "lpswe 0xa0(%r15)" and checker.call_text(site) is None
+    # Every other instruction boundary of arch_cpu_idle that no call ends at is "other".
+    ends = {a + size: mnem for a, (size, mnem, _) in truth.items()}
+    for end, mnem in ends.items():
+        if end != ip and not mnem.startswith(("bras", "basr")):
+            assert checker.check(end).after == "other", (hex(end - start), mnem)
 
 
 def test_call_names_the_callee() -> None:
@@ -98,21 +127,22 @@ def _plant_sites(kernel: Kernel, ip: int) -> dict[str, int]:
     }
 
 
-def test_planted_return_addresses_are_flagged_and_the_verdict_stays() -> None:
-    """Patch the saved r14 slots of three frames of a sleeping task (through a test-only
-    reader): those frames become ``after_call: false``; the walk and the verdict do not
-    change, since the planted addresses are kernel text as before."""
+def _planted() -> tuple[Kernel, Any, Any, Any, dict[int, int]]:
+    """pid 1 of the 6.12 busy dump walked as it is and with the saved r14 slots of frames
+    #1-#4 patched (through a test-only reader): three where no call ends, and the
+    resume address of an idle CPU's enabled wait (after an lpswe) in #4."""
     kernel = _kernel("bpo12-6.12-busy")
     (task,) = find_tasks(kernel).by_pid(1)
     ctx = unwind_context(kernel)
     before = analyse_task(kernel, task, ctx)
     steps = before.walk.steps
-    assert len(steps) >= 4 and before.verdict.reliable
+    assert len(steps) >= 5 and before.verdict.reliable
     kinds = ("entry+6", "after the next instruction", "inside a 6-byte instruction")
     plants = {
         step.sp + _SF_R14: _plant_sites(kernel, step.ip)[kind]
         for step, kind in zip(steps[1:4], kinds, strict=True)
     }
+    plants[steps[4].sp + _SF_R14] = kernel.symbols.require("arch_cpu_idle") + 0xA0
 
     real_read = ctx.read
 
@@ -125,38 +155,56 @@ def test_planted_return_addresses_are_flagged_and_the_verdict_stays() -> None:
         return bytes(data)
 
     after = analyse_task(kernel, task, replace(ctx, read=planted_read))
+    return kernel, task, before, after, plants
+
+
+def test_planted_return_addresses_are_flagged_and_the_verdict_stays() -> None:
+    """The planted frames #1-#3 become ``after_call: false``, #4 ``after: psw_swap`` (not
+    flagged); the walk and the verdict do not change, since the planted addresses are
+    kernel text as before."""
+    kernel, _, before, after, plants = _planted()
+    steps = before.walk.steps
     checker = CallChecker(code_of(kernel))
     verdicts = [checker.for_step(s) for s in after.walk.steps]
     flagged = [s.index for s, v in zip(after.walk.steps, verdicts, strict=True) if not v.after_call]
-    assert flagged == [1, 2, 3]
-    assert [s.ip for s in after.walk.steps[1:4]] == list(plants.values())
+    assert flagged == [1, 2, 3, 4]
+    assert [v.after for v in verdicts[1:5]] == ["other", "other", "other", "psw_swap"]
+    assert [s.index for s, _ in checker.suspicious(after.walk.steps)] == [1, 2, 3]
+    assert [s.ip for s in after.walk.steps[1:5]] == list(plants.values())
     assert all(kernel.is_text(s.ip) for s in after.walk.steps)
     # The kernel's verdict and the walk's shape are untouched.
     assert replace(after.verdict, entries=()) == replace(before.verdict, entries=())
-    assert after.verdict.entries[1:4] == tuple(plants.values())
+    assert after.verdict.entries[1:5] == tuple(plants.values())
     assert [s.sp for s in after.walk.steps] == [s.sp for s in steps]
     assert after.walk.end.kind == before.walk.end.kind
 
 
 def test_check_lists_suspicious_return_addresses(capsys: pytest.CaptureFixture[str]) -> None:
-    dump = str(SAMPLES / "bpo12-6.12-nmi" / "vmcore.zst")
-    assert main(["check", dump]) == 0
-    out = capsys.readouterr().out
-    _, _, listed = out.partition("suspicious return addresses (1)")
-    assert listed, out
-    assert "pid 158" in listed and "smp_send_stop+0x3c/0x180" in listed
-    assert "r14 guess" in listed
-    dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
-    assert main(["check", dump]) == 0
-    assert "suspicious return addresses" not in capsys.readouterr().out
+    """The planted frames are listed by check; no untouched real dump has one."""
+    from explorer.code.present import calls_of, suspicious_lines
+
+    kernel, task, _, after, _ = _planted()
+    found = [(task, step) for step, _ in calls_of(kernel).suspicious(after.walk.steps)]
+    lines = suspicious_lines(kernel, found)
+    assert lines[1] == "suspicious return addresses (3): kernel text, but no call ends there"
+    assert [ln.split()[3] for ln in lines[2:]] == ["#1", "#2", "#3"]
+    assert all(ln.startswith("  pid 1      init") for ln in lines[2:])
+    for name in NAMES:
+        assert main(["check", str(SAMPLES / name / "vmcore.zst")]) == 0
+        assert "suspicious return addresses" not in capsys.readouterr().out, name
 
 
-def test_bt_marks_a_frame_not_after_a_call(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bt_names_a_frame_after_a_psw_swap(capsys: pytest.CaptureFixture[str]) -> None:
+    """The nmi sample's dd: the stale r14 slot after the restart pt_regs holds
+    smp_send_stop+0x3c, after an lpswe: named, not flagged."""
     dump = str(SAMPLES / "bpo12-6.12-nmi" / "vmcore.zst")
     assert main(["bt", dump, "--pid", "158"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    marked = [ln for ln in lines if "not after a call" in ln]
-    assert len(marked) == 1 and "smp_send_stop+0x3c" in marked[0]
+    out = capsys.readouterr().out
+    assert "not after a call" not in out
+    (marked,) = [ln for ln in out.splitlines() if "PSW swap" in ln]
+    assert "smp_send_stop+0x3c" in marked and "[after lpswe 0xb8(%r15): a PSW swap" in marked
     assert main(["bt", dump, "--pid", "158", "--json"]) == 0
     frames = json.loads(capsys.readouterr().out)["frames"]
-    assert [f["after_call"] for f in frames] == [None, False, True, True, True]
+    assert [f["after_call"] for f in frames] == [None, None, True, True, True]
+    assert [f["after"] for f in frames] == [None, "psw_swap", "call", "call", "call"]
+    assert frames[1]["instruction"] == "lpswe 0xb8(%r15)"

@@ -33,7 +33,7 @@ def test_every_real_call_site_is_spelled_as_capstone_spells_it(name: str) -> Non
     for task in find_tasks(kernel).tasks:
         for step in analyse_task(kernel, task, ctx).walk.steps:
             site = calls.for_step(step)
-            if site is None or site.call_at is None:
+            if site is None or site.after != "call":
                 continue
             raw = code.read(site.call_at, site.address - site.call_at)
             assert raw is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -23,11 +22,9 @@ from explorer.code.listing import function_code, make_listing, resolve
 from explorer.code.text import CodeText
 from explorer.model.kernel import Kernel
 from explorer.model.opening import open_kernel
-from tests.helpers import oracles
+from tests.helpers.objdump import needs_objdump, objdump
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
-OBJDUMP = shutil.which("s390x-linux-gnu-objdump")
-needs_objdump = oracles.needs("objdump")
 
 #: Kernel functions compared per sample: C with prologues, calls, jump labels and
 #: instructions Capstone does not know (lric/stric in 6.1's __schedule), and asm entry code.
@@ -45,7 +42,6 @@ FUNCTIONS = {
     ),
     "bpo12-6.12-busy": ("__schedule", "fdget", "ksys_read", "ext_int_handler", "__do_syscall"),
 }
-_OBJDUMP_LINE = re.compile(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(\S*)\s*(.*)$")
 _TOKEN = re.compile(r"%[a-z]+\d+|-?0x[0-9a-f]+|-?\d+")
 #: Capstone's mask-first branch forms; objdump folds the mask into the mnemonic.
 _MASK_FIRST = frozenset({"bc", "bcr", "brc", "brcl"})
@@ -54,26 +50,6 @@ _MASK_FIRST = frozenset({"bc", "bcr", "brc", "brcl"})
 @cache
 def _kernel(name: str) -> Kernel:
     return open_kernel(str(SAMPLES / name / "vmcore.zst"))
-
-
-def objdump(data: bytes, address: int, tmp: Path) -> dict[int, tuple[int, str, str]]:
-    """objdump's instructions of raw ``data`` at ``address``: {address: (size, mnemonic,
-    operands)}."""
-    raw = tmp / f"code-{address:x}.bin"
-    raw.write_bytes(data)
-    vma = [f"--adjust-vma=0x{address:x}"]
-    out = subprocess.run(
-        [OBJDUMP or "objdump", "-b", "binary", "-m", "s390:64-bit", "-D", *vma, str(raw)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = {}
-    for line in out.splitlines():
-        m = _OBJDUMP_LINE.match(line)
-        if m:
-            found[int(m.group(1), 16)] = (len(m.group(2).split()), m.group(3), m.group(4))
-    return found
 
 
 def _tokens(text: str) -> list[object]:

@@ -110,31 +110,108 @@ def test_a_bad_dump_is_named_and_the_rest_reported(
     assert err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
 
 
+def _ps_names(name: str) -> dict[int, str]:
+    """pid -> comm in the guest's ps, without the workqueue that /proc appends to a kworker's
+    name (``kworker/0:1-events``; a rescuer's own name is ``kworker/R-ipv6_``)."""
+    out = {}
+    for p in _facts(name)["ps"]:
+        comm = p["comm"]
+        if comm.startswith("kworker/") and not comm.startswith("kworker/R-"):
+            comm = comm.split("-", 1)[0]
+        out[p["pid"]] = comm
+    return out
+
+
 def test_diff_of_two_dumps_of_one_kernel(capsys: pytest.CaptureFixture[str]) -> None:
     a, b = THREE[0], THREE[1]
     status, out, _ = _run(capsys, ["diff", _dump(a), _dump(b), "--json"])
     assert status == 0
     doc = json.loads(out)
+    # Two boots of one kernel: no task is in both; tasks are paired by pid and name.
+    assert doc["same_boot"] is False and doc["paired_by"] == "pid and name"
+    assert any("different boots" in w for w in doc["warnings"])
     ours = {}
     for side, name in (("a", a), ("b", b)):
         main(["check", _dump(name), "--json"])
-        ours[side] = {t["pid"] for t in json.loads(capsys.readouterr().out)}
-    ps = {side: {p["pid"] for p in _facts(n)["ps"]} for side, n in (("a", a), ("b", b))}
+        ours[side] = {t["pid"]: t["comm"] for t in json.loads(capsys.readouterr().out)}
+    ps = {side: _ps_names(n) for side, n in (("a", a), ("b", b))}
     # Started or ended between the guest's ps and the dump (ps itself, the sysrq writer).
-    moved = (ours["a"] ^ ps["a"]) | (ours["b"] ^ ps["b"])
+    moved = (ours["a"].keys() ^ ps["a"].keys()) | (ours["b"].keys() ^ ps["b"].keys())
     appeared = {c["b"]["pid"] for c in doc["appeared"]}
     disappeared = {c["a"]["pid"] for c in doc["disappeared"]}
-    assert appeared - moved == ps["b"] - ps["a"] - moved and appeared
-    assert disappeared - moved == ps["a"] - ps["b"] - moved and disappeared
+    assert appeared - moved == ps["b"].keys() - ps["a"].keys() - moved and appeared
+    assert disappeared - moved == ps["a"].keys() - ps["b"].keys() - moved and disappeared
+    # A pid the guest's ps shows under two names is two tasks, never a "changed stack".
+    reused = {c["a"]["pid"] for c in doc["reused_pid"]}
+    both_ps = (ps["a"].keys() & ps["b"].keys()) - moved
+    assert reused & both_ps == {p for p in both_ps if ps["a"][p] != ps["b"][p]} and reused
     # Stack changes of tasks in both dumps are exactly where the kernel's traces differ.
     ta, tb = _traces(a), _traces(b)
     changed = {c["a"]["pid"] for c in doc["changed"] + doc["changed_verdict"]}
-    both = (ta.keys() & tb.keys()) - moved
+    both = (ta.keys() & tb.keys()) - moved - reused
     assert len(both) > 40
     for pid in both:
         assert (pid in changed) == (ta[pid] != tb[pid]), pid
-    in_both = len((ours["a"] & ours["b"]) - {0}) + 2  # and each of the 2 CPUs' idle task
-    assert doc["same"] + len(doc["changed"]) + len(doc["changed_verdict"]) == in_both
+    assert not changed & reused
+    in_both = len((ours["a"].keys() & ours["b"].keys()) - {0}) + 2  # and the 2 idle tasks
+    compared = doc["same"] + len(doc["changed"]) + len(doc["changed_verdict"])
+    assert compared + len(doc["reused_pid"]) == in_both
+
+
+def test_diff_names_a_reused_pid_as_another_task(capsys: pytest.CaptureFixture[str]) -> None:
+    """The 6.12 busy and panic boots: pid 34 is oom_reaper in one and a kworker in the other
+    (the guests' own ps), which once read as 'oom_reaper changed to worker_thread'."""
+    a, b = _dump("bpo12-6.12-busy"), _dump("bpo12-6.12-panic")
+    comm = {n: _ps_names(n) for n in ("bpo12-6.12-busy", "bpo12-6.12-panic")}
+    assert comm["bpo12-6.12-busy"][34] == "oom_reaper" != comm["bpo12-6.12-panic"][34]
+    status, text, _ = _run(capsys, ["diff", a, b])
+    assert status == 0
+    assert "oom_reaper" not in text.split("pid reused by another task")[0]
+    line = next(ln for ln in text.splitlines() if ln.startswith("  pid 34 "))
+    assert "oom_reaper (started " in line and f"{comm['bpo12-6.12-panic'][34]} (started " in line
+    status, text, _ = _run(capsys, ["diff", a, b, "--pid", "34"])
+    assert "note: two different tasks: oom_reaper" in text
+    # One dump against itself: one boot, every task the same.
+    status, out, _ = _run(capsys, ["diff", a, a, "--json"])
+    doc = json.loads(out)
+    assert doc["same_boot"] is True and doc["warnings"] == [] and not doc["reused_pid"]
+    assert doc["same"] == doc["a"]["tasks"]
+
+
+def test_diff_warns_when_the_kernels_differ(capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = _dump("deb12-6.1-idle"), _dump("bpo12-6.12-busy")
+    status, out, _ = _run(capsys, ["diff", a, b, "--json"])
+    doc = json.loads(out)
+    assert status == 0 and doc["same_boot"] is False
+    assert doc["a"]["release"] == _facts("deb12-6.1-idle")["kernel_release"]
+    assert doc["b"]["release"] == _facts("bpo12-6.12-busy")["kernel_release"]
+    assert len(doc["warnings"]) == 1 and "different kernels" in doc["warnings"][0]
+    _, text, _ = _run(capsys, ["diff", a, b])
+    assert text.splitlines()[2].startswith("warning: A and B run different kernels")
+
+
+def test_diff_pairs_by_start_time_within_one_boot() -> None:
+    """One boot: a pid with another start time is another task; an exec'd task keeps its
+    start time and is the same task under a new name."""
+    from explorer.fleet.diff import diff_dumps
+    from explorer.fleet.walk import DumpResult, TaskOutcome
+
+    def row(pid: int, comm: str, start: int, stack: tuple[str, ...]) -> TaskOutcome:
+        return TaskOutcome(pid, comm, "S", None, True, "reliable", None, stack, None, "", start)
+
+    init = row(1, "init", 100, ("schedule",))
+    a = DumpResult("a", "r", "id", tasks=(init, row(7, "kworker/0:1", 200, ("x",))))
+    b = DumpResult(
+        "b", "r", "id", tasks=(init, row(7, "kworker/0:1", 900, ("y",)), row(8, "sh", 5, ()))
+    )
+    d = diff_dumps(a, b)
+    assert d.same_boot is True and d.warnings == ()
+    assert [(c.kind, (c.a or c.b).pid) for c in d.changes] == [
+        ("reused_pid", 7),
+        ("appeared", 8),
+    ]
+    b2 = DumpResult("b", "r", "id", tasks=(init, row(7, "bash", 200, ("y",))))
+    assert [c.kind for c in diff_dumps(a, b2).changes] == ["changed"]
 
 
 def test_diff_of_two_tasks_aligns_their_frames(capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,15 +62,31 @@ CLASS = [
 
 
 def test_summary_counts() -> None:
-    per_scenario, per_trainee = results.summarize(CLASS)
+    """Trainees are a name and a session: Bob's second tab is another trainee (issue 23
+    item 9: two who type the same name never merge); offered scenarios nobody tried are
+    listed."""
+    per_scenario, per_trainee = results.summarize(CLASS, ["preempted", "chain-loop", "too-deep"])
     assert per_scenario == [
-        results.ScenarioSummary("preempted", 2, 1, 0, 1, 4, 2.0),
+        results.ScenarioSummary("preempted", 3, 2, 1, 1, 4, 1.5),
         results.ScenarioSummary("chain-loop", 1, 1, 1, 0, 1, 1.0),
+        results.ScenarioSummary("too-deep", 0, 0, 0, 0, 0, None),
     ]
     assert per_trainee == [
-        results.TraineeSummary("Ada", 2, 2, 0, 3, 1),
-        results.TraineeSummary("Bob", 1, 0, 1, 2, 1),
+        results.TraineeSummary("Ada", "s1", 2, 2, 0, 3, 1, 1),
+        results.TraineeSummary("Bob", "s2", 1, 0, 1, 1, 1, 2),
+        results.TraineeSummary("Bob", "s3", 1, 1, 0, 1, 0, 2),
     ]
+    two_adas = [
+        _attempt("Ada", "preempted", "crossed_pt_regs at #4", True, 0, session="aaaaaa1"),
+        _attempt("Ada", "preempted", "reliable", False, 0, session="bbbbbb2"),
+    ]
+    ada1, ada2 = results.progress(two_adas)
+    assert (ada1.who, ada1.solved, ada2.who, ada2.solved) == (
+        "Ada · aaaaaa",
+        True,
+        "Ada · bbbbbb",
+        False,
+    )
 
 
 def _write(path: Path, attempts: list[results.Attempt]) -> None:
@@ -82,29 +98,38 @@ def test_results_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path = tmp_path / "r.jsonl"
     _write(path, CLASS)
     assert results.read(str(path)) == CLASS
-    assert main(["scenarios", "results", str(path)]) == 0
+    offered = ["--scenarios", "preempted,chain-loop,too-deep"]
+    assert main(["scenarios", "results", str(path), *offered]) == 0
     out = capsys.readouterr().out
-    assert "5 answers, 1 reveals, 2 trainees, 3 sessions" in out
+    assert "5 answers, 1 reveals, 3 trainees, 3 sessions; 1 of 3 scenarios not tried" in out
     rows = [line.split() for line in out.splitlines()]
-    assert ["preempted", "2", "1", "0", "1", "4", "2"] in rows
-    assert ["chain-loop", "1", "1", "1", "0", "1", "1"] in rows
-    assert ["Ada", "2", "2", "0", "3", "1"] in rows and ["Bob", "1", "0", "1", "2", "1"] in rows
+    number = {name: str(scenarios.number(name)) for name in ("preempted", "chain-loop")}
+    assert [number["preempted"], "preempted", "3", "2", "1", "1", "4", "1.5"] in rows
+    assert [number["chain-loop"], "chain-loop", "1", "1", "1", "0", "1", "1"] in rows
+    too_deep = str(scenarios.number("too-deep"))
+    assert [too_deep, "too-deep", "0", "-", "-", "-", "-", "not", "tried"] in rows
+    assert ["Ada", "·", "s1", "2", "2", "0", "3", "1", "1"] in rows
+    assert ["Bob", "·", "s2", "1", "0", "1", "1", "1", "2"] in rows
+    assert "reliable at #3 ✗; crossed_pt_regs at #4 ✓" in out  # both of Ada's answers
     assert main(["scenarios", "results", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["answers"] == 5 and doc["reveals"] == 1 and doc["sessions"] == 3
-    assert doc["scenarios"][0] == {
+    assert len(doc["scenarios"]) == len(scenarios.SCENARIOS)  # the whole catalog by default
+    assert doc["scenarios"][scenarios.number("preempted") - 1] == {
         "scenario": "preempted",
-        "trainees": 2,
-        "solved": 1,
-        "first_try": 0,
+        "trainees": 3,
+        "solved": 2,
+        "first_try": 1,
         "revealed": 1,
         "answers": 4,
-        "mean_answers_to_solve": 2.0,
+        "mean_answers_to_solve": 1.5,
     }
-    assert main(["scenarios", "results", str(path), "--markdown"]) == 0
+    assert doc["trainees"][1]["label"] == "Bob · s2"
+    assert main(["scenarios", "results", str(path), "--markdown", *offered]) == 0
     md = capsys.readouterr().out
-    assert "| preempted | 2 | 1 | 0 | 1 | 4 | 2 |" in md
-    assert "| Bob | 1 | 0 | 1 | 2 | 1 |" in md and "## Per trainee" in md
+    assert f"| {number['preempted']} preempted | 3 | 2 | 1 | 1 | 4 | 1.5 |" in md
+    assert "| Bob · s2 | 1 | 0 | 1 | 1 | 1 | 2 |" in md and "## Per trainee" in md
+    assert f"| {too_deep} too-deep | 0 | - | - | - | - | not tried |" in md
 
 
 @pytest.mark.parametrize(
@@ -174,10 +199,14 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
     app.animation_level = "none"
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, Prompt)
-        assert app.title == "exercise misaligned-sp"
+        number = scenarios.number("misaligned-sp")
+        assert (
+            app.title == f"exercise {number} of 41 · kernel 6.1.0-synthetic-s390x · rules current"
+        )
         await pilot.press(*"Grace", "enter")
         await wait_checked(app, pilot)
         assert isinstance(app.screen, StackScreen)
+        await pilot.press("r")  # the whole walk: every frame may be named
         await answer(pilot, "1", "unwind_error", "sp_misaligned")
         await answer(pilot, "2", "crossed_pt_regs")
         await pilot.press("a")
@@ -186,7 +215,7 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
             app.screen.query_one("#answer-hint").render()
         )
         await pilot.press("escape")
-        await pilot.press("R")  # gives up
+        await pilot.press("R", "y")  # gives up, confirmed
         await pilot.pause()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(d["answer"], d["correct"], d["hints"], d["revealed"]) for d in lines] == [
@@ -215,9 +244,13 @@ async def test_picker_opens_a_scenario_and_comes_back(tmp_path: Path) -> None:
                 if isinstance(app.screen, StackScreen):
                     break
             await wait_checked(app, pilot)
-            assert app.title == "exercise misaligned-sp"
+            number = scenarios.number("misaligned-sp")
+            kernel = "kernel 6.1.0-synthetic-s390x · rules current"
+            assert app.title == f"exercise {number} of 41 · {kernel}"  # catalog numbers
             assert isinstance(app.screen, StackScreen) and app.screen.shown_task.pid == 100
+            await pilot.press("r")
             await answer(pilot, "2", "unwind_error", "sp_misaligned")
+            assert app.title == f"exercise {number} of 41: misaligned-sp"
             await pilot.press("escape", "escape", "o")
             await pilot.pause()
             assert isinstance(app.screen, ScenarioPicker) and len(app.screen_stack) == 2
@@ -245,7 +278,13 @@ async def test_exercise_map_names_the_crossed_region_pt_regs(tmp_path: Path) -> 
         await wait_checked(app, pilot)
         stack = app.screen
         assert isinstance(stack, StackScreen) and stack.hidden
-        labels = [s.label for s in stack.query_one(RegionsMap).slices if s.index == -1]
+        regions = stack.query_one(RegionsMap)
+        assert [s.label for s in regions.slices] == ["#0 __schedule"]  # unfolds with the walk
+        await pilot.press(*"nnnn")
+        labels = [s.label for s in regions.slices if s.index == -1]
+        assert labels == ["pt_regs"] and len(regions.slices) == 6
+        await pilot.press("r")
+        labels = [s.label for s in regions.slices if s.index == -1]
         assert labels == ["pt_regs", "final pt_regs"]
         regs = stack.analysis.walk.steps[4].regs
         assert regs is not None

@@ -106,33 +106,45 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert by_name["preempted"]["answer"]["verdict"]["frame"] == 4
     code, out, _ = _run(capsys, "scenarios", "list", "--answers")
     assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
-    assert out.startswith("NAME") and "EXPECTED VERDICT" in out.splitlines()[0]
-    assert re.search(r"^too-deep\s+current\s+too_many_entries at #99", out, re.M)
+    assert out.startswith("EXERCISE") and "EXPECTED VERDICT" in out.splitlines()[0]
+    number = scenarios.number("too-deep")
+    assert re.search(rf"^{number}\s+current\s.*\stoo-deep\s+too_many_entries at #99", out, re.M)
 
 
 def test_cli_list_keeps_the_answers_for_the_trainer(capsys: pytest.CaptureFixture[str]) -> None:
-    """A trainee listing the scenarios sees no verdict (issue 17: --answers shows them)."""
+    """A trainee listing the scenarios sees no verdict (issue 17: --answers shows them), and
+    no name or title either: they are the answer (issue 23 item 1)."""
     code, out, err = _run(capsys, "scenarios", "list")
     assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
     assert "EXPECTED" not in out and "scenarios list --answers" in err
     rows = out.splitlines()[1:]
-    assert [re.split(r"\s{2,}", row, maxsplit=2) for row in rows] == [
-        [s.name, s.era, s.title] for s in SCENARIOS
+    assert [row.split() for row in rows] == [
+        [str(n), s.era, s.release, str(s.pid)] for n, s in enumerate(SCENARIOS, 1)
     ]
     code, out, _ = _run(capsys, "scenarios", "list", "--json")
     docs = json.loads(out)
-    assert len(docs) == len(SCENARIOS)
-    assert all("answer" not in d and "expected" not in d for d in docs)
+    assert [d["exercise"] for d in docs] == list(range(1, len(SCENARIOS) + 1))
+    told = {"answer", "expected", "name", "title"}
+    assert all(not told & set(d) for d in docs)
 
 
 def test_cli_show_hides_the_answer_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 23 item 2: without --answer, the situation only (no name, title, story or where
+    to look); the number opens the same scenario as the name."""
+    scenario = scenarios.get("chain-loop")
+    number = str(scenarios.number("chain-loop"))
     code, out, _ = _run(capsys, "scenarios", "show", "chain-loop")
-    assert code == 0 and "What to look for" in out and "sp_not_increasing" not in out
+    assert code == 0 and "What to look for" not in out and "sp_not_increasing" not in out
+    assert "chain-loop" not in out and scenario.title not in out and "#3" not in out
+    assert scenario.situation[:40] in out and f"exercise {number} of {len(SCENARIOS)}" in out
+    _, same, _ = _run(capsys, "scenarios", "show", number)
+    assert same == out
     code, out, _ = _run(capsys, "scenarios", "show", "chain-loop", "--answer")
     assert code == 0 and "Answer: unwind_error/sp_not_increasing at #3" in out
+    assert "What to look for" in out and "chain-loop" in out
     code, out, _ = _run(capsys, "scenarios", "show", "chain-loop", "--json")
     doc = json.loads(out)
-    assert doc["pid"] == 100 and doc["story"] and "answer" not in doc
+    assert doc["pid"] == 100 and doc["situation"] and not {"answer", "story", "name"} & set(doc)
     _, out, _ = _run(capsys, "scenarios", "show", "chain-loop", "--json", "--answer")
     assert json.loads(out)["answer"]["label"] == "unwind_error/sp_not_increasing"
 

@@ -158,7 +158,42 @@ def test_scenarios_serves_the_picker(tmp_path: Path) -> None:
             async with client() as http, http.ws_connect(ws_url(served)) as ws:
                 await first_screen(ws, b"your name")
                 await ws.send_json(["stdin", "Lin\r"])
-                await first_screen(ws, b"2 training scenarios")
+                await first_screen(ws, b"2 exercises, 0 solved")
 
         asyncio.run(run())
     assert results.exists() and results.read_text() == ""  # created, nothing answered yet
+
+
+def test_trainers_results_need_the_trainers_key(tmp_path: Path) -> None:
+    """Issue 23: the results page tells the answers, and trainees have the token: it needs
+    the trainer's key (printed in the banner only); names are shown as text."""
+    from explorer.training import results
+
+    path = tmp_path / "r.jsonl"
+    attempt = results.Attempt(
+        "0123456789ab", "<b>Ada</b>", "preempted", 100, "reliable", False, 0, "t", 1.0
+    )
+    results.append(str(path), attempt)
+    offered = "preempted,too-deep"
+    with serve("--scenarios", offered, "--results", str(path), "--token", "t0k") as served:
+        (line,) = [line for line in served.banner if "trainer's results:" in line]
+        url = line.split("trainer's results:")[1].strip()
+        assert url.startswith(served.url + "/results?token=t0k&key=")
+        key = url.rpartition("key=")[2]
+        assert len(key) >= 16
+
+        async def run() -> None:
+            async with client() as http:
+                async with http.get(f"{served.url}/results?key={key}") as r:
+                    assert r.status == 403  # the token too
+                for wrong in ("", "&key=", "&key=" + key[:-1]):
+                    async with http.get(f"{served.url}/results?token=t0k{wrong}") as r:
+                        assert r.status == 403
+                async with http.get(url) as r:
+                    assert r.status == 200
+                    page = await r.text()
+                assert "&lt;b&gt;Ada&lt;/b&gt; · 012345" in page and "<b>Ada" not in page
+                assert "reliable ✗" in page and "1 of 2 scenarios not tried" in page
+                assert "too-deep</td><td>0</td>" in page
+
+        asyncio.run(run())

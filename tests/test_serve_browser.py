@@ -1,13 +1,15 @@
 """The served explorer in a real browser: Debian's chromium, headless, driven by playwright.
 
-A trainee opens the classroom URL (with its token), gives a name, answers the scenario
-``preempted`` through key presses (wrong first, then right), and the results file gets one
-line per answer. The truth is the scenario's own expected answer (explorer/training/scenarios.py:
+A trainee opens the classroom URL (with its token) in a browser that reaches nothing else,
+gives a name, picks an exercise, answers it through key presses (wrong first, then right) and
+downloads the walk; the results file gets one line per answer and the trainer's page shows
+them. The truth is the scenario's own expected answer (explorer/training/scenarios.py:
 crossed_pt_regs at frame #4), checked against the tool's verdict by tests/test_scenarios.py.
 
 Never downloads a browser: set BACKCHAIN_CHROMIUM to another binary, or install Debian's
 (``apt-get install chromium``); without one the test is skipped. BACKCHAIN_SCREENSHOTS=1
-also writes the screenshot to docs/serve.png (the README's picture).
+also writes the README's pictures: docs/classroom-picker.png, docs/classroom-exercise.png,
+docs/serve.png (after the answer) and docs/classroom-results.png.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from explorer.training import scenarios
 from tests.helpers import oracles
-from tests.helpers.serving import ROOT, serve
+from tests.helpers.serving import ROOT, Served, serve
 
 CHROMIUM = os.environ.get("BACKCHAIN_CHROMIUM") or shutil.which("chromium") or ""
 #: Quiet, self-contained headless chromium (root needs --no-sandbox; CI runs as root).
@@ -76,60 +79,127 @@ def _lines(path: Path, count: int, timeout: float = 20) -> list[dict[str, object
     raise AssertionError(f"{path} has {len(lines)} lines, not {count}")
 
 
-def test_trainee_answers_an_exercise_in_the_browser(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def offline_context(browser: Any, served: Served) -> tuple[Any, list[str]]:
+    """A browser context that reaches nothing but the server (as in an offline classroom),
+    and the list of every other address it asked for."""
+    from playwright.sync_api import Route
+
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(served.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.route("**/*", offline)
+    return context, elsewhere
+
+
+def downloaded(downloads: list[Any], pump: Callable[[int], None]) -> tuple[str, str]:
+    """The one download the page got (waiting up to 10 s): its suggested name and text."""
+    for _ in range(100):
+        if downloads:
+            break
+        pump(100)
+    (download,) = downloads
+    return download.suggested_filename, Path(download.path()).read_text()
+
+
+def _trainer_url(served: Served, token: str) -> str:
+    """The trainer's results URL from the server's banner (it carries the trainer's key)."""
+    (line,) = [line for line in served.banner if "trainer's results:" in line]
+    url = line.split("trainer's results:", 1)[1].strip()
+    assert url.startswith(f"{served.url}/results?token={token}&key="), url
+    return url
+
+
+def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
+    """Issue 23: a trainee in a browser that reaches nothing but the server gives a name,
+    picks an exercise in the picker (shown by number, kernel and rules only), answers it once
+    wrong and once right through key presses, downloads the walk; the trainer's results page
+    shows both answers and the scenarios nobody tried. The truth is the scenario's expected
+    answer (explorer/training/scenarios.py: crossed_pt_regs at frame #4), checked against the tool's
+    verdict by tests/test_scenarios.py."""
+    from playwright.sync_api import Download, sync_playwright
 
     truth = scenarios.get("preempted").answer
     assert (truth.rule, truth.frame) == ("crossed_pt_regs", 4)
+    number = scenarios.number("preempted")
     results = tmp_path / "results.jsonl"
     token = "classroom-token"
+    offered = "preempted,chain-loop,too-deep"
+    shots: dict[str, bytes] = {}
     with (
-        serve("--scenarios", "preempted", "--results", str(results), "--token", token) as served,
+        serve("--scenarios", offered, "--results", str(results), "--token", token) as served,
         sync_playwright() as pw,
     ):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            context, elsewhere = offline_context(browser, served)
+            page = context.new_page()
             screen = Screen()
             page.on("websocket", lambda ws: ws.on("framereceived", screen.received))
+            downloads: list[Download] = []
+            page.on("download", lambda d: downloads.append(d))
             page.goto(f"{served.url}/?token={token}")
             keys = page.keyboard
             pump = page.wait_for_timeout
 
+            def press(*names: str) -> None:  # as a person types: one key, then a moment
+                for name in names:
+                    keys.press(name)
+                    pump(150)
+
             screen.wait_for("your name", pump)
             page.locator(".xterm-helper-textarea").focus()
             keys.type("Ada")
-            keys.press("Enter")
-            screen.wait_for("exercise preempted", pump)  # the title names the scenario
-            screen.wait_for("find the failing frame and rule", pump)
+            press("Enter")
+            screen.wait_for(f"exercise {number} of 41", pump)  # the picker: numbers only
+            shots["picker"] = page.screenshot()
+            press("Enter")  # the first offered: preempted
+            screen.wait_for("find the failing frame and rule", pump, timeout=60)
+            press("n", "n", "n", "n")  # four more frames; the walk's length stays unknown
+            screen.wait_for("5 frames so far", pump)
+            pump(2500)  # until the "building" notification has gone
+            shots["exercise"] = page.screenshot()
 
-            keys.press("a")  # a wrong answer first: frame 3, "reliable"
+            press("a")  # a wrong answer first: "reliable"
             screen.wait_for("your answer", pump)
-            keys.type("3")
-            keys.press("Enter")
+            press("Enter")  # the rule list opens
+            screen.wait_for("task_running", pump)  # its last entry
+            press("ArrowDown", "Enter")  # reliable, chosen: no frame to name, on to Check
+            press("Enter")
             screen.wait_for("not quite", pump)
             first = _lines(results, 1)[0]
 
-            keys.press("a")  # then the right one: frame 4, crossed_pt_regs
+            press("a")  # then the right one: crossed_pt_regs at frame #4
             screen.wait_for("hint after your previous answer", pump)
-            keys.press("Backspace")
+            press("Enter")
+            screen.wait_for("task_running", pump)
+            press("ArrowDown", "ArrowDown", "Enter")  # reliable -> crossed_pt_regs: its frame
+            screen.wait_for("failing frame: its number", pump)
             keys.type("4")
-            keys.press("Tab")  # the rule
-            keys.press("Enter")
-            pump(300)
-            keys.press("ArrowDown")
-            keys.press("ArrowDown")
-            keys.press("Enter")
-            pump(300)
-            keys.press("Shift+Tab")  # back to the frame, where enter checks
-            keys.press("Enter")
+            press("Enter", "Enter")  # on to Check, then check
             screen.wait_for("Right", pump)  # the debriefing
-            keys.press("Escape")  # back to the stack, its verdict shown now
+            press("Escape")  # back to the stack, its verdict shown now
             screen.wait_for("crossed_pt_regs", pump)
-            keys.press("r")  # the whole walk, for the picture
+            press("r")  # the whole walk, for the picture
             screen.wait_for("walk 10/10", pump)
-            pump(3500)  # until the hint's notification has gone
-            shot = page.screenshot(path=str(tmp_path / "serve.png"))
+            pump(4000)  # until the hint's notification has gone
+            shots["answered"] = page.screenshot()
+
+            press("x")  # the export: a download, nothing written on the server
+            name, exported = downloaded(downloads, pump)
+
+            trainer = context.new_page()
+            trainer.goto(_trainer_url(served, token))
+            report = trainer.inner_text("#results")
+            shots["results"] = trainer.screenshot(full_page=True)
+            trainer.goto(f"{served.url}/results?token={token}")  # a trainee: no key
+            refused = trainer.inner_text("body")
         except AssertionError as exc:
             failed = tmp_path / "failed.png"
             page.screenshot(path=str(failed))
@@ -137,49 +207,59 @@ def test_trainee_answers_an_exercise_in_the_browser(tmp_path: Path) -> None:
         finally:
             browser.close()
 
+    assert elsewhere == []
     lines = _lines(results, 2)
-    assert len(lines) == 2
+    assert len(lines) == 2 and first == lines[0]
     second = lines[1]
-    assert first == lines[0]
     for line in lines:
         assert line["trainee"] == "Ada" and line["scenario"] == "preempted"
         assert line["pid"] == scenarios.get("preempted").pid
         assert isinstance(line["session"], str) and len(line["session"]) == 12
         assert line["revealed"] is False
     assert first["session"] == second["session"]
-    assert (first["answer"], first["correct"], first["hints"]) == ("reliable at #3", False, 0)
+    assert (first["answer"], first["correct"], first["hints"]) == ("reliable", False, 0)
     assert (second["answer"], second["correct"], second["hints"]) == (
         "crossed_pt_regs at #4",
         True,
         1,
     )
     assert str(second["time"]).endswith("+00:00") and float(second["elapsed"]) > 0
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000  # a drawn page, not blank
+    # the download: named by the tool (session, scenario, pid, comm), the story and the walk
+    assert name == f"backchain-{first['session']}-preempted-100-cat.md", name
+    assert (
+        exported.startswith("## Scenario preempted: ") and "### Stack of cat (pid 100" in exported
+    )
+    # the trainer's page: both answers of Ada's session, and the two scenarios nobody tried
+    who = f"Ada · {str(first['session'])[:6]}"
+    assert "reliable ✗; crossed_pt_regs at #4 ✓" in report and who in report
+    for untried in ("chain-loop", "too-deep"):
+        row = next(line for line in report.splitlines() if untried in line)
+        assert row.split("\t")[-1] == "not tried", row
+    assert "2 of 3 scenarios not tried by anyone" in report
+    assert "needs its token" in refused or "trainer" in refused
+    for picture in shots.values():
+        assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 20_000  # drawn
     if os.environ.get("BACKCHAIN_SCREENSHOTS") == "1":
-        (ROOT / "docs" / "serve.png").write_bytes(shot)
+        for shot, file in (
+            ("picker", "classroom-picker.png"),
+            ("exercise", "classroom-exercise.png"),
+            ("answered", "serve.png"),
+            ("results", "classroom-results.png"),
+        ):
+            (ROOT / "docs" / file).write_bytes(shots[shot])
 
 
 def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
     """Issue 27 item 1, issue 23 items 6 and 8: the page asks nothing of any other host (the
     browser is offline but for the server), and ``x`` in a stack gives the browser a download
     (named by the tool: session, pid, comm) while nothing is written on the server."""
-    from playwright.sync_api import Download, Route, sync_playwright
+    from playwright.sync_api import Download, sync_playwright
 
     before = set(ROOT.rglob("*.md"))
     with serve("--idle-timeout", "0") as served, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            elsewhere: list[str] = []
-
-            def offline(route: Route) -> None:
-                if route.request.url.startswith(served.url + "/"):
-                    route.continue_()
-                else:
-                    elsewhere.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", offline)
+            context, elsewhere = offline_context(browser, served)
             page = context.new_page()
             screen = Screen()
             page.on("websocket", lambda ws: ws.on("framereceived", screen.received))
@@ -192,13 +272,7 @@ def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
             downloads: list[Download] = []  # via a tab of its own, reported on this page
             page.on("download", lambda d: downloads.append(d))
             page.keyboard.press("x")
-            for _ in range(100):
-                if downloads:
-                    break
-                pump(100)
-            (download,) = downloads
-            exported = Path(download.path()).read_text()
-            name = download.suggested_filename
+            name, exported = downloaded(downloads, pump)
         finally:
             browser.close()
     assert elsewhere == []

@@ -158,16 +158,31 @@ def test_check_groups_pids_and_functions(capsys: pytest.CaptureFixture[str]) -> 
 def test_convert_reports_and_brings_companions(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out_file = tmp_path / "out.elf"
-    rc, out, _ = _run(
-        capsys, "convert", str(SAMPLES / "deb12-6.1-idle" / "vmcore.zst"), "-o", str(out_file)
-    )
-    assert rc == 0 and out.startswith(f"wrote {out_file}: ELF vmcore, ")
-    assert "copied beside it: System.map.zst" in out and (tmp_path / "System.map.zst").is_file()
-    rc, out, _ = _run(capsys, "info", str(out_file))
-    assert "format       ELF vmcore (converted by backchain from elf vmcore.zst)" in out
-    assert "symbols      " in out and "none (pass" not in out
-    out_file.unlink()  # 128 MiB: do not leave it in the shared temporary folder
+    """Two dumps of two kernels converted into one folder: each brings its own System.map,
+    named after its output, and each opens with its own (issue 24: the second once kept the
+    first one's map)."""
+    outs = {}
+    for name, out_name in (("deb12-6.1-idle", "a.elf"), ("bpo12-6.12-busy", "b.elf")):
+        out_file = outs[name] = tmp_path / out_name
+        rc, out, _ = _run(
+            capsys, "convert", str(SAMPLES / name / "vmcore.zst"), "-o", str(out_file)
+        )
+        assert rc == 0 and out.startswith(f"wrote {out_file}: ELF vmcore, ")
+        stem = out_name.split(".")[0]
+        assert f"copied beside it: {stem}.System.map.zst" in out
+        assert (tmp_path / f"{stem}.System.map.zst").read_bytes() == (
+            SAMPLES / name / "System.map.zst"
+        ).read_bytes()
+    for name, out_file in outs.items():
+        rc, out, err = _run(capsys, "info", str(out_file))
+        assert "format       ELF vmcore (converted by backchain from elf vmcore.zst)" in out
+        stem = out_file.name.split(".")[0]
+        assert f"from System.map {tmp_path / stem}.System.map.zst" in out, out
+        release = json.loads((SAMPLES / name / "facts.json").read_text())["kernel_release"]
+        assert f"release      {release}" in out
+        assert "skipped" not in err
+    for out_file in outs.values():
+        out_file.unlink()  # 128 MiB each: do not leave them in the shared temporary folder
 
 
 # -- rough edge 14 -----------------------------------------------------------------------------
@@ -186,7 +201,7 @@ def test_small_wording_fixes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_scenario_list_columns_line_up(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = _run(capsys, "scenarios", "list")
+    rc, out, _ = _run(capsys, "scenarios", "list", "--answers")
     lines = [line for line in out.splitlines() if not line.startswith("(")]  # rows, no notes
     col = lines[0].index("TITLE")
     assert rc == 0 and all(line[col - 2 : col] == "  " and line[col] != " " for line in lines)

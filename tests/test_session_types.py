@@ -144,7 +144,7 @@ def test_shell_equals_one_shot_commands(
     assert out.startswith(one_shot)
     rest = out[len(one_shot) :]
     assert rest.startswith(expected[3]) and 'comm = "init",' in rest
-    assert "(no task named: the task chosen with 'set'; pid 1 init)" in rest
+    assert "(the task chosen with 'set': pid 1 init)" in rest
     tail = _run(capsys, "struct", PANIC, "list_head", "init_task")[1]
     tail += _run(capsys, "rd", PANIC, "linux_banner", "2")[1]
     assert rest.endswith(tail)  # nothing after quit
@@ -163,3 +163,30 @@ def test_shell_reads_stdin_in_a_subprocess() -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["PID", "PPID", "CPU", "TASK", "ST", "COMM"]
     assert lines[1].split()[-1] == "init" and len(lines) == 2
+
+
+def test_shell_pipes_and_foreach_as_crash() -> None:
+    """``bt | grep`` pipes to a shell command; ``foreach IN bt`` walks every task in S
+    (crash's IN), as many as the guest's ps shows sleeping; a quoted | stays an argument."""
+    import json as _json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "explorer", "shell", BUSY],
+        input=(
+            "bt --pid 2 | grep -c '^ #'\n"
+            "foreach IN bt | grep -c '^PID:'\n"
+            "ps --state S --json | grep -c '\"pid\"'\n"
+            "sym 'a|b'\n"
+            "quit\n"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = proc.stdout.splitlines()
+    facts = _json.loads((Path(BUSY).parent / "facts.json").read_text())
+    kthreadd = next(t for t in facts["sysrq_t"] if t["pid"] == 2)
+    assert lines[0] == str(len(kthreadd["functions"])) == "5"
+    assert lines[1] == lines[2] and int(lines[1]) > 20
+    assert "no symbol 'a|b'" in proc.stderr

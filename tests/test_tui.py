@@ -75,7 +75,7 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert "frame #2" in plain(stack.query_one(ChecksPane))
         await pilot.press("r")
         assert walk.revealed == walk.total == 8
-        assert cells(walk, 7)[3] == "end: final pt_regs (user mode)"
+        assert cells(walk, 7)[3] == "final user pt_regs"
         checks = plain(stack.query_one(ChecksPane))
         assert "✓ final_pt_regs" in checks and "✓ reliable" in checks
         assert stack.query_one(ChecksPane).failing is None
@@ -102,12 +102,18 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert cells(table, 0)[0] == "20"  # the biggest group: kworkers in worker_thread
         await pilot.press("G", "s")
         assert table.sort_key == "pid"
-        for _ in range(3):
-            app.overview.action_sort()
+        app.overview.action_sort()
         await pilot.pause()
         assert table.sort_key == "cpu"
+        # PID CPU ST COMM, as ps and check --all list tasks
+        assert [str(c.label).split()[0] for c in table.ordered_columns][:4] == [
+            "PID",
+            "CPU",
+            "ST",
+            "COMM",
+        ]
         # running tasks first (their CPU bare), then the others by last CPU, in parentheses
-        assert [cells(table, r)[3] for r in range(3)] == ["0", "1", "(0)"]
+        assert [cells(table, r)[1] for r in range(3)] == ["0", "1", "(0)"]
         # lowcore and memory
         await pilot.press("l")
         assert isinstance(app.screen, LowcoreScreen)
@@ -120,6 +126,13 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         assert app.screen.cpu == 1
         rows = {cells(lowcore, r)[1]: cells(lowcore, r) for r in range(lowcore.row_count)}
         assert rows["current_task"][3] == "task sh:158"
+        # a jump to a field by name (or offset)
+        await pilot.press("g", *"kernel_stack", "enter")
+        await pilot.pause()
+        assert cells(lowcore, lowcore.cursor_row)[1] == "kernel_stack"
+        await pilot.press("g", *"0x0", "enter")
+        await pilot.pause()
+        assert lowcore.cursor_row == 0
         await pilot.press("escape")
         stack = await open_pid(app, pilot, 1)
         sp = stack.analysis.walk.steps[0].sp
@@ -136,6 +149,14 @@ async def test_busy_overview_filter_and_reliable_walk(tmp_path: Path) -> None:
         session = app.session
         assert session is not None
         assert hexview.cursor == session.resolve("init_task")
+        # where the view now starts, and symbol+off under the cursor (System.map's init_task)
+        title = plain(app.screen.query_one("#mem-title"))
+        assert title.startswith(f"virtual addresses from 0x{hexview.cursor:x} (init_task+0x0)")
+        await pilot.press("down")
+        await pilot.pause()
+        status = plain(app.screen.query_one("#mem-status"))
+        assert status.startswith(f"0x{hexview.cursor:x} init_task+0x10 ")
+        await pilot.press("up")
         await pilot.press("backspace")
         assert hexview.cursor == sp
 
@@ -175,7 +196,7 @@ async def test_synthetic_broken_back_chain(broken_dump: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_checked(app, pilot)
         table = app.overview.query_one(TaskTable)
-        verdicts = {cells(table, r)[1]: cells(table, r)[4] for r in range(table.row_count)}
+        verdicts = {cells(table, r)[3]: cells(table, r)[4] for r in range(table.row_count)}
         assert verdicts["sleep"] == "reliable"
         assert verdicts["broken"].startswith("unwind_error/")
         stack = await open_pid(app, pilot, 200)

@@ -15,9 +15,9 @@ REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
 
 
 @sync
-async def test_code_pane_flags_a_return_address_without_a_call() -> None:
+async def test_code_pane_names_a_psw_swap_before_a_return_address() -> None:
     """The nmi sample's dd: frame #1 (the stale r14 guess smp_send_stop+0x3c) follows an
-    lpswe, not a call: the walk pane marks it, the code pane flags the lpswe."""
+    lpswe, not a call: a kernel idiom the code pane names; the walk pane does not flag it."""
     app = make_app(REAL / "bpo12-6.12-nmi" / "vmcore.zst")
     async with app.run_test(size=SIZE) as pilot:
         await wait_checked(app, pilot)
@@ -26,12 +26,13 @@ async def test_code_pane_flags_a_return_address_without_a_call() -> None:
         await pilot.pause()
         walk = screen.query_one(WalkTable)
         names = [plain_cell(walk, row) for row in range(walk.row_count)]
-        assert names[0] == "stop_run+0x4e" and names[1] == "! (smp_send_stop+0x3c)"
+        assert names[0] == "stop_run+0x4e" and names[1] == "(smp_send_stop+0x3c)"
         text = plain(screen.query_one("#frame-code", Static))
         assert "code at smp_send_stop+0x3c (return address)" in text
-        assert "!! smp_send_stop+0x38  lpswe 0xb8(%r15)" in text
+        assert " psw smp_send_stop+0x38  lpswe 0xb8(%r15)" in text
         assert "=> smp_send_stop+0x3c  brasl %r14" in text
-        assert "no call ends at this return address" in text
+        assert "follows lpswe 0xb8(%r15): the kernel loaded a PSW pointing here" in text
+        assert "no call ends" not in text
 
 
 @sync
@@ -59,3 +60,25 @@ def plain_cell(walk: WalkTable, row: int) -> str:
     """The FUNCTION cell of a walk row as text."""
     cell = walk.get_row_at(row)[3]
     return getattr(cell, "plain", str(cell))
+
+
+@sync
+async def test_walk_pane_shows_a_module_frame_as_the_cli_does() -> None:
+    """jbd2/vda-8 of the 7.2 sample sleeps in kjournald2 of jbd2: the walk pane names the
+    module (``kjournald2+0x2d0 [jbd2]``) as bt and the kernel's own Call Trace do."""
+    import json
+
+    facts = json.loads((REAL / "sid-7.2-modules" / "facts.json").read_text())
+    jbd2 = next(t for t in facts["sysrq_t"] if t["comm"] == "jbd2/vda-8")
+    frame = jbd2["frames"][2]
+    expected = f"{frame['symbol'].partition('/')[0]} [{frame['module']}]"
+    assert expected == "kjournald2+0x2d0 [jbd2]"
+    app = make_app(REAL / "sid-7.2-modules" / "vmcore.zst")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_checked(app, pilot)
+        screen = await open_pid(app, pilot, jbd2["pid"])
+        await pilot.press("n", "n", "n")
+        await pilot.pause()
+        walk = screen.query_one(WalkTable)
+        names = [plain_cell(walk, row) for row in range(walk.row_count)]
+        assert names[2] == expected, names

@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, OptionList, Select
 
 from explorer import cli
 from explorer.model.kernel import Options
 from explorer.training import scenarios
 from explorer.training.exercise import PLACEHOLDER, Guess, judge, parse_frame
 from explorer.tui.app import BackchainApp
+from explorer.tui.screens.answer import AnswerForm
+from explorer.tui.screens.prompt import Confirm
 from explorer.tui.screens.scenario import DebriefScreen
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.widgets.checks import ChecksPane
@@ -64,8 +69,13 @@ def test_judge_hints() -> None:
     assert "nothing wrong at frame #0" in judge(good, Guess(0, "crossed_pt_regs")).hint
     assert parse_frame("#2", 3) == 2 and parse_frame("end", 3) == 2
     assert parse_frame("none", 3) is None and parse_frame("", 3) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"#0..#2"):
         parse_frame("7", 3)
+    # a frame not walked yet is refused without telling the walk's length
+    with pytest.raises(ValueError, match="walk to frame #7 first") as refused:
+        parse_frame("7", 9, seen=2)
+    assert "9" not in str(refused.value) and "#8" not in str(refused.value)
+    assert parse_frame("end", 9, seen=2) == 8
 
 
 @sync
@@ -130,10 +140,18 @@ async def test_exercise_reliable_and_reveal(scenario_dumps: dict[str, Path]) -> 
         await wait_checked(app, pilot)
         stack = app.screen
         assert isinstance(stack, StackScreen)
+        await answer(pilot, "3", "unwind_error", "sp_outside_stack")  # not walked yet
+        assert isinstance(app.screen, AnswerForm)
+        assert "walk to frame #3 first" in plain(app.screen.query_one("#answer-error"))
+        await pilot.press("escape", "r")
         await answer(pilot, "3", "unwind_error", "sp_outside_stack")
         assert "nothing wrong at frame #3" in plain(stack.query_one(VerdictBar))
         assert "RELIABLE" not in screen_text(app)
-        await pilot.press("R")  # give up: reveal
+        await pilot.press("R")  # give up: reveal, once confirmed
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("enter")  # enter alone never confirms: Cancel has the focus
+        assert app.screen is stack and stack.hidden
+        await pilot.press("R", "y")
         assert isinstance(app.screen, DebriefScreen)
         assert "Revealed" in app.screen.markdown
         await pilot.press("escape")
@@ -167,3 +185,72 @@ def test_cli_exercise_flag_and_scenario_open(
     assert cli.main(["scenarios", "open", "--only", "preempted", "--results", results]) == 0
     assert calls[-1]["path"] is None and calls[-1]["results"] == results
     assert [s.name for s in calls[-1]["picker"]] == ["preempted"]
+
+
+async def check(pilot: Pilot[None], form: AnswerForm) -> None:
+    """Press Check (the button itself: a click may land where an error line just moved it)."""
+    form.query_one("#answer-check", Button).press()
+    await pilot.pause()
+
+
+@sync
+async def test_the_answer_form_cannot_contradict_itself(
+    scenario_dumps: dict[str, Path],
+) -> None:
+    """Issue 23 item 4: no rule is chosen for the trainee; reliable takes no frame; any
+    other rule needs one; enter moves from field to field; keys typed in a burst apply in
+    order (a backspace, then a digit, in a field holding 3: the browser test's lost frame)."""
+    app = exercise_app(scenario_dumps["misaligned-sp"], "misaligned-sp")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_checked(app, pilot)
+        stack = app.screen
+        assert isinstance(stack, StackScreen)
+        await pilot.press("r", "a")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, AnswerForm)
+        assert form.query_one("#answer-rule", Select).value is Select.NULL
+        assert not form.query_one("#answer-frame").display  # no rule yet: no frame either
+        await check(pilot, form)
+        assert "choose the rule" in plain(form.query_one("#answer-error"))
+        # enter: the list; down: reliable; enter: chosen, and no frame to name: on to Check
+        await pilot.press("enter", "down", "enter")
+        await pilot.pause()
+        assert not form.query_one("#answer-frame").display
+        assert app.focused is form.query_one("#answer-check")
+        # unwind_error instead: the frame and the kind appear, the frame is needed
+        form.query_one("#answer-rule", Select).focus()
+        await pilot.press("enter")  # the list opens (where its highlight starts varies)
+        await pilot.pause()
+        overlay = app.focused
+        assert isinstance(overlay, OptionList)
+        prompts = [str(overlay.get_option_at_index(i).prompt) for i in range(overlay.option_count)]
+        overlay.highlighted = prompts.index("unwind_error")
+        await pilot.press("enter")  # chosen: on to its frame
+        await pilot.pause()
+        assert form.rule == "unwind_error" and app.focused is form.query_one("#answer-frame")
+        assert form.query_one("#answer-kind").display
+        await check(pilot, form)
+        assert "unwind_error fails at a frame" in plain(form.query_one("#answer-error"))
+        field = form.query_one("#answer-frame", Input)
+        field.value = "3"
+        field.focus()
+        await pilot.pause()
+        # keys in one burst: nothing awaited between them
+        for key in ("backspace", "2"):  # as the terminal driver delivers them
+            app.post_message(events.Key(key, "2" if key == "2" else None))
+        await pilot.pause()
+        assert field.value == "2"
+        await pilot.press("enter")  # on to the kind
+        assert app.focused is form.query_one("#answer-kind")
+        await check(pilot, form)
+        assert "choose the kind" in plain(form.query_one("#answer-error"))
+        form.query_one("#answer-kind", Select).value = "sp_misaligned"
+        await pilot.pause()
+        await check(pilot, form)
+        await pilot.pause()
+        assert isinstance(app.screen, DebriefScreen)
+        assert app.exercise is not None
+        assert app.exercise.guesses[stack.shown_task.address] == [
+            Guess(2, "unwind_error", "sp_misaligned")
+        ]

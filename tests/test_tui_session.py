@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from explorer.cli import main
 from explorer.model.kernel import Options
@@ -168,6 +169,14 @@ async def test_80x24_keeps_callers_annotations_and_registers() -> None:
         rows = [line.plain for line in lines if line.plain.startswith("r")]
         assert len(rows) == 8 and all(len(line) <= 8 + 2 * 17 for line in rows)
         assert stack.query_one(FrameInspector)._regs_per_row() == 2
+        # the inspector under the walk (v): a frame's r14 named whole, not "kthr…"
+        kthreadd = await _open_pid(app, pilot, 2)
+        await pilot.press("n", "n", "v")
+        await pilot.pause()
+        fields = plain(kthreadd.query_one("#frame-fields", Static))
+        assert "← kthreadd+0x236" in fields, fields
+        await pilot.press("escape")
+        stack = await _open_pid(app, pilot, 158)
         await pilot.press("r", "m")
         await pilot.pause()
         assert isinstance(app.screen, MemoryScreen)

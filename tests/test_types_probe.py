@@ -42,7 +42,12 @@ def _outputs(capsys: pytest.CaptureFixture[str], dump: str, extra: list[str]) ->
     return out
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: The probe infers no ``klp_*`` struct: with it, check, ps and bt cannot replay a livepatch
+#: transition, which the livepatch samples have (tests/test_klp_real.py covers them).
+WITHOUT_LIVEPATCH = [name for name in NAMES if not name.startswith("klp-")]
+
+
+@pytest.mark.parametrize("name", WITHOUT_LIVEPATCH)
 def test_probe_gives_the_output_of_the_kernels_types(
     name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

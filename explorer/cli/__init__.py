@@ -24,7 +24,9 @@ from explorer.cli.common import (
     check_results_file,
     common_options,
     options_of,
+    parse_command,
     results_option,
+    subcommands,
 )
 from explorer.reports.printable import EscapingWriter, printable
 from parsers.errors import DumpError
@@ -37,11 +39,13 @@ COMMANDS = (
     "ps",
     "log",
     "rd",
+    "search",
     "structure",
     "task",
     "profile",
     "bt",
     "check",
+    "klp",
     "report",
     "diff",
     "sym",
@@ -74,16 +78,32 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def build_tui_parser() -> argparse.ArgumentParser:
-    """The parser of ``backchain [DUMP]`` (the explorer)."""
+def command_list() -> list[str]:
+    """``backchain --help``'s command list: every command with its one line of help."""
+    top = build_parser()
+    helps = {}
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+    rows = [(name, helps.get(name, "")) for name in _command_names()]
+    rows.append(("help", "this list, or 'backchain help COMMAND': that command's options"))
+    width = max(len(name) for name, _ in rows)
+    return [f"  {name:<{width}}  {text}" for name, text in rows]
+
+
+def build_tui_parser(commands: bool = False) -> argparse.ArgumentParser:
+    """The parser of ``backchain [DUMP]`` (the explorer); ``commands``: its help lists
+    every command (building every command's parser, which only ``--help`` needs)."""
     parser = argparse.ArgumentParser(
         prog="backchain",
-        usage="backchain [DUMP] [options]  |  backchain COMMAND ...",
-        description="Open DUMP (default: the bundled sample) in the explorer. Commands: "
-        + ", ".join(_command_names())
-        + " ('backchain COMMAND --help').",
+        usage="backchain [DUMP] [options]  |  backchain COMMAND ...  |  backchain help [COMMAND]",
+        description="Open DUMP (default: the bundled sample) in the explorer, or run a command.",
+        epilog="commands ('backchain help COMMAND' for its options):\n"
+        + "\n".join(command_list() if commands else ()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dump", nargs="?", help="dump file (default: the bundled sample)")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     parser.add_argument(
         "--exercise",
         action="store_true",
@@ -97,20 +117,39 @@ def build_tui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("backchain")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked (importlib.metadata slows every start)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        print(f"backchain {_version()}")
+        parser.exit()
+
+
 def _command_names() -> list[str]:
     command_of = {module: command for command, module in MODULE_OF.items()}
     return [command_of.get(module, module) for module in COMMANDS]
 
 
-def _not_a_command_or_file(word: str) -> str:
+def _not_a_command_or_file(word: str, what: str = "command nor an existing dump file") -> str:
     """The usage error for ``backchain WORD`` when WORD is neither a command nor a file."""
     import difflib
 
     names = _command_names()
     close = difflib.get_close_matches(word, names, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
+    article = "neither a " if "nor" in what else "not a "
     return (
-        f"backchain: {word!r} is neither a command nor an existing dump file{hint}\n"
+        f"backchain: {word!r} is {article}{what}{hint}\n"
         f"commands: {', '.join(names)}; 'backchain --help' explains them"
     )
 
@@ -119,12 +158,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``backchain``; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args_list and args_list[0] == "help":
+            if len(args_list) > 2 or (len(args_list) == 2 and args_list[1] not in _command_names()):
+                print(_not_a_command_or_file(" ".join(args_list[1:]), "command"), file=sys.stderr)
+                return EXIT_BAD_INPUT
+            return main([*args_list[1:], "--help"])
         if args_list and args_list[0] in _command_names():
-            args = build_parser(only=args_list[0]).parse_args(args_list)
+            name = args_list[0]
+            args = parse_command(subcommands(build_parser(only=name))[name], args_list[1:])
+            args.command = name
             handler: Handler = args.handler
             with escaped_output():
                 return handler(args)
-        args = build_tui_parser().parse_args(args_list)
+        wants_help = any(a in ("-h", "--help") for a in args_list)
+        args = build_tui_parser(commands=wants_help).parse_args(args_list)
         if args.dump is not None and not os.path.exists(args.dump):
             print(_not_a_command_or_file(args.dump), file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from explorer.cli.common import (
@@ -12,6 +13,14 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     print_json,
+)
+from explorer.cli.taskfilter import (
+    filter_options,
+    filter_tasks,
+    filtering,
+    no_match,
+    pid_option,
+    wanted_pids,
 )
 from parsers.errors import DumpError
 
@@ -26,7 +35,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("dump", help="dump file")
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--pid", type=int, help="task with this pid (pid 0: idle tasks)")
+    pid_option(who, "tasks with these pids (pid 0: the idle tasks; repeatable)")
     who.add_argument("--task", type=address, metavar="ADDR", help="task_struct address")
     who.add_argument("--cpu", type=int, help="the task running on this CPU, from its registers")
     who.add_argument("--sp", type=address, metavar="ADDR", help="start at this stack pointer")
@@ -34,13 +43,9 @@ def register(sub: Any) -> None:
         "-a", "--active", action="store_true", help="the active task of every CPU (crash bt -a)"
     )
     who.add_argument(
-        "--all", action="store_true", help="every task (crash foreach bt); see --state"
+        "--all", action="store_true", help="every task (crash foreach bt); see --state, --comm"
     )
-    p.add_argument(
-        "--state",
-        metavar="R,S,D,I,T,Z",
-        help="with --all (implied): only tasks in these states (crash foreach UN bt: --state D)",
-    )
+    filter_options(p, "every task (crash foreach UN bt: --state D), or of --pid/--all only those")
     p.add_argument("--steps", action="store_true", help="print every check of every step")
     p.add_argument("--markdown", action="store_true", help="print Markdown (course material)")
     p.add_argument(
@@ -83,22 +88,8 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_bt)
 
 
-def states_of(text: str | None) -> set[str] | None:
-    """``--state R,S,D``: the set of ``ps`` letters, None for all.
-
-    Raises:
-        DumpError: a letter that is no task state.
-    """
-    if not text:
-        return None
-    from parsers.s390.sched import STATE_LETTERS
-
-    wanted = {s.strip().upper() if s.strip().upper() != "T" else "T" for s in text.split(",")}
-    wanted.discard("")
-    bad = sorted(w for w in wanted if w not in STATE_LETTERS.upper())
-    if bad:
-        raise DumpError(f"--state {','.join(bad)}: not a task state (R S D T t X Z P I)")
-    return wanted
+#: Why bt walks the shell's ``set`` task when none is named.
+SET_CONTEXT = "the task chosen with 'set'"
 
 
 def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[list[Any], str | None]:
@@ -106,19 +97,17 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
     from explorer.model.context import active_tasks, default_context
     from explorer.model.tasks import task_order
 
-    states = states_of(getattr(args, "state", None))
-    if args.all or states is not None:
-        tasks = sorted(scan.tasks, key=task_order)
-        if states is not None:
-            tasks = [t for t in tasks if t.state.upper() in states]
+    if args.all or filtering(args):
+        tasks = filter_tasks(sorted(scan.tasks, key=task_order), args)
+        pids = wanted_pids(args)
+        if pids is not None and not tasks and not (args.state or args.comm):
+            shown = ",".join(str(p) for p in sorted(pids))
+            raise DumpError(f"no task with pid {shown} (see 'backchain ps')", kernel.path)
+        for pid in sorted((pids or set()) - {t.pid for t in scan.tasks}):
+            print(f"note: no task with pid {pid}", file=sys.stderr)
         return tasks, None
     if args.active:
         return active_tasks(kernel, scan), None
-    if args.pid is not None:
-        tasks = scan.by_pid(args.pid)
-        if not tasks:
-            raise DumpError(f"no task with pid {args.pid} (see 'backchain ps')", kernel.path)
-        return list(tasks), None
     if args.task is not None:
         task = scan.by_address(args.task)
         if task is None:
@@ -146,7 +135,7 @@ def _select_tasks(kernel: Any, scan: Any, args: argparse.Namespace) -> tuple[lis
         raise DumpError(f"no CPU {args.cpu} in the dump (it has {len(kernel.cpus)})", kernel.path)
     chosen = getattr(args, "context", None)  # set by 'backchain shell' (set PID)
     if chosen is not None:
-        return [chosen], "the task chosen with 'set'"
+        return [chosen], SET_CONTEXT
     ctx = default_context(kernel, scan)
     return [ctx.task], ctx.reason
 
@@ -223,15 +212,26 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 one["unvetted"] = True
         if why is not None:
             docs[0]["context"] = why
-        several = args.all or args.active or args.state or len(docs) != 1
+        several = (
+            args.all
+            or args.active
+            or args.state
+            or args.comm
+            or len(wanted_pids(args) or ()) > 1
+            or len(docs) != 1
+        )
         print_json(docs if several else docs[0])
         extras.close()
         return EXIT_OK
+    transition = _transition(kernel, scan)
     if why is not None:
         a = analyses[0]
-        print(f"(no task named: {why}; pid {a.task.pid} {a.task.comm})")
+        if why == SET_CONTEXT:
+            print(f"({why}: pid {a.task.pid} {a.task.comm})")
+        else:
+            print(f"(no task named: {why}; pid {a.task.pid} {a.task.comm})")
     if not analyses:
-        print("no task matches")
+        print(no_match(args) if filtering(args) else "no task matches")
     for i, a in enumerate(analyses):
         if i:
             print()
@@ -265,8 +265,31 @@ def cmd_bt(args: argparse.Namespace) -> int:
         sane = stack_sanity(kernel, a.task, a.walk, high_water=args.sanity)
         print("\n".join(sanity_lines(sane) if args.sanity else corrupt_lines(sane)), end="")
         print("\n" if args.sanity or sane.corrupt else "", end="")
-        print("\n".join(verdict_text(a)))
+        print("\n".join(_with_transition(verdict_text(a), transition, a)))
         if unvetted[i]:
             print("UNVETTED: this verdict is about memory that may not be a task at all")
     extras.close()
     return EXIT_OK
+
+
+def _transition(kernel: Any, scan: Any) -> Any:
+    """A livepatch transition in progress, None when none (or its state cannot be read:
+    'backchain klp' says why)."""
+    from explorer.livepatch.watch import Transition
+    from parsers.errors import DumpError
+
+    try:
+        return Transition.of(kernel, scan)
+    except DumpError:
+        return None
+
+
+def _with_transition(lines: list[str], transition: Any, a: Any) -> list[str]:
+    """The verdict's lines, the hypothetical ``livepatch:`` line replaced by the kernel's
+    decision while a transition is in progress."""
+    if transition is None:
+        return lines
+    from explorer.livepatch.report import task_line
+
+    line = task_line(transition.state, a.task, transition.decide(a))
+    return [line if text.startswith("livepatch: ") else text for text in lines]

@@ -19,6 +19,41 @@ TYPE_SOURCES = ("auto", "dwarf", "btf", "profile", "bundled", "probe")
 _FORCED: list[str] = []
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of ``parser``'s subcommands by name (empty when it has none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def parse_command(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse one subcommand's arguments with its own parser, options anywhere among the
+    positionals (``task DUMP --map M 1``, ``dis DUMP FUNC -r 6``); errors show that
+    subcommand's usage. A command with actions of its own (``scenarios build NAME``)
+    parses the action's arguments the same way.
+
+    Raises:
+        SystemExit: argparse's usage error or ``--help`` (exit 2 or 0).
+    """
+    actions = subcommands(parser)
+    if actions:
+        if argv and argv[0] in actions:
+            args = parse_command(actions[argv[0]], argv[1:])
+            sub_dest = next(
+                a.dest for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            )
+            setattr(args, sub_dest, argv[0])
+            for key, value in parser._defaults.items():  # the command's set_defaults
+                if not hasattr(args, key):
+                    setattr(args, key, value)
+        else:  # --help, or no or an unknown action: argparse says which
+            args = parser.parse_args(argv)
+    else:
+        args = parser.parse_intermixed_args(argv)
+    return args
+
+
 def common_options(parser: argparse.ArgumentParser) -> None:
     """Options every subcommand and the TUI share."""
     g = parser.add_argument_group("symbols and types (found beside the dump when omitted)")
@@ -76,6 +111,21 @@ def address(text: str) -> int:
         return int(text, 16)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
+
+
+def word_size_options(parser: argparse.ArgumentParser, sizes: tuple[int, ...]) -> None:
+    """``-8``/``-16``/``-32``/``-64`` (those in ``sizes``): the word size in bits, as
+    ``args.bits`` (default 64), as crash's rd and search spell it."""
+    group = parser.add_mutually_exclusive_group()
+    for bits in sizes:
+        group.add_argument(
+            f"-{bits}",
+            dest="bits",
+            action="store_const",
+            const=bits,
+            help=f"{bits}-bit words" + (" (the default)" if bits == 64 else ""),
+        )
+    parser.set_defaults(bits=64)
 
 
 def json_flag(parser: argparse.ArgumentParser) -> None:

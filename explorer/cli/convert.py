@@ -7,6 +7,8 @@ from typing import Any
 
 from explorer.cli.common import (
     EXIT_OK,
+    json_flag,
+    print_json,
     progress_printer,
     size_text,
 )
@@ -19,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("dump", nargs="+", help="dump file (all parts of a split kdump dump)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.elf", help="ELF file to write")
     p.add_argument("--force", action="store_true", help="overwrite OUT.elf if it exists")
+    json_flag(p)
     p.set_defaults(handler=cmd_convert)
 
 
@@ -40,8 +43,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     finally:
         dump.close()
     size = os.path.getsize(args.output)
+    notes = companion_lines(args.dump[0], args.output)
+    if args.json:
+        print_json({"output": args.output, "size": size, "from": origin, "notes": notes})
+        return EXIT_OK
     print(f"wrote {args.output}: ELF vmcore, {size_text(size)}, converted from {origin}")
-    for line in companion_lines(args.dump[0], args.output):
+    for line in notes:
         print(line)
     return EXIT_OK
 
@@ -51,9 +58,19 @@ _COPIED = ("System.map*", "*.profile.json", "profile.json")
 _NAMED = ("vmlinux*",)
 
 
+def companion_name(output: str, name: str) -> str:
+    """A companion's name beside ``output``: prefixed with the output's own name
+    (``b.elf`` + ``System.map.zst`` -> ``b.System.map.zst``), so a second dump converted
+    into the same folder brings its own map instead of finding the first one's there."""
+    from pathlib import Path
+
+    return f"{Path(output).stem}.{name}"
+
+
 def companion_lines(source: str, output: str) -> list[str]:
-    """Copy the source dump's small companions (System.map, profile) beside ``output`` and
-    say so; name the large ones (vmlinux) with the option that finds them."""
+    """Copy the source dump's small companions (System.map, profile) beside ``output``,
+    named after it (:func:`companion_name`), and say so; name the large ones (vmlinux) with
+    the option that finds them."""
     import shutil
     from pathlib import Path
 
@@ -67,15 +84,16 @@ def companion_lines(source: str, output: str) -> list[str]:
     copied = []
     for pattern in _COPIED:
         for p in sorted(src.glob(pattern)):
-            if p.is_file() and not (dst / p.name).exists():
-                shutil.copy2(p, dst / p.name)
-                copied.append(p.name)
+            if p.is_file():
+                target = dst / companion_name(output, p.name)
+                shutil.copy2(p, target)  # named after OUT: it belongs to OUT, as OUT does
+                copied.append(target.name)
     if copied:
         lines.append(f"copied beside it: {', '.join(copied)}")
     for pattern in _NAMED:
         for p in sorted(src.glob(pattern)):
             if p.is_file():
                 lines.append(f"not copied (large): {p}; open with --vmlinux {p}")
-    if not any(dst.glob("System.map*")):
+    if not any(".System.map" in name for name in copied):
         lines.append("no System.map found: pass --map System.map when you open it")
     return lines

@@ -33,7 +33,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
     import sys
 
     from explorer.cli.fleet import options_from
-    from explorer.fleet.diff import diff_dumps, diff_json, diff_text, task_diff_json, task_diff_text
+    from explorer.fleet.diff import (
+        diff_dumps,
+        diff_json,
+        diff_text,
+        kernel_warnings,
+        same_boot,
+        same_kernel,
+        task_diff_json,
+        task_diff_text,
+    )
     from explorer.fleet.walk import check_many
 
     args.functions = ""
@@ -64,8 +73,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
             print(f"backchain: {path}: no task with pid {pid}", file=sys.stderr)
             return EXIT_BAD_INPUT
     assert ta is not None and tb is not None
+    boot = same_boot(ra, rb) if same_kernel(ra, rb) else False
+    if not same:
+        for warning in kernel_warnings(ra, rb, boot):
+            print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        print_json(task_diff_json(ta, tb))
+        print_json(task_diff_json(ta, tb, boot))
     else:
-        print("\n".join(task_diff_text(ta, tb, ra.path, rb.path)))
+        print("\n".join(task_diff_text(ta, tb, ra.path, rb.path, boot)))
     return EXIT_OK

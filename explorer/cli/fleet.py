@@ -55,6 +55,13 @@ def cmd_check_many(args: argparse.Namespace) -> int:
     from explorer.fleet.group import fleet_json, fleet_jsonl, fleet_text, group_stacks
     from explorer.fleet.walk import check_many
 
+    if getattr(args, "pid", None) or getattr(args, "state", None) or getattr(args, "comm", None):
+        print(
+            "backchain: check --pid/--state/--comm select tasks of one dump: run "
+            "'backchain check DUMP --state D' for each dump",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     if getattr(args, "lines", False) or getattr(args, "source", None):
         print(
             "backchain: check --lines/--source reads one dump's debug information: run "

@@ -31,10 +31,14 @@ def register(sub: Any) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``backchain info``."""
+    from explorer.livepatch.state import livepatch_summary
     from explorer.reports.info import info_facts
 
     kernel = open_kernel(args)
     facts = info_facts(kernel)
+    livepatch = livepatch_summary(kernel)
+    if livepatch is not None:  # only kernels with a livepatch loaded
+        facts["livepatch"] = livepatch
     if args.json:
         print_json(facts)
         return EXIT_OK
@@ -67,6 +71,8 @@ def render_info(f: dict[str, Any]) -> str:
         pan = f["panic"]
         where = f"on CPU {pan['cpu']}" if pan["cpu"] is not None else ""
         row("PANIC", f"{where} {pan['message'] or ''}".strip())
+    if f.get("livepatch"):
+        row("livepatch", f["livepatch"])
     row("KASLR offset", f["kaslr_offset"] or "unknown")
     if lay["kind"] == "split":
         row(

@@ -13,6 +13,7 @@ from explorer.cli.common import (
     open_kernel,
     print_json,
 )
+from explorer.cli.taskfilter import filter_options, pid_option
 
 
 def register(sub: Any) -> None:
@@ -24,9 +25,8 @@ def register(sub: Any) -> None:
         "any other task, in parentheses, the CPU it last ran on.",
     )
     p.add_argument("dump", help="dump file")
-    p.add_argument("--state", metavar="R,S,D,I,T,Z", help="only tasks in these states")
-    p.add_argument("--comm", metavar="PATTERN", help="only tasks whose name matches (glob: kw*)")
-    p.add_argument("--pid", metavar="PID,...", help="only these pids")
+    filter_options(p)
+    pid_option(p)
     view = p.add_mutually_exclusive_group()
     view.add_argument(
         "-p", "--parents", action="store_true", help="each selected task's parents up to pid 0"
@@ -55,24 +55,10 @@ def register(sub: Any) -> None:
 
 
 def task_json(task: Any) -> dict[str, Any]:
-    """The JSON of one task (shared by ps, bt and check)."""
-    from explorer.model.tasks import cpu_column
+    """The JSON of one task (the fields every command gives a task)."""
+    from explorer.model.tasks import task_fields
 
-    return {
-        "pid": task.pid,
-        "tgid": task.tgid,
-        "ppid": task.ppid,
-        "comm": task.comm,
-        "state": task.state,
-        "cpu": task.cpu,
-        "last_cpu": task.last_cpu,
-        "cpu_column": cpu_column(task),
-        "task": f"0x{task.address:x}",
-        "stack": f"0x{task.stack:x}" if task.stack else None,
-        "ksp": f"0x{task.ksp:x}",
-        "kthread": task.is_kthread,
-        "idle": task.is_idle,
-    }
+    return task_fields(task)
 
 
 HEADER = f"   {'PID':>6} {'PPID':>6} {'CPU':>4} {'TASK':<16} {'ST':<2} COMM"
@@ -127,29 +113,25 @@ class _Out:
 
 def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
     """The text lines and the JSON document of ``ps`` with ``args``' options."""
-    from explorer.cli.bt import states_of
+    from explorer.cli.taskfilter import filter_tasks, filtering, no_match
     from explorer.model.tasks import task_order
     from explorer.reports.pstree import (
         children_of,
-        matches,
         parents_of,
         roots,
         state_counts,
         tree_lines,
         tree_warnings,
     )
-    from parsers.errors import DumpError
 
     out = _Out()
     tasks = sorted(scan.tasks, key=task_order)
-    pids: set[int] | None = None
-    if args.pid:
-        try:
-            pids = {int(p) for p in args.pid.split(",") if p.strip()}
-        except ValueError:
-            raise DumpError(f"--pid {args.pid}: not a list of numbers") from None
-    selected = matches(tasks, states_of(args.state), args.comm, pids)
+    selected = filter_tasks(tasks, args)
     warnings = list(scan.warnings)
+    if not selected and filtering(args):
+        out.lines = [no_match(args)]
+        out.doc = {"tasks": [], "warnings": warnings, "note": no_match(args)}
+        return out
     if args.summary:
         counts = state_counts(selected)
         out.doc = {"states": counts, "total": len(selected), "warnings": warnings}
@@ -211,9 +193,40 @@ def ps_output(kernel: Any, scan: Any, args: argparse.Namespace) -> _Out:
                 out.lines.append(f"[{_since_text(r.since)}] {task_line(r.task)[3:]}")
         out.lines += [f"note: {n}" for n in notes]
         return out
-    out.doc = {"tasks": [task_json(t) for t in selected], "warnings": warnings}
-    out.lines = [HEADER] + [task_line(t) for t in selected]
+    marks, note = _livepatch_marks(kernel, scan)
+    if note:
+        warnings.append(note)
+    out.doc = {
+        "tasks": [
+            {**task_json(t), **({"livepatch": marks[t.address]} if t.address in marks else {})}
+            for t in selected
+        ],
+        "warnings": warnings,
+    }
+    out.lines = (
+        [HEADER]
+        + [
+            task_line(t) + (f"  [{marks[t.address]}]" if t.address in marks else "")
+            for t in selected
+        ]
+        + ([f"note: {note}"] if note else [])
+    )
     return out
+
+
+def _livepatch_marks(kernel: Any, scan: Any) -> tuple[dict[int, str], str | None]:
+    """The tasks that block a livepatch transition in progress (none without one), or why
+    the livepatch state cannot be read."""
+    from explorer.livepatch.watch import Transition, blocking_marks
+    from parsers.errors import DumpError, FormatError
+
+    try:
+        transition = Transition.of(kernel, scan)
+        return ({} if transition is None else blocking_marks(transition.replay())), None
+    except FormatError as exc:  # damaged: say so
+        return {}, exc.message
+    except DumpError:  # not readable here (no types, text symbols only): 'klp' says why
+        return {}, None
 
 
 def _since_text(ns: int | None) -> str:

@@ -11,6 +11,7 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     print_json,
+    word_size_options,
 )
 from parsers.errors import DumpError
 
@@ -28,8 +29,15 @@ def register(sub: Any) -> None:
         "-s",
         "--symbols",
         action="store_true",
-        help="show words that are kernel addresses as symbols",
+        help="show words that are kernel addresses as symbols (64-bit words)",
     )
+    p.add_argument(
+        "-p",
+        "--physical",
+        action="store_true",
+        help="ADDR is a physical (absolute) address, read from the dump as it is",
+    )
+    word_size_options(p, (8, 16, 32, 64))
     common_options(p)
     json_flag(p)
     p.set_defaults(handler=cmd_rd)
@@ -60,14 +68,22 @@ def cmd_rd(args: argparse.Namespace) -> int:
     from explorer.reports.memory import read_words
 
     kernel = open_kernel(args)
-    address = resolve_address(kernel, args.address)
+    if args.physical:
+        try:
+            address = int(args.address, 16)
+        except ValueError:
+            raise DumpError(f"-p: {args.address!r} is not a hex physical address") from None
+    else:
+        address = resolve_address(kernel, args.address)
     if not 0 < args.count <= MAX_WORDS:
         raise DumpError(f"COUNT must be 1..{MAX_WORDS}, not {args.count}")
-    rows = read_words(kernel, address, args.count)
+    rows = read_words(kernel, address, args.count, args.bits // 8, args.physical)
     if args.json:
         print_json(
             {
                 "address": f"0x{address:x}",
+                "physical": args.physical,
+                "bits": args.bits,
                 "words": [
                     {
                         "address": f"0x{w.address:x}",
@@ -84,17 +100,18 @@ def cmd_rd(args: argparse.Namespace) -> int:
 
 
 def rd_lines(words: list[Any], symbols: bool) -> list[str]:
-    """crash's layout: ``addr:  word word   ascii``, two words a line."""
+    """crash's layout: ``addr:  word word   ascii``, 16 bytes a line (two 64-bit words,
+    four 32-bit, eight 16-bit, sixteen bytes)."""
     lines = []
-    width = max([16] + [len(w.symbol) for w in words if symbols and w.symbol])
-    for i in range(0, len(words), 2):
-        pair = words[i : i + 2]
-        cells = []
-        for w in pair:
-            cells.append(w.symbol if symbols and w.symbol else f"{w.value:016x}")
+    size = words[0].size if words else 8
+    per_line = 16 // size
+    width = max([2 * size] + [len(w.symbol) for w in words if symbols and w.symbol])
+    for i in range(0, len(words), per_line):
+        row = words[i : i + per_line]
+        cells = [w.symbol if symbols and w.symbol else f"{w.value:0{2 * size}x}" for w in row]
         text = "".join(
-            chr(b) if 32 <= b < 127 else "." for w in pair for b in w.value.to_bytes(8, "big")
+            chr(b) if 32 <= b < 127 else "." for w in row for b in w.value.to_bytes(size, "big")
         )
         body = " ".join(f"{c:<{width}}" for c in cells)
-        lines.append(f"{pair[0].address:016x}:  {body:<{2 * width + 1}}   {text}")
+        lines.append(f"{row[0].address:016x}:  {body:<{per_line * (width + 1) - 1}}   {text}")
     return lines

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from typing import Any
 
 from explorer.cli.common import (
@@ -20,19 +19,30 @@ def register(sub: Any) -> None:
     """Add the subcommand's parser."""
     p = sub.add_parser("scenarios", help="training scenarios: small dumps, one lesson each")
     actions = p.add_subparsers(dest="scenarios_command", metavar="ACTION")
-    a = actions.add_parser("list", help="the catalog: name, rules, title (answers: --answers)")
+    a = actions.add_parser(
+        "list", help="the catalog by exercise number (names and answers: --answers)"
+    )
     a.add_argument(
-        "--answers", action="store_true", help="also the expected verdict (trainers only)"
+        "--answers",
+        action="store_true",
+        help="also each name, title and expected verdict (trainers only: the name tells)",
     )
     json_flag(a)
-    a = actions.add_parser("show", help="a scenario's story and what to look for")
-    a.add_argument("name", help="scenario name (see 'backchain scenarios list')")
-    a.add_argument("--answer", action="store_true", help="also print the expected verdict")
+    a = actions.add_parser("show", help="what happened to an exercise's machine")
+    a.add_argument("name", help="exercise number or scenario name (see 'backchain scenarios list')")
+    a.add_argument(
+        "--answers",
+        "--answer",
+        dest="answer",
+        action="store_true",
+        help="also its name, story and expected verdict",
+    )
     json_flag(a)
     a = actions.add_parser("build", help="write a scenario's vmcore, System.map and profile")
     a.add_argument("name", help="scenario name")
     a.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write")
     a.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+    json_flag(a)
     a = actions.add_parser(
         "open",
         help="build a scenario into the cache and open it in exercise mode (no NAME: a picker)",
@@ -44,6 +54,12 @@ def register(sub: Any) -> None:
         "results", help="summarize an exercise results file per scenario and per trainee"
     )
     a.add_argument("file", help="the file 'backchain serve --results' (or --results) wrote")
+    a.add_argument(
+        "--scenarios",
+        metavar="NAME,...",
+        help="the scenarios the classroom offered (default: the whole catalog), listed even "
+        "when nobody tried them",
+    )
     json_flag(a)
     a.add_argument("--markdown", action="store_true", help="Markdown tables")
     p.set_defaults(handler=cmd_scenarios)
@@ -56,31 +72,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     action = args.scenarios_command or "list"
     answers = bool(getattr(args, "answers", False))
     if action == "list":
-        if getattr(args, "json", False):
-            docs: list[dict[str, Any]] = []
-            for s in scenarios.SCENARIOS:
-                doc: dict[str, Any] = {"name": s.name, "title": s.title, "era": s.era}
-                doc["release"] = s.release
-                doc["pid"] = s.pid
-                if answers:
-                    doc |= {"expected": s.answer.label, "answer": s.answer.to_json()}
-                docs.append(doc)
-            print_json(docs)
-            return EXIT_OK
-        width = max(len(s.name) for s in scenarios.SCENARIOS)
-        verdicts = [
-            s.answer.label + ("" if s.answer.frame is None else f" at #{s.answer.frame}")
-            for s in scenarios.SCENARIOS
-        ]
-        vw = max(len("EXPECTED VERDICT"), *(len(v) for v in verdicts))
-        head = f"{'EXPECTED VERDICT':<{vw}}  " if answers else ""
-        print(f"{'NAME':<{width}}  {'RULES':<7}  {head}TITLE")
-        for s, verdict in zip(scenarios.SCENARIOS, verdicts, strict=True):
-            shown = f"{verdict:<{vw}}  " if answers else ""
-            print(f"{s.name:<{width}}  {s.era:<7}  {shown}{s.title}")
-        if not answers:
-            print("(the expected verdicts: backchain scenarios list --answers)", file=sys.stderr)
-        return EXIT_OK
+        return _list(answers, getattr(args, "json", False))
     if action == "results":
         return _results(args)
     if action == "open" and args.name is None:
@@ -100,16 +92,68 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise DumpError("exists and is not a folder", args.output)
         dump = scenario.build(args.output)
-        print(f"built scenario {scenario.name} ({scenario.era} rules, {scenario.release})")
+        number = scenarios.number(scenario.name)
+        if args.json:
+            doc: dict[str, object] = {
+                "exercise": number,
+                "era": scenario.era,
+                "release": scenario.release,
+                "pid": scenario.pid,
+                "files": [
+                    str(dump),
+                    str(dump.parent / "System.map"),
+                    str(dump.parent / "profile.json"),
+                ],
+            }
+            print_json(doc)
+            return EXIT_OK
+        print(f"built exercise {number} ({scenario.era} rules, {scenario.release})")
         print(f"  {dump}  {dump.parent / 'System.map'}  {dump.parent / 'profile.json'}")
         print("next:")
-        print(f"  backchain scenarios show {scenario.name}     # the story")
+        print(f"  backchain scenarios show {number}     # what happened")
         print(f"  backchain bt {dump} --pid {scenario.pid}")
         print(f"  backchain bt {dump} --pid {scenario.pid} --markdown")
         print(f"  backchain check {dump} --all")
         print(f"  backchain {dump}     # the explorer")
         return EXIT_OK
     return _open_scenario(scenario, args.results)
+
+
+def _list(answers: bool, as_json: bool) -> int:
+    """``scenarios list``: by exercise number, kernel and rules; names, titles and expected
+    verdicts only with ``--answers`` (a name such as ``misaligned-sp`` is the answer)."""
+    from explorer.training import scenarios
+
+    catalog = scenarios.SCENARIOS
+    if as_json:
+        docs: list[dict[str, Any]] = []
+        for number, s in enumerate(catalog, 1):
+            doc: dict[str, Any] = {"exercise": number, "era": s.era, "release": s.release}
+            doc["pid"] = s.pid
+            if answers:
+                doc |= {"name": s.name, "title": s.title, "expected": s.answer.label}
+                doc["answer"] = s.answer.to_json()
+            docs.append(doc)
+        print_json(docs)
+        return EXIT_OK
+    rows = []
+    for number, s in enumerate(catalog, 1):
+        row = [str(number), s.era, s.release, str(s.pid)]
+        if answers:
+            frame = "" if s.answer.frame is None else f" at #{s.answer.frame}"
+            row += [s.name, s.answer.label + frame, s.title]
+        rows.append(tuple(row))
+    head: tuple[str, ...] = ("EXERCISE", "RULES", "KERNEL", "PID")
+    if answers:
+        head += ("NAME", "EXPECTED VERDICT", "TITLE")
+    print("\n".join(_text_table(head, rows)))
+    if not answers:
+        print(
+            "(open one: backchain scenarios open N; names, titles and expected verdicts, for "
+            "trainers: backchain scenarios list --answers)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
 
 
 def _open_picker(args: argparse.Namespace) -> int:
@@ -130,23 +174,34 @@ def _open_picker(args: argparse.Namespace) -> int:
 
 
 def _scenario_text(scenario: Any, answer: bool) -> list[str]:
+    """``scenarios show``: without ``answer`` the exercise's number, kernel, task and
+    situation, which tell nothing of the verdict; with it the name, story and answer."""
     import textwrap
 
-    where = f"running on CPU {scenario.cpu}" if scenario.cpu is not None else "asleep"
+    from explorer.training import scenarios
+
+    number = scenarios.number(scenario.name)
     lines = [
-        f"{scenario.name}: {scenario.title}",
-        f"rules {scenario.era}, kernel {scenario.release}; examine pid {scenario.pid} ({where})",
+        f"exercise {number} of {len(scenarios.SCENARIOS)}: rules {scenario.era}, kernel "
+        f"{scenario.release}; examine pid {scenario.pid}",
         "",
-        *textwrap.wrap(scenario.story, 96),
-        "",
-        "What to look for:",
-        *textwrap.wrap(scenario.look_for, 96, initial_indent="  ", subsequent_indent="  "),
+        *textwrap.wrap(scenario.situation, 96),
     ]
     if answer:
         a = scenario.answer
-        lines += ["", f"Answer: {a.summary}; the walk ends: {a.end}"]
+        lines += [
+            "",
+            f"{scenario.name}: {scenario.title}",
+            "",
+            *textwrap.wrap(scenario.story, 96),
+            "",
+            "What to look for:",
+            *textwrap.wrap(scenario.look_for, 96, initial_indent="  ", subsequent_indent="  "),
+            "",
+            f"Answer: {a.summary}; the walk ends: {a.end}",
+        ]
     else:
-        lines += ["", f"(the answer: backchain scenarios show {scenario.name} --answer)"]
+        lines += ["", f"(the story and the answer: backchain scenarios show {number} --answer)"]
     return lines
 
 
@@ -177,62 +232,27 @@ def _open_scenario(scenario: Any, results: str | None = None) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    """``scenarios results FILE``: per-scenario and per-trainee summaries."""
-    from explorer.training import results
+    """``scenarios results FILE``: per scenario (those nobody tried too), per trainee (name
+    and session), and every trainee's answers."""
+    from explorer.training import results, scenarios
 
     attempts = results.read(args.file)
-    per_scenario, per_trainee = results.summarize(attempts)
+    report = results.report(
+        attempts, results.offered_scenarios(args.scenarios, attempts), scenarios.numbers()
+    )
     if args.json:
-        print_json(
-            {
-                "file": args.file,
-                "answers": sum(not a.revealed for a in attempts),
-                "reveals": sum(a.revealed for a in attempts),
-                "sessions": len({a.session for a in attempts}),
-                "scenarios": [asdict(s) for s in per_scenario],
-                "trainees": [asdict(t) for t in per_trainee],
-            }
-        )
+        print_json({"file": args.file, **report.to_json()})
         return EXIT_OK
-    scenario_rows = [
-        (
-            s.scenario,
-            s.trainees,
-            s.solved,
-            s.first_try,
-            s.revealed,
-            s.answers,
-            "-" if s.mean_answers_to_solve is None else f"{s.mean_answers_to_solve:g}",
-        )
-        for s in per_scenario
-    ]
-    trainee_rows = [
-        (t.trainee, t.scenarios, t.solved, t.revealed, t.answers, t.hints) for t in per_trainee
-    ]
-    scenario_head = (
-        "SCENARIO",
-        "TRAINEES",
-        "SOLVED",
-        "FIRST TRY",
-        "REVEALED",
-        "ANSWERS",
-        "ANSWERS TO SOLVE",
-    )
-    trainee_head = ("TRAINEE", "SCENARIOS", "SOLVED", "REVEALED", "ANSWERS", "HINTS")
-    sessions = len({a.session for a in attempts})
-    intro = (
-        f"{args.file}: {sum(not a.revealed for a in attempts)} answers, "
-        f"{sum(a.revealed for a in attempts)} reveals, {len(per_trainee)} trainees, "
-        f"{sessions} sessions"
-    )
-    table = _markdown_table if args.markdown else _text_table
     if args.markdown:
-        print(f"# Exercise results\n\n{intro}\n\n## Per scenario\n")
-    else:
-        print(intro + "\n")
-    print("\n".join(table(scenario_head, scenario_rows)))
-    print("\n## Per trainee\n" if args.markdown else "")
-    print("\n".join(table(trainee_head, trainee_rows)))
+        print(f"# Exercise results\n\n{args.file}: {report.intro}")
+        for t in report.tables():
+            print(f"\n## {t.title}\n")
+            print("\n".join(_markdown_table(tuple(h.lower() for h in t.head), list(t.rows))))
+        return EXIT_OK
+    print(f"{args.file}: {report.intro}")
+    for t in report.tables():
+        print(f"\n{t.title}:")
+        print("\n".join(_text_table(t.head, list(t.rows))))
     return EXIT_OK
 
 
@@ -246,6 +266,4 @@ def _markdown_table(head: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[
     def line(cells: tuple[Any, ...]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    return [line(tuple(h.lower() for h in head)), line(tuple("---" for _ in head))] + [
-        line(r) for r in rows
-    ]
+    return [line(head), line(tuple("---" for _ in head))] + [line(r) for r in rows]

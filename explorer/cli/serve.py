@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from typing import Any
 
 from explorer.cli.common import EXIT_OK, check_results_file, common_options
-from explorer.serve.policy import public_hosts
 from parsers.errors import DumpError
 
 
@@ -121,9 +121,21 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise DumpError("--idle-timeout must be 0 (never) or more seconds")
 
 
+def offered(args: argparse.Namespace) -> list[str]:
+    """The scenarios the classroom offers: those named, else every one; none for a dump."""
+    if args.scenarios is None:
+        return []
+    from explorer.training import scenarios
+
+    names = [scenarios.get(n).name for n in args.scenarios.split(",") if n]
+    return names or scenarios.names()
+
+
 def urls(host: str, port: int, token: str | None) -> list[str]:
     """The URLs trainees open: one per non-loopback address of the machine (else its name)
     when ``host`` is a wildcard, else ``host``'s own."""
+    from explorer.serve.policy import public_hosts  # here: 'backchain --help' stays quick
+
     out = []
     for shown in public_hosts(host):
         if ":" in shown:
@@ -156,6 +168,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
         verbose=args.verbose,
+        results=None if args.results is None else os.path.abspath(args.results),
+        trainer_key=None if args.results is None else secrets.token_urlsafe(12),
+        offered=tuple(offered(args)),
     )
 
     def announce(port: int) -> None:
@@ -168,6 +183,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"  {args.max_sessions} sessions at most; idle sessions end {idle}", flush=True)
         if args.results is not None:
             print(f"  exercise answers go to {os.path.abspath(args.results)}", flush=True)
+            for url in urls(args.host, port, token):
+                joint = "&" if "?" in url else "?"
+                page = url.replace("/?", "/results?") if "/?" in url else url + "results"
+                print(f"  trainer's results: {page}{joint}key={config.trainer_key}", flush=True)
         print("  Ctrl+C stops the server and every session", flush=True)
 
     server = ClassroomServer(config, announce=announce)

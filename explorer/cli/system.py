@@ -30,15 +30,24 @@ def register(sub: Any) -> None:
 
 def cmd_sys(args: argparse.Namespace) -> int:
     """``backchain sys``."""
+    from explorer.livepatch.state import livepatch_summary
     from explorer.reports.system import sys_info
 
-    info = sys_info(open_kernel(args))
+    kernel = open_kernel(args)
+    info = sys_info(kernel)
+    livepatch = livepatch_summary(kernel)
     if args.json:
         doc = asdict(info)
         doc["warnings"] = list(info.warnings)
+        if livepatch is not None:  # only kernels with a livepatch loaded
+            doc["livepatch"] = livepatch
         print_json(doc)
         return EXIT_OK
-    print("\n".join(sys_lines(info)))
+    lines = sys_lines(info)
+    if livepatch is not None:
+        at = next((i for i, line in enumerate(lines) if line.startswith("note: ")), len(lines))
+        lines.insert(at, f"{'LIVEPATCH':>12}: {livepatch}")
+    print("\n".join(lines))
     return EXIT_OK
 
 

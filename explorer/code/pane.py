@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from explorer.code.branches import relative_target
-from explorer.code.callsite import is_call
+from explorer.code.callsite import is_call, is_psw_swap
 
 if TYPE_CHECKING:
     from explorer.model.kernel import Kernel
@@ -20,8 +20,9 @@ class CodeRow:
     """One instruction of the pane.
 
     Attributes:
-        role: ``call`` (the call the return address follows), ``nocall`` (the instruction
-            ending at a return address that is not a call), ``mark`` (the instruction at
+        role: ``call`` (the call the return address follows), ``swap`` (the PSW swap it
+            follows, ``lpswe``), ``nocall`` (the instruction ending at a return address that
+            is neither), ``mark`` (the instruction at
             the return address or PSW), ``inside`` (the address falls inside it), or ``""``.
     """
 
@@ -80,7 +81,7 @@ def code_view(kernel: Kernel, step: Step, before: int = 4, after: int = 3) -> Co
         elif insn.address < ip < insn.end:
             role = "inside"
         elif not psw and insn.end == ip:
-            role = "call" if is_call(insn) else "nocall"
+            role = "call" if is_call(insn) else "swap" if is_psw_swap(insn) else "nocall"
         text = insn.text
         target = relative_target(insn.address, insn.raw)
         name = None if target is None else code.where(target)
@@ -94,6 +95,12 @@ def code_view(kernel: Kernel, step: Step, before: int = 4, after: int = 3) -> Co
         site = calls.check(ip)
         if site.after_call:
             notes.append(f"returns after {calls.call_text(site)}")
+        elif site.after == "psw_swap":
+            ok = None
+            notes.append(
+                f"follows {calls.insn_text(site)}: the kernel loaded a PSW pointing here (an "
+                "enabled wait, a restart), not a call"
+            )
         elif site.after_call is False:
             notes.append("no call ends at this return address: it was not pushed by a call")
             ok = False

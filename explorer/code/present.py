@@ -13,19 +13,37 @@ if TYPE_CHECKING:
 
 
 def call_fields(kernel: Kernel, step: Step) -> dict[str, Any]:
-    """``after_call`` (true/false; null where the code is unreadable or the ip is a PSW,
-    not a return address) and ``call`` (the call instruction, target named)."""
+    """What ends at a frame's return address: ``after`` (``call``, ``psw_swap``, ``other``;
+    null where the code is unreadable or the ip is a PSW, not a return address),
+    ``after_call`` (true after a call, false only after neither a call nor a PSW swap),
+    ``call`` (the call instruction, target named) and ``instruction`` (the call or the
+    PSW swap)."""
     calls = calls_of(kernel)
     site = calls.for_step(step)
     if site is None:
-        return {"after_call": None, "call": None}
-    return {"after_call": site.after_call, "call": calls.call_text(site)}
+        return {"after_call": None, "after": None, "call": None, "instruction": None}
+    return {
+        "after_call": site.after_call,
+        "after": site.after,
+        "call": calls.call_text(site),
+        "instruction": calls.insn_text(site),
+    }
 
 
 def not_after_call(kernel: Kernel, step: Step) -> bool:
-    """True if the frame's return address does not follow a call (the mark in listings)."""
+    """True if the frame's return address follows neither a call nor a PSW swap (the mark
+    in listings)."""
     site = calls_of(kernel).for_step(step)
     return site is not None and site.after_call is False
+
+
+def after_psw_swap(kernel: Kernel, step: Step) -> str | None:
+    """The PSW swap (``lpswe 0xa0(%r15)``) a frame's return address follows, else None."""
+    calls = calls_of(kernel)
+    site = calls.for_step(step)
+    if site is None or site.after != "psw_swap":
+        return None
+    return calls.insn_text(site) or "a PSW swap"
 
 
 def suspicious_lines(kernel: Kernel, found: list[tuple[Any, Step]]) -> list[str]:

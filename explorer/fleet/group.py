@@ -138,6 +138,8 @@ def fleet_jsonl(report: FleetReport) -> list[str]:
                 "comm": t.comm,
                 "state": t.state,
                 "cpu": t.cpu,
+                "last_cpu": t.last_cpu,
+                "start_time_ns": t.start_time,
                 "reliable": t.reliable,
                 "verdict": t.verdict,
                 "frame": t.frame,

@@ -33,6 +33,9 @@ class TaskOutcome:
     stack: tuple[str, ...]
     sleeping_on: str | None
     livepatch: str
+    #: Fork time in ns since boot (``task_struct.start_boottime``), None when unknown.
+    start_time: int | None = None
+    last_cpu: int | None = None
 
     @property
     def blocks(self) -> bool:
@@ -41,8 +44,8 @@ class TaskOutcome:
 
     @property
     def key(self) -> tuple[int, str]:
-        """Identity across two dumps: the pid (and the name for the idle tasks, all pid 0:
-        ``swapper/N``, which is current on CPU N only while it idles)."""
+        """Where to look for this task in another dump: the pid (and the name for the idle
+        tasks, all pid 0: ``swapper/N``, which is current on CPU N only while it idles)."""
         return (self.pid, self.comm if self.pid == 0 else "")
 
 
@@ -52,6 +55,8 @@ class DumpResult:
 
     path: str
     release: str | None = None
+    #: VMCOREINFO ``BUILD-ID`` of the dumped kernel.
+    build_id: str | None = None
     era: str | None = None
     tasks: tuple[TaskOutcome, ...] = ()
     warnings: tuple[str, ...] = field(default=())
@@ -93,6 +98,7 @@ def check_dump(path: str, options: CheckOptions) -> DumpResult:
             return DumpResult(
                 path,
                 kernel.release,
+                (kernel.vmcoreinfo.get("BUILD-ID") or None) if kernel.vmcoreinfo else None,
                 ctx.era,
                 tuple(rows),
                 tuple(kernel.warnings) + tuple(scan.warnings),
@@ -123,6 +129,8 @@ def _row(v: TaskVerdict) -> TaskOutcome:
         v.stack,
         v.sleeping_on,
         v.livepatch,
+        t.start_time,
+        t.last_cpu,
     )
 
 

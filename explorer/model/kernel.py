@@ -20,7 +20,12 @@ from parsers.dumps.memory import AddressSpace, VaLayout
 from parsers.dumps.physmem import total_size
 from parsers.dumps.vmcoreinfo import OsInfo, VmcoreInfo
 from parsers.errors import SymbolError, TranslationError, UnmappedError
-from parsers.s390.layouts import PT_REGS_LAYOUTS, STACK_FRAME_SIZE, LowcoreLayout
+from parsers.s390.layouts import (
+    LOWCORE_SIZE,
+    PT_REGS_LAYOUTS,
+    STACK_FRAME_SIZE,
+    LowcoreLayout,
+)
 from parsers.s390.records import Lowcore
 from parsers.s390.stacks import STACK_TYPES, StackRange
 from parsers.symbols.table import Symbol, SymbolTable
@@ -270,6 +275,17 @@ class Kernel:
             start = next(s for s, e in module.text if s <= address < e)
             return f"[{module.name}]+0x{address - start:x}"
         return None
+
+    def psw_name(self, address: int) -> str | None:
+        """A kernel-mode PSW address by name: :meth:`symbolize`, else for an address in the
+        lowcore the field there (a CPU leaving for user space runs the lpswe the kernel keeps
+        at ``lowcore.return_lpswe``): ``return_lpswe (lowcore+0x400)``."""
+        name = self.symbolize(address)
+        if name is not None or address >= LOWCORE_SIZE:
+            return name
+        fields = self.layouts.lowcore.fields
+        field = next((f for f in fields if f.offset <= address < f.offset + f.size), None)
+        return None if field is None else f"{field.name} (lowcore+0x{address:x})"
 
     def lookup_symbol(self, address: int) -> Symbol | None:
         """The symbol holding ``address``: core kernel (``kallsyms_lookup``), else a loaded

@@ -137,6 +137,10 @@ def _value(
         v = _int(raw, offset, t.size or 0, t.signed)
         if t.size == 1 and t.name and "char" in t.name and 32 <= v < 127 and t.name != "_Bool":
             return Value(name, spelled, address, "int", v, f"{v} '{chr(v)}'")
+        if t.size == 8 and not t.signed and v >= kernel.memory_size and kernel.readable(v):
+            # an address kept in an unsigned long (thread.ksp, a stack pointer): hex. Only
+            # beyond the identity map of RAM, where a counter's value is no address.
+            return Value(name, spelled, address, "int", v, f"0x{v:x}")
         return Value(name, spelled, address, "int", v, str(v))
     if t.kind == "enum":
         v = _int(raw, offset, t.size or 4, t.signed)

@@ -165,6 +165,51 @@ def resolve(kernel: Kernel, query: str) -> Resolved:
     return Resolved(query, sym, True)
 
 
+#: Characters that make a ``sym`` query a glob (``kjournald*``, ``__s390x_sys_?et*``).
+GLOB_CHARS = frozenset("*?[")
+
+
+def search_symbols(kernel: Kernel, pattern: str, substring: bool = False) -> list[Resolved]:
+    """Every kernel and module symbol whose name matches ``pattern``: a glob, or with
+    ``substring`` any name containing it (crash ``sym -q``); ``module:pattern`` searches
+    that module only. In address order, core kernel first.
+
+    Raises:
+        SymbolError: no symbols at all.
+    """
+    import fnmatch
+
+    if kernel.symbols is None:
+        raise SymbolError(
+            "no symbols: this dump carries no kallsyms; pass --map System.map or --vmlinux",
+            kernel.path,
+        )
+    wanted_module, colon, text = pattern.rpartition(":")
+
+    def matches(name: str) -> bool:
+        return text in name if substring else fnmatch.fnmatchcase(name, text)
+
+    found = []
+    if not colon:
+        for address, kind, name in kernel.symbols.rows():
+            if matches(name):
+                size = kernel.symbols.size_of(name)
+                found.append(Resolved(pattern, Symbol(name, address, 0, size, kind), False))
+    for module in kernel.modules.modules:
+        if colon and module.name != wanted_module:
+            continue
+        table = kernel.modules.symbols.get(module.address)
+        if table is None:
+            continue
+        for address, name in zip(table.addrs, table.names, strict=True):
+            if matches(name):
+                sym = kernel.modules.lookup(address)
+                if sym is None or sym.name != name:
+                    sym = Symbol(name, address, 0, 0, "?", module.name)
+                found.append(Resolved(pattern, sym, False))
+    return found
+
+
 def _by_name(kernel: Kernel, table: SymbolTable, name: str) -> Symbol | None:
     address = table.address_of(name) if ":" not in name else None
     if address is not None:

@@ -63,6 +63,9 @@ class Task:
         stack: base of its kernel stack (0 for an exited task whose stack was freed).
         ksp: saved kernel stack pointer (``thread.ksp``) of a task that is not running.
         found_by: "tasks list", "thread list", "lowcore", "idle_threads".
+        start_time: when the task was forked, in ns since boot (``start_boottime``, before
+            v5.5 ``real_start_time``, else ``start_time``); None when the types lack it. With
+            pid it names one task of one boot: a reused pid has another start time.
     """
 
     address: int
@@ -80,6 +83,7 @@ class Task:
     ksp: int
     thread_size: int
     found_by: str
+    start_time: int | None = None
 
     @property
     def is_kthread(self) -> bool:
@@ -167,8 +171,19 @@ class _Layout:
         self.thread_group = (
             o("task_struct.thread_group") if types.has("task_struct.thread_group") else None
         )
+        start = [
+            name
+            for name in (
+                "task_struct.start_boottime",
+                "task_struct.real_start_time",
+                "task_struct.start_time",
+            )
+            if types.has(name)
+        ]
+        self.start_time = o(start[0]) if start else None
         self.size = (
             max(
+                self.start_time or 0,
                 self.tasks,
                 self.pid,
                 self.tgid,
@@ -236,6 +251,7 @@ def read_task(
         ksp=_u64(buf, lay.ksp),
         thread_size=kernel.thread_size,
         found_by=found_by,
+        start_time=None if lay.start_time is None else _u64(buf, lay.start_time),
     )
 
 
@@ -440,3 +456,23 @@ def comm_column(task: Task) -> str:
 def task_order(task: Task) -> tuple[int, int]:
     """The one task order of every listing: by pid, idle tasks by CPU."""
     return (task.pid, task.cpu if task.cpu is not None else task.last_cpu)
+
+
+def task_fields(task: Task) -> dict[str, object]:
+    """A task's fields in every JSON output that names a task (``ps``, ``bt``, ``check``)."""
+    return {
+        "pid": task.pid,
+        "tgid": task.tgid,
+        "ppid": task.ppid,
+        "comm": task.comm,
+        "state": task.state,
+        "cpu": task.cpu,
+        "last_cpu": task.last_cpu,
+        "cpu_column": cpu_column(task),
+        "task": f"0x{task.address:x}",
+        "stack": f"0x{task.stack:x}" if task.stack else None,
+        "ksp": f"0x{task.ksp:x}",
+        "kthread": task.is_kthread,
+        "idle": task.is_idle,
+        "start_time_ns": task.start_time,
+    }

@@ -53,7 +53,7 @@ def cpu_facts(kernel: Kernel, cpu: Cpu) -> dict[str, Any]:
             "bits": psw.describe(),
             "user_mode": psw.user_mode,
             "wait": bool(psw.wait),
-            "symbol": None if psw.user_mode else kernel.symbolize(psw.addr),
+            "symbol": None if psw.user_mode else kernel.psw_name(psw.addr),
         },
         "r15": hexaddr(regs.gprs[15]),
         "current_task": hexaddr(cpu.current_task),

@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from explorer.model.kernel import Kernel
 
+#: Word sizes ``rd`` reads (crash rd -8/-16/-32/-64).
+WORD_SIZES = (1, 2, 4, 8)
+
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One 64-bit big-endian word of kernel memory.
+    """One big-endian word of kernel memory.
 
     Attributes:
-        symbol: ``name+0xoff`` when the value is a kernel address with a symbol.
+        size: bytes (1, 2, 4 or 8).
+        symbol: ``name+0xoff`` when the value is a kernel address with a symbol (8-byte
+            words only: a shorter one holds no kernel address).
     """
 
     address: int
     value: int
     symbol: str | None
+    size: int = 8
 
 
-def read_words(kernel: Kernel, address: int, count: int) -> list[Word]:
-    """``count`` words from ``address`` (8-byte aligned down, as crash does).
+def read_words(
+    kernel: Kernel, address: int, count: int, size: int = 8, physical: bool = False
+) -> list[Word]:
+    """``count`` words of ``size`` bytes from ``address`` (aligned down to ``size``, as crash
+    does); ``physical``: a physical (absolute) address, read from the dump directly.
 
     Raises:
         DumpError: the memory is not in the dump or not mapped.
     """
-    start = address & ~7
-    raw = kernel.read(start, count * 8)
+    start = address & ~(size - 1)
+    raw = kernel.dump.read(start, count * size) if physical else kernel.read(start, count * size)
     out = []
-    for i, (value,) in enumerate(struct.iter_unpack(">Q", raw)):
-        sym = kernel.symbols.lookup(value) if kernel.symbols is not None and value else None
-        out.append(Word(start + 8 * i, value, None if sym is None else _short(str(sym))))
+    for i in range(count):
+        value = int.from_bytes(raw[i * size : (i + 1) * size], "big")
+        sym = None
+        if size == 8 and value and kernel.symbols is not None:
+            found = kernel.symbols.lookup(value)
+            sym = None if found is None else _short(str(found))
+        out.append(Word(start + size * i, value, sym, size))
     return out
 
 

@@ -18,6 +18,7 @@ from json.encoder import encode_basestring_ascii
 from typing import IO, Any
 
 from explorer.model.kernel import Kernel
+from explorer.model.tasks import task_fields
 from explorer.reports.walk import frame_extras, verdict_json
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.marks import FrameMark, frame_marks
@@ -194,15 +195,12 @@ class TaskJson:
 
     def __call__(self, a: TaskAnalysis) -> str:
         """One task, as ``json.dumps(analysis_json(kernel, a))``."""
-        t = a.task
         w = a.walk
         stacks = ", ".join(
             f'{_enc(r.stack_type)}: ["0x{r.begin:x}", "0x{r.end:x}"]' for r in w.regions.all
         )
-        cpu = "null" if a.cpu is None else str(a.cpu)
         return (
-            f'{{"pid": {t.pid}, "comm": {_enc(t.comm)}, "task": "0x{t.address:x}", '
-            f'"cpu": {cpu}, "state": {_enc(t.state)}, "era": {_enc(w.era)}, '
+            f'{json.dumps(task_fields(a.task))[:-1]}, "era": {_enc(w.era)}, '
             f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
             f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
             f'"end": {self.end(w.end)}, '

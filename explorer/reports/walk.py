@@ -9,9 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from explorer.code.present import call_fields, code_lines, not_after_call, psw_fields
+from explorer.code.present import (
+    after_psw_swap,
+    call_fields,
+    code_lines,
+    not_after_call,
+    psw_fields,
+)
 from explorer.model.kernel import Kernel
 from explorer.model.symbols import noreturn_caller
+from explorer.reports.regsnames import last_break_where, psw_where
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.reliable import Verdict
 from explorer.walk.unwind import Step, Walk, WalkEnd
@@ -137,13 +144,11 @@ def _marked(a: TaskAnalysis, frames: list[dict[str, Any]]) -> list[dict[str, Any
 
 def analysis_json(kernel: Kernel, a: TaskAnalysis, checks: bool = False) -> dict[str, Any]:
     """One task's walk and verdict (``bt --json``; ``check --json`` is a list of these)."""
+    from explorer.model.tasks import task_fields
+
     t = a.task
     doc = {
-        "pid": t.pid,
-        "comm": t.comm,
-        "task": hx(t.address),
-        "cpu": a.cpu,
-        "state": t.state,
+        **task_fields(t),
         "era": a.walk.era,
         "start": a.walk.start,
         "stacks": {r.stack_type: [hx(r.begin), hx(r.end)] for r in a.walk.regions.all},
@@ -169,7 +174,7 @@ def recovered_field(kernel: Kernel, walk: Walk) -> dict[str, Any]:
 # -- text ----------------------------------------------------------------------------------------
 def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
     kind = "USER-MODE" if regs.user_mode else "KERNEL-MODE"
-    where = "user space" if regs.user_mode else (kernel.symbolize(regs.psw.addr) or "?")
+    where = psw_where(regs, kernel.psw_name)
     lines = [
         f"{indent}{kind} pt_regs at {w16(regs.address)}:",
         f"{indent}  PSW:  {w16(regs.psw.mask)} {w16(regs.psw.addr)} ({where})",
@@ -184,10 +189,8 @@ def _regs_lines(kernel: Kernel, regs: PtRegs, indent: str) -> list[str]:
         f"0x{regs.code:04x})  orig_gpr2 0x{regs.orig_gpr2:x}  flags {flags}"
     )
     if regs.last_break is not None:
-        lines.append(
-            f"{indent}  last_break {w16(regs.last_break)} "
-            f"({symbol_of(kernel, regs.last_break, regs.user_mode) or 'not kernel text'})"
-        )
+        where = "not kernel text" if regs.user_mode else last_break_where(regs, kernel.symbolize)
+        lines.append(f"{indent}  last_break {w16(regs.last_break)} ({where})")
     return lines
 
 
@@ -229,6 +232,10 @@ def walk_text(
             extra += "  [not checked]"
         if not_after_call(kernel, s):
             extra += "  [! return address not after a call]"
+        else:
+            swap = after_psw_swap(kernel, s)
+            if swap is not None:
+                extra += f"  [after {swap}: a PSW swap, not a call]"
         stack = "" if s.stack_type == "task" else f" <{s.stack_type}>"
         lines.append(f" #{s.index:<2} [{w16(s.sp)}] {sym} at {w16(s.ip)}{stack}{extra}")
         lines.extend(code_lines(kernel, s))

@@ -1,8 +1,10 @@
-"""The server's own small pages: refused (no token), full (session limit)."""
+"""The server's own small pages: refused (no token), full (session limit), and the
+trainer's results."""
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>backchain: {title}</title>
@@ -94,3 +96,33 @@ def index_page(title: str, static_url: str, websocket_url: str, font_size: int) 
         websocket=escape(websocket_url),
         font_size=int(font_size),
     )
+
+
+_RESULTS = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>backchain: exercise results</title>
+<meta http-equiv="refresh" content="15">
+<style>
+body {{ background: #0c181f; color: #e6edf3; font-family: monospace; margin: 2em; }}
+h1 {{ font-size: 1.3em; }} h2 {{ font-size: 1.1em; margin-top: 1.6em; color: #ffd866; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 0.2em 0.9em; border-bottom: 1px solid #24404f; }}
+th {{ color: #9fb3c0; font-weight: normal; }}
+tr.untried td {{ color: #7d8b94; }}
+</style></head>
+<body><main id="results"><h1>Exercise results</h1><p>{intro}</p>{tables}
+<p>(this page reloads every 15 seconds)</p></main></body></html>
+"""
+
+
+def results_page(report: Any) -> str:
+    """The trainer's results (``explorer.training.results.Report``) as a page; every cell escaped
+    (trainees type their names)."""
+    parts = []
+    for table in report.tables():
+        head = "".join(f"<th>{escape(h.lower())}</th>" for h in table.head)
+        rows = []
+        for row in table.rows:
+            kind = ' class="untried"' if row[-1] == "not tried" else ""
+            rows.append(f"<tr{kind}>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
+        parts.append(f"<h2>{escape(table.title)}</h2><table><tr>{head}</tr>{''.join(rows)}</table>")
+    return _RESULTS.format(intro=escape(report.intro), tables="".join(parts))

@@ -43,6 +43,7 @@ from explorer.training.results import ENV_SESSION
 
 log = logging.getLogger("backchain.serve")
 
+
 #: Websocket close codes: 1013 "try again later" (full), 1001 "going away" (idle),
 #: 1008 "policy violation" (a malformed message).
 CLOSE_FULL = 1013
@@ -67,6 +68,9 @@ class ServeConfig:
         idle_timeout: seconds without input before a session ends (0: never).
         environment: extra environment of every session's process.
         verbose: log every request and refusal, not only sessions starting and ending.
+        results: the exercise results file, shown to the trainer at ``/results``.
+        trainer_key: what ``/results`` needs besides the token (trainees have the token).
+        offered: the scenarios the classroom offers (the results list untried ones).
     """
 
     argv: tuple[str, ...]
@@ -78,6 +82,9 @@ class ServeConfig:
     idle_timeout: float = 1800.0
     environment: dict[str, str] = field(default_factory=dict)
     verbose: bool = False
+    results: str | None = None
+    trainer_key: str | None = None
+    offered: tuple[str, ...] = ()
 
 
 class MalformedMessage(ValueError):
@@ -258,6 +265,7 @@ class ClassroomServer(Server):
                 web.get("/", self.handle_index, name="index"),
                 web.get("/ws", self.handle_websocket, name="websocket"),
                 web.get("/download/{key}", self.handle_download, name="download"),
+                web.get("/results", self.handle_results, name="results"),
                 web.static("/static", self.statics_path, show_index=False, name="static"),
             ]
         )
@@ -350,6 +358,26 @@ class ClassroomServer(Server):
             font_size=min(max(to_int(request.query.get("fontsize", "16"), 16), 6), 64),
         )
         return web.Response(text=page, content_type="text/html")
+
+    async def handle_results(self, request: web.Request) -> web.StreamResponse:
+        """The trainer's results page: the results file summed up per scenario (untried ones
+        too), per trainee (name and session) and answer by answer. Needs the trainer's key:
+        trainees have the token, and the page tells the answers."""
+        from explorer.serve.pages import results_page
+        from explorer.training import results, scenarios
+
+        config = self.config
+        if config.results is None or config.trainer_key is None:
+            return web.Response(status=404, text="no results file", content_type="text/plain")
+        if not token_ok(config.trainer_key, request.query.get("key")):
+            log.debug("refused %s /results: no trainer key", request.remote)
+            return web.Response(status=403, text=refused_page(), content_type="text/html")
+        try:
+            attempts = results.read(config.results) if os.path.exists(config.results) else []
+        except results.ResultsError as exc:
+            return web.Response(status=500, text=str(exc), content_type="text/plain")
+        report = results.report(attempts, config.offered, scenarios.numbers())
+        return web.Response(text=results_page(report), content_type="text/html")
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """One session: start its explorer, relay until the browser leaves or idles, then

@@ -71,7 +71,9 @@ def companion_folders(dump_path: str) -> list[Path]:
 def find_candidates(dump_path: str, release: str | None) -> list[Candidate]:
     """Files beside the dump that are a System.map, vmlinux or profile by content.
 
-    Names that carry ``release`` come first; otherwise folder order, then name order.
+    Names that start with the dump's own name (``b.System.map.zst`` beside ``b.elf``, as
+    ``convert`` names them) come first, then names that carry ``release``; otherwise folder
+    order, then name order.
     """
     try:
         dump_real = Path(dump_path).resolve()
@@ -96,7 +98,9 @@ def find_candidates(dump_path: str, release: str | None) -> list[Candidate]:
                 continue
             if kind is not None:
                 found.append(Candidate(str(path), kind, bool(release and release in name)))
-    return sorted(found, key=lambda c: not c.names_release)  # stable: folder, name order
+    own = Path(dump_path).stem + "."
+    # stable: folder, name order
+    return sorted(found, key=lambda c: (not Path(c.path).name.startswith(own), not c.names_release))
 
 
 def plain_vmlinux(path: str) -> str:

@@ -16,6 +16,8 @@ from explorer.walk.reliable import RULES, UNWIND_ERRORS, Verdict
 #: What the answer form offers: every rule livepatch applies, in its order, and "reliable".
 CHOICES = ("reliable", *RULES)
 KINDS = UNWIND_ERRORS
+#: Answers that name no frame: the whole stack is fine, or livepatch never looks at it.
+NO_FRAME = ("reliable", "task_running")
 PLACEHOLDER = "exercise: find the failing frame and rule"
 
 
@@ -40,11 +42,14 @@ class Guess:
         return label + ("" if self.frame is None else f" at #{self.frame}")
 
 
-def parse_frame(text: str, steps: int) -> int | None:
+def parse_frame(text: str, steps: int, seen: int | None = None) -> int | None:
     """A frame as typed: ``3``, ``#3``, ``end`` (the last frame) or ``none``/empty (None).
 
+    ``seen`` is how many frames the trainee has walked: a frame beyond them is refused
+    without telling how many frames the walk has (the walk unfolds step by step).
+
     Raises:
-        ValueError: anything else, or a frame the walk does not have.
+        ValueError: anything else, or a frame the trainee has not seen or the walk lacks.
     """
     text = text.strip().lower().lstrip("#")
     if text in ("", "none", "-"):
@@ -53,9 +58,17 @@ def parse_frame(text: str, steps: int) -> int | None:
         if not steps:
             raise ValueError("the walk has no frames")
         return steps - 1
-    index = int(text)
-    if not 0 <= index < max(steps, 1):
-        raise ValueError(f"frames are #0..#{steps - 1}")
+    try:
+        index = int(text)
+    except ValueError:
+        raise ValueError("a number, or end") from None
+    seen = steps if seen is None else min(seen, steps)
+    if index < 0:
+        raise ValueError("frames are numbered from #0")
+    if index >= seen:
+        if seen >= steps:
+            raise ValueError(f"frames are #0..#{steps - 1}")
+        raise ValueError(f"walk to frame #{index} first (n), or answer end")
     return index
 
 
@@ -121,6 +134,17 @@ def expected_differs(v: Verdict, answer: Any) -> str | None:
     return None if mine == theirs else f"the tool says {mine}, the scenario expects {theirs}"
 
 
+def neutral_label(scenario: Any, number: int, total: int) -> str:
+    """How a scenario is shown until answered: ``exercise 7 of 12 · kernel 6.1.0-… · rules
+    current`` (its name and title would tell the answer)."""
+    return f"exercise {number} of {total} · kernel {scenario.release} · rules {scenario.era}"
+
+
+def named_label(scenario: Any, number: int, total: int) -> str:
+    """How it is shown once answered or revealed: ``exercise 7 of 12: misaligned-sp``."""
+    return f"exercise {number} of {total}: {scenario.name}"
+
+
 @dataclass
 class Exercise:
     """The exercise of one explorer run: which tasks are revealed, the last guesses.
@@ -135,17 +159,35 @@ class Exercise:
 
     scenario: Any = None
     recorder: Any = None
+    number: int = 1
+    total: int = 1
     revealed: set[int] = field(default_factory=set)
+    revealed_pids: set[int] = field(default_factory=set)
     guesses: dict[int, list[Guess]] = field(default_factory=dict)
     hints: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """The scenario's own task was answered right or revealed."""
+        return self.scenario is not None and self.scenario.pid in self.revealed_pids
+
+    @property
+    def title(self) -> str:
+        """The window title: neutral until done, then the scenario's name ("" without one)."""
+        if self.scenario is None:
+            return ""
+        label = named_label if self.done else neutral_label
+        return label(self.scenario, self.number, self.total)
 
     def hidden(self, task_address: int) -> bool:
         """The verdict of the task at ``task_address`` is still hidden."""
         return task_address not in self.revealed
 
-    def reveal(self, task_address: int) -> None:
+    def reveal(self, task_address: int, pid: int | None = None) -> None:
         """Show that task's verdict from now on."""
         self.revealed.add(task_address)
+        if pid is not None:
+            self.revealed_pids.add(pid)
 
     def answer(self, a: TaskAnalysis, g: Guess) -> Judgement:
         """Judge ``g`` for ``a``'s task; a right guess reveals it."""
@@ -154,7 +196,7 @@ class Exercise:
         self.guesses.setdefault(key, []).append(g)
         j = judge(a.verdict, g)
         if j.right:
-            self.reveal(key)
+            self.reveal(key, a.task.pid)
             self.hints.pop(key, None)
         else:
             self.hints[key] = j.hint
@@ -167,7 +209,7 @@ class Exercise:
         key = a.task.address
         if self.recorder is not None and self.hidden(key):
             self.recorder.record(a.task.pid, None, False, self.attempts(key), revealed=True)
-        self.reveal(key)
+        self.reveal(key, a.task.pid)
 
     def last_guess(self, task_address: int) -> Guess | None:
         """The last guess for that task (the form starts from it)."""

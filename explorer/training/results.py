@@ -14,7 +14,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -190,22 +190,39 @@ def read(path: str) -> list[Attempt]:
     return attempts
 
 
+def trainee_label(trainee: str, session: str) -> str:
+    """A trainee as the trainer sees them: the name they typed and their session, so that two
+    trainees who both typed "Ada" stay two (``Ada · 11da32``)."""
+    return f"{trainee} · {session[:6]}"
+
+
 @dataclass(frozen=True)
 class Progress:
-    """One trainee on one scenario: how it went."""
+    """One trainee (name and session) on one scenario: how it went.
+
+    Attributes:
+        tries: every answer in order, marked ``✓`` right or ``✗`` wrong, and ``revealed``.
+    """
 
     trainee: str
+    session: str
     scenario: str
     answers: int
     solved: bool
     answers_to_solve: int | None
     revealed: bool
     hints: int
+    tries: tuple[str, ...] = ()
+
+    @property
+    def who(self) -> str:
+        """The trainee's label (:func:`trainee_label`)."""
+        return trainee_label(self.trainee, self.session)
 
 
 @dataclass(frozen=True)
 class ScenarioSummary:
-    """One scenario over every trainee who tried it."""
+    """One scenario over every trainee who tried it (none: it was offered, nobody tried)."""
 
     scenario: str
     trainees: int
@@ -218,25 +235,38 @@ class ScenarioSummary:
 
 @dataclass(frozen=True)
 class TraineeSummary:
-    """One trainee over every scenario they tried."""
+    """One trainee (name and session) over every scenario they tried."""
 
     trainee: str
+    session: str
     scenarios: int
     solved: int
     revealed: int
     answers: int
     hints: int
+    not_tried: int = 0
+
+    @property
+    def who(self) -> str:
+        """The trainee's label (:func:`trainee_label`)."""
+        return trainee_label(self.trainee, self.session)
+
+
+def _mark(a: Attempt) -> str:
+    if a.revealed:
+        return "revealed"
+    return f"{a.answer} {'✓' if a.correct else '✗'}"
 
 
 def progress(attempts: Iterable[Attempt]) -> list[Progress]:
-    """Per trainee and scenario, in order of first appearance (tasks of one scenario
-    count together: a scenario has one task to judge)."""
-    groups: dict[tuple[str, str], list[Attempt]] = {}
+    """Per trainee (name and session) and scenario, in order of first appearance (tasks of
+    one scenario count together: a scenario has one task to judge)."""
+    groups: dict[tuple[str, str, str], list[Attempt]] = {}
     for a in attempts:
-        groups.setdefault((a.trainee, a.scenario), []).append(a)
+        groups.setdefault((a.trainee, a.session, a.scenario), []).append(a)
     out = []
-    for (trainee, scenario), group in groups.items():
-        # The first right answer or give-up decides; later lines (another tab) do not.
+    for (trainee, session, scenario), group in groups.items():
+        # The first right answer or give-up decides; later lines do not.
         decided = next((i for i, a in enumerate(group) if a.revealed or a.correct), None)
         revealed = decided is not None and group[decided].revealed
         solved = decided is not None and not revealed
@@ -244,25 +274,30 @@ def progress(attempts: Iterable[Attempt]) -> list[Progress]:
         out.append(
             Progress(
                 trainee=trainee,
+                session=session,
                 scenario=scenario,
                 answers=sum(not a.revealed for a in group),
                 solved=solved,
                 answers_to_solve=sum(not a.revealed for a in before) if solved else None,
                 revealed=revealed,
                 hints=max((a.hints for a in before), default=0),
+                tries=tuple(_mark(a) for a in group),
             )
         )
     return out
 
 
-def summarize(attempts: Iterable[Attempt]) -> tuple[list[ScenarioSummary], list[TraineeSummary]]:
-    """Per scenario (in order of first appearance) and per trainee (by name)."""
+def summarize(
+    attempts: Iterable[Attempt], offered: Sequence[str] = ()
+) -> tuple[list[ScenarioSummary], list[TraineeSummary]]:
+    """Per scenario (``offered`` ones first, in their order, tried or not; then any other,
+    in order of first appearance) and per trainee (by name, then session)."""
     rows = progress(attempts)
-    scenarios: dict[str, list[Progress]] = {}
-    trainees: dict[str, list[Progress]] = {}
+    scenarios: dict[str, list[Progress]] = {name: [] for name in offered}
+    trainees: dict[tuple[str, str], list[Progress]] = {}
     for p in rows:
         scenarios.setdefault(p.scenario, []).append(p)
-        trainees.setdefault(p.trainee, []).append(p)
+        trainees.setdefault((p.trainee, p.session), []).append(p)
     per_scenario = []
     for name, group in scenarios.items():
         solves = [p.answers_to_solve for p in group if p.solved and p.answers_to_solve]
@@ -280,12 +315,155 @@ def summarize(attempts: Iterable[Attempt]) -> tuple[list[ScenarioSummary], list[
     per_trainee = [
         TraineeSummary(
             trainee=name,
+            session=session,
             scenarios=len(group),
             solved=sum(p.solved for p in group),
             revealed=sum(p.revealed for p in group),
             answers=sum(p.answers for p in group),
             hints=sum(p.hints for p in group),
+            not_tried=len(set(offered) - {p.scenario for p in group}),
         )
-        for name, group in sorted(trainees.items())
+        for (name, session), group in sorted(trainees.items())
     ]
     return per_scenario, per_trainee
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the trainer's report: a title, column names, rows of text."""
+
+    title: str
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The trainer's report on a results file (for text, Markdown, JSON and the served
+    page): counts, and tables per scenario, per trainee and per trainee and scenario."""
+
+    answers: int
+    reveals: int
+    trainees: int
+    sessions: int
+    scenarios: list[ScenarioSummary]
+    per_trainee: list[TraineeSummary]
+    progress: list[Progress]
+    numbers: dict[str, int] = field(default_factory=dict)
+
+    def named(self, scenario: str) -> str:
+        """``7 preempted``: the exercise number trainees saw, and the name."""
+        number = self.numbers.get(scenario)
+        return scenario if number is None else f"{number} {scenario}"
+
+    @property
+    def intro(self) -> str:
+        """One line of counts."""
+        untried = sum(s.trainees == 0 for s in self.scenarios)
+        return (
+            f"{self.answers} answers, {self.reveals} reveals, {self.trainees} trainees, "
+            f"{self.sessions} sessions; {untried} of {len(self.scenarios)} scenarios "
+            "not tried by anyone"
+        )
+
+    def tables(self) -> list[Table]:
+        """Per scenario (untried ones say so), per trainee, and every trainee's answers."""
+        scenario_rows = tuple(
+            (
+                self.named(s.scenario),
+                str(s.trainees),
+                str(s.solved),
+                str(s.first_try),
+                str(s.revealed),
+                str(s.answers),
+                "-" if s.mean_answers_to_solve is None else f"{s.mean_answers_to_solve:g}",
+            )
+            if s.trainees
+            else (self.named(s.scenario), "0", "-", "-", "-", "-", "not tried")
+            for s in self.scenarios
+        )
+        trainee_rows = tuple(
+            (
+                t.who,
+                str(t.scenarios),
+                str(t.solved),
+                str(t.revealed),
+                str(t.answers),
+                str(t.hints),
+                str(t.not_tried),
+            )
+            for t in self.per_trainee
+        )
+        answer_rows = tuple(
+            (
+                p.who,
+                self.named(p.scenario),
+                "solved" if p.solved else "revealed" if p.revealed else "open",
+                "; ".join(p.tries),
+            )
+            for p in sorted(self.progress, key=lambda p: (p.trainee, p.session))
+        )
+        return [
+            Table(
+                "Per scenario",
+                (
+                    "SCENARIO",
+                    "TRAINEES",
+                    "SOLVED",
+                    "FIRST TRY",
+                    "REVEALED",
+                    "ANSWERS",
+                    "ANSWERS TO SOLVE",
+                ),
+                scenario_rows,
+            ),
+            Table(
+                "Per trainee",
+                ("TRAINEE", "SCENARIOS", "SOLVED", "REVEALED", "ANSWERS", "HINTS", "NOT TRIED"),
+                trainee_rows,
+            ),
+            Table("Answers", ("TRAINEE", "SCENARIO", "OUTCOME", "ANSWERS IN ORDER"), answer_rows),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as data."""
+        return {
+            "answers": self.answers,
+            "reveals": self.reveals,
+            "sessions": self.sessions,
+            "scenarios": [asdict(s) for s in self.scenarios],
+            "trainees": [{**asdict(t), "label": t.who} for t in self.per_trainee],
+            "progress": [{**asdict(p), "label": p.who} for p in self.progress],
+        }
+
+
+def offered_scenarios(names: str | None, attempts: Sequence[Attempt]) -> list[str]:
+    """The scenarios a classroom offered: ``names`` (comma-separated names or numbers) when
+    given, else the whole catalog when any answer is about a catalog scenario (none: answers
+    on dumps)."""
+    from explorer.training import scenarios
+
+    if names:
+        return [scenarios.get(n).name for n in names.split(",") if n]
+    catalog = scenarios.names()
+    return catalog if any(a.scenario in catalog for a in attempts) else []
+
+
+def report(
+    attempts: Sequence[Attempt],
+    offered: Sequence[str] = (),
+    numbers: dict[str, int] | None = None,
+) -> Report:
+    """The trainer's report of ``attempts``; ``offered``: the scenarios the classroom offered
+    (listed even when nobody tried them); ``numbers``: their exercise numbers."""
+    per_scenario, per_trainee = summarize(attempts, offered)
+    return Report(
+        answers=sum(not a.revealed for a in attempts),
+        reveals=sum(a.revealed for a in attempts),
+        trainees=len(per_trainee),
+        sessions=len({a.session for a in attempts}),
+        scenarios=per_scenario,
+        per_trainee=per_trainee,
+        progress=progress(attempts),
+        numbers=dict(numbers or {}),
+    )

@@ -140,6 +140,16 @@ class Scenario:
         """Build the synthetic kernel (nothing written yet)."""
         return self.builder(self.release)
 
+    @property
+    def situation(self) -> str:
+        """What happened to the machine, told before the exercise is answered: never where
+        to look, never a rule's name or words (``tests/test_classroom.py`` checks)."""
+        what = SITUATIONS[self.name.removesuffix("-v5.5")]
+        return (
+            f"{what} Livepatch waits to switch pid {self.pid}: would the kernel's unwinder "
+            f"({self.era} rules) accept its stack, and if not, which frame fails first, and why?"
+        )
+
     def build(self, folder: str | Path) -> Path:
         """Write ``vmcore``, ``System.map`` and ``profile.json`` into ``folder``.
 
@@ -149,19 +159,25 @@ class Scenario:
         return self.kernel().save(folder)
 
     def to_json(self, answer: bool = True) -> dict[str, Any]:
-        """The scenario as data; the answer only if asked for."""
+        """The scenario as data. Without ``answer`` only what a trainee may know before
+        answering (its number, kernel, task and situation): the name, title, CPU and story
+        tell the answer."""
         out: dict[str, Any] = {
-            "name": self.name,
-            "title": self.title,
+            "exercise": number(self.name),
             "era": self.era,
             "release": self.release,
             "pid": self.pid,
-            "cpu": self.cpu,
-            "story": self.story,
-            "look_for": self.look_for,
+            "situation": self.situation,
         }
         if answer:
-            out["answer"] = self.answer.to_json()
+            out.update(
+                name=self.name,
+                title=self.title,
+                cpu=self.cpu,
+                story=self.story,
+                look_for=self.look_for,
+                answer=self.answer.to_json(),
+            )
         return out
 
 
@@ -634,6 +650,55 @@ def _missing_page(release: str) -> SyntheticKernel:
 # ------------------------------------------------------------------------------------------------
 # The catalog
 # ------------------------------------------------------------------------------------------------
+#: What a trainee is told before answering, per scenario (both eras share one): what the
+#: machine was doing when the dump was taken, as a support engineer would hear it.
+_SCRIBBLED = "`sleep 1000` was asleep while a buggy driver wrote to memory it did not own."
+SITUATIONS = {
+    "syscall-sleep": "`sleep 1000` was started from a shell a while before the dump was taken.",
+    "kthread": "A kworker thread had nothing to do when the dump was taken.",
+    "idle-running": "The machine had nothing to do when the dump was taken: look at swapper/0.",
+    "irq-via-backchain": "A shell loop, `while :; do :; done`, kept CPU 1 busy when the dump "
+    "was taken.",
+    "irq-via-pt-regs": "`cat` was reading from a pipe on CPU 1 when the dump was taken.",
+    "irq-from-user": "A shell loop kept CPU 1 busy when the dump was taken.",
+    "preempted": "`cat` was reading from a pipe whose writer had not written yet when the dump "
+    "was taken.",
+    "r14-guess-equals-psw": "`cat` was reading from a pipe when the dump was taken; compare "
+    "what the two eras of rules make of it.",
+    "page-fault-sleep": "`cat` was copying a file into a buffer its program had just "
+    "allocated when the dump was taken.",
+    "mcck": "`dd if=/dev/zero` was reading on CPU 1 when the hardware reported damage and the "
+    "machine stopped.",
+    "psw-restart": "The operator pressed the guest's restart button (QMP inject-nmi) while "
+    "`dd` worked on CPU 1.",
+    "ftrace-graph": "The function-graph tracer was enabled on schedule() before `sleep 1000` "
+    "went to sleep.",
+    "ftrace-graph-unresolved": "The function-graph tracer was enabled on schedule() while "
+    "`sleep 1000` slept.",
+    "kretprobe": "A probe on do_nanosleep's exit (perf probe) was in place when `sleep 1000` "
+    "went to sleep.",
+    "rethook-recovered": "A probe on do_nanosleep's exit (perf probe) was in place when "
+    "`sleep 1000` went to sleep.",
+    "rethook-lost": "A probe on do_nanosleep's exit was removed in a hurry while `sleep 1000` "
+    "slept.",
+    "misaligned-sp": _SCRIBBLED,
+    "chain-outside-stack": _SCRIBBLED,
+    "chain-past-stack-end": _SCRIBBLED,
+    "chain-loop": _SCRIBBLED,
+    "lost-final-pt-regs": _SCRIBBLED,
+    "stack-revisited": "A shell loop kept CPU 1 busy while a buggy driver wrote to memory it "
+    "did not own.",
+    "return-not-text": "`sleep 1000` went to sleep while a test loaded and unloaded a module "
+    "over and over.",
+    "zero-chain-no-room": "A kworker thread of a kernel built the old way was idle when the "
+    "dump was taken.",
+    "too-deep": "`treetool` asked a driver to walk a deep tree and waited for a lock.",
+    "zombie": "`sleep` had exited, and its parent had not collected it yet.",
+    "missing-page": "The dump was taken with a filter that leaves out some pages; `sleep "
+    "1000` was asleep.",
+}
+
+
 def _both(
     name: str,
     title: str,
@@ -1016,12 +1081,29 @@ def close_matches(name: str) -> list[str]:
     return found[:5]
 
 
+def number(name: str) -> int:
+    """The scenario's exercise number: its place in the catalog, from 1 (what trainees see
+    instead of the name, which would tell the answer)."""
+    return names().index(name) + 1
+
+
+def numbers() -> dict[str, int]:
+    """Every scenario's exercise number, by name."""
+    return {name: n for n, name in enumerate(names(), 1)}
+
+
 def get(name: str) -> Scenario:
-    """The scenario called ``name``.
+    """The scenario called ``name``, or numbered ``name`` (``"7"``: exercise 7).
 
     Raises:
         UnknownScenarioError: no such scenario (the message names close matches).
     """
+    if name.isdigit():
+        if 1 <= int(name) <= len(SCENARIOS):
+            return SCENARIOS[int(name) - 1]
+        raise UnknownScenarioError(
+            f"no exercise {name}: they are numbered 1 to {len(SCENARIOS)}"
+        ) from None
     try:
         return _BY_NAME[name]
     except KeyError:

@@ -15,6 +15,7 @@ from explorer.model.tasks import Task
 from explorer.training.exercise import Exercise
 from explorer.tui.commands import ExplorerCommands
 from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.livepatch import LivepatchScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
 from explorer.tui.screens.overview import OverviewScreen
@@ -48,6 +49,7 @@ class BackchainApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("l", "lowcore", "Lowcore"),
+        Binding("k", "livepatch", "Livepatch", show=False),  # help lists it
         Binding("m", "memory", "Memory"),
         Binding("o", "scenarios", "Scenarios"),
         Binding("q", "quit", "Quit"),
@@ -70,17 +72,22 @@ class BackchainApp(App[None]):
         self.session: Session | None = None
         self.exercise: Exercise | None = None
         self.picker = None if picker is None else list(picker)
+        #: How this session ended each scenario: ``solved`` or ``revealed`` (the picker marks).
+        self.done: dict[str, str] = {}
         if scenario is not None:
             from explorer.training import scenarios
 
-            self.exercise = Exercise(scenarios.get(scenario))
-            self.title = f"exercise {scenario}"
+            chosen = scenarios.get(scenario)
+            self.exercise = Exercise(
+                chosen, number=scenarios.number(chosen.name), total=len(scenarios.SCENARIOS)
+            )
+            self.title = self.exercise.title
         elif exercise or self.picker is not None:
             self.exercise = Exercise()
         if self.exercise is not None and results is not None:
             from explorer.training.results import Recorder
 
-            name = scenario or os.path.basename(self.path)
+            name = self.exercise.scenario.name if scenario else os.path.basename(self.path)
             self.exercise.recorder = Recorder(results, name, warn=self._warn)
         self.overview = OverviewScreen(self.path, self.options)
 
@@ -99,7 +106,9 @@ class BackchainApp(App[None]):
         self._start()
 
     def _start(self) -> None:
-        self.push_screen(self.overview if self.picker is None else ScenarioPicker(self.picker))
+        self.push_screen(
+            self.overview if self.picker is None else ScenarioPicker(self.picker, self.done)
+        )
 
     def _warn(self, message: str) -> None:
         self.notify(message, severity="error", timeout=10, markup=False)
@@ -109,8 +118,11 @@ class BackchainApp(App[None]):
         recorder = self.exercise.recorder if self.exercise is not None else None
         if recorder is not None:
             recorder.scenario = scenario.name
-        self.exercise = Exercise(scenario, recorder=recorder)
-        self.title = f"exercise {scenario.name}"
+        from explorer.training import scenarios
+
+        number, total = scenarios.number(scenario.name), len(scenarios.SCENARIOS)
+        self.exercise = Exercise(scenario, recorder=recorder, number=number, total=total)
+        self.title = self.exercise.title
         self.path, self.session = path, None
         self.overview = OverviewScreen(path, self.options)
         while len(self.screen_stack) > 1:
@@ -118,9 +130,13 @@ class BackchainApp(App[None]):
         self.push_screen(self.overview)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """``o`` only with a scenario picker, and not on it."""
+        """``o`` only with a scenario picker, and not on it; lowcore and memory only with a
+        dump open (not on the picker, not while it loads) and not on themselves."""
         if action == "scenarios":
             return self.picker is not None and not isinstance(self.screen, ScenarioPicker)
+        if action in ("lowcore", "memory"):  # not on the picker, nor on the screen itself
+            here = LowcoreScreen if action == "lowcore" else MemoryScreen
+            return self.session is not None and not isinstance(self.screen, ScenarioPicker | here)
         return True
 
     def action_scenarios(self) -> None:
@@ -131,7 +147,7 @@ class BackchainApp(App[None]):
             self.pop_screen()
         self.title = "backchain"
         self.session = None
-        self.push_screen(ScenarioPicker(self.picker))
+        self.push_screen(ScenarioPicker(self.picker, self.done))
 
     def _need_session(self) -> Session | None:
         if self.session is None:
@@ -147,14 +163,17 @@ class BackchainApp(App[None]):
         if len(tasks) == 1:
             self.open_task(tasks[0])
         else:
-            self.notify(
-                f"scenario {scenario.name}: no single task with pid {scenario.pid}", markup=False
-            )
+            self.notify(f"no single task with pid {scenario.pid}", markup=False)
 
-    def revealed(self, task: Task) -> None:
-        """Exercise mode: ``task``'s verdict is shown from now on (the overview too)."""
-        if self.exercise is not None:
-            self.exercise.reveal(task.address)
+    def revealed(self, task: Task, solved: bool) -> None:
+        """Exercise mode: ``task``'s verdict is shown from now on (the overview too); it was
+        ``solved`` (answered right) or given up. The scenario's task: its name is told now."""
+        ex = self.exercise
+        if ex is not None:
+            ex.reveal(task.address, task.pid)
+            if ex.scenario is not None and ex.done:
+                self.title = ex.title
+                self.done.setdefault(ex.scenario.name, "solved" if solved else "revealed")
             self.overview.verdicts_changed()
 
     # -- navigation (also used by the command palette) -------------------------------------------
@@ -210,6 +229,15 @@ class BackchainApp(App[None]):
         """``l``."""
         if not isinstance(self.screen, LowcoreScreen):
             self.open_lowcore(0)
+
+    def action_livepatch(self) -> None:
+        """``k``: the livepatches and who blocks a transition."""
+        if self.exercise is not None:  # it would name the blocking tasks and their causes
+            self.notify("the livepatch screen is closed in exercise mode", severity="warning")
+            return
+        session = self._need_session()
+        if session is not None and not isinstance(self.screen, LivepatchScreen):
+            self.push_screen(LivepatchScreen(session))
 
     def action_memory(self) -> None:
         """``m``."""

@@ -37,9 +37,10 @@ class ExplorerCommands(Provider):
                         "re-run the analysis of every task under these rules",
                     )
                 )
-        out.append(
-            ("Toggle unreliable only", app.toggle_unreliable, "overview: hide reliable stacks")
-        )
+        if app.exercise is None:  # the verdicts are hidden in exercise mode
+            out.append(
+                ("Toggle unreliable only", app.toggle_unreliable, "overview: hide reliable stacks")
+            )
         for cpu in session.kernel.cpus:
             out.append(
                 (

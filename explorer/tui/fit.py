@@ -7,6 +7,15 @@ import re
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+(?:/0x[0-9a-fA-F]+)?")
 
 
+def short_symbol(symbol: str) -> str:
+    """``name+0xoff`` without the ``/0xsize`` suffix, a module's tag kept as the CLI shows
+    it: ``kjournald2+0x2d0/0x330 [jbd2]`` is ``kjournald2+0x2d0 [jbd2]``."""
+    tag = symbol.find(" [")
+    body, tag_text = (symbol[:tag], symbol[tag:]) if tag >= 0 else (symbol, "")
+    head, slash, size = body.rpartition("/")  # a "/" in the name stays
+    return (head if slash and size.startswith("0x") else body) + tag_text
+
+
 def fit_symbol(text: str, width: int) -> str:
     """``text`` in at most ``width`` cells, cutting only the function name.
 

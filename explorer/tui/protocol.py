@@ -29,8 +29,9 @@ class Explorer(Protocol):
     def opened(self, session: Session) -> None:
         """The dump is open."""
 
-    def revealed(self, task: Task) -> None:
-        """Exercise mode: ``task``'s verdict is shown from now on."""
+    def revealed(self, task: Task, solved: bool) -> None:
+        """Exercise mode: ``task``'s verdict is shown from now on; it was ``solved`` (answered
+        right) or given up."""
 
     def open_task(self, task: Task) -> None:
         """Show the stack of ``task``."""

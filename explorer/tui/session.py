@@ -177,6 +177,33 @@ class Session:
             self._detail[key] = analyse_task(self.kernel, task, self.context(), detailed=True)
         return self._detail[key]
 
+    @cached_property
+    def transition(self) -> Any:
+        """The livepatch transition in progress (explorer.livepatch.watch.Transition), None
+        when there is none or its state cannot be read ('backchain klp' says why)."""
+        from explorer.livepatch.watch import Transition
+
+        try:
+            return Transition.of(self.kernel, self.scan)
+        except DumpError:
+            return None
+
+    def blocks_livepatch(self, a: TaskAnalysis) -> bool:
+        """Whether ``a``'s task blocks the livepatch transition in progress."""
+        transition = self.transition
+        decision = transition.decide(a) if transition is not None else None
+        return decision is not None and decision.blocks
+
+    def livepatch_line(self, a: TaskAnalysis) -> str | None:
+        """While a transition is in progress: the kernel's decision for ``a``'s task."""
+        transition = self.transition
+        if transition is None:
+            return None
+        from explorer.livepatch.report import task_line
+
+        line = task_line(transition.state, a.task, transition.decide(a))
+        return line.removeprefix("livepatch: ")
+
     def functions(self, walk: Walk) -> tuple[str, ...]:
         """Function names of a walk's frames, innermost first."""
         syms = self.kernel.symbols

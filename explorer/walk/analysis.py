@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from explorer.model.kernel import Cpu, Kernel
 from explorer.model.tasks import Task
-from explorer.walk.reliable import Verdict, livepatch_message, stack_walk_reliable
+from explorer.walk.reliable import Verdict, klp_check_stack, livepatch_message, stack_walk_reliable
 from explorer.walk.stacks import StackRegions, regions_for
 from explorer.walk.unwind import TaskStacks, UnwindContext, Walk, era_for_release, walk
 from parsers.dumps.memory import LOWCORE_SIZE
@@ -201,16 +201,21 @@ def analyse_task(
     )
 
 
-def _sleeping_on(kernel: Kernel, entries: Iterable[int], functions: Sequence[str]) -> str | None:
-    """``klp_check_stack_func()``: the first entry inside one of ``functions``."""
+def _sleeping_on(kernel: Kernel, entries: Sequence[int], functions: Sequence[str]) -> str | None:
+    """``klp_check_stack()`` for a patch of ``functions`` (by name, every symbol of that name):
+    the first of them, in the given order, that holds a stack entry."""
     if kernel.symbols is None:
         return None
-    wanted = set(functions)
-    for address in entries:
-        sym = kernel.symbols.lookup(address)
-        if sym is not None and sym.name in wanted:
-            return sym.name
-    return None
+    names: dict[int, str | None] = {}
+
+    def inside(name: str, address: int) -> bool:
+        if address not in names:  # core kernel, else a loaded module's (a patched module's)
+            sym = kernel.lookup_symbol(address)
+            names[address] = sym.name if sym is not None else None
+        return names[address] == name
+
+    hit = klp_check_stack(functions, entries, inside)
+    return hit[0] if hit is not None else None
 
 
 def walk_sp(

@@ -9,8 +9,9 @@ error (arch/s390/kernel/stacktrace.c). The first failing rule wins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from explorer.walk.unwind import Walk
 
@@ -71,6 +72,20 @@ EXPLANATIONS = {
     "dump): the kernel could have read it; we cannot.",
     "step_limit": "The walk exceeded the step bound; the chain is corrupt.",
 }
+
+#: Why each failing frame rule matters, said after the frame's own facts (which name the
+#: stack, the pt_regs or the address): a verdict says each thing once.
+CONSEQUENCES = {
+    "not_task_stack": "A task is only checked while it sleeps, so a frame elsewhere means "
+    "the stack cannot be trusted.",
+    "crossed_pt_regs": "What that function had saved is unknown, so the caller found next "
+    "may be wrong.",
+    "return_address_not_text": "the frame is corrupt or stale, or a trampoline could not "
+    "be resolved.",
+    "kretprobe_trampoline": "the real caller is hidden behind the probe.",
+}
+#: After an unwind error's own reason (the check that failed says what is wrong).
+UNWIND_STOPS = "The kernel's unwinder stops with an error here: the stack is unreliable."
 
 #: What livepatch logs (kernel/livepatch/transition.c, klp_try_switch_task).
 LIVEPATCH = {
@@ -146,7 +161,8 @@ def stack_walk_reliable(
                 "not_task_stack",
                 step.index,
                 entries,
-                f"Frame #{step.index} is on the {step.stack_type} stack. ",
+                f"Frame #{step.index} is on the {step.stack_type} stack, a per-CPU stack, not "
+                "the task stack. ",
             )
         if step.regs is not None and not (as_current and step.how == "start_regs"):
             return _fail(
@@ -154,21 +170,22 @@ def stack_walk_reliable(
                 step.index,
                 entries,
                 f"Frame #{step.index} comes from the pt_regs at 0x{step.regs.address:x}"
-                f" (interrupted PSW 0x{step.regs.psw.addr:x}). ",
+                f" (interrupted PSW 0x{step.regs.psw.addr:x}): an interrupt, exception or "
+                "preemption stopped a function in the middle. ",
             )
         if not is_text(step.ip):
             return _fail(
                 "return_address_not_text",
                 step.index,
                 entries,
-                f"Frame #{step.index} returns to 0x{step.ip:x}. ",
+                f"Frame #{step.index} returns to 0x{step.ip:x}, which is not kernel text: ",
             )
         if step.ip in trampolines:
             return _fail(
                 "kretprobe_trampoline",
                 step.index,
                 entries,
-                f"Frame #{step.index} returns to the trampoline 0x{step.ip:x}. ",
+                f"Frame #{step.index} returns to the kretprobe trampoline 0x{step.ip:x}: ",
             )
         entries.append(step.ip)
         if len(entries) >= MAX_STACK_ENTRIES:
@@ -182,14 +199,37 @@ def stack_walk_reliable(
             "unwind_error",
             detail,
             last,
-            f"{reason} {EXPLANATIONS.get(detail, '')}".strip(),
+            f"{reason} {UNWIND_STOPS}" if reason else EXPLANATIONS.get(detail, UNWIND_STOPS),
             tuple(entries),
         )
     return Verdict(True, None, None, None, EXPLANATIONS["reliable"], tuple(entries))
 
 
-def _fail(rule: str, frame: int, entries: list[int], prefix: str) -> Verdict:
-    return Verdict(False, rule, None, frame, prefix + EXPLANATIONS[rule], tuple(entries))
+def _fail(rule: str, frame: int, entries: list[int], facts: str) -> Verdict:
+    """A failing rule: the frame's facts, then why they matter (once)."""
+    message = facts + CONSEQUENCES[rule] if facts else EXPLANATIONS[rule]
+    return Verdict(False, rule, None, frame, message, tuple(entries))
+
+
+T = TypeVar("T")
+
+
+def klp_check_stack(
+    funcs: Iterable[T], entries: Sequence[int], inside: Callable[[T, int], bool]
+) -> tuple[T, int] | None:
+    """``klp_check_stack()``'s loop: the first function (in the patch's order) with any stack
+    entry inside it, and the index of the first such entry; None when the stack holds none.
+
+    Args:
+        funcs: the patch's functions in ``klp_for_each_object``/``klp_for_each_func`` order.
+        entries: the return addresses of a reliable walk, innermost first.
+        inside: ``klp_check_stack_func()``'s test of one address against one function.
+    """
+    for func in funcs:
+        for i, address in enumerate(entries):
+            if inside(func, address):
+                return func, i
+    return None
 
 
 def livepatch_message(comm: str, pid: int, verdict: Verdict, sleeping_on: str | None = None) -> str:

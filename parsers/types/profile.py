@@ -103,11 +103,28 @@ STRUCTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "module_memory": ("module_memory",),
         # Each module's symbols (kernel/module/kallsyms.c): symtab, num_symtab, strtab.
         "mod_kallsyms": ("mod_kallsyms",),
+        # The livepatch state (include/linux/livepatch.h, kernel/livepatch/patch.h); only
+        # kernels built with CONFIG_LIVEPATCH have them.
+        "klp_patch": ("klp_patch",),
+        "klp_object": ("klp_object",),
+        "klp_func": ("klp_func",),
+        "klp_ops": ("klp_ops",),
     }
 )
 
 #: Structs some kernels (or test objects) lack: only one of module_layout/module_memory exists.
-OPTIONAL_STRUCTS = frozenset({"module", "module_layout", "module_memory", "mod_kallsyms"})
+OPTIONAL_STRUCTS = frozenset(
+    {
+        "module",
+        "module_layout",
+        "module_memory",
+        "mod_kallsyms",
+        "klp_patch",
+        "klp_object",
+        "klp_func",
+        "klp_ops",
+    }
+)
 
 #: Named struct members whose own members are recorded too, as "outer.member.inner".
 EXPAND = frozenset(

@@ -124,3 +124,28 @@ def compare_walks(name: str) -> int:
 def kernel_text(frame: dict) -> str:
     """A Call Trace frame as the kernel printed it: ``kjournald2+0x2d0/0x330 [jbd2]``."""
     return frame["symbol"] + (f" [{frame['module']}]" if "module" in frame else "")
+
+
+def elf_physical(name: str, phys: int, size: int) -> bytes:
+    """``size`` bytes of absolute memory at ``phys`` straight from sample ``name``'s
+    compressed ELF file: its program headers (by e_phoff) map physical addresses to file
+    offsets."""
+    import struct
+
+    import zstandard
+
+    with (SAMPLES / name / "vmcore.zst").open("rb") as f:
+        reader = zstandard.ZstdDecompressor().stream_reader(f)
+        head = reader.read(0x1000)
+        (phoff,) = struct.unpack_from(">Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from(">HH", head, 0x36)
+        for k in range(phnum):
+            kind, _, offset, _, paddr, filesz = struct.unpack_from(
+                ">IIQQQQ", head, phoff + k * phentsize
+            )
+            if kind == 1 and paddr <= phys < paddr + filesz:
+                skip = offset + phys - paddr - len(head)
+                while skip > 0:
+                    skip -= len(reader.read(min(skip, 1 << 20)))
+                return reader.read(size)
+    raise AssertionError(f"0x{phys:x} in no PT_LOAD")

@@ -89,8 +89,9 @@ async def answer(pilot: Pilot[None], frame: str, rule: str, kind: str | None = N
     await pilot.pause()
     form = app.screen
     assert isinstance(form, AnswerForm)
-    form.query_one("#answer-frame", Input).value = frame
     form.query_one("#answer-rule", Select).value = rule
+    await pilot.pause()  # the frame field appears for a rule that has a frame
+    form.query_one("#answer-frame", Input).value = frame
     if kind is not None:
         await pilot.pause()
         assert form.query_one("#answer-kind").display

@@ -1,4 +1,6 @@
-"""The exercise's answer form: the failing frame and the rule (with the unwind-error kind)."""
+"""The exercise's answer form: the rule, then the failing frame and the unwind-error kind
+where the rule has them. It cannot say something self-contradictory: no rule is chosen for
+the trainee, ``reliable`` and ``task_running`` take no frame, every other rule needs one."""
 
 from __future__ import annotations
 
@@ -8,19 +10,24 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widget import Widget
+from textual.widgets import Button, Label, Select
 
-from explorer.training.exercise import CHOICES, KINDS, Guess, parse_frame
+from explorer.training.exercise import CHOICES, KINDS, NO_FRAME, Guess, parse_frame
+from explorer.tui.widgets.field import Field
 
 #: What the form dismisses with when the trainee gives up.
 REVEAL = "reveal"
 
 
 class AnswerForm(ModalScreen[Guess | str | None]):
-    """Frame, rule, kind; Check answers, Reveal gives up, escape cancels.
+    """Rule, frame, kind; Check answers, Reveal gives up (after a confirmation), escape
+    cancels. Enter in a field moves to the next one, on Check it checks.
 
     Args:
-        steps: frames in the walk (to check the frame number).
+        steps: frames in the walk (for ``end``).
+        seen: frames the trainee has walked so far (a frame beyond them is refused without
+            saying how long the walk is).
         last: the previous guess (the form starts from it).
         hint: the hint for the previous guess.
     """
@@ -40,78 +47,131 @@ class AnswerForm(ModalScreen[Guess | str | None]):
     AnswerForm Button { margin-left: 1; min-width: 10; }
     """
 
-    def __init__(self, steps: int, last: Guess | None = None, hint: str = "") -> None:
+    def __init__(
+        self, steps: int, seen: int | None = None, last: Guess | None = None, hint: str = ""
+    ) -> None:
         super().__init__()
         self.steps = steps
+        self.seen = steps if seen is None else seen
         self.last = last
         self.hint = hint
+        self._typing = False
 
     def compose(self) -> ComposeResult:
-        """Frame input, rule and kind selects, buttons."""
+        """Rule select, frame field and kind select, buttons."""
         last = self.last
         with Vertical() as box:
             box.border_title = "your answer"
             if self.hint:
                 yield Label(f"hint after your previous answer: {self.hint}", id="answer-hint")
-            yield Label(
-                f"failing frame: #0..#{max(self.steps - 1, 0)}, end, or none (reliable/running)"
-            )
-            yield Input(
-                "" if last is None or last.frame is None else str(last.frame),
-                placeholder="e.g. 2, or none",
-                id="answer-frame",
-                compact=True,
-            )
-            yield Label("rule that fails first (livepatch's order)")
+            yield Label("rule that fails first (livepatch's order), or reliable")
             yield Select(
                 [(c, c) for c in CHOICES],
-                value=last.rule if last is not None else "reliable",
-                allow_blank=False,
+                value=last.rule if last is not None else Select.NULL,
+                prompt="choose a rule",
                 id="answer-rule",
+                compact=True,
+            )
+            yield Label("failing frame: its number (#n) or end", id="answer-frame-label")
+            yield Field(
+                "" if last is None or last.frame is None else str(last.frame),
+                placeholder="e.g. 2",
+                id="answer-frame",
                 compact=True,
             )
             yield Label("kind of unwind error", id="answer-kind-label")
             yield Select(
                 [(k, k) for k in KINDS],
-                value=last.detail if last is not None and last.detail else KINDS[0],
-                allow_blank=False,
+                value=last.detail if last is not None and last.detail else Select.NULL,
+                prompt="choose the kind",
                 id="answer-kind",
                 compact=True,
             )
             yield Label("", id="answer-error")
             with Horizontal(id="answer-buttons"):
                 yield Button("Check", variant="primary", id="answer-check", compact=True)
-                yield Button("Reveal", variant="warning", id="answer-reveal", compact=True)
+                yield Button("Reveal…", variant="warning", id="answer-reveal", compact=True)
                 yield Button("Cancel", id="answer-cancel", compact=True)
 
     def on_mount(self) -> None:
-        """Focus the frame; show the kind only for unwind errors."""
-        self._kind_shown()
+        """Show the fields the rule has; focus the rule."""
+        self._fields_shown()
         self.query_one("#answer-error").display = False
-        self.query_one("#answer-frame", Input).focus()
+        self.query_one("#answer-rule", Select).focus()
 
-    @on(Select.Changed, "#answer-rule")
-    def _kind_shown(self) -> None:
-        unwind = self.query_one("#answer-rule", Select).value == "unwind_error"
-        self.query_one("#answer-kind").display = unwind
-        self.query_one("#answer-kind-label").display = unwind
+    @property
+    def rule(self) -> str | None:
+        """The rule chosen, or None."""
+        value = self.query_one("#answer-rule", Select).value
+        return None if value is Select.NULL else str(value)
+
+    def _fields_shown(self) -> None:
+        rule = self.rule
+        framed = rule is not None and rule not in NO_FRAME
+        for name in ("#answer-frame", "#answer-frame-label"):
+            self.query_one(name).display = framed
+        unwind = rule == "unwind_error"
+        for name in ("#answer-kind", "#answer-kind-label"):
+            self.query_one(name).display = unwind
+
+    @on(Select.Changed)
+    def _changed(self, event: Select.Changed) -> None:
+        """A choice made: show the fields it needs and move on to the next one."""
+        self._fields_shown()
+        self.query_one("#answer-error").display = False
+        chosen = self._typing and event.select.has_focus_within  # not the form's start value
+        if chosen and event.value is not Select.NULL:
+            self.call_after_refresh(self._next_after, event.select)
+
+    def on_key(self) -> None:
+        """The trainee has started: a choice from now on moves on to the next field."""
+        self._typing = True
+
+    @on(Field.Submitted, "#answer-frame")
+    def _frame_entered(self) -> None:
+        """Enter in the frame: on to the kind (unwind errors) or to Check."""
+        self._next_after(self.query_one("#answer-frame"))
+
+    def _next_after(self, widget: Widget) -> None:
+        order = ["#answer-rule", "#answer-frame", "#answer-kind", "#answer-check"]
+        later = order[order.index(f"#{widget.id}") + 1 :]
+        for name in later:
+            candidate = self.query_one(name)
+            if candidate.display:
+                candidate.focus()
+                return
+
+    def _error(self, text: str) -> None:
+        error = self.query_one("#answer-error", Label)
+        error.update(Content(text))
+        error.display = True
 
     def guess(self) -> Guess | None:
-        """The form as a guess, or None (and an error shown) when the frame is not valid."""
-        error = self.query_one("#answer-error", Label)
-        try:
-            frame = parse_frame(self.query_one("#answer-frame", Input).value, self.steps)
-        except ValueError as exc:
-            error.update(
-                Content(f"frame: {exc}" if "#" in str(exc) else "frame: a number, end or none")
-            )
-            error.display = True
+        """The form as a guess, or None (and what is missing shown) when it is incomplete."""
+        rule = self.rule
+        if rule is None:
+            self._error("choose the rule that fails first (or reliable)")
             return None
-        rule = str(self.query_one("#answer-rule", Select).value)
-        kind = str(self.query_one("#answer-kind", Select).value)
-        return Guess(frame, rule, kind if rule == "unwind_error" else None)
+        if rule in NO_FRAME:
+            return Guess(None, rule)
+        text = self.query_one("#answer-frame", Field).value
+        try:
+            frame = parse_frame(text, self.steps, self.seen)
+        except ValueError as exc:
+            self._error(f"frame: {exc}")
+            return None
+        if frame is None:
+            self._error(f"{rule} fails at a frame: name it (#n or end)")
+            return None
+        kind = None
+        if rule == "unwind_error":
+            value = self.query_one("#answer-kind", Select).value
+            if value is Select.NULL:
+                self._error("choose the kind of unwind error")
+                return None
+            kind = str(value)
+        return Guess(frame, rule, kind)
 
-    @on(Input.Submitted, "#answer-frame")
     @on(Button.Pressed, "#answer-check")
     def _check(self) -> None:
         g = self.guess()

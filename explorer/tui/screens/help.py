@@ -17,6 +17,7 @@ KEYS = (
         "symbol, lowcore of CPU n, switch unwinder rules, unreliable only, change theme",
     ),
     ("", "`l` / `m`", "lowcore of each CPU / memory"),
+    ("", "`k`", "livepatches and the tasks that block a transition (as `backchain klp`)"),
     ("", "`escape` / `q`", "back / quit"),
     (
         "overview",
@@ -34,8 +35,9 @@ KEYS = (
     (
         "exercise",
         "`a` / `R` / `i`",
-        "name the failing frame and rule / reveal the verdict / the story again "
-        "(`backchain scenarios open NAME`, or `backchain DUMP --exercise`)",
+        "answer: the rule, then the failing frame / reveal the verdict (asks first; "
+        "recorded as given up) / a scenario's situation, after the answer its story "
+        "(`backchain scenarios open`, or `backchain DUMP --exercise`)",
     ),
     ("memory", "`ctrl+g`", "go to an address (hex) or a symbol (`name+0xoff`)"),
     ("", "arrows, `enter`, `backspace`", "move, follow the pointer under the cursor, come back"),

@@ -23,6 +23,7 @@ class LowcoreScreen(Screen[None]):
         Binding("right,]", "cpu(1)", "Next CPU", key_display="]"),
         Binding("left,[", "cpu(-1)", "Prev CPU", key_display="["),
         Binding("escape", "app.pop_screen", "Back"),
+        Binding("g,slash", "go", "Go to field", key_display="g"),
     ]
 
     def __init__(self, session: Session, cpu: int = 0) -> None:
@@ -92,3 +93,22 @@ class LowcoreScreen(Screen[None]):
         if not self.cpus:
             return
         self.query_one(Tabs).active = f"cpu-{(self.index + delta) % len(self.cpus)}"
+
+    def action_go(self) -> None:
+        """Ask for a field name (or offset) and move the cursor to it."""
+        from explorer.tui.screens.prompt import Prompt
+
+        def answer(text: str | None) -> None:
+            if not text:
+                return
+            row = self.query_one(LowcoreTable).find_field(text)
+            if row is None:
+                self.notify(f"no lowcore field {text!r}", severity="warning", markup=False)
+                return
+            table = self.query_one(LowcoreTable)
+            table.move_cursor(row=row, animate=False, scroll=True)
+            table.focus()
+
+        self.app.push_screen(
+            Prompt("go to lowcore field", "return_lpswe, kernel_stack, 0x340, psw"), answer
+        )

@@ -93,14 +93,27 @@ class MemoryScreen(Screen[None]):
         hexview.goto(self.start, remember=False)
         self._status(self.start)
 
-    def _title(self) -> None:
+    def _where(self, address: int) -> str:
+        """``init_task+0x28`` for a virtual address inside a symbol, else ``""``."""
+        if self.query_one(HexView).space.name != "virtual":
+            return ""
+        sym = self.session.kernel.symbolize(address)
+        return "" if sym is None else sym.split("/", 1)[0]
+
+    def _title(self, start: int | None = None) -> None:
+        """Which space, where the view was opened (or last went), what annotates it."""
+        if start is not None:
+            self.start = start
         space = self.query_one(HexView).space.name
         about = f" · annotated: {self.about}" if self.about else ""
+        where = self._where(self.start)
+        at = f"0x{self.start:x}" + (f" ({where})" if where else "")
         self.query_one("#mem-title", Static).update(
             markup(
-                "[b]$space[/b] addresses$about · [$text-muted]enter follows a pointer, "
-                "backspace returns[/]",
+                "[b]$space[/b] addresses from $at$about · [$text-muted]enter follows a "
+                "pointer, backspace returns[/]",
                 space=space,
+                at=at,
                 about=about,
             )
         )
@@ -112,7 +125,12 @@ class MemoryScreen(Screen[None]):
     def _status(self, address: int) -> None:
         hexview = self.query_one(HexView)
         value = hexview.word(address)
-        parts: list[Content | str] = [f"0x{address:x}"]
+        where = self._where(address)
+        parts: list[Content | str] = [
+            markup("$a [b]$where[/b]", a=f"0x{address:x}", where=where)
+            if where
+            else f"0x{address:x}"
+        ]
         if value is None:
             parts.append(markup("[$text-error]not in the dump[/]"))
         else:
@@ -145,6 +163,7 @@ class MemoryScreen(Screen[None]):
                 self.notify(f"no such address or symbol: {text}", severity="warning", markup=False)
                 return
             self.query_one(HexView).goto(address)
+            self._title(address)
 
         self.app.push_screen(
             Prompt("go to address or symbol", "0x37ffe803a28, init_task, schedule+0x3e"), answer
@@ -167,5 +186,5 @@ class MemoryScreen(Screen[None]):
         else:
             target = self.session.kernel.layout.identity_base + cursor
             hexview.set_space(self.spaces["virtual"])
-        self._title()
         hexview.goto(target, remember=False)
+        self._title(target)

@@ -16,6 +16,7 @@ from explorer.model.kernel import Options
 from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.session import Session, TaskRow
 from explorer.tui.widgets.error import ErrorPanel, error_text
+from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.footer import KeyFooter
 from explorer.tui.widgets.tasks import TaskTable
 from explorer.tui.widgets.triage import TriageCard
@@ -91,7 +92,7 @@ class OverviewScreen(Screen[None]):
                 yield Label("opening the dump…", id="status-text")
                 yield ProgressBar(id="progress", show_eta=False)
             with Horizontal(id="filters"):
-                yield Input(
+                yield Field(
                     placeholder="filter: comm, pid, function, rule (pid:1 fn:do_wait rule:task)",
                     id="filter",
                     compact=True,
@@ -130,6 +131,7 @@ class OverviewScreen(Screen[None]):
         except Exception as exc:  # shown in the error panel: never a traceback
             self.post_message(self.LoadFailed(exc))
             return
+        _ = session.transition  # a livepatch transition in progress: read here, not in the UI
         self.post_message(self.Loaded(session))
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
@@ -181,11 +183,17 @@ class OverviewScreen(Screen[None]):
         """Show the card and start checking every task."""
         self.session = event.session
         self.explorer.session = event.session
+        exercise = self.explorer.exercise
+        if exercise is not None and exercise.scenario is not None:
+            event.session.label = "vmcore"  # its folder is named after the scenario: the answer
         self.sub_title = event.session.label
         self.query_one(TriageCard).show(event.session)
         self.query_one("#filters").display = True
         table = self.query_one(TaskTable)
         table.display = True
+        if event.session.transition is not None:  # found by the load worker
+            session = event.session
+            table.blocks_livepatch = lambda r: session.blocks_livepatch(r.analysis)
         table.rebuild()
         table.focus()
         for forced in event.session.kernel.forced:  # --force used another kernel's file
@@ -240,10 +248,12 @@ class OverviewScreen(Screen[None]):
         if exercise is not None:
             known = sum(1 for r in rows if not exercise.hidden(r.task.address))
             counts = f" · exercise: verdicts hidden, {known} revealed"
+        # What matters first, so that 80 columns cut nothing: the counts, then the rules,
+        # what the table shows when it is not every task, and the key last.
+        showing = "" if shown == len(rows) and not table.grouped else f" · showing {shown} {what}"
         self.query_one("#summary", Label).update(
-            f"{len(rows)} task{'' if len(rows) == 1 else 's'}{counts}{pending} "
-            f"(rules {self.session.era if self.session else '-'}) · "
-            f"showing {shown} {what} · enter opens a stack"
+            f"{len(rows)} task{'' if len(rows) == 1 else 's'}{counts}{pending} · "
+            f"rules {self.session.era if self.session else '-'}{showing} · enter: stack"
         )
 
     # -- filter, toggles, sort -------------------------------------------------------------------

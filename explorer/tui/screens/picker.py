@@ -1,19 +1,22 @@
-"""The scenario picker: the training scenarios by name and title (never their answers)."""
+"""The scenario picker: the training scenarios by number, kernel and rules until the trainee
+has answered or revealed one (a name or title would tell the answer), then by name."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList
+from textual.widgets import Header, Label, OptionList
 from textual.widgets.option_list import Option
 
 from explorer.tui.protocol import explorer_of
+from explorer.tui.widgets.footer import KeyFooter
 
 
 class ScenarioPicker(Screen[None]):
@@ -21,6 +24,8 @@ class ScenarioPicker(Screen[None]):
 
     Args:
         scenarios: the ``explorer.training.scenarios.Scenario`` objects offered, in order.
+        done: how this session ended each scenario it finished, by name: ``solved`` or
+            ``revealed``.
     """
 
     BINDINGS = [Binding("enter", "open", "Open", show=True)]
@@ -30,32 +35,42 @@ class ScenarioPicker(Screen[None]):
     ScenarioPicker OptionList { height: 1fr; }
     """
 
-    def __init__(self, scenarios: Sequence[Any]) -> None:
+    def __init__(self, scenarios: Sequence[Any], done: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.scenarios = list(scenarios)
+        self.done = dict(done or {})
 
     def compose(self) -> ComposeResult:
         """An intro line and the list."""
         yield Header()
         with Vertical():
             yield Label(
-                "Pick a scenario: its task's stack opens with the verdict hidden. Find the "
-                "failing frame and rule, then answer with a. Enter opens; o comes back here.",
+                "Pick an exercise: its task's stack opens with the verdict hidden; i tells what "
+                "happened to the machine. Walk the stack, find the failing frame and rule, "
+                "then answer with a. Enter opens; o comes back here.",
                 id="picker-intro",
             )
-            width = max(len(s.name) for s in self.scenarios)
-            yield OptionList(
-                *(
-                    Option(f"{s.name:<{width}}  {s.era:<7}  {s.title}", id=s.name)
-                    for s in self.scenarios
-                ),
-                id="picker",
-            )
-        yield Footer()
+            yield OptionList(*self._options(), id="picker")
+        yield KeyFooter()
+
+    def _options(self) -> list[Option]:
+        from explorer.training import scenarios
+
+        total = len(scenarios.SCENARIOS)  # catalog numbers: as scenarios show/open and results
+        width = len(str(total))
+        out = []
+        for s in self.scenarios:
+            number = scenarios.number(s.name)
+            mark = {"solved": "✓ solved  ", "revealed": "· revealed"}.get(self.done.get(s.name, ""))
+            text = f"exercise {number:>{width}} of {total}  kernel {s.release}  rules {s.era:<7}"
+            text += f"  {mark}  {s.name}" if mark else ""
+            out.append(Option(Content(text), id=s.name))
+        return out
 
     def on_mount(self) -> None:
         """The list has the focus."""
-        self.sub_title = f"{len(self.scenarios)} training scenarios"
+        solved = sum(v == "solved" for v in self.done.values())
+        self.sub_title = f"{len(self.scenarios)} exercises, {solved} solved"
         self.query_one(OptionList).focus()
 
     def action_open(self) -> None:
@@ -72,7 +87,7 @@ class ScenarioPicker(Screen[None]):
     def _open(self, name: str | None) -> None:
         scenario = next((s for s in self.scenarios if s.name == name), None)
         if scenario is not None:
-            self.notify(f"building scenario {scenario.name}…", timeout=2, markup=False)
+            self.notify("building the exercise's dump…", timeout=2, markup=False)
             self.build(scenario)
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
@@ -84,7 +99,7 @@ class ScenarioPicker(Screen[None]):
             dump = scenario.build(cache_dir("scenarios", scenario.name))
         except Exception as exc:  # shown, never a traceback
             self.app.call_from_thread(
-                self.notify, f"cannot build {scenario.name}: {exc}", severity="error"
+                self.notify, f"cannot build the exercise's dump: {exc}", severity="error"
             )
             return
         self.app.call_from_thread(explorer_of(self.app).open_scenario, scenario, str(dump))

@@ -1,4 +1,5 @@
-"""After an exercise: the scenario's story, what to look for, and the verdict explained."""
+"""A scenario's texts in a box: before the answer what happened to the machine (its
+situation), after it the verdict explained, the story and what to look for."""
 
 from __future__ import annotations
 
@@ -21,8 +22,17 @@ def debrief_markdown(a: TaskAnalysis, scenario: Any, outcome: str) -> str:
     text += f"Livepatch would log: `{a.livepatch}`\n"
     if scenario is not None:
         s = scenario
-        text += f"\n## {s.title}\n\n{s.story}\n\n**What to look for:** {s.look_for}\n"
+        text += f"\n## {s.name}: {s.title}\n\n{s.story}\n\n**What to look for:** {s.look_for}\n"
     return text
+
+
+def situation_markdown(scenario: Any) -> str:
+    """Before the answer: the kernel, the task and what happened, never where to look."""
+    s = scenario
+    return (
+        f"Kernel {s.release}, unwinder rules `{s.era}`, pid {s.pid}.\n\n{s.situation}\n\n"
+        "Walk the stack with `n` (or `r`), then answer with `a`."
+    )
 
 
 class DebriefScreen(ModalScreen[None]):

@@ -28,8 +28,8 @@ from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
 from explorer.tui.protocol import Explorer, explorer_of
 from explorer.tui.screens.answer import REVEAL, AnswerForm
-from explorer.tui.screens.prompt import Prompt
-from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown
+from explorer.tui.screens.prompt import Confirm, Prompt
+from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown, situation_markdown
 from explorer.tui.session import Session
 from explorer.tui.widgets.checks import ChecksPane
 from explorer.tui.widgets.footer import KeyFooter
@@ -52,7 +52,7 @@ def task_title(a: TaskAnalysis) -> Content:
     kind = " kthread" if t.is_kthread else ""
     return markup(
         "[b]PID $pid[/b] [b $text-accent]$comm[/] ($state) · task $task · CPU $cpu · "
-        "started from $start · rules [b]$era[/b]",
+        "from $start · rules [b]$era[/b]",
         pid=t.pid,
         comm=t.comm,
         state=f"{t.state}{kind}",
@@ -61,6 +61,16 @@ def task_title(a: TaskAnalysis) -> Content:
         start=a.walk.start,
         era=a.walk.era,
     )
+
+
+def walk_title(revealed: int, steps: int, hidden: bool) -> str:
+    """``walk 3/10 frames``; in exercise mode, until answered, the walk's length stays
+    unknown: ``walk: 3 frames so far``."""
+    ended = " · ended" if revealed > steps else ""
+    if hidden:
+        shown = min(revealed, steps)
+        return f"walk: {shown} frame{'s' if shown != 1 else ''} so far{ended}"
+    return f"walk {min(revealed, steps)}/{steps} frames{ended}"
 
 
 class StackScreen(Screen[None]):
@@ -109,13 +119,17 @@ class StackScreen(Screen[None]):
         return ex is not None and ex.hidden(self.shown_task.address)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Exercise keys only in exercise mode; answer and reveal only while hidden."""
+        """Exercise keys only in exercise mode; answer and reveal only while hidden, export
+        only when not."""
         if action in ("answer", "reveal"):
             return self.hidden
+        if action == "export":  # the export has the verdict: offered once answered
+            return not self.hidden
         if action == "cycle_pane":  # one lower pane at a time only when narrow
             return self.app.size.width < NARROW
-        if action == "debrief":
-            return self.exercise is not None and not self.hidden
+        if action == "debrief":  # the situation before the answer, the debriefing after
+            ex = self.exercise
+            return ex is not None and (ex.scenario is not None or not self.hidden)
         return True
 
     def compose(self) -> ComposeResult:
@@ -124,7 +138,8 @@ class StackScreen(Screen[None]):
         yield Header()
         yield Static(task_title(a), id="task-title")
         with Horizontal(id="body"):
-            regions = RegionsMap(a, self.session.functions(a.walk), id="regions")
+            upto = 1 if self.hidden else None  # exercise mode: the map unfolds with the walk
+            regions = RegionsMap(a, self.session.functions(a.walk), upto, id="regions")
             regions.border_title = "stacks"
             yield regions
             with Vertical(id="main"):
@@ -156,7 +171,7 @@ class StackScreen(Screen[None]):
         self.show_row(0)
         ex = self.exercise
         if ex is not None:
-            if ex.scenario is None:  # a scenario is named in the title ("exercise NAME")
+            if ex.scenario is None:  # a scenario is named in the title ("exercise 3 of 12")
                 self.sub_title += " · exercise"
             if ex.scenario is not None and ex.scenario.pid == self.shown_task.pid:
                 differs = expected_differs(self.analysis.verdict, ex.scenario.answer)
@@ -172,9 +187,12 @@ class StackScreen(Screen[None]):
             address = self.shown_task.address
             hint = ex.hints.get(address, "")
             tries = ex.attempts(address)
-            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "")
+            keys = "a answer · R reveal"
+            if ex.scenario is not None:
+                keys = "i situation · " + keys
+            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "", keys)
         else:
-            bar.show(self.analysis)
+            bar.show(self.analysis, self.session.livepatch_line(self.analysis))
 
     def on_resize(self, event: events.Resize) -> None:
         """Narrow terminals show one lower pane at a time."""
@@ -196,8 +214,10 @@ class StackScreen(Screen[None]):
         """Show walk row ``row`` in the map, the inspector and the checks."""
         a = self.analysis
         steps = a.walk.steps
-        self.query_one(RegionsMap).show(row)
         hidden = self.hidden
+        regions = self.query_one(RegionsMap)
+        regions.unfold(self.walk.revealed if hidden else None)
+        regions.show(row)
         inspector = self.query_one(FrameInspector)
         inspector.show(a, row, self.session.symbolize, hidden, code=self._code_view)
         inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
@@ -214,10 +234,7 @@ class StackScreen(Screen[None]):
         self.query_one("#checks-box").border_title = (
             f"checks #{row}" if row < len(steps) else "checks: end"
         )
-        self.query_one("#walk").border_title = (
-            f"walk {min(self.walk.revealed, len(steps))}/{len(steps)} frames"
-            + (" · ended" if self.walk.revealed > len(steps) else "")
-        )
+        self.query_one("#walk").border_title = walk_title(self.walk.revealed, len(steps), hidden)
 
     def _no_call(self, step: Step) -> bool:
         """The walk pane's mark: the frame's return address does not follow a call."""
@@ -285,7 +302,10 @@ class StackScreen(Screen[None]):
             return
         address = self.shown_task.address
         form = AnswerForm(
-            len(self.analysis.walk.steps), ex.last_guess(address), ex.hints.get(address, "")
+            len(self.analysis.walk.steps),
+            self.walk.revealed,
+            ex.last_guess(address),
+            ex.hints.get(address, ""),
         )
         self.app.push_screen(form, self._answered)
 
@@ -308,13 +328,26 @@ class StackScreen(Screen[None]):
             self._verdict()
 
     def action_reveal(self) -> None:
-        """Exercise: show the verdict without answering."""
-        if self.exercise is not None and self.hidden:
-            self.exercise.give_up(self.analysis)
-            self._reveal("Revealed")
+        """Exercise: show the verdict without answering, once the trainee confirms (it is
+        recorded as given up, for good)."""
+        if self.exercise is None or not self.hidden:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self.exercise is not None and self.hidden:
+                self.exercise.give_up(self.analysis)
+                self._reveal("Revealed")
+
+        question = Confirm(
+            "reveal the verdict?",
+            "You give up this exercise: the trainer's results record it as revealed, and "
+            "it cannot be answered afterwards.",
+            "Reveal",
+        )
+        self.app.push_screen(question, confirmed)
 
     def _reveal(self, outcome: str) -> None:
-        self.explorer.revealed(self.shown_task)
+        self.explorer.revealed(self.shown_task, solved=outcome != "Revealed")
         self.walk.set_hidden(False)
         self._verdict()
         self.show_row(self.walk.current)
@@ -322,15 +355,22 @@ class StackScreen(Screen[None]):
         self._debrief(outcome)
 
     def action_debrief(self) -> None:
-        """Exercise: the verdict explained and the scenario's story, again."""
-        if self.exercise is not None and not self.hidden:
+        """Exercise: before the answer, what happened to the machine (never where to look);
+        after it, the verdict explained and the scenario's story."""
+        ex = self.exercise
+        if ex is None:
+            return
+        if not self.hidden:
             self._debrief("The answer")
+        elif ex.scenario is not None:
+            text = situation_markdown(ex.scenario)
+            self.app.push_screen(DebriefScreen(text, ex.title))
 
     def _debrief(self, outcome: str) -> None:
         ex = self.exercise
         scenario = ex.scenario if ex is not None else None
         text = debrief_markdown(self.analysis, scenario, outcome)
-        title = f"scenario {scenario.name}" if scenario is not None else "the answer"
+        title = ex.title if ex is not None and ex.scenario is not None else "the answer"
         self.app.push_screen(DebriefScreen(text, title))
 
     def action_export(self) -> None:

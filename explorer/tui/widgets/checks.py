@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from explorer.tui.markup import join_lines, markup
 from explorer.walk.analysis import TaskAnalysis
-from explorer.walk.reliable import EXPLANATIONS, RULES
+from explorer.walk.reliable import RULES, UNWIND_STOPS
 from explorer.walk.unwind import Check
 
 MARKS = {True: "✓", False: "✗", None: "•"}
@@ -113,9 +113,8 @@ class ChecksPane(Static):
             block = self._check(c.id, c.ok, c.reason)
             if c.ok is False:
                 self.failing = c.id
-                extra = EXPLANATIONS.get(a.walk.end.detail or "", "")
-                if extra:
-                    block.append((extra, "$text-error", "  ", "  "))
+                if a.walk.end.detail:  # the reason said what; this says what follows
+                    block.append((UNWIND_STOPS, "$text-error", "  ", "  "))
                 failing += block
             else:
                 lines += block

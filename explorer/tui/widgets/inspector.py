@@ -11,6 +11,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 from explorer.code.pane import CodeView
+from explorer.reports.regsnames import last_break_where, psw_where
+from explorer.tui.fit import short_symbol
 from explorer.tui.markup import join_lines, markup
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.unwind import Step
@@ -31,9 +33,8 @@ EMPTY, SLOT, R14, R15, CHAIN = (
 
 
 def short(symbol: str) -> str:
-    """``name+0xoff`` without the ``/0xsize`` suffix (a ``/`` in the name stays)."""
-    head, slash, size = symbol.rpartition("/")
-    return head if slash and size.startswith("0x") else symbol
+    """``name+0xoff [module]`` without the ``/0xsize`` suffix (a ``/`` in the name stays)."""
+    return short_symbol(symbol)
 
 
 def frame_words(f: StackFrame) -> list[tuple[int, int, str]]:
@@ -101,7 +102,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
     """A decoded pt_regs: PSW bits, GPRs (``per_row`` a line: 2 fit 80 columns without
     wrapping), interruption code, last break."""
     psw = regs.psw
-    where = "user space" if regs.user_mode else symbolize(psw.addr) or "?"
+    where = psw_where(regs, symbolize)
     kind = "USER-mode" if regs.user_mode else "kernel-mode"
     lines = [
         Content.styled(f"{title}: {kind} pt_regs at 0x{regs.address:x}", "b $text-warning")
@@ -120,7 +121,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
         )
     )
     if regs.last_break is not None:
-        lb = symbolize(regs.last_break) or "not kernel text"
+        lb = "not kernel text" if regs.user_mode else last_break_where(regs, symbolize)
         lines.append(Content(f"last_break 0x{regs.last_break:016x} {lb}"))
     return lines
 
@@ -128,6 +129,7 @@ def regs_lines(regs: PtRegs, symbolize: Symbolize, title: str, per_row: int = 4)
 _ROLE = {
     "call": ("call", "b $text-success"),
     "nocall": ("!!", "b $text-error"),
+    "swap": ("psw", "b $text-warning"),
     "mark": ("=>", "b $text-accent"),
     "inside": ("=>", "b $text-error"),
     "": ("", "$foreground"),
@@ -169,8 +171,11 @@ class FrameInspector(VerticalScroll):
         yield Static(id="frame-regs")
 
     def _fields_width(self) -> int:
-        """Cells the fields column gets beside the hex column (40 cells and padding)."""
+        """Cells the fields column gets: beside the hex column (40 cells and padding), or
+        the whole width where the narrow layout puts it under the hex column."""
         width = self.size.width or self.app.size.width
+        if self.screen.has_class("-narrow"):
+            return max(width - 6, 20)  # paddings, scrollbar
         return max(width - 43, 20)  # the hex column (37 cells), paddings, scrollbar
 
     def _regs_per_row(self) -> int:

@@ -93,6 +93,27 @@ class LowcoreTable(DataTable[Any]):
             self.show(*self._shown)
             self.move_cursor(row=row, animate=False)
 
+    def find_field(self, text: str) -> int | None:
+        """The row of the field named ``text`` (exactly, else the first whose name contains
+        it), or the first at or after offset ``0x…``; None when no row matches."""
+        if self._shown is None:
+            return None
+        rows = self._shown[2]
+        wanted = text.strip().lower()
+        if wanted.startswith("0x"):
+            try:
+                offset = int(wanted, 16)
+            except ValueError:
+                return None
+            return next((i for i, r in enumerate(rows) if r.offset >= offset), None)
+        names = [field_name(r).lower() for r in rows]
+        exact = next((i for i, n in enumerate(names) if n == wanted), None)
+        return (
+            exact
+            if exact is not None
+            else next((i for i, n in enumerate(names) if wanted in n), None)
+        )
+
     def empty(self) -> None:
         """No lowcore to show."""
         self._shown = None

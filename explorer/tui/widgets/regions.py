@@ -45,8 +45,8 @@ class MapRow:
     address: int = 0
 
 
-def _slices(a: TaskAnalysis, names: tuple[str, ...]) -> list[Slice]:
-    steps = a.walk.steps
+def _slices(a: TaskAnalysis, names: tuple[str, ...], upto: int | None = None) -> list[Slice]:
+    steps = a.walk.steps[:upto]
     out: list[Slice] = []
     for i, s in enumerate(steps):
         end = s.sp + 160
@@ -57,14 +57,16 @@ def _slices(a: TaskAnalysis, names: tuple[str, ...]) -> list[Slice]:
         if s.regs is not None and s.regs.address:
             out.append(Slice(s.regs.address, s.regs.address + s.regs.size, -1, "pt_regs"))
     end_regs = a.walk.end.regs
-    if end_regs is not None and end_regs.address:
+    ended = upto is None or upto > len(a.walk.steps)
+    if ended and end_regs is not None and end_regs.address:
         out.append(Slice(end_regs.address, end_regs.address + end_regs.size, -1, "final pt_regs"))
     return out
 
 
-def map_rows(a: TaskAnalysis) -> list[MapRow]:
-    """The lines of the map: visited stacks in walk order, then the others collapsed."""
-    steps = a.walk.steps
+def map_rows(a: TaskAnalysis, upto: int | None = None) -> list[MapRow]:
+    """The lines of the map: visited stacks in walk order, then the others collapsed.
+    ``upto``: only the first ``upto`` walk rows are known (exercise mode unfolds the walk)."""
+    steps = a.walk.steps[:upto]
     order: list[StackRange] = []
     for s in steps:
         if s.stack not in order:
@@ -85,7 +87,8 @@ def map_rows(a: TaskAnalysis) -> list[MapRow]:
         prev = region
     for region in a.walk.regions.all:
         if region not in order:
-            rows.append(MapRow("unused", f"{region.stack_type} (not visited)", region))
+            later = "" if upto is None or upto > len(a.walk.steps) else " yet"
+            rows.append(MapRow("unused", f"{region.stack_type} (not visited{later})", region))
     return rows
 
 
@@ -118,14 +121,31 @@ class RegionsMap(ScrollView):
     RegionsMap > .regions--switch { color: $text-warning; }
     """
 
-    def __init__(self, analysis: TaskAnalysis, names: tuple[str, ...], **kwargs: object) -> None:
+    def __init__(
+        self,
+        analysis: TaskAnalysis,
+        names: tuple[str, ...],
+        upto: int | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.analysis = analysis
-        self.rows = map_rows(analysis)
-        self.slices = _slices(analysis, names)
+        self.names = names
         self.current = 0
         self._cache: LRUCache[tuple[int, int, int, int], Strip] = LRUCache(512)
+        self.upto: int | None = -1
+        self.unfold(upto)
+
+    def unfold(self, upto: int | None) -> None:
+        """Draw only the first ``upto`` walk rows (None: the whole walk)."""
+        if upto == self.upto:
+            return
+        self.upto = upto
+        self.rows = map_rows(self.analysis, upto)
+        self.slices = _slices(self.analysis, self.names, upto)
+        self._cache.clear()
         self.virtual_size = Size(self._content_width(), len(self.rows))
+        self.refresh()
 
     def _content_width(self) -> int:
         """Columns of the widest line (every slice starting on a row shares its label)."""

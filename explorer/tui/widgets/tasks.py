@@ -13,12 +13,12 @@ from textual.widgets import DataTable
 from explorer.model.tasks import comm_column, cpu_column, task_order
 from explorer.tui.session import TaskRow
 
-#: (key, header) of the task columns.
+#: (key, header) of the task columns: PID CPU ST COMM, the order of ``ps`` and ``check --all``.
 TASK_COLUMNS = (
     ("pid", "PID"),
-    ("comm", "COMM"),
-    ("state", "ST"),
     ("cpu", "CPU"),
+    ("state", "ST"),
+    ("comm", "COMM"),
     ("verdict", "VERDICT"),
     ("top", "TOP FUNCTION"),
     ("callers", "CALLERS"),
@@ -34,6 +34,9 @@ GROUP_COLUMNS = (  # the callers, what a group is about, before the names (80x24
 MAX_CALLERS = 8
 #: Callers of a group row: fewer, so that the names after them stay on screen at 120x40.
 GROUP_CALLERS = 4
+#: Terminal width up to which the grouped view's callers come first (COMMS may be cut); three
+#: in four columns beyond it are kept for COMMS, the callers cut between names instead.
+CALLERS_FIRST = 80
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,19 @@ class TaskTable(DataTable[Any]):
         self.grouped = False
         self.sort_key: str | None = None
         self.hidden: Callable[[TaskRow], bool] = _never
+        #: Whether a row's task blocks a livepatch transition in progress (marked).
+        self.blocks_livepatch: Callable[[TaskRow], bool] = _never
         self.reverse = False
         self._shown: list[TaskRow | Group] = []
 
     def on_mount(self) -> None:
         """Cells carry theme colours: redraw them when the theme changes."""
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.rebuild())
+
+    def on_resize(self) -> None:
+        """The grouped view cuts its callers to the width: lay it out again."""
+        if self.grouped and self.results:
+            self.rebuild()
 
     # -- data ----------------------------------------------------------------------------------
     def clear_results(self) -> None:
@@ -159,8 +169,10 @@ class TaskTable(DataTable[Any]):
                 mark = " ▼" if self.reverse else " ▲"
             self.add_column(header + mark, key=key)
         if self.grouped:
-            for i, g in enumerate(group_rows(self.filtered(), self.hidden)):
-                self._add_group_row(i, g)
+            groups = group_rows(self.filtered(), self.hidden)
+            room = self._callers_room(groups)
+            for i, g in enumerate(groups):
+                self._add_group_row(i, g, room)
         else:
             for r in self.filtered():
                 self._add_task_row(r)
@@ -178,13 +190,39 @@ class TaskTable(DataTable[Any]):
             return Text("?", style=self.get_component_rich_style("tasktable--dim"))
         v = r.analysis.verdict
         text = r.label + ("" if v.frame is None else f" #{v.frame}")
+        if self.blocks_livepatch(r):
+            text += " · blocks klp"
         return Text(text, style=self.get_component_rich_style(self._style(r)))
 
-    def _callers(self, functions: tuple[str, ...], limit: int = MAX_CALLERS) -> Text:
-        shown = " < ".join(functions[1 : 1 + limit])
-        if len(functions) > 1 + limit:
-            shown += " < …"
+    def _callers(
+        self,
+        functions: tuple[str, ...],
+        limit: int = MAX_CALLERS,
+        room: int = 10_000,
+        hidden: bool = False,
+    ) -> Text:
+        """Up to ``limit`` callers in at most ``room`` cells, cut between names ("< …");
+        only "…" for a hidden task (exercise mode: the walk unfolds in the stack)."""
+        if hidden:
+            return Text("…", style=self.get_component_rich_style("tasktable--dim"))
+        callers = list(functions[1 : 1 + limit])
+        more = len(functions) > 1 + limit
+        while callers and len(" < ".join(callers)) + (4 if more else 0) > room:
+            callers.pop()
+            more = True
+        shown = " < ".join(callers) + (" < …" if more and callers else "…" if more else "")
         return Text(shown, style=self.get_component_rich_style("tasktable--dim"))
+
+    def _callers_room(self, groups: list[Group]) -> int:
+        """Cells the grouped view's CALLERS may take: at 80 columns what a group is about
+        comes first; beyond :data:`CALLERS_FIRST` columns, COMMS get most of the rest."""
+        comms = (self.app.size.width - CALLERS_FIRST) * 3 // 4
+        if not self.size.width or not groups or comms <= 0:
+            return 10_000
+        verdict = max(len(g.first.label) + 4 for g in groups)
+        top = max(len(g.first.top) for g in groups)
+        used = (5 + 2) + (verdict + 2) + (top + 2) + 2 + (comms + 2) + 2  # + scrollbar
+        return max(self.size.width - used, 12)
 
     def _add_task_row(self, r: TaskRow) -> None:
         t = r.task
@@ -192,17 +230,17 @@ class TaskTable(DataTable[Any]):
         cpu = cpu_column(t)
         self.add_row(
             Text(str(t.pid), justify="right"),
-            Text(comm),
-            t.state,
             Text(cpu, justify="right"),
+            t.state,
+            Text(comm),
             self._verdict(r),
             Text(r.top),
-            self._callers(r.functions),
+            self._callers(r.functions, hidden=self.hidden(r)),
             key=r.key,
         )
         self._shown.append(r)
 
-    def _add_group_row(self, index: int, g: Group) -> None:
+    def _add_group_row(self, index: int, g: Group, room: int = 10_000) -> None:
         first = g.first
         comms = sorted({r.task.comm for r in g.rows})
         shown = ", ".join(comms[:3]) + (f" +{len(comms) - 3}" if len(comms) > 3 else "")
@@ -212,7 +250,7 @@ class TaskTable(DataTable[Any]):
             if len(g.rows) == 1 or self.hidden(first)
             else Text(first.label, style=self.get_component_rich_style(self._style(first))),
             Text(first.top),
-            self._callers(first.functions, GROUP_CALLERS),
+            self._callers(first.functions, GROUP_CALLERS, room, self.hidden(first)),
             Text(shown),
             key=f"group-{first.key}",
         )

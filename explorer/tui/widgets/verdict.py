@@ -27,24 +27,24 @@ class VerdictBar(Static):
     VerdictBar.-hidden { color: $text-muted; }
     """
 
-    def hide(self, placeholder: str, hint: str = "") -> None:
-        """Exercise mode: a neutral ``placeholder`` instead of the verdict, and the last hint."""
+    def hide(self, placeholder: str, hint: str = "", keys: str = "a answer · R reveal") -> None:
+        """Exercise mode: a neutral ``placeholder`` instead of the verdict, the keys that
+        answer, and the last hint."""
         self.add_class("-hidden")
-        text = markup(
-            "[b $text-accent]$placeholder[/]  a answer · R reveal", placeholder=placeholder
-        )
+        text = markup("[b $text-accent]$placeholder[/]  $keys", placeholder=placeholder, keys=keys)
         if hint:
             text += "\n" + markup("[$text-warning]✗ $hint[/]", hint=hint)
         self.update(text)
 
-    def show(self, a: TaskAnalysis) -> None:
-        """Display the verdict of ``a``."""
+    def show(self, a: TaskAnalysis, livepatch: str | None = None) -> None:
+        """Display the verdict of ``a``; ``livepatch``: the kernel's decision while a
+        transition is in progress (else the line livepatch would log)."""
         self.remove_class("-hidden")
         self.update(
             verdict_line(a)
             + markup(
                 "  [$text-muted]livepatch:[/] $livepatch\n[$text-muted]$message[/]",
-                livepatch=a.livepatch,
+                livepatch=livepatch or a.livepatch,
                 message=a.verdict.message,
             )
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
-from explorer.tui.fit import fit_symbol
+from explorer.tui.fit import fit_symbol, short_symbol
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.unwind import Step, WalkEnd
 
@@ -30,9 +31,9 @@ HOW = {
 
 def end_text(end: WalkEnd) -> str:
     """How a walk ended, in words."""
-    if end.kind == "final_pt_regs":
+    if end.kind == "final_pt_regs":  # the "#" column already says "end"
         mode = "user" if end.regs is not None and end.regs.user_mode else "kernel"
-        return f"end: final pt_regs ({mode} mode)"
+        return f"final {mode} pt_regs"
     if end.kind == "error":
         return f"unwind error: {end.detail}"
     if end.kind == "user_regs":
@@ -137,12 +138,25 @@ class WalkTable(DataTable[Any]):
                 ),
                 key="end",
             )
+        self._fit_columns()
         self.move_cursor(row=cursor, animate=False, scroll=True)
+
+    def _fit_columns(self) -> None:
+        """Every column as wide as its widest cell, now: the table measures new rows only
+        when idle, and a frame drawn before that (keys arriving in a burst, as from a browser)
+        kept the label widths, cutting every row to ``#`` and ``0x``."""
+        for index, column in enumerate(self.ordered_columns):
+            widest = column.label.cell_len
+            for row in range(self.row_count):
+                cell = self.get_row_at(row)[index]
+                lines = str(getattr(cell, "plain", cell)).split("\n")
+                widest = max(widest, *(cell_len(line) for line in lines))
+            column.content_width = widest
 
     def _function_width(self) -> int:
         """Cells left for FUNCTION: the width minus the other columns and their padding."""
         width = self.size.width
-        if not width or self.app.size.width >= 110:  # wide terminals: the column has room
+        if not width:
             return 10_000
         steps = self.analysis.walk.steps
         sp = max((len(f"0x{s.sp:x}") for s in steps), default=3)
@@ -152,7 +166,7 @@ class WalkTable(DataTable[Any]):
         return max(width - (index + 2) - (sp + 2) - (stack + 2) - 2 - 2, 12)
 
     def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
-        sym = (self.symbolize(s.ip) or f"0x{s.ip:x}").partition("/")[0]
+        sym = short_symbol(self.symbolize(s.ip) or f"0x{s.ip:x}")
         if not s.reliable:
             sym = f"({sym})"
         if s.recovered_by:
