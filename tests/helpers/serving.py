@@ -38,7 +38,10 @@ class Served:
         """Pids of the server's child processes (one explorer per session)."""
         pids: list[int] = []
         for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            text = (task / "children").read_text()
+            try:
+                text = (task / "children").read_text()
+            except OSError:  # a thread may exit between the listing and this read
+                continue
             pids += [int(p) for p in text.split()]
         return pids
 
