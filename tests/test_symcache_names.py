@@ -1,5 +1,5 @@
 """The names of a cached symbol table are decoded only when asked for and found by a
-binary search (parsers.symbols.cache.PackedNames): every answer equals the table built from the
+binary search (parsers.symbols.packed.PackedNames): every answer equals the table built from the
 symbols, on the real vmlinux's 130,000 symbols and on duplicate names."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from array import array
 from pathlib import Path
 
-from parsers.symbols.cache import PackedNames, load_table, save_table
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.packed import PackedNames
 from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
 from tests.helpers import oracles
 
@@ -39,8 +40,12 @@ def test_system_map_names_equal_the_built_table(tmp_path: Path) -> None:
 def test_real_vmlinux_names_equal_the_built_table(tmp_path: Path) -> None:
     release = "6.1.0-50-s390x"
     vmlinux = oracles.debug_vmlinux(release)
-    table = load_vmlinux_symbols(vmlinux)
-    save_table(table, tmp_path / "v.syms")
+    packed = load_vmlinux_symbols(vmlinux)  # names left in the .strtab, found by bisection
+    assert isinstance(packed.raw()[2], PackedNames)
+    addrs, types, names = packed.raw()
+    table = SymbolTable.from_kallsyms(addrs, types, list(names), packed.source)  # a dict
+    _same(table, packed)
+    save_table(packed, tmp_path / "v.syms")
     loaded = load_table(tmp_path / "v.syms")
     assert loaded is not None and len(loaded) > 90_000
     _same(table, loaded)
@@ -68,6 +73,6 @@ def test_first_of_equal_names_wins_and_relocation_applies(tmp_path: Path) -> Non
 
 
 def test_an_index_past_the_table_finds_nothing() -> None:
-    names = PackedNames(b"a\0b", array("I", [0, 2, 4]), array("I", [0, 7]))
+    names = PackedNames(b"a\0b\0", array("I", [0, 2]), array("I", [0, 7]))
     assert names.get("b") is None and names[1] == "b" and list(names) == ["a", "b"]
     assert "a" in names or names.get("a") is None  # no exception either way

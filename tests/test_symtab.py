@@ -87,7 +87,7 @@ def check(path: Path) -> SymbolTable:
     expected = reference(path)
     addrs, types, names = table.raw()
     e_addrs, e_types, e_names = expected.raw()
-    assert (list(addrs), types, names) == (list(e_addrs), e_types, e_names)
+    assert (list(addrs), types, list(names)) == (list(e_addrs), e_types, list(e_names))
     assert table.source == expected.source
     assert {(a, n) for a, _, n in table.rows()} == nm_symbols(path)
     return table

@@ -18,7 +18,7 @@ from parsers.symbols.table import MAX_SYSTEM_MAP_BYTES, SymbolTable
 #: Bumped whenever the way a table is built or stored changes (filtering, order, the file
 #: layout of parsers.symbols.cache), so that tables cached by an older backchain are not used
 #: (nor overwritten: both can share one cache).
-GENERATION = 3
+GENERATION = 4
 
 
 def cached_kallsyms(

@@ -2,115 +2,62 @@
 
 Layout (native byte order; a cache is local to the machine that wrote it)::
 
-    magic "BCSYMS\\x02" + byte-order byte ("<" or ">")
+    magic "BCSYMS\\x04" + byte-order byte ("<" or ">")
     u32 count, u32 names_bytes, u32 source_bytes, u32 crc32 (of everything after the head)
     source (UTF-8), padded to 8
     u64 addresses[count]   sorted, in the table's own order (file addresses, before KASLR)
-    u32 starts[count + 1]  where each name starts in the names (the last: names_bytes + 1)
+    u32 starts[count]      where each symbol's NUL-terminated name starts in the names
     u32 by_name[count]     symbol indexes ordered by (name bytes, index)
     u8  types[count]       type letters
-    names (UTF-8, NUL-separated, names_bytes long)
+    names (UTF-8, NUL-terminated, names_bytes long; a vmlinux's ``.strtab`` as it is)
 
 Loading copies the arrays and nothing else: no name is decoded until it is asked for, and a
 look-up by name is a binary search through ``by_name`` (the first of equal names wins, as
-in a table built from the symbols). A kernel has ~130,000 symbols; a start needs a few.
+in a table built from the symbols, :class:`parsers.symbols.packed.PackedNames`). A kernel
+has ~130,000 symbols; a start needs a few. A table built from a vmlinux's ``.symtab`` is
+packed already (:func:`parsers.symbols.table.load_vmlinux_symbols`) and written as it is.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
-from itertools import accumulate
 from pathlib import Path
-from typing import overload
 
 from parsers.cache import read_cache_file, write_atomically
 from parsers.errors import SymbolError
+from parsers.symbols.packed import PackedNames, pack_names
 from parsers.symbols.table import SymbolTable
 
-MAGIC = b"BCSYMS\x03"
+MAGIC = b"BCSYMS\x04"
 _ORDER = b"<" if sys.byteorder == "little" else b">"
 _HEAD = struct.Struct("=IIII")
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
 MAX_CACHE_BYTES = 256 << 20
 
 
-class PackedNames(Sequence[str]):
-    """The names of a cached table, decoded one at a time, and found by name.
-
-    Args:
-        blob: the names, NUL-separated.
-        starts: where each name starts (one more entry: the end of the last plus one).
-        by_name: indexes ordered by (name bytes, index).
-    """
-
-    def __init__(self, blob: bytes, starts: array[int], by_name: array[int]) -> None:
-        self._blob = blob
-        self._starts = starts
-        self._by_name = by_name
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return self._raw(i).decode("utf-8")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._blob.decode("utf-8").split("\0") if len(self) else [])
-
-    def _raw(self, i: int) -> bytes:
-        if i < 0:
-            i += len(self)
-        return self._blob[self._starts[i] : self._starts[i + 1] - 1]
-
-    def get(self, name: str, default: int | None = None) -> int | None:
-        """The index of the first symbol called ``name`` (``dict.get`` of a name index)."""
-        key = name.encode("utf-8", "surrogatepass")
-        order = self._by_name
-        try:
-            k = bisect.bisect_left(order, key, key=self._raw)
-            if k < len(order) and self._raw(order[k]) == key:
-                return order[k]
-        except IndexError:  # a damaged cache file: an index past the table
-            pass
-        return default
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-
 def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     """Write ``table`` (its file addresses, without the KASLR delta) atomically; errors
     (read-only cache, full disk) are ignored: a cache is an optimisation."""
     addrs, types, names = table.raw()
-    blob = "\0".join(names).encode("utf-8")
-    encoded = blob.split(b"\0") if len(names) else []  # names hold no NUL
-    starts = array("I", list(accumulate(map((1).__add__, map(len, encoded)), initial=0)))
-    by_name = array("I", sorted(range(len(encoded)), key=encoded.__getitem__))  # stable
+    packed = names if isinstance(names, PackedNames) else pack_names(names)
+    blob = packed.blob
     source = table.source.encode("utf-8")
     pad = b"\0" * (-len(source) % 8)
     body = b"".join(
         (
             source + pad,
             addrs.tobytes(),
-            starts.tobytes(),
-            by_name.tobytes(),
+            packed.starts.tobytes(),
+            packed.by_name.tobytes(),
             types.encode("latin-1"),
             blob,
         )
     )
-    head = MAGIC + _ORDER + _HEAD.pack(len(encoded), len(blob), len(source), zlib.crc32(body))
+    head = MAGIC + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body))
     write_atomically(Path(path), head + body)
 
 
@@ -144,14 +91,14 @@ def _parse(data: bytes) -> SymbolTable | None:
     source = data[pos : pos + source_bytes].decode("utf-8")
     pos += source_bytes + (-source_bytes % 8)
     addrs, pos = _array("Q", data, pos, count)
-    starts, pos = _array("I", data, pos, count + 1)
+    starts, pos = _array("I", data, pos, count)
     by_name, pos = _array("I", data, pos, count)
     types = data[pos : pos + count].decode("latin-1")
     pos += count
     blob = data[pos : pos + names_bytes]
     if len(types) != count or len(blob) != names_bytes or pos + names_bytes != len(data):
         return None
-    if count and (starts[0] != 0 or starts[count] != names_bytes + 1):
+    if count and (blob[-1:] != b"\0" or max(starts) >= names_bytes):
         return None
     if not blob.isascii():
         blob.decode("utf-8")  # names are decoded one at a time later: fail here, not there

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from parsers.compressed import read_text_maybe_compressed
 from parsers.errors import DumpError, FormatError, SymbolError
+from parsers.symbols.packed import PackedNames
 
 #: System.map types that name an address in the kernel image (not absolute values).
 _ADDRESS_TYPES = frozenset("TtDdBbRrVvWw")
@@ -101,7 +102,7 @@ class SymbolTable:
         Args:
             delta: added to ``addrs`` to give runtime addresses (``kallsyms_relative_base``).
             check: verify the order (off only for a table this program wrote itself).
-            by_name: an index of the names (:class:`parsers.symbols.cache.PackedNames`) instead
+            by_name: an index of the names (:class:`parsers.symbols.packed.PackedNames`) instead
                 of the dict built from ``names``.
 
         Raises:
@@ -343,16 +344,22 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
     if table is None:
         raise SymbolError("no usable symbols in .symtab", p)
     addrs, types, names = table
-    return SymbolTable.from_kallsyms(addrs, types, names, f"vmlinux {p}", check=False)
+    by_name = names if isinstance(names, PackedNames) else None
+    return SymbolTable.from_kallsyms(
+        addrs, types, names, f"vmlinux {p}", check=False, by_name=by_name
+    )
 
 
 def _table_of_symbols(
     raw: bytes, strings: bytes, text_sections: set[int], section_count: int
-) -> tuple[array[int], str, list[str]] | None:
+) -> tuple[array[int], str, Sequence[str]] | None:
     """Filter, name and order big-endian Elf64_Sym entries (``raw``, 24 bytes each).
 
-    Every step is a C-level ``map``/``compress`` over columns of the table: no Python code
-    runs per symbol except for addresses that several symbols share.
+    Every step is a C-level ``map``/``compress``/``sorted`` over columns of the table: no
+    Python code runs per symbol except for addresses that several symbols share. With an
+    ASCII string table (every kernel's) the names stay in ``strings`` as they are, packed
+    with their index by name (:class:`parsers.symbols.packed.PackedNames`): the table is
+    then written to the symbol cache without decoding or re-encoding a name.
     """
     words, halves = array("Q"), array("I")
     words.frombytes(raw)
@@ -389,7 +396,14 @@ def _table_of_symbols(
         kept_values = list(compress(kept_values, named))
     if not starts:
         return None
-    if strings.isascii():
+    packed = strings.isascii() and max(starts) < len(strings)
+    if packed:
+        if not strings.endswith(b"\0"):
+            strings += b"\0"
+        ends = list(map(strings.index, repeat(b"\0", len(starts)), starts))
+        raw_names = list(map(strings.__getitem__, map(slice, starts, ends)))
+        names: list[str] = []  # kallsyms' order needs the names of shared addresses only
+    elif strings.isascii():
         text = strings.decode("ascii")
         ends = list(map(text.find, repeat("\0", len(starts)), starts))
         names = list(map(text.__getitem__, map(slice, starts, ends)))
@@ -398,36 +412,36 @@ def _table_of_symbols(
         names = [strings[s:e].decode("ascii", "replace") for s, e in zip(starts, ends, strict=True)]
     # nm -n orders by address, then name; kallsyms then puts, among one address's names,
     # weak ones last, then linker-script names, then more leading underscores (stable).
-    order = sorted(range(len(names)), key=kept_values.__getitem__)
+    order = sorted(range(len(starts)), key=kept_values.__getitem__)
     by_address = list(map(kept_values.__getitem__, order))
     shared = list(compress(range(len(order) - 1), map(operator.eq, by_address, by_address[1:])))
-    runs: list[tuple[int, int]] = []
-    for j in shared:
-        if runs and j < runs[-1][1]:
-            continue  # inside the run already found
-        end = j + 1
-        while end < len(order) and by_address[end] == by_address[j]:
-            end += 1
-        runs.append((j, end))
-    if runs:
-        members = [order[p] for start, end in runs for p in range(start, end)]
-        rank = dict(zip(members, _alias_ranks(members, letters, names), strict=True))
-        for start, end in runs:
-            order[start:end] = sorted(order[start:end], key=rank.__getitem__)
-    return (
-        array("Q", by_address),
-        "".join([letters[k] for k in order]),
-        list(map(names.__getitem__, order)),
-    )
+    if shared:  # the positions of every address several symbols share, in one sort
+        at = sorted({*shared, *map((1).__add__, shared)})
+        members = list(map(order.__getitem__, at))
+        chosen = (
+            list(map(bytes.decode, map(raw_names.__getitem__, members)))
+            if packed
+            else list(map(names.__getitem__, members))
+        )
+        ranks = _alias_ranks(members, letters, chosen)
+        keys = list(zip(map(by_address.__getitem__, at), *ranks, strict=True))
+        for p, k in zip(at, sorted(range(len(keys)), key=keys.__getitem__), strict=True):
+            order[p] = members[k]
+    types = "".join(map(letters.__getitem__, order))
+    if not packed:
+        return array("Q", by_address), types, list(map(names.__getitem__, order))
+    ordered = list(map(raw_names.__getitem__, order))
+    by_name = array("I", sorted(range(len(ordered)), key=ordered.__getitem__))  # stable
+    table_starts = array("I", list(map(starts.__getitem__, order)))
+    return array("Q", by_address), types, PackedNames(strings, table_starts, by_name)
 
 
 def _alias_ranks(
-    members: list[int], letters: list[str], names: list[str]
-) -> Iterator[tuple[bool, bool, int, str]]:
+    members: list[int], letters: list[str], chosen: list[str]
+) -> tuple[Iterator[bool], Iterator[bool], Iterator[int], list[str]]:
     """scripts/kallsyms.c's order of names at one address (weak ones last, then
     :func:`_linker_provided` ones, then more leading underscores), then nm's (by name): the
-    sort keys of ``members`` (indices), computed column by column."""
-    chosen = list(map(names.__getitem__, members))
+    sort keys of ``members`` (indices; ``chosen`` their names), column by column."""
     weak = map(frozenset("Ww").__contains__, map(letters.__getitem__, members))
     linker = map(
         operator.and_,
@@ -444,4 +458,4 @@ def _alias_ranks(
     )
     stripped = map(len, map(str.lstrip, chosen, repeat("_")))
     underscores = map(operator.sub, map(len, chosen), stripped)
-    return zip(weak, linker, underscores, chosen, strict=True)
+    return weak, linker, underscores, chosen
