@@ -7,7 +7,13 @@ runs as its own process, --runs times, interleaved; the fastest run counts (the 
 shared), the peak RSS is the largest of the runs (VmHWM of the process); bytecode caching
 is on as for an installed program (PYTHONDONTWRITEBYTECODE dropped).
 
-    python benchmarks/bench_check.py [--tasks 10000] [--frames 20] [--runs 3]
+    python benchmarks/bench_check.py [--tasks 10000] [--frames 20] [--runs 3] [--pipe-only]
+
+Issue 26 (the JSON path): ``check --json`` <= 1.1x the text report with the output read
+through a pipe by another process (this one): each of ``--runs`` rounds runs the text
+report, then ``--json``, each a whole ``backchain`` process (interpreter start included)
+whose stdout is a pipe this process drains; min and median of wall and CPU (user+system of
+the child) are printed side by side, with the bytes each wrote.
 
 The dump is built once into $TMPDIR/backchain-bench-<tasks>x<frames>/ and reused.
 """
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,11 +147,69 @@ def compare_cli(dump: Path, runs: int) -> None:
     print(f"  peak RSS         {max(peak.values()):7.0f} MB (goal <= 200 MB)")
 
 
+def run_piped(args: list[str], module: bool = False) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user+system) and bytes written of ``backchain ARGS`` in
+    its own process, its stdout a pipe that this process reads to the end; ``module``: as
+    ``python -m explorer`` in this checkout (to measure another checkout with one venv)."""
+    script = Path(sys.executable).parent / "backchain"
+    use_script = script.is_file() and not module
+    argv = [str(script)] if use_script else [sys.executable, "-m", "explorer"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT
+    )
+    assert proc.stdout is not None
+    fd, size = proc.stdout.fileno(), 0
+    while chunk := os.read(fd, 1 << 20):
+        size += len(chunk)
+    status = proc.wait()
+    seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if status != 0:
+        raise SystemExit(f"backchain {' '.join(args)} exited {status}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return seconds, cpu, size
+
+
+def compare_pipe(dump: Path, runs: int, module: bool = False) -> None:
+    """`check` text vs `check --json`, stdout a pipe read by this process (issue 26)."""
+    modes = {"text": [], "--json": ["--json"]}
+    walls: dict[str, list[float]] = {m: [] for m in modes}
+    cpus: dict[str, list[float]] = {m: [] for m in modes}
+    sizes = dict.fromkeys(modes, 0)
+    for _ in range(runs):
+        for mode, extra in modes.items():
+            wall, cpu, size = run_piped(["check", str(dump), *extra], module)
+            walls[mode].append(wall)
+            cpus[mode].append(cpu)
+            sizes[mode] = size
+    print(f"\nbackchain check, stdout a pipe read by another process ({runs} runs, interleaved):")
+    print("                 wall min  wall median    CPU min  CPU median   output")
+    for mode in modes:
+        w, c = walls[mode], cpus[mode]
+        print(
+            f"  check {mode:<8} {min(w):7.3f} s  {statistics.median(w):7.3f} s  "
+            f"{min(c):7.3f} s  {statistics.median(c):7.3f} s  {sizes[mode] / 1e6:8.2f} MB"
+        )
+    for label, pairs in (("wall", walls), ("CPU", cpus)):
+        lo = min(pairs["--json"]) / min(pairs["text"])
+        mid = statistics.median(pairs["--json"]) / statistics.median(pairs["text"])
+        print(f"  --json / text, {label:4}  min {lo:5.2f}x  median {mid:5.2f}x  (goal <= 1.1x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3, help="runs of each CLI command")
+    parser.add_argument(
+        "--pipe-only", action="store_true", help="only the text/--json comparison through a pipe"
+    )
+    parser.add_argument(
+        "--module", action="store_true", help="run `python -m explorer` from this checkout"
+    )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -155,9 +221,11 @@ def main() -> None:
         t = time.perf_counter()
         build(folder, args.tasks, args.frames)
         print(f"built {dump} ({dump.stat().st_size >> 20} MiB) in {time.perf_counter() - t:.1f} s")
-    # Measure in a fresh process so the builder's memory does not count.
-    subprocess.run([sys.executable, __file__, "--measure", str(dump)], check=True)
-    compare_cli(dump, args.runs)
+    if not args.pipe_only:
+        # Measure in a fresh process so the builder's memory does not count.
+        subprocess.run([sys.executable, __file__, "--measure", str(dump)], check=True)
+        compare_cli(dump, args.runs)
+    compare_pipe(dump, args.runs, args.module)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     plural,
+    widen_pipe,
 )
 from explorer.cli.taskfilter import filter_options, filter_tasks, filtering, no_match, pid_option
 
@@ -99,8 +100,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         out = sys.stdout
         if not args.jsonl:
             out.write("[")
+        widen_pipe(out)
         emit = json_writer(kernel, out, lines=args.jsonl, extras=extras)
         analyse_all(kernel, tasks, ctx, functions, keep=emit)
+        emit.flush()
         if not args.jsonl:
             out.write("\n]\n")
         extras.close()

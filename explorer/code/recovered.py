@@ -31,6 +31,8 @@ def broke(kernel: Kernel, walk: Walk) -> bool:
     memo = _TEXT.get(kernel)
     if memo is None:
         memo = _TEXT[kernel] = {}
+    if all(map(memo.get, [s.ip for s in walk.steps[1:]])):  # every ip known to be text
+        return False
     for i, s in enumerate(walk.steps):
         known = memo.get(s.ip)
         if known is None:
