@@ -11,13 +11,22 @@ CPU (user+sys) seconds of this process.
 With ``--samples``, first (empty cache) and second runs of ``backchain check`` on each
 bundled sample, each its own process.
 
-    python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples]
+With ``--info`` (issue 26), on each bundled sample: the decompression of its ``.zst`` into
+an empty cache (MB/s of output, by wall and by CPU time; goal >= 400 MB/s), and ``backchain
+info`` as its own process on the decompressed copy with an otherwise empty cache (what a
+first ``info`` costs beyond decompression; goal <= 0.3 s), beside ``info`` on the ``.zst``
+with an empty cache (both together). Min and median of ``--runs``.
+
+    python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples] [--info]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,6 +123,68 @@ def first_runs(runs: int) -> list[tuple[str, float, float]]:
     return out
 
 
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user+system) seconds of one process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, check=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def _stats(values: list[float]) -> str:
+    return f"{min(values):6.3f} / {statistics.median(values):6.3f}"
+
+
+def info_runs(runs: int) -> None:
+    """Decompression into an empty cache, and a first ``info`` beyond it, per sample."""
+    from parsers.compressed import decompressed_path
+
+    script = Path(sys.executable).parent / "backchain"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "explorer"]
+    env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    print(f"min / median of {runs} runs, load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"  {'sample':20} {'MiB':>4}  decompress wall s   MB/s wall    CPU s     MB/s CPU"
+        "   info plain, empty cache: wall s / CPU s   info .zst, empty cache: wall s"
+    )
+    for dump in sorted((ROOT / "samples" / "real").glob("*/vmcore.zst")):
+        dwall: list[float] = []
+        dcpu: list[float] = []
+        iwall: list[float] = []
+        icpu: list[float] = []
+        zwall: list[float] = []
+        size = 0
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                cache = Path(tmp) / "cache"
+                t, c = time.perf_counter(), time.process_time()
+                copy = decompressed_path(dump, cache_dir=cache / "dumps")
+                dwall.append(time.perf_counter() - t)
+                dcpu.append(time.process_time() - c)
+                size = copy.stat().st_size
+                plain = Path(tmp) / "vmcore"
+                copy.rename(plain)
+                shutil.rmtree(cache)
+                env = {**env0, "BACKCHAIN_CACHE": str(cache)}
+                wall, cpu = _run([*command, "info", str(plain)], env)
+                iwall.append(wall)
+                icpu.append(cpu)
+                plain.unlink()
+                shutil.rmtree(cache, ignore_errors=True)
+                wall, _ = _run([*command, "info", str(dump)], env)
+                zwall.append(wall)
+        rate_wall = [size / w / 1e6 for w in dwall]
+        rate_cpu = [size / c / 1e6 for c in dcpu]
+        print(
+            f"  {dump.parent.name:20} {size >> 20:4}  {_stats(dwall)}  "
+            f"{max(rate_wall):5.0f} / {statistics.median(rate_wall):5.0f}  {_stats(dcpu)}  "
+            f"{max(rate_cpu):5.0f} / {statistics.median(rate_cpu):5.0f}   "
+            f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each step (fastest counts)")
@@ -121,7 +192,13 @@ def main() -> int:
     parser.add_argument(
         "--samples", action="store_true", help="also time `check` on each bundled sample"
     )
+    parser.add_argument(
+        "--info", action="store_true", help="decompression and a first `info` per sample"
+    )
     args = parser.parse_args()
+    if args.info:
+        info_runs(args.runs)
+        return 0
     if args.samples:
         print(f"backchain check, fastest of {args.runs}: empty cache / the cache it left")
         for name, cold, warm in first_runs(args.runs):

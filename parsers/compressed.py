@@ -44,18 +44,19 @@ def compression_of(head: bytes) -> str | None:
     return None
 
 
-def _stream_reader(kind: str, fin: BinaryIO) -> BinaryIO:
+def _stream_reader(kind: str, fin: BinaryIO) -> io.BufferedIOBase:
     if kind == "zst":
         import zstandard
 
-        return zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+        return reader  # type: ignore[return-value]  # has read/readinto/close as BufferedIOBase
     if kind == "xz":
         import lzma
 
-        return lzma.LZMAFile(fin)  # type: ignore[return-value]
+        return lzma.LZMAFile(fin)
     import gzip
 
-    return gzip.GzipFile(fileobj=fin)  # type: ignore[return-value]
+    return gzip.GzipFile(fileobj=fin)
 
 
 def decompressed_head(path: str | os.PathLike[str], size: int = 4096) -> bytes:
@@ -98,6 +99,8 @@ def is_zstd(path: str | os.PathLike[str]) -> bool:
 DUMPS_GIB = 16.0
 #: Bytes of decompressed output looked at before anything is written: the format's headers.
 HEAD_BYTES = 1 << 16
+#: Decompressed bytes per write of a copy: one buffer is filled and written again and again.
+CHUNK = 1 << 22
 #: Bytes accepted past the end a format's headers give (a vmcore may end in a few).
 EXTENT_SLACK = 1 << 20
 #: Left free on the cache's file system whatever the budget says.
@@ -294,8 +297,9 @@ def decompressed_path(
             with exclusive_temp(target) as fout:
                 reader = _stream_reader(kind, fin)
                 written = 0
-                while chunk := reader.read(1 << 22):
-                    written += len(chunk)
+                buffer = memoryview(bytearray(CHUNK))  # one buffer, filled again each time
+                while n := reader.readinto(buffer):
+                    written += n
                     if written > limit:
                         raise FormatError(
                             f"decompressed data exceeds {limit:,} bytes, "
@@ -307,7 +311,7 @@ def decompressed_path(
                             + "; refusing",
                             str(src),
                         )
-                    fout.write(chunk)
+                    fout.write(buffer[:n])
                     if progress:
                         progress(fin.tell(), total)
         _record(target, index, key)
