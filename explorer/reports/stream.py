@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii
+from operator import attrgetter
 from typing import IO, Any
 
 from explorer.model.kernel import Kernel
@@ -29,6 +30,7 @@ from parsers.s390.records import PtRegs
 #: Frames whose ip is a PSW, not a return address (their extra fields are not remembered).
 _PSW_FRAMES = ("start_regs", "pt_regs")
 _enc: Callable[[str], str] = encode_basestring_ascii  # json.dumps of a str, in C
+_IP = attrgetter("ip")
 
 
 def _jstr(value: str | None) -> str:
@@ -53,6 +55,8 @@ class TaskJson:
         #: A return-address frame's JSON from "ip" to its extras, by (ip, stack, reliable, how).
         self._chunks: dict[tuple[int, str, bool, str], str] = {}
         self._mark_text: dict[str, str] = {}
+        #: ips known to be text (see :meth:`recovered`).
+        self._text: dict[int, bool] = {}
 
     def symbol(self, address: int) -> str:
         """``symbol`` of an address as JSON text (``null`` when unknown)."""
@@ -164,7 +168,7 @@ class TaskJson:
             if s.index < len(marks):
                 call += self.mark(marks[s.index])
             out.append(text + call + "}")
-        return "[" + ", ".join(out) + "]"
+        return f"[{', '.join(out)}]"
 
     @staticmethod
     def mark(m: FrameMark) -> str:
@@ -193,6 +197,18 @@ class TaskJson:
             text = self._verdicts[key] = json.dumps(verdict_json(v))
         return text
 
+    def recovered(self, walk: Any) -> str:
+        """:func:`_recovered`, answered at once for a walk that ended well among ips known
+        to be text (a walk that did not break has only those after its first frame)."""
+        later = list(map(_IP, walk.steps[1:]))
+        fine = walk.end.kind != "error"
+        if fine and all(map(self._text.get, later)):
+            return ""
+        field = _recovered(self.kernel, walk)
+        if fine and not field:
+            self._text.update(dict.fromkeys(later, True))
+        return field
+
     def __call__(self, a: TaskAnalysis) -> str:
         """One task, as ``json.dumps(analysis_json(kernel, a))``."""
         w = a.walk
@@ -205,10 +221,8 @@ class TaskJson:
             f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
             f'"end": {self.end(w.end)}, '
             f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}'
-            + _recovered(self.kernel, w)
-            + _sanity(self.kernel, a)
-            + "}"
-        )
+            f"{self.recovered(w)}{_sanity(self.kernel, a)}}}"
+        )  # one f-string: the task's text (KiBs) is copied once
 
 
 def _task_head(t: Task) -> str:
@@ -274,12 +288,12 @@ class JsonWriter:
 
     def __call__(self, a: TaskAnalysis) -> None:
         text = self.to_json(a)
+        pending = self._pending
         if self.lines:
-            text += "\n"
+            pending += (text, "\n")
         else:
-            text = self._sep + text
+            pending += (self._sep, text)
             self._sep = ",\n  "
-        self._pending.append(text)
         self._size += len(text)
         if self._size >= WRITE_CHUNK:
             self.flush()
