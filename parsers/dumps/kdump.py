@@ -307,6 +307,24 @@ def _runs_of_byte(value: int) -> tuple[tuple[int, int], ...]:
 _BYTE_RUNS = tuple(_runs_of_byte(v) for v in range(256))
 
 
+#: Bitmaps are scanned in blocks: a block of zeros or of ones (most of a big machine's
+#: bitmaps) is taken whole at memcmp speed; only mixed blocks are looked at byte by byte.
+_SCAN_BLOCK = 1 << 16
+
+
+_ZERO_BLOCK = bytes(_SCAN_BLOCK)
+_FF_BLOCK = b"\xff" * _SCAN_BLOCK
+
+
+def _block_kind(block: bytes) -> int:
+    """0: all zero, 1: all 0xff, 2: mixed."""
+    if len(block) == _SCAN_BLOCK:
+        return 0 if block == _ZERO_BLOCK else 1 if block == _FF_BLOCK else 2
+    if block.count(0) == len(block):
+        return 0
+    return 1 if block.count(255) == len(block) else 2
+
+
 def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
     """Runs ``[start, end)`` of set bits in ``[first, last)`` of an LSB-first bitmap."""
     runs: list[tuple[int, int]] = []
@@ -321,19 +339,59 @@ def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
             runs.append((s, e))
 
     lo, hi = first // 8, min(len(bitmap), (last + 7) // 8)
-    for m in _NONZERO_RUN.finditer(bitmap, lo, hi):
-        pos, end = m.span()
-        while pos < end:
-            ff = _FF_RUN.match(bitmap, pos, end)
-            if ff:
-                add(pos * 8, ff.end() * 8)
-                pos = ff.end()
-                continue
-            base = pos * 8
-            for s, e in _BYTE_RUNS[bitmap[pos]]:
-                add(base + s, base + e)
-            pos += 1
+    block_start = lo
+    while block_start < hi:
+        block_end = min(hi, (block_start // _SCAN_BLOCK + 1) * _SCAN_BLOCK)
+        kind = _block_kind(bitmap[block_start:block_end])
+        if kind == 1:
+            add(block_start * 8, block_end * 8)
+        elif kind == 2:
+            for m in _NONZERO_RUN.finditer(bitmap, block_start, block_end):
+                pos, end = m.span()
+                while pos < end:
+                    ff = _FF_RUN.match(bitmap, pos, end)
+                    if ff:
+                        add(pos * 8, ff.end() * 8)
+                        pos = ff.end()
+                        continue
+                    base = pos * 8
+                    for s, e in _BYTE_RUNS[bitmap[pos]]:
+                        add(base + s, base + e)
+                    pos += 1
+        block_start = block_end
     return runs
+
+
+def _rank_table(bitmap: bytes) -> array:
+    """Set bits before each ``_RANK_CHUNK_BITS`` chunk of ``bitmap`` (a cumulative count);
+    blocks of zeros or ones are counted whole."""
+    rank = array("Q")
+    total = 0
+    per_block = _SCAN_BLOCK // _RANK_CHUNK_BYTES
+    for b in range(0, len(bitmap), _SCAN_BLOCK):
+        block = bitmap[b : b + _SCAN_BLOCK]
+        chunks = (len(block) + _RANK_CHUNK_BYTES - 1) // _RANK_CHUNK_BYTES
+        kind = _block_kind(block)
+        if kind == 0:
+            rank.extend(itertools.repeat(total, chunks))
+        elif kind == 1 and chunks == per_block:
+            rank.extend(range(total, total + chunks * _RANK_CHUNK_BITS, _RANK_CHUNK_BITS))
+            total += chunks * _RANK_CHUNK_BITS
+        else:
+            for c in range(0, len(block), _RANK_CHUNK_BYTES):
+                rank.append(total)
+                total += int.from_bytes(block[c : c + _RANK_CHUNK_BYTES], "little").bit_count()
+    return rank
+
+
+def _count_bits(bitmap: bytes) -> int:
+    total = 0
+    for b in range(0, len(bitmap), _SCAN_BLOCK):
+        block = bitmap[b : b + _SCAN_BLOCK]
+        kind = _block_kind(block)
+        if kind:
+            total += len(block) * 8 if kind == 1 else int.from_bytes(block, "little").bit_count()
+    return total
 
 
 class _Part:
@@ -438,23 +496,29 @@ class _Part:
         if bm1_off + 2 * half > src.size:
             raise TruncatedError("kdump bitmaps extend past the end of the file", path)
         nbytes = (max_mapnr + 7) // 8
-        self.bitmap1 = bytes(src.read(bm1_off, nbytes))
-        self.bitmap2 = bytes(src.read(bm1_off + half, nbytes))
+        # The RAM bitmap is counted block by block and not kept (32 KiB per GiB of address
+        # space): a look-up reads its byte from the file (:meth:`is_ram`).
+        self._bitmap1_offset = bm1_off
+        ram = 0
+        for c in range(0, nbytes, 1 << 20):
+            ram += _count_bits(src.read(bm1_off + c, min(1 << 20, nbytes - c)))
+        self.ram_pages = ram
+        #: The written-pages bitmap, kept: every page read looks its bit up (32 KiB per GiB).
+        #: Copied piece by piece with the mapping's pages dropped as it goes, so that a big
+        #: machine's bitmap is resident once, not twice.
+        src.resident.release()
+        bitmap2 = bytearray(nbytes)
+        for c in range(0, nbytes, 1 << 20):
+            bitmap2[c : c + (1 << 20)] = src.read(bm1_off + half + c, min(1 << 20, nbytes - c))
+            if c & ((8 << 20) - 1) == (7 << 20):
+                src.resident.release()
+        src.resident.release()
+        self.bitmap2 = bitmap2
         self.data_offset = bm1_off + 2 * half
         # cumulative count of written pages before each chunk, from start_pfn
-        rank = array("Q")
-        total = 0
-        bm2 = self.bitmap2
-        for c in range(0, nbytes, _RANK_CHUNK_BYTES):
-            rank.append(total)
-            total += int.from_bytes(bm2[c : c + _RANK_CHUNK_BYTES], "little").bit_count()
-        self._rank = rank
+        self._rank = _rank_table(self.bitmap2)
         self._rank_base = self._count_before(self.start_pfn)
         self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
-        ram = 0
-        for c in range(0, nbytes, 1 << 16):
-            ram += int.from_bytes(self.bitmap1[c : c + (1 << 16)], "little").bit_count()
-        self.ram_pages = ram
         self.incomplete = bool(status & DUMP_DH_COMPRESSED_INCOMPLETE)
         if not self.incomplete and self.data_offset + self.dumped_pages * _DESC.size > src.size:
             raise TruncatedError(
@@ -484,6 +548,12 @@ class _Part:
                 )
             text = bytes(src.read(off_vmci, size_vmci)).decode("utf-8", "replace")
             self.vmcoreinfo = text.rstrip("\0")
+
+    def is_ram(self, pfn: int) -> bool:
+        """Whether the RAM bitmap (bitmap 1) has page ``pfn``."""
+        if not 0 <= pfn < self.max_mapnr:
+            return False
+        return bool(self.src.read(self._bitmap1_offset + (pfn >> 3), 1)[0] >> (pfn & 7) & 1)
 
     def _count_before(self, pfn: int) -> int:
         """Written pages with a pfn below ``pfn`` (bitmap 2)."""
@@ -607,7 +677,7 @@ class KdumpFile:
                     self.path,
                 )
             return UnmappedError(address, path=self.path)
-        if pfn < part.max_mapnr and part.bitmap1[pfn >> 3] >> (pfn & 7) & 1:
+        if part.is_ram(pfn):
             return UnmappedError(
                 address,
                 f"physical address 0x{address:x} is excluded by makedumpfile "
