@@ -143,7 +143,9 @@ def main() -> int:
     dumps: dict[str, Path] = {}
     for label in sizes:
         for fmt in formats:
-            path = bigguest.folder(label) / ("vmcore.kdump-zlib" if fmt == "kdump" else "vmcore.elf")
+            path = bigguest.folder(label) / (
+                "vmcore.kdump-zlib" if fmt == "kdump" else "vmcore.elf"
+            )
             if path.is_file():
                 dumps[f"{label} {fmt}"] = path
     for label in filter(None, args.synthetic.split(",")):
@@ -158,7 +160,9 @@ def main() -> int:
         )
         print(f"synthetic {label}: {out} ready in {time.perf_counter() - t:.1f} s")
         for fmt in formats:
-            dumps[f"{label} synthetic {fmt}"] = out / ("vmcore.elf" if fmt == "elf" else "vmcore.kdump")
+            dumps[f"{label} synthetic {fmt}"] = out / (
+                "vmcore.elf" if fmt == "elf" else "vmcore.kdump"
+            )
     print(f"load average before: {load()}  ({os.cpu_count()} CPUs)")
     for key, path in dumps.items():
         print(f"  {key:20} {path}: {describe(path)}")

@@ -1643,9 +1643,7 @@ def package_big(sample: SampleSpec, kernel: Kernel, work: Path, info: dict, time
     (work / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
 
 
-def make_big(
-    names: list[str], sizes: list[int], scratch: Path, args, total: Timer
-) -> list[Path]:
+def make_big(names: list[str], sizes: list[int], scratch: Path, args, total: Timer) -> list[Path]:
     """Each sample of ``names`` booted with each memory size of ``sizes`` (MiB), dumped as
     kdump-zlib (zero pages written once) and as a sparse ELF core; a guest already made
     (its facts.json exists) is kept unless ``--rebuild``."""

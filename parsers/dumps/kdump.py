@@ -316,7 +316,7 @@ _ZERO_BLOCK = bytes(_SCAN_BLOCK)
 _FF_BLOCK = b"\xff" * _SCAN_BLOCK
 
 
-def _block_kind(block: bytes) -> int:
+def _block_kind(block: bytes | bytearray) -> int:
     """0: all zero, 1: all 0xff, 2: mixed."""
     if len(block) == _SCAN_BLOCK:
         return 0 if block == _ZERO_BLOCK else 1 if block == _FF_BLOCK else 2
@@ -325,7 +325,7 @@ def _block_kind(block: bytes) -> int:
     return 1 if block.count(255) == len(block) else 2
 
 
-def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
+def _bitmap_runs(bitmap: bytes | bytearray, first: int, last: int) -> list[tuple[int, int]]:
     """Runs ``[start, end)`` of set bits in ``[first, last)`` of an LSB-first bitmap."""
     runs: list[tuple[int, int]] = []
 
@@ -362,7 +362,7 @@ def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _rank_table(bitmap: bytes) -> array:
+def _rank_table(bitmap: bytes | bytearray) -> array:
     """Set bits before each ``_RANK_CHUNK_BITS`` chunk of ``bitmap`` (a cumulative count);
     blocks of zeros or ones are counted whole."""
     rank = array("Q")

@@ -58,7 +58,6 @@ def build_synthetic(label: str, out: Path) -> dict[str, Path]:
     The guest's kernel still describes 512 MiB: what grows is what a reader must get
     through. Made once; ``vmlinux`` and ``System.map`` are linked beside them."""
     from parsers.dumps.dumpfile import open_dump
-    from parsers.dumps.physmem import MemoryRange
     from parsers.write.convert import dump_notes, write_kdump
     from parsers.write.elfwriter import build_elf_header, build_phdr, encode_note
 
