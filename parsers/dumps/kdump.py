@@ -384,6 +384,37 @@ def _rank_table(bitmap: bytes | bytearray) -> array:
     return rank
 
 
+#: A written-pages bitmap of at most this many runs is kept as runs, not as a bitmap.
+_MAX_RUNS = 1 << 16
+
+
+def _runs_in_pieces(
+    src: _Source, offset: int, nbytes: int, first: int, last: int
+) -> list[tuple[int, int]] | None:
+    """Runs of set bits in ``[first, last)`` of the bitmap at ``offset`` of ``src``, read
+    1 MiB at a time (the mapping's pages dropped as it goes); None past ``_MAX_RUNS``."""
+    runs: list[tuple[int, int]] = []
+    piece_bits = 8 << 20
+    for c in range(first // piece_bits * (1 << 20), nbytes, 1 << 20):
+        base = c * 8
+        if base >= last:
+            break
+        piece = src.read(offset + c, min(1 << 20, nbytes - c))
+        for s, e in _bitmap_runs(piece, max(first - base, 0), min(last - base, len(piece) * 8)):
+            s, e = s + base, e + base
+            if runs and runs[-1][1] == s:
+                runs[-1] = (runs[-1][0], e)
+            else:
+                runs.append((s, e))
+        if len(runs) > _MAX_RUNS:
+            src.resident.release()
+            return None
+        if c & ((8 << 20) - 1) == (7 << 20):
+            src.resident.release()
+    src.resident.release()
+    return runs
+
+
 def _count_bits(bitmap: bytes) -> int:
     total = 0
     for b in range(0, len(bitmap), _SCAN_BLOCK):
@@ -502,23 +533,42 @@ class _Part:
         ram = 0
         for c in range(0, nbytes, 1 << 20):
             ram += _count_bits(src.read(bm1_off + c, min(1 << 20, nbytes - c)))
-        self.ram_pages = ram
-        #: The written-pages bitmap, kept: every page read looks its bit up (32 KiB per GiB).
-        #: Copied piece by piece with the mapping's pages dropped as it goes, so that a big
-        #: machine's bitmap is resident once, not twice.
-        src.resident.release()
-        bitmap2 = bytearray(nbytes)
-        for c in range(0, nbytes, 1 << 20):
-            bitmap2[c : c + (1 << 20)] = src.read(bm1_off + half + c, min(1 << 20, nbytes - c))
             if c & ((8 << 20) - 1) == (7 << 20):
                 src.resident.release()
-        src.resident.release()
-        self.bitmap2 = bitmap2
+        self.ram_pages = ram
+        # The written-pages bitmap as runs of pages, read piece by piece: a QEMU dump (every
+        # page written) is one run, a dump that leaves zero pages out a few hundred. Only a
+        # bitmap of more than _MAX_RUNS runs (a dump level that drops free or cache pages) is
+        # kept whole (32 KiB per GiB of address space) with a rank table.
+        bm2_off = bm1_off + half
+        runs = _runs_in_pieces(src, bm2_off, nbytes, self.start_pfn, self.end_pfn)
+        self.bitmap2: bytearray | None = None
+        if runs is not None:
+            self.runs = runs
+            self._run_starts = array("Q", [s for s, _ in runs])
+            self._run_ends = array("Q", [e for _, e in runs])
+            before = array("Q")
+            total = 0
+            for s, e in runs:
+                before.append(total)
+                total += e - s
+            self._run_before = before
+            self.dumped_pages = total
+        else:
+            src.resident.release()
+            bitmap2 = bytearray(nbytes)
+            for c in range(0, nbytes, 1 << 20):
+                bitmap2[c : c + (1 << 20)] = src.read(bm2_off + c, min(1 << 20, nbytes - c))
+                if c & ((8 << 20) - 1) == (7 << 20):
+                    src.resident.release()
+            src.resident.release()
+            self.bitmap2 = bitmap2
+            self.runs = _bitmap_runs(bitmap2, self.start_pfn, self.end_pfn)
+            # cumulative count of written pages before each chunk, from start_pfn
+            self._rank = _rank_table(bitmap2)
+            self._rank_base = self._count_before(self.start_pfn)
+            self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
         self.data_offset = bm1_off + 2 * half
-        # cumulative count of written pages before each chunk, from start_pfn
-        self._rank = _rank_table(self.bitmap2)
-        self._rank_base = self._count_before(self.start_pfn)
-        self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
         self.incomplete = bool(status & DUMP_DH_COMPRESSED_INCOMPLETE)
         if not self.incomplete and self.data_offset + self.dumped_pages * _DESC.size > src.size:
             raise TruncatedError(
@@ -555,8 +605,24 @@ class _Part:
             return False
         return bool(self.src.read(self._bitmap1_offset + (pfn >> 3), 1)[0] >> (pfn & 7) & 1)
 
+    def written(self, pfn: int) -> bool:
+        """Whether page ``pfn`` is in the dump (bitmap 2)."""
+        bitmap = self.bitmap2
+        if bitmap is not None:
+            return 0 <= pfn >> 3 < len(bitmap) and bool(bitmap[pfn >> 3] >> (pfn & 7) & 1)
+        i = bisect.bisect_right(self._run_starts, pfn) - 1
+        return i >= 0 and pfn < self._run_ends[i]
+
+    def _index(self, pfn: int) -> int:
+        """The descriptor index of written page ``pfn`` in this part."""
+        if self.bitmap2 is not None:
+            return self._count_before(pfn) - self._rank_base
+        i = bisect.bisect_right(self._run_starts, pfn) - 1
+        return int(self._run_before[i]) + pfn - int(self._run_starts[i])
+
     def _count_before(self, pfn: int) -> int:
-        """Written pages with a pfn below ``pfn`` (bitmap 2)."""
+        """Written pages with a pfn below ``pfn`` (bitmap 2, when kept)."""
+        assert self.bitmap2 is not None
         c, bit = divmod(pfn, _RANK_CHUNK_BITS)
         if c >= len(self._rank):
             return (
@@ -571,7 +637,7 @@ class _Part:
 
     def descriptor(self, pfn: int) -> tuple[int, int, int]:
         """(offset, size, flags) of a written page."""
-        index = self._count_before(pfn) - self._rank_base
+        index = self._index(pfn)
         pos = self.data_offset + index * _DESC.size
         if pos + _DESC.size > self.src.size:
             raise TruncatedError(
@@ -623,7 +689,7 @@ class KdumpFile:
         self._decoders: dict[int, Decoder] = {DUMP_DH_COMPRESSED_ZLIB: _zlib}
         runs: list[tuple[int, int]] = []
         for p in self._parts:
-            runs.extend(_bitmap_runs(p.bitmap2, p.start_pfn, p.end_pfn))
+            runs.extend(p.runs)
         runs.sort()
         merged: list[MemoryRange] = []
         for s, e in runs:
@@ -700,7 +766,7 @@ class KdumpFile:
             return data
         address = pfn << self._shift if at is None else at
         part = self._part_for(pfn)
-        if part is None or not part.bitmap2[pfn >> 3] >> (pfn & 7) & 1:
+        if part is None or not part.written(pfn):
             raise self._missing(pfn, address)
         offset, size, flags = part.descriptor(pfn)
         psize = self.page_size
