@@ -75,6 +75,9 @@ build_synthetic(sys.argv[1], Path(sys.argv[2]))
 def run_once(name: str, dump: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one whole process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # Bytecode cached as a user's install has it: without, every run compiles ~80 modules
+    # (0.3-0.7 s), a constant that would flatten every ratio.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if COMMANDS[name] is None:
         cmd = [sys.executable, "-c", TUI_PROBE, str(dump), tempfile.gettempdir()]
     else:

@@ -44,6 +44,21 @@ def opened(label: str, fmt: str) -> tuple[Kernel, list[Task], dict[int, TaskAnal
     return kernel, list(scan.tasks), analyses, bigguest.facts(label)
 
 
+#: The RCU grace-period thread may move between the guest's sysrq-t and the dump, from its
+#: forced-quiescent-state wait (schedule_timeout in rcu_gp_fqs_loop) to waiting for the next
+#: grace period (swait_event_idle_exclusive, inlined in rcu_gp_kthread), as in the bundled
+#: deb12-6.1-idle sample (tests/helpers/real.py MOVED); either way reliable.
+RCU_GP = {"rcu_sched", "rcu_preempt"}
+RCU_NEXT_PERIOD = [
+    "__schedule",
+    "schedule",
+    "rcu_gp_kthread",
+    "kthread",
+    "__ret_from_fork",
+    "ret_from_fork",
+]
+
+
 def moved(facts: dict) -> set[int]:
     """Tasks that ran between the guest's printout and the dump: init (it wrote the sysrq
     trigger, then waits) and the CPU hogs (R in /proc)."""
@@ -96,9 +111,12 @@ def test_big_guest_reads_as_its_console_says(label: str, fmt: str) -> None:
         if pid in moved(facts) or pid not in analyses:
             continue
         a = analyses[pid]
-        assert [kernel.symbols.lookup(s.ip).name for s in a.walk.steps] == trace["functions"]
-        assert [s.reliable for s in a.walk.steps] == [f["reliable"] for f in trace["frames"]]
+        got = [kernel.symbols.lookup(s.ip).name for s in a.walk.steps]
         assert a.verdict.reliable, (pid, a.verdict)
+        if trace["comm"] in RCU_GP and got == RCU_NEXT_PERIOD:
+            continue  # moved on from its fqs wait (the 64G guest took longer to stop)
+        assert got == trace["functions"], (pid, trace["comm"])
+        assert [s.reliable for s in a.walk.steps] == [f["reliable"] for f in trace["frames"]]
         compared += 1
     assert compared >= 60
 
