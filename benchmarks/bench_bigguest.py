@@ -72,6 +72,34 @@ build_synthetic(sys.argv[1], Path(sys.argv[2]))
 """
 
 
+OPEN_PROBE = """
+import resource, sys, time
+from parsers.dumps.dumpfile import open_dump
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+best = 1e9
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    dump = open_dump(sys.argv[1])
+    best = min(best, time.perf_counter() - t)
+    dump.close()
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+print(f"{best * 1000:.1f} {grown:.1f}")
+"""
+
+
+def open_cost(dump: Path, repeat: int = 10) -> tuple[float, float]:
+    """(best ms, peak RSS growth MB) of opening the dump file alone (the reader: headers,
+    bitmaps, program headers), in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN_PROBE, str(dump), str(repeat)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def run_once(name: str, dump: Path) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds (user + system), peak RSS MB) of one whole process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -169,6 +197,12 @@ def main() -> int:
     print(f"load average before: {load()}  ({os.cpu_count()} CPUs)")
     for key, path in dumps.items():
         print(f"  {key:20} {path}: {describe(path)}")
+    print()
+    print("the reader alone (open_dump: headers, bitmaps, program headers; best of 10):")
+    for key, path in dumps.items():
+        ms, grown = open_cost(path)
+        print(f"  {key:20} open {ms:7.1f} ms, peak RSS +{grown:.1f} MB")
+    print()
     best = measure(names, dumps, args.repeat)
     print(f"load average after:  {load()}")
     print()

@@ -28,6 +28,9 @@ Outputs per sample ``<name>``:
   <scratch>/<name>/vmcore.kdump-zlib[.flat]  kdump-compressed variants
   <scratch>/kernels/<release>/{vmlinuz,config,System.map,vmlinux}
 
+Big guests (``--big``, ``--memory 16G``; not bundled), per sample and size:
+  <scratch>/big/<name>-<size>/{vmcore.kdump-zlib,vmcore.elf (sparse),console.log,facts.json}
+
 Run ``generate_real.py --help`` for options and ``--list`` for the samples.
 """
 
