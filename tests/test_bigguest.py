@@ -131,3 +131,31 @@ def test_big_guest_verdicts_equal_the_small_guests(label: str, fmt: str) -> None
     # stopped sleep, the zombie, the sh loop and dd
     assert sum(small.values()) >= 12
     assert {k[2] for k in small} == {None, "task_running"}
+
+
+@pytest.mark.parametrize("label", [bigguest.SMALL, *_sizes()])
+def test_big_guest_kdump_and_elf_hold_the_same_memory(label: str) -> None:
+    """QEMU's two files of one guest, page by page: the kdump's zero pages (every one pointing
+    at the one zero page QEMU wrote, decompressed once) and its data pages equal the ELF's."""
+    import random
+
+    from parsers.dumps.dumpfile import open_dump
+
+    if label not in bigguest.made():
+        missing(f"the {label} big-guest dump ({bigguest.folder(label)})", bigguest.MAKE)
+    kdump = open_dump(str(bigguest.folder(label) / FORMATS["kdump"]))
+    elf = open_dump(str(bigguest.folder(label) / FORMATS["elf"]))
+    try:
+        assert list(kdump.ranges) == list(elf.ranges)
+        end = elf.ranges[-1].end
+        rng = random.Random(26)
+        pfns = [*range(1024), *(rng.randrange(end >> 12) for _ in range(500))]
+        zero = 0
+        for pfn in pfns:
+            page = kdump.read(pfn << 12, 4096)
+            assert page == elf.read(pfn << 12, 4096), hex(pfn << 12)
+            zero += page.count(0) == len(page)
+        assert 0 < zero < len(pfns)
+    finally:
+        kdump.close()
+        elf.close()

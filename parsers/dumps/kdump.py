@@ -569,6 +569,10 @@ class _Part:
             self._rank_base = self._count_before(self.start_pfn)
             self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
         self.data_offset = bm1_off + 2 * half
+        #: The first page data after the descriptors: where QEMU writes the one zero page
+        #: every zero page's descriptor points at; kept decompressed once read.
+        self.first_data = self.data_offset + self.dumped_pages * _DESC.size
+        self.shared_page: tuple[tuple[int, int, int], bytes] | None = None
         self.incomplete = bool(status & DUMP_DH_COMPRESSED_INCOMPLETE)
         if not self.incomplete and self.data_offset + self.dumped_pages * _DESC.size > src.size:
             raise TruncatedError(
@@ -788,6 +792,14 @@ class KdumpFile:
                 f"0x{offset:x}) lies past the end of the file: the dump is truncated",
                 part.path,
             )
+        shared = part.shared_page
+        if shared is not None and shared[0] == (offset, size, flags):
+            # QEMU points every zero page's descriptor at one copy: decompressed once.
+            data = shared[1]
+            cache[pfn] = data
+            if len(cache) > self._cache_pages:
+                cache.popitem(last=False)
+            return data
         raw = part.src.read(offset, size)
         kind = flags & _COMPRESSION_MASK
         if kind == 0:
@@ -800,6 +812,8 @@ class KdumpFile:
             data = raw
         else:
             data = self._decompress(kind, raw, address, part.path)
+        if part.shared_page is None and part.first_data == offset:
+            part.shared_page = ((offset, size, flags), data)
         cache[pfn] = data
         if len(cache) > self._cache_pages:
             cache.popitem(last=False)
