@@ -8,6 +8,7 @@ that it can."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -57,6 +58,8 @@ def _symbol_start(release: str, static: int) -> tuple[int, str]:
 
 def _objdump(vmlinux: Path, start: int, stop: int) -> list[tuple[int, str, str]]:
     """objdump's (address, mnemonic, operands) of the vmlinux's code in [start, stop)."""
+    if stop <= start:
+        return []
     out = subprocess.run(
         [
             oracles.tool("objdump"),
@@ -248,3 +251,114 @@ def test_a_difference_without_a_cause_is_unexplained() -> None:
     doctored = replace(walk, steps=tuple(steps))
     whys = [w for w in explain(kernel, table, doctored, cfi).explanations if w is not None]
     assert [w.kind for w in whys] == ["unexplained", "unexplained"], whys
+
+
+@oracles.needs("readelf", "objdump")
+@pytest.mark.parametrize("guess", ["stale", "skipped"])
+def test_a_psw_before_the_prologue_is_no_frame_yet(guess: str) -> None:
+    """No real sample stopped a CPU before a prologue: a CPU put at schedule's first
+    instruction, called from do_wait (r15 = do_wait's frame, r14 = the return address into
+    it), as pid 1 of the 6.1 sample shows them. CFI finds do_wait through r14; the back
+    chain's r14 guess reads a stale slot (or, a guess the kernel skips, goes straight to
+    do_wait's caller). The explanation holds against objdump and readelf."""
+    from explorer.debuginfo.cfi import cfi_walk, debug_frame_of, same_frame
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.cfiexplain import explain
+    from explorer.walk.analysis import analyse_task
+
+    sample = "deb12-6.1-idle"
+    release = oracles.sample_release(sample)
+    kernel = open_kernel(
+        str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(oracles.debug_vmlinux(release)))
+    )
+    table = debug_frame_of(kernel)
+    assert table is not None and kernel.symbols is not None
+    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+    steps = analyse_task(kernel, task).walk.steps
+    names = [kernel.symbols.lookup(s.ip).name for s in steps[:3]]  # type: ignore[union-attr]
+    assert names == ["__schedule", "schedule", "do_wait"], names
+    entry = kernel.symbols.address_of("schedule")
+    assert entry is not None
+    sp, ra = steps[2].sp, steps[2].ip
+    psw = replace(steps[1], index=0, sp=sp, ip=entry, raw_ip=entry, how="start_regs")
+    stale = steps[0].ip  # any text address: what the slot held before
+    rest = [replace(s, index=s.index - 1) for s in steps[3:]]
+    if guess == "stale":
+        middle = [replace(steps[1], index=1, sp=sp, ip=stale, raw_ip=stale, how="r14_guess")]
+        rest = [replace(s, index=s.index) for s in steps[3:]]
+    else:
+        middle = []
+    walk = replace(analyse_task(kernel, task).walk, steps=(psw, *middle, *rest))
+    cfi = cfi_walk(
+        table,
+        kernel.symbols.delta,
+        kernel.space.read_u64,
+        entry,
+        {15: sp, 14: ra},
+        kernel.symbolize,
+        return_address=False,
+    )
+    assert [(f.sp, f.pc) for f in cfi.frames[:3]] == [
+        (sp, entry),
+        (sp, ra),
+        (steps[3].sp, steps[3].ip),
+    ]
+    ag = explain(kernel, table, walk, cfi)
+    whys = [(i, w) for i, w in enumerate(ag.explanations) if w is not None]
+    assert [w.kind for _, w in whys] == ["no_frame_yet"], whys
+    i, why = whys[0]
+    assert not same_frame(*ag.pairs[i]) and ag.pairs[i][1] is not None
+    assert ag.pairs[i][1].pc == ra  # type: ignore[union-attr]
+    # objdump: nothing of schedule ran (no stmg saved r14); readelf: r14 has no rule there
+    addrs, sym_names = _system_map(release)
+    delta = entry - addrs[sym_names.index("schedule")]
+    static = why.at - delta
+    assert _saves_r14(_objdump(oracles.debug_vmlinux(release), static, static + 64)) is not None
+    assert _saves_r14(_objdump(oracles.debug_vmlinux(release), static, static)) is None
+    row = frames(oracles.debug_vmlinux(release)).row(static)
+    assert row is not None and row[1].get("ra", "u") == "u", row
+
+
+@oracles.needs("readelf")
+def test_a_return_address_past_the_fde_is_cfi_ends_early() -> None:
+    """No real stack holds one: a function whose FDE (readelf) ends well before the next
+    symbol (System.map), and a CFI unwind whose last frame returns into that tail; the back
+    chain goes on. The explanation is cfi_ends_early, and readelf agrees."""
+    from explorer.debuginfo.cfi import CfiFrame, CfiWalk, debug_frame_of
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.cfiexplain import explain
+    from explorer.walk.analysis import analyse_task
+
+    sample = "deb12-6.1-idle"
+    release = oracles.sample_release(sample)
+    vmlinux = oracles.debug_vmlinux(release)
+    fr = frames(vmlinux)
+    addrs, _ = _system_map(release)
+    tail = next(
+        (a, fde.end, b)
+        for a, b in itertools.pairwise(addrs)
+        if (fde := fr.covering(a)) is not None
+        and fde.start == a
+        and fde.end + 16 < b
+        and fr.nearest(b - 1) is fde  # no other FDE in the tail
+    )
+    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
+    table = debug_frame_of(kernel)
+    assert table is not None and kernel.symbols is not None
+    delta = kernel.symbols.delta
+    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+    walk = analyse_task(kernel, task).walk
+    pc = tail[1] + 2 + delta  # a return address in the tail
+    steps = (walk.steps[0], replace(walk.steps[1], ip=pc, raw_ip=pc), *walk.steps[2:])
+    walk = replace(walk, steps=steps)
+    cfi = CfiWalk(tuple(CfiFrame(i, s.sp, s.ip) for i, s in enumerate(steps[:2])), "no CFI")
+    whys = [w for w in explain(kernel, table, walk, cfi).explanations if w is not None]
+    assert whys and {w.kind for w in whys} == {"cfi_ends_early"}, whys
+    static = whys[0].row_at - delta
+    nearest = fr.nearest(static)
+    assert fr.covering(static) is None and nearest is not None
+    assert nearest.start == tail[0] and nearest.end <= static, (nearest, hex(static))

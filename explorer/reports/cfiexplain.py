@@ -61,7 +61,7 @@ def explain(kernel: Kernel, table: DebugFrame, walk: Walk, cfi: CfiWalk) -> Agre
         elif s is None and f is not None:
             whys.append(ctx.cfi_only(i, f))
         else:
-            whys.append(ctx.unexplained(s, f, "both unwinders have a frame here, different ones"))
+            whys.append(ctx.both_differ(i, s, f))
     return replace(ag, explanations=tuple(whys))
 
 
@@ -258,29 +258,45 @@ class _Context:
 
     def cfi_only(self, i: int, f: CfiFrame) -> Explanation:
         psw = self._psw_before(i)
-        if psw is None:
-            return self.unexplained(None, f, "a CFI frame the back chain has not, after no PSW")
+        if psw is not None:
+            why = self._not_saved(psw, f)
+            if why is not None:
+                return why
+        return self.unexplained(None, f, "a CFI frame the back chain has not, after no PSW")
+
+    def both_differ(self, i: int, s: Step, f: CfiFrame) -> Explanation:
+        """Both have a frame here, at the same sp with different pcs: after a PSW in a
+        function that has not saved its r14, the back chain's r14 guess reads a stale slot
+        and CFI takes r14 itself."""
+        psw = self._psw_before(i)
+        if psw is not None and s.sp == f.sp == psw.sp and s.how == "r14_guess":
+            why = self._not_saved(psw, f)
+            if why is not None:
+                return why
+        return self.unexplained(s, f, "both unwinders have a frame here, different ones")
+
+    def _not_saved(self, psw: Step, f: CfiFrame) -> Explanation | None:
         state = self._state(psw.ip)
         row = self._row(psw.ip)
         r14 = row.rules.get(14) if row is not None else None
-        name = self.name(psw.ip)
         if (
-            state is not None
-            and state.return_address_in in ("r14", "both")
-            and state.back_chain_stored is not True
-            and (r14 is None or r14.kind != "offset")
+            state is None
+            or state.return_address_in not in ("r14", "both")
+            or state.back_chain_stored is True
+            or (r14 is not None and r14.kind == "offset")
         ):
-            return Explanation(
-                "no_frame_yet",
-                f"{name} had not stored a back chain ({state.text}); its return address "
-                f"is still in r14 (CFI at the PSW: r14 not saved), so CFI finds "
-                f"{self.name(f.pc)} where the back chain skips to the caller's caller",
-                psw.ip,
-                psw.ip,
-                psw.sp,
-            )
-        why = state.text if state is not None else "no code"
-        return self.unexplained(None, f, f"a CFI frame after {name}, whose prologue state: {why}")
+            return None
+        name = self.name(psw.ip)
+        return Explanation(
+            "no_frame_yet",
+            f"{name} had not saved its r14 nor stored a back chain ({state.text}); its "
+            f"return address is still in r14 (CFI at the PSW: r14 not saved), so CFI finds "
+            f"{self.name(f.pc)} where the back chain reads a slot no one wrote for it or "
+            "skips to the caller's caller",
+            psw.ip,
+            psw.ip,
+            psw.sp,
+        )
 
     def _state(self, pc: int) -> Any:
         from explorer.code.cache import analyzer_of
