@@ -60,8 +60,10 @@ def explain(kernel: Kernel, table: DebugFrame, walk: Walk, cfi: CfiWalk) -> Agre
             whys.append(ctx.back_chain_only(i, s))
         elif s is None and f is not None:
             whys.append(ctx.cfi_only(i, f))
-        else:
+        elif s is not None and f is not None:
             whys.append(ctx.both_differ(i, s, f))
+        else:  # compare() never pairs None with None
+            whys.append(ctx.unexplained(s, f, "neither unwinder has a frame here"))
     return replace(ag, explanations=tuple(whys))
 
 
