@@ -362,3 +362,34 @@ def test_a_return_address_past_the_fde_is_cfi_ends_early() -> None:
     nearest = fr.nearest(static)
     assert fr.covering(static) is None and nearest is not None
     assert nearest.start == tail[0] and nearest.end <= static, (nearest, hex(static))
+
+
+@oracles.needs("readelf")
+def test_beside_pairs_each_back_chain_step() -> None:
+    """``Agreement.beside(i)``: the CFI frame and explanation of back-chain step ``i``, as
+    the walk pane shows them (bpo12-6.12-panic's init: frame #1 is an r14 guess)."""
+    from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of
+    from explorer.model.kernel import Options
+    from explorer.model.opening import open_kernel
+    from explorer.model.tasks import find_tasks
+    from explorer.reports.cfiexplain import explain
+    from explorer.walk.analysis import analyse_task
+
+    sample = "bpo12-6.12-panic"
+    vmlinux = oracles.debug_vmlinux(oracles.sample_release(sample))
+    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
+    table = debug_frame_of(kernel)
+    assert table is not None
+    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+    walk = analyse_task(kernel, task).walk
+    cfi = cfi_for_walk(kernel, table, walk)
+    assert cfi is not None
+    ag = explain(kernel, table, walk, cfi)
+    assert ag.agree == len(walk.steps) - 1 == len(cfi.frames)
+    frame, why = ag.beside(1)
+    assert frame is None and why is not None and why.kind == "r14_guess"
+    assert why.text.startswith("a frame without a back chain that CFI steps over: stop_run+")
+    for i in (0, *range(2, len(walk.steps))):
+        frame, why = ag.beside(i)
+        assert why is None and frame is not None
+        assert (frame.sp, frame.pc) == (walk.steps[i].sp, walk.steps[i].ip)

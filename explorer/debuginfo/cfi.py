@@ -226,11 +226,20 @@ class Explanation:
         """The kind in words (``an assembly frame without CFI``)."""
         return EXPLANATION_KINDS.get(self.kind, self.kind)
 
+    @property
+    def text(self) -> str:
+        """Kind and cause in one line, as ``bt --cfi`` prints them."""
+        return f"{self.label}: {self.words}"
+
 
 @dataclass(frozen=True)
 class Agreement:
     """Back chain and CFI side by side: ``pairs`` of (back-chain step or None, CFI frame or
     None) matched by sp and pc, and the number that agree.
+
+    The back-chain steps appear in walk order, so ``pairs[i][0]`` is ``walk.steps[i]``
+    unless CFI has a frame the back chain lacks before it (``no_frame_yet``: a PSW before
+    a prologue; never on the bundled samples); :meth:`beside` looks a step up exactly.
 
     Attributes:
         explanations: one per pair when explained (None where the pair agrees), else empty.
@@ -240,6 +249,16 @@ class Agreement:
     agree: int
     cfi_end: str
     explanations: tuple[Explanation | None, ...] = ()
+
+    def beside(self, index: int) -> tuple[CfiFrame | None, Explanation | None]:
+        """The CFI frame paired with back-chain step ``index`` (None: none, CFI stopped
+        before it or steps over it) and why they differ (None: they agree, or not
+        explained)."""
+        for i, (s, f) in enumerate(self.pairs):
+            if s is not None and s.index == index:
+                why = self.explanations[i] if i < len(self.explanations) else None
+                return f, why
+        return None, None
 
 
 def same_frame(step: Any, frame: CfiFrame | None) -> bool:
