@@ -10,10 +10,12 @@ on the client; the results name each dump as the user spelled it. Needs the opti
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -87,6 +89,18 @@ def check_on_cluster(
         raise ClusterError(
             "--cluster needs Dask distributed: pip install 'backchain[cluster]'"
         ) from None
+    with _dask_errors_only():
+        return _run(distributed, address, paths, options, timeout, progress)
+
+
+def _run(
+    distributed: Any,
+    address: str,
+    paths: Sequence[str],
+    options: CheckOptions,
+    timeout: float,
+    progress: Callable[[DumpResult], None] | None,
+) -> list[DumpResult]:
     try:
         client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
@@ -127,6 +141,25 @@ def check_on_cluster(
     finally:
         client.close()
     return [results[i] for i in range(len(paths))]
+
+
+@contextlib.contextmanager
+def _dask_errors_only() -> Iterator[None]:
+    """Dask's own log records below ERROR kept off stderr meanwhile: they tell of what is
+    handled here ("Couldn't gather 1 keys, rescheduling" when a worker holding a result
+    died: the dump runs again) and would break the progress line and the one line per
+    failed dump."""
+    names = ["distributed"]
+    names += [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 #: The first part of every task key (the Dask dashboard groups tasks by it).
