@@ -75,6 +75,31 @@ def test_cluster_address_and_unreachable_scheduler(capsys: pytest.CaptureFixture
     assert status == 2 and err.count("\n") == 1 and "127.0.0.1:9" in err
 
 
+def test_what_fails_on_the_cluster_is_that_dumps_one_line_error() -> None:
+    """A dump whose workers all died (Dask's KilledWorker after allowed-failures), one that
+    failed on the worker (backchain missing there), one cancelled: each the dump's error."""
+    from explorer.fleet.cluster import _outcome
+
+    distributed = dask_distributed()
+    gone = type("Worker", (), {"address": "tcp://10.0.0.7:40000"})()
+    killed = distributed.KilledWorker("check_dump-x-3", gone, 3)
+    missing = ModuleNotFoundError("No module named 'explorer'\nsecond line")
+    cases = {
+        "the Dask workers reading it died (the last one tcp://10.0.0.7:40000)": (
+            "error",
+            (type(killed), killed, None),
+        ),
+        "failed on a Dask worker (ModuleNotFoundError: No module named 'explorer')": (
+            "error",
+            (type(missing), missing, None),
+        ),
+        "cancelled on the Dask cluster": ("cancelled", None),
+    }
+    for said, (status, value) in cases.items():
+        result = _outcome("/d/a.vmcore", status, value)
+        assert result.error == f"/d/a.vmcore: {said}" and not result.tasks
+
+
 def test_cluster_resolves_relative_paths_on_the_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -180,8 +180,9 @@ def _outcome(path: str, status: str, value: Any) -> DumpResult:
                 path,
                 error=f"{path}: the Dask workers reading it died (the last one {_worker(exc)})",
             )
+        said = next(iter(str(exc).splitlines()), "")
         return DumpResult(
-            path, error=f"{path}: failed on a Dask worker ({type(exc).__name__}: {exc})"
+            path, error=f"{path}: failed on a Dask worker ({type(exc).__name__}: {said})"
         )
     return DumpResult(path, error=f"{path}: cancelled on the Dask cluster")
 
