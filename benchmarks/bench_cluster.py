@@ -8,7 +8,8 @@ $TMPDIR/backchain-bench-cluster/, reused). Each command runs as its own process,
 workers' imports done); the fastest run counts, the median beside it, each with the load
 average when it ran (the machine is shared). `--jobs 2` (two local processes) is shown for
 reference. CPU seconds: the command's own (user+sys) and, for the cluster, the workers' and
-the scheduler's during the run.
+the scheduler's during the run. The client's fixed cost, `import distributed` in a new
+process, is printed beside them: the speed-up grows with the work per run (--dumps).
 
     python benchmarks/bench_cluster.py [--runs 3] [--dumps 100]
 """
@@ -95,6 +96,14 @@ def main() -> int:
             f"{name:<30} best {best[name]:6.2f} s  median {median[name]:6.2f} s  "
             f"speed-up {best[base] / best[name]:4.2f}x (median {median[base] / median[name]:4.2f}x)"
         )
+    imports = []
+    code = (
+        "import time; t = time.perf_counter(); import distributed; print(time.perf_counter() - t)"
+    )
+    for _ in range(3):  # the client's fixed cost beyond one process's start
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        imports.append(float(done.stdout))
+    print(f"the client's 'import distributed': {min(imports):.2f} s (best of 3)")
     loads = [load for t in times.values() for *_, load in t]
     print(f"load average during the runs: {min(loads):.1f} to {max(loads):.1f}")
     cluster_best = best[base] / best["dask, 2 workers (--cluster)"]
