@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.dwarf.structs import Unsupported
+from parsers.dwarf.reader import Unsupported
 from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
 from parsers.types import profile as T

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from parsers.btf.reader import Btf, BtfMember
 from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.dwarf.reader import Damaged, Die, Unsupported
 from parsers.dwarf.structs import (
     AGGREGATE_TAGS,
     AT_BIT_SIZE,
@@ -51,10 +52,7 @@ from parsers.dwarf.structs import (
     TAG_MEMBER,
     TAG_SUBRANGE,
     TAG_VARIABLE,
-    Damaged,
-    Die,
     DwarfStructs,
-    Unsupported,
 )
 from parsers.elf.sections import SHT_NOBITS, ElfSections
 from parsers.errors import DumpError, FormatError, TypeInfoError
