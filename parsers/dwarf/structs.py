@@ -195,6 +195,17 @@ class DwarfStructs(DwarfReader):
             return self.die(unit, die.next) is not None
         return True
 
+    def lookup(
+        self, wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
+    ) -> dict[str, Die]:
+        """:meth:`find`, then :meth:`scan` of the top-level DIEs of the units where a name
+        occurs but no probe found it."""
+        found, units = self.find(wanted, accept)
+        if units:
+            everywhere = sorted({unit for found_in in units.values() for unit in found_in})
+            found.update(self.scan(everywhere, {key: wanted[key] for key in units}, accept))
+        return found
+
     def scan(
         self,
         units: list[int],

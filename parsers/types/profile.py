@@ -796,13 +796,8 @@ def _profile_from_structs(
 def _find_structs(
     dwarf: DwarfStructs, wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
 ) -> dict[str, Die]:
-    """Probe the names' occurrences; scan the top-level DIEs of the units where a name
-    occurs but no probe found it."""
-    found, units = dwarf.find(wanted, accept)
-    if units:
-        everywhere = sorted({unit for found_in in units.values() for unit in found_in})
-        found.update(dwarf.scan(everywhere, {key: wanted[key] for key in units}, accept))
-    return found
+    """:meth:`DwarfStructs.lookup`."""
+    return dwarf.lookup(wanted, accept)
 
 
 def _is_definition(die: Die) -> bool:
