@@ -68,7 +68,7 @@ class DwarfStructs(DwarfReader):
             self.info_size >= 12 and self._initial_length(0)[1] == 8
         )
 
-    def target(  # type: ignore[override]
+    def target(
         self, die: Die, attr: int = AT_TYPE, wanted: frozenset[int] | None = None
     ) -> Die | None:
         """The DIE an attribute (DW_AT_type by default) refers to; None without one."""

@@ -119,6 +119,8 @@ class TypeGraph(Protocol):
     """What both readers offer."""
 
     source: str
+    #: How the types were read, when a user should know (a fallback reader).
+    notes: list[str]
 
     def get(self, type_id: int) -> CType:
         """The type with this id.
@@ -141,6 +143,7 @@ class BtfTypes:
     def __init__(self, data: bytes, source: str = "btf") -> None:
         self.btf = Btf(data)
         self.source = source
+        self.notes: list[str] = []
         self._cache: dict[int, CType] = {0: VOID}
         self._names: dict[tuple[str, str], int] | None = None
 
