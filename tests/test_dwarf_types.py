@@ -168,3 +168,30 @@ def test_reader_bounds(tmp_path: Path) -> None:
             with pytest.raises(DumpError):
                 unit = reader.unit(0)
                 reader.die(unit, unit.die_offset)
+
+
+def test_unsupported_dwarf_goes_to_pyelftools_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the bounded reader reports unsupported (here: every DIE) is read by pyelftools,
+    to the same types, and the graph says so in its notes."""
+    import parsers.types.graph as G
+
+    path = OBJECTS[0]
+    plain = ElftoolsTypes(str(path))
+
+    def unsupported(*args: object, **kwargs: object) -> None:
+        raise Unsupported("as if the DWARF used DW_FORM_ref_sig8")
+
+    monkeypatch.setattr(G.DwarfStructs, "die", unsupported)
+    graph = DwarfTypes(str(path))
+    try:
+        found = _find_each(graph)
+        assert found == _find_each(plain)
+        roots = [i for i in found.values() if i is not None]
+        assert list(_closure(graph, roots)) == list(_closure(plain, roots))
+        assert graph.notes == [
+            f"{path}: as if the DWARF used DW_FORM_ref_sig8: not decoded by backchain's DWARF "
+            "reader, read with pyelftools instead (slower)"
+        ]
+    finally:
+        graph.close()
+        plain.close()

@@ -257,6 +257,7 @@ def _types_from(
             # a vmlinux used only by --force never fills the cache its build-id names
             trusted = not any(f" {files.vmlinux} " in w for w in notes.forced)
             profile = profile_from_dwarf(plain, use_cache=trusted)
+            notes.warnings.extend(profile.notes)
             return verifier.profile(profile, files.vmlinux)
         except TypeInfoError as exc:
             notes.warnings.append(str(exc))
