@@ -424,94 +424,92 @@ class DwarfReader:
         """The DIE at ``offset`` of .debug_info (None for a null entry); with ``wanted``,
         only those attributes are kept (the others are stepped over)."""
         try:
-            return self._die(unit, offset, wanted)
+            if not unit.die_offset <= offset < unit.end:
+                raise Damaged("a DIE outside its unit")
+            data, base = self.info, self.info_base
+            pos = base + offset
+            limit = base + unit.end
+            code, pos = _uleb(data, pos)
+            if code == 0:
+                return None
+            abbrev = self.abbrevs(unit).get(code)
+            if abbrev is None:
+                raise Damaged(f"abbreviation {code} is not in the unit's table")
+            tag, children, specs = abbrev
+            attrs: dict[int, tuple[int, Any, int]] = {}
+            for attr, form, implicit in specs:
+                keep = wanted is None or attr in wanted
+                at = pos
+                indirect = 0
+                while form == FORM_INDIRECT:
+                    form, pos = _uleb(data, pos)
+                    at = pos
+                    indirect += 1
+                    if indirect > _MAX_INDIRECT:
+                        raise Damaged("DW_FORM_indirect chained too far")
+                size = FIXED_FORMS.get(form)
+                value: Any
+                if size is not None:
+                    if size == 4:
+                        value = self._u32(data, pos)[0]
+                    elif size == 1:
+                        value = data[pos]
+                    elif size == 0:
+                        value = implicit if form == FORM_IMPLICIT_CONST else True
+                    elif size == 2:
+                        value = self._u16(data, pos)[0]
+                    elif size == 8:
+                        value = self._u64(data, pos)[0]
+                    elif size == 16:
+                        if pos + 16 > limit:
+                            raise Damaged("a DIE runs past its unit")
+                        value = bytes(data[pos : pos + 16])
+                    else:
+                        value = self.uint(data, pos, size)
+                    pos += size
+                elif form in OFFSET_FORMS:
+                    value = self.uint(data, pos, unit.offset_size)
+                    pos += unit.offset_size
+                elif form in ULEB_FORMS:
+                    value, pos = _uleb(data, pos)
+                elif form == FORM_SDATA:
+                    value, pos = _sleb(data, pos)
+                elif form == FORM_STRING:
+                    end = data.find(b"\0", pos, limit)
+                    if end < 0:
+                        raise Damaged("an unterminated string")
+                    value = bytes(data[pos:end]) if keep else b""
+                    pos = end + 1
+                elif form == FORM_ADDR:
+                    value = self.uint(data, pos, unit.address_size)
+                    pos += unit.address_size
+                elif form == FORM_REF_ADDR:
+                    size = unit.address_size if unit.version <= 2 else unit.offset_size
+                    value = self.uint(data, pos, size)
+                    pos += size
+                elif form == 0x09 or form == 0x18:  # block exprloc
+                    length, pos = _uleb(data, pos)
+                    if length > limit - pos:
+                        raise Damaged("a block runs past its unit")
+                    value = bytes(data[pos : pos + length]) if keep else b""
+                    at, pos = pos, pos + length
+                elif form in _BLOCK_FORMS:
+                    size = _BLOCK_FORMS[form]
+                    length = self.uint(data, pos, size)
+                    if length > limit - pos - size:
+                        raise Damaged("a block runs past its unit")
+                    pos += size
+                    value = bytes(data[pos : pos + length]) if keep else b""
+                    at, pos = pos, pos + length
+                else:
+                    raise Damaged(f"unknown DWARF form 0x{form:x}")
+                if keep:
+                    attrs[attr] = (form, value, at - base)
+            if pos > limit:
+                raise Damaged("a DIE runs past its unit")
+            return Die(unit, offset, tag, children, attrs, pos - base)
         except (Overlong, IndexError, struct.error) as error:
             raise Damaged(f"a DIE cut short ({type(error).__name__})") from None
-
-    def _die(self, unit: Unit, offset: int, wanted: frozenset[int] | None) -> Die | None:
-        if not unit.die_offset <= offset < unit.end:
-            raise Damaged("a DIE outside its unit")
-        data, base = self.info, self.info_base
-        pos = base + offset
-        limit = base + unit.end
-        code, pos = _uleb(data, pos)
-        if code == 0:
-            return None
-        abbrev = self.abbrevs(unit).get(code)
-        if abbrev is None:
-            raise Damaged(f"abbreviation {code} is not in the unit's table")
-        tag, children, specs = abbrev
-        attrs: dict[int, tuple[int, Any, int]] = {}
-        for attr, form, implicit in specs:
-            at = pos
-            indirect = 0
-            while form == FORM_INDIRECT:
-                form, pos = _uleb(data, pos)
-                at = pos
-                indirect += 1
-                if indirect > _MAX_INDIRECT:
-                    raise Damaged("DW_FORM_indirect chained too far")
-            size = FIXED_FORMS.get(form)
-            value: Any
-            if size is not None:
-                if size == 4:
-                    value = self._u32(data, pos)[0]
-                elif size == 1:
-                    value = data[pos]
-                elif size == 0:
-                    value = implicit if form == FORM_IMPLICIT_CONST else True
-                elif size == 2:
-                    value = self._u16(data, pos)[0]
-                elif size == 8:
-                    value = self._u64(data, pos)[0]
-                elif size == 16:
-                    if pos + 16 > limit:
-                        raise Damaged("a DIE runs past its unit")
-                    value = bytes(data[pos : pos + 16])
-                else:
-                    value = self.uint(data, pos, size)
-                pos += size
-            elif form in OFFSET_FORMS:
-                value = self.uint(data, pos, unit.offset_size)
-                pos += unit.offset_size
-            elif form in ULEB_FORMS:
-                value, pos = _uleb(data, pos)
-            elif form == FORM_SDATA:
-                value, pos = _sleb(data, pos)
-            elif form == FORM_STRING:
-                end = data.find(b"\0", pos, limit)
-                if end < 0:
-                    raise Damaged("an unterminated string")
-                value = bytes(data[pos:end]) if wanted is None or attr in wanted else b""
-                pos = end + 1
-            elif form == FORM_ADDR:
-                value = self.uint(data, pos, unit.address_size)
-                pos += unit.address_size
-            elif form == FORM_REF_ADDR:
-                size = unit.address_size if unit.version <= 2 else unit.offset_size
-                value = self.uint(data, pos, size)
-                pos += size
-            elif form == 0x09 or form == 0x18:  # block exprloc
-                length, pos = _uleb(data, pos)
-                if length > limit - pos:
-                    raise Damaged("a block runs past its unit")
-                value = bytes(data[pos : pos + length]) if wanted is None or attr in wanted else b""
-                at, pos = pos, pos + length
-            elif form in _BLOCK_FORMS:
-                size = _BLOCK_FORMS[form]
-                length = self.uint(data, pos, size)
-                if length > limit - pos - size:
-                    raise Damaged("a block runs past its unit")
-                pos += size
-                value = bytes(data[pos : pos + length]) if wanted is None or attr in wanted else b""
-                at, pos = pos, pos + length
-            else:
-                raise Damaged(f"unknown DWARF form 0x{form:x}")
-            if wanted is None or attr in wanted:
-                attrs[attr] = (form, value, at - base)
-        if pos > limit:
-            raise Damaged("a DIE runs past its unit")
-        return Die(unit, offset, tag, children, attrs, pos - base)
 
     def children(self, die: Die, wanted: frozenset[int] | None = None) -> Iterator[Die]:
         """The DIEs directly under ``die`` (``wanted``: as in :meth:`die`)."""
