@@ -432,26 +432,28 @@ class DwarfReader:
             code, pos = _uleb(data, pos)
             if code == 0:
                 return None
-            abbrev = self.abbrevs(unit).get(code)
+            table = self._abbrevs.get(unit.abbrev_offset)
+            if table is None:
+                table = self.abbrevs(unit)
+            abbrev = table.get(code)
             if abbrev is None:
                 raise Damaged(f"abbreviation {code} is not in the unit's table")
             tag, children, specs = abbrev
+            offset_size, address_size = unit.offset_size, unit.address_size
+            u32, u64 = self._u32, self._u64
+            offset_of = u32 if offset_size == 4 else u64
+            address_of = u64 if address_size == 8 else u32
+            fixed = FIXED_FORMS.get
             attrs: dict[int, tuple[int, Any, int]] = {}
             for attr, form, implicit in specs:
-                keep = wanted is None or attr in wanted
+                if form == FORM_INDIRECT:
+                    form, pos = self._indirect(data, pos)
                 at = pos
-                indirect = 0
-                while form == FORM_INDIRECT:
-                    form, pos = _uleb(data, pos)
-                    at = pos
-                    indirect += 1
-                    if indirect > _MAX_INDIRECT:
-                        raise Damaged("DW_FORM_indirect chained too far")
-                size = FIXED_FORMS.get(form)
+                size = fixed(form)
                 value: Any
                 if size is not None:
                     if size == 4:
-                        value = self._u32(data, pos)[0]
+                        value = u32(data, pos)[0]
                     elif size == 1:
                         value = data[pos]
                     elif size == 0:
@@ -459,7 +461,7 @@ class DwarfReader:
                     elif size == 2:
                         value = self._u16(data, pos)[0]
                     elif size == 8:
-                        value = self._u64(data, pos)[0]
+                        value = u64(data, pos)[0]
                     elif size == 16:
                         if pos + 16 > limit:
                             raise Damaged("a DIE runs past its unit")
@@ -468,8 +470,8 @@ class DwarfReader:
                         value = self.uint(data, pos, size)
                     pos += size
                 elif form in OFFSET_FORMS:
-                    value = self.uint(data, pos, unit.offset_size)
-                    pos += unit.offset_size
+                    value = offset_of(data, pos)[0]
+                    pos += offset_size
                 elif form in ULEB_FORMS:
                     value, pos = _uleb(data, pos)
                 elif form == FORM_SDATA:
@@ -478,11 +480,11 @@ class DwarfReader:
                     end = data.find(b"\0", pos, limit)
                     if end < 0:
                         raise Damaged("an unterminated string")
-                    value = bytes(data[pos:end]) if keep else b""
+                    value = bytes(data[pos:end]) if wanted is None or attr in wanted else b""
                     pos = end + 1
                 elif form == FORM_ADDR:
-                    value = self.uint(data, pos, unit.address_size)
-                    pos += unit.address_size
+                    value = address_of(data, pos)[0]
+                    pos += address_size
                 elif form == FORM_REF_ADDR:
                     size = unit.address_size if unit.version <= 2 else unit.offset_size
                     value = self.uint(data, pos, size)
@@ -491,7 +493,7 @@ class DwarfReader:
                     length, pos = _uleb(data, pos)
                     if length > limit - pos:
                         raise Damaged("a block runs past its unit")
-                    value = bytes(data[pos : pos + length]) if keep else b""
+                    value = bytes(data[pos : pos + length])
                     at, pos = pos, pos + length
                 elif form in _BLOCK_FORMS:
                     size = _BLOCK_FORMS[form]
@@ -499,17 +501,26 @@ class DwarfReader:
                     if length > limit - pos - size:
                         raise Damaged("a block runs past its unit")
                     pos += size
-                    value = bytes(data[pos : pos + length]) if keep else b""
+                    value = bytes(data[pos : pos + length])
                     at, pos = pos, pos + length
                 else:
                     raise Damaged(f"unknown DWARF form 0x{form:x}")
-                if keep:
+                if wanted is None or attr in wanted:
                     attrs[attr] = (form, value, at - base)
             if pos > limit:
                 raise Damaged("a DIE runs past its unit")
             return Die(unit, offset, tag, children, attrs, pos - base)
         except (Overlong, IndexError, struct.error) as error:
             raise Damaged(f"a DIE cut short ({type(error).__name__})") from None
+
+    @staticmethod
+    def _indirect(data: Any, pos: int) -> tuple[int, int]:
+        """The form a DW_FORM_indirect value names, and where its value starts."""
+        for _ in range(_MAX_INDIRECT):
+            form, pos = _uleb(data, pos)
+            if form != FORM_INDIRECT:
+                return form, pos
+        raise Damaged("DW_FORM_indirect chained too far")
 
     def children(self, die: Die, wanted: frozenset[int] | None = None) -> Iterator[Die]:
         """The DIEs directly under ``die`` (``wanted``: as in :meth:`die`)."""
