@@ -1,8 +1,9 @@
 """Source lines and inline chains from the DWARF of a vmlinux (or any ELF with debug info).
 
 A vmlinux's ``.debug_info`` is 100+ MB: this module never decodes all of it. The file is
-memory-mapped; ``.debug_aranges`` maps an address to its compile unit (CU); in that CU only
-the top-level DIEs are stepped over (``DW_AT_sibling`` jumps over their children) to find the
+memory-mapped, its units and DIEs read by :mod:`parsers.dwarf.reader` (the one reader);
+``.debug_aranges`` maps an address to its compile unit (CU); in that CU only the top-level
+DIEs are stepped over (``DW_AT_sibling`` jumps over their children) to find the
 subprogram holding the address, and only that subprogram's subtree is read to find the
 inlined subroutines around it. The CU's line program is run once when first needed. What was
 found per CU (its functions' ranges, its line rows) is kept for the life of the reader, and
@@ -74,9 +75,6 @@ AT_SPECIFICATION = 0x47
 AT_RANGES = 0x55
 AT_CALL_FILE = 0x58
 AT_CALL_LINE = 0x59
-AT_STR_OFFSETS_BASE = 0x72
-AT_ADDR_BASE = 0x73
-AT_RNGLISTS_BASE = 0x74
 
 #: 3: DIE offsets are offsets in .debug_info (2: in the file).
 _CACHE_GENERATION = 3

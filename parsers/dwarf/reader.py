@@ -176,7 +176,7 @@ class DwarfReader:
         info: ``.debug_info`` itself when it is not in ``data`` (relocated), else None.
 
     Raises:
-        Unsupported: no .debug_info or .debug_abbrev; type units in .debug_types.
+        Unsupported: no .debug_info or .debug_abbrev.
     """
 
     def __init__(
@@ -188,8 +188,6 @@ class DwarfReader:
     ) -> None:
         if ".debug_info" not in spans or ".debug_abbrev" not in spans:
             raise Unsupported("no .debug_info or .debug_abbrev")
-        if ".debug_types" in spans:
-            raise Unsupported("type units in .debug_types")
         self.data: Any = data
         self.spans = dict(spans)
         self.little_endian = little_endian

@@ -53,11 +53,14 @@ class DwarfStructs(DwarfReader):
     where their names occur.
 
     Raises:
-        Unsupported: what :class:`~parsers.dwarf.reader.DwarfReader` does not decode.
+        Unsupported: what :class:`~parsers.dwarf.reader.DwarfReader` does not decode, and
+            type units in .debug_types (DWARF 4's -fdebug-types-section).
     """
 
     def __init__(self, elf: ElfSections) -> None:
         super().__init__(*DwarfReader.elf_arguments(elf))
+        if ".debug_types" in self.spans:  # structs there are referred to by signature
+            raise Unsupported("type units in .debug_types")
         self.elf = elf
         strings = elf.get(".debug_str")
         self.str_base, self.str_size = (strings.offset, strings.size) if strings else (0, 0)
