@@ -959,12 +959,18 @@ def _location_from_json(address: int, value: list[Any]) -> Location:
     )
 
 
+_SHF_COMPRESSED = 0x800
+
+
 def elf_symbol_value(elf: ELFFile, name: str) -> int | None:
     """The value of the first symbol called ``name`` (one pass, no symbol objects)."""
     section = elf.get_section_by_name(".symtab")
     if not isinstance(section, SymbolTableSection) or elf.elfclass != 64:
         return None
-    strings = elf.get_section(section["sh_link"]).data()
+    linked = elf.get_section(section["sh_link"])
+    if (section["sh_flags"] | linked["sh_flags"]) & _SHF_COMPRESSED:
+        return None  # pyelftools would allocate the size the header claims: not for a symbol
+    strings = linked.data()
     wanted = set()
     needle = name.encode() + b"\0"
     hit = strings.find(b"\0" + needle)
