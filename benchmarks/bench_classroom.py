@@ -48,7 +48,9 @@ LOADED = b" tasks: "
 #: Cursor keys as a terminal sends them.
 DOWN, UP = "\x1b[B", "\x1b[A"
 #: The scenario picker's first line (sessions with --scenarios ask nothing without --results).
-PICKER = b"exercises"
+PICKER = b"Open"
+#: An exercise's check pane, once a scenario picked in the picker is open.
+EXERCISE = b"find the failing frame"
 
 
 @dataclass
@@ -163,7 +165,7 @@ def spread(values: list[float]) -> str:
     )
 
 
-def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
+def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     import socket
 
     with socket.socket() as s:
@@ -185,6 +187,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
         "--idle-timeout",
         str(args.idle_timeout),
         *args.server_arg,
+        *extra,
     ]
     process = subprocess.Popen(
         argv,
@@ -302,7 +305,7 @@ async def wait_closed(s: Session, t0: float, limit: float) -> None:
             return
 
 
-def print_memory(server: int, label: str) -> None:
+def print_memory(server: int, label: str) -> dict[str, float]:
     groups = sessions_of(server)
     per: list[tuple[float, float, float]] = []
     cpu: list[float] = []
@@ -337,15 +340,45 @@ def print_memory(server: int, label: str) -> None:
             end="",
         )
     print()
-    if per:
-        total_pss = sum(p[1] for p in per) + own[1] + sum(h[1] for h in helpers)
-        print(
-            f"  classroom total PSS {total_pss:.0f} MB "
-            f"({total_pss / len(per):.0f} MB a session, server included)"
-        )
+    if not per:
+        return {}
+    total_pss = sum(p[1] for p in per) + own[1] + sum(h[1] for h in helpers)
+    print(
+        f"  classroom total PSS {total_pss:.0f} MB "
+        f"({total_pss / len(per):.0f} MB a session, server included)"
+    )
+    return {
+        "rss": statistics.median(p[0] for p in per),
+        "pss": statistics.median(p[1] for p in per),
+        "uss": statistics.median(p[2] for p in per),
+        "cpu": statistics.median(cpu),
+        "total_pss": total_pss,
+        "total_rss": sum(p[0] for p in per) + own[0] + sum(h[0] for h in helpers),
+    }
 
 
-async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], host: str) -> None:
+async def open_exercise(s: Session, downs: int) -> float | None:
+    """In the picker: ``downs`` times Down, then Enter; seconds until the exercise is open."""
+    ws = s.ws
+    assert ws is not None
+    for _ in range(downs):
+        await ws.send_json(["stdin", DOWN])
+    sent = s.last_input = time.monotonic()
+    await ws.send_json(["stdin", "\r"])
+    data = b""
+    while EXERCISE not in data:
+        msg = await ws.receive()
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            data = (data + msg.data)[-8192:]
+        elif msg.type != aiohttp.WSMsgType.TEXT:
+            s.error = f"closed while opening the exercise: {msg.type.name}"
+            return None
+    return time.monotonic() - sent
+
+
+async def classroom(
+    args: argparse.Namespace, server: subprocess.Popen[str], host: str, summary: dict[str, float]
+) -> None:
     rng = random.Random(args.seed)
     until = PICKER if args.scenarios is not None else LOADED
     url = f"ws://{host}/ws?width={args.width}&height={args.height}"
@@ -371,11 +404,35 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
         loads = [s.loaded for s in sessions if s.loaded is not None]
         print(f"  first byte drawn:  {spread(firsts)}")
         print(f"  overview loaded:   {spread(loads)}   (goal: every one <= 10 s)")
-        print(f"  sessions within 10 s: {sum(1 for v in loads if v <= 10)}/{args.sessions}")
+        within = sum(1 for v in loads if v <= 10)
+        print(f"  sessions within 10 s: {within}/{args.sessions}")
         for s in sessions:
             if s.error:
                 print(f"  session {s.index}: {s.error}")
-        print_memory(server.pid, "with every overview open")
+        summary.update(
+            within=within,
+            first_p50=percentile(loads, 50),
+            first_max=max(loads) if loads else float("nan"),
+        )
+        summary.update(
+            {f"{k}_open": v for k, v in print_memory(server.pid, "with every screen open").items()}
+        )
+        if args.scenarios is not None:
+            ready = [s for s in sessions if s.ws is not None and s.loaded is not None]
+            print(
+                f"opening an exercise in each of {len(ready)} sessions at once "
+                f"({args.distinct} different ones)"
+            )
+            times = await asyncio.gather(
+                *(open_exercise(s, s.index % args.distinct) for s in ready)
+            )
+            opened = [t for t in times if t is not None]
+            print(f"  exercise open: {spread(opened)}")
+            for s in ready:
+                if s.error:
+                    print(f"  session {s.index}: {s.error}")
+            summary.update(exercise_max=max(opened) if opened else float("nan"))
+            print_memory(server.pid, "with every exercise open")
 
         # Session N+1: the polite page and the websocket refused.
         async with http.get(f"http://{host}/") as r:
@@ -400,6 +457,11 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
         await asyncio.gather(*(press_keys(s, args.keys, args.key_gap, rng) for s in live))
         lat = [v for s in live for v in s.latencies]
         print(f"  {len(lat)} keys in {time.monotonic() - t1:.1f} s ({load()})")
+        summary.update(
+            key_p50=percentile(lat, 50) * 1000,
+            key_p95=percentile(lat, 95) * 1000,
+            key_max=max(lat, default=float("nan")) * 1000,
+        )
         if lat:
             print(
                 f"  key latency: p50 {percentile(lat, 50) * 1000:.0f} ms, "
@@ -412,7 +474,9 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
         for s in live:
             if s.error:
                 print(f"  session {s.index}: {s.error}")
-        print_memory(server.pid, "after typing")
+        summary.update(
+            {f"{k}_typed": v for k, v in print_memory(server.pid, "after typing").items()}
+        )
 
         if args.idle_timeout > 0:
             t2 = time.monotonic()
@@ -423,6 +487,7 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
             closed = [s.closed_at for s in live if s.closed_at is not None]
             codes = sorted({s.closed_code for s in live if s.closed_at is not None}, key=str)
             print(f"  {len(closed)}/{len(live)} sessions closed by the server, codes {codes}")
+            summary.update(reaped=len(closed))
             if closed:
                 print(f"  closed {spread(closed)} after the session's last input")
             for _ in range(300):
@@ -430,6 +495,7 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
                     break
                 await asyncio.sleep(0.1)
             left = sessions_of(server.pid)
+            summary.update(left=len(left))
             print(
                 f"  explorer processes left {time.monotonic() - t2:.1f} s after the last input: "
                 f"{len(left)}"
@@ -437,6 +503,53 @@ async def classroom(args: argparse.Namespace, server: subprocess.Popen[str], hos
         for s in sessions:
             if s.ws is not None and not s.ws.closed:
                 await s.ws.close()
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
+    """One classroom: a server (with ``extra`` arguments), its sessions, then it stops."""
+    summary: dict[str, float] = {}
+    server, host = start_server(args, extra)
+    try:
+        asyncio.run(asyncio.wait_for(classroom(args, server, host, summary), args.deadline))
+    except TimeoutError:
+        print(f"stopped at the --deadline of {args.deadline:g} s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    return summary
+
+
+#: The side-by-side table: (label, summary key, format).
+ROWS = (
+    ("sessions with a first screen <= 10 s", "within", "{:.0f}"),
+    ("first screen p50, s", "first_p50", "{:.2f}"),
+    ("first screen max, s (goal <= 10)", "first_max", "{:.2f}"),
+    ("exercise open max, s", "exercise_max", "{:.2f}"),
+    ("key latency p50, ms", "key_p50", "{:.0f}"),
+    ("key latency p95, ms (goal <= 1000)", "key_p95", "{:.0f}"),
+    ("CPU a session to its first screen, s", "cpu_open", "{:.2f}"),
+    ("RSS a session (median), MB", "rss_typed", "{:.0f}"),
+    ("PSS a session (median), MB", "pss_typed", "{:.0f}"),
+    ("USS a session (median), MB", "uss_typed", "{:.0f}"),
+    ("total RSS, server included, MB", "total_rss_typed", "{:.0f}"),
+    ("total PSS, server included, MB", "total_pss_typed", "{:.0f}"),
+    ("sessions reaped when idle", "reaped", "{:.0f}"),
+)
+
+
+def table(runs: dict[str, dict[str, float]]) -> None:
+    names = list(runs)
+    print()
+    print(f"{'':40}" + "".join(f"{n:>16}" for n in names))
+    for label, key, form in ROWS:
+        if not any(key in r for r in runs.values()):
+            continue
+        cells = [form.format(runs[n][key]) if key in runs[n] else "-" for n in names]
+        print(f"{label:40}" + "".join(f"{c:>16}" for c in cells))
 
 
 def main() -> None:
@@ -453,6 +566,18 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds in all, at most")
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument(
+        "--distinct",
+        type=int,
+        default=1,
+        help="with --scenarios: how many different exercises the sessions open (1: all the same)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first the same classroom with --no-fork (every session started anew), then "
+        "forked sessions; a table compares them",
+    )
+    parser.add_argument(
         "--server-arg", action="append", default=[], help="one more argument for serve"
     )
     args = parser.parse_args()
@@ -461,19 +586,13 @@ def main() -> None:
 
         args.dump = default_sample()
     print(f"before: {load()}")
-    server, host = start_server(args)
-    try:
-        asyncio.run(asyncio.wait_for(classroom(args, server, host), args.deadline))
-    except TimeoutError:
-        print(f"stopped at the --deadline of {args.deadline:g} s")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        print(f"after: {load()}")
+    runs: dict[str, dict[str, float]] = {}
+    if args.baseline:
+        runs["--no-fork"] = run(args, ["--no-fork"])
+        print(f"between: {load()}")
+    runs["forked"] = run(args, [])
+    print(f"after: {load()}")
+    table(runs)
 
 
 if __name__ == "__main__":
