@@ -98,8 +98,11 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    import signal
+
     from explorer.serve.forks import channel_of, serve_forks
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the server's: it closes the socket
     arguments = list(sys.argv[1:] if argv is None else argv)
     channel = channel_of(arguments[-1])
     warm(arguments[:-1])

@@ -62,6 +62,7 @@ def serve_forks(channel: socket.socket, run: Callable[[list[str]], int]) -> None
     thread when it forks (a child of a threaded process may inherit a held lock).
     """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the server's: it closes the socket
     gc.collect()
     gc.freeze()  # what is here now stays put: the collector never writes those pages
     channel.sendall(_READY)
@@ -119,9 +120,10 @@ def _child(
     status = 1
     try:
         os.setsid()
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python starts
+        # SIGPIPE stays ignored, as Python starts it: a write to a closed pipe raises.
         channel.close()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
