@@ -272,7 +272,7 @@ def test_fork_protocol() -> None:
         zygote = Zygote([sys.executable, "-c", _ECHO], {**os.environ, "PYTHONPATH": str(ROOT)})
         zygote.start()
         try:
-            assert await zygote.wait_ready(60)
+            assert await zygote.wait_ready()
             children = []
             for i in range(2):
                 child = await zygote.spawn([str(i), "b c"], {"X": f"x{i}"})
@@ -297,6 +297,11 @@ def test_fork_protocol() -> None:
         assert zygote.process is not None and zygote.process.returncode == 0
         with pytest.raises(ZygoteError):
             await zygote.spawn(["0"], {})
+        broken = Zygote([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
+        broken.start()
+        assert not await broken.wait_ready()  # it never said ready: sessions start anew
+        with pytest.raises(ZygoteError):
+            await broken.spawn(["0"], {})
 
     asyncio.run(run())
 

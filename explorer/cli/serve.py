@@ -47,7 +47,8 @@ def register(sub: Any) -> None:
         type=float,
         default=1800.0,
         metavar="S",
-        help="end a session after S seconds without input (default: 1800; 0: never)",
+        help="end a session after S seconds without input, counted from its first screen "
+        "(default: 1800; 0: never)",
     )
     p.add_argument(
         "--no-fork",

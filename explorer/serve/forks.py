@@ -209,10 +209,13 @@ class Zygote:
         self.process: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
         self._lock = asyncio.Lock()
-        self.ready = False
+        self._warming: asyncio.Task[bool] | None = None
+        #: True once warm, False once failed or stopped, None while warming.
+        self.ready: bool | None = None
 
     def start(self) -> None:
-        """Start the zygote (it warms up in the background: :meth:`wait_ready`)."""
+        """Start the zygote; it warms up meanwhile (:meth:`wait_ready`). Call it with the
+        event loop running."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
@@ -229,21 +232,36 @@ class Zygote:
             theirs.close()
         ours.setblocking(False)
         self._channel = ours
+        self._warming = asyncio.ensure_future(self._warm_up(READY_TIMEOUT))
 
-    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
-        """Wait until the zygote is warm; False (and the zygote stopped) when it failed."""
-        if self._channel is None:
-            return False
-        loop = asyncio.get_running_loop()
+    async def _warm_up(self, timeout: float) -> bool:
+        channel = self._channel
+        assert channel is not None
         try:
-            answer = await asyncio.wait_for(loop.sock_recv(self._channel, 64), timeout)
+            answer = await asyncio.wait_for(
+                asyncio.get_running_loop().sock_recv(channel, 64), timeout
+            )
         except (TimeoutError, OSError):
             answer = b""
-        self.ready = answer == _READY
-        if not self.ready:
-            log.warning("the session zygote did not start: sessions start on their own")
-            self.stop()
-        return self.ready
+        if self.ready is None:
+            self.ready = answer == _READY
+            if not self.ready:
+                log.warning("the session zygote did not start: sessions start anew")
+                self.stop()
+        return bool(self.ready)
+
+    async def wait_ready(self) -> bool:
+        """Wait until the zygote is warm (sessions that come meanwhile wait for it: it is
+        quicker than a start anew); False when it failed or was stopped."""
+        warming = self._warming
+        if warming is None:
+            return False
+        try:
+            return await asyncio.shield(warming)
+        except asyncio.CancelledError:
+            if warming.cancelled():  # stopped while warming
+                return False
+            raise
 
     async def spawn(self, argv: Sequence[str], environment: Mapping[str, str]) -> ForkedProcess:
         """A new session running ``argv`` (the command's arguments) in ``environment``.
@@ -251,7 +269,7 @@ class Zygote:
         Raises:
             ZygoteError: the zygote is not running or refused; start the session otherwise.
         """
-        if not self.ready or self._channel is None:
+        if not await self.wait_ready() or self._channel is None:
             raise ZygoteError("no zygote")
         loop = asyncio.get_running_loop()
         stdin_r, stdin_w = os.pipe()
@@ -311,6 +329,14 @@ class Zygote:
     def stop(self) -> None:
         """Close the socket (the zygote quits); its sessions go on."""
         self.ready = False
+        warming = self._warming
+        if warming is not None and not warming.done():
+            try:
+                current = asyncio.current_task()
+            except RuntimeError:  # no event loop running
+                current = None
+            if warming is not current:
+                warming.cancel()
         if self._channel is not None:
             self._channel.close()
             self._channel = None

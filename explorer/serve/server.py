@@ -174,7 +174,7 @@ class SessionService(AppService):
         leader of a new process group."""
         environment = self._build_environment(width=width, height=height)
         prefix = (sys.executable, "-m", "explorer")
-        if self.zygote is not None and self.zygote.ready and self.argv[:3] == prefix:
+        if self.zygote is not None and self.zygote.ready is not False and self.argv[:3] == prefix:
             try:
                 forked = await self.zygote.spawn(self.argv[3:], environment)
             except ZygoteError as error:
@@ -379,7 +379,8 @@ class ClassroomServer(Server):
                 self.zygote.stop()
 
     async def _start_zygote(self) -> None:
-        """Start the zygote and wait until it is warm (sessions start anew if it fails)."""
+        """Start the zygote; it warms up while the server starts listening (sessions that
+        come meanwhile wait for it; they start anew if it fails)."""
         if self.config.zygote is None:
             return
         zygote = Zygote(
@@ -390,8 +391,7 @@ class ClassroomServer(Server):
         except OSError as error:
             log.warning("the session zygote did not start (%s): sessions start anew", error)
             return
-        if await zygote.wait_ready():
-            self.zygote = zygote
+        self.zygote = zygote
 
     async def on_shutdown(self, app: web.Application) -> None:
         """End every session (explorers asked to quit, then their process groups killed)."""
