@@ -16,12 +16,19 @@ websockets at once (textual-serve's protocol, aiohttp as the tests speak it), an
 - idle reaping: with input stopped, when each session's websocket is closed by the
   server's ``--idle-timeout`` and when the last explorer process is gone.
 
+With ``--scenarios`` the first screen is the scenario picker, and then every session opens
+an exercise at once (``--distinct`` different ones). ``--baseline`` runs the same classroom
+first with ``serve --no-fork`` (every session's explorer started anew) and prints both side
+by side. The sessions arrive ``--settle`` seconds after the server started (its zygote warms
+up meanwhile; sessions that come sooner wait for it).
+
 The machine's load average is printed before and after (a shared machine: say so with the
 numbers). Everything is bounded: ``--deadline`` seconds in all, then every socket is closed
 and the server stopped.
 
     python benchmarks/bench_classroom.py [DUMP | --scenarios NAMES] [--sessions 30]
-        [--keys 10] [--key-gap 1.0] [--idle-timeout 15] [--server-arg=--flag ...]
+        [--keys 10] [--key-gap 1.0] [--idle-timeout 15] [--baseline] [--distinct 1]
+        [--settle 10] [--server-arg=--flag ...]
 """
 
 from __future__ import annotations
@@ -217,6 +224,9 @@ def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess
                 print("  server log:", line.rstrip())
 
     threading.Thread(target=drain, daemon=True).start()
+    if args.settle:
+        print(f"  the trainees arrive {args.settle:g} s after the server started")
+        time.sleep(args.settle)
     return process, f"127.0.0.1:{port}"
 
 
@@ -565,6 +575,12 @@ def main() -> None:
     parser.add_argument("--first-screen-limit", type=float, default=120.0)
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds in all, at most")
     parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds between the server's start and the sessions (its zygote warms up)",
+    )
     parser.add_argument(
         "--distinct",
         type=int,
