@@ -187,6 +187,8 @@ class StackScreen(Screen[None]):
             address = self.shown_task.address
             hint = ex.hints.get(address, "")
             tries = ex.attempts(address)
+            if ex.klp:  # one question about the whole dump
+                hint, tries = ex.klp_hint, len(ex.klp_guesses)
             keys = "a answer · R reveal"
             if ex.scenario is not None:
                 keys = "i situation · " + keys
@@ -296,9 +298,13 @@ class StackScreen(Screen[None]):
 
     # -- exercise --------------------------------------------------------------------------------
     def action_answer(self) -> None:
-        """Exercise: name the failing frame and rule."""
+        """Exercise: name the failing frame and rule (a livepatch exercise: the task that
+        blocks the transition, starting from this one)."""
         ex = self.exercise
         if ex is None or not self.hidden:
+            return
+        if ex.klp:
+            self.explorer.answer_klp(self.shown_task.pid)
             return
         address = self.shown_task.address
         form = AnswerForm(
@@ -332,6 +338,9 @@ class StackScreen(Screen[None]):
         recorded as given up, for good)."""
         if self.exercise is None or not self.hidden:
             return
+        if self.exercise.klp:
+            self.explorer.reveal_klp()
+            return
 
         def confirmed(yes: bool | None) -> None:
             if yes and self.exercise is not None and self.hidden:
@@ -348,11 +357,19 @@ class StackScreen(Screen[None]):
 
     def _reveal(self, outcome: str) -> None:
         self.explorer.revealed(self.shown_task, solved=outcome != "Revealed")
-        self.walk.set_hidden(False)
-        self._verdict()
-        self.show_row(self.walk.current)
-        self.refresh_bindings()
+        self.exercise_changed()
         self._debrief(outcome)
+
+    def exercise_changed(self) -> None:
+        """A hint or a reveal: the verdict bar, and once revealed the walk, its map and the
+        checks."""
+        if not self.is_mounted:
+            return
+        if not self.hidden:
+            self.walk.set_hidden(False)
+            self.show_row(self.walk.current)
+        self._verdict()
+        self.refresh_bindings()
 
     def action_debrief(self) -> None:
         """Exercise: before the answer, what happened to the machine (never where to look);
@@ -360,7 +377,9 @@ class StackScreen(Screen[None]):
         ex = self.exercise
         if ex is None:
             return
-        if not self.hidden:
+        if ex.klp:
+            self.explorer.klp_story()
+        elif not self.hidden:
             self._debrief("The answer")
         elif ex.scenario is not None:
             text = situation_markdown(ex.scenario)
