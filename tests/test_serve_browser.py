@@ -157,7 +157,9 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
             page.locator(".xterm-helper-textarea").focus()
             keys.type("Ada")
             press("Enter")
-            screen.wait_for(f"exercise {number} of 41", pump)  # the picker: numbers only
+            screen.wait_for(
+                f"exercise {number} of {len(scenarios.CATALOG)}", pump
+            )  # the picker: numbers only
             shots["picker"] = page.screenshot()
             press("Enter")  # the first offered: preempted
             screen.wait_for("find the failing frame and rule", pump, timeout=60)

@@ -22,6 +22,8 @@ KINDS = UNWIND_ERRORS
 #: Answers that name no frame: the whole stack is fine, or livepatch never looks at it.
 NO_FRAME = ("reliable", "task_running")
 PLACEHOLDER = "exercise: find the failing frame and rule"
+#: A livepatch exercise's (:mod:`explorer.training.klp`): one question about the whole dump.
+KLP_PLACEHOLDER = "exercise: which task blocks the transition, and why?"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,11 @@ class Exercise:
         """A livepatch exercise (:mod:`explorer.training.klp`): one question about the whole
         dump, every verdict hidden until it is answered or revealed."""
         return is_klp(self.scenario)
+
+    @property
+    def placeholder(self) -> str:
+        """What stands where a verdict would be while it is hidden."""
+        return KLP_PLACEHOLDER if self.klp else PLACEHOLDER
 
     @property
     def done(self) -> bool:

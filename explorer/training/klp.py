@@ -279,7 +279,7 @@ def judge(answer: KlpAnswer, guess: KlpGuess, named: frozenset[int] = frozenset(
     if b.pid in named:
         return Judgement(False, f"pid {b.pid} is answered already: another task blocks too")
     if guess.cause != b.cause:
-        return Judgement(False, f"right task, but not why the kernel cannot switch pid {b.pid}")
+        return Judgement(False, "right task, but not why the kernel cannot switch it")
     if b.cause == "sleeping_on":
         said = function_name(guess.function or "")
         assert b.function is not None
@@ -482,7 +482,7 @@ def answer_markdown(s: KlpScenario) -> str:
     """The kernel's answer as Markdown: its lines, or that nothing blocks and whose code runs."""
     a = s.answer
     if a.blockers:
-        lines = "\n".join(f"    livepatch: {b.line}" for b in a.blockers)
+        lines = "\n".join(f"- `livepatch: {b.line}`" for b in a.blockers)
         return (
             f"The kernel's last retry of the {a.direction} transition of `{a.patch}` logged:"
             f"\n\n{lines}\n"

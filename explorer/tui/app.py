@@ -272,7 +272,7 @@ class BackchainApp(App[None]):
                 lines = transition_lines(transition.replay(), "vmcore")
             except Exception as exc:  # a damaged state: said, never a traceback
                 lines = [f"(backchain's replay failed: {exc})"]
-            shown = "\n".join(f"    {line}" for line in lines)
+            shown = "\n".join(f"- `{line.strip()}`" for line in lines)
             text += f"backchain's replay of that retry (`backchain klp`):\n\n{shown}\n\n"
         s = ex.scenario
         return text + (

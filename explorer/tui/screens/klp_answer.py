@@ -56,6 +56,7 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
         self.top = top
         self.last = last
         self.hint = hint
+        self._typing = False
 
     def compose(self) -> ComposeResult:
         """The fields and buttons."""
@@ -130,10 +131,21 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
             self.query_one(name).display = sleeping
 
     @on(Input.Changed, "#klp-pid")
-    @on(Select.Changed)
-    def _changed(self) -> None:
+    def _pid_changed(self) -> None:
         self._fields_shown()
         self.query_one("#klp-error").display = False
+
+    @on(Select.Changed)
+    def _changed(self, event: Select.Changed) -> None:
+        """A choice made: show the fields it needs and move on to the next one."""
+        self._pid_changed()
+        chosen = self._typing and event.select.has_focus_within  # not the form's start value
+        if chosen and event.value is not Select.NULL:
+            self.call_after_refresh(self._next_after, event.select)
+
+    def on_key(self) -> None:
+        """The trainee has started: a choice from now on moves on to the next field."""
+        self._typing = True
 
     @on(Field.Submitted)
     def _entered(self, event: Field.Submitted) -> None:

@@ -192,7 +192,7 @@ class StackScreen(Screen[None]):
             keys = "a answer · R reveal"
             if ex.scenario is not None:
                 keys = "i situation · " + keys
-            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "", keys)
+            bar.hide(ex.placeholder, f"try {tries}: {hint}" if hint else "", keys)
         else:
             bar.show(self.analysis, self.session.livepatch_line(self.analysis))
 
@@ -223,7 +223,11 @@ class StackScreen(Screen[None]):
         inspector = self.query_one(FrameInspector)
         inspector.show(a, row, self.session.symbolize, hidden, code=self._code_view)
         inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
-        if hidden:
+        ex = self.exercise
+        if hidden and ex is not None and ex.klp:
+            answers = "a answers (task, why, function) · R reveals"
+            self.query_one(ChecksPane).hide(ex.placeholder, answers)
+        elif hidden:
             self.query_one(ChecksPane).hide(PLACEHOLDER)
         else:
             self.query_one(ChecksPane).show(a, row)
