@@ -114,7 +114,7 @@ def test_results_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["scenarios", "results", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["answers"] == 5 and doc["reveals"] == 1 and doc["sessions"] == 3
-    assert len(doc["scenarios"]) == len(scenarios.SCENARIOS)  # the whole catalog by default
+    assert len(doc["scenarios"]) == len(scenarios.CATALOG)  # the whole catalog by default
     assert doc["scenarios"][scenarios.number("preempted") - 1] == {
         "scenario": "preempted",
         "trainees": 3,
