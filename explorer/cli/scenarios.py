@@ -213,11 +213,9 @@ def _scenario_text(scenario: Any, answer: bool) -> list[str]:
             from explorer.training.klp import answer_markdown
 
             lines.append("The kernel's answer:")
-            lines += [
-                "  " + line.strip()
-                for line in answer_markdown(scenario).splitlines()
-                if line.strip()
-            ]
+            text = answer_markdown(scenario).replace("`", "")  # Markdown, as plain text
+            lines += ["  " + line.strip().removeprefix("- ") for line in text.splitlines()]
+            lines = [line for line in lines if line.strip() or line == ""]
         else:
             lines.append(f"Answer: {a.summary}; the walk ends: {a.end}")
     else:
