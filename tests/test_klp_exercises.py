@@ -212,6 +212,7 @@ def test_cli_show_and_list_tell_nothing(s: KlpScenario, capsys: pytest.CaptureFi
     code, out, _ = _run(capsys, "scenarios", "show", number, "--json")
     doc = json.loads(out)
     assert doc["pid"] is None and "answer" not in doc and doc["kind"] == "livepatch"
+    assert doc["exercise"] == int(number)
     code, out, _ = _run(capsys, "scenarios", "show", number, "--answer")
     for line in s.answer.kernel_lines:
         assert f"livepatch: {line}" in out

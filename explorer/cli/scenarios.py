@@ -79,8 +79,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         return _open_picker(args)
     scenario = scenarios.get(args.name)
     if action == "show":
-        if args.json:
-            print_json(scenario.to_json(answer=args.answer))
+        if args.json:  # the number first (a livepatch exercise's does not know it)
+            shown = scenario.to_json(answer=args.answer)
+            print_json({"exercise": scenarios.number(scenario.name), **shown})
             return EXIT_OK
         print("\n".join(_scenario_text(scenario, args.answer)))
         return EXIT_OK

@@ -109,9 +109,8 @@ class KlpAnswer:
     top: tuple[str, str] | None = None
     patches: tuple[str, ...] = ()
 
-    # What the synthetic scenarios' Answer offers the catalog and the faces.
+    #: No failing frame: the catalog's listing shows a synthetic answer's frame beside it.
     frame: int | None = None
-    reliable: bool = False
 
     @property
     def label(self) -> str:
@@ -393,12 +392,10 @@ class KlpScenario:
         return out / "vmcore.zst"
 
     def to_json(self, answer: bool = True) -> dict[str, Any]:
-        """As :meth:`explorer.training.scenarios.Scenario.to_json`; without ``answer`` only
-        what a trainee may know before answering."""
-        from explorer.training.scenarios import number
-
+        """As :meth:`explorer.training.scenarios.Scenario.to_json` (the catalog adds the
+        exercise's number); without ``answer`` only what a trainee may know before
+        answering."""
         out: dict[str, Any] = {
-            "exercise": number(self.name),
             "kind": "livepatch",
             "era": self.era,
             "release": self.release,
