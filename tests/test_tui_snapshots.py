@@ -107,10 +107,21 @@ def _klp_exercise(tmp_path_factory: pytest.TempPathFactory) -> BackchainApp:
     return app
 
 
+def _quiet(run: Script) -> Script:
+    """``run``, then without the opening notification (its timeout makes it come and go)."""
+
+    async def quiet(pilot: Pilot[None]) -> None:
+        await run(pilot)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    return quiet
+
+
 def test_klp_exercise_overview(snap_compare: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every verdict '?', the exercise's keys (a, R, i) in the footer, no klp mark."""
     app = _klp_exercise(tmp_path_factory)
-    assert snap_compare(app, terminal_size=SIZE, run_before=script(pid=None))
+    assert snap_compare(app, terminal_size=SIZE, run_before=_quiet(script()))
 
 
 def test_klp_exercise_stack_80x24(
@@ -118,4 +129,4 @@ def test_klp_exercise_stack_80x24(
 ) -> None:
     """The blocking task's stack at 80 columns: its walk run, the question, no verdict."""
     app = _klp_exercise(tmp_path_factory)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=script("r", pid=43))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_quiet(script("r", pid=43)))
