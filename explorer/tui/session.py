@@ -235,11 +235,11 @@ class Session:
         return line.removeprefix("livepatch: ")
 
     def functions(self, walk: Walk) -> tuple[str, ...]:
-        """Function names of a walk's frames, innermost first."""
-        syms = self.kernel.symbols
+        """Function names of a walk's frames, innermost first (a loaded module's from its
+        own symbols, as the kernel's Call Trace names them; ``0x…`` when unknown)."""
         out = []
         for s in walk.steps:
-            sym = syms.lookup(s.ip) if syms is not None else None
+            sym = self.kernel.lookup_symbol(s.ip)
             out.append(sym.name if sym is not None else f"0x{s.ip:x}")
         return tuple(out)
 
