@@ -15,7 +15,7 @@ these answers, and that :func:`judge` accepts the kernel's answer and refuses wr
 causes and functions.
 
 Plain Python: the catalog (:mod:`explorer.training.scenarios`) lists these after the synthetic
-scenarios, when the samples are present (a checkout; a wheel carries none of them).
+scenarios, when the samples are present (a checkout and an installed wheel carry them).
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ class KlpScenario:
 
     @property
     def available(self) -> bool:
-        """The sample is here (a checkout; a wheel carries none of the livepatch samples)."""
+        """The sample is here (a checkout and a wheel carry the livepatch samples)."""
         return (self.folder / "vmcore.zst").is_file() and (self.folder / "facts.json").is_file()
 
     @cached_property
@@ -380,7 +380,7 @@ class KlpScenario:
         """
         if not self.available:
             raise DumpError(
-                "this exercise needs the repository's samples/real (not in an installed wheel)",
+                "this exercise's livepatch sample is missing from the bundled samples",
                 str(self.folder),
             )
         out = Path(folder)
