@@ -456,3 +456,29 @@ def test_bt_lines_with_only_the_vmlinux(sample: str, capsys: pytest.CaptureFixtu
     assert main([*args, "--json"]) == 0
     frames = json.loads(capsys.readouterr().out)["frames"]
     assert frames and all(f["function"] for f in frames)
+
+
+def test_a_compressed_symbol_table_claiming_a_huge_size(tmp_path: Path) -> None:
+    """A .strtab flagged SHF_COMPRESSED whose header claims 1 TiB (found by the fuzzer: a
+    MemoryError from pyelftools): _stext is unknown, the lines are still there."""
+    import struct
+
+    from parsers.elf.sections import ElfSections
+
+    source = DATA / "lines_mock.elf"
+    with ElfSections(source) as elf:
+        strtab = elf.get(".strtab")
+        assert strtab is not None
+        shoff = struct.unpack_from(">Q", elf.data, 0x28)[0]
+    data = bytearray(source.read_bytes())
+    header = shoff + strtab.index * 64
+    flags = struct.unpack_from(">Q", data, header + 8)[0]
+    struct.pack_into(">Q", data, header + 8, flags | 0x800)
+    struct.pack_into(">IIQQ", data, strtab.offset, 1, 0, 1 << 40, 1)  # Elf64_Chdr: zlib, 1 TiB
+    bad = tmp_path / "huge.elf"
+    bad.write_bytes(bytes(data))
+    with DwarfLines(str(bad)) as dwarf:
+        assert dwarf.stext is None
+        with DwarfLines(str(source)) as good:
+            address = good.stext or 0x1000000
+            assert dwarf.lookup(address + 0x148) == good.lookup(address + 0x148)

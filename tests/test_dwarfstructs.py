@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from parsers.dwarf.structs import Unsupported
+from parsers.dwarf.reader import Unsupported
 from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
 from parsers.types import profile as T
@@ -118,7 +118,12 @@ def test_unsupported_dwarf_goes_to_the_general_reader(monkeypatch: pytest.Monkey
         raise Unsupported("as if the DWARF used DW_FORM_strx")
 
     monkeypatch.setattr(T, "DwarfStructs", unsupported)
-    check_profile(profile_from_dwarf(OBJECTS[0], use_cache=False))
+    profile = profile_from_dwarf(OBJECTS[0], use_cache=False)
+    check_profile(profile)
+    assert profile.notes == (
+        f"{OBJECTS[0]}: as if the DWARF used DW_FORM_strx: not decoded by backchain's DWARF "
+        "reader, read with pyelftools instead (slower)",
+    )
 
 
 @pytest.mark.parametrize("name", [".debug_info", ".debug_abbrev", ".rela.debug_info"])

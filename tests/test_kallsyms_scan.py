@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.model.image import DumpImage
+from explorer.image.dumpimage import DumpImage
 from explorer.model.kernel import Kernel, Options
 from explorer.model.opening import kernel_of
 from explorer.model.tasks import find_tasks

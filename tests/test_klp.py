@@ -405,3 +405,18 @@ def test_explorer_task_table_marks_the_blocking_tasks(tmp_path: Path) -> None:
 
     verdicts = _explore(tmp_path, table)
     assert {pid for pid, v in verdicts.items() if v.endswith("· blocks klp")} == {"0", "100", "120"}
+
+
+def test_report_names_the_patch_and_its_transition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The triage's livepatch finding is the klp command's summary (explorer.livepatch sits
+    below the reports), pointing to ``klp``."""
+    dump, _ = _stalled(tmp_path)
+    _, out, _ = _run(capsys, "report", str(dump), "--json")
+    found = [f for f in json.loads(out)["findings"] if f["id"] == "livepatch"]
+    assert len(found) == 1
+    assert found[0]["headline"].startswith(
+        "1 loaded: klp_sleep; transition in progress: klp_sleep patching"
+    )
+    assert found[0]["command"] == "backchain klp DUMP"

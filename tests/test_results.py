@@ -114,7 +114,7 @@ def test_results_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["scenarios", "results", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["answers"] == 5 and doc["reveals"] == 1 and doc["sessions"] == 3
-    assert len(doc["scenarios"]) == len(scenarios.SCENARIOS)  # the whole catalog by default
+    assert len(doc["scenarios"]) == len(scenarios.CATALOG)  # the whole catalog by default
     assert doc["scenarios"][scenarios.number("preempted") - 1] == {
         "scenario": "preempted",
         "trainees": 3,
@@ -200,8 +200,9 @@ async def test_exercise_appends_answers_and_the_give_up(misaligned: Path, tmp_pa
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, Prompt)
         number = scenarios.number("misaligned-sp")
-        assert (
-            app.title == f"exercise {number} of 41 · kernel 6.1.0-synthetic-s390x · rules current"
+        total = len(scenarios.CATALOG)
+        assert app.title == (
+            f"exercise {number} of {total} · kernel 6.1.0-synthetic-s390x · rules current"
         )
         await pilot.press(*"Grace", "enter")
         await wait_checked(app, pilot)
@@ -246,11 +247,13 @@ async def test_picker_opens_a_scenario_and_comes_back(tmp_path: Path) -> None:
             await wait_checked(app, pilot)
             number = scenarios.number("misaligned-sp")
             kernel = "kernel 6.1.0-synthetic-s390x · rules current"
-            assert app.title == f"exercise {number} of 41 · {kernel}"  # catalog numbers
+            assert (
+                app.title == f"exercise {number} of {len(scenarios.CATALOG)} · {kernel}"
+            )  # catalog numbers
             assert isinstance(app.screen, StackScreen) and app.screen.shown_task.pid == 100
             await pilot.press("r")
             await answer(pilot, "2", "unwind_error", "sp_misaligned")
-            assert app.title == f"exercise {number} of 41: misaligned-sp"
+            assert app.title == f"exercise {number} of {len(scenarios.CATALOG)}: misaligned-sp"
             await pilot.press("escape", "escape", "o")
             await pilot.pause()
             assert isinstance(app.screen, ScenarioPicker) and len(app.screen_stack) == 2

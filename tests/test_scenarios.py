@@ -16,7 +16,7 @@ from explorer.model.opening import open_kernel
 from explorer.model.tasks import find_tasks
 from explorer.reports.walk import analysis_json, walk_markdown
 from explorer.training import scenarios
-from explorer.training.scenarios import SCENARIOS, Scenario
+from explorer.training.scenarios import CATALOG, SCENARIOS, Scenario
 from explorer.walk.analysis import analyse_task, unwind_context
 from explorer.walk.reliable import RULES, UNWIND_ERRORS
 
@@ -99,13 +99,13 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "scenarios", "list", "--json", "--answers")
     assert code == 0
     docs = json.loads(out)
-    assert [d["name"] for d in docs] == [s.name for s in SCENARIOS]
+    assert [d["name"] for d in docs] == [s.name for s in CATALOG]
     by_name = {d["name"]: d for d in docs}
     assert by_name["misaligned-sp"]["expected"] == "unwind_error/sp_misaligned"
     assert by_name["misaligned-sp-v5.5"]["era"] == "v5.5"
     assert by_name["preempted"]["answer"]["verdict"]["frame"] == 4
     code, out, _ = _run(capsys, "scenarios", "list", "--answers")
-    assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
+    assert code == 0 and len(out.splitlines()) == len(CATALOG) + 1
     assert out.startswith("EXERCISE") and "EXPECTED VERDICT" in out.splitlines()[0]
     number = scenarios.number("too-deep")
     assert re.search(rf"^{number}\s+current\s.*\stoo-deep\s+too_many_entries at #99", out, re.M)
@@ -115,15 +115,16 @@ def test_cli_list_keeps_the_answers_for_the_trainer(capsys: pytest.CaptureFixtur
     """A trainee listing the scenarios sees no verdict (issue 17: --answers shows them), and
     no name or title either: they are the answer (issue 23 item 1)."""
     code, out, err = _run(capsys, "scenarios", "list")
-    assert code == 0 and len(out.splitlines()) == len(SCENARIOS) + 1
+    assert code == 0 and len(out.splitlines()) == len(CATALOG) + 1
     assert "EXPECTED" not in out and "scenarios list --answers" in err
     rows = out.splitlines()[1:]
-    assert [row.split() for row in rows] == [
-        [str(n), s.era, s.release, str(s.pid)] for n, s in enumerate(SCENARIOS, 1)
+    assert [row.split() for row in rows] == [  # a livepatch exercise asks about any task
+        [str(n), s.era, s.release, "any" if s.pid is None else str(s.pid)]
+        for n, s in enumerate(CATALOG, 1)
     ]
     code, out, _ = _run(capsys, "scenarios", "list", "--json")
     docs = json.loads(out)
-    assert [d["exercise"] for d in docs] == list(range(1, len(SCENARIOS) + 1))
+    assert [d["exercise"] for d in docs] == list(range(1, len(CATALOG) + 1))
     told = {"answer", "expected", "name", "title"}
     assert all(not told & set(d) for d in docs)
 
@@ -136,7 +137,7 @@ def test_cli_show_hides_the_answer_unless_asked(capsys: pytest.CaptureFixture[st
     code, out, _ = _run(capsys, "scenarios", "show", "chain-loop")
     assert code == 0 and "What to look for" not in out and "sp_not_increasing" not in out
     assert "chain-loop" not in out and scenario.title not in out and "#3" not in out
-    assert scenario.situation[:40] in out and f"exercise {number} of {len(SCENARIOS)}" in out
+    assert scenario.situation[:40] in out and f"exercise {number} of {len(CATALOG)}" in out
     _, same, _ = _run(capsys, "scenarios", "show", number)
     assert same == out
     code, out, _ = _run(capsys, "scenarios", "show", "chain-loop", "--answer")

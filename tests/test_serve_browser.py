@@ -157,7 +157,9 @@ def test_a_classroom_in_an_offline_browser(tmp_path: Path) -> None:
             page.locator(".xterm-helper-textarea").focus()
             keys.type("Ada")
             press("Enter")
-            screen.wait_for(f"exercise {number} of 41", pump)  # the picker: numbers only
+            screen.wait_for(
+                f"exercise {number} of {len(scenarios.CATALOG)}", pump
+            )  # the picker: numbers only
             shots["picker"] = page.screenshot()
             press("Enter")  # the first offered: preempted
             screen.wait_for("find the failing frame and rule", pump, timeout=60)
@@ -279,3 +281,108 @@ def test_export_downloads_in_an_offline_browser(tmp_path: Path) -> None:
     assert name.startswith("backchain-") and name.endswith(".md"), name
     assert "### Stack of " in exported
     assert set(ROOT.rglob("*.md")) == before
+
+
+def test_a_livepatch_exercise_in_an_offline_browser(tmp_path: Path) -> None:
+    """Issue 21 item 4: the stalled livepatch exercise in the browser classroom. The trainee
+    finds the blocking task in the task list, opens its stack (no verdict, no kernel line),
+    answers once wrong (it is running) and once right (sleeping on busymod_work_func); the
+    truth is the kernel's own line in the sample's facts.json (explorer/training/klp.py,
+    checked against backchain's replay by tests/test_klp_exercises.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from explorer.training import klp
+
+    if not any(s.name == "livepatch-stalled" for s in klp.catalog()):
+        pytest.skip("no real livepatch sample bundled")
+    (truth,) = scenarios.get("livepatch-stalled").answer.blockers
+    assert (truth.pid, truth.cause, truth.function) == (43, "sleeping_on", "busymod_work_func")
+    number = scenarios.number("livepatch-stalled")
+    results = tmp_path / "results.jsonl"
+    token = "classroom-token"
+    with (
+        serve(
+            "--scenarios",
+            "livepatch-stalled,livepatch-reversed",
+            "--results",
+            str(results),
+            "--token",
+            token,
+        ) as served,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context, elsewhere = offline_context(browser, served)
+            page = context.new_page()
+            screen = Screen()
+            page.on("websocket", lambda ws: ws.on("framereceived", screen.received))
+            page.goto(f"{served.url}/?token={token}")
+            keys = page.keyboard
+            pump = page.wait_for_timeout
+
+            def press(*names: str) -> None:
+                for name in names:
+                    keys.press(name)
+                    pump(150)
+
+            screen.wait_for("your name", pump)
+            page.locator(".xterm-helper-textarea").focus()
+            keys.type("Ada")
+            press("Enter")
+            screen.wait_for(f"exercise {number} of {len(scenarios.CATALOG)}", pump)
+            press("Enter")  # the first offered: the stalled transition
+            screen.wait_for("who blocks?", pump, timeout=90)
+            screen.wait_for("enter: stack", pump, timeout=60)  # every task checked
+            pump(1000)
+            before = bytes(screen.data).decode("utf-8", "replace")
+            press("/")
+            screen.wait_for("pid:1", pump)  # the filter, focused
+            keys.type("pid:43")
+            pump(500)
+            press("Enter", "Enter")  # the filter, then the task's stack
+            screen.wait_for("which task blocks the transition", pump, timeout=60)
+            press("r")  # the whole walk
+            pump(1000)
+            seen = bytes(screen.data).decode("utf-8", "replace")
+            press("a")  # a wrong answer first: it is running
+            screen.wait_for("your answer", pump)
+            press("Enter", "Enter")  # the pid (43, from the stack) done; the cause list opens
+            screen.wait_for("has an unreliable stack", pump)
+            press("ArrowDown", "ArrowDown", "Enter")  # "is running": no function, on to Check
+            press("Enter")
+            screen.wait_for("not quite", pump)
+            first = _lines(results, 1)[0]
+            press("a")  # then the right one
+            screen.wait_for("hint after your previous answer", pump)
+            press("Enter", "Enter")
+            screen.wait_for("has an unreliable stack", pump)
+            press("ArrowUp", "Enter")  # "is sleeping on function": its name next
+            screen.wait_for("as the kernel names it", pump)
+            keys.type("busymod_work_func")
+            press("Enter", "Enter")  # on to Check, then check
+            screen.wait_for("Right", pump)
+            press("Escape")
+            screen.wait_for("sleeping on function busymod_work_func", pump)
+            trainer = context.new_page()
+            trainer.goto(_trainer_url(served, token))
+            report = trainer.inner_text("#results")
+        except AssertionError as exc:
+            failed = tmp_path / "failed.png"
+            page.screenshot(path=str(failed))
+            raise AssertionError(f"{exc}\n(the page then: {failed})") from None
+        finally:
+            browser.close()
+    assert elsewhere == []
+    for text in (before, seen):  # before the answer: no kernel line, no mark
+        assert "is sleeping on" not in text and "blocks klp" not in text
+        assert "livepatch-stalled" not in text
+    lines = _lines(results, 2)
+    assert [(line["answer"], line["correct"]) for line in lines] == [
+        ("pid 43 running", False),
+        ("pid 43 sleeping_on busymod_work_func", True),
+    ]
+    assert first == lines[0] and {line["scenario"] for line in lines} == {"livepatch-stalled"}
+    assert "pid 43 running ✗; pid 43 sleeping_on busymod_work_func ✓" in report
+    row = next(line for line in report.splitlines() if "livepatch-reversed" in line)
+    assert row.split("\t")[-1] == "not tried", row

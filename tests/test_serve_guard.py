@@ -154,19 +154,35 @@ def test_foreign_origin_or_host_is_refused(token: str | None) -> None:
         asyncio.run(run())
 
 
-def test_huge_resize_is_clamped_and_the_session_stays_small() -> None:
+def _drawn_width(screen: bytes) -> int:
+    """The widest line the explorer drew (escape sequences left out; one cell a character
+    on these screens)."""
+    import re
+
+    control = rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[=>]"
+    moves = re.sub(rb"\x1b\[[0-9;]*H", b"\n", screen)  # a cursor move starts another line
+    text = re.sub(control, b"", moves).decode("utf-8", "replace")
+    return max(len(line) for line in text.split("\n"))
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "started-anew"])
+def test_huge_resize_is_clamped_and_the_session_stays_small(fork: bool) -> None:
     """Before: a 2000x2000 resize grew a session to 7.4 GB. Now the explorer gets 500x200
-    at most (the screen it draws is no wider) and stays small."""
-    with serve("--idle-timeout", "0") as served:
+    at most (the screen it draws is no wider) and stays small; whether forked by the
+    zygote (its environment set after the fork: /proc shows the zygote's) or started anew
+    (its environment in /proc)."""
+    with serve("--idle-timeout", "0", *([] if fork else ["--no-fork"])) as served:
 
         async def run() -> None:
             async with client() as http:
                 url = served.url.replace("http:", "ws:") + "/ws?width=3000&height=3000"
                 async with http.ws_connect(url) as ws:
-                    await first_screen(ws, LOADED, keepalive=False)
+                    screen = await first_screen(ws, LOADED, keepalive=False)
+                    assert _drawn_width(screen) == 500
                     (explorer,) = served.children()
                     env = Path(f"/proc/{explorer}/environ").read_bytes().split(b"\0")
-                    assert b"COLUMNS=500" in env and b"ROWS=200" in env
+                    if not fork:
+                        assert b"COLUMNS=500" in env and b"ROWS=200" in env
                     for _ in range(3):
                         await ws.send_json(["resize", {"width": 2000, "height": 2000}])
                     peak = 0.0

@@ -110,7 +110,7 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
     where the cache writes (the table is cached under a digest of its bytes)."""
     from dataclasses import replace
 
-    from explorer.model.image import Diagnostics
+    from explorer.image.dumpimage import Diagnostics
     from explorer.sources.kallsyms import dump_kallsyms
 
     monkeypatch.setattr(

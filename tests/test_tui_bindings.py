@@ -140,3 +140,44 @@ async def test_every_key_of_a_classroom_works(
         assert isinstance(app.screen, ScenarioPicker)
         option = app.screen.query_one("#picker").get_option_at_index(0)
         assert str(option.prompt).endswith("· revealed  misaligned-sp")
+
+
+@sync
+async def test_every_key_of_a_livepatch_exercise_works(tmp_path: Path) -> None:
+    """Issue 21 item 4: a livepatch exercise asks about the whole dump, so the overview
+    offers a, R and i too; after the answer they go (i stays: the debriefing) and k opens
+    the livepatch screen."""
+    from explorer.training import klp
+
+    stalled = next((s for s in klp.catalog() if s.name == "livepatch-stalled"), None)
+    if stalled is None:
+        pytest.skip("no real livepatch sample bundled")
+    dump = stalled.build(tmp_path / "dump")
+    app = BackchainApp(str(dump), Options(), export_dir=str(tmp_path), scenario=stalled.name)
+    app.animation_level = "none"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_checked(app, pilot, timeout=60)
+        assert isinstance(app.screen, OverviewScreen)
+        tried = await walk(app, pilot, "livepatch exercise")
+        assert {"answer", "reveal", "story", "sort"} <= tried
+        assert "toggle_unreliable" not in tried
+        assert app.session is not None
+        app.open_task(app.session.scan.by_pid(43)[0])
+        await pilot.pause()
+        stack = app.screen
+        assert isinstance(stack, StackScreen) and stack.hidden
+        tried = await walk(app, pilot, "livepatch exercise's stack")
+        assert {"answer", "reveal", "debrief", "next"} <= tried and "export" not in tried
+        await pilot.press("R", "y")
+        await pilot.pause()
+        app.pop_screen()  # the debriefing
+        await pilot.pause()
+        assert app.screen is stack and not stack.hidden
+        tried = await walk(app, pilot, "livepatch exercise revealed")
+        assert "answer" not in tried and "reveal" not in tried and "export" in tried
+        await pilot.press("escape")
+        await pilot.pause()
+        app.overview.action_clear_filter()  # the first walk left the filter focused
+        await pilot.pause()
+        tried = await walk(app, pilot, "livepatch exercise revealed, overview")
+        assert "story" in tried and "answer" not in tried and "reveal" not in tried

@@ -92,3 +92,41 @@ def test_exercise_80x24(snap_compare: Any, tmp_path_factory: pytest.TempPathFact
     app = BackchainApp(str(dump), Options(), scenario="misaligned-sp")
     app.animation_level = "none"
     assert snap_compare(app, terminal_size=NARROW, run_before=script("r"))
+
+
+# -- a livepatch exercise (issue 21 item 4): nothing tells the blocking task ----------------------
+def _klp_exercise(tmp_path_factory: pytest.TempPathFactory) -> BackchainApp:
+    from explorer.training import klp
+
+    stalled = next((s for s in klp.catalog() if s.name == "livepatch-stalled"), None)
+    if stalled is None:
+        pytest.skip("no real livepatch sample bundled")
+    dump = stalled.build(tmp_path_factory.mktemp("snap") / "dump")
+    app = BackchainApp(str(dump), Options(), scenario=stalled.name)
+    app.animation_level = "none"
+    return app
+
+
+def _quiet(run: Script) -> Script:
+    """``run``, then without the opening notification (its timeout makes it come and go)."""
+
+    async def quiet(pilot: Pilot[None]) -> None:
+        await run(pilot)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    return quiet
+
+
+def test_klp_exercise_overview(snap_compare: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every verdict '?', the exercise's keys (a, R, i) in the footer, no klp mark."""
+    app = _klp_exercise(tmp_path_factory)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_quiet(script()))
+
+
+def test_klp_exercise_stack_80x24(
+    snap_compare: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The blocking task's stack at 80 columns: its walk run, the question, no verdict."""
+    app = _klp_exercise(tmp_path_factory)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_quiet(script("r", pid=43)))

@@ -208,6 +208,14 @@ def open_kernel(args: argparse.Namespace) -> Any:
     return kernel
 
 
+def print_type_notes(kernel: Any) -> None:
+    """On stderr, what the type graph says about how it was read (a fallback reader)."""
+    from explorer.model.structview import type_notes
+
+    for note in type_notes(kernel):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def progress_printer(
     what: str = "decompressing the dump once into the cache",
 ) -> Callable[[int, int], None] | None:

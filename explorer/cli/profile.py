@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from explorer.cli.common import (
@@ -31,6 +32,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     started = time.monotonic()
     profile = profile_from_dwarf(args.vmlinux)
     elapsed = time.monotonic() - started
+    for note in profile.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.output:
         profile.save(args.output)
     if args.json:

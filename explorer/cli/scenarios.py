@@ -79,8 +79,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         return _open_picker(args)
     scenario = scenarios.get(args.name)
     if action == "show":
-        if args.json:
-            print_json(scenario.to_json(answer=args.answer))
+        if args.json:  # the number first (a livepatch exercise's does not know it)
+            shown = scenario.to_json(answer=args.answer)
+            print_json({"exercise": scenarios.number(scenario.name), **shown})
             return EXIT_OK
         print("\n".join(_scenario_text(scenario, args.answer)))
         return EXIT_OK
@@ -93,27 +94,31 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
             raise DumpError("exists and is not a folder", args.output)
         dump = scenario.build(args.output)
         number = scenarios.number(scenario.name)
+        klp = getattr(scenario, "kind", "") == "klp"
+        files = [dump, *(dump.parent / n for n in ("System.map.zst",) if klp)]
+        if not klp:
+            files += [dump.parent / "System.map", dump.parent / "profile.json"]
         if args.json:
             doc: dict[str, object] = {
                 "exercise": number,
                 "era": scenario.era,
                 "release": scenario.release,
                 "pid": scenario.pid,
-                "files": [
-                    str(dump),
-                    str(dump.parent / "System.map"),
-                    str(dump.parent / "profile.json"),
-                ],
+                "files": [str(f) for f in files],
             }
             print_json(doc)
             return EXIT_OK
         print(f"built exercise {number} ({scenario.era} rules, {scenario.release})")
-        print(f"  {dump}  {dump.parent / 'System.map'}  {dump.parent / 'profile.json'}")
+        print("  " + "  ".join(str(f) for f in files))
         print("next:")
         print(f"  backchain scenarios show {number}     # what happened")
-        print(f"  backchain bt {dump} --pid {scenario.pid}")
-        print(f"  backchain bt {dump} --pid {scenario.pid} --markdown")
-        print(f"  backchain check {dump} --all")
+        if klp:  # 'klp DUMP' is the answer: not offered here
+            print(f"  backchain ps {dump}")
+            print(f"  backchain bt {dump} --pid PID")
+        else:
+            print(f"  backchain bt {dump} --pid {scenario.pid}")
+            print(f"  backchain bt {dump} --pid {scenario.pid} --markdown")
+            print(f"  backchain check {dump} --all")
         print(f"  backchain {dump}     # the explorer")
         return EXIT_OK
     return _open_scenario(scenario, args.results)
@@ -124,7 +129,7 @@ def _list(answers: bool, as_json: bool) -> int:
     verdicts only with ``--answers`` (a name such as ``misaligned-sp`` is the answer)."""
     from explorer.training import scenarios
 
-    catalog = scenarios.SCENARIOS
+    catalog = scenarios.CATALOG
     if as_json:
         docs: list[dict[str, Any]] = []
         for number, s in enumerate(catalog, 1):
@@ -138,7 +143,7 @@ def _list(answers: bool, as_json: bool) -> int:
         return EXIT_OK
     rows = []
     for number, s in enumerate(catalog, 1):
-        row = [str(number), s.era, s.release, str(s.pid)]
+        row = [str(number), s.era, s.release, "any" if s.pid is None else str(s.pid)]
         if answers:
             frame = "" if s.answer.frame is None else f" at #{s.answer.frame}"
             row += [s.name, s.answer.label + frame, s.title]
@@ -163,7 +168,7 @@ def _open_picker(args: argparse.Namespace) -> int:
     from explorer.training import scenarios
     from explorer.tui.app import run
 
-    offered = list(scenarios.SCENARIOS)
+    offered = list(scenarios.CATALOG)
     if args.only:
         offered = [scenarios.get(name) for name in args.only.split(",") if name]
     if not offered:
@@ -181,9 +186,15 @@ def _scenario_text(scenario: Any, answer: bool) -> list[str]:
     from explorer.training import scenarios
 
     number = scenarios.number(scenario.name)
+    klp = getattr(scenario, "kind", "") == "klp"
+    task = (
+        "find the task that blocks the livepatch transition"
+        if klp
+        else (f"examine pid {scenario.pid}")
+    )
     lines = [
-        f"exercise {number} of {len(scenarios.SCENARIOS)}: rules {scenario.era}, kernel "
-        f"{scenario.release}; examine pid {scenario.pid}",
+        f"exercise {number} of {len(scenarios.CATALOG)}: rules {scenario.era}, kernel "
+        f"{scenario.release}; {task}",
         "",
         *textwrap.wrap(scenario.situation, 96),
     ]
@@ -198,8 +209,16 @@ def _scenario_text(scenario: Any, answer: bool) -> list[str]:
             "What to look for:",
             *textwrap.wrap(scenario.look_for, 96, initial_indent="  ", subsequent_indent="  "),
             "",
-            f"Answer: {a.summary}; the walk ends: {a.end}",
         ]
+        if klp:
+            from explorer.training.klp import answer_markdown
+
+            lines.append("The kernel's answer:")
+            text = answer_markdown(scenario).replace("`", "")  # Markdown, as plain text
+            lines += ["  " + line.strip().removeprefix("- ") for line in text.splitlines()]
+            lines = [line for line in lines if line.strip() or line == ""]
+        else:
+            lines.append(f"Answer: {a.summary}; the walk ends: {a.end}")
     else:
         lines += ["", f"(the story and the answer: backchain scenarios show {number} --answer)"]
     return lines

@@ -47,7 +47,15 @@ def register(sub: Any) -> None:
         type=float,
         default=1800.0,
         metavar="S",
-        help="end a session after S seconds without input (default: 1800; 0: never)",
+        help="end a session after S seconds without input, counted from its first screen "
+        "(default: 1800; 0: never)",
+    )
+    p.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="start every session's explorer anew (default: fork it from a warm process "
+        "that has imported the explorer and opened the dump once; sessions start faster "
+        "and share that memory)",
     )
     p.add_argument(
         "--results",
@@ -98,6 +106,15 @@ def session_command(args: argparse.Namespace) -> list[str]:
     if args.results is not None:
         argv += ["--results", os.path.abspath(args.results)]
     return argv
+
+
+def zygote_command(argv: list[str]) -> tuple[str, ...] | None:
+    """The warm process that forks sessions running ``argv`` (explorer.cli.zygote), when
+    ``argv`` is ``backchain ...`` as this Python runs it."""
+    prefix = [sys.executable, "-m", "explorer"]
+    if argv[:3] != prefix:
+        return None
+    return (sys.executable, "-m", "explorer.cli.zygote", *argv[3:])
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -171,6 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         results=None if args.results is None else os.path.abspath(args.results),
         trainer_key=None if args.results is None else secrets.token_urlsafe(12),
         offered=tuple(offered(args)),
+        zygote=None if args.no_fork else zygote_command(argv),
     )
 
     def announce(port: int) -> None:

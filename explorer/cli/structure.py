@@ -11,6 +11,7 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     print_json,
+    print_type_notes,
 )
 
 
@@ -32,10 +33,17 @@ def register(sub: Any) -> None:
 
 def cmd_struct(args: argparse.Namespace) -> int:
     """``backchain struct DUMP TYPE [ADDR]``."""
+    kernel = open_kernel(args)
+    try:
+        return _struct(kernel, args)
+    finally:
+        print_type_notes(kernel)
+
+
+def _struct(kernel: Any, args: argparse.Namespace) -> int:
     from explorer.cli.rd import resolve_address
     from explorer.model.structview import read_struct, value_json, value_lines
 
-    kernel = open_kernel(args)
     if args.address is None:
         return _layout(kernel, args)
     address = resolve_address(kernel, args.address)

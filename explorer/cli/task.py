@@ -11,6 +11,7 @@ from explorer.cli.common import (
     json_flag,
     open_kernel,
     print_json,
+    print_type_notes,
 )
 from parsers.errors import DumpError
 
@@ -61,10 +62,17 @@ def pick_task(kernel: Any, scan: Any, who: str | None, chosen: Any = None) -> An
 
 def cmd_task(args: argparse.Namespace) -> int:
     """``backchain task DUMP [PID|ADDR]``."""
+    kernel = open_kernel(args)
+    try:
+        return _task(kernel, args)
+    finally:
+        print_type_notes(kernel)
+
+
+def _task(kernel: Any, args: argparse.Namespace) -> int:
     from explorer.model.structview import member, read_struct, value_json, value_lines
     from explorer.model.tasks import find_tasks
 
-    kernel = open_kernel(args)
     scan = find_tasks(kernel)
     task = pick_task(kernel, scan, args.who, getattr(args, "context", None))
     value = read_struct(kernel, "task_struct", task.address)

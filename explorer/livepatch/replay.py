@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from explorer.image.lists import walk_list
 from explorer.livepatch.state import (
     KLP_PATCHED,
     KLP_UNPATCHED,
@@ -31,7 +32,6 @@ from explorer.livepatch.state import (
     task_patch_states,
 )
 from explorer.model.kernel import Kernel
-from explorer.model.lists import walk_list
 from explorer.model.tasks import PF_KTHREAD, Task, TaskScan
 from explorer.walk.analysis import TaskAnalysis, analyse_task, unwind_context
 from explorer.walk.reliable import klp_check_stack, livepatch_message

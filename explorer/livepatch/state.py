@@ -21,8 +21,8 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from explorer.image.lists import walk_list
 from explorer.model.kernel import Kernel
-from explorer.model.lists import walk_list
 from explorer.model.tasks import Task
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.s390.layouts import kernel_version

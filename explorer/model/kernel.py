@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from explorer.model.image import DumpIdentity, DumpImage
+from explorer.image.dumpimage import DumpIdentity, DumpImage
 from explorer.sources.companions import Files
 from parsers.dumps.cpustate import CpuRegisters
 from parsers.dumps.memory import AddressSpace, VaLayout

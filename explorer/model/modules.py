@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from explorer.model.lists import walk_list
+from explorer.image.lists import walk_list
 from parsers.errors import DumpError
 from parsers.symbols.table import Symbol
 

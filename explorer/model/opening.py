@@ -1,6 +1,6 @@
 """Opening a kernel: the policy that decides every file, type and layout, in one place.
 
-:func:`open_kernel` reads what the dump says about itself (:mod:`explorer.model.image`), then
+:func:`open_kernel` reads what the dump says about itself (:mod:`explorer.image.dumpimage`), then
 decides, in this order: the companion files beside the dump (what the user left out), the
 symbols (a named System.map or vmlinux, verified, else the dump's own kallsyms), the release,
 the types (``--types``, or the first source that has them), the layouts of pt_regs, lowcore
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from explorer.model.image import Diagnostics, DumpImage, read_image
+from explorer.image.dumpimage import Diagnostics, DumpImage, read_image
 from explorer.model.kernel import DEFAULT_THREAD_SIZE, Cpu, Kernel, Layouts, Options
 from explorer.sources.bundled import BUNDLED_PROFILES, bundled_profile
 from explorer.sources.companions import Files, Verifier, choose_companions, plain_vmlinux
@@ -257,6 +257,7 @@ def _types_from(
             # a vmlinux used only by --force never fills the cache its build-id names
             trusted = not any(f" {files.vmlinux} " in w for w in notes.forced)
             profile = profile_from_dwarf(plain, use_cache=trusted)
+            notes.warnings.extend(profile.notes)
             return verifier.profile(profile, files.vmlinux)
         except TypeInfoError as exc:
             notes.warnings.append(str(exc))

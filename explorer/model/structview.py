@@ -56,6 +56,13 @@ def type_graph(kernel: Kernel) -> TypeGraph:
     return graph
 
 
+def type_notes(kernel: Kernel) -> list[str]:
+    """What the kernel's type graph, if one was opened, says about how it was read (DWARF
+    that backchain's reader left to pyelftools)."""
+    graph = _GRAPHS.get(kernel)
+    return [] if graph is None else list(graph.notes)
+
+
 @dataclass(frozen=True)
 class Value:
     """One value read from memory.

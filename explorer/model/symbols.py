@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from explorer.model.lists import intact_list
+from explorer.image.lists import intact_list
 from explorer.sources.larl import larl_targets
 from parsers.errors import DumpError, SymbolError
 from parsers.symbols.table import Symbol, SymbolTable

@@ -13,8 +13,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from explorer.image.lists import walk_list
 from explorer.model.kernel import Kernel
-from explorer.model.lists import walk_list
 from parsers.errors import DumpError, TypeInfoError
 from parsers.s390.sched import (
     PF_IDLE,

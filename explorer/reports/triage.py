@@ -249,33 +249,14 @@ def stack_sanity(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
 
 
 def livepatch(kernel: Kernel) -> Finding | None:
-    """Livepatch state when the kernel has a livepatch loaded: from the ``klp`` command's
-    model (``explorer.livepatch.state.livepatch_summary``) once it is on this branch; until
-    then from ``klp_transition_patch`` alone."""
-    import importlib
+    """Livepatch state when the kernel has a livepatch loaded: the ``klp`` command's summary
+    line (:func:`explorer.livepatch.state.livepatch_summary`)."""
+    from explorer.livepatch.state import livepatch_summary
 
-    try:
-        state = importlib.import_module("explorer.livepatch.state")
-    except ImportError:
-        state = None
-    summary = getattr(state, "livepatch_summary", None)
-    if summary is not None:
-        line: str | None = summary(kernel)
-        if line is None:
-            return None
-        return Finding("livepatch", "livepatch", line, (), "klp DUMP", {"summary": line})
-    syms = kernel.symbols
-    addr = syms.address_of("klp_transition_patch") if syms is not None else None
-    if addr is None:
+    line = livepatch_summary(kernel)
+    if line is None:
         return None
-    try:
-        patch = kernel.space.read_u64(addr)
-    except DumpError:
-        return None
-    if not patch:
-        return None
-    head = f"a livepatch transition is in progress (klp_transition_patch 0x{patch:x})"
-    return Finding("livepatch", "livepatch", head, (), "check DUMP", {"transition_patch": patch})
+    return Finding("livepatch", "livepatch", line, (), "klp DUMP", {"summary": line})
 
 
 def taints(kernel: Kernel) -> Finding | None:

@@ -22,13 +22,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 from aiohttp.abc import AbstractAccessLogger
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
+from explorer.serve.forks import Zygote, ZygoteError
 from explorer.serve.pages import foreign_page, full_page, index_page, refused_page
 from explorer.serve.policy import (
     COOKIE,
@@ -71,6 +72,8 @@ class ServeConfig:
         results: the exercise results file, shown to the trainer at ``/results``.
         trainer_key: what ``/results`` needs besides the token (trainees have the token).
         offered: the scenarios the classroom offers (the results list untried ones).
+        zygote: the command of a warm process that forks sessions (``explorer.serve.forks``;
+            its socket's descriptor is appended); None: every session starts from scratch.
     """
 
     argv: tuple[str, ...]
@@ -85,6 +88,7 @@ class ServeConfig:
     results: str | None = None
     trainer_key: str | None = None
     offered: tuple[str, ...] = ()
+    zygote: tuple[str, ...] | None = None
 
 
 class MalformedMessage(ValueError):
@@ -123,17 +127,42 @@ def parse_message(text: str) -> tuple[str, Any]:
 
 
 class SessionService(AppService):
-    """One session's explorer process, in a process group of its own; remembers when the
-    browser last sent input."""
+    """One session's explorer process, in a process group of its own, forked by the zygote
+    when there is one; remembers when the browser last sent input (the idle clock starts
+    when the explorer first draws: a slow start is not idleness)."""
 
-    def __init__(self, argv: Sequence[str], environment: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        environment: dict[str, str],
+        zygote: Zygote | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(" ".join(argv), **kwargs)
         self.argv = tuple(argv)
         self.session_id = uuid.uuid4().hex[:12]
         self.environment = {**environment, ENV_SESSION: self.session_id}
+        self.zygote = zygote
         self.last_input = time.monotonic()
         self.started = time.time()
+        #: When the explorer first drew (monotonic), None until then.
+        self.drawn: float | None = None
+        self.forked = False
         self._ending: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def base_environment(environment: dict[str, str]) -> dict[str, str]:
+        """What every session's environment holds (textual-serve's and ``environment``),
+        at the default size: the zygote's environment."""
+        probe = AppService.__new__(AppService)
+        probe.debug = False
+        return {**AppService._build_environment(probe), **environment}
+
+    async def on_data(self, payload: bytes) -> None:
+        """Screen output for the browser; the first starts the idle clock."""
+        if self.drawn is None:
+            self.drawn = self.last_input = time.monotonic()
+        await super().on_data(payload)
 
     def _build_environment(self, width: int = 80, height: int = 24) -> dict[str, str]:
         environment = super()._build_environment(width=width, height=height)
@@ -141,13 +170,26 @@ class SessionService(AppService):
         return environment
 
     async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
-        """The explorer, run directly (no shell) as the leader of a new process group."""
+        """The explorer, forked by the zygote, else run directly (no shell); either way the
+        leader of a new process group."""
+        environment = self._build_environment(width=width, height=height)
+        prefix = (sys.executable, "-m", "explorer")
+        if self.zygote is not None and self.zygote.ready is not False and self.argv[:3] == prefix:
+            try:
+                forked = await self.zygote.spawn(self.argv[3:], environment)
+            except ZygoteError as error:
+                log.warning("session %s: not forked (%s): started anew", self.session_id, error)
+            else:
+                self._process = cast(Any, forked)  # used as the Process it stands for
+                self._stdin = forked.stdin
+                self.forked = True
+                return forked
         self._process = process = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self._build_environment(width=width, height=height),
+            env=environment,
             start_new_session=True,
         )
         assert process.stdin is not None
@@ -242,6 +284,8 @@ class ClassroomServer(Server):
         #: Session id -> its service and websocket, from before its explorer starts until
         #: that explorer is gone.
         self.sessions: dict[str, tuple[SessionService, web.WebSocketResponse]] = {}
+        #: The warm process sessions are forked from (None: each starts anew).
+        self.zygote: Zygote | None = None
 
     @property
     def full(self) -> bool:
@@ -316,6 +360,7 @@ class ClassroomServer(Server):
         )
         await runner.setup()
         try:
+            await self._start_zygote()
             await web.TCPSite(runner, self.host, self.port).start()
             self.port = int(runner.addresses[0][1])
             if self.announce is not None:
@@ -330,6 +375,23 @@ class ClassroomServer(Server):
             for service, _websocket in list(self.sessions.values()):
                 if service.pid is not None:
                     kill_group(service.pid, signal.SIGKILL)
+            if self.zygote is not None:
+                self.zygote.stop()
+
+    async def _start_zygote(self) -> None:
+        """Start the zygote; it warms up while the server starts listening (sessions that
+        come meanwhile wait for it; they start anew if it fails)."""
+        if self.config.zygote is None:
+            return
+        zygote = Zygote(
+            self.config.zygote, SessionService.base_environment(self.config.environment)
+        )
+        try:
+            zygote.start()
+        except OSError as error:
+            log.warning("the session zygote did not start (%s): sessions start anew", error)
+            return
+        self.zygote = zygote
 
     async def on_shutdown(self, app: web.Application) -> None:
         """End every session (explorers asked to quit, then their process groups killed)."""
@@ -401,6 +463,7 @@ class ClassroomServer(Server):
             close=websocket.close,
             download_manager=self.download_manager,
             debug=self.debug,
+            zygote=self.zygote,
         )
         self.sessions[service.session_id] = (service, websocket)
         log.info(
@@ -453,12 +516,13 @@ class ClassroomServer(Server):
                 await app_service.focus()
 
     async def _watch(self, service: SessionService, websocket: web.WebSocketResponse) -> None:
-        """Close the websocket after ``idle_timeout`` seconds without input; end the
-        explorer as soon as the websocket is closed (even while its handler waits on the
-        explorer)."""
+        """Close the websocket after ``idle_timeout`` seconds without input (counted from
+        the explorer's first screen); end the explorer as soon as the websocket is closed
+        (even while its handler waits on the explorer)."""
         timeout = self.config.idle_timeout
         while not websocket.closed:
-            left = service.last_input + timeout - time.monotonic() if timeout > 0 else 1.0
+            counting = timeout > 0 and service.drawn is not None
+            left = service.last_input + timeout - time.monotonic() if counting else 1.0
             if left <= 0:
                 log.info("session %s idle for %g s: ending it", service.session_id, timeout)
                 await websocket.close(code=CLOSE_IDLE, message=b"idle: session ended")

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from explorer.model.image import Diagnostics, DumpImage
+from explorer.image.dumpimage import Diagnostics, DumpImage
 from explorer.sources.symcache import cached_file_symbols, file_symbols_key, save_file_symbols
 from explorer.sources.verify import (
     Evidence,

@@ -4,7 +4,7 @@ found in its memory by content (explorer.sources.memscan), through the symbol-ta
 
 from __future__ import annotations
 
-from explorer.model.image import Diagnostics, DumpImage
+from explorer.image.dumpimage import Diagnostics, DumpImage
 from explorer.sources.symcache import cached_kallsyms
 from parsers.errors import DumpError
 from parsers.symbols.kallsyms import kallsyms_tables

@@ -11,7 +11,7 @@ says why): no symbols beat plausible-looking wrong ones.
 
 from __future__ import annotations
 
-from explorer.model.image import Diagnostics, DumpImage
+from explorer.image.dumpimage import Diagnostics, DumpImage
 from explorer.sources.symcache import cached_kallsyms
 from explorer.sources.verify import symbol_evidence
 from parsers.errors import DumpError

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from explorer.model.lists import intact_list
+from explorer.image.lists import intact_list
 from parsers.errors import DumpError, TypeInfoError
 from parsers.s390.layouts import STACK_FRAME_BACK_CHAIN
 from parsers.s390.sched import (
@@ -65,7 +65,7 @@ from parsers.s390.sched import (
 from parsers.types.profile import WANTED, TypeProfile
 
 if TYPE_CHECKING:
-    from explorer.model.image import Diagnostics
+    from explorer.image.dumpimage import Diagnostics
     from explorer.model.kernel import Kernel
 
 __all__ = ["NOT_INFERRED", "ProbeInput", "infer_offsets", "probe_types"]

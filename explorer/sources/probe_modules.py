@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from explorer.model.lists import intact_list
+from explorer.image.lists import intact_list
 from parsers.errors import DumpError
 
 __all__ = ["ModuleLayout", "infer_module_layout"]

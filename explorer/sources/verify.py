@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from explorer.model.image import DumpIdentity
+from explorer.image.dumpimage import DumpIdentity
 from parsers.elf.fileid import ElfIdentity, release_of_banner
 from parsers.errors import MismatchError
 from parsers.symbols.table import SymbolTable

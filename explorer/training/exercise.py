@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from explorer.training.klp import Judgement as KlpJudgement
+from explorer.training.klp import KlpGuess, is_klp, klp_markdown
+from explorer.training.klp import judge as judge_klp
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.reliable import RULES, UNWIND_ERRORS, Verdict
 
@@ -19,6 +22,8 @@ KINDS = UNWIND_ERRORS
 #: Answers that name no frame: the whole stack is fine, or livepatch never looks at it.
 NO_FRAME = ("reliable", "task_running")
 PLACEHOLDER = "exercise: find the failing frame and rule"
+#: A livepatch exercise's (:mod:`explorer.training.klp`): one question about the whole dump.
+KLP_PLACEHOLDER = "exercise: which task blocks the transition, and why?"
 
 
 @dataclass(frozen=True)
@@ -165,10 +170,30 @@ class Exercise:
     revealed_pids: set[int] = field(default_factory=set)
     guesses: dict[int, list[Guess]] = field(default_factory=dict)
     hints: dict[int, str] = field(default_factory=dict)
+    #: A livepatch exercise: its guesses, the blockers named right, the last hint, and how it
+    #: ended (``solved`` or ``revealed``; None while it runs).
+    klp_guesses: list[KlpGuess] = field(default_factory=list)
+    klp_named: set[int] = field(default_factory=set)
+    klp_hint: str = ""
+    klp_over: str | None = None
+
+    @property
+    def klp(self) -> bool:
+        """A livepatch exercise (:mod:`explorer.training.klp`): one question about the whole
+        dump, every verdict hidden until it is answered or revealed."""
+        return is_klp(self.scenario)
+
+    @property
+    def placeholder(self) -> str:
+        """What stands where a verdict would be while it is hidden."""
+        return KLP_PLACEHOLDER if self.klp else PLACEHOLDER
 
     @property
     def done(self) -> bool:
-        """The scenario's own task was answered right or revealed."""
+        """The scenario's own task was answered right or revealed (a livepatch exercise:
+        its question)."""
+        if self.klp:
+            return self.klp_over is not None
         return self.scenario is not None and self.scenario.pid in self.revealed_pids
 
     @property
@@ -180,8 +205,39 @@ class Exercise:
         return label(self.scenario, self.number, self.total)
 
     def hidden(self, task_address: int) -> bool:
-        """The verdict of the task at ``task_address`` is still hidden."""
+        """The verdict of the task at ``task_address`` is still hidden (a livepatch
+        exercise: every task's, until its question is answered or revealed)."""
+        if self.klp:
+            return self.klp_over is None
         return task_address not in self.revealed
+
+    def answer_klp(self, g: KlpGuess) -> KlpJudgement:
+        """Judge a livepatch exercise's guess against the kernel's answer; it is solved once
+        every blocking task is named right (each right one is recorded as right only then)."""
+        answer = self.scenario.answer
+        hints = len(self.klp_guesses)
+        self.klp_guesses.append(g)
+        j = judge_klp(answer, g, frozenset(self.klp_named))
+        if j.right and j.blocker is not None:
+            self.klp_named.add(j.blocker.pid)
+        solved = j.right and self.klp_named >= {b.pid for b in answer.blockers}
+        if solved:
+            self.klp_over = "solved"
+            self.klp_hint = ""
+        elif j.right:
+            self.klp_hint = "right; another task blocks too"
+        else:
+            self.klp_hint = j.hint
+        if self.recorder is not None:
+            self.recorder.record(g.pid or 0, g.text, solved, hints)
+        return j
+
+    def give_up_klp(self) -> None:
+        """The trainee reveals a livepatch exercise's answer without solving it."""
+        if self.klp_over is None:
+            if self.recorder is not None:
+                self.recorder.record(0, None, False, len(self.klp_guesses), revealed=True)
+            self.klp_over = "revealed"
 
     def reveal(self, task_address: int, pid: int | None = None) -> None:
         """Show that task's verdict from now on."""
@@ -225,6 +281,8 @@ class Exercise:
         s = self.scenario
         if s is None:
             return ""
+        if self.klp:
+            return klp_markdown(s)
         return (
             f"## Scenario {s.name}: {s.title}\n\n"
             f"Rules `{s.era}`, kernel {s.release}, pid {s.pid}.\n\n"

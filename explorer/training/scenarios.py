@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from explorer.training.klp import catalog as klp_catalog
 from explorer.training.synthetic import (
     KERNEL_PSW_MASK,
     KERNEL_WAIT_PSW_MASK,
@@ -1062,14 +1063,18 @@ def _catalog() -> tuple[Scenario, ...]:
     return tuple(out)
 
 
-#: Every scenario, in catalog order.
+#: Every synthetic scenario, in catalog order.
 SCENARIOS: tuple[Scenario, ...] = _catalog()
-_BY_NAME = {s.name: s for s in SCENARIOS}
+#: Every exercise: the synthetic scenarios, then the livepatch exercises on real samples
+#: (:mod:`explorer.training.klp`; only where the samples are, so they come last and the
+#: synthetic ones keep their numbers).
+CATALOG: tuple[Any, ...] = SCENARIOS + klp_catalog()
+_BY_NAME = {s.name: s for s in CATALOG}
 
 
 def names() -> list[str]:
-    """The scenario names, in catalog order."""
-    return [s.name for s in SCENARIOS]
+    """The exercise names, in catalog order."""
+    return [s.name for s in CATALOG]
 
 
 def close_matches(name: str) -> list[str]:
@@ -1092,17 +1097,18 @@ def numbers() -> dict[str, int]:
     return {name: n for n, name in enumerate(names(), 1)}
 
 
-def get(name: str) -> Scenario:
-    """The scenario called ``name``, or numbered ``name`` (``"7"``: exercise 7).
+def get(name: str) -> Any:
+    """The scenario called ``name``, or numbered ``name`` (``"7"``: exercise 7): a
+    :class:`Scenario`, or a livepatch exercise (:class:`explorer.training.klp.KlpScenario`).
 
     Raises:
         UnknownScenarioError: no such scenario (the message names close matches).
     """
     if name.isdigit():
-        if 1 <= int(name) <= len(SCENARIOS):
-            return SCENARIOS[int(name) - 1]
+        if 1 <= int(name) <= len(CATALOG):
+            return CATALOG[int(name) - 1]
         raise UnknownScenarioError(
-            f"no exercise {name}: they are numbered 1 to {len(SCENARIOS)}"
+            f"no exercise {name}: they are numbered 1 to {len(CATALOG)}"
         ) from None
     try:
         return _BY_NAME[name]

@@ -13,14 +13,18 @@ from textual.binding import Binding, BindingType
 from explorer.model.kernel import Options
 from explorer.model.tasks import Task
 from explorer.training.exercise import Exercise
+from explorer.training.klp import KlpGuess, answer_markdown
 from explorer.tui.commands import ExplorerCommands
+from explorer.tui.screens.answer import REVEAL
 from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.klp_answer import KlpAnswerForm
 from explorer.tui.screens.livepatch import LivepatchScreen
 from explorer.tui.screens.lowcore import LowcoreScreen
 from explorer.tui.screens.memory import MemoryScreen
 from explorer.tui.screens.overview import OverviewScreen
 from explorer.tui.screens.picker import ScenarioPicker
-from explorer.tui.screens.prompt import Prompt
+from explorer.tui.screens.prompt import Confirm, Prompt
+from explorer.tui.screens.scenario import DebriefScreen, klp_situation_markdown
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.session import Session
 from explorer.walk.analysis import TaskAnalysis
@@ -79,7 +83,7 @@ class BackchainApp(App[None]):
 
             chosen = scenarios.get(scenario)
             self.exercise = Exercise(
-                chosen, number=scenarios.number(chosen.name), total=len(scenarios.SCENARIOS)
+                chosen, number=scenarios.number(chosen.name), total=len(scenarios.CATALOG)
             )
             self.title = self.exercise.title
         elif exercise or self.picker is not None:
@@ -120,7 +124,7 @@ class BackchainApp(App[None]):
             recorder.scenario = scenario.name
         from explorer.training import scenarios
 
-        number, total = scenarios.number(scenario.name), len(scenarios.SCENARIOS)
+        number, total = scenarios.number(scenario.name), len(scenarios.CATALOG)
         self.exercise = Exercise(scenario, recorder=recorder, number=number, total=total)
         self.title = self.exercise.title
         self.path, self.session = path, None
@@ -155,9 +159,15 @@ class BackchainApp(App[None]):
         return self.session
 
     def opened(self, session: Session) -> None:
-        """The dump is open: a scenario opens its task's stack at once."""
+        """The dump is open: a scenario opens its task's stack at once (a livepatch
+        exercise asks about the whole dump: the task list stays)."""
         scenario = self.exercise.scenario if self.exercise is not None else None
         if scenario is None:
+            return
+        if scenario.pid is None:
+            self.notify(
+                "i: what happened and the question · a: your answer", timeout=8, markup=False
+            )
             return
         tasks = session.scan.by_pid(scenario.pid)
         if len(tasks) == 1:
@@ -175,6 +185,111 @@ class BackchainApp(App[None]):
                 self.title = ex.title
                 self.done.setdefault(ex.scenario.name, "solved" if solved else "revealed")
             self.overview.verdicts_changed()
+
+    # -- livepatch exercises (explorer.training.klp) --------------------------------------------
+    def _klp_exercise(self) -> Exercise | None:
+        ex = self.exercise
+        return ex if ex is not None and ex.klp else None
+
+    def answer_klp(self, pid: int | None = None) -> None:
+        """A livepatch exercise: the answer form (starting from ``pid``, the stack shown)."""
+        ex = self._klp_exercise()
+        if ex is None or ex.done:
+            return
+        answer = ex.scenario.answer
+        top = None if answer.top is None else (answer.top[0], answer.patches)
+        last = ex.klp_guesses[-1] if ex.klp_guesses else None
+        self.push_screen(KlpAnswerForm(pid, top, last, ex.klp_hint), self._klp_answered)
+
+    def _klp_answered(self, answer: KlpGuess | str | None) -> None:
+        ex = self._klp_exercise()
+        if ex is None or answer is None:
+            return
+        if answer == REVEAL:
+            self.reveal_klp()
+            return
+        assert isinstance(answer, KlpGuess)
+        judgement = ex.answer_klp(answer)
+        if ex.done:
+            tries = len(ex.klp_guesses)
+            self._klp_over(f"Right: {answer.text}" + ("" if tries == 1 else f" (try {tries})"))
+            return
+        if judgement.right:
+            self.notify(ex.klp_hint, title=f"right: {answer.text}", markup=False)
+        else:
+            self.notify(
+                judgement.hint, title=f"not quite: {answer.text}", severity="warning", markup=False
+            )
+        self._klp_refresh()
+
+    def reveal_klp(self) -> None:
+        """A livepatch exercise: show the kernel's answer once the trainee confirms (recorded
+        as given up, for good)."""
+        ex = self._klp_exercise()
+        if ex is None or ex.done:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and not ex.done:
+                ex.give_up_klp()
+                self._klp_over("Revealed")
+
+        self.push_screen(
+            Confirm(
+                "reveal the kernel's answer?",
+                "You give up this exercise: the trainer's results record it as revealed, and "
+                "it cannot be answered afterwards.",
+                "Reveal",
+            ),
+            confirmed,
+        )
+
+    def _klp_refresh(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, StackScreen):
+                screen.exercise_changed()
+        self.overview.verdicts_changed()
+
+    def _klp_over(self, outcome: str) -> None:
+        ex = self._klp_exercise()
+        if ex is None:
+            return
+        self.title = ex.title
+        self.done.setdefault(ex.scenario.name, "revealed" if outcome == "Revealed" else "solved")
+        self._klp_refresh()
+        self.refresh_bindings()
+        self.push_screen(DebriefScreen(self._klp_debrief(outcome), ex.title))
+
+    def _klp_debrief(self, outcome: str) -> str:
+        ex = self._klp_exercise()
+        assert ex is not None
+        text = f"**{outcome}**\n\n{answer_markdown(ex.scenario)}\n"
+        transition = self.session.transition if self.session is not None else None
+        if transition is not None:
+            from explorer.livepatch.report import transition_lines
+
+            try:
+                lines = transition_lines(transition.replay(), "vmcore")
+            except Exception as exc:  # a damaged state: said, never a traceback
+                lines = [f"(backchain's replay failed: {exc})"]
+            shown = "\n".join(f"- `{line.strip()}`" for line in lines)
+            text += f"backchain's replay of that retry (`backchain klp`):\n\n{shown}\n\n"
+        s = ex.scenario
+        return text + (
+            f"## {s.name}: {s.title}\n\n{s.story}\n\n**What to look for:** {s.look_for}\n\n"
+            "`k` now shows the livepatch screen.\n"
+        )
+
+    def klp_story(self) -> None:
+        """``i`` in a livepatch exercise: the situation and question before the answer, the
+        debriefing after."""
+        ex = self._klp_exercise()
+        if ex is None:
+            return
+        if ex.done:
+            self.push_screen(DebriefScreen(self._klp_debrief("The answer"), ex.title))
+        else:
+            self.push_screen(DebriefScreen(klp_situation_markdown(ex.scenario), ex.title))
 
     # -- navigation (also used by the command palette) -------------------------------------------
     def open_task(self, task: Task) -> None:
@@ -232,7 +347,8 @@ class BackchainApp(App[None]):
 
     def action_livepatch(self) -> None:
         """``k``: the livepatches and who blocks a transition."""
-        if self.exercise is not None:  # it would name the blocking tasks and their causes
+        ex = self.exercise
+        if ex is not None and not (ex.klp and ex.done):  # it names the blocking tasks, causes
             self.notify("the livepatch screen is closed in exercise mode", severity="warning")
             return
         session = self._need_session()

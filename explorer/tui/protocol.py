@@ -33,6 +33,15 @@ class Explorer(Protocol):
         """Exercise mode: ``task``'s verdict is shown from now on; it was ``solved`` (answered
         right) or given up."""
 
+    def answer_klp(self, pid: int | None = None) -> None:
+        """A livepatch exercise: the answer form, starting from ``pid``."""
+
+    def reveal_klp(self) -> None:
+        """A livepatch exercise: give up and show the kernel's answer (after a confirmation)."""
+
+    def klp_story(self) -> None:
+        """A livepatch exercise: the situation before the answer, the debriefing after."""
+
     def open_task(self, task: Task) -> None:
         """Show the stack of ``task``."""
 

@@ -7,6 +7,7 @@ model (``explorer.model.kernel``, ``explorer.walk.analysis``) and keeps what it 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -123,6 +124,31 @@ class LowcoreRow:
     meaning: str
 
 
+#: Dumps opened before the explorer started (:func:`preopen`), by path, options and the
+#: file's identity.
+_PREOPENED: dict[tuple[object, ...], Session] = {}
+
+
+def _identity(path: str, options: Options) -> tuple[object, ...]:
+    """What makes an open dump the same one: the path as given, the options, and the
+    file's device, inode, size and modification time (a rewritten file is another dump)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, options)
+    return (path, options, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def preopen(path: str, options: Options) -> Session:
+    """Open a dump now, for explorers this process forks later (``backchain serve``'s
+    zygote): their :meth:`Session.open` of the same file and options returns it, and they
+    share its memory with each other until they change it."""
+    session = Session.open(path, options)
+    _ = session.transition  # read now, once, as the overview's load worker does
+    _PREOPENED[_identity(path, options)] = session
+    return session
+
+
 class Session:
     """One open dump and everything the explorer learnt about it.
 
@@ -143,11 +169,15 @@ class Session:
 
     @classmethod
     def open(cls, path: str, options: Options, progress: Progress | None = None) -> Session:
-        """Open a dump and find its tasks (slow: run in a thread worker).
+        """Open a dump and find its tasks (slow: run in a thread worker); a dump this
+        process opened ahead (:func:`preopen`) is not opened again.
 
         Raises:
             DumpError: the dump or a named companion file cannot be used.
         """
+        ahead = _PREOPENED.get(_identity(path, options))
+        if ahead is not None:
+            return ahead
         kernel = open_kernel(path, options, progress=progress)
         return cls(kernel, find_tasks(kernel))
 
@@ -205,11 +235,11 @@ class Session:
         return line.removeprefix("livepatch: ")
 
     def functions(self, walk: Walk) -> tuple[str, ...]:
-        """Function names of a walk's frames, innermost first."""
-        syms = self.kernel.symbols
+        """Function names of a walk's frames, innermost first (a loaded module's from its
+        own symbols, as the kernel's Call Trace names them; ``0x…`` when unknown)."""
         out = []
         for s in walk.steps:
-            sym = syms.lookup(s.ip) if syms is not None else None
+            sym = self.kernel.lookup_symbol(s.ip)
             out.append(sym.name if sym is not None else f"0x{s.ip:x}")
         return tuple(out)
 

@@ -1,6 +1,6 @@
 """LEB128 numbers (DWARF's variable-length integers), read from any indexable bytes.
 
-One definition for every DWARF reader (:mod:`parsers.dwarf.structs`, :mod:`parsers.dwarf.lines`).
+One definition for every DWARF reader (:mod:`parsers.dwarf.reader`, :mod:`parsers.dwarf.lines`).
 A 64-bit value needs at most 10 bytes; a longer run of continuation bytes is damage
 (:class:`Overlong`), never a loop to the end of the section. The line-program interpreter of
 :mod:`parsers.dwarf.lines` keeps its own inlined copy of the unsigned loop in its hot path.

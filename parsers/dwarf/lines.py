@@ -1,8 +1,9 @@
 """Source lines and inline chains from the DWARF of a vmlinux (or any ELF with debug info).
 
 A vmlinux's ``.debug_info`` is 100+ MB: this module never decodes all of it. The file is
-memory-mapped; ``.debug_aranges`` maps an address to its compile unit (CU); in that CU only
-the top-level DIEs are stepped over (``DW_AT_sibling`` jumps over their children) to find the
+memory-mapped, its units and DIEs read by :mod:`parsers.dwarf.reader` (the one reader);
+``.debug_aranges`` maps an address to its compile unit (CU); in that CU only the top-level
+DIEs are stepped over (``DW_AT_sibling`` jumps over their children) to find the
 subprogram holding the address, and only that subprogram's subtree is read to find the
 inlined subroutines around it. The CU's line program is run once when first needed. What was
 found per CU (its functions' ranges, its line rows) is kept for the life of the reader, and
@@ -23,7 +24,7 @@ import os
 import posixpath
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,23 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from parsers.dwarf.leb128 import sleb128, uleb128
+from parsers.dwarf.reader import (
+    ADDRX_FORMS,
+    FIXED_FORMS,
+    FORM_ADDR,
+    FORM_RNGLISTX,
+    FORM_STRING,
+    OFFSET_FORMS,
+    REF_FORMS,
+    ULEB_FORMS,
+    Damaged,
+    Die,
+    DwarfReader,
+    Span,
+    Unit,
+    Unsupported,
+    form_size,
+)
 from parsers.elf.sections import build_id_in_notes
 from parsers.errors import DumpError, FormatError, TypeInfoError
 
@@ -57,28 +75,9 @@ AT_SPECIFICATION = 0x47
 AT_RANGES = 0x55
 AT_CALL_FILE = 0x58
 AT_CALL_LINE = 0x59
-AT_STR_OFFSETS_BASE = 0x72
-AT_ADDR_BASE = 0x73
-AT_RNGLISTS_BASE = 0x74
 
-#: Forms whose size is fixed (None: depends on the unit's address or offset size).
-_FIXED = {
-    0x0B: 1, 0x11: 1, 0x0C: 1, 0x25: 1, 0x29: 1,  # data1 ref1 flag strx1 addrx1
-    0x05: 2, 0x12: 2, 0x26: 2, 0x2A: 2,  # data2 ref2 strx2 addrx2
-    0x27: 3, 0x2B: 3,  # strx3 addrx3
-    0x06: 4, 0x13: 4, 0x1C: 4, 0x28: 4, 0x2C: 4,  # data4 ref4 ref_sup4 strx4 addrx4
-    0x07: 8, 0x14: 8, 0x20: 8, 0x24: 8,  # data8 ref8 ref_sig8 ref_sup8
-    0x1E: 16, 0x19: 0, 0x21: 0,  # data16 flag_present implicit_const
-}  # fmt: skip
-_OFFSET_FORMS = {0x0E, 0x17, 0x1D, 0x1F, 0x1F20, 0x1F21}  # strp sec_offset strp_sup line_strp alt
-_ULEB_FORMS = {0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02}
-_REF_FORMS = {0x11: 1, 0x12: 2, 0x13: 4, 0x14: 8, 0x15: 0}  # CU-relative references
-
-_CACHE_GENERATION = 2
-
-
-#: An abbreviation: tag, has children, (attribute, form, implicit constant) each.
-_Abbrev = tuple[int, bool, tuple[tuple[int, int, int], ...]]
+#: 3: DIE offsets are offsets in .debug_info (2: in the file).
+_CACHE_GENERATION = 3
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -126,22 +125,23 @@ class Location:
 # -- the reader -----------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Unit:
-    offset: int  # of the unit header in .debug_info
-    end: int
-    version: int
-    offset_size: int
-    address_size: int
-    abbrevs: dict[int, _Abbrev]
-    die_offset: int  # of the unit DIE
+    """What line lookups keep of a unit besides its header (:class:`Unit`)."""
+
+    unit: Unit
     name: str | None = None
     comp_dir: str = ""
     stmt_list: int | None = None
     low_pc: int = 0
-    str_offsets_base: int = 8
-    addr_base: int = 8
-    rnglists_base: int = 0
     functions: list[tuple[int, int, int]] | None = None  # (low, high, die offset), sorted
     lines: _LineTable | None = None
+
+    @property
+    def offset(self) -> int:
+        return self.unit.offset
+
+    @property
+    def address_size(self) -> int:
+        return self.unit.address_size
 
 
 @dataclass(slots=True)
@@ -150,15 +150,6 @@ class _LineTable:
     files: list[tuple[str, int]]  # (name, directory index); joined when first used
     starts: list[int] = field(default_factory=list)  # row address, sequences sorted
     rows: list[tuple[int, int, int, int]] = field(default_factory=list)  # addr file line seq_end
-
-
-@dataclass(slots=True)
-class _Die:
-    offset: int
-    tag: int
-    children: bool
-    attrs: dict[int, tuple[int, Any]]
-    next: int  # offset after this DIE (its first child if it has children)
 
 
 class DwarfLines:
@@ -231,8 +222,14 @@ class DwarfLines:
         self._u16 = struct.Struct(e + "H").unpack_from
         self._u32 = struct.Struct(e + "I").unpack_from
         self._u64 = struct.Struct(e + "Q").unpack_from
-        self._uleb = partial(uleb128, self.data)  # (pos) -> (value, next pos), in C
+        self._uleb = partial(uleb128, self.data)  # (pos) -> (value, next pos)
         self._sleb = partial(sleb128, self.data)
+        spans = {name: Span(offset, size) for name, (offset, size) in self.sections.items()}
+        try:
+            self.dwarf = DwarfReader(self.data, spans, self.little_endian)
+        except Unsupported as why:
+            self.data.close()
+            raise TypeInfoError(f"has DWARF backchain does not read ({why})", self.path) from None
         self._units: dict[int, _Unit] = {}
         self._cache_file = None
         if cache_dir is not None and self.build_id:
@@ -242,6 +239,9 @@ class DwarfLines:
         self._dirty = False
         try:
             self._ranges = self._load_cache() or self._read_aranges()
+        except Unsupported as why:
+            self.data.close()
+            raise TypeInfoError(f"has DWARF backchain does not read ({why})", self.path) from None
         except _DAMAGE as error:
             raise FormatError(
                 f"damaged DWARF address index: {type(error).__name__}", self.path
@@ -277,9 +277,18 @@ class DwarfLines:
             return known
         try:
             found = self._results[address] = self._lookup(address)
+        except Damaged as error:
+            raise FormatError(
+                f"damaged DWARF near address 0x{address:x}: {error}", self.path
+            ) from None
         except _DAMAGE as error:
             raise FormatError(
                 f"damaged DWARF near address 0x{address:x}: {type(error).__name__}", self.path
+            ) from None
+        except Unsupported as why:
+            raise TypeInfoError(
+                f"has DWARF backchain does not read near address 0x{address:x} ({why})",
+                self.path,
             ) from None
         self._dirty = True
         return found
@@ -371,21 +380,14 @@ class DwarfLines:
                         ranges.append((start, start + length_, unit))
                 pos = next_set
         if not ranges:
-            for unit_offset in self._unit_offsets():
+            for unit_offset in self.dwarf.all_unit_offsets():
                 cu = self._unit(unit_offset)
-                top = self._die(cu, cu.die_offset)
-                for low, high in self._die_ranges(cu, top):
-                    ranges.append((low, high, unit_offset))
+                top = self.dwarf.die(cu.unit, cu.unit.die_offset, _RANGE_ATTRS)
+                if top is not None:
+                    for low, high in self._die_ranges(cu, top):
+                        ranges.append((low, high, unit_offset))
         ranges.sort()
         return ranges
-
-    def _unit_offsets(self) -> Iterator[int]:
-        base, size = self.sections[".debug_info"]
-        pos = base
-        while pos + 4 <= base + size:
-            length, _, body = self._initial_length(pos)
-            yield pos - base
-            pos = body + length
 
     def _unit_for(self, address: int) -> int | None:
         ranges = self._ranges
@@ -395,7 +397,7 @@ class DwarfLines:
                 return unit
         return None
 
-    # -- low-level reading -------------------------------------------------------------------------
+    # -- low-level reading (outside .debug_info: aranges, range lists, line programs) ----------
     def _initial_length(self, pos: int) -> tuple[int, int, int]:
         (length,) = self._u32(self.data, pos)
         if length == 0xFFFFFFFF:
@@ -407,282 +409,62 @@ class DwarfLines:
         return int(self._u64(self.data, pos)[0] if size == 8 else self._u32(self.data, pos)[0])
 
     def _uint(self, pos: int, size: int) -> int:
-        if size == 8:
-            return int(self._u64(self.data, pos)[0])
-        if size == 4:
-            return int(self._u32(self.data, pos)[0])
-        if size == 2:
-            return int(self._u16(self.data, pos)[0])
-        if size == 1:
-            return self.data[pos]
-        order: Literal["little", "big"] = "little" if self.little_endian else "big"
-        return int.from_bytes(self.data[pos : pos + size], order)
+        return self.dwarf.uint(self.data, pos, size)
 
-    def _cstr(self, pos: int) -> tuple[str, int]:
-        end = self.data.find(b"\0", pos)
+    def _cstr(self, pos: int, limit: int) -> tuple[str, int]:
+        end = self.data.find(b"\0", pos, limit)
         if end < 0:
             raise ValueError("unterminated string")
         return self.data[pos:end].decode("utf-8", "replace"), end + 1
 
-    def _section_str(self, section: str, offset: int) -> str:
-        base, size = self.sections[section]
-        if offset >= size:
-            raise ValueError(f"string offset past {section}")
-        return self._cstr(base + offset)[0]
-
-    # -- units and DIEs ----------------------------------------------------------------------------
+    # -- units and DIEs (parsers.dwarf.reader) ---------------------------------------------------
     def _unit(self, offset: int) -> _Unit:
-        unit = self._units.get(offset)
-        if unit is not None:
-            return unit
-        base, size = self.sections[".debug_info"]
-        pos = base + offset
-        length, offset_size, body = self._initial_length(pos)
-        end = body + length
-        if end > base + size:
-            raise ValueError("unit runs past .debug_info")
-        version = self._u16(self.data, body)[0]
-        if version >= 5:
-            unit_type = self.data[body + 2]
-            address_size = self.data[body + 3]
-            abbrev_offset = self._off(body + 4, offset_size)
-            die = body + 4 + offset_size
-            if unit_type in (2, 6):  # type units: signature + type offset
-                die += 8 + offset_size
-            elif unit_type in (4, 5):  # skeleton / split: dwo id
-                die += 8
-        elif version >= 2:
-            abbrev_offset = self._off(body + 2, offset_size)
-            address_size = self.data[body + 2 + offset_size]
-            die = body + 3 + offset_size
-        else:
-            raise ValueError(f"DWARF version {version}")
-        if address_size not in (4, 8):
-            raise ValueError(f"address size {address_size}")
-        unit = _Unit(
-            offset=offset,
-            end=end,
-            version=version,
-            offset_size=offset_size,
-            address_size=address_size,
-            abbrevs=self._abbrevs(abbrev_offset),
-            die_offset=die,
-        )
-        top = self._die(unit, die)
-        if top.tag in (TAG_COMPILE_UNIT, TAG_PARTIAL_UNIT):
-            for attr, target in (
-                (AT_STR_OFFSETS_BASE, "str_offsets_base"),
-                (AT_ADDR_BASE, "addr_base"),
-                (AT_RNGLISTS_BASE, "rnglists_base"),
-            ):
-                if attr in top.attrs:
-                    setattr(unit, target, top.attrs[attr][1])
-            unit.name = self._string(unit, top.attrs.get(AT_NAME))
-            unit.comp_dir = self._string(unit, top.attrs.get(AT_COMP_DIR)) or ""
+        cu = self._units.get(offset)
+        if cu is not None:
+            return cu
+        dwarf = self.dwarf
+        unit = dwarf.unit(offset)
+        cu = _Unit(unit)
+        top = dwarf.die(unit, unit.die_offset, _TOP_ATTRS) if unit.die_offset < unit.end else None
+        if top is not None and top.tag in (TAG_COMPILE_UNIT, TAG_PARTIAL_UNIT):
+            cu.name = dwarf.text(unit, top.attrs.get(AT_NAME))
+            cu.comp_dir = dwarf.text(unit, top.attrs.get(AT_COMP_DIR)) or ""
             if AT_STMT_LIST in top.attrs:
-                unit.stmt_list = top.attrs[AT_STMT_LIST][1]
+                cu.stmt_list = top.attrs[AT_STMT_LIST][1]
             if AT_LOW_PC in top.attrs:
-                unit.low_pc = self._address(unit, top.attrs[AT_LOW_PC])
-        self._units[offset] = unit
-        return unit
+                cu.low_pc = dwarf.address(unit, top.attrs[AT_LOW_PC])
+        self._units[offset] = cu
+        return cu
 
-    def _abbrevs(self, offset: int) -> dict[int, _Abbrev]:
-        base, _size = self.sections[".debug_abbrev"]
-        pos = base + offset
-        table: dict[int, _Abbrev] = {}
-        while True:
-            code, pos = self._uleb(pos)
-            if code == 0:
-                return table
-            tag, pos = self._uleb(pos)
-            children = self.data[pos] != 0
-            pos += 1
-            specs = []
-            while True:
-                attr, pos = self._uleb(pos)
-                form, pos = self._uleb(pos)
-                implicit = 0
-                if form == 0x21:
-                    implicit, pos = self._sleb(pos)
-                if attr == 0 and form == 0:
-                    break
-                specs.append((attr, form, implicit))
-            table[code] = (tag, children, tuple(specs))
-
-    def _die(self, unit: _Unit, pos: int, wanted: frozenset[int] | None = None) -> _Die:
-        """Read the DIE at absolute ``pos``; with ``wanted``, keep only those attributes."""
-        start = pos
-        code, pos = self._uleb(pos)
-        if code == 0:
-            return _Die(start, 0, False, {}, pos)
-        tag, children, specs = unit.abbrevs[code]
-        attrs: dict[int, tuple[int, Any]] = {}
-        for attr, form, implicit in specs:
-            while form == 0x16:  # indirect
-                form, pos = self._uleb(pos)
-            keep = wanted is None or attr in wanted
-            size = _FIXED.get(form)
-            if size is not None:
-                if keep:
-                    if form == 0x21:
-                        value: Any = implicit
-                    elif form == 0x19:
-                        value = True
-                    elif size <= 8:
-                        value = self._uint(pos, size)
-                    else:
-                        value = None
-                    attrs[attr] = (form, value)
-                pos += size
-            elif form in _OFFSET_FORMS:
-                if keep:
-                    attrs[attr] = (form, self._off(pos, unit.offset_size))
-                pos += unit.offset_size
-            elif form in _ULEB_FORMS:
-                value, pos = self._uleb(pos)
-                if keep:
-                    attrs[attr] = (form, value)
-            elif form == 0x01:  # addr
-                if keep:
-                    attrs[attr] = (form, self._uint(pos, unit.address_size))
-                pos += unit.address_size
-            elif form == 0x10:  # ref_addr
-                size = unit.address_size if unit.version <= 2 else unit.offset_size
-                if keep:
-                    attrs[attr] = (form, self._uint(pos, size))
-                pos += size
-            elif form == 0x08:  # string
-                text, pos = self._cstr(pos)
-                if keep:
-                    attrs[attr] = (form, text)
-            elif form == 0x0D:  # sdata
-                value, pos = self._sleb(pos)
-                if keep:
-                    attrs[attr] = (form, value)
-            elif form in (0x09, 0x18):  # block, exprloc
-                length, pos = self._uleb(pos)
-                pos += length
-            elif form in (0x0A, 0x03, 0x04):  # block1/2/4
-                size = {0x0A: 1, 0x03: 2, 0x04: 4}[form]
-                pos += size + self._uint(pos, size)
-            else:
-                raise ValueError(f"DWARF form 0x{form:x}")
-        return _Die(start, tag, children, attrs, pos)
-
-    def _skip_children(self, unit: _Unit, pos: int) -> int:
-        """Return the offset after the children starting at ``pos`` (and their 0 end)."""
-        depth = 1
-        while depth:
-            if pos >= unit.end:
-                raise ValueError("children run past the unit")
-            die = self._die(unit, pos, _SIBLING_ONLY)
-            if die.tag == 0:
-                depth -= 1
-                pos = die.next
-            elif die.children and AT_SIBLING in die.attrs:
-                pos = self._sibling(unit, die)
-            else:
-                pos = die.next
-                if die.children:
-                    depth += 1
-        return pos
-
-    def _children(self, unit: _Unit, parent: _Die, wanted: frozenset[int]) -> Iterator[_Die]:
-        if not parent.children:
-            return
-        pos = parent.next
-        while pos < unit.end:
-            die = self._die(unit, pos, wanted | _SIBLING_ONLY)
-            if die.tag == 0:
-                return
-            yield die
-            if not die.children:
-                pos = die.next
-            elif AT_SIBLING in die.attrs:
-                pos = self._sibling(unit, die)
-            else:
-                pos = self._skip_children(unit, die.next)
-
-    def _sibling(self, unit: _Unit, die: _Die) -> int:
-        """Where ``die``'s next sibling starts (always forward, or the DWARF is damaged)."""
-        pos = self._ref(unit, die.attrs[AT_SIBLING])
-        if not die.next <= pos < unit.end:
-            raise ValueError("DW_AT_sibling points backwards or out of the unit")
-        return pos
-
-    def _ref(self, unit: _Unit, value: tuple[int, Any]) -> int:
-        """Absolute position of a reference attribute's DIE."""
-        form, offset = value
-        base = self.sections[".debug_info"][0]
-        if form in _REF_FORMS:
-            return base + unit.offset + int(offset)
-        if form == 0x10:
-            return base + int(offset)
-        raise ValueError(f"reference form 0x{form:x}")
-
-    def _unit_of_ref(self, unit: _Unit, value: tuple[int, Any]) -> _Unit:
-        if value[0] != 0x10:
-            return unit
-        base = self.sections[".debug_info"][0]
-        target = int(value[1])
-        if unit.offset <= target < unit.end - base:
-            return unit
-        starts = sorted(self._ranges_units())
-        i = bisect.bisect_right(starts, target) - 1
-        return self._unit(starts[i])
-
-    def _ranges_units(self) -> list[int]:
-        if not hasattr(self, "_all_units"):
-            self._all_units = list(self._unit_offsets())
-        return self._all_units
-
-    def _string(self, unit: _Unit, value: tuple[int, Any] | None) -> str | None:
-        if value is None:
-            return None
-        form, raw = value
-        if form == 0x08:
-            return str(raw)
-        if form == 0x0E:
-            return self._section_str(".debug_str", raw)
-        if form == 0x1F:
-            return self._section_str(".debug_line_str", raw)
-        if form in (0x1A, 0x25, 0x26, 0x27, 0x28, 0x1F02):
-            base, _ = self.sections[".debug_str_offsets"]
-            pos = base + unit.str_offsets_base + raw * unit.offset_size
-            return self._section_str(".debug_str", self._off(pos, unit.offset_size))
-        return None
-
-    def _address(self, unit: _Unit, value: tuple[int, Any]) -> int:
-        form, raw = value
-        if form in (0x1B, 0x29, 0x2A, 0x2B, 0x2C, 0x1F01):
-            base, _ = self.sections[".debug_addr"]
-            return self._uint(base + unit.addr_base + raw * unit.address_size, unit.address_size)
-        return int(raw)
-
-    def _die_ranges(self, unit: _Unit, die: _Die) -> list[tuple[int, int]]:
+    def _die_ranges(self, unit: _Unit, die: Die) -> list[tuple[int, int]]:
         attrs = die.attrs
         if AT_LOW_PC in attrs and AT_HIGH_PC in attrs:
-            low = self._address(unit, attrs[AT_LOW_PC])
-            form, high = attrs[AT_HIGH_PC]
-            if form in (0x01, 0x1B, 0x29, 0x2A, 0x2B, 0x2C, 0x1F01):
-                high = self._address(unit, attrs[AT_HIGH_PC])
+            low = self.dwarf.address(unit.unit, attrs[AT_LOW_PC])
+            high_pc = attrs[AT_HIGH_PC]
+            if high_pc[0] == FORM_ADDR or high_pc[0] in ADDRX_FORMS:
+                high = self.dwarf.address(unit.unit, high_pc)
             else:
-                high = low + int(high)
+                high = low + int(high_pc[1])
             return [(low, high)] if high > low else []
         if AT_RANGES in attrs:
             return self._range_list(unit, attrs[AT_RANGES])
         return []
 
-    def _range_list(self, unit: _Unit, value: tuple[int, Any]) -> list[tuple[int, int]]:
-        form, raw = value
+    def _range_list(self, cu: _Unit, value: tuple[int, Any, int]) -> list[tuple[int, int]]:
+        form, raw = value[0], value[1]
+        unit = cu.unit
         out: list[tuple[int, int]] = []
         size = unit.address_size
         top = (1 << (8 * size)) - 1
         if unit.version < 5:
-            base_pos, _length = self.sections[".debug_ranges"]
-            pos = base_pos + raw
-            base = unit.low_pc
+            span = self.dwarf.span(".debug_ranges")
+            if not 0 <= raw < span.size:
+                raise Damaged("a range list past .debug_ranges")
+            pos = span.base + raw
+            base = cu.low_pc
             while True:
+                if pos + 2 * size > span.end:
+                    raise Damaged("a range list runs past .debug_ranges")
                 start = self._uint(pos, size)
                 end = self._uint(pos + size, size)
                 pos += 2 * size
@@ -693,26 +475,33 @@ class DwarfLines:
                     continue
                 if end > start:
                     out.append((base + start, base + end))
-        sec, _ = self.sections[".debug_rnglists"]
-        if form == 0x23:  # rnglistx: an index into the offsets after rnglists_base
-            pos = sec + unit.rnglists_base + raw * unit.offset_size
-            pos = sec + unit.rnglists_base + self._off(pos, unit.offset_size)
+        span = self.dwarf.span(".debug_rnglists")
+        if form == FORM_RNGLISTX:  # an index into the offsets after rnglists_base
+            at = unit.rnglists_base + raw * unit.offset_size
+            offset = unit.rnglists_base + self.dwarf.offset_in(
+                ".debug_rnglists", at, unit.offset_size
+            )
         else:
-            pos = sec + raw
-        base = unit.low_pc
+            offset = raw
+        if not 0 <= offset < span.size:
+            raise Damaged("a range list past .debug_rnglists")
+        pos = span.base + offset
+        base = cu.low_pc
         while True:
+            if pos >= span.end:
+                raise Damaged("a range list runs past .debug_rnglists")
             kind = self.data[pos]
             pos += 1
             if kind == 0:  # end_of_list
                 return out
             if kind == 1:  # base_addressx
                 index, pos = self._uleb(pos)
-                base = self._address(unit, (0x1B, index))
+                base = self.dwarf.address_at(unit, index)
             elif kind in (2, 3):  # startx_endx, startx_length
                 first, pos = self._uleb(pos)
                 second, pos = self._uleb(pos)
-                start = self._address(unit, (0x1B, first))
-                end = self._address(unit, (0x1B, second)) if kind == 2 else start + second
+                start = self.dwarf.address_at(unit, first)
+                end = self.dwarf.address_at(unit, second) if kind == 2 else start + second
                 out.append((start, end))
             elif kind == 4:  # offset_pair
                 first, pos = self._uleb(pos)
@@ -729,7 +518,7 @@ class DwarfLines:
                 length_, pos = self._uleb(pos + size)
                 out.append((start, start + length_))
             else:
-                raise ValueError(f"range list entry kind {kind}")
+                raise Damaged(f"range list entry kind {kind}")
 
     # -- functions of a unit ---------------------------------------------------------------------
     def _functions(self, unit: _Unit) -> list[tuple[int, int, int]]:
@@ -740,8 +529,10 @@ class DwarfLines:
             unit.functions = cached
             return cached
         functions = []
-        for offset in self._top_subprograms(unit):
-            die = self._die(unit, offset, _RANGE_ATTRS)
+        for offset in self._top_subprograms(unit.unit):
+            die = self.dwarf.die(unit.unit, offset, _RANGE_ATTRS)
+            if die is None:
+                continue
             for low, high in self._die_ranges(unit, die):
                 functions.append((low, high, offset))
         functions.sort()
@@ -749,19 +540,20 @@ class DwarfLines:
         self._dirty = True
         return functions
 
-    def _top_subprograms(self, unit: _Unit) -> Iterator[int]:
+    def _top_subprograms(self, unit: Unit) -> Iterator[int]:
         """Offsets of the subprograms among the unit DIE's children.
 
         The hot loop of a cold lookup (a kernel unit has 10,000+ top-level DIEs, most of them
         types): each abbreviation gets a plan once (its DIEs' fixed size, or where its
         DW_AT_sibling lies), so most DIEs are stepped over without decoding them.
         """
+        dwarf = self.dwarf
         plans = self._plans(unit)
-        data = self.data
-        top = self._die(unit, unit.die_offset)
-        if not top.children:
+        data, base = dwarf.info, dwarf.info_base
+        top = dwarf.die(unit, unit.die_offset, _SIBLING_ONLY)
+        if top is None or not top.has_children:
             return
-        pos, end = top.next, unit.end
+        pos, end = base + top.next, base + unit.end
         while pos < end:
             start = pos
             code = data[pos]
@@ -776,43 +568,47 @@ class DwarfLines:
                     shift += 7
                     if byte < 0x80:
                         break
+                    if shift > 70:
+                        raise Damaged("an abbreviation code longer than 10 bytes")
             if code == 0:
                 return
-            tag, children, size, sibling = plans[code]
+            plan = plans.get(code)
+            if plan is None:
+                raise Damaged(f"abbreviation {code} is not in the unit's table")
+            tag, children, size, sibling = plan
             if tag == TAG_SUBPROGRAM:
-                yield start
+                yield start - base
             if sibling is not None:
                 offset_pos, form = sibling
-                die = self._die(unit, start, _SIBLING_ONLY) if form is None else None
-                if die is not None:
-                    pos = self._sibling(unit, die) if AT_SIBLING in die.attrs else die.next
-                else:
-                    target = self._ref(unit, (form, self._uint(pos + offset_pos, _REF_SIZE[form])))
-                    if not pos <= target < end:
-                        raise ValueError("DW_AT_sibling points backwards or out of the unit")
-                    pos = target
+                if form is None:
+                    die = dwarf.die(unit, start - base, _SIBLING_ONLY)
+                    if die is None:
+                        raise Damaged("a null entry where a DIE was planned")
+                    pos = base + dwarf.after(die)
+                    continue
+                target = unit.offset + dwarf.uint(data, pos + offset_pos, REF_FORMS[form])
+                if not pos - base <= target < unit.end:
+                    raise Damaged("DW_AT_sibling points backwards or out of the unit")
+                pos = base + target
                 continue
             if size is not None and not children:
                 pos += size
                 continue
-            die = self._die(unit, start, _SIBLING_ONLY)
-            if not die.children:
-                pos = die.next
-            elif AT_SIBLING in die.attrs:
-                pos = self._sibling(unit, die)
-            else:
-                pos = self._skip_children(unit, die.next)
+            die = dwarf.die(unit, start - base, _SIBLING_ONLY)
+            if die is None:
+                raise Damaged("a null entry where a DIE was planned")
+            pos = base + dwarf.after(die)
 
-    def _plans(self, unit: _Unit) -> dict[int, tuple[int, bool, int | None, Any]]:
+    def _plans(self, unit: Unit) -> dict[int, tuple[int, bool, int | None, Any]]:
         """Per abbreviation: tag, has children, fixed size of the attributes (or None), and
         (offset of DW_AT_sibling after the code, its form) when that offset is fixed (the
         form None when it is not)."""
         plans = {}
-        for code, (tag, children, specs) in unit.abbrevs.items():
+        for code, (tag, children, specs) in self.dwarf.abbrevs(unit).items():
             size: int | None = 0
             sibling: Any = None
             for attr, form, _ in specs:
-                width = _form_size(form, unit)
+                width = form_size(form, unit)
                 if attr == AT_SIBLING and form in _REF_SIZE:
                     sibling = (size, form) if size is not None else (0, None)
                 if width is None or size is None:
@@ -822,16 +618,15 @@ class DwarfLines:
             plans[code] = (tag, children, size, sibling)
         return plans
 
-    def _name(self, unit: _Unit, die: _Die, depth: int = 0) -> str | None:
+    def _name(self, die: Die, depth: int = 0) -> str | None:
         """A DIE's name, through its abstract origin or specification."""
-        name = self._string(unit, die.attrs.get(AT_NAME))
+        name = self.dwarf.name(die)
         if name is not None or depth > 4:
             return name
         for attr in (AT_ABSTRACT_ORIGIN, AT_SPECIFICATION):
             if attr in die.attrs:
-                target_unit = self._unit_of_ref(unit, die.attrs[attr])
-                target = self._die(target_unit, self._ref(unit, die.attrs[attr]), _NAME_ATTRS)
-                return self._name(target_unit, target, depth + 1)
+                target = self.dwarf.target(die, attr, _NAME_ATTRS)
+                return None if target is None else self._name(target, depth + 1)
         return None
 
     # -- lookup ----------------------------------------------------------------------------------
@@ -841,18 +636,20 @@ class DwarfLines:
             return Location(address, None, None, ())
         unit = self._unit(unit_offset)
         row = self._line(unit, address)
-        chain: list[_Die] = []  # outermost first: the subprogram, then inline functions
+        chain: list[Die] = []  # outermost first: the subprogram, then inline functions
         functions = self._functions(unit)
         i = bisect.bisect_right(functions, (address, 1 << 64, 1 << 64)) - 1
         for low, high, offset in functions[max(0, i - 7) : i + 1][::-1]:
             if low <= address < high:
-                chain.append(self._die(unit, offset, _WALK_ATTRS))
+                die = self.dwarf.die(unit.unit, offset, _WALK_ATTRS)
+                if die is not None:
+                    chain.append(die)
                 break
         if chain:
-            self._descend(unit, chain, address)
+            self._descend(chain, address)
         if not chain:
             return Location(address, None, row, (), unit.name)
-        names = [self._name(unit, d) or "??" for d in chain]
+        names = [self._name(d) or "??" for d in chain]
         # Where in each function the address is: the innermost at the line row, each outer
         # one at the call site of the function inlined into it.
         places: list[SourceLine | None] = [row]
@@ -862,13 +659,14 @@ class DwarfLines:
         inlined = tuple(InlineFrame(names[k], places[k]) for k in range(len(chain) - 1, 0, -1))
         return Location(address, names[0], places[0], inlined, unit.name)
 
-    def _descend(self, unit: _Unit, chain: list[_Die], address: int) -> None:
+    def _descend(self, chain: list[Die], address: int) -> None:
         """Append the inlined subroutines containing ``address`` below ``chain[-1]``."""
         parent = chain[-1]
+        unit = self._unit(parent.unit.offset)
         depth = 0
         while depth < 64:
             depth += 1
-            for child in self._children(unit, parent, _WALK_ATTRS):
+            for child in self.dwarf.children(parent, _WALK_ATTRS):
                 if child.tag not in (TAG_INLINED_SUBROUTINE, TAG_LEXICAL_BLOCK):
                     continue
                 if any(lo <= address < hi for lo, hi in self._die_ranges(unit, child)):
@@ -879,12 +677,12 @@ class DwarfLines:
             else:
                 return
 
-    def _call_site(self, unit: _Unit, die: _Die) -> SourceLine | None:
+    def _call_site(self, unit: _Unit, die: Die) -> SourceLine | None:
         table = self._line_table(unit)
         if table is None or AT_CALL_FILE not in die.attrs:
             return None
         index = int(die.attrs[AT_CALL_FILE][1])
-        line = int(die.attrs.get(AT_CALL_LINE, (0, 0))[1])
+        line = int(die.attrs.get(AT_CALL_LINE, (0, 0, 0))[1])
         path = self._file_path(unit, table, index)
         return None if path is None else SourceLine(path, line)
 
@@ -918,11 +716,13 @@ class DwarfLines:
 
     def _run_line_program(self, unit: _Unit, offset: int) -> _LineTable:
         base, size = self.sections[".debug_line"]
+        if not 0 <= offset <= size - 4:
+            raise Damaged("a line program past .debug_line")
         pos = base + offset
         length, offset_size, body = self._initial_length(pos)
         end = body + length
         if end > base + size:
-            raise ValueError("line program runs past .debug_line")
+            raise Damaged("a line program runs past .debug_line")
         version = self._u16(self.data, body)[0]
         pos = body + 2
         address_size = unit.address_size
@@ -932,6 +732,8 @@ class DwarfLines:
         header_length = self._off(pos, offset_size)
         pos += offset_size
         program = pos + header_length
+        if program > end:
+            raise Damaged("a line program header runs past its program")
         min_inst = self.data[pos]
         pos += 1
         if version >= 4:
@@ -945,19 +747,19 @@ class DwarfLines:
         pos += opcode_base - 1
         del default_is_stmt
         if version >= 5:
-            dirs, pos = self._entries(unit, pos, offset_size)
-            files_raw, pos = self._entries(unit, pos, offset_size)
+            dirs, pos = self._entries(unit, pos, offset_size, program)
+            files_raw, pos = self._entries(unit, pos, offset_size, program)
             directories = [d[0] for d in dirs]
             files = files_raw
         else:
             directories = [unit.comp_dir]
-            while self.data[pos]:
-                text, pos = self._cstr(pos)
+            while pos < program and self.data[pos]:
+                text, pos = self._cstr(pos, program)
                 directories.append(text)
             pos += 1
             files = [("", 0)]  # file numbers start at 1
-            while self.data[pos]:
-                name, pos = self._cstr(pos)
+            while pos < program and self.data[pos]:
+                name, pos = self._cstr(pos, program)
                 index, pos = self._uleb(pos)
                 _, pos = self._uleb(pos)
                 _, pos = self._uleb(pos)
@@ -1048,9 +850,11 @@ class DwarfLines:
         return table
 
     def _entries(
-        self, unit: _Unit, pos: int, offset_size: int
+        self, cu: _Unit, pos: int, offset_size: int, limit: int
     ) -> tuple[list[tuple[str, int]], int]:
-        """DWARF 5 directory or file entries: (path, directory index) each."""
+        """DWARF 5 directory or file entries (before ``limit``): (path, directory index)."""
+        if pos >= limit:
+            raise Damaged("line program entries run past their header")
         count = self.data[pos]
         pos += 1
         formats = []
@@ -1059,35 +863,41 @@ class DwarfLines:
             form, pos = self._uleb(pos)
             formats.append((kind, form))
         n, pos = self._uleb(pos)
+        if n > limit - pos:  # each entry has a path, at least a byte
+            raise Damaged("more line program entries than their header holds")
         out = []
-        fake = _Unit(0, 0, 5, offset_size, unit.address_size, {}, 0)
-        fake.str_offsets_base = unit.str_offsets_base
+        unit = replace(cu.unit, offset_size=offset_size)
         for _ in range(n):
             path, index = "", 0
             for kind, form in formats:
-                value, pos = self._form_value(fake, pos, form)
+                value, pos = self._form_value(unit, pos, form, limit)
                 if kind == 1:
-                    path = self._string(fake, (form, value)) or ""
+                    path = self.dwarf.text(unit, (form, value, 0)) or ""
                 elif kind == 2:
                     index = int(value)
             out.append((path, index))
         return out, pos
 
-    def _form_value(self, unit: _Unit, pos: int, form: int) -> tuple[Any, int]:
+    def _form_value(self, unit: Unit, pos: int, form: int, limit: int) -> tuple[Any, int]:
         """One attribute value of ``form`` at ``pos`` (for line program headers)."""
-        if form == 0x08:
-            return self._cstr(pos)
-        if form in _OFFSET_FORMS:
+        if pos >= limit:
+            raise Damaged("line program entries run past their header")
+        if form == FORM_STRING:
+            end = self.data.find(b"\0", pos, limit)
+            if end < 0:
+                raise Damaged("an unterminated string in a line program header")
+            return bytes(self.data[pos:end]), end + 1
+        if form in OFFSET_FORMS:
             return self._off(pos, unit.offset_size), pos + unit.offset_size
-        if form in _ULEB_FORMS:
+        if form in ULEB_FORMS:
             return self._uleb(pos)
-        size = _FIXED.get(form)
+        size = FIXED_FORMS.get(form)
         if size is not None:
             return (self._uint(pos, size) if size <= 8 else None), pos + size
         if form in (0x09, 0x18):
             length, pos = self._uleb(pos)
             return None, pos + length
-        raise ValueError(f"line header form 0x{form:x}")
+        raise Damaged(f"line header form 0x{form:x}")
 
     def _join(self, unit: _Unit, directories: list[str], name: str, index: int) -> str:
         """A file's path relative to the build directory (the unit's comp_dir)."""
@@ -1108,23 +918,18 @@ class DwarfLines:
 _REF_SIZE = {0x11: 1, 0x12: 2, 0x13: 4, 0x14: 8}
 
 
-def _form_size(form: int, unit: _Unit) -> int | None:
-    """Bytes a value of ``form`` takes in ``unit``, or None when it varies."""
-    size = _FIXED.get(form)
-    if size is not None:
-        return size
-    if form in _OFFSET_FORMS:
-        return unit.offset_size
-    if form == 0x01:
-        return unit.address_size
-    if form == 0x10:
-        return unit.address_size if unit.version <= 2 else unit.offset_size
-    return None
-
-
 #: What damaged DWARF raises while being read (turned into FormatError).
-_DAMAGE = (IndexError, KeyError, struct.error, ValueError, RecursionError, ZeroDivisionError)
+_DAMAGE = (
+    Damaged,
+    IndexError,
+    KeyError,
+    struct.error,
+    ValueError,
+    RecursionError,
+    ZeroDivisionError,
+)
 _SIBLING_ONLY = frozenset({AT_SIBLING})
+_TOP_ATTRS = frozenset({AT_NAME, AT_COMP_DIR, AT_STMT_LIST, AT_LOW_PC})
 _RANGE_ATTRS = frozenset({AT_LOW_PC, AT_HIGH_PC, AT_RANGES})
 _NAME_ATTRS = frozenset({AT_NAME, AT_ABSTRACT_ORIGIN, AT_SPECIFICATION})
 _WALK_ATTRS = _RANGE_ATTRS | _NAME_ATTRS | {AT_CALL_FILE, AT_CALL_LINE}
@@ -1154,12 +959,18 @@ def _location_from_json(address: int, value: list[Any]) -> Location:
     )
 
 
+_SHF_COMPRESSED = 0x800
+
+
 def elf_symbol_value(elf: ELFFile, name: str) -> int | None:
     """The value of the first symbol called ``name`` (one pass, no symbol objects)."""
     section = elf.get_section_by_name(".symtab")
     if not isinstance(section, SymbolTableSection) or elf.elfclass != 64:
         return None
-    strings = elf.get_section(section["sh_link"]).data()
+    linked = elf.get_section(section["sh_link"])
+    if (section["sh_flags"] | linked["sh_flags"]) & _SHF_COMPRESSED:
+        return None  # pyelftools would allocate the size the header claims: not for a symbol
+    strings = linked.data()
     wanted = set()
     needle = name.encode() + b"\0"
     hit = strings.find(b"\0" + needle)

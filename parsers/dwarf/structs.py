@@ -9,34 +9,21 @@ most headers), and each hit is tried as the name attribute of a DIE, decoding on
 abbreviation table and that DIE. Only the found structs' members (and the types they refer
 to) are decoded afterwards.
 
-Whatever this reader does not handle (DW_FORM_strx names, type units, compressed sections,
-64-bit DWARF, relocations other than R_390_32/64) raises :class:`Unsupported`, so that the
-caller can use a general reader instead.
+The DIEs are read by :class:`~parsers.dwarf.reader.DwarfReader`, the one DWARF reader; what
+it does not handle raises :class:`Unsupported`, so that the caller can use a general reader
+instead. Names no needle finds (DW_FORM_strx indices, 8-byte offsets of 64-bit DWARF) are
+looked for among the top-level DIEs of every unit instead.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import struct
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from parsers.dwarf.leb128 import Overlong
-from parsers.dwarf.leb128 import sleb128 as _sleb
-from parsers.dwarf.leb128 import uleb128 as _uleb
-from parsers.elf.sections import (
-    ET_REL,
-    SHF_COMPRESSED,
-    SHF_MERGE,
-    SHF_STRINGS,
-    SHT_RELA,
-    ElfSections,
-    Section,
-)
+from parsers.dwarf.reader import DAMAGE, Die, DwarfReader, Unsupported
+from parsers.elf.sections import SHF_MERGE, SHF_STRINGS, ElfSections
 
-# DWARF 5 §7.5: tags, attributes and forms used here.
+# DWARF 5 §7.5: tags and attributes used here.
 TAG_ARRAY = 0x01
 TAG_MEMBER = 0x0D
 TAG_STRUCT = 0x13
@@ -55,384 +42,40 @@ AT_DATA_MEMBER_LOCATION = 0x38
 AT_DECLARATION = 0x3C
 AT_DECL_FILE = 0x3A
 AT_TYPE = 0x49
-
-FORM_STRING = 0x08
-FORM_STRP = 0x0E
-FORM_LINE_STRP = 0x1F
-FORM_SDATA = 0x0D
-FORM_IMPLICIT_CONST = 0x21
-FORM_REF_ADDR = 0x10
-#: Forms of a fixed size.
-_FIXED = {
-    0x0B: 1, 0x11: 1, 0x0C: 1,  # data1 ref1 flag
-    0x05: 2, 0x12: 2,  # data2 ref2
-    0x06: 4, 0x13: 4,  # data4 ref4
-    0x07: 8, 0x14: 8,  # data8 ref8
-    0x1E: 16, 0x19: 0, 0x21: 0,  # data16 flag_present implicit_const
-    0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4,  # addrx1-4 (an index into .debug_addr)
-}  # fmt: skip
-#: Forms holding one ULEB128: udata ref_udata addrx loclistx rnglistx.
-_ULEB_FORMS = frozenset({0x0F, 0x15, 0x1B, 0x22, 0x23})
-_REF_FORMS = frozenset({0x11, 0x12, 0x13, 0x14, 0x15})  # CU-relative references
-_OFFSET_FORMS = frozenset({FORM_STRP, 0x17, FORM_LINE_STRP})  # strp sec_offset line_strp
-_BLOCK_FORMS = {0x0A: 1, 0x03: 2, 0x04: 4}  # block1 block2 block4
-#: Strings by index (strx*, GNU_str_index), type signatures, supplementary and split files.
-_UNSUPPORTED_FORMS = frozenset(
-    {0x1A, 0x25, 0x26, 0x27, 0x28, 0x1F02, 0x20, 0x1C, 0x24, 0x1D, 0x1F01, 0x1F20, 0x1F21}
-)
-R_390_32, R_390_64 = 4, 22
 #: A DIE's abbreviation code is a ULEB128 just before its name; longer ones do not occur.
 _PROBE_BACK = 4
 #: Qualifier, array and nesting chains longer than this are damage, not C.
 MAX_NESTING = 16
 
 
-class Unsupported(Exception):
-    """The DWARF uses something this reader does not decode (not damage: use another)."""
-
-
-class Damaged(Exception):
-    """The DWARF contradicts itself where this reader looked."""
-
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """A compile unit's header."""
-
-    offset: int  # of the header, in .debug_info
-    end: int  # offset after the unit
-    version: int
-    address_size: int
-    abbrev_offset: int
-    die_offset: int  # of the unit's DIE
-
-
-@dataclass(frozen=True, slots=True)
-class Die:
-    """A decoded DIE: ``attrs`` maps each attribute to (form, value, value's offset)."""
-
-    unit: Unit
-    offset: int
-    tag: int
-    has_children: bool
-    attrs: dict[int, tuple[int, Any, int]]
-    next: int  # offset after the DIE (its first child, if it has children)
-
-    def int_attr(self, attr: int) -> int | None:
-        """An attribute's value if it is a constant (as pyelftools gives it), else None."""
-        found = self.attrs.get(attr)
-        if found is None or not isinstance(found[1], int) or isinstance(found[1], bool):
-            return None
-        return found[1]
-
-
-_Abbrev = tuple[int, bool, tuple[tuple[int, int, int], ...]]
-
-
-class DwarfStructs:
-    """The ``.debug_info`` of a mapped ELF file, read DIE by DIE where asked.
+class DwarfStructs(DwarfReader):
+    """The DWARF of an :class:`ElfSections`, with a search for named DIEs that reads only
+    where their names occur.
 
     Raises:
-        Unsupported: sections this reader does not decode (compressed, 64-bit DWARF...).
+        Unsupported: what :class:`~parsers.dwarf.reader.DwarfReader` does not decode, and
+            type units in .debug_types (DWARF 4's -fdebug-types-section).
     """
 
     def __init__(self, elf: ElfSections) -> None:
+        super().__init__(*DwarfReader.elf_arguments(elf))
+        if ".debug_types" in self.spans:  # structs there are referred to by signature
+            raise Unsupported("type units in .debug_types")
         self.elf = elf
-        info = elf.get(".debug_info")
-        abbrev = elf.get(".debug_abbrev")
         strings = elf.get(".debug_str")
-        if info is None or abbrev is None:
-            raise Unsupported("no .debug_info or .debug_abbrev")
-        if elf.get(".debug_str_offsets") is not None or elf.get(".debug_types") is not None:
-            raise Unsupported("string offsets or type units")
-        for section in (info, abbrev, strings):
-            if section is not None and section.flags & SHF_COMPRESSED:
-                raise Unsupported("compressed DWARF")
-        self.little_endian = elf.little_endian
-        e = "<" if elf.little_endian else ">"
-        self._u16 = struct.Struct(e + "H").unpack_from
-        self._u32 = struct.Struct(e + "I").unpack_from
-        self._u64 = struct.Struct(e + "Q").unpack_from
-        self.data: Any = elf.data
-        self.info_base = info.offset
-        if elf.type == ET_REL:
-            self.data = self._relocated(info)
-            self.info_base = 0
-        self.info_size = info.size
-        self.abbrev_base, self.abbrev_size = abbrev.offset, abbrev.size
         self.str_base, self.str_size = (strings.offset, strings.size) if strings else (0, 0)
         merge = SHF_MERGE | SHF_STRINGS
         self.merged_strings = strings is not None and strings.flags & merge == merge
-        self.unit_offsets: list[int] = []  # of the unit headers read so far, in order
-        self._walked = 0  # where the unit after the last one read starts
-        self._units_until(0)
-        self._units: dict[int, Unit] = {}
-        self._abbrevs: dict[int, dict[int, _Abbrev]] = {}
+        #: Names may be indices into .debug_str_offsets (DW_FORM_strx), which no needle finds.
+        self.indexed_names = ".debug_str_offsets" in self.spans or (
+            self.info_size >= 12 and self._initial_length(0)[1] == 8
+        )
 
-    # -- sections ---------------------------------------------------------------------------
-    def _relocated(self, info: Section) -> bytes:
-        """``.debug_info`` of a relocatable object with its RELA relocations applied."""
-        elf = self.elf
-        patched = bytearray(elf.bytes_of(info))
-        e = "<" if elf.little_endian else ">"
-        rela = struct.Struct(e + "QQq")
-        sym = struct.Struct(e + "IBBHQQ")
-        for section in elf.sections:
-            if section.type != SHT_RELA or section.info != info.index:
-                continue
-            if not 0 < section.link < len(elf.sections):
-                raise Unsupported("relocations without a symbol table")
-            symbols = elf.bytes_of(elf.sections[section.link])
-            for offset, r_info, addend in rela.iter_unpack(elf.bytes_of(section)):
-                kind, index = r_info & 0xFFFFFFFF, r_info >> 32
-                value = sym.unpack_from(symbols, index * sym.size)[4] + addend
-                size = {R_390_32: 4, R_390_64: 8}.get(kind)
-                if size is None:
-                    raise Unsupported(f"relocation type {kind}")
-                if offset + size > len(patched):
-                    raise Damaged("a relocation outside .debug_info")
-                field = value & ((1 << 8 * size) - 1)
-                patched[offset : offset + size] = field.to_bytes(size, elf.order)
-        return bytes(patched)
-
-    def _units_until(self, offset: int) -> None:
-        """Learn the unit headers up to the one holding ``offset`` (only those: each one
-        read maps its page of the file, and a vmlinux has thousands of units)."""
-        walked = self._walked
-        while walked <= offset and walked + 11 <= self.info_size:
-            (length,) = self._u32(self.data, self.info_base + walked)
-            if length >= 0xFFFFFFF0:
-                raise Unsupported("64-bit DWARF")
-            self.unit_offsets.append(walked)
-            walked += 4 + length
-        self._walked = walked
-
-    def unit_at(self, offset: int) -> Unit:
-        """The unit holding ``offset`` of .debug_info."""
-        if offset >= self._walked:
-            self._units_until(offset)
-        i = bisect.bisect_right(self.unit_offsets, offset) - 1
-        if i < 0:
-            raise Damaged("offset before the first unit")
-        return self.unit(self.unit_offsets[i])
-
-    def unit(self, offset: int) -> Unit:
-        """The unit whose header is at ``offset``."""
-        unit = self._units.get(offset)
-        if unit is not None:
-            return unit
-        data, pos = self.data, self.info_base + offset
-        (length,) = self._u32(data, pos)
-        end = offset + 4 + length
-        if end > self.info_size:
-            raise Damaged("a unit runs past .debug_info")
-        (version,) = self._u16(data, pos + 4)
-        if version >= 5:
-            unit_type, address_size = data[pos + 6], data[pos + 7]
-            (abbrev_offset,) = self._u32(data, pos + 8)
-            if unit_type not in (1, 3):  # compile, partial
-                raise Unsupported(f"unit type {unit_type}")
-            die = offset + 12
-        elif version >= 2:
-            (abbrev_offset,) = self._u32(data, pos + 6)
-            address_size = data[pos + 10]
-            die = offset + 11
-        else:
-            raise Damaged(f"DWARF version {version}")
-        unit = Unit(offset, end, version, address_size, abbrev_offset, die)
-        self._units[offset] = unit
-        return unit
-
-    def _abbrev_table(self, unit: Unit) -> dict[int, _Abbrev]:
-        table = self._abbrevs.get(unit.abbrev_offset)
-        if table is not None:
-            return table
-        data, pos = self.elf.data, self.abbrev_base + unit.abbrev_offset
-        end = self.abbrev_base + self.abbrev_size
-        table = {}
-        while True:
-            if pos >= end:
-                raise Damaged("abbreviations run past .debug_abbrev")
-            code, pos = _uleb(data, pos)
-            if code == 0:
-                break
-            tag, pos = _uleb(data, pos)
-            children = data[pos] != 0
-            pos += 1
-            specs = []
-            while True:
-                attr, pos = _uleb(data, pos)
-                form, pos = _uleb(data, pos)
-                implicit = 0
-                if form == FORM_IMPLICIT_CONST:
-                    implicit, pos = _sleb(data, pos)
-                if attr == 0 and form == 0:
-                    break
-                specs.append((attr, form, implicit))
-                if pos >= end:
-                    raise Damaged("abbreviations run past .debug_abbrev")
-            table[code] = (tag, children, tuple(specs))
-        self._abbrevs[unit.abbrev_offset] = table
-        return table
-
-    # -- DIEs -------------------------------------------------------------------------------
-    def die(self, unit: Unit, offset: int) -> Die | None:
-        """The DIE at ``offset`` of .debug_info (None for a null entry)."""
-        data, base = self.data, self.info_base
-        pos = base + offset
-        code, pos = _uleb(data, pos)
-        if code == 0:
-            return None
-        abbrev = self._abbrev_table(unit).get(code)
-        if abbrev is None:
-            raise Damaged(f"abbreviation {code} is not in the unit's table")
-        tag, children, specs = abbrev
-        attrs: dict[int, tuple[int, Any, int]] = {}
-        for attr, form, implicit in specs:
-            at = pos
-            while form == 0x16:  # indirect
-                form, pos = _uleb(data, pos)
-                at = pos
-            size = _FIXED.get(form)
-            value: Any
-            if size is not None:
-                if form == FORM_IMPLICIT_CONST:
-                    value = implicit
-                elif form == 0x19:
-                    value = True
-                elif size == 1:
-                    value = data[pos]
-                elif size == 2:
-                    value = self._u16(data, pos)[0]
-                elif size == 4:
-                    value = self._u32(data, pos)[0]
-                elif size == 8:
-                    value = self._u64(data, pos)[0]
-                else:
-                    value = bytes(data[pos : pos + size])
-                pos += size
-            elif form in _OFFSET_FORMS:
-                value = self._u32(data, pos)[0]
-                pos += 4
-            elif form in _ULEB_FORMS:
-                value, pos = _uleb(data, pos)
-            elif form == FORM_SDATA:
-                value, pos = _sleb(data, pos)
-            elif form == FORM_STRING:
-                end = data.find(b"\0", pos)
-                if end < 0:
-                    raise Damaged("an unterminated string")
-                value = bytes(data[pos:end])
-                pos = end + 1
-            elif form == 0x01:  # addr
-                value = int.from_bytes(data[pos : pos + unit.address_size], self.elf.order)
-                pos += unit.address_size
-            elif form == FORM_REF_ADDR:
-                size = unit.address_size if unit.version <= 2 else 4
-                value = int.from_bytes(data[pos : pos + size], self.elf.order)
-                pos += size
-            elif form in (0x09, 0x18):  # block exprloc
-                length, pos = _uleb(data, pos)
-                value = bytes(data[pos : pos + length])
-                at, pos = pos, pos + length
-            elif form in _BLOCK_FORMS:
-                size = _BLOCK_FORMS[form]
-                length = int.from_bytes(data[pos : pos + size], self.elf.order)
-                value = bytes(data[pos + size : pos + size + length])
-                at, pos = pos + size, pos + size + length
-            elif form in _UNSUPPORTED_FORMS:
-                raise Unsupported(f"DWARF form 0x{form:x}")
-            else:
-                raise Damaged(f"unknown DWARF form 0x{form:x}")
-            attrs[attr] = (form, value, at - base)
-        if pos - base > unit.end:
-            raise Damaged("a DIE runs past its unit")
-        return Die(unit, offset, tag, children, attrs, pos - base)
-
-    def children(self, die: Die) -> Iterator[Die]:
-        """The DIEs directly under ``die``."""
-        if not die.has_children:
-            return
-        pos = die.next
-        while True:
-            if pos >= die.unit.end:
-                raise Damaged("children run past their unit")
-            child = self.die(die.unit, pos)
-            if child is None:
-                return
-            yield child
-            pos = self._after(child)
-
-    def _after(self, die: Die, depth: int = 0) -> int:
-        """Where the DIE after ``die`` and its children starts."""
-        if not die.has_children:
-            return die.next
-        sibling = die.attrs.get(AT_SIBLING)
-        if sibling is not None:
-            target = self.reference(die, sibling)
-            if not die.next <= target <= die.unit.end:
-                raise Damaged("DW_AT_sibling points out of its unit")
-            return target
-        if depth > 4 * MAX_NESTING:
-            raise Damaged("DIEs nest too deep")
-        pos = die.next
-        while True:
-            if pos >= die.unit.end:
-                raise Damaged("children run past their unit")
-            child = self.die(die.unit, pos)
-            if child is None:
-                return _uleb(self.data, self.info_base + pos)[1] - self.info_base
-            pos = self._after(child, depth + 1)
-
-    def reference(self, die: Die, value: tuple[int, Any, int]) -> int:
-        """The .debug_info offset a reference attribute points to."""
-        form, raw, _ = value
-        if form in _REF_FORMS:
-            return die.unit.offset + int(raw)
-        if form == FORM_REF_ADDR:
-            return int(raw)
-        if form == 0x20:
-            raise Unsupported("type signature references")
-        raise Damaged(f"form 0x{form:x} is not a reference")
-
-    def target(self, die: Die, attr: int = AT_TYPE) -> Die | None:
+    def target(
+        self, die: Die, attr: int = AT_TYPE, wanted: frozenset[int] | None = None
+    ) -> Die | None:
         """The DIE an attribute (DW_AT_type by default) refers to; None without one."""
-        value = die.attrs.get(attr)
-        if value is None:
-            return None
-        offset = self.reference(die, value)
-        unit = die.unit
-        if not unit.offset <= offset < unit.end:
-            unit = self.unit_at(offset)
-        if offset < unit.die_offset:
-            raise Damaged("a reference into a unit header")
-        found = self.die(unit, offset)
-        if found is None:
-            raise Damaged("a reference to a null entry")
-        return found
-
-    def name(self, die: Die) -> str | None:
-        """The DIE's DW_AT_name."""
-        value = die.attrs.get(AT_NAME)
-        if value is None:
-            return None
-        raw = self.string(value)
-        return None if raw is None else raw.decode("utf-8", "replace")
-
-    def string(self, value: tuple[int, Any, int]) -> bytes | None:
-        """The bytes of a string attribute."""
-        form, raw, _ = value
-        if form == FORM_STRING:
-            return bytes(raw)
-        if form == FORM_STRP:
-            if raw >= self.str_size:
-                raise Damaged("a string offset past .debug_str")
-            start = self.str_base + raw
-            end = self.elf.data.find(b"\0", start, self.str_base + self.str_size)
-            if end < 0:
-                raise Damaged("an unterminated string in .debug_str")
-            return bytes(self.elf.data[start:end])
-        return None
+        return super().target(die, attr, wanted)
 
     # -- finding named DIEs -----------------------------------------------------------------
     def needles(self, name: str) -> list[bytes]:
@@ -486,14 +129,19 @@ class DwarfStructs:
                     if die is not None and accept(die):
                         found[key] = die
                         break
-                    units[key].add(self.unit_at(position).offset)
+                    try:
+                        units[key].add(self.unit_at(position).offset)
+                    except DAMAGE:
+                        pass  # between units: no DIE there
             start, window = end, min(window * 2, 32 << 20)
+        if self.indexed_names:  # a name by index is in no needle: any unit may hold it
+            return found, {k: list(self.all_unit_offsets()) for k in wanted if k not in found}
         return found, {k: sorted(v) for k, v in units.items() if k not in found}
 
     def _hits(self, needle: bytes, start: int, end: int) -> Iterator[int]:
         """Where ``needle`` starts in .debug_info from ``start`` to ``end`` (it may run
         past ``end``)."""
-        data, base = self.data, self.info_base
+        data, base = self.info, self.info_base
         stop = min(base + end + len(needle) - 1, base + self.info_size)
         position = data.find(needle, base + start, stop)
         while position >= 0:
@@ -506,7 +154,7 @@ class DwarfStructs:
         The abbreviation code (a ULEB128) ends just before the name; the longest such start
         is tried first (a shorter one would be the tail of the real code).
         """
-        data, base = self.data, self.info_base
+        data, base = self.info, self.info_base
         if position < 1 or data[base + position - 1] & 0x80:
             return None
         back = 1
@@ -514,7 +162,7 @@ class DwarfStructs:
             back += 1
         try:
             unit = self.unit_at(position)
-        except (Damaged, Overlong):
+        except DAMAGE:
             return None
         for length in range(back, 0, -1):
             offset = position - length
@@ -522,7 +170,7 @@ class DwarfStructs:
                 continue
             try:
                 die = self.die(unit, offset)
-            except (Damaged, Unsupported, IndexError, ValueError, struct.error):
+            except (*DAMAGE, Unsupported):
                 continue  # most starts tried are not DIEs
             if die is None:
                 continue
@@ -530,7 +178,7 @@ class DwarfStructs:
             if name is not None and name[2] == position:
                 try:
                     plausible = self.name(die) in names and self._plausible(die)
-                except (Damaged, Unsupported, IndexError, ValueError, struct.error):
+                except (*DAMAGE, Unsupported):
                     return None
                 return die if plausible else None
         return None
@@ -549,6 +197,17 @@ class DwarfStructs:
         if die.has_children and die.tag in AGGREGATE_TAGS:
             return self.die(unit, die.next) is not None
         return True
+
+    def lookup(
+        self, wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
+    ) -> dict[str, Die]:
+        """:meth:`find`, then :meth:`scan` of the top-level DIEs of the units where a name
+        occurs but no probe found it."""
+        found, units = self.find(wanted, accept)
+        if units:
+            everywhere = sorted({unit for found_in in units.values() for unit in found_in})
+            found.update(self.scan(everywhere, {key: wanted[key] for key in units}, accept))
+        return found
 
     def scan(
         self,

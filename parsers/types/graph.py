@@ -40,10 +40,13 @@ from parsers.btf.reader import (
     Btf,
 )
 from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.dwarf.reader import DAMAGE, Damaged, Die, Unsupported
+from parsers.dwarf.structs import DwarfStructs
+from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError, TypeInfoError
 from parsers.types.profile import DwarfFinder
 
-__all__ = ["BtfTypes", "CType", "DwarfTypes", "Member", "TypeGraph"]
+__all__ = ["BtfTypes", "CType", "DwarfTypes", "ElftoolsTypes", "Member", "TypeGraph"]
 
 #: Kinds of :class:`CType`.
 KINDS = (
@@ -116,6 +119,8 @@ class TypeGraph(Protocol):
     """What both readers offer."""
 
     source: str
+    #: How the types were read, when a user should know (a fallback reader).
+    notes: list[str]
 
     def get(self, type_id: int) -> CType:
         """The type with this id.
@@ -138,6 +143,7 @@ class BtfTypes:
     def __init__(self, data: bytes, source: str = "btf") -> None:
         self.btf = Btf(data)
         self.source = source
+        self.notes: list[str] = []
         self._cache: dict[int, CType] = {0: VOID}
         self._names: dict[tuple[str, str], int] | None = None
 
@@ -263,8 +269,10 @@ _DW_ATE_FLOAT = 0x04
 _DW_ATE_SIGNED = (0x05, 0x06, 0x0D)  # signed, signed_char, signed_fixed
 
 
-class DwarfTypes:
-    """Types from the DWARF of an ELF file (a -dbg vmlinux or an object).
+class ElftoolsTypes:
+    """Types from the DWARF of an ELF file by pyelftools' general reader: the fallback of
+    :class:`DwarfTypes` for what the bounded reader does not decode (type ids are the same
+    .debug_info offsets in both).
 
     Raises:
         TypeInfoError: the file has no DWARF.
@@ -273,6 +281,7 @@ class DwarfTypes:
 
     def __init__(self, path: str) -> None:
         self.source = f"dwarf:{path}"
+        self.notes: list[str] = []
         try:
             self._file = open(path, "rb")  # noqa: SIM115 - lives as long as the graph
             elf = ELFFile(self._file)
@@ -354,24 +363,7 @@ class DwarfTypes:
                         upper = _int_attr(child, "DW_AT_upper_bound")
                         count = 0 if upper is None else upper + 1
                     counts.append(count)
-            counts = counts or [0]
-            # int a[2][3]: an array of 2 arrays of 3; inner dimensions as synthetic ids
-            inner = element
-            for depth, count in enumerate(reversed(counts[1:])):
-                synthetic = -(type_id * 16 + depth + 1)
-                elem_size = self.get(inner).size
-                self._cache[synthetic] = CType(
-                    synthetic,
-                    "array",
-                    None,
-                    None if elem_size is None else elem_size * count,
-                    inner,
-                    count=count,
-                )
-                inner = synthetic
-            elem_size = self.get(inner).size
-            total = None if elem_size is None else elem_size * counts[0]
-            return CType(type_id, "array", None, total, inner, count=counts[0])
+            return _array(self, type_id, element, counts)
         if kind in ("struct", "union"):
             members = []
             for child in die.iter_children():
@@ -392,6 +384,240 @@ class DwarfTypes:
         if kind == "func":
             return CType(type_id, "func", name)
         return CType(type_id, "void", name)
+
+
+#: DWARF tags (DWARF 5 §7.5) as :data:`KINDS`.
+_TAG_KINDS = {
+    0x24: "int",  # base_type
+    0x0F: "ptr",
+    0x01: "array",
+    0x13: "struct",
+    0x17: "union",
+    0x04: "enum",
+    0x16: "typedef",
+    0x26: "const",
+    0x35: "volatile",
+    0x37: "restrict",
+    0x47: "volatile",  # atomic
+    0x15: "func",  # subroutine_type
+}
+_TAG_MEMBER, _TAG_SUBRANGE, _TAG_ENUMERATOR = 0x0D, 0x21, 0x28
+_AT_BYTE_SIZE, _AT_ENCODING, _AT_COUNT, _AT_UPPER_BOUND = 0x0B, 0x3E, 0x37, 0x2F
+_AT_CONST_VALUE, _AT_DECLARATION, _AT_TYPE = 0x1C, 0x3C, 0x49
+_AT_BIT_SIZE, _AT_BIT_OFFSET, _AT_DATA_BIT_OFFSET, _AT_MEMBER_LOCATION = 0x0D, 0x0C, 0x6B, 0x38
+_DW_OP_PLUS_UCONST = 0x23
+
+
+class DwarfTypes:
+    """Types from the DWARF of an ELF file (a -dbg vmlinux or an object), read by the one
+    bounded reader (:mod:`parsers.dwarf.reader`); where it reports the DWARF unsupported,
+    by pyelftools (:class:`ElftoolsTypes`), said in :attr:`notes`.
+
+    Raises:
+        TypeInfoError: the file has no DWARF.
+        FormatError: it is not a readable ELF file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.source = f"dwarf:{path}"
+        self.path = path
+        #: What a user should know about how the types were read (the fallback).
+        self.notes: list[str] = []
+        self._fallback: ElftoolsTypes | None = None
+        self._dwarf: DwarfStructs | None = None
+        self._cache: dict[int, CType] = {0: VOID}
+        self._dies: dict[int, Die] = {}
+        self._elf = ElfSections(path, "vmlinux")
+        try:
+            if self._elf.get(".debug_info") is None and self._elf.get(".zdebug_info") is None:
+                raise TypeInfoError("has no DWARF debug info", path)
+            self._dwarf = DwarfStructs(self._elf)
+        except Unsupported as why:
+            self._fall_back(why)
+        except Damaged as error:
+            self._elf.close()
+            raise FormatError(f"cannot read its DWARF: {error}", path) from None
+        except BaseException:
+            self._elf.close()
+            raise
+
+    def _fall_back(self, why: Unsupported) -> ElftoolsTypes:
+        if self._fallback is None:
+            self._fallback = ElftoolsTypes(self.path)
+            self._fallback._cache.update(self._cache)
+            self.notes.append(
+                f"{self.path}: {why}: not decoded by backchain's DWARF reader, read with "
+                "pyelftools instead (slower)"
+            )
+        return self._fallback
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._fallback is not None:
+            self._fallback.close()
+        self._elf.close()
+
+    def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
+        if self._fallback is not None or self._dwarf is None:
+            return self._fallback.find(name, kinds) if self._fallback is not None else None
+        dwarf = self._dwarf
+
+        def accept(die: Die) -> bool:
+            return (
+                _TAG_KINDS.get(die.tag, "") in kinds
+                and _AT_DECLARATION not in die.attrs
+                and (die.tag not in (0x13, 0x17) or _AT_BYTE_SIZE in die.attrs)
+            )
+
+        try:
+            die = dwarf.lookup({name: (name,)}, accept).get(name)
+        except Unsupported as why:
+            return self._fall_back(why).find(name, kinds)
+        except DAMAGE as error:
+            raise FormatError(f"damaged DWARF: {error}", self.path) from None
+        if die is None:
+            return None
+        self._dies[die.offset] = die
+        return die.offset
+
+    def get(self, type_id: int) -> CType:
+        known = self._cache.get(type_id)
+        if known is not None:
+            return known
+        if self._fallback is not None:
+            return self._fallback.get(type_id)
+        try:
+            known = self._cache[type_id] = self._decode(type_id)
+        except Unsupported as why:
+            return self._fall_back(why).get(type_id)
+        except DAMAGE as error:
+            raise FormatError(f"DWARF type at 0x{type_id:x} unreadable: {error}") from None
+        return known
+
+    def _die(self, type_id: int) -> Die:
+        die = self._dies.get(type_id)
+        if die is None:
+            assert self._dwarf is not None
+            found = self._dwarf.die(self._dwarf.unit_at(type_id), type_id)
+            if found is None:
+                raise Damaged("a type id at a null entry")
+            die = self._dies[type_id] = found
+        return die
+
+    def _target(self, die: Die) -> int:
+        assert self._dwarf is not None
+        target = self._dwarf.target(die, _AT_TYPE)
+        if target is None:
+            return 0
+        self._dies[target.offset] = target
+        return target.offset
+
+    def _decode(self, type_id: int) -> CType:
+        dwarf = self._dwarf
+        assert dwarf is not None
+        die = self._die(type_id)
+        kind = _TAG_KINDS.get(die.tag, "void")
+        name = dwarf.name(die)
+        size = _int(die, _AT_BYTE_SIZE)
+        if kind == "int":
+            encoding = _int(die, _AT_ENCODING)
+            if encoding == _DW_ATE_FLOAT:
+                return CType(type_id, "float", name, size)
+            return CType(type_id, "int", name, size, signed=encoding in _DW_ATE_SIGNED)
+        if kind == "ptr":
+            return CType(type_id, "ptr", None, size or POINTER_SIZE, self._target(die))
+        if kind == "array":
+            element = self._target(die)
+            counts = []
+            for child in dwarf.children(die):
+                if child.tag == _TAG_SUBRANGE:
+                    count = _int(child, _AT_COUNT)
+                    if count is None:
+                        upper = _int(child, _AT_UPPER_BOUND)
+                        count = 0 if upper is None else upper + 1
+                    counts.append(count)
+            return _array(self, type_id, element, counts)
+        if kind in ("struct", "union"):
+            members = []
+            for child in dwarf.children(die):
+                if child.tag != _TAG_MEMBER:
+                    continue
+                members.append(self._member(child))
+            return CType(type_id, kind, name, size, members=tuple(members))
+        if kind == "enum":
+            enumerators = tuple(
+                (dwarf.name(c) or "?", _int(c, _AT_CONST_VALUE) or 0)
+                for c in dwarf.children(die)
+                if c.tag == _TAG_ENUMERATOR
+            )
+            signed = any(v < 0 for _, v in enumerators)
+            return CType(type_id, "enum", name, size, signed=signed, enumerators=enumerators)
+        if kind in ("typedef", "const", "volatile", "restrict"):
+            return CType(type_id, kind, name, None, self._target(die))
+        if kind == "func":
+            return CType(type_id, "func", name)
+        return CType(type_id, "void", name)
+
+    def _member(self, die: Die) -> Member:
+        """As :func:`_dwarf_member`, from the bounded reader's DIE."""
+        assert self._dwarf is not None
+        name = self._dwarf.name(die)
+        type_id = self._target(die)
+        bit_size = _int(die, _AT_BIT_SIZE) or 0
+        data_bit = _int(die, _AT_DATA_BIT_OFFSET)
+        if data_bit is not None:
+            return Member(name, type_id, data_bit, bit_size)
+        location = die.attrs.get(_AT_MEMBER_LOCATION)
+        byte = 0
+        if location is not None:
+            value = location[1]
+            if isinstance(value, int):
+                byte = value
+            elif isinstance(value, bytes) and value[:1] == bytes([_DW_OP_PLUS_UCONST]):
+                try:
+                    byte = uleb128(value, 1)[0]
+                except (IndexError, Overlong):
+                    raise FormatError(
+                        f"member {name}: damaged DW_AT_data_member_location"
+                    ) from None
+        bit = byte * 8
+        if bit_size:
+            old = _int(die, _AT_BIT_OFFSET)  # big-endian: from the MSB of the storage
+            if old is not None:
+                bit += old
+        return Member(name, type_id, bit, bit_size)
+
+
+def _int(die: Die, attr: int) -> int | None:
+    """An attribute's value if an int, as pyelftools gives it (a present flag is True)."""
+    found = die.attrs.get(attr)
+    if found is None or not isinstance(found[1], int):
+        return None
+    return int(found[1])
+
+
+def _array(
+    graph: DwarfTypes | ElftoolsTypes, type_id: int, element: int, counts: list[int]
+) -> CType:
+    """An array type; ``int a[2][3]``: an array of 2 arrays of 3, the inner dimensions as
+    synthetic ids."""
+    counts = counts or [0]
+    inner = element
+    for depth, count in enumerate(reversed(counts[1:])):
+        synthetic = -(type_id * 16 + depth + 1)
+        elem_size = graph.get(inner).size
+        graph._cache[synthetic] = CType(
+            synthetic,
+            "array",
+            None,
+            None if elem_size is None else elem_size * count,
+            inner,
+            count=count,
+        )
+        inner = synthetic
+    elem_size = graph.get(inner).size
+    total = None if elem_size is None else elem_size * counts[0]
+    return CType(type_id, "array", None, total, inner, count=counts[0])
 
 
 def _name(die: DIE) -> str | None:

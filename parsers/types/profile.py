@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from parsers.btf.reader import Btf, BtfMember
 from parsers.dwarf.leb128 import Overlong, uleb128
+from parsers.dwarf.reader import Damaged, Die, Unsupported
 from parsers.dwarf.structs import (
     AGGREGATE_TAGS,
     AT_BIT_SIZE,
@@ -51,10 +52,7 @@ from parsers.dwarf.structs import (
     TAG_MEMBER,
     TAG_SUBRANGE,
     TAG_VARIABLE,
-    Damaged,
-    Die,
     DwarfStructs,
-    Unsupported,
 )
 from parsers.elf.sections import SHT_NOBITS, ElfSections
 from parsers.errors import DumpError, FormatError, TypeInfoError
@@ -220,6 +218,8 @@ class TypeProfile:
             :meth:`merged`).
         missing: entries of :data:`WANTED` the source did not have, alternatives joined
             by ``"|"``.
+        notes: how it was read, when a user should know (DWARF left to pyelftools); not
+            saved with the profile.
     """
 
     release: str | None
@@ -229,6 +229,7 @@ class TypeProfile:
     sizes: Mapping[str, int]
     member_sources: Mapping[str, str] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         # Read-only views: a profile is shared by every reader of one dump.
@@ -659,14 +660,19 @@ def _profile_from_elf(elf: ElfSections, source: str, build_id: str | None) -> Ty
     release = _banner_release(elf)
     try:
         return _profile_from_structs(DwarfStructs(elf), source, build_id, release)
-    except Unsupported:
-        pass  # the general reader reads what this one does not
+    except Unsupported as error:
+        why = error  # the general reader reads what this one does not
     except (Damaged, IndexError, ValueError, struct.error) as error:
         raise FormatError(f"damaged DWARF: {error or type(error).__name__}") from None
     from elftools.elf.elffile import ELFFile
 
     with open_regular(elf.path, "vmlinux") as stream:
-        return _profile_from_elftools(ELFFile(stream), source, build_id, release)
+        profile = _profile_from_elftools(ELFFile(stream), source, build_id, release)
+    note = (
+        f"{elf.path}: {why}: not decoded by backchain's DWARF reader, read with pyelftools "
+        "instead (slower)"
+    )
+    return replace(profile, notes=(*profile.notes, note))
 
 
 def _profile_from_elftools(
@@ -798,13 +804,8 @@ def _profile_from_structs(
 def _find_structs(
     dwarf: DwarfStructs, wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
 ) -> dict[str, Die]:
-    """Probe the names' occurrences; scan the top-level DIEs of the units where a name
-    occurs but no probe found it."""
-    found, units = dwarf.find(wanted, accept)
-    if units:
-        everywhere = sorted({unit for found_in in units.values() for unit in found_in})
-        found.update(dwarf.scan(everywhere, {key: wanted[key] for key in units}, accept))
-    return found
+    """:meth:`DwarfStructs.lookup`."""
+    return dwarf.lookup(wanted, accept)
 
 
 def _is_definition(die: Die) -> bool:

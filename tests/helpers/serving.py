@@ -35,15 +35,42 @@ class Served:
     log: list[str]
 
     def children(self) -> list[int]:
-        """Pids of the server's child processes (one explorer per session)."""
-        pids: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            try:
-                text = (task / "children").read_text()
-            except OSError:  # a thread may exit between the listing and this read
-                continue
-            pids += [int(p) for p in text.split()]
+        """Pids of the sessions' explorers: the processes below the server that lead a
+        process group of their own (one per session, whether the server started it or
+        its zygote forked it; the zygote is in the server's group)."""
+        return sessions_below(self.process.pid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids of ``pid``'s child processes (none when it is gone)."""
+    pids: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
         return pids
+    for task in tasks:
+        try:
+            text = (task / "children").read_text()
+        except OSError:  # a thread may exit between the listing and this read
+            continue
+        pids += [int(p) for p in text.split()]
+    return pids
+
+
+def sessions_below(server: int) -> list[int]:
+    """Processes below ``server`` that lead their own process group, zombies left out."""
+    found: list[int] = []
+    todo = children_of(server)
+    while todo:
+        pid = todo.pop()
+        todo += children_of(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat[0] != "Z" and int(stat[2]) == pid:  # state; pgrp
+            found.append(pid)
+    return sorted(found)
 
 
 @contextmanager

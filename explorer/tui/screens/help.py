@@ -39,6 +39,12 @@ KEYS = (
         "recorded as given up) / a scenario's situation, after the answer its story "
         "(`backchain scenarios open`, or `backchain DUMP --exercise`)",
     ),
+    (
+        "",
+        "`a` / `R` / `i`",
+        "a livepatch exercise (in the task list too): the task that blocks the transition, "
+        "the kernel's words for why, the function; `k` opens once it is answered",
+    ),
     ("memory", "`ctrl+g`", "go to an address (hex) or a symbol (`name+0xoff`)"),
     ("", "arrows, `enter`, `backspace`", "move, follow the pointer under the cursor, come back"),
     ("", "`t`", "switch virtual / physical addresses"),

@@ -31,6 +31,10 @@ class OverviewScreen(Screen[None]):
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", key_display="?"),
         Binding("q", "app.quit", "Quit"),
+        # A livepatch exercise only (check_action); first, so that 80 columns show them.
+        Binding("a", "answer", "Answer"),
+        Binding("R", "reveal", "Reveal", key_display="R"),
+        Binding("i", "story", "Story"),
         Binding("slash", "focus_filter", "Filter", key_display="/"),
         Binding("u", "toggle_unreliable", "Unreliable"),
         Binding("G", "toggle_group", "Group", key_display="G"),
@@ -79,8 +83,26 @@ class OverviewScreen(Screen[None]):
         return explorer_of(self.app)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Exercise mode: no "unreliable only" (the verdicts are hidden)."""
-        return not (action == "toggle_unreliable" and self.explorer.exercise is not None)
+        """Exercise mode: no "unreliable only" (the verdicts are hidden). A livepatch
+        exercise asks about the whole dump: answer, reveal and its story here too."""
+        ex = self.explorer.exercise
+        if action in ("answer", "reveal", "story"):
+            if ex is None or not ex.klp or self.session is None:
+                return False
+            return action == "story" or not ex.done
+        return not (action == "toggle_unreliable" and ex is not None)
+
+    def action_answer(self) -> None:
+        """``a``: a livepatch exercise's answer."""
+        self.explorer.answer_klp()
+
+    def action_reveal(self) -> None:
+        """``R``: give up a livepatch exercise (after a confirmation)."""
+        self.explorer.reveal_klp()
+
+    def action_story(self) -> None:
+        """``i``: a livepatch exercise's situation, or its debriefing once answered."""
+        self.explorer.klp_story()
 
     def compose(self) -> ComposeResult:
         """Card, status line, filters, table, summary."""
@@ -201,6 +223,7 @@ class OverviewScreen(Screen[None]):
         for warning in event.session.scan.warnings:
             self.notify(warning, severity="warning", markup=False)
         self.recheck()
+        self.refresh_bindings()  # a livepatch exercise's keys, now that the dump is open
         self.explorer.opened(event.session)
 
     def verdicts_changed(self) -> None:
@@ -245,7 +268,11 @@ class OverviewScreen(Screen[None]):
         pending = "" if self.checked else f" · checked {len(rows)} of {total}"
         counts = f": {len(rows) - bad} reliable, {bad} not"
         exercise = self.explorer.exercise
-        if exercise is not None:
+        if exercise is not None and exercise.klp:
+            counts = " · exercise: " + (
+                "answered" if exercise.done else "who blocks? a answers, i tells what happened"
+            )
+        elif exercise is not None:
             known = sum(1 for r in rows if not exercise.hidden(r.task.address))
             counts = f" · exercise: verdicts hidden, {known} revealed"
         # What matters first, so that 80 columns cut nothing: the counts, then the rules,

@@ -56,7 +56,7 @@ class ScenarioPicker(Screen[None]):
     def _options(self) -> list[Option]:
         from explorer.training import scenarios
 
-        total = len(scenarios.SCENARIOS)  # catalog numbers: as scenarios show/open and results
+        total = len(scenarios.CATALOG)  # catalog numbers: as scenarios show/open and results
         width = len(str(total))
         out = []
         for s in self.scenarios:

@@ -35,6 +35,15 @@ def situation_markdown(scenario: Any) -> str:
     )
 
 
+def klp_situation_markdown(scenario: Any) -> str:
+    """A livepatch exercise before the answer: the kernel, what happened and the question."""
+    s = scenario
+    return (
+        f"Kernel {s.release}, unwinder rules `{s.era}`.\n\n{s.situation}\n\n"
+        "Open tasks' stacks from the list (enter) and walk them with `n`; answer with `a`."
+    )
+
+
 class DebriefScreen(ModalScreen[None]):
     """The debriefing in a scrollable box; escape closes it."""
 

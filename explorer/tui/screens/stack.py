@@ -187,10 +187,12 @@ class StackScreen(Screen[None]):
             address = self.shown_task.address
             hint = ex.hints.get(address, "")
             tries = ex.attempts(address)
+            if ex.klp:  # one question about the whole dump
+                hint, tries = ex.klp_hint, len(ex.klp_guesses)
             keys = "a answer · R reveal"
             if ex.scenario is not None:
                 keys = "i situation · " + keys
-            bar.hide(PLACEHOLDER, f"try {tries}: {hint}" if hint else "", keys)
+            bar.hide(ex.placeholder, f"try {tries}: {hint}" if hint else "", keys)
         else:
             bar.show(self.analysis, self.session.livepatch_line(self.analysis))
 
@@ -221,7 +223,11 @@ class StackScreen(Screen[None]):
         inspector = self.query_one(FrameInspector)
         inspector.show(a, row, self.session.symbolize, hidden, code=self._code_view)
         inspector.show_source(source_block(self.session.lines, a.walk.steps, row))
-        if hidden:
+        ex = self.exercise
+        if hidden and ex is not None and ex.klp:
+            answers = "a answers (task, why, function) · R reveals"
+            self.query_one(ChecksPane).hide(ex.placeholder, answers)
+        elif hidden:
             self.query_one(ChecksPane).hide(PLACEHOLDER)
         else:
             self.query_one(ChecksPane).show(a, row)
@@ -296,9 +302,13 @@ class StackScreen(Screen[None]):
 
     # -- exercise --------------------------------------------------------------------------------
     def action_answer(self) -> None:
-        """Exercise: name the failing frame and rule."""
+        """Exercise: name the failing frame and rule (a livepatch exercise: the task that
+        blocks the transition, starting from this one)."""
         ex = self.exercise
         if ex is None or not self.hidden:
+            return
+        if ex.klp:
+            self.explorer.answer_klp(self.shown_task.pid)
             return
         address = self.shown_task.address
         form = AnswerForm(
@@ -332,6 +342,9 @@ class StackScreen(Screen[None]):
         recorded as given up, for good)."""
         if self.exercise is None or not self.hidden:
             return
+        if self.exercise.klp:
+            self.explorer.reveal_klp()
+            return
 
         def confirmed(yes: bool | None) -> None:
             if yes and self.exercise is not None and self.hidden:
@@ -348,11 +361,19 @@ class StackScreen(Screen[None]):
 
     def _reveal(self, outcome: str) -> None:
         self.explorer.revealed(self.shown_task, solved=outcome != "Revealed")
-        self.walk.set_hidden(False)
-        self._verdict()
-        self.show_row(self.walk.current)
-        self.refresh_bindings()
+        self.exercise_changed()
         self._debrief(outcome)
+
+    def exercise_changed(self) -> None:
+        """A hint or a reveal: the verdict bar, and once revealed the walk, its map and the
+        checks."""
+        if not self.is_mounted:
+            return
+        if not self.hidden:
+            self.walk.set_hidden(False)
+            self.show_row(self.walk.current)
+        self._verdict()
+        self.refresh_bindings()
 
     def action_debrief(self) -> None:
         """Exercise: before the answer, what happened to the machine (never where to look);
@@ -360,7 +381,9 @@ class StackScreen(Screen[None]):
         ex = self.exercise
         if ex is None:
             return
-        if not self.hidden:
+        if ex.klp:
+            self.explorer.klp_story()
+        elif not self.hidden:
             self._debrief("The answer")
         elif ex.scenario is not None:
             text = situation_markdown(ex.scenario)

@@ -136,7 +136,9 @@ class ChecksPane(Static):
             lines = [markup("[b $text-error]fails here[/]"), *failing, Content(), *lines]
         self._show(lines)
 
-    def hide(self, placeholder: str) -> None:
+    def hide(
+        self, placeholder: str, answers: str = "a answers (frame and rule) · R reveals"
+    ) -> None:
         """Exercise mode: no marks and no verdict, only the rules to think about."""
         self.failing = None
         lines: list[Line] = [markup("[b $text-accent]$shown[/]", shown=placeholder), Content()]
@@ -148,7 +150,7 @@ class ChecksPane(Static):
         )
         lines += self._check("unwind_error", None, "and a running task is never checked")
         lines.append(Content())
-        lines.append(markup("[$text-muted]a answers (frame and rule) · R reveals[/]"))
+        lines.append(markup("[$text-muted]$answers[/]", answers=answers))
         self._show(lines)
 
     def on_resize(self) -> None:
