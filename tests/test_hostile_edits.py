@@ -56,6 +56,21 @@ def test_control_characters_from_the_dump_reach_the_terminal_escaped(tmp_path: P
     assert "\\u001b]0;owned\\u0007" in out  # JSON was safe already: its escapes unchanged
 
 
+def test_json_output_with_del_and_c1_in_a_comm_still_parses(tmp_path: Path) -> None:
+    """JSON output escapes DEL and the C1 controls itself (``\\u007f``: json's ensure_ascii), so
+    the terminal escaping never turns them into ``\\x7f``, which no JSON parser reads."""
+    dump = EditedDump.of(tmp_path)
+    task = dump.scan.by_pid(1)[0]
+    raw = b"a\x7fb\xc2\x9bc"  # DEL, and CSI (a C1 control) in UTF-8, as prctl can set them
+    dump.poke(task.address + dump.offset_of("task_struct.comm"), raw + b"\0")
+    for argv in (["ps", "--json"], ["check", "--json", "--all"], ["bt", "--pid", "1", "--json"]):
+        rc, out, err = cli(argv[0], str(dump.path), *argv[1:])
+        assert rc in (0, 1), err
+        assert "\x7f" not in out and "\\x7f" not in out, argv
+        doc = json.loads(out)
+        assert "a\x7fb" in json.dumps(doc, ensure_ascii=False), argv
+
+
 # -- 4, 6, 12: the printk ring -----------------------------------------------------------------
 def vmcoreinfo_edit(dump: EditedDump, old: bytes, new: bytes) -> None:
     """Replace a VMCOREINFO line (same length) wherever the copy holds it."""
