@@ -1,0 +1,128 @@
+"""The walk pane's CFI toggle (f, issue 25): the DWARF CFI unwinder's frame beside each
+back-chain frame, the pairing ``bt --cfi`` prints, on real samples with their -dbg vmlinux
+(skipped, saying why, without it); without a vmlinux the pane says why there is none.
+
+The truth is ``bt --cfi --json`` (whose CFI frames tests/test_cfi.py checks against drgn's):
+every frame the pane shows, and where it shows none, must be that command's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from explorer.cli import main
+from explorer.model.kernel import Options
+from explorer.tui.app import BackchainApp
+from explorer.tui.fit import short_symbol
+from explorer.tui.widgets.checks import ChecksPane
+from explorer.tui.widgets.walk import WalkTable
+from tests.helpers import oracles
+from tests.helpers.tui import BUSY, PANIC, SIZE, cells, open_pid, plain, wait_checked
+
+NARROW = (80, 24)
+
+
+def _joined(text: str) -> str:
+    """``text`` without its spaces and line breaks (the checks pane wraps, within names)."""
+    return "".join(text.split())
+
+
+def _bt_cfi(dump: Path, vmlinux: Path, pid: int, capsys: pytest.CaptureFixture[str]) -> Any:
+    capsys.readouterr()
+    argv = ["bt", str(dump), "--vmlinux", str(vmlinux), "--pid", str(pid), "--cfi", "--json"]
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+async def _shown(dump: Path, vmlinux: Path | None, pid: int, size: tuple[int, int]) -> Any:
+    """Open ``pid``'s stack, run the walk, press f; the CFI column's cells, each row's CFI
+    lines in the checks pane, and the walk pane's subtitle."""
+    app = BackchainApp(str(dump), Options(vmlinux=str(vmlinux) if vmlinux else None))
+    app.animation_level = "none"
+    async with app.run_test(size=size) as pilot:
+        await wait_checked(app, pilot)
+        stack = await open_pid(app, pilot, pid)
+        await pilot.press("r", "f")
+        await pilot.pause()
+        walk = stack.query_one(WalkTable)
+        keys = [str(c.key.value) for c in walk.ordered_columns]
+        column = keys.index("cfi") if "cfi" in keys else None
+        shown, notes = [], []
+        for row in range(walk.row_count):
+            if column is not None:
+                shown.append(cells(walk, row)[column])
+            stack.show_row(row)
+            notes.append(plain(stack.query_one(ChecksPane)))
+        subtitle = str(walk.border_subtitle)
+        await pilot.press("f")  # hides the column again
+        await pilot.pause()
+        gone = "cfi" not in [str(c.key.value) for c in walk.ordered_columns]
+        return shown, notes, subtitle, gone, stack.analysis
+
+
+@pytest.mark.parametrize(
+    ("dump", "pid", "size"),
+    [(PANIC, 1, SIZE), (PANIC, 1, NARROW), (BUSY, 1, SIZE), (BUSY, 158, NARROW)],
+    ids=["panic-init-120", "panic-init-80", "busy-init-120", "busy-sh-80"],
+)
+def test_cfi_frames_shown_are_bt_cfi_json(
+    dump: Path, pid: int, size: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Row by row: ``same`` where bt's CFI frame is the back chain's, else its function
+    (cut only by "…") with its sp and pc named in the checks pane; ``–`` where CFI stopped
+    before; the count that agree and why CFI stopped, as bt says them."""
+    vmlinux = oracles.debug_vmlinux_of(dump.parent.name)
+    doc = _bt_cfi(dump, vmlinux, pid, capsys)
+    cfi = doc["cfi"]
+    shown, notes, subtitle, gone, a = asyncio.run(_shown(dump, vmlinux, pid, size))
+    steps = a.walk.steps
+    assert len(shown) == len(steps) + 1  # every frame and the end
+    assert f"CFI: {cfi['agree']}/{len(steps)} agree" in subtitle
+    for i, s in enumerate(steps):
+        frame = cfi["frames"][i] if i < len(cfi["frames"]) else None
+        cell, note = shown[i], _joined(notes[i])
+        if frame is None:
+            assert cell == "–", (i, cell)
+            assert _joined(f"CFI stopped before it ({cfi['end']})") in note
+            continue
+        sp, pc = int(frame["sp"], 16), int(frame["pc"], 16)
+        name = short_symbol(frame["symbol"])
+        assert _joined(f"0x{sp:x} {name}") in note, (i, note)
+        if (sp, pc) == (s.sp, s.ip):
+            assert cell == "same", (i, cell)
+            assert _joined(f"frame #{i} is the same") in note
+        else:
+            head, _, offset = name.partition("+")
+            body = cell.removeprefix("≠ ")
+            assert cell.startswith("≠ ") and body.endswith(f"+{offset}"), (i, cell, name)
+            assert head.startswith(body.partition("+")[0].rstrip("…")), (i, cell, name)
+            assert _joined(f"frame #{i} differs") in note
+    assert shown[-1] == ""  # bt's CFI frames past the back chain: none on these stacks
+    assert len(cfi["frames"]) <= len(steps)
+    assert _joined(f"CFI stopped: {cfi['end']}") in _joined(notes[-1])
+    assert _joined(f"{cfi['agree']} of {len(steps)} frames agree") in _joined(notes[-1])
+    assert gone
+
+
+def test_panic_init_disagrees_where_the_r14_guess_is() -> None:
+    """The sample the test above checks has a disagreement to show: frame #1 is the back
+    chain's r14 guess after an interrupted frame, which CFI steps over (bt --cfi: 1 of 14)."""
+    vmlinux = oracles.debug_vmlinux_of(PANIC.parent.name)
+    shown, _, subtitle, _, a = asyncio.run(_shown(PANIC, vmlinux, 1, SIZE))
+    assert a.walk.steps[1].how == "r14_guess"
+    assert shown[0] == "same" and shown[1].startswith("≠ ")
+    assert "on_panic_notify+0x36".startswith(shown[1][2:].partition("…")[0])
+    assert "CFI: 1/14 agree" in subtitle
+
+
+def test_without_a_vmlinux_the_pane_says_why() -> None:
+    """No -dbg vmlinux (none beside the bundled sample): no column, no crash; the walk pane
+    and the checks pane say what is missing and how to give it."""
+    shown, notes, subtitle, gone, _ = asyncio.run(_shown(BUSY, None, 1, SIZE))
+    assert shown == [] and gone
+    assert "vmlinux" in subtitle and subtitle.startswith("f: no CFI")
+    assert all("--vmlinuxFILE" in _joined(n) for n in notes)
