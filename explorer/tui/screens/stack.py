@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 NARROW = 110
 PANES = ("checks", "inspector", "map")
 #: The walk pane's subtitle: the stepping keys the footer leaves out.
-STEP_KEYS = "n next · p prev · r run · 0 restart"
+STEP_KEYS = "n next · p prev · r run · 0 restart · g go to #"
 
 
 def task_title(a: TaskAnalysis) -> Content:
@@ -95,7 +95,7 @@ class StackScreen(Screen[None]):
         Binding("p", "previous", "Prev", show=False),  # p, r, 0: in the walk's subtitle
         Binding("r", "run", "Run"),
         Binding("0", "restart", "Restart", show=False),
-        Binding("g", "goto_frame", "Go #"),
+        Binding("g", "goto_frame", "Go #", show=False),  # in the walk's subtitle
         Binding("f", "cfi", "CFI"),
         Binding("x", "export", "Export"),
         Binding("m", "memory", "Memory"),

@@ -247,8 +247,10 @@ class HexView(ScrollView, can_focus=True):
             segments.append(Segment(f" {text} ", self._s("address")))
         shown = min(width, self.scrollable_content_region.width or width)  # beside the bar
         room = shown - sum(len(s.text) for s in segments)
-        if notes and sum(len(t) + 1 for t, _ in notes) > room:  # cut names, never offsets
-            each = max(room // len(notes) - 1, 8)
-            notes = [(fit_symbol(t, each), style) for t, style in notes]
+        over = sum(len(t) + 1 for t, _ in notes) - room
+        if notes and over > 0:  # the longest note gives way (names cut, never offsets)
+            longest = max(range(len(notes)), key=lambda i: (len(notes[i][0]), i))  # the last
+            text, style = notes[longest]
+            notes[longest] = (fit_symbol(text, max(len(text) - over, 8)), style)
         segments.extend(Segment(f" {t}", style) for t, style in notes)
         return Strip(segments).crop(0, width).adjust_cell_length(width)
