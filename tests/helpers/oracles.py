@@ -84,9 +84,10 @@ def debug_vmlinux(release: str) -> Path:
     if path.is_file():
         return path
     if release not in DEBIAN_RELEASES:  # no -dbg package: a kernel the project rebuilt
+        script = "build_kernel_livepatch.py" if "klp" in release else "build_kernel_510.py"
         not_in_ci(
             f"the vmlinux of the rebuilt {release} ({path}) comes only from a 10-minute "
-            "kernel build: sudo python3 samples/build_kernel_510.py"
+            f"kernel build: sudo python3 samples/{script}"
         )
     missing(f"the -dbg vmlinux of {release} ({path})", GET_DEBUG)
 
