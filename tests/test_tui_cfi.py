@@ -31,6 +31,20 @@ def _joined(text: str) -> str:
     return "".join(text.split())
 
 
+def _pairing(cfi: Any, steps: list[tuple[int, int]]) -> list[int | None]:
+    """Which of bt's CFI frames is beside each back-chain step, as bt pairs them: by
+    position (``bt --cfi`` side by side), or, where the JSON lists its ``differences``,
+    those pairs and every other step beside the CFI frame equal to it."""
+    frames = [(int(f["sp"], 16), int(f["pc"], 16)) for f in cfi["frames"]]
+    if "differences" not in cfi:
+        return [i if i < len(frames) else None for i in range(len(steps))]
+    out: list[int | None] = [frames.index(s) if s in frames else None for s in steps]
+    for d in cfi["differences"]:
+        if d["back_chain"] is not None:
+            out[d["back_chain"]] = d["cfi"]
+    return out
+
+
 def _bt_cfi(dump: Path, vmlinux: Path, pid: int, capsys: pytest.CaptureFixture[str]) -> Any:
     capsys.readouterr()
     argv = ["bt", str(dump), "--vmlinux", str(vmlinux), "--pid", str(pid), "--cfi", "--json"]
@@ -72,9 +86,11 @@ async def _shown(dump: Path, vmlinux: Path | None, pid: int, size: tuple[int, in
 def test_cfi_frames_shown_are_bt_cfi_json(
     dump: Path, pid: int, size: tuple[int, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Row by row: ``same`` where bt's CFI frame is the back chain's, else its function
-    (cut only by "…") with its sp and pc named in the checks pane; ``–`` where CFI stopped
-    before; the count that agree and why CFI stopped, as bt says them."""
+    """Row by row: ``same`` where bt has a CFI frame equal to the back chain's (sp and pc),
+    else the paired CFI frame's function (cut only by "…", its sp in the checks pane), or
+    ``–`` where CFI has none beside it; every CFI frame bt prints is shown once (beside a
+    frame or, if only CFI has it, at the end); the count that agree and why CFI stopped,
+    as bt says them. Independent of how the comparison pairs frames that differ."""
     vmlinux = oracles.debug_vmlinux_of(dump.parent.name)
     doc = _bt_cfi(dump, vmlinux, pid, capsys)
     cfi = doc["cfi"]
@@ -82,29 +98,33 @@ def test_cfi_frames_shown_are_bt_cfi_json(
     steps = a.walk.steps
     assert len(shown) == len(steps) + 1  # every frame and the end
     assert f"CFI: {cfi['agree']}/{len(steps)} agree" in subtitle
+    frames = [
+        (int(f["sp"], 16), int(f["pc"], 16), short_symbol(f["symbol"])) for f in cfi["frames"]
+    ]
+    paired = _pairing(cfi, [(s.sp, s.ip) for s in steps])
     for i, s in enumerate(steps):
-        frame = cfi["frames"][i] if i < len(cfi["frames"]) else None
         cell, note = shown[i], _joined(notes[i])
-        if frame is None:
+        j = paired[i]
+        if j is None:  # no CFI frame beside this one
             assert cell == "–", (i, cell)
-            assert _joined(f"CFI stopped before it ({cfi['end']})") in note
+            assert _joined(f"CFI has no frame beside #{i}") in note
             continue
-        sp, pc = int(frame["sp"], 16), int(frame["pc"], 16)
-        name = short_symbol(frame["symbol"])
-        assert _joined(f"0x{sp:x} {name}") in note, (i, note)
+        sp, pc, name = frames[j]
         if (sp, pc) == (s.sp, s.ip):
             assert cell == "same", (i, cell)
-            assert _joined(f"frame #{i} is the same") in note
-        else:
-            head, _, offset = name.partition("+")
+            assert _joined(f"frame #{i} is the same: 0x{sp:x} {name}") in note
+        else:  # another frame: its function in the cell (cut only by "…"), sp in the pane
             body = cell.removeprefix("≠ ")
-            assert cell.startswith("≠ ") and body.endswith(f"+{offset}"), (i, cell, name)
-            assert head.startswith(body.partition("+")[0].rstrip("…")), (i, cell, name)
-            assert _joined(f"frame #{i} differs") in note
-    assert shown[-1] == ""  # bt's CFI frames past the back chain: none on these stacks
-    assert len(cfi["frames"]) <= len(steps)
-    assert _joined(f"CFI stopped: {cfi['end']}") in _joined(notes[-1])
-    assert _joined(f"{cfi['agree']} of {len(steps)} frames agree") in _joined(notes[-1])
+            assert cell.startswith("≠ ") and body.endswith("+" + name.partition("+")[2]), (i, cell)
+            assert name.startswith(body.partition("+")[0].rstrip("…")), (i, cell, name)
+            assert _joined(f"frame #{i} differs: CFI has 0x{sp:x} {name}") in note, (i, note)
+    end = _joined(notes[-1])
+    only = [f for j, f in enumerate(frames) if j not in paired]  # no step beside them
+    assert shown[-1] == (f"+{len(only)}" if only else "")
+    for sp, _, name in only:
+        assert _joined(f"only CFI has: 0x{sp:x} {name}") in end
+    assert _joined(f"CFI stopped: {cfi['end']}") in end
+    assert _joined(f"{cfi['agree']} of {len(steps)} frames agree") in end
     assert gone
 
 

@@ -37,33 +37,44 @@ def agrees(step: Any, frame: CfiFrame | None) -> bool:
     return step is not None and frame is not None and step.sp == frame.sp and step.ip == frame.pc
 
 
+def beside(ag: Agreement, row: int) -> tuple[CfiFrame | None, Any]:
+    """The CFI frame paired with back-chain step ``row`` (None: CFI stopped before it or
+    steps over it) and why they differ, when the comparison says (else None). Pairs are
+    looked up by step (``Agreement.beside`` where the comparison has it), so a frame only
+    one side has does not shift the others."""
+    found = getattr(ag, "beside", None)
+    if callable(found):
+        frame, why = found(row)
+        return frame, why
+    for s, f in ag.pairs:
+        if s is not None and s.index == row:
+            return f, None
+    return None, None
+
+
 def cfi_frame(ag: Agreement, row: int) -> CfiFrame | None:
-    """The CFI frame beside walk row ``row`` (None: CFI stopped before it)."""
-    return ag.pairs[row][1] if row < len(ag.pairs) else None
+    """The CFI frame beside walk row ``row`` (None: none)."""
+    return beside(ag, row)[0]
 
 
-def beyond(ag: Agreement, steps: int) -> list[CfiFrame]:
-    """CFI frames past the back chain's last frame."""
-    return [f for _, f in ag.pairs[steps:] if f is not None]
+def beyond(ag: Agreement) -> list[CfiFrame]:
+    """CFI frames no back-chain step is paired with (past its last frame, or between)."""
+    return [f for s, f in ag.pairs if s is None and f is not None]
 
 
 def explanation(ag: Agreement, row: int) -> str | None:
-    """Why CFI and the back chain differ at ``row``, when the comparison says (the
-    per-frame explanations of :mod:`explorer.debuginfo.cfi`, if that version has them)."""
-    for name in ("explanations", "explained", "reasons"):
-        found = getattr(ag, name, None)
-        if found is not None and row < len(found):
-            item = found[row]
-            text = getattr(item, "text", item)
-            return str(text) if text else None
-    return None
+    """Why CFI and the back chain differ at ``row``, in one line, when the comparison
+    explains it (``Explanation.text``)."""
+    why = beside(ag, row)[1]
+    text = getattr(why, "text", why)
+    return str(text) if text else None
 
 
 def cell(ag: Agreement, row: int, steps: tuple[Any, ...], symbolize: Symbolize) -> CfiCell:
     """The walk pane's CFI cell of row ``row`` (``len(steps)``: the end of the walk): the
     CFI frame's function when it is another frame (its sp is in :func:`notes`)."""
     if row >= len(steps):
-        more = beyond(ag, len(steps))  # named in the checks pane, with why CFI stopped
+        more = beyond(ag)  # named in the checks pane, with why CFI stopped
         return CfiCell(f"+{len(more)}" if more else "", END)
     frame = cfi_frame(ag, row)
     if frame is None:
@@ -79,11 +90,12 @@ def notes(ag: Agreement, row: int, steps: tuple[Any, ...], symbolize: Symbolize)
     head = f"{ag.agree} of {len(steps)} frames agree"
     if row >= len(steps):
         out = [head, f"CFI stopped: {ag.cfi_end}"]
-        out += [f"beyond the back chain: {frame_text(f, symbolize)}" for f in beyond(ag, row)]
+        out += [f"only CFI has: {frame_text(f, symbolize)}" for f in beyond(ag)]
         return out
     frame = cfi_frame(ag, row)
     if frame is None:
-        return [head, f"no CFI frame #{row}: CFI stopped before it ({ag.cfi_end})"]
+        why = explanation(ag, row)
+        return [head, f"CFI has no frame beside #{row}", *([why] if why else [])]
     if agrees(steps[row], frame):
         return [head, f"frame #{row} is the same: {frame_text(frame, symbolize)}"]
     out = [head, f"frame #{row} differs: CFI has {frame_text(frame, symbolize)}"]

@@ -41,6 +41,22 @@ def short_paths(text: str) -> str:
     return _PATH.sub(r"\1", text)
 
 
+def _explained(kernel: Kernel, table: Any, walk: Walk, cfi: Any) -> Agreement | None:
+    """The comparison with every difference explained, as ``bt --cfi`` makes it, where this
+    tree has the explainer (``explorer.reports.cfiexplain.explain``); else None."""
+    import importlib
+
+    try:
+        explain = importlib.import_module("explorer.reports.cfiexplain").explain
+    except (ImportError, AttributeError):
+        return None
+    try:
+        found: Agreement = explain(kernel, table, walk, cfi)
+    except DumpError:
+        return None
+    return found
+
+
 def dump_label(path: str) -> str:
     """The dump as the UI names it: ``folder/file`` (never an absolute path)."""
     p = Path(path)
@@ -250,7 +266,7 @@ class Session:
             elif cfi is None:
                 found = "no CFI: the walk has no frame to start from"
             else:
-                found = compare(a.walk, cfi)
+                found = _explained(self.kernel, table, a.walk, cfi) or compare(a.walk, cfi)
         self._cfi[key] = found
         return found
 
