@@ -28,6 +28,9 @@ Outputs per sample ``<name>``:
   <scratch>/<name>/vmcore.kdump-zlib[.flat]  kdump-compressed variants
   <scratch>/kernels/<release>/{vmlinuz,config,System.map,vmlinux}
 
+Big guests (``--big``, ``--memory 16G``; not bundled), per sample and size:
+  <scratch>/big/<name>-<size>/{vmcore.kdump-zlib,vmcore.elf (sparse),console.log,facts.json}
+
 Run ``generate_real.py --help`` for options and ``--list`` for the samples.
 """
 
@@ -180,6 +183,10 @@ class SampleSpec:
     #: ``jbd2/vda-8`` sleeps in ``kjournald2 [jbd2]``.
     modules: tuple[str, ...] = ()
     disk_mib: int = 0
+    #: A big guest (``--memory``): not bundled, kept in ``cache_dir("real", "big", NAME)``;
+    #: no ``init_on_free`` (it would make the guest write, and the host allocate, every page)
+    #: and the ELF core written sparse (zero blocks as holes) through a FIFO.
+    big: bool = False
 
 
 SAMPLES = {
@@ -982,9 +989,10 @@ def wait_for(path: Path, pattern: str, timeout: float, proc: subprocess.Popen) -
 def qemu_command(
     kernel: Kernel, initrd: Path, sample: SampleSpec, console: Path, sock: Path
 ) -> list[str]:
+    free = "" if sample.big else "init_on_free=1 "
     append = (
         f"console=ttysclp0 rdinit=/init panic=0 loglevel=7 "
-        f"log_buf_len=4M init_on_free=1 bcmode={sample.mode}"
+        f"log_buf_len=4M {free}bcmode={sample.mode}"
     )
     cmd = [
         "qemu-system-s390x",
@@ -1016,6 +1024,15 @@ def qemu_command(
         "-append",
         append,
     ]
+    if sample.big:
+        # MAP_NORESERVE: a guest larger than the host's RAM is refused by the kernel's
+        # overcommit heuristic otherwise; TCG touches only the pages the guest writes.
+        cmd += [
+            "-object",
+            f"memory-backend-ram,id=bcram,size={sample.mem_mib}M,reserve=off",
+            "-machine",
+            "memory-backend=bcram",
+        ]
     if sample.mode in ("panic", "nmi"):
         cmd += ["-action", "panic=pause"]
     if sample.disk_mib:
@@ -1088,9 +1105,12 @@ def boot_and_dump(
         qmp.execute("stop")
         info["status_at_dump"] = qmp.execute("query-status")
         info["events"] = [e["event"] for e in qmp.events]
-        timer.run(
-            "dump ELF", qmp.execute, "dump-guest-memory", paging=False, protocol=f"file:{elf}"
-        )
+        if sample.big:
+            timer.run("dump ELF (sparse)", dump_elf_sparse, qmp, elf)
+        else:
+            timer.run(
+                "dump ELF", qmp.execute, "dump-guest-memory", paging=False, protocol=f"file:{elf}"
+            )
         flat = work / "vmcore.kdump-zlib.flat"
         flat.unlink(missing_ok=True)
         timer.run(
@@ -1100,6 +1120,7 @@ def boot_and_dump(
             paging=False,
             protocol=f"file:{flat}",
             format="kdump-zlib",
+            timeout=3600,
         )
         qmp.execute("quit")
     finally:
@@ -1119,6 +1140,54 @@ def boot_and_dump(
                 ["makedumpfile", "-R", str(kd)], stdin=src, check=True, stdout=subprocess.DEVNULL
             )
     return info
+
+
+def copy_sparse(src: Path, dest: Path, block: int = 1 << 20) -> int:
+    """Copy ``src`` (a FIFO) to ``dest``, leaving blocks of zeros as holes; returns the bytes
+    copied. QEMU writes the ELF core sequentially, so a 16 GiB guest takes only the disk its
+    non-zero pages need."""
+    zero = bytes(block)
+    total = 0
+    with open(src, "rb", buffering=0) as f, open(dest, "wb") as out:
+        while True:
+            chunk = f.read(block)
+            if not chunk:
+                break
+            while len(chunk) < block:  # pipes return short reads
+                more = f.read(block - len(chunk))
+                if not more:
+                    break
+                chunk += more
+            if chunk == zero:
+                out.seek(len(chunk), os.SEEK_CUR)
+            else:
+                out.write(chunk)
+            total += len(chunk)
+        out.truncate(total)
+    return total
+
+
+def dump_elf_sparse(qmp: QMP, elf: Path) -> None:
+    """QEMU's ELF core of a big guest, written into a FIFO and copied with holes."""
+    import threading
+
+    fifo = elf.with_suffix(".fifo")
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo, 0o600)
+    result: dict = {}
+    reader = threading.Thread(
+        target=lambda: result.update(size=copy_sparse(fifo, elf)), daemon=True
+    )
+    reader.start()
+    try:
+        qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{fifo}", timeout=3600)
+    finally:
+        reader.join(timeout=600)
+        fifo.unlink(missing_ok=True)
+    log(
+        f"  ELF {result.get('size', 0) / 2**30:.1f} GiB, "
+        f"{os.stat(elf).st_blocks * 512 / 2**20:.0f} MiB on disk"
+    )
 
 
 def wait_status(qmp: QMP, status: str, timeout: float) -> None:
@@ -1373,13 +1442,34 @@ def check_elf(path: Path) -> dict:
     return info
 
 
+def vmcoreinfo_text(f, head: bytes) -> bytes:
+    """The kernel's VMCOREINFO note in the ELF core's memory, through the pointer at absolute
+    0xE0C (docs/real-dumps.md); reads a few KiB, never the whole (16 GiB) file."""
+
+    def phys(address: int, size: int) -> bytes:
+        (e_phoff,) = struct.unpack_from(">Q", head, 32)
+        (e_phnum,) = struct.unpack_from(">H", head, 56)
+        for i in range(e_phnum):
+            p_type, _, p_offset, _, p_paddr, p_filesz = struct.unpack_from(
+                ">IIQQQQ", head, e_phoff + 56 * i
+            )
+            if p_type == 1 and p_paddr <= address < p_paddr + p_filesz:
+                f.seek(p_offset + address - p_paddr)
+                return f.read(size)
+        return b""
+
+    pointer = phys(0xE0C, 8)
+    return phys(int.from_bytes(pointer, "big"), 16 << 10) if len(pointer) == 8 else b""
+
+
 def dump_cpus(elf: Path, system_map: Path) -> list[dict]:
     """Per-CPU PSW and r15 from the NT_PRSTATUS notes, with the PSW address
     named from System.map (+ KERNELOFFSET found in the VMCOREINFO text in
     guest memory).  A convenience for humans; the walker must not rely on
     it."""
-    data = elf.read_bytes()
-    m = re.search(rb"KERNELOFFSET=([0-9a-f]+)\n", data)
+    with open(elf, "rb") as f:
+        data = f.read(1 << 20)  # headers and notes (QEMU writes them before the memory)
+        m = re.search(rb"KERNELOFFSET=([0-9a-f]+)\n", vmcoreinfo_text(f, data))
     offset = int(m.group(1), 16) if m else 0
     syms = []
     for line in system_map.read_text().splitlines():
@@ -1492,6 +1582,124 @@ def package_sample(
 
 
 # --------------------------------------------------------------------------
+# Big guests (--memory): not bundled, cached
+# --------------------------------------------------------------------------
+
+#: What ``--big`` makes: the 6.12 busy workload at 512 MiB (the baseline every big-guest
+#: figure is compared with) and at 16 GiB.
+BIG_SAMPLE = "bpo12-6.12-busy"
+BIG_SIZES = "512M,16G"
+
+
+def parse_mib(text: str) -> int:
+    """``16G``, ``512M``, ``1T`` or a plain number of MiB."""
+    m = re.fullmatch(r"\s*(\d+)\s*([MGT]?)(?:i?B)?\s*", text, re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 512M, 16G)")
+    return int(m[1]) << {"": 0, "M": 0, "G": 10, "T": 20}[m[2].upper()]
+
+
+def size_label(mib: int) -> str:
+    return f"{mib >> 10}G" if mib % 1024 == 0 else f"{mib}M"
+
+
+def big_dir(scratch: Path, name: str) -> Path:
+    """Where a big guest's files live: ``cache_dir("real", "big", NAME)`` (NAME is
+    ``SAMPLE-SIZE``, e.g. ``bpo12-6.12-busy-16G``); tests/helpers/bigguest.py reads it."""
+    return scratch / "big" / name
+
+
+def package_big(sample: SampleSpec, kernel: Kernel, work: Path, info: dict, timer: Timer) -> None:
+    """facts.json (the console's truth, as for a bundled sample) and System.map.zst beside the
+    raw dumps in ``work``; nothing is compressed further (the kdump file is the small one)."""
+    packed_map = kernel.dir / "System.map.zst"
+    if not packed_map.exists() or packed_map.stat().st_mtime < kernel.system_map.stat().st_mtime:
+        zstd(kernel.system_map, packed_map)
+    shutil.copyfile(packed_map, work / "System.map.zst")
+    elf = work / "vmcore.elf"
+    elf_info = check_elf(elf)
+    facts = parse_console((work / "console.log").read_text(errors="replace"))
+    files = {
+        f.name: {"bytes": f.stat().st_size, "on_disk": f.stat().st_blocks * 512}
+        for f in sorted(work.glob("vmcore.*"))
+        if f.is_file()
+    }
+    facts = {
+        "sample": sample.name,
+        "description": sample.description,
+        "kernel_release": facts.pop("kernel_release", None),
+        "cpus": facts.pop("cpus", None),
+        "guest_ram_mib": sample.mem_mib,
+        **facts,
+        "provenance": {
+            "kernel_package": f"{kernel.package} {kernel.version}",
+            "qemu": output(["qemu-system-s390x", "--version"]).splitlines()[0],
+            "qemu_command": [a.replace(str(work), "$WORK") for a in info["qemu_command"]],
+            "status_at_dump": info.get("status_at_dump"),
+            "elf": {k: v for k, v in elf_info.items() if k != "program_headers"},
+            "elf_program_headers": elf_info["program_headers"],
+            "dump_cpus": dump_cpus(elf, kernel.system_map),
+            "files": files,
+            "timings_s": timer.steps,
+        },
+    }
+    (work / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
+
+
+def make_big(names: list[str], sizes: list[int], scratch: Path, args, total: Timer) -> list[Path]:
+    """Each sample of ``names`` booted with each memory size of ``sizes`` (MiB), dumped as
+    kdump-zlib (zero pages written once) and as a sparse ELF core; a guest already made
+    (its facts.json exists) is kept unless ``--rebuild``."""
+    busybox, _ = total.run("busybox", fetch_busybox, scratch)
+    initrd = scratch / "initrd.cpio.gz"
+    build_initramfs(busybox, initrd)
+    made = []
+    for name in names:
+        for mib in sizes:
+            base = SAMPLES[name]
+            sample = dataclasses.replace(
+                base,
+                name=f"{name}-{size_label(mib)}",
+                mem_mib=mib,
+                smp=args.smp or base.smp,
+                big=True,
+                description=f"{base.description}; {size_label(mib)} guest RAM, no init_on_free",
+            )
+            work = big_dir(scratch, sample.name)
+            if (work / "facts.json").is_file() and not args.rebuild:
+                log(f"{sample.name}: already in {work} (--rebuild to make it again)")
+                made.append(work)
+                continue
+            if base.modules:
+                raise SystemExit(f"{name}: --memory takes samples without modules")
+            # The bundled sample's own kernel package unless pinned: the big guest and the
+            # bundled sample then share the -dbg vmlinux already in the cache.
+            pinned = getattr(args, f"package_{base.kernel}")
+            if not pinned:
+                bundled = json.loads((args.out / name / "facts.json").read_text())
+                pinned = bundled_kernels(args.out)[bundled["kernel_release"]][0]
+            kernel = fetch_kernel(KERNELS[base.kernel], scratch, pinned, total)
+            (work / "facts.json").unlink(missing_ok=True)
+            work = work_folder(scratch / "big", sample.name, kernel)
+            timer = Timer()
+            info = timer.run(
+                f"{sample.name}: boot+dump",
+                boot_and_dump,
+                kernel,
+                initrd,
+                sample,
+                work,
+                timer,
+                args.boot_timeout,
+            )
+            (work / "vmcore.kdump-zlib.flat").unlink(missing_ok=True)
+            package_big(sample, kernel, work, info, timer)
+            log(f"{sample.name}: {work}; timings {timer.steps}")
+            made.append(work)
+    return made
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
@@ -1538,6 +1746,19 @@ def main(argv: list[str] | None = None) -> int:
         "and test_code_audit.py compare); no bundle is written",
     )
     ap.add_argument("--mem", type=int, help="override guest RAM (MiB)")
+    ap.add_argument(
+        "--memory",
+        metavar="SIZE[,SIZE]",
+        help="big guests, not bundled: boot each sample (default " + BIG_SAMPLE + ") with each "
+        "RAM size (512M, 16G, 64G) and keep its kdump-zlib and sparse ELF dumps, console and "
+        "facts.json in SCRATCH/big/SAMPLE-SIZE/",
+    )
+    ap.add_argument(
+        "--big",
+        action="store_true",
+        help=f"the big-guest pair the benchmark and test read: {BIG_SAMPLE} --memory {BIG_SIZES}",
+    )
+    ap.add_argument("--rebuild", action="store_true", help="with --memory: make it again")
     ap.add_argument("--smp", type=int, help="override guest CPU count")
     ap.add_argument("--boot-timeout", type=float, default=300)
     ap.add_argument("--zstd-level", type=int, default=19)
@@ -1561,6 +1782,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s.mem_mib} MiB smp {s.smp}: {s.description}"
             )
         return 0
+    if args.big:
+        args.memory = args.memory or BIG_SIZES
+    big_sizes = [parse_mib(t) for t in args.memory.split(",")] if args.memory else []
+    if big_sizes and args.samples == DEFAULT_SAMPLES:
+        args.samples = [BIG_SAMPLE]
     names = list(SAMPLES) if args.samples == ["all"] else args.samples
     unknown = [n for n in names if n not in SAMPLES]
     if unknown:
@@ -1591,6 +1817,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_install:
         total.run("host packages", ensure_host_packages)
         total.run("add s390x arch + apt-get update", ensure_s390x_arch)
+    if big_sizes:
+        for work in make_big(names, big_sizes, args.scratch, args, total):
+            print(work)
+        log(f"setup timings: {total.steps}")
+        return 0
     busybox, bb_version = total.run("busybox", fetch_busybox, args.scratch)
     initrd = args.scratch / "initrd.cpio.gz"
     build_initramfs(busybox, initrd)

@@ -1,18 +1,33 @@
-"""``check DUMP... --cluster dask://HOST:PORT`` on a local Dask cluster of two worker
-processes (loopback only, started here): the same JSON as ``--jobs 2``."""
+"""``check DUMP... --cluster dask://HOST:PORT`` on Dask clusters started here on the loopback:
+``LocalCluster`` for the options, and real ``dask scheduler`` / ``dask worker`` processes (as
+the README starts them across machines) for 100 dumps, an unreadable one, and a worker killed
+mid-run. Truth: the same command in one process (``--jobs 1``), itself checked against the
+kernel's own Call Traces (tests/test_fleet.py)."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from explorer.cli import main
-from explorer.fleet.cluster import ClusterError, scheduler_address
+from explorer.fleet.cluster import KEY_PREFIX, ClusterError, scheduler_address
+from tests.helpers.dask_cluster import dask_cluster, fleet_copies, stop
+from tests.helpers.oracles import dask_distributed, needs
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "real"
 THREE = ("bpo12-6.12-busy", "bpo12-6.12-nmi", "deb12-6.1-idle")
 
 
@@ -32,7 +47,7 @@ def _url(cluster: Any) -> str:
 
 
 def test_cluster_gives_the_json_of_jobs_2(capsys: pytest.CaptureFixture[str]) -> None:
-    distributed = pytest.importorskip("distributed", reason="pip install 'backchain[cluster]'")
+    distributed = dask_distributed()
     paths = [str(SAMPLES / n / "vmcore.zst") for n in THREE]
     assert main(["check", *paths, "--jobs", "2", "--json"]) == 0
     local = capsys.readouterr().out
@@ -52,7 +67,7 @@ def test_cluster_address_and_unreachable_scheduler(capsys: pytest.CaptureFixture
     assert scheduler_address("dask://10.0.0.5:8786") == "tcp://10.0.0.5:8786"
     with pytest.raises(ClusterError):
         scheduler_address("http://10.0.0.5:8786")
-    pytest.importorskip("distributed")
+    dask_distributed()
     dump = str(SAMPLES / THREE[0] / "vmcore.zst")
     # Nothing listens on port 9 of the loopback: one line, exit 2.
     status = main(["check", dump, "--cluster", "dask://127.0.0.1:9", "--cluster-timeout", "2"])
@@ -60,12 +75,37 @@ def test_cluster_address_and_unreachable_scheduler(capsys: pytest.CaptureFixture
     assert status == 2 and err.count("\n") == 1 and "127.0.0.1:9" in err
 
 
+def test_what_fails_on_the_cluster_is_that_dumps_one_line_error() -> None:
+    """A dump whose workers all died (Dask's KilledWorker after allowed-failures), one that
+    failed on the worker (backchain missing there), one cancelled: each the dump's error."""
+    from explorer.fleet.cluster import _outcome
+
+    distributed = dask_distributed()
+    gone = type("Worker", (), {"address": "tcp://10.0.0.7:40000"})()
+    killed = distributed.KilledWorker("check_dump-x-3", gone, 3)
+    missing = ModuleNotFoundError("No module named 'explorer'\nsecond line")
+    cases = {
+        "the Dask workers reading it died (the last one tcp://10.0.0.7:40000)": (
+            "error",
+            (type(killed), killed, None),
+        ),
+        "failed on a Dask worker (ModuleNotFoundError: No module named 'explorer')": (
+            "error",
+            (type(missing), missing, None),
+        ),
+        "cancelled on the Dask cluster": ("cancelled", None),
+    }
+    for said, (status, value) in cases.items():
+        result = _outcome("/d/a.vmcore", status, value)
+        assert result.error == f"/d/a.vmcore: {said}" and not result.tasks
+
+
 def test_cluster_resolves_relative_paths_on_the_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The workers start in another directory than the client's: relative dump and --map
     paths are made absolute before they go out; the output names them as typed."""
-    distributed = pytest.importorskip("distributed", reason="pip install 'backchain[cluster]'")
+    distributed = dask_distributed()
     elsewhere = tmp_path / "workers"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -82,3 +122,160 @@ def test_cluster_resolves_relative_paths_on_the_client(
     assert all(d["error"] is None and d["tasks"] > 50 for d in remote["dumps"])
     assert main([*argv, "--jobs", "1"]) == 0
     assert json.loads(capsys.readouterr().out) == remote
+
+
+#: Seconds the client of the real cluster may run (100 dumps take 5 s alone on an idle
+#: 2-core machine, up to 30 s when the machine is shared).
+CLIENT_SECONDS = 600.0
+
+
+def _check_with_a_terminal(
+    argv: list[str], folder: Path, first_result: Callable[[], None]
+) -> tuple[int, str, str]:
+    """``backchain ARGV`` in its own process with stderr on a terminal (where it shows its
+    progress) and stdout in a file; ``first_result`` is called once the progress line says
+    a dump came back. Returns (exit status, stdout, what the terminal received)."""
+    code = "import sys; from explorer.cli import main; sys.exit(main(sys.argv[1:]))"
+    master, slave = pty.openpty()
+    out = folder / "stdout"
+    try:
+        with open(out, "wb") as stdout:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=slave,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        os.close(slave)
+        slave = -1
+        seen = b""
+        fired = False
+        deadline = time.monotonic() + CLIENT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 1.0)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the process closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                seen += chunk
+                if not fired and re.search(rb"checked [1-9]\d* of", seen):
+                    fired = True
+                    first_result()
+            status = proc.wait(max(1.0, deadline - time.monotonic()))
+        finally:
+            stop(proc)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return status, out.read_text(), seen.decode(errors="replace").replace("\r\n", "\n")
+
+
+def _per_dump(jsonl: str) -> dict[str, list[dict[str, Any]]]:
+    """``check DUMP... --jsonl`` by dump (in its order), each record without its path."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for line in jsonl.splitlines():
+        record = json.loads(line)
+        out.setdefault(record.pop("dump"), []).append(record)
+    return out
+
+
+@needs("distributed")
+def test_a_real_cluster_checks_100_dumps_through_a_dead_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1; 100 dumps (the
+    samples hard-linked under distinct names) and one unreadable; one worker killed (SIGKILL)
+    once the first dumps came back. Every dump is reported exactly once, each task with the
+    verdict and stack of the same file checked in one process; the progress counts each dump
+    as it finishes; the unreadable dump is one line on stderr, and nothing else is."""
+    from distributed import Client
+
+    copies = [str(p) for p in fleet_copies(tmp_path / "dumps", 100)]
+    bad = tmp_path / "dumps" / "037-unreadable.vmcore.zst"
+    with open(SAMPLES / THREE[0] / "vmcore.zst", "rb") as real:
+        bad.write_bytes(real.read(1 << 16))  # a real dump cut short
+    paths = [*copies[:37], str(bad), *copies[37:]]
+    total = len(paths)
+    assert len(set(paths)) == total == 101
+
+    # The truth: one copy of each sample (the first ten) and the unreadable dump, checked in
+    # one process; every other copy is the same file in the same folder.
+    samples = len(set(Path(p).name[4:] for p in copies))
+    assert main(["check", *copies[:samples], str(bad), "--jobs", "1", "--jsonl"]) == 2
+    alone = _per_dump(capsys.readouterr().out)
+    assert len(alone) == samples + 1 == 11
+    assert all(len(alone[p]) > 50 and "error" not in alone[p][0] for p in copies[:samples])
+
+    killed: dict[str, Any] = {}
+    with dask_cluster(tmp_path / "cluster", workers=2) as cluster:
+        pids = cluster.worker_pids(2)
+        assert sorted(pids.values()) == sorted(w.pid for w in cluster.workers)
+        assert all(addr.startswith("tcp://127.0.0.1:") for addr in pids)
+        with Client(cluster.address, timeout=60) as watcher:
+
+            def kill_a_busy_worker() -> None:
+                busy = {a: k for a, k in watcher.processing().items() if k}
+                assert busy, "no dump in flight after the first result"
+                addr = sorted(busy)[0]
+                os.kill(pids[addr], signal.SIGKILL)
+                killed.update(address=addr, keys=busy[addr])
+
+            status, out, err = _check_with_a_terminal(
+                ["check", *paths, "--cluster", cluster.url, "--jsonl"],
+                tmp_path,
+                kill_a_busy_worker,
+            )
+            left = set(watcher.nthreads())
+        dead = next(w for w in cluster.workers if w.pid == pids[killed["address"]])
+        assert dead.wait(30) == -signal.SIGKILL
+        assert all(w.poll() is None for w in cluster.workers if w is not dead)
+    # The dead worker had dumps in flight (queued or walking); the scheduler saw it go.
+    assert killed["keys"] and all(str(k).startswith(KEY_PREFIX) for k in killed["keys"])
+    assert left == set(pids) - {killed["address"]}
+    # Progress: one count per dump as it finishes, 0 to 101, each once, on one line.
+    segments = [s for s in re.split(r"[\r\n]", err) if s.strip()]
+    counts = [
+        int(m.group(1))
+        for s in segments
+        if (m := re.fullmatch(r"checked (\d+) of 101 dumps(?: \(1 failed\))?", s))
+    ]
+    assert counts == list(range(total + 1)), err[-2000:]
+    # The unreadable dump: one line naming it; nothing else on stderr.
+    others = [s for s in segments if not s.startswith("checked ")]
+    assert len(others) == 1 and others[0].startswith(f"backchain: {bad}:"), err[-2000:]
+    assert "Traceback" not in err
+    # Every dump once, each task with the verdict and stack of the one-process run.
+    assert status == 2
+    remote = _per_dump(out)
+    assert list(remote) == [*copies, str(bad)]  # input order; unreadable ones last
+    for i, path in enumerate(copies):
+        assert remote[path] == alone[copies[i % samples]], path
+    assert remote[str(bad)] == alone[str(bad)]
+
+
+@needs("distributed")
+def test_a_cluster_without_workers_reports_every_dump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No worker ever connects: after --cluster-timeout every dump is reported as not
+    checked (one line each, exit 2), none is lost and the command ends."""
+    paths = [str(SAMPLES / n / "vmcore.zst") for n in THREE[:2]]
+    with dask_cluster(tmp_path / "cluster", workers=0) as cluster:
+        status = main(
+            ["check", *paths, "--cluster", cluster.url, "--cluster-timeout", "5", "--json"]
+        )
+    captured = capsys.readouterr()
+    assert status == 2
+    assert [d["path"] for d in json.loads(captured.out)["dumps"]] == paths
+    lines = captured.err.splitlines()
+    assert len(lines) == 2
+    for path, line in zip(paths, lines, strict=True):
+        assert line.startswith(f"backchain: {path}: not checked: no Dask worker connected to ")

@@ -469,3 +469,52 @@ def test_bitmap_runs_equal_a_bit_by_bit_scan():
             else:
                 naive.append((b, b + 1))
         assert _bitmap_runs(bm, first, last) == naive
+
+
+def test_bitmap_block_scans_equal_a_bit_by_bit_scan():
+    """The 64 KiB block shortcuts (a block of zeros, of ones, mixed; a short last block) give
+    the runs, rank table and bit count of a plain bit-by-bit scan."""
+    import random
+
+    from parsers.dumps.kdump import _RANK_CHUNK_BYTES, _bitmap_runs, _count_bits, _rank_table
+
+    rng = random.Random(7)
+    block = 1 << 16
+    mixed = bytes(rng.choice([0, 0xFF, rng.getrandbits(8)]) for _ in range(block))
+    bm = bytes(block) + b"\xff" * block + mixed + b"\xff" * 1000 + bytes(24) + b"\x0f"
+    bits = [b for b in range(len(bm) * 8) if bm[b >> 3] >> (b & 7) & 1]
+    for first, last in [(0, len(bm) * 8), (block * 8 - 3, 3 * block * 8 + 5), (17, 18)]:
+        naive: list[tuple[int, int]] = []
+        for b in bits:
+            if first <= b < last:
+                if naive and naive[-1][1] == b:
+                    naive[-1] = (naive[-1][0], b + 1)
+                else:
+                    naive.append((b, b + 1))
+        assert _bitmap_runs(bm, first, last) == naive
+    assert _count_bits(bm) == len(bits)
+    rank = _rank_table(bm)
+    assert len(rank) == -(-len(bm) // _RANK_CHUNK_BYTES)
+    for i in range(0, len(rank), 37):
+        assert rank[i] == sum(1 for b in bits if b < i * _RANK_CHUNK_BYTES * 8)
+
+
+@pytest.mark.parametrize("max_runs", [kdump_mod._MAX_RUNS, 4])
+def test_kdump_written_pages_as_runs_or_bitmap(src, tmp_path, monkeypatch, max_runs):
+    """A written-pages bitmap of few runs is kept as runs, one of many as a bitmap with a rank
+    table: both read every page, name every excluded one and count the same."""
+    monkeypatch.setattr(kdump_mod, "_MAX_RUNS", max_runs)
+    out = tmp_path / "sieve.kdump"
+    write_kdump(src, out, dump_level=31, exclude=lambda pfn: pfn % 3 == 1)
+    dump = KdumpFile(str(out))
+    part = dump._parts[0]
+    assert (part.bitmap2 is None) == (max_runs > 4)
+    kept = [a for a in pages(src) if (a // PAGE) % 3 != 1]
+    for addr in kept:
+        assert dump.read(addr, PAGE) == src.read(addr, PAGE), hex(addr)
+    for addr in [a for a in pages(src) if (a // PAGE) % 3 == 1][:20]:
+        with pytest.raises(UnmappedError, match="excluded by makedumpfile"):
+            dump.read(addr, 8)
+    assert dump.format_facts()["dumped_pages"] == len(kept)
+    assert sum(r.size for r in dump.ranges) == len(kept) * PAGE
+    dump.close()

@@ -197,11 +197,16 @@ def cmd_bt(args: argparse.Namespace) -> int:
                 )
         if args.cfi:
             from explorer.debuginfo.cfi import cfi_for_walk, cfi_json, table_or_error
+            from explorer.reports.cfiexplain import explain
 
             table = table_or_error(kernel)
             for one, a in zip(docs, analyses, strict=True):
                 cfi = cfi_for_walk(kernel, table, a.walk)
-                one["cfi"] = None if cfi is None else cfi_json(kernel, a.walk, cfi)
+                one["cfi"] = (
+                    None
+                    if cfi is None
+                    else cfi_json(kernel, a.walk, cfi, explain(kernel, table, a.walk, cfi))
+                )
         if args.sanity:
             from explorer.walk.sanity import sanity_json, stack_sanity
 
@@ -251,10 +256,13 @@ def cmd_bt(args: argparse.Namespace) -> int:
         print("\n".join(walk_text(kernel, a.walk, args.steps, extras.under_for(a.walk), a.verdict)))
         if args.cfi:
             from explorer.debuginfo.cfi import cfi_for_walk, side_by_side, table_or_error
+            from explorer.reports.cfiexplain import explain
 
-            cfi = cfi_for_walk(kernel, table_or_error(kernel), a.walk)
+            table = table_or_error(kernel)
+            cfi = cfi_for_walk(kernel, table, a.walk)
             if cfi is not None:
-                print("\n".join(side_by_side(kernel, a.walk, cfi)))
+                ag = explain(kernel, table, a.walk, cfi)
+                print("\n".join(side_by_side(kernel, a.walk, cfi, ag)))
         if letter:
             from explorer.code.recovered import SCOPES, recovery_lines, recovery_of
 

@@ -11,12 +11,14 @@ def check_cfi(kernel: Any, scan: Any, ctx: Any, as_json: bool) -> int:
     import json
     from collections import Counter
 
-    from explorer.debuginfo.cfi import cfi_for_walk, cfi_json, compare, table_or_error
+    from explorer.debuginfo.cfi import EXPLANATION_KINDS, cfi_for_walk, cfi_json, table_or_error
+    from explorer.reports.cfiexplain import explain
     from explorer.reports.walk import analysis_json
     from explorer.walk.analysis import analyse_all
 
     table = table_or_error(kernel)
     ends: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     totals = {"tasks": 0, "tasks_agreeing": 0, "frames": 0, "frames_agreeing": 0}
     docs: list[dict[str, Any]] = []
 
@@ -26,16 +28,20 @@ def check_cfi(kernel: Any, scan: Any, ctx: Any, as_json: bool) -> int:
         totals["frames"] += len(a.walk.steps)
         if cfi is None:
             return
-        ag = compare(a.walk, cfi)
+        ag = explain(kernel, table, a.walk, cfi)
+        kinds.update(why.kind for why in ag.explanations if why is not None)
         totals["frames_agreeing"] += ag.agree
         totals["tasks_agreeing"] += ag.agree == len(a.walk.steps)
         ends[_end_kind(cfi.end)] += 1
         if as_json:
-            docs.append(analysis_json(kernel, a) | {"cfi": cfi_json(kernel, a.walk, cfi)})
+            docs.append(analysis_json(kernel, a) | {"cfi": cfi_json(kernel, a.walk, cfi, ag)})
 
     analyse_all(kernel, scan.tasks, ctx, keep=keep)
     if as_json:
-        summary = totals | {"cfi_ends": dict(ends.most_common())}
+        summary = totals | {
+            "cfi_ends": dict(ends.most_common()),
+            "differences": dict(kinds.most_common()),
+        }
         print(json.dumps({"summary": summary, "tasks": docs}, indent=1))
         return 0
     print(
@@ -45,6 +51,12 @@ def check_cfi(kernel: Any, scan: Any, ctx: Any, as_json: bool) -> int:
     print("where the CFI unwinds stopped:")
     for end, n in ends.most_common():
         print(f"  {n:>5}  {end}")
+    if kinds:
+        print("why frames differ (bt --cfi explains each):")
+        for kind, n in kinds.most_common():
+            print(f"  {n:>5}  {kind}: {EXPLANATION_KINDS[kind]}")
+    else:
+        print("no frame differs")
     return 0
 
 

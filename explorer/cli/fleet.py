@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -47,6 +48,28 @@ def options_from(args: argparse.Namespace) -> Any:
     return CheckOptions(options_of(args), tuple(f for f in args.functions.split(",") if f))
 
 
+def progress_printer(total: int) -> Callable[[Any], None] | None:
+    """``checked N of TOTAL dumps`` on stderr, rewritten as each dump finishes, when stderr
+    is a terminal (a pipe or file gets only the report and the errors)."""
+    if not sys.stderr.isatty():
+        return None
+    stream = getattr(sys.stderr, "raw", sys.stderr)  # "\r" is ours, not a dump's
+    done = [0, 0]
+
+    def show(result: Any) -> None:
+        done[0] += 1
+        done[1] += result.error is not None
+        failed = f" ({done[1]} failed)" if done[1] else ""
+        stream.write(f"\rchecked {done[0]} of {total} dumps{failed}")
+        if done[0] >= total:
+            stream.write("\n")
+        stream.flush()
+
+    stream.write(f"checked 0 of {total} dumps")
+    stream.flush()
+    return show
+
+
 def cmd_check_many(args: argparse.Namespace) -> int:
     """Walk every dump, group identical stacks, print text or ``--json``."""
     import os
@@ -73,10 +96,18 @@ def cmd_check_many(args: argparse.Namespace) -> int:
     if args.cluster:
         from explorer.fleet.cluster import check_on_cluster
 
-        results = check_on_cluster(args.cluster, args.dump, options, timeout=args.cluster_timeout)
+        results = check_on_cluster(
+            args.cluster,
+            args.dump,
+            options,
+            timeout=args.cluster_timeout,
+            progress=progress_printer(len(args.dump)),
+        )
     else:
         jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-        results = check_many(args.dump, options, jobs=jobs)
+        results = check_many(
+            args.dump, options, jobs=jobs, progress=progress_printer(len(args.dump))
+        )
     report = group_stacks(results, options.functions)
     if getattr(args, "jsonl", False):
         for line in fleet_jsonl(report):

@@ -185,28 +185,113 @@ def cfi_for_walk(kernel: Any, table: DebugFrame, walk: Walk) -> CfiWalk | None:
     )
 
 
+#: Why a frame differs between the back chain and the CFI unwind, by kind (the words of
+#: ``check --cfi``'s counts). Each is derived from evidence by
+#: :func:`explorer.reports.cfiexplain.explain`: the function's instruction bytes (its
+#: prologue) or the CFI rows (the FDE's range, the rules at the pc).
+EXPLANATION_KINDS = {
+    "r14_guess": "a frame without a back chain that CFI steps over",
+    "no_frame_yet": "a function that had not stored its back chain: only CFI sees its caller",
+    "cfi_ends_early": "a function whose CFI ends before its return address",
+    "assembly": "an assembly frame without CFI",
+    "module": "module code, which the vmlinux's CFI does not cover",
+    "stack_switch": "a stack switch (the return-address slot is 0)",
+    "pt_regs": "a pt_regs boundary",
+    "back_chain_ended": "the back chain stopped where CFI goes on",
+    "unexplained": "not explained by any known cause",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why one frame differs between the back chain and the CFI unwind.
+
+    Attributes:
+        kind: a key of :data:`EXPLANATION_KINDS`.
+        words: the cause in plain words, with its evidence.
+        at: the code address the evidence is about (a PSW, or a return address).
+        row_at: where that frame's CFI row is looked up (``at``, or ``at - 1`` for a
+            return address), a runtime address.
+        sp: the stack pointer of that frame.
+    """
+
+    kind: str
+    words: str
+    at: int
+    row_at: int
+    sp: int
+
+    @property
+    def label(self) -> str:
+        """The kind in words (``an assembly frame without CFI``)."""
+        return EXPLANATION_KINDS.get(self.kind, self.kind)
+
+    @property
+    def text(self) -> str:
+        """Kind and cause in one line, as ``bt --cfi`` prints them."""
+        return f"{self.label}: {self.words}"
+
+
 @dataclass(frozen=True)
 class Agreement:
     """Back chain and CFI side by side: ``pairs`` of (back-chain step or None, CFI frame or
-    None) matched by sp and pc, and the number that agree."""
+    None) matched by sp and pc, and the number that agree.
+
+    The back-chain steps appear in walk order, so ``pairs[i][0]`` is ``walk.steps[i]``
+    unless CFI has a frame the back chain lacks before it (``no_frame_yet``: a PSW before
+    a prologue; never on the bundled samples); :meth:`beside` looks a step up exactly.
+
+    Attributes:
+        explanations: one per pair when explained (None where the pair agrees), else empty.
+    """
 
     pairs: tuple[tuple[Any, CfiFrame | None], ...]
     agree: int
     cfi_end: str
+    explanations: tuple[Explanation | None, ...] = ()
+
+    def beside(self, index: int) -> tuple[CfiFrame | None, Explanation | None]:
+        """The CFI frame paired with back-chain step ``index`` (None: none, CFI stopped
+        before it or steps over it) and why they differ (None: they agree, or not
+        explained)."""
+        for i, (s, f) in enumerate(self.pairs):
+            if s is not None and s.index == index:
+                why = self.explanations[i] if i < len(self.explanations) else None
+                return f, why
+        return None, None
+
+
+def same_frame(step: Any, frame: CfiFrame | None) -> bool:
+    """Whether a back-chain step and a CFI frame are the same frame (sp and pc)."""
+    return step is not None and frame is not None and step.sp == frame.sp and step.ip == frame.pc
 
 
 def compare(walk: Walk, cfi: CfiWalk) -> Agreement:
-    """Match the walks frame by frame (by position: both start from the same registers)."""
+    """Match the walks frame by frame: equal frames (sp and pc) are paired in order; a frame
+    only one side has is paired with None (a frame the back chain reads from a stale slot,
+    a caller only CFI sees); where both differ at the same place they are paired."""
+    from difflib import SequenceMatcher
+
     steps = list(walk.steps)
     frames = list(cfi.frames)
+    ours = [(s.sp, s.ip) for s in steps]
+    theirs = [(f.sp, f.pc) for f in frames]
     pairs: list[tuple[Any, CfiFrame | None]] = []
     agree = 0
-    for i in range(max(len(steps), len(frames))):
-        s = steps[i] if i < len(steps) else None
-        f = frames[i] if i < len(frames) else None
-        if s is not None and f is not None and s.sp == f.sp and s.ip == f.pc:
-            agree += 1
-        pairs.append((s, f))
+    matcher = SequenceMatcher(None, ours, theirs, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            pairs.extend(zip(steps[i1:i2], frames[j1:j2], strict=True))
+            agree += i2 - i1
+            continue
+        left: list[Any] = steps[i1:i2]
+        right: list[CfiFrame | None] = list(frames[j1:j2])
+        if op == "replace":  # same place, different frames: side by side while both last
+            n = min(len(left), len(right))
+            pairs.extend(zip(left[:n], right[:n], strict=True))
+            left, right = left[n:], right[n:]
+        pairs.extend((s, None) for s in left)
+        pairs.extend((None, f) for f in right)
     return Agreement(tuple(pairs), agree, cfi.end)
 
 
@@ -229,31 +314,75 @@ def _frame_text(kernel: Any, sp: int, pc: int) -> str:
     return f"0x{sp:016x} {kernel.symbolize(pc) or f'0x{pc:x}'}"
 
 
-def side_by_side(kernel: Any, walk: Walk, cfi: CfiWalk) -> list[str]:
-    """``bt --cfi``: the back chain and the CFI unwind, frame beside frame."""
-    ag = compare(walk, cfi)
+def side_by_side(
+    kernel: Any, walk: Walk, cfi: CfiWalk, agreement: Agreement | None = None
+) -> list[str]:
+    """``bt --cfi``: the back chain and the CFI unwind, frame beside frame; with an explained
+    ``agreement`` (:func:`explorer.reports.cfiexplain.explain`), why each differing frame
+    differs, once per cause."""
+    ag = agreement if agreement is not None else compare(walk, cfi)
     lines = [
         f"CFI unwind (.debug_frame) beside the back chain: {ag.agree} of "
         f"{len(walk.steps)} frames agree",
         f"  {'#':>3}  {'back chain':<50} CFI",
     ]
+    whys: dict[Explanation, list[int]] = {}
     for i, (s, f) in enumerate(ag.pairs):
         left = _frame_text(kernel, s.sp, s.ip) if s is not None else "-"
+        why = ag.explanations[i] if i < len(ag.explanations) else None
         if f is None:
             right = "-"
-        elif s is not None and s.sp == f.sp and s.ip == f.pc:
+        elif same_frame(s, f):
             right = "same"
         else:
             right = _frame_text(kernel, f.sp, f.pc)
+        if why is not None:
+            whys.setdefault(why, []).append(i)
+            right += f"  [{why.kind}]"
         lines.append(f"  {i:>3}  {left:<50} {right}")
     lines.append(f"  CFI stopped: {cfi.end}")
+    if whys:
+        lines.append("  why they differ:")
+        for why, rows in whys.items():
+            lines.append(f"    {_spans(rows):>5}  {why.label}: {why.words}")
     return lines
 
 
-def cfi_json(kernel: Any, walk: Walk, cfi: CfiWalk) -> dict[str, Any]:
-    """The ``cfi`` object of ``bt --cfi --json`` and ``check --cfi --json``."""
-    ag = compare(walk, cfi)
+def _spans(rows: list[int]) -> str:
+    """``7-8,10`` of [7, 8, 10]."""
+    out: list[str] = []
+    start = prev = rows[0]
+    for r in [*rows[1:], None]:
+        if r is not None and r == prev + 1:
+            prev = r
+            continue
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if r is not None:
+            start = prev = r
+    return ",".join(out)
+
+
+def explanation_json(why: Explanation | None) -> dict[str, Any] | None:
+    """One explanation as JSON (kind, label, words, evidence addresses)."""
+    if why is None:
+        return None
     return {
+        "kind": why.kind,
+        "label": why.label,
+        "words": why.words,
+        "at": f"0x{why.at:x}",
+        "row_at": f"0x{why.row_at:x}",
+        "sp": f"0x{why.sp:x}",
+    }
+
+
+def cfi_json(
+    kernel: Any, walk: Walk, cfi: CfiWalk, agreement: Agreement | None = None
+) -> dict[str, Any]:
+    """The ``cfi`` object of ``bt --cfi --json`` and ``check --cfi --json``; with an
+    explained ``agreement``, ``differences``: each differing pair with its explanation."""
+    ag = agreement if agreement is not None else compare(walk, cfi)
+    out: dict[str, Any] = {
         "frames": [
             {
                 "index": f.index,
@@ -266,3 +395,15 @@ def cfi_json(kernel: Any, walk: Walk, cfi: CfiWalk) -> dict[str, Any]:
         "end": cfi.end,
         "agree": ag.agree,
     }
+    if ag.explanations:
+        out["differences"] = [
+            {
+                "pair": i,
+                "back_chain": None if s is None else s.index,
+                "cfi": None if f is None else f.index,
+                "why": explanation_json(ag.explanations[i]),
+            }
+            for i, (s, f) in enumerate(ag.pairs)
+            if not same_frame(s, f)
+        ]
+    return out

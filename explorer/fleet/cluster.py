@@ -10,9 +10,14 @@ on the client; the results name each dump as the user spelled it. Needs the opti
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 from explorer.fleet.walk import CheckOptions, DumpResult, check_dump
 from parsers.errors import DumpError
@@ -59,29 +64,160 @@ def client_paths(paths: Sequence[str], options: CheckOptions) -> tuple[list[str]
 
 
 def check_on_cluster(
-    url: str, paths: Sequence[str], options: CheckOptions, timeout: float = 30.0
+    url: str,
+    paths: Sequence[str],
+    options: CheckOptions,
+    timeout: float = 30.0,
+    progress: Callable[[DumpResult], None] | None = None,
 ) -> list[DumpResult]:
     """:func:`check_dump` of every path on the cluster's workers; results in input order.
+
+    ``progress`` is called with each dump's result as it comes back (in the order they
+    finish). A dump whose worker dies is run again on another worker by the scheduler; one
+    that kills its workers again and again (Dask's ``allowed-failures``), or that fails on
+    the worker for another reason (backchain missing there), is reported with an error, and
+    so is every dump left when no worker has been connected for ``timeout`` seconds: each
+    dump is reported exactly once.
 
     Raises:
         ClusterError: ``distributed`` is not installed or the scheduler cannot be reached.
     """
     address = scheduler_address(url)
     try:
-        from distributed import Client
+        import distributed
     except ImportError:
         raise ClusterError(
             "--cluster needs Dask distributed: pip install 'backchain[cluster]'"
         ) from None
+    with _dask_errors_only():
+        return _run(distributed, address, paths, options, timeout, progress)
+
+
+def _run(
+    distributed: Any,
+    address: str,
+    paths: Sequence[str],
+    options: CheckOptions,
+    timeout: float,
+    progress: Callable[[DumpResult], None] | None,
+) -> list[DumpResult]:
     try:
-        client = Client(address, timeout=timeout)
+        client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     absolute, options = client_paths(paths, options)
+    results: dict[int, DumpResult] = {}
+
+    def report(i: int, result: DumpResult) -> None:
+        results[i] = replace(result, path=paths[i])
+        if progress is not None:
+            progress(results[i])
+
     try:
-        # pure=False: a dump path may be walked again after it changed on disk.
-        futures = client.map(check_dump, absolute, options=options, pure=False)
-        results = list(client.gather(futures))
+        # Keys of this run (a dump path may be walked again after it changed on disk) that
+        # name each dump's place in the input: KEY_PREFIX-RUN-INDEX.
+        run = uuid.uuid4().hex
+        keys = [f"{KEY_PREFIX}-{run}-{i}" for i in range(len(absolute))]
+        futures = client.map(check_dump, absolute, options=options, key=keys)
+        index = {f.key: i for i, f in enumerate(futures)}
+        done = distributed.as_completed(futures, with_results=True, raise_errors=False)
+        idle = _Idle(client, timeout)
+        while not done.is_empty():
+            batch = done.next_batch(block=False)
+            for future, value in batch:
+                i = index[future.key]
+                report(i, _outcome(absolute[i], future.status, value))
+            if batch:
+                idle.reset()
+            elif idle.expired():
+                for future in futures:
+                    i = index[future.key]
+                    if i not in results:
+                        future.cancel()
+                        report(i, DumpResult(absolute[i], error=idle.error(absolute[i])))
+                break
+            else:
+                time.sleep(POLL)
     finally:
         client.close()
-    return [replace(r, path=given) for r, given in zip(results, paths, strict=True)]
+    return [results[i] for i in range(len(paths))]
+
+
+@contextlib.contextmanager
+def _dask_errors_only() -> Iterator[None]:
+    """Dask's own log records below ERROR kept off stderr meanwhile: they tell of what is
+    handled here ("Couldn't gather 1 keys, rescheduling" when a worker holding a result
+    died: the dump runs again) and would break the progress line and the one line per
+    failed dump."""
+    names = ["distributed"]
+    names += [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+#: The first part of every task key (the Dask dashboard groups tasks by it).
+KEY_PREFIX = "check_dump"
+
+#: Seconds between looks at finished dumps while none is ready.
+POLL = 0.05
+
+
+def _outcome(path: str, status: str, value: Any) -> DumpResult:
+    """A finished future's result, or the dump's error when it failed on the cluster."""
+    if status == "finished" and isinstance(value, DumpResult):
+        return value
+    if status == "error" and isinstance(value, tuple) and len(value) == 3:
+        exc = value[1]
+        if type(exc).__name__ == "KilledWorker":
+            return DumpResult(
+                path,
+                error=f"{path}: the Dask workers reading it died (the last one {_worker(exc)})",
+            )
+        said = next(iter(str(exc).splitlines()), "")
+        return DumpResult(
+            path, error=f"{path}: failed on a Dask worker ({type(exc).__name__}: {said})"
+        )
+    return DumpResult(path, error=f"{path}: cancelled on the Dask cluster")
+
+
+def _worker(exc: BaseException) -> str:
+    worker = getattr(exc, "last_worker", None)
+    return str(getattr(worker, "address", worker) or "unknown")
+
+
+class _Idle:
+    """How long the scheduler has been without any worker (looked at once a second while no
+    result comes back)."""
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.since: float | None = None
+        self.looked = 0.0
+
+    def reset(self) -> None:
+        self.since = None
+
+    def expired(self) -> bool:
+        now = time.monotonic()
+        if now - self.looked < 1.0:
+            return self.since is not None and now - self.since >= self.timeout
+        self.looked = now
+        if self.client.nthreads():
+            self.since = None
+        elif self.since is None:
+            self.since = now
+        return self.since is not None and now - self.since >= self.timeout
+
+    def error(self, path: str) -> str:
+        return (
+            f"{path}: not checked: no Dask worker connected to {self.client.scheduler.address} "
+            f"for {self.timeout:g} s"
+        )

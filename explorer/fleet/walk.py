@@ -3,7 +3,7 @@ worker) sends back, without frames or kernel objects."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -134,24 +134,41 @@ def _row(v: TaskVerdict) -> TaskOutcome:
     )
 
 
-def check_many(paths: Sequence[str], options: CheckOptions, jobs: int = 1) -> list[DumpResult]:
-    """:func:`check_dump` of every path, in ``jobs`` processes; results in input order."""
+def check_many(
+    paths: Sequence[str],
+    options: CheckOptions,
+    jobs: int = 1,
+    progress: Callable[[DumpResult], None] | None = None,
+) -> list[DumpResult]:
+    """:func:`check_dump` of every path, in ``jobs`` processes; results in input order.
+    ``progress`` is called with each dump's result as it finishes."""
+    results: dict[int, DumpResult] = {}
+
+    def report(i: int, result: DumpResult) -> None:
+        results[i] = result
+        if progress is not None:
+            progress(result)
+
     if jobs <= 1 or len(paths) <= 1:
-        return [check_dump(p, options) for p in paths]
-    from concurrent.futures import ProcessPoolExecutor
+        for i, p in enumerate(paths):
+            report(i, check_dump(p, options))
+        return [results[i] for i in range(len(paths))]
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    results: dict[int, DumpResult] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        futures = [pool.submit(check_dump, p, options) for p in paths]
-        for i, future in enumerate(futures):
+        futures = {pool.submit(check_dump, p, options): i for i, p in enumerate(paths)}
+        for future in as_completed(futures):
             try:
-                results[i] = future.result()
+                report(futures[future], future.result())
             except BrokenProcessPool:  # a worker died (a signal): it breaks the whole pool
                 pass
     # each dump the broken pool left undone again alone, so one that kills its process
     # is the only one reported for it
-    return [results[i] if i in results else _alone(p, options) for i, p in enumerate(paths)]
+    for i, p in enumerate(paths):
+        if i not in results:
+            report(i, _alone(p, options))
+    return [results[i] for i in range(len(paths))]
 
 
 def _alone(path: str, options: CheckOptions) -> DumpResult:

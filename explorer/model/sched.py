@@ -5,6 +5,15 @@ nanoseconds) when the task last got a CPU (kernel/sched/stats.h ``sched_info_arr
 The time since then is measured on the same clock: ``rq->clock`` of the per-CPU
 ``runqueues`` of the CPU the task last ran on (crash ``ps -m`` does the same). Offsets come
 from the kernel's type graph (BTF or --vmlinux DWARF), never from a table.
+
+How long a sleeping task has not run (``report``'s blocked tasks) is the scheduler's own
+``delta_exec``: ``task_struct.se.exec_start`` is ``rq_clock_task()`` when ``update_curr()``
+last charged it, which for a task that went to sleep is the moment ``__schedule()``
+dequeued it (``last_arrival`` is when its last run began, earlier by that run's length);
+"now" is ``rq->clock_task`` of the CPU it last ran on (kernel/sched/fair.c
+``update_curr_se``). ``migrate_task_rq_fair()`` zeroes ``exec_start`` when a task moves to
+another CPU; then only ``rq->clock - last_arrival`` is left, an upper bound (``how``
+says which; on s390 ``sched_clock()`` is the TOD clock, one clock for every CPU).
 """
 
 from __future__ import annotations
@@ -54,10 +63,15 @@ def member_offset(kernel: Kernel, struct_name: str, path: str) -> int | None:
 
 def rq_clocks(kernel: Kernel) -> dict[int, int]:
     """``rq->clock`` of each CPU's runqueue, by CPU number."""
+    return _rq_field(kernel, "clock")
+
+
+def _rq_field(kernel: Kernel, member: str) -> dict[int, int]:
+    """A u64 member of each CPU's ``struct rq``, by CPU number."""
     if kernel.symbols is None:
         return {}
     runqueues = kernel.symbols.address_of("runqueues")
-    offset = member_offset(kernel, "rq", "clock")
+    offset = member_offset(kernel, "rq", member)
     if runqueues is None or offset is None:
         return {}
     out = {}
@@ -105,4 +119,76 @@ def last_run_rows(kernel: Kernel, tasks: Iterable[Task]) -> tuple[list[LastRun],
     return rows, notes
 
 
-__all__ = ["LastRun", "last_run_rows", "member_offset", "rq_clocks"]
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """How long a task that is not on a CPU has not run.
+
+    Attributes:
+        exec_start: ``se.exec_start`` (ns of ``rq_clock_task``), None if unreadable.
+        clock_task: ``rq->clock_task`` of the CPU it last ran on.
+        cpu: that CPU.
+        ns: ``clock_task - exec_start`` (None if either is unknown; never negative).
+        how: ``exec_start``; ``last_arrival`` where exec_start is 0 (the task migrated
+            since it last ran): ``rq->clock - sched_info.last_arrival``, an upper bound;
+            ``running`` (0); None when unknown.
+    """
+
+    task: Task
+    exec_start: int | None
+    clock_task: int | None
+    cpu: int | None
+    ns: int | None
+    how: str | None = None
+
+
+def rq_clock_tasks(kernel: Kernel) -> dict[int, int]:
+    """``rq->clock_task`` of each CPU's runqueue, by CPU number."""
+    return _rq_field(kernel, "clock_task")
+
+
+def blocked_for(kernel: Kernel, tasks: Iterable[Task]) -> list[Blocked]:
+    """How long each task has not run: its CPU's ``rq->clock_task`` minus its
+    ``se.exec_start`` (a running task: 0).
+
+    Raises:
+        DumpError: no type graph, or ``se.exec_start`` not in it.
+    """
+    offset = member_offset(kernel, "task_struct", "se.exec_start")
+    if offset is None:
+        raise DumpError("task_struct.se.exec_start is not in this kernel's types", kernel.path)
+    arrival = member_offset(kernel, "task_struct", "sched_info.last_arrival")
+    clocks = rq_clock_tasks(kernel)
+    plain = rq_clocks(kernel)
+    out = []
+    for t in tasks:
+        cpu = t.cpu if t.cpu is not None else t.last_cpu
+        try:
+            start: int | None = kernel.space.read_u64(t.address + offset)
+        except DumpError:
+            start = None
+        clock = clocks.get(cpu) if cpu is not None else None
+        ns: int | None = None
+        how: str | None = None
+        if t.cpu is not None:
+            ns, how = 0, "running"
+        elif start and clock is not None:
+            ns, how = max(clock - start, 0), "exec_start"
+        elif start == 0 and arrival is not None and cpu in plain:
+            try:
+                began = kernel.space.read_u64(t.address + arrival)
+                ns, how = max(plain[cpu] - began, 0), "last_arrival"
+            except DumpError:
+                pass
+        out.append(Blocked(t, start, clock, cpu, ns, how))
+    return out
+
+
+__all__ = [
+    "Blocked",
+    "LastRun",
+    "blocked_for",
+    "last_run_rows",
+    "member_offset",
+    "rq_clock_tasks",
+    "rq_clocks",
+]

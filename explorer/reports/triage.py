@@ -143,26 +143,41 @@ def cpus(kernel: Kernel, by_task: dict[int, TaskAnalysis]) -> Finding:
 
 
 def blocked(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
-    """Tasks in D state, longest blocked first, with where they wait."""
-    from explorer.model.sched import last_run_rows
+    """Tasks in D state, longest blocked first, with where they wait: how long each has not
+    run is its CPU's ``rq->clock_task`` minus its ``se.exec_start``, the scheduler's own
+    clock (:func:`explorer.model.sched.blocked_for`)."""
+    from explorer.model.sched import blocked_for
 
     stuck = [a for a in analyses if a.task.state == "D"]
     since: dict[int, int | None] = {}
+    how: dict[int, str | None] = {}
     if stuck:
         try:
-            rows, _ = last_run_rows(kernel, [a.task for a in stuck])
-            since = {r.task.address: r.since for r in rows}
+            rows = blocked_for(kernel, [a.task for a in stuck])
         except DumpError:
-            since = {}
+            rows = []
+        since = {b.task.address: b.ns for b in rows}
+        how = {b.task.address: b.how for b in rows}
     stuck.sort(key=lambda a: -(since.get(a.task.address) or -1))
     lines = []
     data = []
     for a in stuck:
         names = _stack_names(kernel, a, skip_scheduler=True)
         ns = since.get(a.task.address)
-        how_long = f"{ns / 1e9:.1f} s" if ns is not None else "time not recorded"
+        clock = how.get(a.task.address)
+        how_long = _duration(ns) if ns is not None else "time not recorded"
+        if clock == "last_arrival":  # since its last run began: an upper bound
+            how_long = "at most " + how_long
         lines.append(f"{_who(a)} for {how_long} in " + " <- ".join(names[:3]))
-        data.append({"pid": a.task.pid, "comm": a.task.comm, "blocked_ns": ns, "stack": names})
+        data.append(
+            {
+                "pid": a.task.pid,
+                "comm": a.task.comm,
+                "blocked_ns": ns,
+                "measured_from": clock,
+                "stack": names,
+            }
+        )
     head = f"{_plural(len(stuck), 'task')} in D state" if stuck else "no task in D state"
     return Finding(
         "blocked",
@@ -170,8 +185,24 @@ def blocked(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
         head,
         tuple(lines),
         "bt DUMP --all --state D",
-        {"tasks": data},
+        {
+            "tasks": data,
+            "clock": "rq->clock_task of its CPU - se.exec_start (exec_start 0, the task "
+            "migrated: rq->clock - sched_info.last_arrival, an upper bound)",
+        },
     )
+
+
+def _duration(ns: int) -> str:
+    """``0.004 s``, ``42.5 s``, ``2 min 5 s``, ``3 h 12 min``."""
+    s = ns / 1e9
+    if s < 1:
+        return f"{s:.3f} s"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
 
 
 def unreliable(analyses: list[TaskAnalysis]) -> Finding:

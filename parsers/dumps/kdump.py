@@ -307,7 +307,25 @@ def _runs_of_byte(value: int) -> tuple[tuple[int, int], ...]:
 _BYTE_RUNS = tuple(_runs_of_byte(v) for v in range(256))
 
 
-def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
+#: Bitmaps are scanned in blocks: a block of zeros or of ones (most of a big machine's
+#: bitmaps) is taken whole at memcmp speed; only mixed blocks are looked at byte by byte.
+_SCAN_BLOCK = 1 << 16
+
+
+_ZERO_BLOCK = bytes(_SCAN_BLOCK)
+_FF_BLOCK = b"\xff" * _SCAN_BLOCK
+
+
+def _block_kind(block: bytes | bytearray) -> int:
+    """0: all zero, 1: all 0xff, 2: mixed."""
+    if len(block) == _SCAN_BLOCK:
+        return 0 if block == _ZERO_BLOCK else 1 if block == _FF_BLOCK else 2
+    if block.count(0) == len(block):
+        return 0
+    return 1 if block.count(255) == len(block) else 2
+
+
+def _bitmap_runs(bitmap: bytes | bytearray, first: int, last: int) -> list[tuple[int, int]]:
     """Runs ``[start, end)`` of set bits in ``[first, last)`` of an LSB-first bitmap."""
     runs: list[tuple[int, int]] = []
 
@@ -321,19 +339,90 @@ def _bitmap_runs(bitmap: bytes, first: int, last: int) -> list[tuple[int, int]]:
             runs.append((s, e))
 
     lo, hi = first // 8, min(len(bitmap), (last + 7) // 8)
-    for m in _NONZERO_RUN.finditer(bitmap, lo, hi):
-        pos, end = m.span()
-        while pos < end:
-            ff = _FF_RUN.match(bitmap, pos, end)
-            if ff:
-                add(pos * 8, ff.end() * 8)
-                pos = ff.end()
-                continue
-            base = pos * 8
-            for s, e in _BYTE_RUNS[bitmap[pos]]:
-                add(base + s, base + e)
-            pos += 1
+    block_start = lo
+    while block_start < hi:
+        block_end = min(hi, (block_start // _SCAN_BLOCK + 1) * _SCAN_BLOCK)
+        kind = _block_kind(bitmap[block_start:block_end])
+        if kind == 1:
+            add(block_start * 8, block_end * 8)
+        elif kind == 2:
+            for m in _NONZERO_RUN.finditer(bitmap, block_start, block_end):
+                pos, end = m.span()
+                while pos < end:
+                    ff = _FF_RUN.match(bitmap, pos, end)
+                    if ff:
+                        add(pos * 8, ff.end() * 8)
+                        pos = ff.end()
+                        continue
+                    base = pos * 8
+                    for s, e in _BYTE_RUNS[bitmap[pos]]:
+                        add(base + s, base + e)
+                    pos += 1
+        block_start = block_end
     return runs
+
+
+def _rank_table(bitmap: bytes | bytearray) -> array:
+    """Set bits before each ``_RANK_CHUNK_BITS`` chunk of ``bitmap`` (a cumulative count);
+    blocks of zeros or ones are counted whole."""
+    rank = array("Q")
+    total = 0
+    per_block = _SCAN_BLOCK // _RANK_CHUNK_BYTES
+    for b in range(0, len(bitmap), _SCAN_BLOCK):
+        block = bitmap[b : b + _SCAN_BLOCK]
+        chunks = (len(block) + _RANK_CHUNK_BYTES - 1) // _RANK_CHUNK_BYTES
+        kind = _block_kind(block)
+        if kind == 0:
+            rank.extend(itertools.repeat(total, chunks))
+        elif kind == 1 and chunks == per_block:
+            rank.extend(range(total, total + chunks * _RANK_CHUNK_BITS, _RANK_CHUNK_BITS))
+            total += chunks * _RANK_CHUNK_BITS
+        else:
+            for c in range(0, len(block), _RANK_CHUNK_BYTES):
+                rank.append(total)
+                total += int.from_bytes(block[c : c + _RANK_CHUNK_BYTES], "little").bit_count()
+    return rank
+
+
+#: A written-pages bitmap of at most this many runs is kept as runs, not as a bitmap.
+_MAX_RUNS = 1 << 16
+
+
+def _runs_in_pieces(
+    src: _Source, offset: int, nbytes: int, first: int, last: int
+) -> list[tuple[int, int]] | None:
+    """Runs of set bits in ``[first, last)`` of the bitmap at ``offset`` of ``src``, read
+    1 MiB at a time (the mapping's pages dropped as it goes); None past ``_MAX_RUNS``."""
+    runs: list[tuple[int, int]] = []
+    piece_bits = 8 << 20
+    for c in range(first // piece_bits * (1 << 20), nbytes, 1 << 20):
+        base = c * 8
+        if base >= last:
+            break
+        piece = src.read(offset + c, min(1 << 20, nbytes - c))
+        for s, e in _bitmap_runs(piece, max(first - base, 0), min(last - base, len(piece) * 8)):
+            s, e = s + base, e + base
+            if runs and runs[-1][1] == s:
+                runs[-1] = (runs[-1][0], e)
+            else:
+                runs.append((s, e))
+        if len(runs) > _MAX_RUNS:
+            src.resident.release()
+            return None
+        if c & ((8 << 20) - 1) == (7 << 20):
+            src.resident.release()
+    src.resident.release()
+    return runs
+
+
+def _count_bits(bitmap: bytes) -> int:
+    total = 0
+    for b in range(0, len(bitmap), _SCAN_BLOCK):
+        block = bitmap[b : b + _SCAN_BLOCK]
+        kind = _block_kind(block)
+        if kind:
+            total += len(block) * 8 if kind == 1 else int.from_bytes(block, "little").bit_count()
+    return total
 
 
 class _Part:
@@ -438,23 +527,52 @@ class _Part:
         if bm1_off + 2 * half > src.size:
             raise TruncatedError("kdump bitmaps extend past the end of the file", path)
         nbytes = (max_mapnr + 7) // 8
-        self.bitmap1 = bytes(src.read(bm1_off, nbytes))
-        self.bitmap2 = bytes(src.read(bm1_off + half, nbytes))
-        self.data_offset = bm1_off + 2 * half
-        # cumulative count of written pages before each chunk, from start_pfn
-        rank = array("Q")
-        total = 0
-        bm2 = self.bitmap2
-        for c in range(0, nbytes, _RANK_CHUNK_BYTES):
-            rank.append(total)
-            total += int.from_bytes(bm2[c : c + _RANK_CHUNK_BYTES], "little").bit_count()
-        self._rank = rank
-        self._rank_base = self._count_before(self.start_pfn)
-        self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
+        # The RAM bitmap is counted block by block and not kept (32 KiB per GiB of address
+        # space): a look-up reads its byte from the file (:meth:`is_ram`).
+        self._bitmap1_offset = bm1_off
         ram = 0
-        for c in range(0, nbytes, 1 << 16):
-            ram += int.from_bytes(self.bitmap1[c : c + (1 << 16)], "little").bit_count()
+        for c in range(0, nbytes, 1 << 20):
+            ram += _count_bits(src.read(bm1_off + c, min(1 << 20, nbytes - c)))
+            if c & ((8 << 20) - 1) == (7 << 20):
+                src.resident.release()
         self.ram_pages = ram
+        # The written-pages bitmap as runs of pages, read piece by piece: a QEMU dump (every
+        # page written) is one run, a dump that leaves zero pages out a few hundred. Only a
+        # bitmap of more than _MAX_RUNS runs (a dump level that drops free or cache pages) is
+        # kept whole (32 KiB per GiB of address space) with a rank table.
+        bm2_off = bm1_off + half
+        runs = _runs_in_pieces(src, bm2_off, nbytes, self.start_pfn, self.end_pfn)
+        self.bitmap2: bytearray | None = None
+        if runs is not None:
+            self.runs = runs
+            self._run_starts = array("Q", [s for s, _ in runs])
+            self._run_ends = array("Q", [e for _, e in runs])
+            before = array("Q")
+            total = 0
+            for s, e in runs:
+                before.append(total)
+                total += e - s
+            self._run_before = before
+            self.dumped_pages = total
+        else:
+            src.resident.release()
+            bitmap2 = bytearray(nbytes)
+            for c in range(0, nbytes, 1 << 20):
+                bitmap2[c : c + (1 << 20)] = src.read(bm2_off + c, min(1 << 20, nbytes - c))
+                if c & ((8 << 20) - 1) == (7 << 20):
+                    src.resident.release()
+            src.resident.release()
+            self.bitmap2 = bitmap2
+            self.runs = _bitmap_runs(bitmap2, self.start_pfn, self.end_pfn)
+            # cumulative count of written pages before each chunk, from start_pfn
+            self._rank = _rank_table(bitmap2)
+            self._rank_base = self._count_before(self.start_pfn)
+            self.dumped_pages = self._count_before(self.end_pfn) - self._rank_base
+        self.data_offset = bm1_off + 2 * half
+        #: The first page data after the descriptors: where QEMU writes the one zero page
+        #: every zero page's descriptor points at; kept decompressed once read.
+        self.first_data = self.data_offset + self.dumped_pages * _DESC.size
+        self.shared_page: tuple[tuple[int, int, int], bytes] | None = None
         self.incomplete = bool(status & DUMP_DH_COMPRESSED_INCOMPLETE)
         if not self.incomplete and self.data_offset + self.dumped_pages * _DESC.size > src.size:
             raise TruncatedError(
@@ -485,8 +603,30 @@ class _Part:
             text = bytes(src.read(off_vmci, size_vmci)).decode("utf-8", "replace")
             self.vmcoreinfo = text.rstrip("\0")
 
+    def is_ram(self, pfn: int) -> bool:
+        """Whether the RAM bitmap (bitmap 1) has page ``pfn``."""
+        if not 0 <= pfn < self.max_mapnr:
+            return False
+        return bool(self.src.read(self._bitmap1_offset + (pfn >> 3), 1)[0] >> (pfn & 7) & 1)
+
+    def written(self, pfn: int) -> bool:
+        """Whether page ``pfn`` is in the dump (bitmap 2)."""
+        bitmap = self.bitmap2
+        if bitmap is not None:
+            return 0 <= pfn >> 3 < len(bitmap) and bool(bitmap[pfn >> 3] >> (pfn & 7) & 1)
+        i = bisect.bisect_right(self._run_starts, pfn) - 1
+        return i >= 0 and pfn < self._run_ends[i]
+
+    def _index(self, pfn: int) -> int:
+        """The descriptor index of written page ``pfn`` in this part."""
+        if self.bitmap2 is not None:
+            return self._count_before(pfn) - self._rank_base
+        i = bisect.bisect_right(self._run_starts, pfn) - 1
+        return int(self._run_before[i]) + pfn - int(self._run_starts[i])
+
     def _count_before(self, pfn: int) -> int:
-        """Written pages with a pfn below ``pfn`` (bitmap 2)."""
+        """Written pages with a pfn below ``pfn`` (bitmap 2, when kept)."""
+        assert self.bitmap2 is not None
         c, bit = divmod(pfn, _RANK_CHUNK_BITS)
         if c >= len(self._rank):
             return (
@@ -501,7 +641,7 @@ class _Part:
 
     def descriptor(self, pfn: int) -> tuple[int, int, int]:
         """(offset, size, flags) of a written page."""
-        index = self._count_before(pfn) - self._rank_base
+        index = self._index(pfn)
         pos = self.data_offset + index * _DESC.size
         if pos + _DESC.size > self.src.size:
             raise TruncatedError(
@@ -553,7 +693,7 @@ class KdumpFile:
         self._decoders: dict[int, Decoder] = {DUMP_DH_COMPRESSED_ZLIB: _zlib}
         runs: list[tuple[int, int]] = []
         for p in self._parts:
-            runs.extend(_bitmap_runs(p.bitmap2, p.start_pfn, p.end_pfn))
+            runs.extend(p.runs)
         runs.sort()
         merged: list[MemoryRange] = []
         for s, e in runs:
@@ -607,7 +747,7 @@ class KdumpFile:
                     self.path,
                 )
             return UnmappedError(address, path=self.path)
-        if pfn < part.max_mapnr and part.bitmap1[pfn >> 3] >> (pfn & 7) & 1:
+        if part.is_ram(pfn):
             return UnmappedError(
                 address,
                 f"physical address 0x{address:x} is excluded by makedumpfile "
@@ -630,7 +770,7 @@ class KdumpFile:
             return data
         address = pfn << self._shift if at is None else at
         part = self._part_for(pfn)
-        if part is None or not part.bitmap2[pfn >> 3] >> (pfn & 7) & 1:
+        if part is None or not part.written(pfn):
             raise self._missing(pfn, address)
         offset, size, flags = part.descriptor(pfn)
         psize = self.page_size
@@ -652,6 +792,14 @@ class KdumpFile:
                 f"0x{offset:x}) lies past the end of the file: the dump is truncated",
                 part.path,
             )
+        shared = part.shared_page
+        if shared is not None and shared[0] == (offset, size, flags):
+            # QEMU points every zero page's descriptor at one copy: decompressed once.
+            data = shared[1]
+            cache[pfn] = data
+            if len(cache) > self._cache_pages:
+                cache.popitem(last=False)
+            return data
         raw = part.src.read(offset, size)
         kind = flags & _COMPRESSION_MASK
         if kind == 0:
@@ -664,6 +812,8 @@ class KdumpFile:
             data = raw
         else:
             data = self._decompress(kind, raw, address, part.path)
+        if part.shared_page is None and part.first_data == offset:
+            part.shared_page = ((offset, size, flags), data)
         cache[pfn] = data
         if len(cache) > self._cache_pages:
             cache.popitem(last=False)

@@ -124,6 +124,16 @@ class DebugFrame:
         cie = self._cies[offset] = _Cie(code_align, data_align, ra, data[pos:end])
         return cie
 
+    def fde_range(self, address: int) -> tuple[int, int] | None:
+        """``(start, end)`` of the FDE covering ``address``, or of the nearest FDE that
+        starts at or below it (to say that a function's CFI ends before an address); None
+        if no FDE starts at or below it."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0:
+            return None
+        start, end = self._fdes[i][:2]
+        return start, end
+
     def row_at(self, address: int) -> Row | None:
         """The rules in force at ``address``, or None if no FDE covers it."""
         i = bisect.bisect_right(self._starts, address) - 1

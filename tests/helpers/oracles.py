@@ -2,11 +2,11 @@
 
 A test that needs one asks for it here: ``debug_vmlinux(release)``, ``tool("objdump")``,
 ``libkdumpfile_python()``, ``zgetdump_command()``, ``chromium()``, ``drgn_module()``,
-``python_lzo()``, ``qemu_file(...)``; or carries ``@needs("drgn")`` (the ``oracle`` marker,
-checked before the test runs). When an oracle is missing, the message says what is missing and
-how to get it. With ``CI=true`` that fails the test: ``.ci/run`` provisions every oracle, so a
-missing one there is a broken CI, not a reason to pass quietly. Elsewhere (``make test`` on a
-fresh clone) it skips.
+``python_lzo()``, ``dask_distributed()``, ``qemu_file(...)``; or carries ``@needs("drgn")``
+(the ``oracle`` marker, checked before the test runs). When an oracle is missing, the message
+says what is missing and how to get it. With ``CI=true`` that fails the test: ``.ci/run``
+provisions every oracle, so a missing one there is a broken CI, not a reason to pass quietly.
+Elsewhere (``make test`` on a fresh clone) it skips.
 
 ``not_in_ci(reason)`` is the one exception: what cannot exist in CI at all (README, "Tests and
 CI", names each), skipped everywhere it is absent, with that reason.
@@ -19,7 +19,8 @@ import json
 import os
 import shutil
 import subprocess
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -159,6 +160,20 @@ def drgn_module() -> ModuleType:
         missing("drgn", "pip install -e '.[dev]'")
 
 
+def dask_distributed() -> ModuleType:
+    """Dask ``distributed`` with its ``dask`` command (the ``cluster`` extra; a dev
+    dependency: pip install -e '.[dev]') for ``check --cluster``."""
+    from tests.helpers.dask_cluster import dask_command
+
+    try:
+        module = importlib.import_module("distributed")
+    except ImportError:
+        missing("Dask distributed", "pip install -e '.[dev]'")
+    if not os.access(dask_command(), os.X_OK):
+        missing(f"the dask command ({dask_command()})", "pip install -e '.[dev]'")
+    return module
+
+
 def python_lzo() -> ModuleType:
     """python-lzo (the optional ``lzo`` extra) for LZO-compressed kdump pages."""
     try:
@@ -184,12 +199,13 @@ def qemu_file(sample: str, name: str) -> Path:
 
 
 #: name -> check, for ``@needs(NAME)``.
-CHECKS = {
+CHECKS: dict[str, Callable[[], object]] = {
     "drgn": drgn_module,
+    "distributed": dask_distributed,
     "libkdumpfile": libkdumpfile_python,
     "zgetdump": zgetdump_command,
     "chromium": chromium,
-    **{name: (lambda n=name: tool(n)) for name in APT},
+    **{name: partial(tool, name) for name in APT},
 }
 
 
