@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from explorer.tui.fit import short_symbol
 
 if TYPE_CHECKING:
-    from explorer.debuginfo.cfi import Agreement, CfiFrame
+    from explorer.debuginfo.cfi import Agreement, CfiFrame, Explanation
 
 Symbolize = Callable[[int], str | None]
 
@@ -37,19 +37,10 @@ def agrees(step: Any, frame: CfiFrame | None) -> bool:
     return step is not None and frame is not None and step.sp == frame.sp and step.ip == frame.pc
 
 
-def beside(ag: Agreement, row: int) -> tuple[CfiFrame | None, Any]:
+def beside(ag: Agreement, row: int) -> tuple[CfiFrame | None, Explanation | None]:
     """The CFI frame paired with back-chain step ``row`` (None: CFI stopped before it or
-    steps over it) and why they differ, when the comparison says (else None). Pairs are
-    looked up by step (``Agreement.beside`` where the comparison has it), so a frame only
-    one side has does not shift the others."""
-    found = getattr(ag, "beside", None)
-    if callable(found):
-        frame, why = found(row)
-        return frame, why
-    for s, f in ag.pairs:
-        if s is not None and s.index == row:
-            return f, None
-    return None, None
+    steps over it) and why they differ (None: they agree, or not explained)."""
+    return ag.beside(row)
 
 
 def cfi_frame(ag: Agreement, row: int) -> CfiFrame | None:
@@ -66,8 +57,7 @@ def explanation(ag: Agreement, row: int) -> str | None:
     """Why CFI and the back chain differ at ``row``, in one line, when the comparison
     explains it (``Explanation.text``)."""
     why = beside(ag, row)[1]
-    text = getattr(why, "text", why)
-    return str(text) if text else None
+    return why.text if why is not None else None
 
 
 def cell(ag: Agreement, row: int, steps: tuple[Any, ...], symbolize: Symbolize) -> CfiCell:

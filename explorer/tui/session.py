@@ -41,22 +41,6 @@ def short_paths(text: str) -> str:
     return _PATH.sub(r"\1", text)
 
 
-def _explained(kernel: Kernel, table: Any, walk: Walk, cfi: Any) -> Agreement | None:
-    """The comparison with every difference explained, as ``bt --cfi`` makes it, where this
-    tree has the explainer (``explorer.reports.cfiexplain.explain``); else None."""
-    import importlib
-
-    try:
-        explain = importlib.import_module("explorer.reports.cfiexplain").explain
-    except (ImportError, AttributeError):
-        return None
-    try:
-        found: Agreement = explain(kernel, table, walk, cfi)
-    except DumpError:
-        return None
-    return found
-
-
 def dump_label(path: str) -> str:
     """The dump as the UI names it: ``folder/file`` (never an absolute path)."""
     p = Path(path)
@@ -244,9 +228,11 @@ class Session:
 
     def cfi(self, a: TaskAnalysis) -> Agreement | str:
         """The DWARF CFI unwind of ``a``'s stack beside its back chain, paired frame by frame
-        as ``bt --cfi`` pairs them (:func:`explorer.debuginfo.cfi.compare`); or, in words,
-        why there is none (no -dbg vmlinux, no ``.debug_frame``, no frame to start from)."""
-        from explorer.debuginfo.cfi import cfi_for_walk, compare, debug_frame_of
+        and each difference explained as ``bt --cfi`` does it
+        (:func:`explorer.reports.cfiexplain.explain`); or, in words, why there is none (no
+        -dbg vmlinux, no ``.debug_frame``, no frame to start from)."""
+        from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of
+        from explorer.reports.cfiexplain import explain
 
         key = (a.task.address, self.era)
         if key in self._cfi:
@@ -255,6 +241,9 @@ class Session:
         try:
             table = debug_frame_of(self.kernel)
             cfi = None if table is None else cfi_for_walk(self.kernel, table, a.walk)
+            explained = (
+                None if table is None or cfi is None else explain(self.kernel, table, a.walk, cfi)
+            )
         except DumpError as exc:
             found = f"no CFI: {short_paths(str(exc))}"
         else:
@@ -266,7 +255,8 @@ class Session:
             elif cfi is None:
                 found = "no CFI: the walk has no frame to start from"
             else:
-                found = _explained(self.kernel, table, a.walk, cfi) or compare(a.walk, cfi)
+                assert explained is not None
+                found = explained  # each difference explained, as bt --cfi prints it
         self._cfi[key] = found
         return found
 
