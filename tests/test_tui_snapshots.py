@@ -130,3 +130,82 @@ def test_klp_exercise_stack_80x24(
     """The blocking task's stack at 80 columns: its walk run, the question, no verdict."""
     app = _klp_exercise(tmp_path_factory)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_quiet(script("r", pid=43)))
+# -- every screen at both sizes (issue 24): nothing important cut while space is free --------------
+KLP = BUSY.parents[1] / "klp-6.12-stalled" / "vmcore.zst"
+
+
+def test_stack_120x40_walk_run(snap_compare: Any) -> None:
+    """The whole walk of a stack with an irq-to-task switch: STACK kept, names whole."""
+    assert snap(snap_compare, BUSY, script("r", pid=158))
+
+
+def test_inspector_80x24(snap_compare: Any) -> None:
+    """The frame pane (v) at 80 columns: kthreadd's r14 named whole under the hex."""
+    assert snap(snap_compare, BUSY, script("n", "n", "v", pid=2), size=NARROW)
+
+
+def test_inspector_120x40(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("n", "n", pid=2))
+
+
+def test_grouped(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("G"))
+
+
+def test_grouped_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("G"), size=NARROW)
+
+
+def test_memory(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("m"))
+
+
+def test_memory_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("m"), size=NARROW)
+
+
+def _klp_script() -> Script:
+    async def run(pilot: Pilot[None]) -> None:
+        app: Any = pilot.app
+        await wait_checked(app, pilot, timeout=60)
+        await pilot.press("k")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+
+    return run
+
+
+def test_livepatch(snap_compare: Any) -> None:
+    assert snap(snap_compare, KLP, _klp_script())
+
+
+def test_livepatch_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, KLP, _klp_script(), size=NARROW)
+
+
+def _picker(snap_compare: Any, size: tuple[int, int]) -> bool:
+    app = BackchainApp(None, Options(), picker=scenarios.CATALOG)
+    app.animation_level = "none"
+
+    async def run(pilot: Pilot[None]) -> None:
+        await pilot.pause()
+
+    return bool(snap_compare(app, terminal_size=size, run_before=run))
+
+
+def test_picker(snap_compare: Any) -> None:
+    assert _picker(snap_compare, SIZE)
+
+
+def test_picker_80x24(snap_compare: Any) -> None:
+    assert _picker(snap_compare, NARROW)
+
+
+def test_help_80x24(snap_compare: Any) -> None:
+    assert snap(snap_compare, BUSY, script("question_mark"), size=NARROW)
+
+
+def test_lowcore_points_to_80x24(snap_compare: Any) -> None:
+    """At 80 columns what the old PSWs and pointers point to is seen whole (two lines)."""
+    assert snap(snap_compare, BUSY, script("l", "g", *"external_old", "enter"), size=NARROW)

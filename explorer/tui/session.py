@@ -28,6 +28,7 @@ from parsers.s390.layouts import LowcoreField
 from parsers.s390.records import LowcoreValue, lowcore_values
 
 if TYPE_CHECKING:
+    from explorer.debuginfo.cfi import Agreement
     from explorer.debuginfo.lines import FrameLines, FrameSource
     from explorer.walk.unwind import Step
 
@@ -165,6 +166,7 @@ class Session:
         self.era = kernel.options.era or unwind_context(kernel).era
         self._ctx: dict[str, UnwindContext] = {}
         self._detail: dict[tuple[int, str], TaskAnalysis] = {}
+        self._cfi: dict[tuple[int, str], Agreement | str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -253,6 +255,40 @@ class Session:
     def frame_lines(self, step: Step) -> FrameLines | None:
         """Function, source line and inline functions of a frame (None without DWARF)."""
         return self.lines.for_step(step) if self.lines.available else None
+
+    def cfi(self, a: TaskAnalysis) -> Agreement | str:
+        """The DWARF CFI unwind of ``a``'s stack beside its back chain, paired frame by frame
+        and each difference explained as ``bt --cfi`` does it
+        (:func:`explorer.reports.cfiexplain.explain`); or, in words, why there is none (no
+        -dbg vmlinux, no ``.debug_frame``, no frame to start from)."""
+        from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of
+        from explorer.reports.cfiexplain import explain
+
+        key = (a.task.address, self.era)
+        if key in self._cfi:
+            return self._cfi[key]
+        found: Agreement | str
+        try:
+            table = debug_frame_of(self.kernel)
+            cfi = None if table is None else cfi_for_walk(self.kernel, table, a.walk)
+            explained = (
+                None if table is None or cfi is None else explain(self.kernel, table, a.walk, cfi)
+            )
+        except DumpError as exc:
+            found = f"no CFI: {short_paths(str(exc))}"
+        else:
+            if table is None:
+                found = (
+                    "no CFI: it needs the kernel's -dbg vmlinux (its .debug_frame); "
+                    "open the dump with --vmlinux FILE"
+                )
+            elif cfi is None:
+                found = "no CFI: the walk has no frame to start from"
+            else:
+                assert explained is not None
+                found = explained  # each difference explained, as bt --cfi prints it
+        self._cfi[key] = found
+        return found
 
     def symbolize(self, address: int) -> str | None:
         """``name+0xoff/0xsize`` or None."""

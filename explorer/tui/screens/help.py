@@ -29,6 +29,12 @@ KEYS = (
     ("", "`enter`", "open the stack of the selected task"),
     ("stack", "`n` or `space`, `p`", "next step, previous step"),
     ("", "`r`, `0`, `g`", "run to the end, restart at frame #0, go to frame #n"),
+    (
+        "",
+        "`f`",
+        "the DWARF CFI unwinder's frame beside each frame, disagreements marked (as "
+        "`bt --cfi`; needs the -dbg vmlinux: `--vmlinux FILE`)",
+    ),
     ("", "`x`", "export the walk as Markdown"),
     ("", "`m`", "memory at the current frame, annotated"),
     ("", "`v`", "narrow terminals: cycle the lower pane (checks, frame, map)"),

@@ -3,6 +3,8 @@ it, in the kernel's words and order (the report of ``backchain klp``, made in a 
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
@@ -24,6 +26,7 @@ class LivepatchScreen(Screen[None]):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        self._lines: list[str] = []
 
     def compose(self) -> ComposeResult:
         """A note, an error panel (hidden), the report."""
@@ -68,7 +71,31 @@ class LivepatchScreen(Screen[None]):
             "livepatch: what klp_try_switch_task() would decide for each pending task now, "
             "in the kernel's order [$text-muted](the same report as 'backchain klp')[/]"
         )
-        self.query_one("#klp-text", Static).update(escape("\n".join(lines)))
+        self._lines = lines
+        self._wrap()
+
+    def on_resize(self) -> None:
+        """Wrap the report again for the new width."""
+        if self._lines:
+            self.call_after_refresh(self._wrap)
+
+    def _wrap(self) -> None:
+        """Each line wrapped to the width under its own indentation, plus four: a long line
+        (a patched function with its module tags) reads as one item, not as a new one."""
+        text = self.query_one("#klp-text", Static)
+        width = text.size.width or self.app.size.width - 4
+        out: list[str] = []
+        for line in self._lines:
+            indent = " " * (len(line) - len(line.lstrip(" ")))
+            out += textwrap.wrap(
+                line,
+                max(width, 20),
+                subsequent_indent=indent + "    ",
+                break_long_words=False,
+                break_on_hyphens=False,
+                drop_whitespace=True,
+            ) or [""]
+        text.update(escape("\n".join(out)))
 
     def _failed(self, exc: BaseException) -> None:
         self.query_one("#klp-note", Static).update("the livepatch state cannot be shown")

@@ -43,7 +43,7 @@ class MemoryScreen(Screen[None]):
 
     BINDINGS = [
         Binding("ctrl+g", "goto", "Go to"),
-        Binding("t", "toggle_space", "Virtual/physical"),
+        Binding("t", "toggle_space", "Virt/phys"),  # 80 columns: Quit stays in the footer
         Binding("escape", "app.pop_screen", "Back"),
     ]
 

@@ -256,6 +256,7 @@ class OverviewScreen(Screen[None]):
         if event.done >= event.total:
             self.checked = True
             self.query_one("#status").display = False
+            table.rebuild()  # every column's width known now: callers cut between names
         self._summary()
 
     def _summary(self) -> None:

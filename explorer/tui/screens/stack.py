@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from explorer.model.tasks import Task, cpu_column
 from explorer.reports.walk import walk_markdown
 from explorer.training.exercise import PLACEHOLDER, Exercise, Guess, expected_differs
 from explorer.training.results import ENV_SESSION
+from explorer.tui.cfi import notes as cfi_notes
 from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
 from explorer.tui.protocol import Explorer, explorer_of
@@ -41,9 +43,14 @@ from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.unwind import Step
 from parsers.errors import DumpError
 
+if TYPE_CHECKING:
+    from explorer.debuginfo.cfi import Agreement
+
 #: Below this width one lower pane at a time (``v`` cycles): checks, inspector, map.
 NARROW = 110
 PANES = ("checks", "inspector", "map")
+#: The walk pane's subtitle: the stepping keys the footer leaves out.
+STEP_KEYS = "n next · p prev · r run · 0 restart · g go to #"
 
 
 def task_title(a: TaskAnalysis) -> Content:
@@ -88,7 +95,8 @@ class StackScreen(Screen[None]):
         Binding("p", "previous", "Prev", show=False),  # p, r, 0: in the walk's subtitle
         Binding("r", "run", "Run"),
         Binding("0", "restart", "Restart", show=False),
-        Binding("g", "goto_frame", "Go #"),
+        Binding("g", "goto_frame", "Go #", show=False),  # in the walk's subtitle
+        Binding("f", "cfi", "CFI"),
         Binding("x", "export", "Export"),
         Binding("m", "memory", "Memory"),
         Binding("v", "cycle_pane", "Pane"),
@@ -101,6 +109,8 @@ class StackScreen(Screen[None]):
         self.shown_task = task
         self.analysis = session.detail(task)
         self.pane = "checks"
+        #: The CFI toggle (f): the CFI unwind beside the walk, or why there is none.
+        self.cfi: Agreement | str | None = None
 
     @property
     def explorer(self) -> Explorer:
@@ -123,8 +133,8 @@ class StackScreen(Screen[None]):
         only when not."""
         if action in ("answer", "reveal"):
             return self.hidden
-        if action == "export":  # the export has the verdict: offered once answered
-            return not self.hidden
+        if action in ("export", "cfi"):  # the export has the verdict: offered once
+            return not self.hidden  # answered; so has where CFI parts from the back chain
         if action == "cycle_pane":  # one lower pane at a time only when narrow
             return self.app.size.width < NARROW
         if action == "debrief":  # the situation before the answer, the debriefing after
@@ -150,7 +160,7 @@ class StackScreen(Screen[None]):
                     )
                     walk.hidden = self.hidden
                     walk.border_title = "walk"
-                    walk.border_subtitle = "n next · p prev · r run · 0 restart"
+                    walk.border_subtitle = STEP_KEYS
                     yield walk
                     with VerticalScroll(id="checks-box") as box:
                         box.border_title = "checks"
@@ -230,7 +240,7 @@ class StackScreen(Screen[None]):
         elif hidden:
             self.query_one(ChecksPane).hide(PLACEHOLDER)
         else:
-            self.query_one(ChecksPane).show(a, row)
+            self.query_one(ChecksPane).show(a, row, self._cfi_notes(row))
         inspector = self.query_one(FrameInspector)
         if row < len(steps):
             s = steps[row]
@@ -241,6 +251,14 @@ class StackScreen(Screen[None]):
             f"checks #{row}" if row < len(steps) else "checks: end"
         )
         self.query_one("#walk").border_title = walk_title(self.walk.revealed, len(steps), hidden)
+
+    def _cfi_notes(self, row: int) -> list[str] | None:
+        """The checks pane's CFI lines at ``row`` while the CFI toggle is on."""
+        if self.cfi is None:
+            return None
+        if isinstance(self.cfi, str):
+            return [self.cfi]
+        return cfi_notes(self.cfi, row, self.analysis.walk.steps, self.session.symbolize)
 
     def _no_call(self, step: Step) -> bool:
         """The walk pane's mark: the frame's return address does not follow a call."""
@@ -426,6 +444,27 @@ class StackScreen(Screen[None]):
             return
         self.sub_title = f"{self.session.label} · exported {path.name}"
         self.notify(f"walk written to {path}", title="exported", timeout=4, markup=False)
+
+    def action_cfi(self) -> None:
+        """Show (or hide) the DWARF CFI unwinder's frame beside each back-chain frame, the
+        pairing ``bt --cfi`` prints; without a -dbg vmlinux, say why there is none."""
+        if self.hidden:
+            return
+        walk = self.walk
+        if self.cfi is not None:
+            self.cfi = None
+            walk.show_cfi(None)
+            walk.border_subtitle = STEP_KEYS
+        else:
+            self.cfi = self.session.cfi(self.analysis)
+            if isinstance(self.cfi, str):
+                walk.border_subtitle = "f: " + self.cfi.split(";")[0]
+                self.notify(self.cfi, title="CFI", severity="warning", markup=False)
+            else:
+                steps = len(self.analysis.walk.steps)
+                walk.border_subtitle = f"CFI: {self.cfi.agree}/{steps} agree · f hides"
+                walk.show_cfi(self.cfi)
+        self.show_row(walk.current)
 
     def action_memory(self) -> None:
         """Open the memory view at the current frame."""

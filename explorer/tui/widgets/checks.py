@@ -97,8 +97,9 @@ class ChecksPane(Static):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._lines: list[Line] = []
 
-    def show(self, a: TaskAnalysis, row: int) -> None:
-        """Display the checks of walk row ``row``."""
+    def show(self, a: TaskAnalysis, row: int, cfi: list[str] | None = None) -> None:
+        """Display the checks of walk row ``row`` (and ``cfi``: what the CFI unwinder found
+        there, when the walk pane shows it)."""
         steps = a.walk.steps
         checks: tuple[Check, ...] = steps[row].checks if row < len(steps) else a.walk.end.checks
         where = f"frame #{row}" if row < len(steps) else "the end of the walk"
@@ -132,6 +133,9 @@ class ChecksPane(Static):
                 lines += self._check(
                     FRAME_RULES.get(rule, rule), ok, "" if rule in FRAME_RULES else text
                 )
+        if cfi is not None:  # first (after a failure): the toggle was just pressed
+            head = markup("[b]CFI unwinder[/b] [$text-muted](f hides)[/]")
+            lines = [head, *[(text, "", "• ", "  ") for text in cfi], Content(), *lines]
         if failing:
             lines = [markup("[b $text-error]fails here[/]"), *failing, Content(), *lines]
         self._show(lines)

@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from explorer.tui.fit import fit_symbol
 from parsers.errors import DumpError
 
 LINE = 16
@@ -56,7 +57,7 @@ class HexView(ScrollView, can_focus=True):
         Binding("right", "move(8)", "Right", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("enter", "follow", "Follow pointer"),
+        Binding("enter", "follow", "Follow"),
         Binding("backspace", "back", "Back"),
     ]
     COMPONENT_CLASSES = {
@@ -226,7 +227,7 @@ class HexView(ScrollView, can_focus=True):
             return Strip(segments).crop(0, width).adjust_cell_length(width)
         off = address & (PAGE - 1)
         chunk = data[off : off + LINE]
-        notes: list[Segment] = []
+        notes: list[tuple[str, Style]] = []
         for i in range(0, LINE, 8):
             word_addr = address + i
             value = int.from_bytes(chunk[i : i + 8], "big")
@@ -238,11 +239,18 @@ class HexView(ScrollView, can_focus=True):
             note = self.notes.get(word_addr)
             sym = self.symbolize(value) if value else None
             if note:
-                notes.append(Segment(f" {note}", self._s("note")))
+                notes.append((note, self._s("note")))
             if sym:
-                notes.append(Segment(f" {sym}", self._s("symbol")))
+                notes.append((sym, self._s("symbol")))
         if width >= NARROW_WIDTH:  # narrow: the annotations matter more than the ASCII
             text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
             segments.append(Segment(f" {text} ", self._s("address")))
-        segments.extend(notes)
+        shown = min(width, self.scrollable_content_region.width or width)  # beside the bar
+        room = shown - sum(len(s.text) for s in segments)
+        over = sum(len(t) + 1 for t, _ in notes) - room
+        if notes and over > 0:  # the longest note gives way (names cut, never offsets)
+            longest = max(range(len(notes)), key=lambda i: (len(notes[i][0]), i))  # the last
+            text, style = notes[longest]
+            notes[longest] = (fit_symbol(text, max(len(text) - over, 8)), style)
+        segments.extend(Segment(f" {t}", style) for t, style in notes)
         return Strip(segments).crop(0, width).adjust_cell_length(width)

@@ -8,8 +8,12 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from explorer.model.kernel import Cpu
+from explorer.tui.fit import fit_symbol
 from explorer.tui.session import LowcoreRow, Session
 from parsers.s390.records import Psw
+
+#: Below this terminal width a PSW's words and what it points to take two lines each.
+NARROW = 110
 
 # Element names of the lowcore arrays (entry save areas hold r8..r15: stmg %r8,%r15).
 ELEMENTS = {
@@ -82,6 +86,7 @@ class LowcoreTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: tuple[Session, Cpu, list[LowcoreRow]] | None = None
+        self._narrow = False
 
     def on_mount(self) -> None:
         """Follow theme changes."""
@@ -134,14 +139,36 @@ class LowcoreTable(DataTable[Any]):
         zero = self.get_component_rich_style("lowcore--zero")
         psw = self.get_component_rich_style("lowcore--psw")
         muted = self.get_component_rich_style("lowcore--meaning")
+        self._narrow = self.app.size.width < NARROW
+        room = self._points_room(rows) if self._narrow else None
         for r in rows:
             empty = r.value in (0, b"") or (isinstance(r.value, bytes) and not any(r.value))
             is_psw = isinstance(r.value, Psw)
             style = psw if is_psw else zero if empty else ""
+            value = value_text(r)
+            points = decoded(session, cpu, r)
+            if room is not None:  # narrow: a PSW's two words and its notes on two lines
+                value = value.replace(" ", "\n") if is_psw else value
+                points = "\n".join(fit_symbol(p, room) for p in points.split(" · "))
             self.add_row(
                 Text(f"0x{r.offset:04x}", style=muted),
                 Text(field_name(r), style=psw if is_psw else ""),
-                Text(value_text(r), style=style),
-                Text(decoded(session, cpu, r)),
+                Text(value, style=style),
+                Text(points),
                 Text(r.meaning, style=muted),
+                height=max(value.count("\n"), points.count("\n")) + 1,
             )
+
+    def _points_room(self, rows: list[LowcoreRow]) -> int:
+        """Narrow terminals: the cells POINTS TO has on screen beside the other columns
+        (a PSW's words one under the other), so that what a value points to is seen whole
+        (symbols cut by "…" only if even that is too narrow, never their offsets)."""
+        width = self.size.width or self.app.size.width
+        name = max((len(field_name(r)) for r in rows), default=5)
+        value = max((len(v) for r in rows for v in value_text(r).split(" ")), default=5)
+        return max(width - (6 + 2) - (name + 2) - (value + 2) - 2 - 2, 16)
+
+    def on_resize(self) -> None:
+        """Lay out again when the width crosses :data:`NARROW`."""
+        if self._shown is not None and self._narrow != (self.app.size.width < NARROW):
+            self._redraw()

@@ -122,8 +122,8 @@ class TaskTable(DataTable[Any]):
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.rebuild())
 
     def on_resize(self) -> None:
-        """The grouped view cuts its callers to the width: lay it out again."""
-        if self.grouped and self.results:
+        """Callers are cut to the width: lay the rows out again."""
+        if self.results:
             self.rebuild()
 
     # -- data ----------------------------------------------------------------------------------
@@ -174,8 +174,10 @@ class TaskTable(DataTable[Any]):
             for i, g in enumerate(groups):
                 self._add_group_row(i, g, room)
         else:
-            for r in self.filtered():
-                self._add_task_row(r)
+            rows = self.filtered()
+            room = self._task_callers_room(rows)
+            for r in rows:
+                self._add_task_row(r, room)
         if keep is not None:
             self.select(keep)
 
@@ -201,13 +203,14 @@ class TaskTable(DataTable[Any]):
         room: int = 10_000,
         hidden: bool = False,
     ) -> Text:
-        """Up to ``limit`` callers in at most ``room`` cells, cut between names ("< …");
-        only "…" for a hidden task (exercise mode: the walk unfolds in the stack)."""
+        """Up to ``limit`` callers in at most ``room`` cells, cut between names ("< …"), the
+        first one always (the pane scrolls sideways); only "…" for a hidden task (exercise
+        mode: the walk unfolds in the stack)."""
         if hidden:
             return Text("…", style=self.get_component_rich_style("tasktable--dim"))
         callers = list(functions[1 : 1 + limit])
         more = len(functions) > 1 + limit
-        while callers and len(" < ".join(callers)) + (4 if more else 0) > room:
+        while len(callers) > 1 and len(" < ".join(callers)) + (4 if more else 0) > room:
             callers.pop()
             more = True
         shown = " < ".join(callers) + (" < …" if more and callers else "…" if more else "")
@@ -215,16 +218,36 @@ class TaskTable(DataTable[Any]):
 
     def _callers_room(self, groups: list[Group]) -> int:
         """Cells the grouped view's CALLERS may take: at 80 columns what a group is about
-        comes first; beyond :data:`CALLERS_FIRST` columns, COMMS get most of the rest."""
-        comms = (self.app.size.width - CALLERS_FIRST) * 3 // 4
-        if not self.size.width or not groups or comms <= 0:
+        comes first (COMMS beyond the pane's edge, cut between names); beyond
+        :data:`CALLERS_FIRST` columns, COMMS get most of the rest."""
+        comms = max((self.app.size.width - CALLERS_FIRST) * 3 // 4, 0)  # 80: off to the side
+        if not self.size.width or not groups:
             return 10_000
         verdict = max(len(g.first.label) + 4 for g in groups)
         top = max(len(g.first.top) for g in groups)
-        used = (5 + 2) + (verdict + 2) + (top + 2) + 2 + (comms + 2) + 2  # + scrollbar
+        used = (5 + 2) + (verdict + 2) + (top + 2) + 2 + (comms + 2 if comms else 0) + 2
         return max(self.size.width - used, 12)
 
-    def _add_task_row(self, r: TaskRow) -> None:
+    def _task_callers_room(self, rows: list[TaskRow]) -> int:
+        """Cells CALLERS has on screen beside the other task columns of ``rows``, so that
+        the callers are cut between names ("< …"), never inside one by the pane's edge."""
+        width = self.scrollable_content_region.width or self.size.width
+        if not width or not rows:
+            return 10_000
+        widths = [
+            max(len(header), *(len(text) for text in texts))
+            for header, texts in (
+                ("PID", [str(r.task.pid) for r in rows]),
+                ("CPU", [cpu_column(r.task) for r in rows]),
+                ("ST", [r.task.state for r in rows]),
+                ("COMM", [comm_column(r.task) for r in rows]),
+                ("VERDICT", [self._verdict(r).plain for r in rows]),
+                ("TOP FUNCTION", [r.top for r in rows]),
+            )
+        ]
+        return max(width - sum(w + 2 for w in widths) - 2 - 1, 12)
+
+    def _add_task_row(self, r: TaskRow, room: int = 10_000) -> None:
         t = r.task
         comm = comm_column(t)
         cpu = cpu_column(t)
@@ -235,7 +258,7 @@ class TaskTable(DataTable[Any]):
             Text(comm),
             self._verdict(r),
             Text(r.top),
-            self._callers(r.functions, hidden=self.hidden(r)),
+            self._callers(r.functions, room=room, hidden=self.hidden(r)),
             key=r.key,
         )
         self._shown.append(r)

@@ -7,15 +7,20 @@ decides how many of its rows are shown. Row ``len(steps)`` is how the walk ended
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
+from explorer.tui.cfi import cell as cfi_cell
 from explorer.tui.fit import fit_symbol, short_symbol
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.unwind import Step, WalkEnd
+
+if TYPE_CHECKING:
+    from explorer.debuginfo.cfi import Agreement
 
 #: From this terminal width the stack screen puts the walk in a narrow column.
 WIDE = 110
@@ -75,6 +80,11 @@ class WalkTable(DataTable[Any]):
         self.flag = flag  # step -> True if its return address does not follow a call
         self.revealed = 1
         self.hidden = False
+        #: Whether the STACK column shows its cells (it gives way to long names).
+        self.stack_shown = True
+        #: The CFI unwind paired with the walk (shown in a CFI column), or None.
+        self.cfi: Agreement | None = None
+        self._laid_widths = (10_000, 10_000)  # FUNCTION and CFI cells, as this fill lays them
 
     @property
     def total(self) -> int:
@@ -108,17 +118,31 @@ class WalkTable(DataTable[Any]):
         if self.is_mounted:
             self._fill(self.current)
 
+    def show_cfi(self, agreement: Agreement | None) -> None:
+        """Show the CFI unwinder's frame beside each frame (a CFI column), or stop."""
+        self.cfi = agreement
+        if agreement is not None and ColumnKey("cfi") not in self.columns:
+            self.add_column("CFI", key="cfi")
+        elif agreement is None and ColumnKey("cfi") in self.columns:
+            self.remove_column("cfi")
+        if self.is_mounted:
+            self._fill(self.current)
+
     def _fill(self, cursor: int) -> None:
         steps = self.analysis.walk.steps
         bad = None if self.hidden else self.analysis.verdict.frame
         self.clear()
+        self.stack_shown = self._stack_column_needed()
+        self.columns[ColumnKey("stack")].label = Text("STACK" if self.stack_shown else "")
+        self._laid_widths = self._widths()
         for column in self.columns.values():  # widths fit these rows, not an earlier fill's
             column.content_width = column.label.cell_len
         self._laid = self._two_lines
         prev: Step | None = None
         height = 2 if self._two_lines else 1  # the source line under the function
         for s in steps[: self.revealed]:
-            self.add_row(*self._step_cells(s, prev, bad), key=str(s.index), height=height)
+            row = self._step_cells(s, prev, bad) + self._cfi_cells(s.index)
+            self.add_row(*row, key=str(s.index), height=height)
             prev = s
         if self.revealed > len(steps):
             end = self.analysis.walk.end
@@ -129,13 +153,8 @@ class WalkTable(DataTable[Any]):
                 Text("end", style=style),
                 Text(f"0x{end.sp:x}" if end.sp else "", style=style),
                 "",
-                Text(
-                    fit_symbol(
-                        "end (why here?)" if self.hidden else end_text(end),
-                        self._function_width(),
-                    ),
-                    style=style,
-                ),
+                Text(fit_symbol(self._end_text(), self._function_width()), style=style),
+                *self._cfi_cells(len(steps)),
                 key="end",
             )
         self._fit_columns()
@@ -153,8 +172,9 @@ class WalkTable(DataTable[Any]):
                 widest = max(widest, *(cell_len(line) for line in lines))
             column.content_width = widest
 
-    def _function_width(self) -> int:
-        """Cells left for FUNCTION: the width minus the other columns and their padding."""
+    def _room(self, stack: bool | None = None) -> int:
+        """Cells left for FUNCTION and CFI: the width minus the other columns and every
+        column's padding (``stack``: with the STACK column's cells, default as laid now)."""
         width = self.size.width
         if not width:
             return 10_000
@@ -162,10 +182,70 @@ class WalkTable(DataTable[Any]):
         sp = max((len(f"0x{s.sp:x}") for s in steps), default=3)
         sp = max(sp, len(f"0x{self.analysis.walk.end.sp:x}"))
         index = max(len(f"#{len(steps)}"), 3)
-        stack = max((len(s.stack_type) + 1 for s in steps), default=5)
-        return max(width - (index + 2) - (sp + 2) - (stack + 2) - 2 - 2, 12)
+        shown = self.stack_shown if stack is None else stack
+        cells = max((len(s.stack_type) + 1 for s in steps), default=5) if shown else 0
+        cfi = 2 if self.cfi is not None else 0
+        return width - (index + 2) - (sp + 2) - (cells + 2) - 2 - cfi - 2
 
-    def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
+    def _widths(self, stack: bool | None = None) -> tuple[int, int]:
+        """Cells of FUNCTION and of CFI: both whole if they fit; else CFI keeps what the
+        names leave, at least half (both are names of frames), and both are cut by "…"."""
+        room = self._room(stack)
+        if self.cfi is None:
+            return max(room, 12), 0
+        cfi = max((len(self._cfi_text(r)) for r in range(self._rows())), default=0)
+        cfi = max(cfi, 3)
+        names = [self._symbol_text(s) for s in self.analysis.walk.steps[: self.revealed]]
+        if self.revealed > len(self.analysis.walk.steps):
+            names.append(self._end_text())
+        function = max(map(len, names), default=8)
+        if function + cfi <= room:
+            return function, cfi
+        cfi_width = max(room - function, min(cfi, room // 2))
+        return max(room - cfi_width, 12), max(cfi_width, 6)
+
+    def _function_width(self, stack: bool | None = None) -> int:
+        """Cells for FUNCTION (as laid by this fill unless ``stack`` is asked about)."""
+        return self._widths(stack)[0] if stack is not None else self._laid_widths[0]
+
+    def _rows(self) -> int:
+        return min(self.revealed, self.total)
+
+    def _cfi_text(self, row: int) -> str:
+        assert self.cfi is not None
+        return cfi_cell(self.cfi, row, self.analysis.walk.steps, self.symbolize).text
+
+    def _cfi_cells(self, row: int) -> tuple[Text, ...]:
+        """The CFI cell of walk row ``row``, fitted, if the CFI column is shown."""
+        if self.cfi is None:
+            return ()
+        found = cfi_cell(self.cfi, row, self.analysis.walk.steps, self.symbolize)
+        style = {
+            "same": "walktable--dim",
+            "other": "walktable--switch",
+            "none": "walktable--dim",
+            "end": "walktable--end",
+        }[found.kind]
+        text = fit_symbol(found.text, self._laid_widths[1])
+        return (Text(text, style=self.get_component_rich_style(style)),)
+
+    def _stack_column_needed(self) -> bool:
+        """Whether the STACK column keeps its cells: the least telling column gives way
+        first when a function would be cut, if every frame is on one stack (the map and the
+        frame pane's title name it); a stack switch (``→irq``) always keeps it."""
+        steps = self.analysis.walk.steps[: self.revealed]
+        if len({s.stack_type for s in steps}) > 1:
+            return True
+        texts = [self._symbol_text(s) for s in steps]
+        if self.revealed > len(self.analysis.walk.steps):
+            texts.append(self._end_text())
+        return max(map(len, texts), default=0) <= self._function_width(stack=True)
+
+    def _end_text(self) -> str:
+        return "end (why here?)" if self.hidden else end_text(self.analysis.walk.end)
+
+    def _symbol_text(self, s: Step) -> str:
+        """The FUNCTION cell of a frame, before it is fitted to the column."""
         sym = short_symbol(self.symbolize(s.ip) or f"0x{s.ip:x}")
         if not s.reliable:
             sym = f"({sym})"
@@ -173,9 +253,12 @@ class WalkTable(DataTable[Any]):
             sym += f" [{s.recovered_by}]"
         if self.flag is not None and self.flag(s):
             sym = f"! {sym}"  # no call ends at its return address (the code pane says more)
-        sym = fit_symbol(sym, self._function_width())
+        return sym
+
+    def _step_cells(self, s: Step, prev: Step | None, bad: int | None) -> tuple[Text, ...]:
+        sym = fit_symbol(self._symbol_text(s), self._function_width())
         style = self.get_component_rich_style("walktable--bad") if s.index == bad else ""
-        stack = Text(s.stack_type)
+        stack = Text(s.stack_type if self.stack_shown else "")
         if prev is not None and prev.stack_type != s.stack_type:
             stack = Text(
                 f"→{s.stack_type}", style=self.get_component_rich_style("walktable--switch")
@@ -186,15 +269,16 @@ class WalkTable(DataTable[Any]):
             stack,
             Text(sym, style=style),
         )
-        if self.lines is not None:
+        if self.lines is not None and self.cfi is None:  # the frame pane has them too
             cells[3].append("\n" if self._two_lines else "  ").append_text(self._source_text(s))
         return cells
 
     @property
     def _two_lines(self) -> bool:
         """Source lines go under the function when the walk is a narrow column (wide
-        terminals), beside it when the walk has the full width (narrow terminals)."""
-        return self.lines is not None and self.app.size.width >= WIDE
+        terminals), beside it when the walk has the full width (narrow terminals); none
+        while the CFI column is shown (the frame pane shows them)."""
+        return self.lines is not None and self.cfi is None and self.app.size.width >= WIDE
 
     def on_resize(self) -> None:
         """Re-lay the rows: function names fit the new width (cut with "…", never their
