@@ -130,6 +130,8 @@ def test_klp_exercise_stack_80x24(
     """The blocking task's stack at 80 columns: its walk run, the question, no verdict."""
     app = _klp_exercise(tmp_path_factory)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_quiet(script("r", pid=43)))
+
+
 # -- every screen at both sizes (issue 24): nothing important cut while space is free --------------
 KLP = BUSY.parents[1] / "klp-6.12-stalled" / "vmcore.zst"
 
