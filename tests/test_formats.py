@@ -441,10 +441,23 @@ def real_elf() -> ElfCore:
     core.close()
 
 
-def real_kdump(real_elf: ElfCore, out: Path, compression: str, flattened: bool = False) -> Path:
+@pytest.fixture(scope="module")
+def real_kdump(real_elf: ElfCore, tmp_path_factory: pytest.TempPathFactory):
+    """(compression, flattened) -> our kdump of ``real_elf``, written once per module."""
+    folder = tmp_path_factory.mktemp("real-kdump")
     release = oracles.sample_release(REAL_SAMPLE)
-    write_kdump(real_elf, out, compression=compression, flattened=flattened, release=release)
-    return out
+    made: dict[tuple[str, bool], Path] = {}
+
+    def get(compression: str, flattened: bool = False) -> Path:
+        if (compression, flattened) not in made:
+            out = folder / f"{compression}{'.flat' if flattened else ''}"
+            write_kdump(
+                real_elf, out, compression=compression, flattened=flattened, release=release
+            )
+            made[compression, flattened] = out
+        return made[compression, flattened]
+
+    return get
 
 
 def spread_pages(dump, count: int = 512) -> list[int]:
@@ -467,14 +480,15 @@ def libkdumpfile_pages(path: Path, addrs: list[int]) -> dict[str, str]:
     return dict(line.split() for line in proc.stdout.splitlines())
 
 
-def test_makedumpfile_reassembles_our_flattened_kdump_of_a_real_dump(real_elf, tmp_path):
+def test_makedumpfile_reassembles_our_flattened_kdump_of_a_real_dump(
+    real_elf, real_kdump, tmp_path
+):
     """Our flattened kdump of QEMU's ELF core: ``makedumpfile -R`` rebuilds from it, byte for
     byte, the plain file our writer makes, and our reader reads every page of the flattened
     file as QEMU wrote it, with its notes."""
     import subprocess
 
-    flat = real_kdump(real_elf, tmp_path / "real.flat", "zlib", flattened=True)
-    plain = real_kdump(real_elf, tmp_path / "real.kdump", "zlib")
+    flat, plain = real_kdump("zlib", flattened=True), real_kdump("zlib")
     rebuilt = tmp_path / "real.R"
     with open(flat, "rb") as fin:
         proc = subprocess.run(
@@ -493,14 +507,14 @@ def test_makedumpfile_reassembles_our_flattened_kdump_of_a_real_dump(real_elf, t
 
 
 @pytest.mark.parametrize("compression", ["zlib", "lzo", "snappy", "zstd"])
-def test_libkdumpfile_reads_our_kdump_of_a_real_dump(real_elf, tmp_path, compression):
+def test_libkdumpfile_reads_our_kdump_of_a_real_dump(real_elf, real_kdump, compression):
     """Our kdump of QEMU's ELF core, each compression libkdumpfile 0.5.1 knows: libkdumpfile
     reads the pages QEMU wrote (the lowcore and 512 spread over all memory), and so do we."""
     import hashlib
 
     if compression == "lzo":
         oracles.python_lzo()
-    path = real_kdump(real_elf, tmp_path / f"real.{compression}", compression)
+    path = real_kdump(compression)
     ours = KdumpFile(str(path))
     assert ours.format_facts()["compression"] == [compression]
     addrs = spread_pages(real_elf)
