@@ -161,9 +161,10 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElfCore]:
     core.close()
 
 
-def real_elf() -> Path:
-    """QEMU's own ELF dump of the bundled 6.1 sample (its vmcore.zst, decompressed)."""
-    return oracles.qemu_elf(oracles.QEMU_FILES_SAMPLE)
+def real_elf(sample: str = oracles.QEMU_FILES_SAMPLE) -> Path:
+    """QEMU's own ELF dump of a bundled sample, by default the 6.1 one (its vmcore.zst,
+    decompressed)."""
+    return oracles.qemu_elf(sample)
 
 
 def source(kind: str, synthetic: ElfCore, tmp_path: Path) -> Any:
@@ -301,8 +302,10 @@ def test_zgetdump_reads_our_s390(kind, extended, compress, synthetic, tmp_path):
     assert parse_header(out.read_bytes()[:PAGE], str(out)).mem_end == ours.header.mem_size
 
 
-def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path):
-    real = real_elf()
+@pytest.mark.parametrize("sample", [oracles.QEMU_FILES_SAMPLE, "bpo12-6.12-busy"])
+def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path, sample):
+    """Our s390 dump of QEMU's ELF core: 6.1 (kernel image identity-mapped) and 6.12 (high)."""
+    real = real_elf(sample)
     out = tmp_path / "real.s390"
     core = ElfCore(str(real))
     try:
