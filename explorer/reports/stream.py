@@ -26,6 +26,7 @@ from explorer.reports.walk import frame_extras, verdict_json
 from explorer.walk.analysis import TaskAnalysis
 from explorer.walk.marks import FrameMark, failing_frame, frame_marks
 from explorer.walk.reliable import Verdict
+from explorer.walk.sanity import stack_sanity
 from explorer.walk.unwind import Step, WalkEnd
 from parsers.s390.records import PtRegs
 
@@ -378,8 +379,6 @@ def json_writer(
 def _sanity(kernel: Kernel, a: TaskAnalysis) -> str:
     """The ``sanity`` field of a task whose stack fails a sanity rule, else '': as
     ``json.dumps`` writes :func:`explorer.walk.sanity.corrupt_field`, by template."""
-    from explorer.walk.sanity import stack_sanity
-
     s = stack_sanity(kernel, a.task, a.walk, high_water=False)
     if not s.corrupt:
         return ""
@@ -393,7 +392,7 @@ def _sanity(kernel: Kernel, a: TaskAnalysis) -> str:
     return (
         f', "sanity": {{"end_of_stack": {_hex_or_null(s.end)}, '
         f'"magic_intact": {_LITERAL[s.magic_intact]}, "deepest_sp": {_hex_or_null(s.deepest)}, '
-        f'"headroom": {"null" if s.headroom is None else int(s.headroom)}, '
+        f'"headroom": {"null" if s.headroom is None else s.headroom}, '
         f'"high_water": {_hex_or_null(s.high_water)}, "checks": [{checks}]}}'
     )
 
