@@ -8,6 +8,7 @@ reused on the next open. Small files (System.map) are decompressed in memory.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import io
@@ -234,25 +235,36 @@ def _remembered_key(memo: Path) -> str | None:
 
 class _Hashing:
     """A compressed file as its decompressor reads it, digested on the way (the digest of
-    :func:`content_key` without a pass of its own); counts the bytes read."""
+    :func:`content_key` without a pass of its own); counts the bytes read.
+
+    The decompressor reads in its own thread; what it read waits in a queue for
+    :meth:`digest_read` in the caller's, which has less to do."""
 
     def __init__(self, fin: BinaryIO, digest: bool) -> None:
         self._fin = fin
         self._digest = hashlib.blake2b(digest_size=20) if digest else None
+        self._read: collections.deque[bytes] = collections.deque()
         self.consumed = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._fin.read(size)
         self.consumed += len(data)
         if self._digest is not None:
-            self._digest.update(data)
+            self._read.append(data)
         return data
+
+    def digest_read(self) -> None:
+        """Digest what was read so far."""
+        if self._digest is not None:
+            while self._read:
+                self._digest.update(self._read.popleft())
 
     def key(self) -> str:
         """The digest of the whole file (what the decompressor left unread is read now)."""
         assert self._digest is not None
         while self.read(1 << 22):
-            pass
+            self.digest_read()
+        self.digest_read()
         return self._digest.hexdigest()
 
 
@@ -383,6 +395,7 @@ def decompressed_path(
                         + "; refusing",
                         str(src),
                     )
+                source.digest_read()
                 if progress:
                     progress(read, total)
 

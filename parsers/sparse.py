@@ -24,7 +24,7 @@ BLOCK = 1 << 16
 CHUNK = 1 << 22
 DEPTH = 3
 
-_ZEROS = memoryview(bytes(CHUNK))
+_ZEROS = memoryview(bytes(BLOCK))  # a run is compared a block at most at a time
 
 
 class ReadInto(Protocol):
