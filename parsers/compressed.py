@@ -416,8 +416,12 @@ def decompressed_path(
             with exclusive_temp(
                 target_dir / f"{stem}.{key or 'new'}", destination=destination
             ) as fout:
-                reader = _stream_reader(kind, cast(BinaryIO, source))
-                copy_sparse(reader, fout.fileno(), lambda: source.consumed, checkpoint)
+                copy_sparse(
+                    lambda: _stream_reader(kind, cast(BinaryIO, source)),
+                    fout.fileno(),
+                    lambda: source.consumed,
+                    checkpoint,
+                )
         if found is not None:
             return found
         assert key is not None

@@ -71,6 +71,30 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         data, offset = data[done:], offset + done
 
 
+def _drain(
+    reader: ReadInto,
+    free: queue.SimpleQueue[bytearray | None],
+    full: queue.SimpleQueue[tuple[bytearray, int, int] | BaseException],
+    stop: threading.Event,
+    consumed: Callable[[], int],
+) -> None:
+    """Fill the free buffers from ``reader`` until it ends or ``stop``; the reader is let go
+    when this returns (its only reference)."""
+    try:
+        while not stop.is_set():
+            buffer = free.get()
+            if buffer is None:
+                return
+            n = reader.readinto(memoryview(buffer))
+            full.put((buffer, n, consumed()))
+            if not n:
+                return
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+
+
 #: Called in the caller's thread after each buffer: (bytes of output so far, bytes of input
 #: read so far). It may raise (a size limit, progress interrupted): then nothing more of
 #: that buffer is written and the decompression stops.
@@ -78,13 +102,18 @@ Checkpoint = Callable[[int, int], None]
 
 
 def copy_sparse(
-    reader: ReadInto, fd: int, consumed: Callable[[], int], checkpoint: Checkpoint
+    open_reader: Callable[[], ReadInto],
+    fd: int,
+    consumed: Callable[[], int],
+    checkpoint: Checkpoint,
 ) -> tuple[int, int]:
-    """Write everything ``reader`` gives to ``fd`` (from offset 0), zero pages as holes;
+    """Write everything the reader gives to ``fd`` (from offset 0), zero pages as holes;
     the file's size is set to the output's at the end.
 
     Args:
-        reader: decompressed data, read in a second thread.
+        open_reader: makes the reader of decompressed data, in a second thread, which reads
+            it and lets it go there (a zstd decompressor's window, up to its frame's window
+            size, is freed while this thread writes the last buffers).
         fd: a new empty file, opened for writing.
         consumed: how many input bytes the reader has taken (read in the reader's thread).
         checkpoint: see :data:`Checkpoint`.
@@ -103,14 +132,7 @@ def copy_sparse(
 
     def decompress() -> None:
         try:
-            while not stop.is_set():
-                buffer = free.get()
-                if buffer is None:
-                    return
-                n = reader.readinto(memoryview(buffer))
-                full.put((buffer, n, consumed()))
-                if not n:
-                    return
+            _drain(open_reader(), free, full, stop, consumed)
         except BaseException as exc:  # handed to the caller's thread, raised there
             full.put(exc)
 
