@@ -21,7 +21,7 @@ first ``info`` costs beyond decompression; goal <= 0.3 s), beside ``info`` on th
 with an empty cache (both together). Best and median of ``--runs``.
 
     python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples]
-        [--info [--baseline TREE]]
+        [--info [--baseline TREE] [--no-info]]
 """
 
 from __future__ import annotations
@@ -175,9 +175,9 @@ def _rates(size: int, seconds: list[float]) -> str:
     return f"{max(rates):5.0f} / {statistics.median(rates):5.0f}"
 
 
-def info_runs(runs: int, baseline: Path | None) -> None:
-    """Decompression into an empty cache (beside ``baseline``'s, interleaved), and a first
-    ``info`` beyond it, per sample."""
+def info_runs(runs: int, baseline: Path | None, first_info: bool = True) -> None:
+    """Decompression into an empty cache (beside ``baseline``'s, interleaved), and (with
+    ``first_info``) a first ``info`` beyond it, per sample."""
     script = Path(sys.executable).parent / "backchain"
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "explorer"]
     env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -212,6 +212,8 @@ def info_runs(runs: int, baseline: Path | None) -> None:
                 wall, cpu, size, disk, copy = _decompress(ROOT, dump, cache / "dumps")
                 dwall.append(wall)
                 dcpu.append(cpu)
+                if not first_info:
+                    continue
                 plain = Path(tmp) / "vmcore"
                 copy.rename(plain)
                 shutil.rmtree(cache)
@@ -224,10 +226,10 @@ def info_runs(runs: int, baseline: Path | None) -> None:
                 wall, _ = _run([*command, "info", str(dump)], env)
                 zwall.append(wall)
         base = f"{_rates(size, bwall)}  {_rates(size, bcpu)}  " if baseline else ""
+        info = f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}" if iwall else "-"
         print(
             f"  {dump.parent.name:20} {size >> 20:4} {disk >> 20:4}  {base}"
-            f"{_rates(size, dwall)}  {_rates(size, dcpu)}   "
-            f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}"
+            f"{_rates(size, dwall)}  {_rates(size, dcpu)}   {info}"
         )
 
 
@@ -248,9 +250,12 @@ def main() -> int:
         help="with --info: also decompress with the backchain checked out in TREE (a git "
         "worktree of main), interleaved, for the before/after in one run",
     )
+    parser.add_argument(
+        "--no-info", action="store_true", help="with --info: the decompression alone"
+    )
     args = parser.parse_args()
     if args.info:
-        info_runs(args.runs, args.baseline)
+        info_runs(args.runs, args.baseline, not args.no_info)
         return 0
     if args.samples:
         print(f"backchain check, fastest of {args.runs}: empty cache / the cache it left")
