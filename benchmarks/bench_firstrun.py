@@ -15,13 +15,14 @@ With ``--info`` (issue 26), on each bundled sample: the decompression of its ``.
 an empty cache, each its own process timed around the call (MB/s of output, by wall and by
 CPU time of all its threads; goal >= 400 MB/s; the copy's size and what it takes on disk,
 its zero pages being holes), with ``--baseline TREE`` beside the same decompression by
-another checkout (``git worktree add /tmp/base main``) in the same rounds; and ``backchain
+another checkout (``git worktree add /tmp/base main``) in the same rounds, with ``--floor``
+beside zstd's decoder alone (its output dropped: what no copy can beat); and ``backchain
 info`` as its own process on the decompressed copy with an otherwise empty cache (what a
 first ``info`` costs beyond decompression; goal <= 0.3 s), beside ``info`` on the ``.zst``
 with an empty cache (both together). Best and median of ``--runs``.
 
     python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples]
-        [--info [--baseline TREE] [--no-info]]
+        [--info [--baseline TREE] [--no-info] [--floor]]
 """
 
 from __future__ import annotations
@@ -157,6 +158,32 @@ print(json.dumps([wall, cpu, st.st_size, st.st_blocks * 512, str(copy)]))
 """
 
 
+#: The decoder alone: the same stream reader, its output read into one buffer and dropped.
+_DECODE = r"""
+import json, sys, time
+import zstandard
+t, c = time.perf_counter(), time.process_time()
+with open(sys.argv[1], "rb") as f:
+    reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
+        f, read_size=1 << 20, read_across_frames=True
+    )
+    buffer, size = memoryview(bytearray(1 << 22)), 0
+    while n := reader.readinto(buffer):
+        size += n
+    del reader
+print(json.dumps([time.perf_counter() - t, time.process_time() - c, size]))
+"""
+
+
+def _decode(dump: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of zstd decoding ``dump`` with nothing written (a floor)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE, str(dump)], capture_output=True, text=True, check=True
+    ).stdout
+    wall, cpu, _ = json.loads(out)
+    return wall, cpu
+
+
 def _decompress(tree: Path, dump: Path, cache: Path) -> tuple[float, float, int, int, Path]:
     """Wall and CPU seconds (all threads) of one decompression by ``tree``'s code; the
     copy's size, bytes on disk and path."""
@@ -175,9 +202,12 @@ def _rates(size: int, seconds: list[float]) -> str:
     return f"{max(rates):5.0f} / {statistics.median(rates):5.0f}"
 
 
-def info_runs(runs: int, baseline: Path | None, first_info: bool = True) -> None:
-    """Decompression into an empty cache (beside ``baseline``'s, interleaved), and (with
-    ``first_info``) a first ``info`` beyond it, per sample."""
+def info_runs(
+    runs: int, baseline: Path | None, first_info: bool = True, floor: bool = False
+) -> None:
+    """Decompression into an empty cache (beside ``baseline``'s, interleaved; with ``floor``
+    beside the decoder alone), and (with ``first_info``) a first ``info`` beyond it, per
+    sample."""
     script = Path(sys.executable).parent / "backchain"
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "explorer"]
     env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -189,12 +219,15 @@ def info_runs(runs: int, baseline: Path | None, first_info: bool = True) -> None
     print(
         f"  {'sample':20} {'MiB':>4} {'disk':>4}  "
         + ("base wall    base CPU     " if baseline else "")
+        + ("decode wall  decode CPU   " if floor else "")
         + "MB/s wall    MB/s CPU   info plain, empty cache: wall s / CPU s"
         "   info .zst, empty cache: wall s"
     )
     for dump in sorted((ROOT / "samples" / "real").glob("*/vmcore.zst")):
         bwall: list[float] = []
         bcpu: list[float] = []
+        fwall: list[float] = []
+        fcpu: list[float] = []
         dwall: list[float] = []
         dcpu: list[float] = []
         iwall: list[float] = []
@@ -209,6 +242,10 @@ def info_runs(runs: int, baseline: Path | None, first_info: bool = True) -> None
                     bwall.append(wall)
                     bcpu.append(cpu)
                     shutil.rmtree(cache)
+                if floor:
+                    wall, cpu = _decode(dump)
+                    fwall.append(wall)
+                    fcpu.append(cpu)
                 wall, cpu, size, disk, copy = _decompress(ROOT, dump, cache / "dumps")
                 dwall.append(wall)
                 dcpu.append(cpu)
@@ -226,6 +263,7 @@ def info_runs(runs: int, baseline: Path | None, first_info: bool = True) -> None
                 wall, _ = _run([*command, "info", str(dump)], env)
                 zwall.append(wall)
         base = f"{_rates(size, bwall)}  {_rates(size, bcpu)}  " if baseline else ""
+        base += f"{_rates(size, fwall)}  {_rates(size, fcpu)}  " if floor else ""
         info = f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}" if iwall else "-"
         print(
             f"  {dump.parent.name:20} {size >> 20:4} {disk >> 20:4}  {base}"
@@ -253,9 +291,14 @@ def main() -> int:
     parser.add_argument(
         "--no-info", action="store_true", help="with --info: the decompression alone"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --info: also the zstd decoder alone (output dropped), in the same rounds",
+    )
     args = parser.parse_args()
     if args.info:
-        info_runs(args.runs, args.baseline, not args.no_info)
+        info_runs(args.runs, args.baseline, not args.no_info, args.floor)
         return 0
     if args.samples:
         print(f"backchain check, fastest of {args.runs}: empty cache / the cache it left")
