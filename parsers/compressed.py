@@ -203,15 +203,25 @@ def _may_hold(folder: Path, size: int | None) -> bool:
     return False
 
 
+def _content_digest() -> hashlib._Hash:
+    """SHA-256 (OpenSSL's: 1.4 GB/s where the CPU has SHA instructions, against 0.5 GB/s
+    for Python's own BLAKE2b here), of which the key keeps 160 bits."""
+    return hashlib.sha256()
+
+
+def _key_of(digest: hashlib._Hash) -> str:
+    return digest.hexdigest()[:40]
+
+
 def content_key(fd: int) -> str:
     """The cache key of a compressed file: a digest of all of its bytes (no two contents
     share a copy; a file with the same size and ends but another middle gets its own)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = _content_digest()
     with os.fdopen(os.dup(fd), "rb") as f:
         f.seek(0)
         while chunk := f.read(1 << 22):
             digest.update(chunk)
-    return digest.hexdigest()
+    return _key_of(digest)
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -242,7 +252,7 @@ class _Hashing:
 
     def __init__(self, fin: BinaryIO, digest: bool) -> None:
         self._fin = fin
-        self._digest = hashlib.blake2b(digest_size=20) if digest else None
+        self._digest = _content_digest() if digest else None
         self._read: collections.deque[bytes] = collections.deque()
         self.consumed = 0
 
@@ -265,7 +275,7 @@ class _Hashing:
         while self.read(1 << 22):
             self.digest_read()
         self.digest_read()
-        return self._digest.hexdigest()
+        return _key_of(self._digest)
 
 
 def _known_copy(target_dir: Path, index: Path, key: str) -> Path | None:
