@@ -161,7 +161,7 @@ def print_json(data: Any) -> None:
 
 
 def options_of(args: argparse.Namespace) -> Any:
-    from explorer.model.kernel import Options
+    from explorer.model.options import Options
 
     return Options(
         vmlinux=args.vmlinux,
