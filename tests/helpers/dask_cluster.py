@@ -24,6 +24,10 @@ START_SECONDS = 120.0
 ORPHAN_SECONDS = 600
 
 
+#: What the README's commands give ``dask scheduler`` and ``dask worker``.
+PRELOAD = ("--preload", "explorer.fleet.preload")
+
+
 def dask_command() -> Path:
     """The ``dask`` command of this interpreter's environment (installed with distributed)."""
     return Path(sys.executable).parent / "dask"
@@ -35,6 +39,8 @@ class DaskCluster:
 
     folder: Path
     address: str = ""
+    #: ``--preload explorer.fleet.preload`` (as the README starts them), or nothing.
+    preload: tuple[str, ...] = PRELOAD
     scheduler: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -71,6 +77,7 @@ class DaskCluster:
                 str(ORPHAN_SECONDS),
                 "--local-directory",
                 str(self.folder / name),
+                *self.preload,
             ],
             self.folder / f"{name}.log",
         )
@@ -87,11 +94,12 @@ class DaskCluster:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
+def dask_cluster(folder: Path, workers: int, preload: bool = True) -> Iterator[DaskCluster]:
     """``dask scheduler`` on 127.0.0.1 (a free port) and ``workers`` ``dask worker``
-    processes registered with it; all ended when the block ends."""
+    processes registered with it, with backchain's preload (or without); all ended when the
+    block ends."""
     folder.mkdir(parents=True, exist_ok=True)
-    cluster = DaskCluster(folder)
+    cluster = DaskCluster(folder, preload=PRELOAD if preload else ())
     info = folder / "scheduler.json"
     try:
         cluster.scheduler = _spawn(
@@ -107,6 +115,7 @@ def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
                 str(info),
                 "--idle-timeout",
                 str(ORPHAN_SECONDS),
+                *cluster.preload,
             ],
             folder / "scheduler.log",
         )
