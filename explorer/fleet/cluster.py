@@ -11,6 +11,7 @@ on the client; the results name each dump as the user spelled it. Needs the opti
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -181,10 +182,8 @@ def _run(
     try:
         run = _Batches(client, uuid.uuid4().hex, absolute, options)
         sizes = batch_sizes(len(absolute), sum(client.nthreads().values()))
-        first = 0
-        for size in sizes:
-            run.submit(range(first, first + size), priority=len(absolute) - first)
-            first += size
+        ends = list(itertools.accumulate(sizes))
+        run.submit([range(end - size, end) for size, end in zip(sizes, ends, strict=True)])
         done = distributed.as_completed(run.futures, with_results=True, raise_errors=False)
         idle = _Idle(client, timeout)
         while not done.is_empty():
@@ -221,15 +220,23 @@ class _Batches:
         self.futures: list[Any] = []
         self.dumps: dict[str, range] = {}
 
-    def submit(self, dumps: range, priority: int) -> Any:
-        key = f"{KEY_PREFIX}-{self.run}-{dumps.start}-{dumps.stop - 1}"
-        batch = [self.paths[i] for i in dumps]
-        future = self.client.submit(
-            check_batch, batch, self.options, key=key, priority=priority, pure=False
+    def submit(self, batches: Sequence[range], priority: int = 0) -> list[Any]:
+        """A task per batch, all in one message to the scheduler: Dask queues a large group
+        of tasks without dependencies on itself and hands each worker thread the next one
+        as it frees (the order given here, by the keys), where a task sent alone would go
+        out to a worker at once."""
+        keys = [f"{KEY_PREFIX}-{self.run}-{b.start:06d}-{b.stop - 1:06d}" for b in batches]
+        futures = self.client.map(
+            check_batch,
+            [[self.paths[i] for i in b] for b in batches],
+            options=self.options,
+            key=keys,
+            priority=priority,
+            pure=False,
         )
-        self.dumps[key] = dumps
-        self.futures.append(future)
-        return future
+        self.dumps.update(zip(keys, batches, strict=True))
+        self.futures += futures
+        return list(futures)
 
     def outcomes(self, future: Any, value: Any, done: Any) -> list[tuple[int, DumpResult]]:
         """Each dump of a finished task with its result. A batch whose workers died (Dask's
@@ -245,8 +252,8 @@ class _Batches:
         ):
             return list(zip(dumps, value, strict=True))
         if len(dumps) > 1 and _killed(future.status, value):
-            for i in dumps:
-                done.add(self.submit(range(i, i + 1), priority=len(self.paths)))
+            for single in self.submit([range(i, i + 1) for i in dumps], priority=1):
+                done.add(single)
             return []
         status = future.status
         if status == "finished":  # not what check_batch returns (another backchain there)
