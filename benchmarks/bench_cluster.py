@@ -103,16 +103,19 @@ def phase(title: str, paths: list[str], runs: int, preload: bool, client: str, l
                 )
     n = len(paths)
     base = [r.wall for r in times[ONE]]
+    one_cpu = statistics.median(r.own for r in times[ONE])
     for label, rs in times.items():
         walls = [r.wall for r in rs]
-        cpu = statistics.median((r.own + r.others) / n for r in rs)
+        # the cluster's CPU is the client's, the workers' and the scheduler's; one process's
+        # is its own (the idle cluster's meanwhile is left out)
+        cpu = statistics.median(r.own + (r.others if "dask" in label else 0.0) for r in rs)
         print(
             f"{label:<44} min {min(walls):6.2f} s  median {statistics.median(walls):6.2f} s  "
             f"speed-up {min(base) / min(walls):4.2f}x "
             f"(median {statistics.median(base) / statistics.median(walls):4.2f}x)  "
-            f"CPU {cpu * 1000:5.1f} ms/dump"
+            f"CPU {cpu / n * 1000:5.1f} ms/dump ({cpu / one_cpu:4.2f}x one process)"
             + (
-                f" (client {statistics.median(r.own for r in rs):4.2f} s a run)"
+                f", the client {statistics.median(r.own for r in rs):4.2f} s a run"
                 if "dask" in label
                 else ""
             )
