@@ -5,7 +5,7 @@
 
 A worker imports backchain's checking code once, when it starts (0.4 s of CPU a first dump
 would pay otherwise), and runs without Dask's statistical profiler of its tasks: it samples
-the running task's stack every 10 ms, which costs a dump's walk a quarter more CPU (the
+the running task's stack every 10 ms, which costs a dump's walk a third more CPU (the
 walk's stacks are deep, and each sample takes the GIL from it). Both kinds of process look
 at their own health less often (event loop ticks every 0.5 s instead of 20 ms, resource
 samples every 2 s instead of 0.5 s, a worker's memory every second instead of every 0.1 s):
