@@ -12,7 +12,7 @@ import pytest
 
 from parsers.dwarf.cfi import DebugFrame
 from parsers.elf.sections import ElfSections
-from tests.helpers import debian, oracles, readelf
+from tests.helpers import dbg, oracles, readelf
 
 SLEEPING = ("S", "D", "I")
 #: Where a CFI unwind may stop short of the back chain, and why (each checked below).
@@ -59,7 +59,7 @@ def _drgn_frames(prog: Any, drgn: Any, task_address: int) -> list[tuple[int, int
 
 
 @oracles.needs("drgn")
-@pytest.mark.parametrize("sample", debian.SAMPLES)
+@pytest.mark.parametrize("sample", dbg.DEBIAN_SAMPLES)
 def test_cfi_equals_back_chain_and_drgn(sample: str, tmp_path: Path) -> None:
     import drgn
 
@@ -67,8 +67,8 @@ def test_cfi_equals_back_chain_and_drgn(sample: str, tmp_path: Path) -> None:
     from explorer.model.tasks import find_tasks
     from explorer.walk.analysis import analyse_task, unwind_context
 
-    prog = debian.drgn_program(sample, tmp_path)
-    kernel = debian.open_sample(sample, system_map=True)
+    prog = dbg.drgn_program(sample, tmp_path)
+    kernel = dbg.open_sample(sample, system_map=True)
     table = debug_frame_of(kernel)
     assert table is not None
     ctx = unwind_context(kernel)

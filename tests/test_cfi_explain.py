@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers import debian, oracles
+from tests.helpers import dbg, oracles
 from tests.helpers.readelf import Frames, frames
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class _Truth:
         self.frames: Frames = frames(self.vmlinux)
         self.prog = prog
         self.delta = delta
-        facts = json.loads((debian.REAL / sample / "facts.json").read_text())
+        facts = json.loads((dbg.REAL / sample / "facts.json").read_text())
         self.modules = [
             (int(m["address"], 16), int(m["address"], 16) + int(m["size"]), m["name"])
             for m in facts.get("modules") or []
@@ -167,18 +167,18 @@ def _check(truth: _Truth, why: Any, pairs: Any, i: int, where: Any) -> None:
 
 
 @oracles.needs("drgn", "readelf", "objdump")
-@pytest.mark.parametrize("sample", debian.SAMPLES)
+@pytest.mark.parametrize("sample", dbg.DEBIAN_SAMPLES)
 def test_every_difference_is_explained_and_true(sample: str, tmp_path: Path) -> None:
     from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of, same_frame
     from explorer.model.tasks import find_tasks
     from explorer.reports.cfiexplain import explain
     from explorer.walk.analysis import analyse_task, unwind_context
 
-    prog = debian.drgn_program(sample, tmp_path)
+    prog = dbg.drgn_program(sample, tmp_path)
     addrs, names = _system_map(oracles.sample_release(sample))
     delta = prog.symbol("_stext").address - addrs[names.index("_stext")]
     truth = _Truth(sample, prog, delta)
-    kernel = debian.open_sample(sample, system_map=True)
+    kernel = dbg.open_sample(sample, system_map=True)
     table = debug_frame_of(kernel)
     assert table is not None
     ctx = unwind_context(kernel)
@@ -213,7 +213,7 @@ def _init_walk(sample: str) -> tuple[Kernel, DebugFrame, Walk]:
     from explorer.model.tasks import find_tasks
     from explorer.walk.analysis import analyse_task
 
-    kernel = debian.open_sample(sample)
+    kernel = dbg.open_sample(sample)
     table = debug_frame_of(kernel)
     assert table is not None and kernel.symbols is not None
     task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
