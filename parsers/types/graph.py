@@ -308,13 +308,10 @@ class DieAccess(Protocol[D]):
         """The type id its DW_AT_type refers to (0, void, without one)."""
 
 
-class _Graph(Protocol):
-    """What :func:`_decode` fills: a graph's types, and its cache of them."""
+class _Graph(TypeGraph, Protocol):
+    """What :func:`_decode` fills: a graph, and its cache of types."""
 
     _cache: dict[int, CType]
-
-    def get(self, type_id: int) -> CType:
-        """The type with this id."""
 
 
 def _accepts(dies: DieAccess[D], kinds: tuple[str, ...]) -> Callable[[D], bool]:
@@ -408,12 +405,13 @@ def _member(dies: DieAccess[D], die: D) -> Member:
 
 def _array(graph: _Graph, type_id: int, element: int, counts: list[int]) -> CType:
     """An array type; ``int a[2][3]``: an array of 2 arrays of 3, the inner dimensions as
-    synthetic ids."""
+    synthetic ids. The element's size is its type's through typedefs and qualifiers
+    (``__u8 pad[20]`` is 20 bytes)."""
     counts = counts or [0]
     inner = element
     for depth, count in enumerate(reversed(counts[1:])):
         synthetic = -(type_id * 16 + depth + 1)
-        elem_size = graph.get(inner).size
+        elem_size = strip(graph, inner).size
         graph._cache[synthetic] = CType(
             synthetic,
             "array",
@@ -423,7 +421,7 @@ def _array(graph: _Graph, type_id: int, element: int, counts: list[int]) -> CTyp
             count=count,
         )
         inner = synthetic
-    elem_size = graph.get(inner).size
+    elem_size = strip(graph, inner).size
     total = None if elem_size is None else elem_size * counts[0]
     return CType(type_id, "array", None, total, inner, count=counts[0])
 
