@@ -1,0 +1,110 @@
+"""A first run's vmlinux symbol table, built by a second process while this one goes on.
+
+Reading ``.symtab`` into a table (:func:`parsers.symbols.table.load_vmlinux_symbols`) is the
+largest single cost of a first run with ``--vmlinux`` (130,000 symbols sorted twice). It
+depends on nothing but the file, so the command starts it in a forked worker as soon as its
+arguments are parsed (:func:`start`); this process meanwhile imports what the command needs,
+opens the dump and reads the type profile. When the table is wanted
+(:meth:`explorer.sources.companions.Verifier.symbols`), :func:`take` reads it back from the
+worker, in the symbol cache's own layout, and the table is then verified and cached exactly
+as one built here (never cached before it is verified).
+
+Nothing is started when the table is cached already, when the vmlinux is compressed, or
+where forking is unsafe (another thread runs) or impossible; a worker that fails sends
+nothing and :func:`take` answers None: the caller builds the table itself and reports what
+went wrong as always. A worker whose table is never taken is ended when the command ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import threading
+
+from explorer.sources.symcache import file_symbols_cached, file_symbols_key
+from parsers.symbols.table import SymbolTable
+
+#: Workers by the vmlinux path they read: (process id, read end of their pipe).
+_WORKERS: dict[str, tuple[int, int]] = {}
+
+
+def start(vmlinux: str | None) -> None:
+    """Fork a worker that builds ``vmlinux``'s symbol table, unless it is cached (or cannot
+    be read: the open that follows says why), compressed, or forking is unsafe here."""
+    if not vmlinux or vmlinux in _WORKERS or not hasattr(os, "fork"):
+        return
+    if threading.active_count() != 1:  # a fork copies one thread: never with others running
+        return
+    try:
+        with open(vmlinux, "rb") as f:
+            if f.read(4) != b"\x7fELF":  # compressed (or not a vmlinux): nothing to prefetch
+                return
+    except OSError:
+        return
+    key = file_symbols_key(vmlinux, "vmlinux")
+    if key is None or file_symbols_cached(key):
+        return
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return
+    if pid == 0:  # the worker: never returns
+        os.close(read_end)
+        _work(vmlinux, write_end)
+    os.close(write_end)
+    if not _WORKERS:
+        atexit.register(_end_all)
+    _WORKERS[vmlinux] = (pid, read_end)
+
+
+def _work(vmlinux: str, out: int) -> None:
+    """Build the table, write it to ``out`` and exit; on any failure write nothing."""
+    status = 0
+    try:
+        from parsers.symbols.cache import table_bytes
+        from parsers.symbols.table import load_vmlinux_symbols
+
+        data = memoryview(table_bytes(load_vmlinux_symbols(vmlinux)))
+        while data:
+            data = data[os.write(out, data) :]
+    except BaseException:  # the parent builds it itself and reports the error
+        status = 1
+    finally:
+        os._exit(status)  # no atexit handlers, no flush of the parent's buffers
+
+
+def take(vmlinux: str) -> SymbolTable | None:
+    """The table a worker built for ``vmlinux`` (waiting for it), or None: no worker was
+    started for it, or it failed."""
+    worker = _WORKERS.pop(vmlinux, None)
+    if worker is None:
+        return None
+    pid, read_end = worker
+    from parsers.symbols.cache import table_from_bytes
+
+    with open(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
+        return None
+    return table_from_bytes(data)
+
+
+def _end_all() -> None:
+    """End the workers whose table was never taken (the command needed none after all)."""
+    for pid, read_end in _WORKERS.values():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(read_end)
+    _WORKERS.clear()
+
+
+__all__ = ["start", "take"]
