@@ -205,6 +205,8 @@ class Verifier:
         self.judge(path, _WHAT[kind], require_confirmation(self.image.identity, ev))
         if built and not ev.mismatch:
             save_file_symbols(key, table)
+        if kind == VMLINUX and key is not None and not ev.mismatch:
+            prefetch.remember(plain, key)  # the next start forks no worker for it
         self.loaded[path] = table
         return table
 

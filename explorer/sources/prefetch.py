@@ -9,7 +9,8 @@ opens the dump and reads the type profile. When the table is wanted
 worker, in the symbol cache's own layout, and the table is then verified and cached exactly
 as one built here (never cached before it is verified).
 
-Nothing is started when the table is cached already, when the vmlinux is compressed, or
+Nothing is started when the table is known to be cached (a hint beside the cache names
+the key this file had), when the vmlinux is compressed, or
 where forking is unsafe (another thread runs) or impossible; a worker that fails sends
 nothing and :func:`take` answers None: the caller builds the table itself and reports what
 went wrong as always. A worker whose table is never taken is ended when the command ends.
@@ -19,20 +20,27 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import signal
 import threading
+from pathlib import Path
 
-from explorer.sources.symcache import file_symbols_cached, file_symbols_key
+from explorer.sources.symcache import file_symbols_cached
+from parsers.cache import cache_dir, read_cache_file, write_atomically
 from parsers.symbols.table import SymbolTable
 
 #: Workers by the vmlinux path they read: (process id, read end of their pipe).
 _WORKERS: dict[str, tuple[int, int]] = {}
+#: What each vmlinux's hint said when read (None: no hint).
+_HINTS: dict[str, bytes | None] = {}
 
 
 def start(vmlinux: str | None) -> None:
-    """Fork a worker that builds ``vmlinux``'s symbol table, unless it is cached (or cannot
-    be read: the open that follows says why), compressed, or forking is unsafe here."""
+    """Fork a worker that builds ``vmlinux``'s symbol table, unless it is known to be cached
+    (:func:`remember`), compressed, unreadable, or forking is unsafe here. Nothing is hashed
+    first: the worker starts at once, and the open that follows keys the table by content
+    as always."""
     if not vmlinux or vmlinux in _WORKERS or not hasattr(os, "fork"):
         return
     if threading.active_count() != 1:  # a fork copies one thread: never with others running
@@ -41,10 +49,12 @@ def start(vmlinux: str | None) -> None:
         with open(vmlinux, "rb") as f:
             if f.read(4) != b"\x7fELF":  # compressed (or not a vmlinux): nothing to prefetch
                 return
+        hint = _hint_file(vmlinux)
     except OSError:
         return
-    key = file_symbols_key(vmlinux, "vmlinux")
-    if key is None or file_symbols_cached(key):
+    known = read_cache_file(hint, 256)
+    _HINTS[vmlinux] = known
+    if known is not None and file_symbols_cached(known.decode("ascii", "replace")):
         return
     read_end, write_end = os.pipe()
     try:
@@ -60,6 +70,34 @@ def start(vmlinux: str | None) -> None:
     if not _WORKERS:
         atexit.register(_end_all)
     _WORKERS[vmlinux] = (pid, read_end)
+
+
+def building(vmlinux: str) -> bool:
+    """Whether a worker is building ``vmlinux``'s table (its time is free for other work)."""
+    return vmlinux in _WORKERS
+
+
+def remember(vmlinux: str, key: str) -> None:
+    """Note that ``vmlinux`` (this file, as it is now) has its table cached under ``key``:
+    the next :func:`start` then forks no worker. Only a hint: the table is still found by
+    the digest of the bytes (a file changed in place is hashed, missed, and built anew)."""
+    if not key.isalnum():
+        return
+    if vmlinux not in _HINTS:
+        with contextlib.suppress(OSError):
+            _HINTS[vmlinux] = read_cache_file(_hint_file(vmlinux), 256)
+    if _HINTS.get(vmlinux) != key.encode("ascii"):
+        with contextlib.suppress(OSError):
+            write_atomically(_hint_file(vmlinux), key.encode("ascii"))
+            _HINTS[vmlinux] = key.encode("ascii")
+
+
+def _hint_file(vmlinux: str) -> Path:
+    """The hint's file: named by the path and the file's identity and modification."""
+    st = os.stat(vmlinux)
+    ident = f"{os.path.abspath(vmlinux)}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    name = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    return cache_dir("symbols", ".index", f"vmlinux-{name}")
 
 
 def _work(vmlinux: str, out: int) -> None:
@@ -107,4 +145,4 @@ def _end_all() -> None:
     _WORKERS.clear()
 
 
-__all__ = ["start", "take"]
+__all__ = ["building", "remember", "start", "take"]
