@@ -200,7 +200,19 @@ def prefetch(args: argparse.Namespace) -> None:
     if vmlinux and isinstance(dump, str):
         from explorer.sources import prefetch as worker
 
-        worker.start(vmlinux)
+        # the commands that judge running CPUs decode their code (Capstone) on a first run
+        worker.start(vmlinux, meanwhile=_load_decoder if args.command in _DECODING else None)
+
+
+#: Commands whose first run decodes machine code (the prologue of each CPU's PSW).
+_DECODING = frozenset({"check", "bt"})
+
+
+def _load_decoder() -> None:
+    """Load the instruction decoder now (while a worker builds the symbol table)."""
+    from explorer.code.insn import load_decoder
+
+    load_decoder()
 
 
 @contextlib.contextmanager

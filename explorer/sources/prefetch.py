@@ -24,6 +24,7 @@ import hashlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from explorer.sources.symcache import file_symbols_cached
@@ -32,15 +33,18 @@ from parsers.symbols.table import SymbolTable
 
 #: Workers by the vmlinux path they read: (process id, read end of their pipe).
 _WORKERS: dict[str, tuple[int, int]] = {}
+#: This process's own work to do before waiting for a worker's table, by vmlinux path.
+_MEANWHILE: dict[str, Callable[[], object]] = {}
 #: What each vmlinux's hint said when read (None: no hint).
 _HINTS: dict[str, bytes | None] = {}
 
 
-def start(vmlinux: str | None) -> None:
+def start(vmlinux: str | None, meanwhile: Callable[[], object] | None = None) -> None:
     """Fork a worker that builds ``vmlinux``'s symbol table, unless it is known to be cached
     (:func:`remember`), compressed, unreadable, or forking is unsafe here. Nothing is hashed
     first: the worker starts at once, and the open that follows keys the table by content
-    as always."""
+    as always. ``meanwhile``: work of this process's own to do, if a worker was started,
+    before waiting for its table (:func:`take`)."""
     if not vmlinux or vmlinux in _WORKERS or not hasattr(os, "fork"):
         return
     if threading.active_count() != 1:  # a fork copies one thread: never with others running
@@ -70,6 +74,8 @@ def start(vmlinux: str | None) -> None:
     if not _WORKERS:
         atexit.register(_end_all)
     _WORKERS[vmlinux] = (pid, read_end)
+    if meanwhile is not None:
+        _MEANWHILE[vmlinux] = meanwhile
 
 
 def building(vmlinux: str) -> bool:
@@ -123,6 +129,9 @@ def take(vmlinux: str) -> SymbolTable | None:
     if worker is None:
         return None
     pid, read_end = worker
+    meanwhile = _MEANWHILE.pop(vmlinux, None)
+    if meanwhile is not None:
+        meanwhile()
     from parsers.symbols.cache import table_from_bytes
 
     with open(read_end, "rb") as pipe:
