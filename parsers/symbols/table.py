@@ -483,7 +483,7 @@ def _names_at(text: str, starts: list[int]) -> list[str]:
 
 
 def _alias_ranks(
-    members: list[int], letters: list[str], chosen: list[str]
+    members: list[int], letters: Sequence[str], chosen: list[str]
 ) -> tuple[Iterator[bool], Iterator[bool], Iterator[int], list[str]]:
     """scripts/kallsyms.c's order of names at one address (weak ones last, then
     :func:`_linker_provided` ones, then more leading underscores), then nm's (by name): the
