@@ -16,7 +16,7 @@ import stat
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,8 +38,14 @@ STALE_TMP_SECONDS = 24 * 3600
 
 
 @contextlib.contextmanager
-def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]:
+def exclusive_temp(
+    target: Path, make_folder: bool = True, destination: Callable[[], Path | None] | None = None
+) -> Iterator[BinaryIO]:
     """A new temporary file beside ``target``, renamed onto it when the block ends cleanly.
+
+    ``destination``, when given, names the file to rename onto when the block ends (a name
+    known only once the content is written; in ``target``'s folder), or None: the temporary
+    is removed.
 
     ``mkstemp`` creates it with ``O_CREAT | O_EXCL`` under a random name (a symlink or file
     planted under a guessable name is never followed nor overwritten); the name carries the
@@ -57,7 +63,11 @@ def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
-        os.replace(name, target)
+        final = target if destination is None else destination()
+        if final is None:
+            os.unlink(name)
+        else:
+            os.replace(name, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
