@@ -611,8 +611,10 @@ def fetch_modules(
     pkg, folder = spec.modules_package(kernel.release)
     deb = download_one(apt, scratch / "debs", pkg, kernel.version, timer)
     mdir = kernel.dir / "modules"
-    if not mdir.is_dir():
-        mdir.mkdir(parents=True)
+    if not mdir.is_dir():  # unpacked beside it, renamed when whole: a folder there is complete
+        part = kernel.dir / "modules.part"
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
         proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
@@ -624,10 +626,12 @@ def fetch_modules(
                     if base.endswith(".xz"):
                         data, base = lzma.decompress(data), base[:-3]
                     if base.endswith(".ko"):
-                        (mdir / base.replace("-", "_")).write_bytes(data)
+                        (part / base.replace("-", "_")).write_bytes(data)
         finally:
             proc.stdout.close()
-            proc.wait()
+            if proc.wait() != 0:
+                raise SystemExit(f"dpkg-deb --fsys-tarfile {deb} failed")
+        part.rename(mdir)
     order: list[str] = []
 
     def visit(name: str) -> None:
@@ -707,31 +711,48 @@ def fetch_bundled_one(
 
 
 #: The sample whose raw QEMU files tests/test_formats.py and tests/test_zgetdump.py compare
-#: (``--qemu-files``): the smallest kernel, no modules.
+#: (``--qemu-files``): the smallest kernel, no modules. Its kernel's Debian modules are what
+#: ``--modules-only`` unpacks (tests/test_code_audit.py), with no boot.
 QEMU_FILES_SAMPLE = "deb12-6.1-idle"
 QEMU_FILES = ("vmcore.elf", "vmcore.kdump-zlib.flat", "vmcore.kdump-zlib")
+
+
+def fetch_sample_modules(out: Path, scratch: Path, timer: Timer) -> Path:
+    """Unpack every module of QEMU_FILES_SAMPLE's kernel (the bundled sample's exact image
+    package, from facts.json) into ``scratch/kernels/RELEASE/modules/``; no boot, no -dbg
+    package. Nothing is downloaded (no apt call) when that folder is there."""
+    release = json.loads((out / QEMU_FILES_SAMPLE / "facts.json").read_text())["kernel_release"]
+    package, version = bundled_kernels(out)[release]
+    kernel = Kernel(release, package, version, scratch / "kernels" / release)
+    modules = kernel.dir / "modules"
+    if modules.is_dir():
+        log(f"modules of {release} already in {modules} (nothing downloaded)")
+        return modules
+    spec = KERNELS[SAMPLES[QEMU_FILES_SAMPLE].kernel]
+    timer.run(f"modules of {release}", fetch_modules, spec, kernel, scratch, (), timer)
+    return modules
 
 
 def make_qemu_files(out: Path, scratch: Path, timer: Timer, boot_timeout: float) -> Path:
     """Boot QEMU_FILES_SAMPLE's kernel (the bundled sample's package) and keep QEMU's own raw
     dumps (ELF, flattened kdump-zlib, makedumpfile -R's reassembly) in ``scratch/NAME/`` and
     the kernel's Debian modules in ``scratch/kernels/RELEASE/modules/``, without packaging a
-    bundle. Nothing is fetched or booted when they are already there."""
+    bundle. Nothing is fetched or booted when they are already there. (Not in CI: only a
+    developer's machine boots QEMU; CI takes the modules alone, ``--modules-only``.)"""
     name = QEMU_FILES_SAMPLE
     sample = SAMPLES[name]
     work = scratch / name
-    release = json.loads((out / name / "facts.json").read_text())["kernel_release"]
-    modules = scratch / "kernels" / release / "modules"
-    if modules.is_dir() and all((work / f).is_file() for f in QEMU_FILES):
-        log(f"QEMU files of {name} already in {work} (nothing downloaded)")
+    fetch_sample_modules(out, scratch, timer)
+    if all((work / f).is_file() for f in QEMU_FILES):
+        log(f"QEMU files of {name} already in {work} (nothing booted)")
         return work
+    release = json.loads((out / name / "facts.json").read_text())["kernel_release"]
     spec = KERNELS[sample.kernel]
     package, _ = bundled_kernels(out)[release]
     busybox, _ = timer.run("busybox", fetch_busybox, scratch)
     initrd = scratch / "initrd.cpio.gz"
     build_initramfs(busybox, initrd)
     kernel = fetch_kernel(spec, scratch, package, timer)
-    fetch_modules(spec, kernel, scratch, (), timer)  # unpacks every module of the package
     work.mkdir(parents=True, exist_ok=True)
     timer.run(
         f"{name}: boot+dump", boot_and_dump, kernel, initrd, sample, work, timer, boot_timeout
@@ -1739,11 +1760,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{cache_dir('zgetdump', 'sysroot')} for tests/test_zgetdump.py",
     )
     ap.add_argument(
+        "--modules-only",
+        action="store_true",
+        help=f"only unpack the Debian modules of {QEMU_FILES_SAMPLE}'s kernel (its image "
+        "package) into SCRATCH/kernels/RELEASE/modules/ (what tests/test_code_audit.py "
+        "reads); no boot",
+    )
+    ap.add_argument(
         "--qemu-files",
         action="store_true",
         help=f"only boot {QEMU_FILES_SAMPLE} and keep QEMU's raw ELF and kdump-zlib dumps "
-        "and the kernel's modules in SCRATCH (what tests/test_formats.py, test_zgetdump.py "
-        "and test_code_audit.py compare); no bundle is written",
+        "(what tests/test_formats.py and test_zgetdump.py compare; they skip without them, "
+        "in CI too) and the kernel's modules in SCRATCH; no bundle is written",
     )
     ap.add_argument("--mem", type=int, help="override guest RAM (MiB)")
     ap.add_argument(
@@ -1798,7 +1826,7 @@ def main(argv: list[str] | None = None) -> int:
             ensure_s390x_arch()
         print(make_zgetdump_sysroot(cache_dir("zgetdump", "sysroot")))
         return 0
-    if args.debug_only or args.qemu_files:
+    if args.debug_only or args.modules_only or args.qemu_files:
         timer = Timer()
         args.scratch.mkdir(parents=True, exist_ok=True)
         if not args.skip_install:
@@ -1808,6 +1836,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug_only:
             for line in fetch_bundled_debug(args.out, args.scratch, timer):
                 print(line)
+        if args.modules_only and not args.qemu_files:  # --qemu-files unpacks them too
+            print(fetch_sample_modules(args.out, args.scratch, timer))
         if args.qemu_files:
             print(make_qemu_files(args.out, args.scratch, timer, args.boot_timeout))
         return 0

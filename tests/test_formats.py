@@ -1,8 +1,12 @@
 """Every dump format s390x users have: compressed kdump (plain, flattened, split), s390, s390_ext.
 
 Files are written from the synthetic 2-CPU ELF dump with the writers of parsers.write.convert and
-read back page for page; real QEMU kdump files are compared with their ELF twin when the
-real-sample generator's work folder (``cache_dir("real")``) holds them (not in CI).
+read back page for page. Real memory: QEMU's own ELF core of the bundled ``deb12-6.1-idle``
+sample (its vmcore.zst) is written as kdump (every compression, plain and flattened) and read
+by libkdumpfile and, flattened, reassembled by ``makedumpfile -R``: the pages QEMU wrote, in CI
+too. QEMU's own kdump files are compared with their ELF twin when the real-sample generator's
+work folder (``cache_dir("real")``) holds them: only a full-system QEMU boot makes them
+(``generate_real.py --qemu-files``), so CI skips those (README, "Tests and CI").
 """
 
 from __future__ import annotations
@@ -352,7 +356,7 @@ def test_convert_progress_and_streaming(src, tmp_path):
     assert not list(tmp_path.glob("*.part"))
 
 
-# -- real QEMU files (skipped without the generator's work folder) -----------------------------
+# -- QEMU's own kdump files (a QEMU boot's; skipped without them, in CI too) -------------------
 QEMU_RUNS = oracles.qemu_runs()
 
 
@@ -413,24 +417,114 @@ def test_libkdumpfile_reads_qemus_real_kdump_files(name):
     """QEMU's own kdump-zlib files (reassembled by makedumpfile -R) as libkdumpfile reads
     them: the same pages as ours (512 pages spread over all memory, and the lowcore)."""
     import hashlib
-    import random
-    import subprocess
 
     #: libkdumpfile 0.5.1 refuses the flattened form ("Unknown file format"): the plain one.
     path = oracles.qemu_file(name, "vmcore.kdump-zlib")
-    python = oracles.libkdumpfile_python()
+    oracles.libkdumpfile_python()
     ours = KdumpFile(str(path))
-    addrs = [0, 0x1000, *random.Random(7).sample(pages(ours), 512)]
+    addrs = spread_pages(ours)
+    theirs = libkdumpfile_pages(path, addrs)
+    assert len(theirs) == len(addrs)
+    for addr in addrs:
+        assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == theirs[str(addr)], addr
+
+
+# -- real memory without a QEMU boot: QEMU's ELF core of a bundled sample, our kdump writer ----
+REAL_SAMPLE = oracles.QEMU_FILES_SAMPLE
+
+
+@pytest.fixture(scope="module")
+def real_elf() -> ElfCore:
+    """QEMU's own ELF core of the bundled 6.1 sample (vmcore.zst, decompressed once)."""
+    core = ElfCore(str(oracles.qemu_elf(REAL_SAMPLE)))
+    yield core
+    core.close()
+
+
+@pytest.fixture(scope="module")
+def real_kdump(real_elf: ElfCore, tmp_path_factory: pytest.TempPathFactory):
+    """(compression, flattened) -> our kdump of ``real_elf``, written once per module."""
+    folder = tmp_path_factory.mktemp("real-kdump")
+    release = oracles.sample_release(REAL_SAMPLE)
+    made: dict[tuple[str, bool], Path] = {}
+
+    def get(compression: str, flattened: bool = False) -> Path:
+        if (compression, flattened) not in made:
+            out = folder / f"{compression}{'.flat' if flattened else ''}"
+            write_kdump(
+                real_elf, out, compression=compression, flattened=flattened, release=release
+            )
+            made[compression, flattened] = out
+        return made[compression, flattened]
+
+    return get
+
+
+def spread_pages(dump, count: int = 512) -> list[int]:
+    """The lowcore pages and ``count`` pages spread over all memory (a fixed choice)."""
+    import random
+
+    return [0, 0x1000, *random.Random(7).sample(pages(dump), count)]
+
+
+def libkdumpfile_pages(path: Path, addrs: list[int]) -> dict[str, str]:
+    """address -> sha256 of its page, as libkdumpfile reads ``path``."""
+    import subprocess
+
     proc = subprocess.run(
-        [python, "-c", _LIBKDUMPFILE, str(path), *map(str, addrs)],
+        [oracles.libkdumpfile_python(), "-c", _LIBKDUMPFILE, str(path), *map(str, addrs)],
         capture_output=True,
         text=True,
         check=True,
     )
-    theirs = dict(line.split() for line in proc.stdout.splitlines())
+    return dict(line.split() for line in proc.stdout.splitlines())
+
+
+def test_makedumpfile_reassembles_our_flattened_kdump_of_a_real_dump(
+    real_elf, real_kdump, tmp_path
+):
+    """Our flattened kdump of QEMU's ELF core: ``makedumpfile -R`` rebuilds from it, byte for
+    byte, the plain file our writer makes, and our reader reads every page of the flattened
+    file as QEMU wrote it, with its notes."""
+    import subprocess
+
+    flat, plain = real_kdump("zlib", flattened=True), real_kdump("zlib")
+    rebuilt = tmp_path / "real.R"
+    with open(flat, "rb") as fin:
+        proc = subprocess.run(
+            [oracles.makedumpfile(), "-R", str(rebuilt)], stdin=fin, capture_output=True
+        )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert rebuilt.read_bytes() == plain.read_bytes()
+    dump = KdumpFile(str(flat))
+    assert dump.format_facts()["flattened"]
+    assert list(dump.ranges) == list(real_elf.ranges)
+    assert_same_memory(real_elf, dump)
+    assert [(n.name, n.type, n.desc) for n in dump.notes] == [
+        (n.name, n.type, n.desc) for n in real_elf.notes
+    ]
+    dump.close()
+
+
+@pytest.mark.parametrize("compression", ["zlib", "lzo", "snappy", "zstd"])
+def test_libkdumpfile_reads_our_kdump_of_a_real_dump(real_elf, real_kdump, compression):
+    """Our kdump of QEMU's ELF core, each compression libkdumpfile 0.5.1 knows: libkdumpfile
+    reads the pages QEMU wrote (the lowcore and 512 spread over all memory), and so do we."""
+    import hashlib
+
+    if compression == "lzo":
+        oracles.python_lzo()
+    path = real_kdump(compression)
+    ours = KdumpFile(str(path))
+    assert ours.format_facts()["compression"] == [compression]
+    addrs = spread_pages(real_elf)
+    theirs = libkdumpfile_pages(path, addrs)
     assert len(theirs) == len(addrs)
     for addr in addrs:
-        assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == theirs[str(addr)], addr
+        want = hashlib.sha256(real_elf.read(addr, PAGE)).hexdigest()
+        assert theirs[str(addr)] == want, hex(addr)
+        assert hashlib.sha256(ours.read(addr, PAGE)).hexdigest() == want, hex(addr)
+    ours.close()
 
 
 def test_s390_ext_packed_page_cache(src, tmp_path):

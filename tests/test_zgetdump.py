@@ -4,9 +4,12 @@ The sysroot is made by ``dpkg-deb -x`` of Debian's s390-tools, libc6, zlib1g, li
 libgcc-s1 (all ``:s390x``); it is looked for in ``cache_dir("zgetdump", "sysroot")``
 (``$BACKCHAIN_CACHE/zgetdump/sysroot``, see parsers/cache.py) and run with
 ``qemu-s390x-static -L SYSROOT``; ``samples/generate_real.py --zgetdump-sysroot`` makes it.
-Without either every test here fails in CI and skips elsewhere (tests/helpers/oracles.py). Real
-QEMU dumps are taken from the real-sample generator's work folder, ``cache_dir("real")``
-(``generate_real.py --qemu-files``).
+Without either every test here fails in CI and skips elsewhere (tests/helpers/oracles.py). The
+real dump is QEMU's own ELF core of the bundled ``deb12-6.1-idle`` sample (its ``vmcore.zst``,
+decompressed into the cache), so it runs in CI; our kdump writer's file of it is checked too.
+QEMU's own kdump files exist only after a full-system QEMU boot
+(``generate_real.py --qemu-files``, the generator's work folder ``cache_dir("real")``): that
+test skips without them, in CI too (README, "Tests and CI").
 
 What zgetdump 2.16 (Debian 12) does with our files, as checked here:
 
@@ -158,9 +161,10 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElfCore]:
     core.close()
 
 
-def real_elf() -> Path:
-    """QEMU's own ELF dump of the sample ``generate_real.py --qemu-files`` boots."""
-    return oracles.qemu_file(oracles.QEMU_FILES_SAMPLE, "vmcore.elf")
+def real_elf(sample: str = oracles.QEMU_FILES_SAMPLE) -> Path:
+    """QEMU's own ELF dump of a bundled sample, by default the 6.1 one (its vmcore.zst,
+    decompressed)."""
+    return oracles.qemu_elf(sample)
 
 
 def source(kind: str, synthetic: ElfCore, tmp_path: Path) -> Any:
@@ -298,8 +302,10 @@ def test_zgetdump_reads_our_s390(kind, extended, compress, synthetic, tmp_path):
     assert parse_header(out.read_bytes()[:PAGE], str(out)).mem_end == ours.header.mem_size
 
 
-def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path):
-    real = real_elf()
+@pytest.mark.parametrize("sample", [oracles.QEMU_FILES_SAMPLE, "bpo12-6.12-busy"])
+def test_zgetdump_reads_our_s390_of_a_real_dump(tmp_path, sample):
+    """Our s390 dump of QEMU's ELF core: 6.1 (kernel image identity-mapped) and 6.12 (high)."""
+    real = real_elf(sample)
     out = tmp_path / "real.s390"
     core = ElfCore(str(real))
     try:
@@ -364,20 +370,31 @@ def check_same_dump(ours: Any, elf: ElfCore) -> None:
 
 
 def kdump_files(tmp_path: Path, synthetic: ElfCore, writer: str) -> list[Path]:
-    """Our writer's kdump files (plain and flattened) of the synthetic dump, or QEMU's."""
+    """Our writer's kdump files (plain and flattened) of the synthetic dump ("ours") or of
+    QEMU's ELF core of the bundled 6.1 sample ("ours-real"), or QEMU's own ("qemu": only
+    after a QEMU boot, skipped without, in CI too)."""
+    if writer == "qemu":
+        kinds = ("vmcore.kdump-zlib", "vmcore.kdump-zlib.flat")
+        return [oracles.qemu_file(name, kind) for name in oracles.qemu_runs() for kind in kinds]
+    plain, flat = tmp_path / "ours.kdump", tmp_path / "ours.kdump-flat"
     if writer == "ours":
-        plain, flat = tmp_path / "ours.kdump", tmp_path / "ours.kdump-flat"
         write_kdump(synthetic, plain)
         write_kdump(synthetic, flat, flattened=True)
         return [plain, flat]
-    kinds = ("vmcore.kdump-zlib", "vmcore.kdump-zlib.flat")
-    real = [oracles.qemu_file(name, kind) for name in oracles.qemu_runs() for kind in kinds]
-    return real
+    core = ElfCore(str(real_elf()))
+    release = oracles.sample_release(oracles.QEMU_FILES_SAMPLE)
+    try:
+        write_kdump(core, plain, release=release)
+        write_kdump(core, flat, flattened=True, release=release)
+    finally:
+        core.close()
+    return [plain, flat]
 
 
-@pytest.mark.parametrize("writer", ["ours", "qemu"])
+@pytest.mark.parametrize("writer", ["ours", "ours-real", "qemu"])
 def test_zgetdump_info_on_kdump(synthetic, tmp_path, writer):
-    """(c) zgetdump -i on our kdump writer's files and QEMU's: the same facts as ours."""
+    """(c) zgetdump -i on our kdump writer's files (of the synthetic dump and of QEMU's ELF
+    core of a real guest) and on QEMU's own: the same facts as ours."""
     for path in kdump_files(tmp_path, synthetic, writer):
         dump = KdumpFile(str(path))
         facts = dump.format_facts()

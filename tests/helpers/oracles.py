@@ -2,14 +2,17 @@
 
 A test that needs one asks for it here: ``debug_vmlinux(release)``, ``tool("objdump")``,
 ``libkdumpfile_python()``, ``zgetdump_command()``, ``zstd_command()``, ``chromium()``,
-``drgn_module()``, ``python_lzo()``, ``dask_distributed()``, ``qemu_file(...)``; or carries
-``@needs("drgn")`` (the ``oracle`` marker, checked before the test runs). When an oracle is
-missing, the message says what is missing and how to get it. With ``CI=true`` that fails the
-test: ``.ci/run`` provisions every oracle, so a missing one there is a broken CI, not a reason
-to pass quietly. Elsewhere (``make test`` on a fresh clone) it skips.
+``drgn_module()``, ``python_lzo()``, ``dask_distributed()``, ``makedumpfile()``,
+``qemu_elf(...)``, ``qemu_file(...)``; or carries ``@needs("drgn")`` (the ``oracle`` marker,
+checked before the test runs). When an oracle is missing, the message says what is missing and
+how to get it. With ``CI=true`` that fails the test: ``.ci/run`` provisions every oracle, so a
+missing one there is a broken CI, not a reason to pass quietly. Elsewhere (``make test`` on a
+fresh clone) it skips.
 
 ``not_in_ci(reason)`` is the one exception: what cannot exist in CI at all (README, "Tests and
-CI", names each), skipped everywhere it is absent, with that reason.
+CI", names each), skipped everywhere it is absent, with that reason. QEMU's raw files of a
+fresh boot (``qemu_file``) are such: CI boots no full-system QEMU. QEMU's ELF core of a
+bundled sample (``qemu_elf``) is always there: the sample's own ``vmcore.zst``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ REAL_WORK = cache_dir("real")
 ZGETDUMP_SYSROOT = cache_dir("zgetdump", "sysroot")
 
 GET_DEBUG = "sudo python3 samples/generate_real.py --debug-only (what .ci/run does)"
-GET_QEMU_FILES = "sudo python3 samples/generate_real.py --qemu-files (what .ci/run does)"
+#: Boots full-system QEMU (60-185 s): a developer's machine only, never CI.
+GET_QEMU_FILES = "sudo python3 samples/generate_real.py --qemu-files"
+GET_MODULES = "sudo python3 samples/generate_real.py --modules-only (what .ci/run does)"
 GET_ZGETDUMP = "sudo python3 samples/generate_real.py --zgetdump-sysroot (what .ci/run does)"
 APT = {
     "objdump": "binutils-s390x-linux-gnu",
@@ -106,7 +111,7 @@ def debian_module(release: str, name: str) -> Path:
     """A module (``.ko``) from the Debian image package of ``release``."""
     path = REAL_WORK / "kernels" / release / "modules" / name
     if not path.is_file():
-        missing(f"Debian's {name} of {release} ({path})", GET_DEBUG)
+        missing(f"Debian's {name} of {release} ({path})", GET_MODULES)
     return path
 
 
@@ -190,6 +195,23 @@ def python_lzo() -> ModuleType:
         missing("python-lzo", "apt-get install liblzo2-dev; pip install -e '.[lzo]'")
 
 
+def makedumpfile() -> str:
+    """makedumpfile (Debian's package), for ``-R``: it reassembles a flattened kdump file."""
+    found = shutil.which("makedumpfile")
+    if found is None:
+        missing("makedumpfile", "apt-get install makedumpfile")
+    return found
+
+
+def qemu_elf(sample: str) -> Path:
+    """QEMU's own ELF core of a bundled sample, as ``dump-guest-memory`` wrote it (its
+    ``vmcore.zst`` is that file, zstd-compressed; samples/README.md): decompressed once into
+    the dumps cache (parsers.compressed) and reused. Bundled, so never missing."""
+    from parsers.compressed import decompressed_path
+
+    return decompressed_path(REAL_SAMPLES / sample / "vmcore.zst")
+
+
 def qemu_runs() -> list[str]:
     """Samples whose raw QEMU files are compared: the one ``--qemu-files`` makes (so a missing
     one is said) and any other the generator left in its work folder."""
@@ -199,10 +221,11 @@ def qemu_runs() -> list[str]:
 
 def qemu_file(sample: str, name: str) -> Path:
     """A raw file QEMU wrote for ``sample`` (``vmcore.elf``, ``vmcore.kdump-zlib``, ...) in
-    the generator's work folder."""
+    the generator's work folder. Only a full-system QEMU boot makes them (QEMU alone writes
+    its kdump-compressed files), which CI does not run: absent, the test skips, in CI too."""
     path = REAL_WORK / sample / name
     if not os.access(path, os.R_OK):
-        missing(f"QEMU's {name} of {sample} ({path})", GET_QEMU_FILES)
+        not_in_ci(f"QEMU's own {name} of {sample} ({path}) needs a QEMU boot: {GET_QEMU_FILES}")
     return path
 
 
@@ -213,6 +236,7 @@ CHECKS: dict[str, Callable[[], object]] = {
     "libkdumpfile": libkdumpfile_python,
     "zgetdump": zgetdump_command,
     "chromium": chromium,
+    "makedumpfile": makedumpfile,
     **{name: partial(tool, name) for name in APT},
 }
 
