@@ -8,12 +8,15 @@ shared), the peak RSS is the largest of the runs (VmHWM of the process); bytecod
 is on as for an installed program (PYTHONDONTWRITEBYTECODE dropped).
 
     python benchmarks/bench_check.py [--tasks 10000] [--frames 20] [--runs 3] [--pipe-only]
+        [--baseline DIR]
 
 Issue 26 (the JSON path): ``check --json`` <= 1.1x the text report with the output read
 through a pipe by another process (this one): each of ``--runs`` rounds runs the text
 report, then ``--json``, each a whole ``backchain`` process (interpreter start included)
 whose stdout is a pipe this process drains; min and median of wall and CPU (user+system of
-the child) are printed side by side, with the bytes each wrote.
+the child) are printed side by side, with the bytes each wrote. ``--baseline DIR`` runs
+another checkout's (e.g. ``git worktree add DIR main``) text and ``--json`` in the same
+rounds, each command as ``python -m explorer`` with that checkout as its working directory.
 
 The dump is built once into $TMPDIR/backchain-bench-<tasks>x<frames>/ and reused.
 """
@@ -147,18 +150,19 @@ def compare_cli(dump: Path, runs: int) -> None:
     print(f"  peak RSS         {max(peak.values()):7.0f} MB (goal <= 200 MB)")
 
 
-def run_piped(args: list[str], module: bool = False) -> tuple[float, float, int]:
+def run_piped(args: list[str], module: bool = False, root: Path = ROOT) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (user+system) and bytes written of ``backchain ARGS`` in
     its own process, its stdout a pipe that this process reads to the end; ``module``: as
-    ``python -m explorer`` in this checkout (to measure another checkout with one venv)."""
+    ``python -m explorer`` in the checkout ``root`` (to measure another checkout with one
+    venv)."""
     script = Path(sys.executable).parent / "backchain"
-    use_script = script.is_file() and not module
+    use_script = script.is_file() and not module and root == ROOT
     argv = [str(script)] if use_script else [sys.executable, "-m", "explorer"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT
+        [*argv, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root
     )
     assert proc.stdout is not None
     fd, size = proc.stdout.fileno(), 0
@@ -173,30 +177,48 @@ def run_piped(args: list[str], module: bool = False) -> tuple[float, float, int]
     return seconds, cpu, size
 
 
-def compare_pipe(dump: Path, runs: int, module: bool = False) -> None:
-    """`check` text vs `check --json`, stdout a pipe read by this process (issue 26)."""
-    modes = {"text": [], "--json": ["--json"]}
+def compare_pipe(dump: Path, runs: int, module: bool = False, baseline: Path | None = None) -> None:
+    """`check` text vs `check --json`, stdout a pipe read by this process (issue 26);
+    ``baseline``: another checkout's text and --json too, in the same rounds (both as
+    ``python -m explorer``)."""
+    modes = {"text": (ROOT, []), "--json": (ROOT, ["--json"])}
+    if baseline is not None:
+        module = True
+        modes = {
+            "text, base": (baseline, []),
+            "--json, base": (baseline, ["--json"]),
+            **modes,
+        }
     walls: dict[str, list[float]] = {m: [] for m in modes}
     cpus: dict[str, list[float]] = {m: [] for m in modes}
     sizes = dict.fromkeys(modes, 0)
     for _ in range(runs):
-        for mode, extra in modes.items():
-            wall, cpu, size = run_piped(["check", str(dump), *extra], module)
+        for mode, (root, extra) in modes.items():
+            wall, cpu, size = run_piped(["check", str(dump), *extra], module, root)
             walls[mode].append(wall)
             cpus[mode].append(cpu)
             sizes[mode] = size
     print(f"\nbackchain check, stdout a pipe read by another process ({runs} runs, interleaved):")
-    print("                 wall min  wall median    CPU min  CPU median   output")
+    if baseline is not None:
+        print(f"  base: {baseline}; now: {ROOT}")
+    print("                     wall min  wall median    CPU min  CPU median   output")
     for mode in modes:
         w, c = walls[mode], cpus[mode]
         print(
-            f"  check {mode:<8} {min(w):7.3f} s  {statistics.median(w):7.3f} s  "
+            f"  check {mode:<12} {min(w):7.3f} s  {statistics.median(w):7.3f} s  "
             f"{min(c):7.3f} s  {statistics.median(c):7.3f} s  {sizes[mode] / 1e6:8.2f} MB"
         )
-    for label, pairs in (("wall", walls), ("CPU", cpus)):
-        lo = min(pairs["--json"]) / min(pairs["text"])
-        mid = statistics.median(pairs["--json"]) / statistics.median(pairs["text"])
-        print(f"  --json / text, {label:4}  min {lo:5.2f}x  median {mid:5.2f}x  (goal <= 1.1x)")
+    pairs = [("", "text", "--json")]
+    if baseline is not None:
+        pairs.insert(0, ("base ", "text, base", "--json, base"))
+    for tag, text, js in pairs:
+        for label, table in (("wall", walls), ("CPU", cpus)):
+            lo = min(table[js]) / min(table[text])
+            mid = statistics.median(table[js]) / statistics.median(table[text])
+            print(
+                f"  {tag}--json / text, {label:4}  min {lo:5.2f}x  median {mid:5.2f}x"
+                "  (goal <= 1.1x)"
+            )
 
 
 def main() -> None:
@@ -209,6 +231,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--module", action="store_true", help="run `python -m explorer` from this checkout"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. main): its text and --json in the same pipe rounds",
     )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,7 +252,7 @@ def main() -> None:
         # Measure in a fresh process so the builder's memory does not count.
         subprocess.run([sys.executable, __file__, "--measure", str(dump)], check=True)
         compare_cli(dump, args.runs)
-    compare_pipe(dump, args.runs, args.module)
+    compare_pipe(dump, args.runs, args.module, args.baseline)
 
 
 if __name__ == "__main__":

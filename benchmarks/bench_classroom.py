@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,14 +49,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-#: What the overview's status line says once the dump is open ("78 tasks: 76 reliable ...").
-LOADED = b" tasks: "
+from tests.helpers.serving import LOADED, children_of, drain, free_port, start, stop  # noqa: E402
+
 #: Cursor keys as a terminal sends them.
 DOWN, UP = "\x1b[B", "\x1b[A"
 #: The scenario picker's first line (sessions with --scenarios ask nothing without --results).
 PICKER = b"Open"
-#: An exercise's check pane, once a scenario picked in the picker is open.
-EXERCISE = b"find the failing frame"
+#: An exercise's check pane, once a scenario picked in the picker is open (the picker's own
+#: intro says "find the failing frame" too: a redrawn picker is not an open exercise).
+EXERCISE = b"exercise: find the failing frame"
 
 
 @dataclass
@@ -113,18 +113,9 @@ def descendants(pid: int) -> list[int]:
     out: list[int] = []
     todo = [pid]
     while todo:
-        parent = todo.pop()
-        try:
-            tasks = list(Path(f"/proc/{parent}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                kids = [int(p) for p in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
+        kids = children_of(todo.pop())
+        out += kids
+        todo += kids
     return out
 
 
@@ -173,22 +164,11 @@ def spread(values: list[float]) -> str:
 
 
 def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     what = ["--scenarios", args.scenarios] if args.scenarios is not None else [args.dump]
-    argv = [
-        sys.executable,
-        "-m",
-        "explorer",
-        "serve",
+    served = [
         *[w for w in what if w is not None],
         "--host",
         "127.0.0.1",
-        "--port",
-        str(port),
         "--max-sessions",
         str(args.sessions),
         "--idle-timeout",
@@ -196,34 +176,18 @@ def start_server(args: argparse.Namespace, extra: list[str]) -> tuple[subprocess
         *args.server_arg,
         *extra,
     ]
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    banner = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit("backchain serve exited:\n" + "".join(banner))
-        banner.append(line)
-        if line.strip().startswith("Ctrl+C"):
-            break
-    print("server:", " ".join(argv[3:]))
-    import threading
+    port = free_port()
+    try:
+        process, _banner = start(*served, port=port, timeout=60, new_session=True)
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
+    print("server: serve", " ".join(served))
 
-    def drain() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "Traceback" in line or "failed" in line:
-                print("  server log:", line.rstrip())
+    def log(line: str) -> None:
+        if "Traceback" in line or "failed" in line:
+            print("  server log:", line.rstrip())
 
-    threading.Thread(target=drain, daemon=True).start()
+    drain(process, log)
     if args.settle:
         print(f"  the trainees arrive {args.settle:g} s after the server started")
         time.sleep(args.settle)
@@ -524,12 +488,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
     except TimeoutError:
         print(f"stopped at the --deadline of {args.deadline:g} s")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server, group=True)
     return summary
 
 

@@ -12,17 +12,23 @@ With ``--samples``, first (empty cache) and second runs of ``backchain check`` o
 bundled sample, each its own process.
 
 With ``--info`` (issue 26), on each bundled sample: the decompression of its ``.zst`` into
-an empty cache (MB/s of output, by wall and by CPU time; goal >= 400 MB/s), and ``backchain
+an empty cache, each its own process timed around the call (MB/s of output, by wall and by
+CPU time of all its threads; goal >= 400 MB/s; the copy's size and what it takes on disk,
+its zero pages being holes), with ``--baseline TREE`` beside the same decompression by
+another checkout (``git worktree add /tmp/base main``) in the same rounds, with ``--floor``
+beside zstd's decoder alone (its output dropped: what no copy can beat); and ``backchain
 info`` as its own process on the decompressed copy with an otherwise empty cache (what a
 first ``info`` costs beyond decompression; goal <= 0.3 s), beside ``info`` on the ``.zst``
-with an empty cache (both together). Min and median of ``--runs``.
+with an empty cache (both together). Best and median of ``--runs``.
 
-    python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples] [--info]
+    python benchmarks/bench_firstrun.py [--runs 5] [--general] [--samples]
+        [--info [--baseline TREE] [--no-info] [--floor]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -137,33 +143,114 @@ def _stats(values: list[float]) -> str:
     return f"{min(values):6.3f} / {statistics.median(values):6.3f}"
 
 
-def info_runs(runs: int) -> None:
-    """Decompression into an empty cache, and a first ``info`` beyond it, per sample."""
-    from parsers.compressed import decompressed_path
+#: Run as its own process: one decompression into an empty cache by the backchain of a
+#: tree (this one, or ``--baseline``'s), timed around the call alone.
+_DECOMPRESS = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from parsers.compressed import decompressed_path
+t, c = time.perf_counter(), time.process_time()
+copy = decompressed_path(sys.argv[2], cache_dir=Path(sys.argv[3]))
+wall, cpu = time.perf_counter() - t, time.process_time() - c
+st = copy.stat()
+print(json.dumps([wall, cpu, st.st_size, st.st_blocks * 512, str(copy)]))
+"""
 
+
+#: The decoder alone: the same stream reader, its output read into one buffer and dropped.
+_DECODE = r"""
+import json, sys, time
+import zstandard
+t, c = time.perf_counter(), time.process_time()
+with open(sys.argv[1], "rb") as f:
+    reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
+        f, read_size=1 << 20, read_across_frames=True
+    )
+    buffer, size = memoryview(bytearray(1 << 22)), 0
+    while n := reader.readinto(buffer):
+        size += n
+    del reader
+print(json.dumps([time.perf_counter() - t, time.process_time() - c, size]))
+"""
+
+
+def _decode(dump: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of zstd decoding ``dump`` with nothing written (a floor)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE, str(dump)], capture_output=True, text=True, check=True
+    ).stdout
+    wall, cpu, _ = json.loads(out)
+    return wall, cpu
+
+
+def _decompress(tree: Path, dump: Path, cache: Path) -> tuple[float, float, int, int, Path]:
+    """Wall and CPU seconds (all threads) of one decompression by ``tree``'s code; the
+    copy's size, bytes on disk and path."""
+    out = subprocess.run(
+        [sys.executable, "-c", _DECOMPRESS, str(tree), str(dump), str(cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wall, cpu, size, disk, path = json.loads(out)
+    return wall, cpu, size, disk, Path(path)
+
+
+def _rates(size: int, seconds: list[float]) -> str:
+    rates = [size / s / 1e6 for s in seconds]
+    return f"{max(rates):5.0f} / {statistics.median(rates):5.0f}"
+
+
+def info_runs(
+    runs: int, baseline: Path | None, first_info: bool = True, floor: bool = False
+) -> None:
+    """Decompression into an empty cache (beside ``baseline``'s, interleaved; with ``floor``
+    beside the decoder alone), and (with ``first_info``) a first ``info`` beyond it, per
+    sample."""
     script = Path(sys.executable).parent / "backchain"
     command = [str(script)] if script.is_file() else [sys.executable, "-m", "explorer"]
     env0 = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     print(f"min / median of {runs} runs, load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"  {'sample':20} {'MiB':>4}  decompress wall s   MB/s wall    CPU s     MB/s CPU"
-        "   info plain, empty cache: wall s / CPU s   info .zst, empty cache: wall s"
+        "decompression: MB/s of output, best / median, by wall and by CPU (user+sys, all threads)"
+        + (f"; baseline {baseline}" if baseline else "")
+    )
+    print(
+        f"  {'sample':20} {'MiB':>4} {'disk':>4}  "
+        + ("base wall    base CPU     " if baseline else "")
+        + ("decode wall  decode CPU   " if floor else "")
+        + "MB/s wall    MB/s CPU   info plain, empty cache: wall s / CPU s"
+        "   info .zst, empty cache: wall s"
     )
     for dump in sorted((ROOT / "samples" / "real").glob("*/vmcore.zst")):
+        bwall: list[float] = []
+        bcpu: list[float] = []
+        fwall: list[float] = []
+        fcpu: list[float] = []
         dwall: list[float] = []
         dcpu: list[float] = []
         iwall: list[float] = []
         icpu: list[float] = []
         zwall: list[float] = []
-        size = 0
+        size = disk = 0
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as tmp:
                 cache = Path(tmp) / "cache"
-                t, c = time.perf_counter(), time.process_time()
-                copy = decompressed_path(dump, cache_dir=cache / "dumps")
-                dwall.append(time.perf_counter() - t)
-                dcpu.append(time.process_time() - c)
-                size = copy.stat().st_size
+                if baseline is not None:
+                    wall, cpu, _, _, _ = _decompress(baseline, dump, cache / "base")
+                    bwall.append(wall)
+                    bcpu.append(cpu)
+                    shutil.rmtree(cache)
+                if floor:
+                    wall, cpu = _decode(dump)
+                    fwall.append(wall)
+                    fcpu.append(cpu)
+                wall, cpu, size, disk, copy = _decompress(ROOT, dump, cache / "dumps")
+                dwall.append(wall)
+                dcpu.append(cpu)
+                if not first_info:
+                    continue
                 plain = Path(tmp) / "vmcore"
                 copy.rename(plain)
                 shutil.rmtree(cache)
@@ -175,13 +262,12 @@ def info_runs(runs: int) -> None:
                 shutil.rmtree(cache, ignore_errors=True)
                 wall, _ = _run([*command, "info", str(dump)], env)
                 zwall.append(wall)
-        rate_wall = [size / w / 1e6 for w in dwall]
-        rate_cpu = [size / c / 1e6 for c in dcpu]
+        base = f"{_rates(size, bwall)}  {_rates(size, bcpu)}  " if baseline else ""
+        base += f"{_rates(size, fwall)}  {_rates(size, fcpu)}  " if floor else ""
+        info = f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}" if iwall else "-"
         print(
-            f"  {dump.parent.name:20} {size >> 20:4}  {_stats(dwall)}  "
-            f"{max(rate_wall):5.0f} / {statistics.median(rate_wall):5.0f}  {_stats(dcpu)}  "
-            f"{max(rate_cpu):5.0f} / {statistics.median(rate_cpu):5.0f}   "
-            f"{_stats(iwall)} / {_stats(icpu)}            {_stats(zwall)}"
+            f"  {dump.parent.name:20} {size >> 20:4} {disk >> 20:4}  {base}"
+            f"{_rates(size, dwall)}  {_rates(size, dcpu)}   {info}"
         )
 
 
@@ -195,9 +281,24 @@ def main() -> int:
     parser.add_argument(
         "--info", action="store_true", help="decompression and a first `info` per sample"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="TREE",
+        help="with --info: also decompress with the backchain checked out in TREE (a git "
+        "worktree of main), interleaved, for the before/after in one run",
+    )
+    parser.add_argument(
+        "--no-info", action="store_true", help="with --info: the decompression alone"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --info: also the zstd decoder alone (output dropped), in the same rounds",
+    )
     args = parser.parse_args()
     if args.info:
-        info_runs(args.runs)
+        info_runs(args.runs, args.baseline, not args.no_info, args.floor)
         return 0
     if args.samples:
         print(f"backchain check, fastest of {args.runs}: empty cache / the cache it left")

@@ -20,8 +20,8 @@ import resource, sys, time
 t = time.perf_counter()
 from parsers.types.profile import profile_from_dwarf
 profile_from_dwarf(sys.argv[1], use_cache=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(time.perf_counter() - t, peak, 0)
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, use.ru_utime + use.ru_stime, use.ru_maxrss, 0)
 """
 
 GRAPH = """
@@ -47,12 +47,12 @@ while queue:
     queue.extend(m.type for m in t_.members)
     if t_.target is not None:
         queue.append(t_.target)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(time.perf_counter() - t, peak, len(seen))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, use.ru_utime + use.ru_stime, use.ru_maxrss, len(seen))
 """
 
 
-def run(code: str, vmlinux: Path) -> tuple[float, float, int]:
+def run(code: str, vmlinux: Path) -> tuple[float, float, float, int]:
     done = subprocess.run(
         [sys.executable, "-c", code, str(vmlinux)],
         capture_output=True,
@@ -60,8 +60,8 @@ def run(code: str, vmlinux: Path) -> tuple[float, float, int]:
         check=True,
         cwd=ROOT,
     )
-    seconds, rss_kib, types = done.stdout.split()
-    return float(seconds), int(rss_kib) / 1024, int(types)
+    seconds, cpu, rss_kib, types = done.stdout.split()
+    return float(seconds), float(cpu), int(rss_kib) / 1024, int(types)
 
 
 def main() -> None:
@@ -74,12 +74,15 @@ def main() -> None:
         if not vmlinux.is_file():
             print(f"{release}: skipped, no -dbg vmlinux at {vmlinux}")
             continue
-        seconds, rss, _ = run(PROFILE, vmlinux)
-        print(f"{release}: profile from DWARF (no cache) {seconds:.2f} s, peak {rss:.0f} MB")
-        seconds, rss, types = run(GRAPH, vmlinux)
+        seconds, cpu, rss, _ = run(PROFILE, vmlinux)
+        print(
+            f"{release}: profile from DWARF (no cache) {seconds:.2f} s "
+            f"({cpu:.2f} s CPU from interpreter start), peak {rss:.0f} MB"
+        )
+        seconds, cpu, rss, types = run(GRAPH, vmlinux)
         print(
             f"{release}: type graph, the profile's structs and the {types} types they reach "
-            f"{seconds:.2f} s, peak {rss:.0f} MB"
+            f"{seconds:.2f} s ({cpu:.2f} s CPU from interpreter start), peak {rss:.0f} MB"
         )
 
 

@@ -16,7 +16,7 @@ import stat
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,13 +38,25 @@ STALE_TMP_SECONDS = 24 * 3600
 
 
 @contextlib.contextmanager
-def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]:
+def exclusive_temp(
+    target: Path,
+    make_folder: bool = True,
+    destination: Callable[[], Path | None] | None = None,
+    mode: int | None = None,
+) -> Iterator[BinaryIO]:
     """A new temporary file beside ``target``, renamed onto it when the block ends cleanly.
 
     ``mkstemp`` creates it with ``O_CREAT | O_EXCL`` under a random name (a symlink or file
     planted under a guessable name is never followed nor overwritten); the name carries the
     process id so that :func:`prune_stale_temps` can tell a dead writer's leftovers. Any
     exception (``KeyboardInterrupt`` too) removes the temporary and propagates.
+
+    Args:
+        destination: when given, names the file to rename onto when the block ends (a
+            name known only once the content is written; in ``target``'s folder), or None:
+            the temporary is removed.
+        mode: the permissions to create ``target`` with, less the umask, as ``open`` would
+            (0o666: what a plain ``open(target, "w")`` gives); None keeps mkstemp's 0o600.
 
     Raises:
         OSError: the folder cannot be created (``make_folder``) or written.
@@ -56,8 +68,14 @@ def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]
     )
     try:
         with os.fdopen(fd, "wb") as out:
+            if mode is not None:
+                os.fchmod(fd, mode & ~umask())
             yield out
-        os.replace(name, target)
+        final = target if destination is None else destination()
+        if final is None:
+            os.unlink(name)
+        else:
+            os.replace(name, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -66,6 +84,21 @@ def exclusive_temp(target: Path, make_folder: bool = True) -> Iterator[BinaryIO]
 
 #: The suffix of every temporary file the cache writes.
 TMP = ".tmp"
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux shows it
+    (``/proc/self/status``): setting it to read it would change it for other threads."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomically(target: Path, data: bytes) -> bool:

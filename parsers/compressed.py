@@ -8,6 +8,7 @@ reused on the next open. Small files (System.map) are decompressed in memory.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import io
@@ -16,7 +17,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from parsers.cache import (
     cache_dir,
@@ -44,11 +45,20 @@ def compression_of(head: bytes) -> str | None:
     return None
 
 
+#: Compressed bytes read at a time by a decompressor.
+READ_SIZE = 1 << 20
+
+
 def _stream_reader(kind: str, fin: BinaryIO) -> io.BufferedIOBase:
     if kind == "zst":
         import zstandard
 
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(fin)
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
+            fin,
+            read_size=READ_SIZE,
+            read_across_frames=True,  # every frame, as `zstd -d` (a seekable file has many)
+            closefd=False,
+        )
         return reader  # type: ignore[return-value]  # has read/readinto/close as BufferedIOBase
     if kind == "xz":
         import lzma
@@ -99,8 +109,6 @@ def is_zstd(path: str | os.PathLike[str]) -> bool:
 DUMPS_GIB = 16.0
 #: Bytes of decompressed output looked at before anything is written: the format's headers.
 HEAD_BYTES = 1 << 16
-#: Decompressed bytes per write of a copy: one buffer is filled and written again and again.
-CHUNK = 1 << 22
 #: Bytes accepted past the end a format's headers give (a vmcore may end in a few).
 EXTENT_SLACK = 1 << 20
 #: Left free on the cache's file system whatever the budget says.
@@ -137,7 +145,7 @@ def prune_dumps(folder: Path, keep: Path | None = None, budget: int | None = Non
     total = sum(size for _, size, _ in entries)
     if keep is not None:
         with contextlib.suppress(OSError):
-            total += keep.stat().st_size
+            total += _disk_usage(keep.stat())
     removed = []
     for _, size, path in sorted(entries):
         if total <= limit:
@@ -149,9 +157,14 @@ def prune_dumps(folder: Path, keep: Path | None = None, budget: int | None = Non
     return removed
 
 
+def _disk_usage(st: os.stat_result) -> int:
+    """The bytes a file takes on disk: a copy's holes (its zero pages) take none."""
+    return st.st_blocks * 512
+
+
 def _copies(folder: Path) -> list[tuple[float, int, Path]]:
-    """(last use, size, path) of each copy in ``folder`` (temporaries and the index left
-    out); the last use is when its index record was last touched."""
+    """(last use, bytes on disk, path) of each copy in ``folder`` (temporaries and the index
+    left out); the last use is when its index record was last touched."""
     out: list[tuple[float, int, Path]] = []
     try:
         names = [n for n in os.listdir(folder) if not n.startswith(".")]
@@ -167,19 +180,48 @@ def _copies(folder: Path) -> list[tuple[float, int, Path]]:
             used = os.stat(folder / INDEX / f"copy-{path.suffix[1:]}").st_mtime
         except OSError:
             used = st.st_mtime
-        out.append((used, st.st_size, path))
+        out.append((used, _disk_usage(st), path))
     return out
+
+
+def _may_hold(folder: Path, size: int | None) -> bool:
+    """Whether ``folder`` has a copy that may be of content ``size`` bytes or more (a file
+    of several frames is longer than its first frame says): when none, a dump is not there
+    whatever its digest, which can then be taken while decompressing."""
+    if size is None:
+        return True
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat(follow_symlinks=False).st_size >= size:
+                return True
+    return False
+
+
+def _content_digest() -> hashlib._Hash:
+    """SHA-256 (OpenSSL's: 1.4 GB/s where the CPU has SHA instructions, against 0.5 GB/s
+    for Python's own BLAKE2b here), of which the key keeps 160 bits."""
+    return hashlib.sha256()
+
+
+def _key_of(digest: hashlib._Hash) -> str:
+    return digest.hexdigest()[:40]
 
 
 def content_key(fd: int) -> str:
     """The cache key of a compressed file: a digest of all of its bytes (no two contents
     share a copy; a file with the same size and ends but another middle gets its own)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = _content_digest()
     with os.fdopen(os.dup(fd), "rb") as f:
         f.seek(0)
         while chunk := f.read(1 << 22):
             digest.update(chunk)
-    return digest.hexdigest()
+    return _key_of(digest)
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -187,17 +229,64 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _source_key(fd: int, real: str, index: Path) -> str:
-    """:func:`content_key`, remembered per source file identity (path, inode, size, times):
-    a dump opened again is not read twice."""
+def _key_memo(fd: int, real: str, index: Path) -> Path:
+    """Where :func:`content_key` is remembered per source file identity (path, inode, size,
+    times): a dump opened again is not read twice."""
     ident = json.dumps([real, *_identity(os.fstat(fd))]).encode()
-    memo = index / f"src-{hashlib.blake2b(ident, digest_size=16).hexdigest()}"
+    return index / f"src-{hashlib.blake2b(ident, digest_size=16).hexdigest()}"
+
+
+def _remembered_key(memo: Path) -> str | None:
     known = read_cache_file(memo, 64)
     if known is not None and len(known) == 40 and all(c in b"0123456789abcdef" for c in known):
         return known.decode()
-    key = content_key(fd)
-    write_atomically(memo, key.encode())
-    return key
+    return None
+
+
+class _Hashing:
+    """A compressed file as its decompressor reads it, digested on the way (the digest of
+    :func:`content_key` without a pass of its own); counts the bytes read.
+
+    The decompressor reads in its own thread; what it read waits in a queue for
+    :meth:`digest_read` in the caller's, which has less to do."""
+
+    def __init__(self, fin: BinaryIO, digest: bool) -> None:
+        self._fin = fin
+        self._digest = _content_digest() if digest else None
+        self._read: collections.deque[bytes] = collections.deque()
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fin.read(size)
+        self.consumed += len(data)
+        if self._digest is not None:
+            self._read.append(data)
+        return data
+
+    def digest_read(self) -> None:
+        """Digest what was read so far."""
+        if self._digest is not None:
+            while self._read:
+                self._digest.update(self._read.popleft())
+
+    def key(self) -> str:
+        """The digest of the whole file (what the decompressor left unread is read now)."""
+        assert self._digest is not None
+        while self.read(1 << 22):
+            self.digest_read()
+        self.digest_read()
+        return _key_of(self._digest)
+
+
+def _known_copy(target_dir: Path, index: Path, key: str) -> Path | None:
+    """The copy made for ``key``, if it is still the one this cache wrote (then marked as
+    used now: the last to be removed)."""
+    for known in sorted(target_dir.glob(f"*.{key}")):  # one file per content
+        if _reusable(known, index, key):
+            with contextlib.suppress(OSError):
+                os.utime(index / f"copy-{key}")
+            return known
+    return None
 
 
 def _reusable(copy: Path, index: Path, key: str) -> bool:
@@ -249,9 +338,14 @@ def decompressed_path(
     The head comes first: the zstd frame's content size and ``extent`` (what the format's
     headers say the content can need) are checked against the room the cache has
     (:func:`room_for_copies`) before anything is written; the output is then streamed to
-    an exclusive temporary and cut at that room (or just past what the headers give).
-    Ctrl+C removes the temporary; ones left
-    by a process that died are removed on the next call.
+    an exclusive temporary and cut at that room (or just past what the headers give). Its
+    zero pages are left as holes (:func:`parsers.sparse.copy_sparse`): they read as zeros
+    and take no disk. Ctrl+C removes the temporary; ones left by a process that died are
+    removed on the next call.
+
+    A copy is found by a digest of the compressed file (:func:`content_key`), remembered
+    per file identity; when the cache holds no copy as large as the frame's content, the
+    digest is taken as the decompressor reads the file, not in a pass of its own.
 
     Args:
         path: a zstd-, xz- or gzip-compressed file.
@@ -271,6 +365,8 @@ def decompressed_path(
 
     import zstandard
 
+    from parsers.sparse import copy_sparse
+
     src = Path(path)
     target_dir = cache_dir or cache_root() / "dumps"
     index = target_dir / INDEX
@@ -282,38 +378,64 @@ def decompressed_path(
             index.mkdir(parents=True, exist_ok=True)
             prune_stale_temps(target_dir)
             prune_stale_temps(index)
-            key = _source_key(fin.fileno(), os.path.realpath(src), index)
-            for known in sorted(target_dir.glob(f"*.{key}")):  # one file per content
-                if _reusable(known, index, key):
-                    with contextlib.suppress(OSError):
-                        os.utime(index / f"copy-{key}")  # used now: the last to be removed
-                    return known
+            memo = _key_memo(fin.fileno(), os.path.realpath(src), index)
+            key = _remembered_key(memo)
+            if key is None and _may_hold(target_dir, _frame_size(kind, head)):
+                key = content_key(fin.fileno())
+                write_atomically(memo, key.encode())
+            if key is not None and (known := _known_copy(target_dir, index, key)):
+                return known
             room = room_for_copies(target_dir)
             limit = _check_head(src, kind, head, fin, room, extent)
-            target = target_dir / f"{src.name.removesuffix(f'.{kind}')}.{key}"
-            _clear(target)
+            stem = src.name.removesuffix(f".{kind}")
             total = os.fstat(fin.fileno()).st_size
             fin.seek(0)
-            with exclusive_temp(target) as fout:
-                reader = _stream_reader(kind, fin)
-                written = 0
-                buffer = memoryview(bytearray(CHUNK))  # one buffer, filled again each time
-                while n := reader.readinto(buffer):
-                    written += n
-                    if written > limit:
-                        raise FormatError(
-                            f"decompressed data exceeds {limit:,} bytes, "
-                            + (
-                                "the room the cache has (BACKCHAIN_CACHE_DUMPS_GIB, free space)"
-                                if limit == room
-                                else "past the end its own headers give"
-                            )
-                            + "; refusing",
-                            str(src),
+            source = _Hashing(fin, digest=key is None)
+            found: Path | None = None
+
+            def checkpoint(written: int, read: int) -> None:
+                if written > limit:
+                    raise FormatError(
+                        f"decompressed data exceeds {limit:,} bytes, "
+                        + (
+                            "the room the cache has (BACKCHAIN_CACHE_DUMPS_GIB, free space)"
+                            if limit == room
+                            else "past the end its own headers give"
                         )
-                    fout.write(buffer[:n])
-                    if progress:
-                        progress(fin.tell(), total)
+                        + "; refusing",
+                        str(src),
+                    )
+                source.digest_read()
+                if progress:
+                    progress(read, total)
+
+            def destination() -> Path | None:
+                """The copy's name, once the digest is known; None when another process
+                made that copy meanwhile (it is used, this one dropped)."""
+                nonlocal key, found
+                if key is None:
+                    key = source.key()
+                    write_atomically(memo, key.encode())
+                    found = _known_copy(target_dir, index, key)
+                    if found is not None:
+                        return None
+                target = target_dir / f"{stem}.{key}"
+                _clear(target)
+                return target
+
+            with exclusive_temp(
+                target_dir / f"{stem}.{key or 'new'}", destination=destination
+            ) as fout:
+                copy_sparse(
+                    lambda: _stream_reader(kind, cast(BinaryIO, source)),
+                    fout.fileno(),
+                    lambda: source.consumed,
+                    checkpoint,
+                )
+        if found is not None:
+            return found
+        assert key is not None
+        target = target_dir / f"{stem}.{key}"
         _record(target, index, key)
         prune_dumps(target_dir, keep=target)
         return target
@@ -322,6 +444,19 @@ def decompressed_path(
         raise FormatError(f"not valid {name} data ({exc})", str(src)) from None
     except OSError as exc:
         raise DumpError(f"cannot decompress: {exc.strerror or exc}", str(src)) from None
+
+
+def _frame_size(kind: str, head: bytes) -> int | None:
+    """The content size the first zstd frame declares, if it declares one."""
+    if kind != "zst":
+        return None
+    import zstandard
+
+    try:
+        size = zstandard.get_frame_parameters(head).content_size
+    except zstandard.ZstdError:
+        return None
+    return None if size == zstandard.CONTENTSIZE_UNKNOWN else int(size)
 
 
 def _check_head(

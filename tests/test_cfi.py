@@ -5,9 +5,6 @@ and against drgn 0.3.0's frames (drgn unwinds with the same CFI)."""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +12,8 @@ import pytest
 
 from parsers.dwarf.cfi import DebugFrame
 from parsers.elf.sections import ElfSections
-from tests.helpers import oracles
+from tests.helpers import dbg, oracles, readelf
 
-REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
-DEBIAN = sorted(
-    p.name
-    for p in REAL.iterdir()
-    if (p / "facts.json").is_file()
-    and (json.loads((p / "facts.json").read_text()).get("provenance") or {}).get("dbg_package")
-)
 SLEEPING = ("S", "D", "I")
 #: Where a CFI unwind may stop short of the back chain, and why (each checked below).
 _ASM = ("ret_from_fork", "system_call", "startup_continue", "restart_int_handler")
@@ -34,34 +24,6 @@ def _table(vmlinux: Path) -> DebugFrame:
         section = elf.get(".debug_frame")
         assert section is not None
         return DebugFrame(elf.bytes_of(section))
-
-
-_FDE = re.compile(r"^\S+ \S+ \S+ FDE cie=\S+ pc=([0-9a-f]+)\.\.([0-9a-f]+)$")
-
-
-def _readelf_rows(vmlinux: Path) -> list[tuple[int, str, dict[str, str]]]:
-    """(address, CFA, {column: rule}) of every row readelf interprets."""
-    out = subprocess.run(
-        [oracles.tool("readelf"), "--debug-dump=frames-interp", str(vmlinux)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rows = []
-    columns: list[str] = []
-    in_fde = False
-    for line in out.splitlines():
-        if _FDE.match(line):
-            in_fde, columns = True, []
-            continue
-        if not in_fde or not line.strip():
-            continue
-        words = line.split()
-        if words[0] == "LOC":
-            columns = words[2:]
-        elif columns and re.fullmatch(r"[0-9a-f]{16}", words[0]):
-            rows.append((int(words[0], 16), words[1], dict(zip(columns, words[2:], strict=True))))
-    return rows
 
 
 def _ours(table: DebugFrame, address: int) -> tuple[str, dict[str, str]]:
@@ -81,7 +43,7 @@ def _ours(table: DebugFrame, address: int) -> tuple[str, dict[str, str]]:
 def test_rows_equal_readelf(release: str) -> None:
     vmlinux = oracles.debug_vmlinux(release)
     table = _table(vmlinux)
-    rows = _readelf_rows(vmlinux)
+    rows = readelf.frames(vmlinux).rows()
     assert len(rows) > 50_000 and len(table) > 30_000
     for address, cfa, columns in rows:
         ours_cfa, ours_cols = _ours(table, address)
@@ -97,30 +59,16 @@ def _drgn_frames(prog: Any, drgn: Any, task_address: int) -> list[tuple[int, int
 
 
 @oracles.needs("drgn")
-@pytest.mark.parametrize("sample", DEBIAN)
+@pytest.mark.parametrize("sample", dbg.DEBIAN_SAMPLES)
 def test_cfi_equals_back_chain_and_drgn(sample: str, tmp_path: Path) -> None:
     import drgn
 
     from explorer.debuginfo.cfi import cfi_for_walk, compare, debug_frame_of
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
     from explorer.model.tasks import find_tasks
     from explorer.walk.analysis import analyse_task, unwind_context
-    from samples.drgn_copy import fix_for_drgn
 
-    folder = REAL / sample
-    release = oracles.sample_release(sample)
-    vmlinux = oracles.debug_vmlinux(release)
-    copy = tmp_path / "vmcore.elf"
-    fix_for_drgn(folder / "vmcore.zst", copy)
-    prog = drgn.Program()
-    prog.set_core_dump(str(copy))
-    prog.load_debug_info([str(vmlinux)])
-    copy.unlink()
-    kernel = open_kernel(
-        str(folder / "vmcore.zst"),
-        Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
-    )
+    prog = dbg.drgn_program(sample, tmp_path)
+    kernel = dbg.open_sample(sample, system_map=True)
     table = debug_frame_of(kernel)
     assert table is not None
     ctx = unwind_context(kernel)

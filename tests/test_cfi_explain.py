@@ -16,20 +16,18 @@ from collections import Counter
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers import oracles
+from tests.helpers import dbg, oracles
 from tests.helpers.readelf import Frames, frames
 
-REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
-DEBIAN = sorted(
-    p.name
-    for p in REAL.iterdir()
-    if (p / "facts.json").is_file()
-    and (json.loads((p / "facts.json").read_text()).get("provenance") or {}).get("dbg_package")
-)
+if TYPE_CHECKING:
+    from explorer.model.kernel import Kernel
+    from explorer.walk.unwind import Walk
+    from parsers.dwarf.cfi import DebugFrame
+
 _STMG = re.compile(r"%r(\d+),%r(\d+),(-?\d+)\(%r15\)")
 _CFA = re.compile(r"r15\+(\d+)")
 
@@ -108,7 +106,7 @@ class _Truth:
         self.frames: Frames = frames(self.vmlinux)
         self.prog = prog
         self.delta = delta
-        facts = json.loads((REAL / sample / "facts.json").read_text())
+        facts = json.loads((dbg.REAL / sample / "facts.json").read_text())
         self.modules = [
             (int(m["address"], 16), int(m["address"], 16) + int(m["size"]), m["name"])
             for m in facts.get("modules") or []
@@ -169,34 +167,18 @@ def _check(truth: _Truth, why: Any, pairs: Any, i: int, where: Any) -> None:
 
 
 @oracles.needs("drgn", "readelf", "objdump")
-@pytest.mark.parametrize("sample", DEBIAN)
+@pytest.mark.parametrize("sample", dbg.DEBIAN_SAMPLES)
 def test_every_difference_is_explained_and_true(sample: str, tmp_path: Path) -> None:
-    import drgn
-
     from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of, same_frame
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
     from explorer.model.tasks import find_tasks
     from explorer.reports.cfiexplain import explain
     from explorer.walk.analysis import analyse_task, unwind_context
-    from samples.drgn_copy import fix_for_drgn
 
-    folder = REAL / sample
-    release = oracles.sample_release(sample)
-    vmlinux = oracles.debug_vmlinux(release)
-    copy = tmp_path / "vmcore.elf"
-    fix_for_drgn(folder / "vmcore.zst", copy)
-    prog = drgn.Program()
-    prog.set_core_dump(str(copy))
-    prog.load_debug_info([str(vmlinux)])
-    copy.unlink()
-    addrs, names = _system_map(release)
+    prog = dbg.drgn_program(sample, tmp_path)
+    addrs, names = _system_map(oracles.sample_release(sample))
     delta = prog.symbol("_stext").address - addrs[names.index("_stext")]
     truth = _Truth(sample, prog, delta)
-    kernel = open_kernel(
-        str(folder / "vmcore.zst"),
-        Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
-    )
+    kernel = dbg.open_sample(sample, system_map=True)
     table = debug_frame_of(kernel)
     assert table is not None
     ctx = unwind_context(kernel)
@@ -224,23 +206,27 @@ def test_every_difference_is_explained_and_true(sample: str, tmp_path: Path) -> 
     assert sum(kinds.values()) > 0, kinds
 
 
+def _init_walk(sample: str) -> tuple[Kernel, DebugFrame, Walk]:
+    """``sample`` opened with its -dbg vmlinux, the vmlinux's .debug_frame, and the back-chain
+    walk of init (pid 1)."""
+    from explorer.debuginfo.cfi import debug_frame_of
+    from explorer.model.tasks import find_tasks
+    from explorer.walk.analysis import analyse_task
+
+    kernel = dbg.open_sample(sample)
+    table = debug_frame_of(kernel)
+    assert table is not None and kernel.symbols is not None
+    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
+    return kernel, table, analyse_task(kernel, task).walk
+
+
 @oracles.needs("readelf")
 def test_a_difference_without_a_cause_is_unexplained() -> None:
     """A walk doctored so that one frame differs for no reason: the explanation says so."""
-    from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
-    from explorer.model.tasks import find_tasks
+    from explorer.debuginfo.cfi import cfi_for_walk
     from explorer.reports.cfiexplain import explain
-    from explorer.walk.analysis import analyse_task
 
-    sample = "deb12-6.1-idle"
-    vmlinux = oracles.debug_vmlinux(oracles.sample_release(sample))
-    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
-    table = debug_frame_of(kernel)
-    assert table is not None
-    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
-    walk = analyse_task(kernel, task).walk
+    kernel, table, walk = _init_walk("deb12-6.1-idle")
     cfi = cfi_for_walk(kernel, table, walk)
     assert cfi is not None and explain(kernel, table, walk, cfi).explanations == (None,) * len(
         walk.steps
@@ -261,22 +247,14 @@ def test_a_psw_before_the_prologue_is_no_frame_yet(guess: str) -> None:
     it), as pid 1 of the 6.1 sample shows them. CFI finds do_wait through r14; the back
     chain's r14 guess reads a stale slot (or, a guess the kernel skips, goes straight to
     do_wait's caller). The explanation holds against objdump and readelf."""
-    from explorer.debuginfo.cfi import cfi_walk, debug_frame_of, same_frame
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
-    from explorer.model.tasks import find_tasks
+    from explorer.debuginfo.cfi import cfi_walk, same_frame
     from explorer.reports.cfiexplain import explain
-    from explorer.walk.analysis import analyse_task
 
     sample = "deb12-6.1-idle"
     release = oracles.sample_release(sample)
-    kernel = open_kernel(
-        str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(oracles.debug_vmlinux(release)))
-    )
-    table = debug_frame_of(kernel)
-    assert table is not None and kernel.symbols is not None
-    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
-    steps = analyse_task(kernel, task).walk.steps
+    kernel, table, init = _init_walk(sample)
+    assert kernel.symbols is not None
+    steps = init.steps
     names = [kernel.symbols.lookup(s.ip).name for s in steps[:3]]  # type: ignore[union-attr]
     assert names == ["__schedule", "schedule", "do_wait"], names
     entry = kernel.symbols.address_of("schedule")
@@ -290,7 +268,7 @@ def test_a_psw_before_the_prologue_is_no_frame_yet(guess: str) -> None:
         rest = [replace(s, index=s.index) for s in steps[3:]]
     else:
         middle = []
-    walk = replace(analyse_task(kernel, task).walk, steps=(psw, *middle, *rest))
+    walk = replace(init, steps=(psw, *middle, *rest))
     cfi = cfi_walk(
         table,
         kernel.symbols.delta,
@@ -326,12 +304,8 @@ def test_a_return_address_past_the_fde_is_cfi_ends_early() -> None:
     """No real stack holds one: a function whose FDE (readelf) ends well before the next
     symbol (System.map), and a CFI unwind whose last frame returns into that tail; the back
     chain goes on. The explanation is cfi_ends_early, and readelf agrees."""
-    from explorer.debuginfo.cfi import CfiFrame, CfiWalk, debug_frame_of
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
-    from explorer.model.tasks import find_tasks
+    from explorer.debuginfo.cfi import CfiFrame, CfiWalk
     from explorer.reports.cfiexplain import explain
-    from explorer.walk.analysis import analyse_task
 
     sample = "deb12-6.1-idle"
     release = oracles.sample_release(sample)
@@ -346,12 +320,9 @@ def test_a_return_address_past_the_fde_is_cfi_ends_early() -> None:
         and fde.end + 16 < b
         and fr.nearest(b - 1) is fde  # no other FDE in the tail
     )
-    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
-    table = debug_frame_of(kernel)
-    assert table is not None and kernel.symbols is not None
+    kernel, table, walk = _init_walk(sample)
+    assert kernel.symbols is not None
     delta = kernel.symbols.delta
-    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
-    walk = analyse_task(kernel, task).walk
     pc = tail[1] + 2 + delta  # a return address in the tail
     steps = (walk.steps[0], replace(walk.steps[1], ip=pc, raw_ip=pc), *walk.steps[2:])
     walk = replace(walk, steps=steps)
@@ -368,20 +339,10 @@ def test_a_return_address_past_the_fde_is_cfi_ends_early() -> None:
 def test_beside_pairs_each_back_chain_step() -> None:
     """``Agreement.beside(i)``: the CFI frame and explanation of back-chain step ``i``, as
     the walk pane shows them (bpo12-6.12-panic's init: frame #1 is an r14 guess)."""
-    from explorer.debuginfo.cfi import cfi_for_walk, debug_frame_of
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
-    from explorer.model.tasks import find_tasks
+    from explorer.debuginfo.cfi import cfi_for_walk
     from explorer.reports.cfiexplain import explain
-    from explorer.walk.analysis import analyse_task
 
-    sample = "bpo12-6.12-panic"
-    vmlinux = oracles.debug_vmlinux(oracles.sample_release(sample))
-    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
-    table = debug_frame_of(kernel)
-    assert table is not None
-    task = next(t for t in find_tasks(kernel).tasks if t.pid == 1)
-    walk = analyse_task(kernel, task).walk
+    kernel, table, walk = _init_walk("bpo12-6.12-panic")
     cfi = cfi_for_walk(kernel, table, walk)
     assert cfi is not None
     ag = explain(kernel, table, walk, cfi)

@@ -22,8 +22,17 @@ from typing import Any
 import pytest
 
 from explorer.cli import main
-from explorer.fleet.cluster import KEY_PREFIX, ClusterError, scheduler_address
-from tests.helpers.dask_cluster import dask_cluster, fleet_copies, stop
+from explorer.fleet.cluster import (
+    KEY_PREFIX,
+    MAX_BATCH,
+    ClusterError,
+    batch_sizes,
+    check_batch,
+    scheduler_address,
+)
+from explorer.fleet.walk import DumpResult
+from tests.helpers import dump_killer
+from tests.helpers.dask_cluster import PRELOAD, dask_cluster, fleet_copies, stop
 from tests.helpers.oracles import dask_distributed, needs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +187,12 @@ def _check_with_a_terminal(
     return status, out.read_text(), seen.decode(errors="replace").replace("\r\n", "\n")
 
 
+def _batch_of(key: object) -> range:
+    """The input positions a task key names (``KEY_PREFIX-RUN-FIRST-LAST``)."""
+    first, last = str(key).rsplit("-", 2)[1:]
+    return range(int(first), int(last) + 1)
+
+
 def _per_dump(jsonl: str) -> dict[str, list[dict[str, Any]]]:
     """``check DUMP... --jsonl`` by dump (in its order), each record without its path."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -237,8 +252,11 @@ def test_a_real_cluster_checks_100_dumps_through_a_dead_worker(
         dead = next(w for w in cluster.workers if w.pid == pids[killed["address"]])
         assert dead.wait(30) == -signal.SIGKILL
         assert all(w.poll() is None for w in cluster.workers if w is not dead)
-    # The dead worker had dumps in flight (queued or walking); the scheduler saw it go.
+    # The dead worker had dumps in flight (queued or walking), a batch of several among
+    # them; the scheduler saw it go.
     assert killed["keys"] and all(str(k).startswith(KEY_PREFIX) for k in killed["keys"])
+    lost = [_batch_of(k) for k in killed["keys"]]
+    assert any(len(b) > 1 for b in lost), killed["keys"]
     assert left == set(pids) - {killed["address"]}
     # Progress: one count per dump as it finishes, 0 to 101, each once, on one line.
     segments = [s for s in re.split(r"[\r\n]", err) if s.strip()]
@@ -279,3 +297,143 @@ def test_a_cluster_without_workers_reports_every_dump(
     assert len(lines) == 2
     for path, line in zip(paths, lines, strict=True):
         assert line.startswith(f"backchain: {path}: not checked: no Dask worker connected to ")
+
+
+def test_batches_are_guided_largest_first() -> None:
+    """Each batch is half of what is left per worker thread (at most MAX_BATCH), so the
+    100 dumps of the benchmark go out in 15 tasks, not 100, and the last ones are single
+    dumps that keep both threads busy to the end."""
+    assert batch_sizes(100, 2) == [16, 16, 16, 13, 10, 8, 6, 4, 3, 2, 2, 1, 1, 1, 1]
+    assert batch_sizes(12, 2) == [3, 3, 2, 1, 1, 1, 1]
+    assert batch_sizes(1, 2) == [1] and batch_sizes(0, 2) == []
+    for count in (1, 2, 7, 100, 1001):
+        for threads in (0, 1, 2, 3, 64):
+            sizes = batch_sizes(count, threads)
+            assert sum(sizes) == count
+            assert sizes == sorted(sizes, reverse=True)
+            assert min(sizes) >= 1 and max(sizes) <= MAX_BATCH
+            assert sizes[-1] == 1  # the tail is single dumps
+
+
+class _FakeFuture:
+    def __init__(self, key: str, status: str = "pending") -> None:
+        self.key = key
+        self.status = status
+
+
+class _FakeClient:
+    def __init__(self) -> None:
+        self.submitted: list[tuple[list[list[str]], int]] = []
+
+    def map(self, func: Any, batches: list[list[str]], **kw: Any) -> list[_FakeFuture]:
+        assert func is check_batch and kw["pure"] is False
+        self.submitted.append((batches, kw["priority"]))
+        return [_FakeFuture(k) for k in kw["key"]]
+
+
+def test_a_batch_that_failed_is_split_or_reported_dump_by_dump() -> None:
+    """Without a cluster (what Dask hands back is made here): a batch's results go to its
+    dumps in order; a batch whose workers died becomes a task per dump, added to those
+    waited for (only a dump that kills its workers alone is reported so); any other failure
+    of a batch is each of its dumps' one-line error; so is a result of the wrong shape."""
+    from explorer.fleet.cluster import CheckOptions, _Batches
+
+    distributed = dask_distributed()
+    paths = [f"/d/{i}.vmcore" for i in range(6)]
+    client = _FakeClient()
+    run = _Batches(client, "r", paths, CheckOptions())
+    whole, killed, failed, odd = run.submit([range(0, 2), range(2, 5), range(5, 6), range(0, 1)])
+    assert [f.key for f in run.futures] == [
+        "check_dump-r-000000-000001",
+        "check_dump-r-000002-000004",
+        "check_dump-r-000005-000005",
+        "check_dump-r-000000-000000",
+    ]
+    assert client.submitted == [([paths[0:2], paths[2:5], paths[5:6], paths[0:1]], 0)]
+    added: list[_FakeFuture] = []
+    waiting = type("Done", (), {"add": lambda self, f: added.append(f)})()
+
+    whole.status = "finished"
+    results = [DumpResult(paths[0], release="6.1"), DumpResult(paths[1], release="6.12")]
+    assert run.outcomes(whole, results, waiting) == [(0, results[0]), (1, results[1])]
+
+    killed.status = "error"
+    gone = type("Worker", (), {"address": "tcp://10.0.0.7:40000"})()
+    exc = distributed.KilledWorker("check_dump-r-2-4", gone, 3)
+    assert run.outcomes(killed, (type(exc), exc, None), waiting) == []
+    assert [f.key for f in added] == [
+        "check_dump-r-000002-000002",
+        "check_dump-r-000003-000003",
+        "check_dump-r-000004-000004",
+    ]
+    assert client.submitted[1] == ([[paths[2]], [paths[3]], [paths[4]]], 1)
+    single = added[1]
+    single.status = "error"
+    said = run.outcomes(single, (type(exc), exc, None), waiting)
+    assert said == [
+        (
+            3,
+            DumpResult(
+                paths[3],
+                error=f"{paths[3]}: the Dask workers reading "
+                "it died (the last one tcp://10.0.0.7:40000)",
+            ),
+        )
+    ]
+    assert len(added) == 3  # a single dump is not split again
+
+    failed.status = "error"
+    missing = ModuleNotFoundError("No module named 'explorer'")
+    (only,) = run.outcomes(failed, (type(missing), missing, None), waiting)
+    assert only[0] == 5 and only[1].error == (
+        f"{paths[5]}: failed on a Dask worker (ModuleNotFoundError: No module named 'explorer')"
+    )
+    odd.status = "finished"
+    (bad,) = run.outcomes(odd, None, waiting)
+    assert bad[1].error == (
+        f"{paths[0]}: failed on a Dask worker (TypeError: a batch of 1 dumps gave NoneType)"
+    )
+
+
+@needs("distributed")
+def test_a_dump_that_kills_its_workers_is_the_only_one_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real scheduler and two workers with nannies (a worker that dies is started again),
+    Dask told to give a task up at the first death of its worker (allowed-failures 0) and to
+    hand each worker one task at a time (so that a death blames only the task it ran). Of
+    12 dumps, the 6th kills any worker that reads it: its batch (dumps 4 to 6) dies, is split,
+    and only that dump is reported, as one line; every other dump has the verdicts and
+    stacks of the same file checked in one process."""
+    copies = [str(p) for p in fleet_copies(tmp_path / "dumps", 11)]
+    killer = tmp_path / "dumps" / f"005-{dump_killer.MARK}.vmcore.zst"
+    os.link(copies[0], killer)
+    paths = [*copies[:5], str(killer), *copies[5:]]
+    assert batch_sizes(len(paths), 2)[:2] == [3, 3]  # the killer goes out in a batch of 3
+    samples = len(set(Path(p).name[4:] for p in copies))
+    assert main(["check", *copies[:samples], "--jobs", "1", "--jsonl"]) == 0
+    alone = _per_dump(capsys.readouterr().out)
+    settings = {
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+        "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+    }
+    preload = (*PRELOAD, "--preload", dump_killer.__file__)
+    with dask_cluster(
+        tmp_path / "cluster", workers=2, preload=preload, nanny=True, scheduler_env=settings
+    ) as cluster:
+        status = main(["check", *paths, "--cluster", cluster.url, "--jsonl"])
+        scheduler_log = cluster.log("scheduler")
+    out, err = capsys.readouterr()
+    assert status == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"backchain: {killer}: the Dask workers reading it died (the last one tcp://127.0.0.1:"
+    ), err
+    # The batch of dumps 4 to 6 died first, then the killer alone.
+    failed = re.findall(r"Task check_dump-\w+-(\d+)-(\d+) marked as failed", scheduler_log)
+    assert failed == [("000003", "000005"), ("000005", "000005")], scheduler_log
+    remote = _per_dump(out)
+    assert list(remote) == [*copies, str(killer)]
+    for i, path in enumerate(copies):
+        assert remote[path] == alone[copies[i % samples]], path
+    assert len(remote[str(killer)]) == 1 and "died" in remote[str(killer)][0]["error"]

@@ -9,14 +9,13 @@ innermost first, so drgn's frames are grouped the same way before comparing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from explorer.debuginfo.lines import FrameSource
-from tests.helpers import oracles
+from tests.helpers import dbg, oracles
 
 try:
     import drgn
@@ -28,9 +27,6 @@ pytestmark = oracles.needs("drgn")
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
 SAMPLES = sorted(p.name for p in REAL.iterdir() if (p / "facts.json").is_file())
 SLEEPING = ("S", "D", "I")
-
-
-vmlinux_of = oracles.debug_vmlinux
 
 
 def drgn_groups(prog: Any, task_address: int) -> list[dict[str, Any]]:
@@ -65,25 +61,11 @@ def same_path(drgn_source: str | None, ours: str | None) -> bool:
 def test_lines_equal_drgn_on_every_sleeping_task(sample: str, tmp_path: Path) -> None:
     from drgn.helpers.linux.pid import find_task  # noqa: F401 - drgn's Linux helpers load
 
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
     from explorer.model.tasks import find_tasks
     from explorer.walk.analysis import analyse_task, unwind_context
-    from samples.drgn_copy import fix_for_drgn
 
-    folder = REAL / sample
-    facts = json.loads((folder / "facts.json").read_text())
-    vmlinux = vmlinux_of(facts["kernel_release"])
-    copy = tmp_path / "vmcore.elf"
-    fix_for_drgn(folder / "vmcore.zst", copy)
-    prog = drgn.Program()
-    prog.set_core_dump(str(copy))
-    prog.load_debug_info([str(vmlinux)])
-    copy.unlink()  # 128 MiB each: drgn keeps the file open; the disk gets it back at the end
-    kernel = open_kernel(
-        str(folder / "vmcore.zst"),
-        Options(vmlinux=str(vmlinux), system_map=str(folder / "System.map.zst")),
-    )
+    prog = dbg.drgn_program(sample, tmp_path)
+    kernel = dbg.open_sample(sample, system_map=True)
     ctx = unwind_context(kernel)
     tasks = frames = inline = 0
     with FrameSource.open(kernel) as source:

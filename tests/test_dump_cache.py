@@ -36,12 +36,13 @@ def test_least_recently_used_copies_go_first(
     monkeypatch.setenv("BACKCHAIN_CACHE_DUMPS_GIB", str(2.5 * (1 << 16) / (1 << 30)))
     assert dumps_budget() == int(2.5 * (1 << 16))
     made = []
-    for i in range(2):  # 64 KiB each; the budget holds two
-        made.append(decompressed_path(_zst(tmp_path / f"d{i}.zst", bytes([i]) * (1 << 16)), cache))
+    for i in range(2):  # 64 KiB each on disk (no zero page: no hole); the budget holds two
+        data = bytes([i + 1]) * (1 << 16)
+        made.append(decompressed_path(_zst(tmp_path / f"d{i}.zst", data), cache))
         os.utime(cache / ".index" / f"copy-{made[-1].suffix[1:]}", (1000 + i, 1000 + i))
     # d0 is used again (a hit marks it recent), then a third dump arrives: d1 is the oldest.
     assert decompressed_path(tmp_path / "d0.zst", cache) == made[0]
-    third = decompressed_path(_zst(tmp_path / "d2.zst", b"\2" * (1 << 16)), cache)
+    third = decompressed_path(_zst(tmp_path / "d2.zst", b"\3" * (1 << 16)), cache)
     assert [made[0].exists(), made[1].exists(), third.exists()] == [True, False, True]
     being_written = cache / f".x.abc.{os.getpid()}.r4nd0m.tmp"  # a live process's: untouched
     being_written.write_bytes(b"being written")

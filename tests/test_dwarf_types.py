@@ -1,8 +1,10 @@
 """The type graph from DWARF (parsers.types.graph.DwarfTypes, on the one bounded reader of
 parsers.dwarf.reader) against independent readers: pyelftools (every type reachable from each
-struct the type profile uses, record for record) and drgn (each of those structs' size and
-members), on the committed objects and the -dbg vmlinuxes; and hostile DWARF gives a graph
-or a DumpError, never another exception.
+struct the type profile uses, record for record: the two graphs share one decoder, so this
+holds the bounded reader's DIEs to pyelftools') and drgn (each of those structs' size and
+members, and every type reachable from them, walked beside drgn's own), on the committed
+objects and the -dbg vmlinuxes; and hostile DWARF gives a graph or a DumpError, never another
+exception.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import struct
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,16 +86,22 @@ def test_committed_objects_equal_pyelftools(path: Path) -> None:
     graph.close()
 
 
-@pytest.mark.parametrize("release", RELEASES)
-def test_vmlinux_types_equal_pyelftools_and_drgn(release: str) -> None:
+def _drgn_types(path: Path) -> Any:
+    """drgn's program of the vmlinux's DWARF alone (no dump)."""
     import drgn
 
-    path = oracles.debug_vmlinux(release)
-    graph, found = _compare_with_elftools(path)
     program = drgn.Program(drgn.Platform(drgn.Architecture.S390X, drgn.PlatformFlags.IS_64_BIT))
     module = program.extra_module("vmlinux", create=True)
     module = module[0] if isinstance(module, tuple) else module
     module.try_file(str(path), force=True)
+    return program
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_vmlinux_types_equal_pyelftools_and_drgn(release: str) -> None:
+    path = oracles.debug_vmlinux(release)
+    graph, found = _compare_with_elftools(path)
+    program = _drgn_types(path)
     try:
         assert {"task_struct", "pt_regs", "list_head", "module"} <= set(found)
         for type_id in found.values():
@@ -103,6 +112,101 @@ def test_vmlinux_types_equal_pyelftools_and_drgn(release: str) -> None:
             assert [(m.name, m.bit_offset, m.bit_size) for m in ours.members] == [
                 (m.name, m.bit_offset, m.bit_field_size or 0) for m in theirs.members
             ], name
+    finally:
+        graph.close()
+
+
+def _drgn_size(theirs: Any) -> int | None:
+    import drgn
+
+    try:
+        return int(drgn.sizeof(theirs))
+    except (TypeError, ValueError):  # incomplete, void, a function
+        return None
+
+
+def _beside_drgn(graph: DwarfTypes, roots: list[tuple[int, Any]]) -> int:
+    """Walk every type reachable from ``roots`` (our id, drgn's type) in both graphs at once,
+    asserting each of ours equals drgn's; the count of our types compared. Our qualifiers
+    are records of their own (drgn's are flags of the type), _Atomic ours as volatile; a
+    struct declared only in its unit stays a declaration in ours (drgn finds the definition);
+    drgn spells base types its own way (``unsigned long``), so their names are not compared."""
+    from drgn import Qualifiers, TypeKind
+
+    qualifier_flags = {
+        "const": Qualifiers.CONST,
+        "volatile": Qualifiers.VOLATILE,
+        "restrict": Qualifiers.RESTRICT,
+    }
+    kinds = {
+        TypeKind.INT: "int",
+        TypeKind.BOOL: "int",
+        TypeKind.FLOAT: "float",
+        TypeKind.POINTER: "ptr",
+        TypeKind.ARRAY: "array",
+        TypeKind.STRUCT: "struct",
+        TypeKind.UNION: "union",
+        TypeKind.ENUM: "enum",
+        TypeKind.TYPEDEF: "typedef",
+        TypeKind.FUNCTION: "func",
+        TypeKind.VOID: "void",
+    }
+    seen: set[int] = set()
+    queue = deque((type_id, theirs, (graph.get(type_id).name,)) for type_id, theirs in roots)
+    while queue and len(seen) < MAX_TYPES:
+        type_id, theirs, where = queue.popleft()
+        ours = graph.get(type_id)
+        qualifiers = Qualifiers.NONE
+        while ours.kind in qualifier_flags:
+            qualifiers |= qualifier_flags[ours.kind]
+            ours = graph.get(ours.target or 0)
+        wanted = theirs.qualifiers
+        if wanted & Qualifiers.ATOMIC:
+            wanted = (wanted & ~Qualifiers.ATOMIC) | Qualifiers.VOLATILE
+        assert qualifiers == wanted, where
+        if ours.id in seen:
+            continue
+        seen.add(ours.id)
+        assert ours.kind == kinds[theirs.kind], (where, ours, theirs)
+        if ours.kind in ("int", "float"):
+            assert ours.size == _drgn_size(theirs), (where, ours, theirs)
+            if theirs.kind == TypeKind.INT:
+                assert ours.signed == theirs.is_signed, (where, ours, theirs)
+        elif ours.kind in ("ptr", "typedef"):
+            assert ours.size == (_drgn_size(theirs) if ours.kind == "ptr" else None), where
+            assert ours.kind == "ptr" or ours.name == theirs.name, (where, ours, theirs)
+            queue.append((ours.target or 0, theirs.type, (*where, ours.name or "*")))
+        elif ours.kind == "array":
+            size = 0 if theirs.length is None else _drgn_size(theirs)  # flexible: ours 0
+            assert (ours.count, ours.size) == (theirs.length or 0, size), (where, ours, theirs)
+            queue.append((ours.target or 0, theirs.type, (*where, "[]")))
+        elif ours.kind in ("struct", "union", "enum") and ours.size is None:  # declared only
+            assert ours.name == theirs.tag and not ours.members, (where, ours, theirs)
+        elif ours.kind in ("struct", "union"):
+            assert (ours.name, ours.size) == (theirs.tag, _drgn_size(theirs)), (where, ours)
+            assert [(m.name, m.bit_offset, m.bit_size) for m in ours.members] == [
+                (m.name, m.bit_offset, m.bit_field_size or 0) for m in theirs.members
+            ], where
+            for m, t in zip(ours.members, theirs.members, strict=True):
+                queue.append((m.type, t.type, (*where, m.name or "(anonymous)")))
+        elif ours.kind == "enum":
+            assert (ours.name, ours.size) == (theirs.tag, _drgn_size(theirs)), (where, ours)
+            assert list(ours.enumerators) == [(e.name, e.value) for e in theirs.enumerators], where
+    return len(seen)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_vmlinux_type_closure_equals_drgn(release: str) -> None:
+    """Every type reachable from the profile's structs, walked beside drgn's."""
+    path = oracles.debug_vmlinux(release)
+    graph = DwarfTypes(str(path))
+    program = _drgn_types(path)
+    try:
+        found = {k: v for k, v in _find_each(graph).items() if v is not None}
+        roots = [
+            (i, program.type(f"{graph.get(i).kind} {graph.get(i).name}")) for i in found.values()
+        ]
+        assert _beside_drgn(graph, roots) > 1000
     finally:
         graph.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import oracles
+from tests.helpers import dbg, oracles
 from tests.helpers.edited import EditedDump, cli
 
 REAL = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -29,25 +29,15 @@ def _blocked_finding(out: str) -> dict:  # type: ignore[type-arg]
 @oracles.needs("drgn")
 @pytest.mark.parametrize("sample", ["bpo12-6.12-busy", "deb12-6.1-idle"])
 def test_blocked_for_equals_drgn(sample: str, tmp_path: Path) -> None:
-    import drgn
     from drgn.helpers.linux.percpu import per_cpu
     from drgn.helpers.linux.pid import find_task
     from drgn.helpers.linux.sched import task_cpu
 
-    from explorer.model.kernel import Options
-    from explorer.model.opening import open_kernel
     from explorer.model.sched import blocked_for
     from explorer.model.tasks import find_tasks
-    from samples.drgn_copy import fix_for_drgn
 
-    vmlinux = oracles.debug_vmlinux(oracles.sample_release(sample))
-    copy = tmp_path / "vmcore.elf"
-    fix_for_drgn(REAL / sample / "vmcore.zst", copy)
-    prog = drgn.Program()
-    prog.set_core_dump(str(copy))
-    prog.load_debug_info([str(vmlinux)])
-    copy.unlink()
-    kernel = open_kernel(str(REAL / sample / "vmcore.zst"), Options(vmlinux=str(vmlinux)))
+    prog = dbg.drgn_program(sample, tmp_path)
+    kernel = dbg.open_sample(sample)
     off_cpu = [t for t in find_tasks(kernel).tasks if t.cpu is None and t.pid > 0]
     rows = blocked_for(kernel, off_cpu)
     assert len(rows) > 40

@@ -21,17 +21,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from explorer.serve.forks import Zygote, ZygoteError
-from explorer.serve.server import CLOSE_FULL, CLOSE_IDLE, ClassroomServer, ServeConfig
+from explorer.serve.server import CLOSE_FULL, CLOSE_IDLE, ServeConfig
 from tests.helpers.serving import (
     LOADED,
     ROOT,
     children_of,
     client,
     first_screen,
+    in_process,
     serve,
+    session_url,
     until_closed,
     ws_url,
 )
@@ -150,30 +151,19 @@ def test_idle_clock_starts_at_the_first_screen() -> None:
     config = ServeConfig(
         argv=(sys.executable, "-c", _SLOW.format(delay=3)), port=0, idle_timeout=1.5
     )
-    server = ClassroomServer(config)
 
     async def run() -> None:
-        runner = web.AppRunner(await server._make_app())
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        server.port = int(runner.addresses[0][1])
-        try:
-            async with client() as http:
-                opened = time.monotonic()
-                ws = await http.ws_connect(f"http://127.0.0.1:{server.port}/ws")
-                msg = await ws.receive(timeout=30)
-                assert msg.type == aiohttp.WSMsgType.BINARY, msg
-                assert msg.data == b"first screen"
-                drawn = time.monotonic()
-                assert drawn - opened >= 2.9
-                msg = await until_closed(ws, 30)
-                assert msg.data == CLOSE_IDLE
-                assert 1.4 <= time.monotonic() - drawn < 10
-        finally:
-            for service, _ws in list(server.sessions.values()):
-                if service.pid:
-                    os.killpg(service.pid, signal.SIGKILL)
-            await runner.cleanup()
+        async with in_process(config) as server, client() as http:
+            opened = time.monotonic()
+            ws = await http.ws_connect(session_url(server))
+            msg = await ws.receive(timeout=30)
+            assert msg.type == aiohttp.WSMsgType.BINARY, msg
+            assert msg.data == b"first screen"
+            drawn = time.monotonic()
+            assert drawn - opened >= 2.9
+            msg = await until_closed(ws, 30)
+            assert msg.data == CLOSE_IDLE
+            assert 1.4 <= time.monotonic() - drawn < 10
 
     asyncio.run(run())
 

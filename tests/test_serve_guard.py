@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import textwrap
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from explorer.cli.serve import urls
 from explorer.serve import policy
@@ -34,7 +32,6 @@ from explorer.serve.policy import (
 )
 from explorer.serve.server import (
     CLOSE_MALFORMED,
-    ClassroomServer,
     MalformedMessage,
     ServeConfig,
     parse_message,
@@ -45,7 +42,9 @@ from tests.helpers.serving import (
     Served,
     client,
     first_screen,
+    in_process,
     serve,
+    session_url,
     until_closed,
     ws_url,
 )
@@ -360,38 +359,27 @@ def test_session_process_group_is_killed_when_its_socket_goes(tmp_path: Path) ->
         """
     )
     config = ServeConfig(argv=(sys.executable, "-c", stubborn), port=0, idle_timeout=0)
-    server = ClassroomServer(config)
 
     async def run() -> None:
-        runner = web.AppRunner(await server._make_app())
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        server.port = int(runner.addresses[0][1])
-        try:
-            async with client() as http:
-                ws = await http.ws_connect(f"http://127.0.0.1:{server.port}/ws")
-                for _ in range(200):
-                    if pids.exists() and pids.read_text():
-                        break
-                    await asyncio.sleep(0.05)
-                leader, child = map(int, pids.read_text().split())
-                assert os.getpgid(child) == leader  # its own process group
-                await ws.close()
-                started = time.monotonic()
-                while _alive(leader) or _alive(child):
-                    assert server.sessions, "the slot was freed before the explorer was gone"
-                    assert time.monotonic() - started < 15
-                    await asyncio.sleep(0.1)
-                for _ in range(50):
-                    if not server.sessions:
-                        break
-                    await asyncio.sleep(0.1)
-                assert not server.sessions
-        finally:
-            for service, _ws in list(server.sessions.values()):
-                if service.pid:
-                    os.killpg(service.pid, signal.SIGKILL)
-            await runner.cleanup()
+        async with in_process(config) as server, client() as http:
+            ws = await http.ws_connect(session_url(server))
+            for _ in range(200):
+                if pids.exists() and pids.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            leader, child = map(int, pids.read_text().split())
+            assert os.getpgid(child) == leader  # its own process group
+            await ws.close()
+            started = time.monotonic()
+            while _alive(leader) or _alive(child):
+                assert server.sessions, "the slot was freed before the explorer was gone"
+                assert time.monotonic() - started < 15
+                await asyncio.sleep(0.1)
+            for _ in range(50):
+                if not server.sessions:
+                    break
+                await asyncio.sleep(0.1)
+            assert not server.sessions
 
     asyncio.run(run())
 

@@ -55,3 +55,60 @@ def test_jsonl_is_the_json_list_one_task_per_line(capsys: pytest.CaptureFixture[
     assert listed.count("\n") == len(lines) + 2
     pids = [json.loads(line)["pid"] for line in lines]
     assert 1 in pids and len(pids) == len(set(pids)) + pids.count(0) - 1
+
+
+def _shared_stacks_dump(tmp_path: Path) -> Path:
+    """Five tasks asleep in one stack (each on its own stack pages: other sps), two in
+    another, one whose comm needs escaping."""
+    from explorer.training.synthetic import Frame
+    from tests.helpers.kernels import base_kernel
+
+    k = base_kernel("current")
+    sleep = [Frame("__schedule", 0x43C), Frame("schedule", 0x3E), Frame("do_nanosleep", 0x5E)]
+    sleep += [Frame("__do_syscall", 0x280, size=0x1E8), Frame("system_call", 0x78)]
+    other = [Frame("__schedule", 0x43C), Frame("schedule", 0x3E)]
+    other += [Frame("__do_syscall", 0x280, size=0x1E8), Frame("system_call", 0x78)]
+    comms = [f"w{i}" for i in range(5)] + ["x0", 'x"%\x1b\x7f']
+    for i, comm in enumerate(comms):
+        task = k.add_task(100 + i, comm, "S")
+        k.task_stack(task, sleep if i < 5 else other)
+    return k.save(tmp_path)
+
+
+def test_tasks_sharing_a_stack_share_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack's frames are made once and only their sps written per task (stream.py's
+    task_frames): every task still equals json.dumps(analysis_json), as it does frame by
+    frame when no stack may be remembered."""
+    import explorer.reports.stream as stream
+
+    kernel = open_kernel(str(_shared_stacks_dump(tmp_path)))
+    ctx = unwind_context(kernel)
+    walks = [analyse_task(kernel, t, ctx, detailed=False) for t in find_tasks(kernel).tasks]
+    truth = [json.dumps(analysis_json(kernel, a)) for a in walks]
+    to_json = TaskJson(kernel)
+    assert [to_json(a) for a in walks] == truth
+    # swapper runs (its registers are its own: frame by frame); two stacks for the others
+    assert len(to_json._stacks) == 2
+    sps = {json.loads(t)["frames"][0]["sp"] for t in truth}
+    assert len(sps) == len(walks)  # the same stack, written with each task's own sps
+    monkeypatch.setattr(stream, "STACK_BUDGET", 0)
+    frame_by_frame = TaskJson(kernel)
+    assert [frame_by_frame(a) for a in walks] == truth
+    assert not frame_by_frame._stacks
+
+
+@pytest.mark.parametrize("flag", ["--json", "--jsonl"])
+def test_json_needs_no_terminal_escaping(
+    tmp_path: Path, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The JSON skips the terminal escaping (explorer.reports.printable.unescaped): every
+    line of it is printable ASCII, a comm with ESC and DEL included, and reads back whole."""
+    dump = str(_shared_stacks_dump(tmp_path))
+    assert main(["check", dump, flag]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert all(line.isascii() and line.isprintable() for line in lines)
+    docs = json.loads(out) if flag == "--json" else [json.loads(line) for line in lines]
+    assert 'x"%\x1b\x7f' in {d["comm"] for d in docs}

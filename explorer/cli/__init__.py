@@ -167,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = args_list[0]
             args = parse_command(subcommands(build_parser(only=name))[name], args_list[1:])
             args.command = name
+            prefetch(args)
             handler: Handler = args.handler
             with escaped_output():
                 return handler(args)
@@ -187,6 +188,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def prefetch(args: argparse.Namespace) -> None:
+    """A command that opens one dump with ``--vmlinux`` has the vmlinux's symbol table built
+    by a second process meanwhile, when it is not cached (:mod:`explorer.sources.prefetch`)."""
+    dump = getattr(args, "dump", None)
+    if isinstance(dump, list) and len(dump) == 1:
+        dump = dump[0]
+    vmlinux = getattr(args, "vmlinux", None)
+    if vmlinux and isinstance(dump, str):
+        from explorer.sources import prefetch as worker
+
+        # the commands that judge running CPUs decode their code (Capstone) on a first run
+        worker.start(vmlinux, meanwhile=_load_decoder if args.command in _DECODING else None)
+
+
+#: Commands whose first run decodes machine code (the prologue of each CPU's PSW).
+_DECODING = frozenset({"check", "bt"})
+
+
+def _load_decoder() -> None:
+    """Load the instruction decoder now (while a worker builds the symbol table)."""
+    from explorer.code.insn import load_decoder
+
+    load_decoder()
 
 
 @contextlib.contextmanager

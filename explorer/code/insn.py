@@ -70,6 +70,15 @@ def _capstone() -> Any:
     return capstone.Cs(capstone.CS_ARCH_SYSZ, capstone.CS_MODE_BIG_ENDIAN)
 
 
+def load_decoder() -> None:
+    """Load Capstone now (a first run that will decode does it while it waits for other
+    work); nothing when it cannot be loaded (decoding says so when it is asked for)."""
+    try:
+        _capstone()
+    except (ImportError, OSError):
+        pass
+
+
 def iter_decode(data: bytes, address: int) -> Iterator[Instruction]:
     """Decode ``data`` (code starting at ``address``) to the end, one instruction at a time.
 

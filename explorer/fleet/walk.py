@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from explorer.model.kernel import Options
+from explorer.model.options import Options
 
 if TYPE_CHECKING:
     from explorer.walk.summary import TaskVerdict

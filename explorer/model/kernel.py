@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from explorer.image.dumpimage import DumpIdentity, DumpImage
+from explorer.model.options import Options
 from explorer.sources.companions import Files
 from parsers.dumps.cpustate import CpuRegisters
 from parsers.dumps.memory import AddressSpace, VaLayout
@@ -70,31 +71,6 @@ class Cpu:
             if s.stack_type == stack_type:
                 return s
         return None
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the user gave besides the dump (all optional). Never changed: the files opening
-    chose are the kernel's :attr:`Kernel.files`.
-
-    Attributes:
-        vmlinux: vmlinux with symbols (and DWARF for types).
-        system_map: System.map (plain or .zst).
-        profile: a saved type profile (JSON).
-        era: force the unwinder/lowcore era instead of deriving it from the release.
-        force: use a symbol file, vmlinux or profile that does not belong to the dump (with
-            a warning on every output) instead of refusing it.
-        types: the type source: auto, dwarf, btf, profile, bundled or probe.
-        source: a kernel source tree, to show the source lines of frames.
-    """
-
-    vmlinux: str | None = None
-    system_map: str | None = None
-    profile: str | None = None
-    era: str | None = None
-    force: bool = False
-    types: str = "auto"
-    source: str | None = None
 
 
 @dataclass(frozen=True)

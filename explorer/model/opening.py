@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from explorer.image.dumpimage import Diagnostics, DumpImage, read_image
 from explorer.model.kernel import DEFAULT_THREAD_SIZE, Cpu, Kernel, Layouts, Options
+from explorer.sources import prefetch
 from explorer.sources.bundled import BUNDLED_PROFILES, bundled_profile
 from explorer.sources.companions import Files, Verifier, choose_companions, plain_vmlinux
 from explorer.sources.kallsyms import dump_kallsyms
@@ -42,7 +43,7 @@ from parsers.s390.layouts import (
 from parsers.s390.records import Lowcore, decode_lowcore
 from parsers.s390.stacks import StackRange
 from parsers.symbols.table import SymbolTable
-from parsers.types.profile import TypeProfile, profile_from_btf, profile_from_dwarf
+from parsers.types.profile import TypeProfile, build_ahead, profile_from_btf, profile_from_dwarf
 
 Progress = Callable[[int, int], None]
 
@@ -86,6 +87,8 @@ def kernel_of(dump: DumpFile, options: Options, companions: bool = False) -> Ker
     files = Files(options.vmlinux, options.system_map, options.profile)
     if companions:
         files = choose_companions(verifier, files)
+    if files.vmlinux and prefetch.building(files.vmlinux):
+        _types_ahead(options, files)
     symbols = _symbols(verifier, files)
     release = _release(image, symbols, notes)
     types, probe = _types(verifier, options.types or "auto", files, symbols, release)
@@ -162,6 +165,14 @@ class _Parts:
             skipped=notes.skipped,
             probe_problem=probe_problem,
         )
+
+
+def _types_ahead(options: Options, files: Files) -> None:
+    """While a worker builds the vmlinux's symbol table (:mod:`explorer.sources.prefetch`),
+    build the DWARF profile that :func:`_types` will then take from it (unless another
+    source comes first)."""
+    if files.vmlinux and not files.profile and (options.types or "auto") in ("auto", "dwarf"):
+        build_ahead(files.vmlinux)
 
 
 def _symbols(verifier: Verifier, files: Files) -> SymbolTable | None:

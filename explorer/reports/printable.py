@@ -46,4 +46,12 @@ class EscapingWriter:
         return getattr(self.raw, name)
 
 
-__all__ = ["EscapingWriter", "printable"]
+def unescaped(stream: Any) -> Any:
+    """The stream under ``stream`` when it is an :class:`EscapingWriter`, else ``stream``:
+    for text that cannot hold a control character, such as JSON written by ``json``'s
+    ASCII encoders (every character of it printable ASCII, lines apart), which escaping
+    would only scan (85 MB for ``check --json`` of 10,000 tasks)."""
+    return stream.raw if isinstance(stream, EscapingWriter) else stream
+
+
+__all__ = ["EscapingWriter", "printable", "unescaped"]

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from itertools import chain
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from typing import IO, Any
 
 from explorer.model.kernel import Kernel
 from explorer.model.tasks import Task, cpu_column
+from explorer.reports.printable import unescaped
 from explorer.reports.walk import frame_extras, verdict_json
 from explorer.walk.analysis import TaskAnalysis
-from explorer.walk.marks import FrameMark, frame_marks
+from explorer.walk.marks import FrameMark, failing_frame, frame_marks
 from explorer.walk.reliable import Verdict
+from explorer.walk.sanity import stack_sanity
 from explorer.walk.unwind import Step, WalkEnd
 from parsers.s390.records import PtRegs
 
@@ -31,6 +34,14 @@ from parsers.s390.records import PtRegs
 _PSW_FRAMES = ("start_regs", "pt_regs")
 _enc: Callable[[str], str] = encode_basestring_ascii  # json.dumps of a str, in C
 _IP = attrgetter("ip")
+_SP = attrgetter("sp")
+_REGS = attrgetter("regs")
+#: All a frame's JSON depends on but its ``sp``, when it has no pt_regs and its ip is a
+#: return address (``how`` not in :data:`_PSW_FRAMES`): see :meth:`TaskJson.task_frames`.
+_SHAPE = attrgetter("index", "ip", "raw_ip", "how", "reliable", "stack.stack_type", "recovered_by")
+#: Characters of remembered stack templates (:meth:`TaskJson.task_frames`) at most: a dump
+#: whose stacks all differ is written frame by frame past it, in bounded memory.
+STACK_BUDGET = 8 << 20
 
 
 def _jstr(value: str | None) -> str:
@@ -57,6 +68,9 @@ class TaskJson:
         self._mark_text: dict[str, str] = {}
         #: ips known to be text (see :meth:`recovered`).
         self._text: dict[int, bool] = {}
+        #: A whole stack's frames as the pieces between its sps, by its shape (() none).
+        self._stacks: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self._budget = STACK_BUDGET
 
     def symbol(self, address: int) -> str:
         """``symbol`` of an address as JSON text (``null`` when unknown)."""
@@ -90,10 +104,11 @@ class TaskJson:
                 + (self.symbol(lb) if lb and not user else "null")
                 + "}"
             )
-        gprs = ", ".join([f'"0x{g:x}"' for g in regs.gprs])
+        # unsigned words: hex(g) is f"0x{g:x}"
+        gprs = f'["{_QCQ.join(map(hex, regs.gprs))}"]' if regs.gprs else "[]"
         ic = regs.int_code
         return (
-            f'{{"address": "0x{regs.address:x}", {head}, "gprs": [{gprs}], '
+            f'{{"address": "0x{regs.address:x}", {head}, "gprs": {gprs}, '
             f'"orig_gpr2": "0x{regs.orig_gpr2:x}", "int_code": "0x{ic:x}", '
             f'"ilc": {ic >> 16}, "code": "0x{ic & 0xFFFF:x}", {tail}'
         )
@@ -170,6 +185,51 @@ class TaskJson:
             out.append(text + call + "}")
         return f"[{', '.join(out)}]"
 
+    def task_frames(self, walk: Any, verdict: Verdict) -> str:
+        """``frames`` of one task, as :meth:`frames` writes them with the walk's marks.
+
+        Thousands of tasks sleep in the same stack: frames without pt_regs whose ips are
+        return addresses differ from one task to the next in their ``sp`` only. Such a
+        stack's text is made once, by :meth:`frames`, and kept as the pieces between its
+        sps, remembered by all the rest it depends on: each frame's :data:`_SHAPE` and the
+        failing frame the marks follow (:func:`explorer.walk.marks.failing_frame`). A task
+        then costs one join of those pieces with its sps (``hex(sp)`` is ``f"0x{sp:x}"``).
+        """
+        steps = walk.steps
+        if any(map(_REGS, steps)):  # registers of the task's own: frame by frame
+            return self.frames(steps, frame_marks(walk, verdict))
+        key = (failing_frame(verdict), *map(_SHAPE, steps))
+        pieces = self._stacks.get(key)
+        if pieces is None:
+            pieces = self._pieces(steps, frame_marks(walk, verdict))
+            size = sum(map(len, pieces))
+            if size <= self._budget:
+                self._budget -= size
+                self._stacks[key] = pieces
+        if not pieces:
+            return self.frames(steps, frame_marks(walk, verdict))
+        return (
+            "".join(chain.from_iterable(zip(pieces, map(hex, map(_SP, steps)), strict=False)))
+            + pieces[-1]
+        )
+
+    def _pieces(self, steps: tuple[Step, ...], marks: Sequence[FrameMark]) -> tuple[str, ...]:
+        """:meth:`frames` of ``steps`` cut at each sp's ``0x...``: one piece more than
+        steps; () when a frame's ip is a PSW's (its fields depend on more)."""
+        if any(s.how in _PSW_FRAMES for s in steps):
+            return ()
+        pieces = []
+        tail = "["
+        for s in steps:
+            text = self.frames((s,), marks)[1:-1]
+            head = f'{{"index": {s.index}, "sp": "'
+            sp = hex(s.sp)
+            assert text.startswith(head + sp + '"'), text
+            pieces.append(tail + head)
+            tail = text[len(head) + len(sp) :] + ", "
+        pieces.append((tail[:-2] if steps else tail) + "]")
+        return tuple(pieces)
+
     @staticmethod
     def mark(m: FrameMark) -> str:
         """A frame's ``mark`` and ``failing_rule`` fields (with their leading comma)."""
@@ -218,7 +278,7 @@ class TaskJson:
         return (
             f'{_task_head(a.task)}, "era": {_enc(w.era)}, '
             f'"start": {_enc(w.start)}, "stacks": {{{stacks}}}, '
-            f'"frames": {self.frames(w.steps, frame_marks(w, a.verdict))}, '
+            f'"frames": {self.task_frames(w, a.verdict)}, '
             f'"end": {self.end(w.end)}, '
             f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}'
             f"{self.recovered(w)}{_sanity(self.kernel, a)}}}"
@@ -241,6 +301,7 @@ def _task_head(t: Task) -> str:
 
 
 _Q = '"'
+_QCQ = '", "'
 
 
 def _recovered(kernel: Kernel, walk: Any) -> str:
@@ -280,7 +341,9 @@ class JsonWriter:
                 return json.dumps(extras.add_json(analysis_json(kernel, a), a.walk))
 
             self.to_json = to_json
-        self.out = out
+        # Every character is printable ASCII (json's ASCII encoders), but the newlines
+        # between tasks: the terminal escaping would scan the text for nothing.
+        self.out = unescaped(out)
         self.lines = lines
         self._sep = "\n  "
         self._pending: list[str] = []
@@ -314,8 +377,29 @@ def json_writer(
 
 
 def _sanity(kernel: Kernel, a: TaskAnalysis) -> str:
-    """The ``sanity`` field of a task whose stack fails a sanity rule, else ''."""
-    from explorer.walk.sanity import corrupt_field
+    """The ``sanity`` field of a task whose stack fails a sanity rule, else '': as
+    ``json.dumps`` writes :func:`explorer.walk.sanity.corrupt_field`, by template."""
+    s = stack_sanity(kernel, a.task, a.walk, high_water=False)
+    if not s.corrupt:
+        return ""
+    checks = ", ".join(
+        [
+            f'{{"id": {_enc(c.id)}, "ok": {_LITERAL[c.ok]}, "text": {_enc(c.text)}'
+            + ("}" if c.found is None else f', "found": "{c.found.hex()}"}}')
+            for c in s.checks
+        ]
+    )
+    return (
+        f', "sanity": {{"end_of_stack": {_hex_or_null(s.end)}, '
+        f'"magic_intact": {_LITERAL[s.magic_intact]}, "deepest_sp": {_hex_or_null(s.deepest)}, '
+        f'"headroom": {"null" if s.headroom is None else s.headroom}, '
+        f'"high_water": {_hex_or_null(s.high_water)}, "checks": [{checks}]}}'
+    )
 
-    field = corrupt_field(kernel, a.task, a.walk)
-    return f', "sanity": {json.dumps(field["sanity"])}' if field else ""
+
+#: JSON of a value that is True, False or None.
+_LITERAL = {True: "true", False: "false", None: "null"}
+
+
+def _hex_or_null(value: int | None) -> str:
+    return "null" if value is None else f'"0x{value:x}"'

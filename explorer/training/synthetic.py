@@ -9,13 +9,13 @@ stay small; reading any other page reports it as not in the dump. Output is dete
 
 from __future__ import annotations
 
-import os
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.sources.bundled import BUNDLED_PROFILES
+from parsers.cache import exclusive_temp
 from parsers.s390.layouts import (
     NT_PRFPREG,
     NT_PRSTATUS,
@@ -279,22 +279,15 @@ class SyntheticDump:
         self._finish_memory()
         image = {addr: bytes(data) for addr, data in self.pages.items()}
         dump = folder / name
-        # Each file appears whole or not at all (written aside, then renamed): served classroom
-        # sessions build the same scenario at once while others already read it.
-        _replace(dump, lambda tmp: write_elf_core(tmp, memory_runs(image), self.notes()))
+        # Each file appears whole or not at all (written aside under a random name, then
+        # renamed): served classroom sessions build the same scenario at once while others
+        # already read it. The files are as a plain open() makes them (0666 less the umask).
+        with exclusive_temp(dump, make_folder=False, mode=0o666) as out:
+            write_elf_core(out, memory_runs(image), self.notes())
         system_map = self.system_map()
-        _replace(folder / "System.map", lambda tmp: tmp.write_text(system_map))
+        with exclusive_temp(folder / "System.map", make_folder=False, mode=0o666) as out:
+            out.write(system_map.encode())
         return dump
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` through ``write(tmp)`` on a temporary name beside it, then rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _known(era: str, fields: Mapping[str, object]) -> dict[str, object]:

@@ -15,7 +15,7 @@ from explorer.model.tasks import Task
 from explorer.training.exercise import Exercise
 from explorer.training.klp import KlpGuess, answer_markdown
 from explorer.tui.commands import ExplorerCommands
-from explorer.tui.screens.answer import REVEAL
+from explorer.tui.screens.form import REVEAL
 from explorer.tui.screens.help import HelpScreen
 from explorer.tui.screens.klp_answer import KlpAnswerForm
 from explorer.tui.screens.livepatch import LivepatchScreen

@@ -46,10 +46,18 @@ def judged(verdict: Verdict) -> Verdict:
 _YES, _NO, _NOT_CHECKED = FrameMark(YES), FrameMark(NO), FrameMark(NOT_CHECKED)
 
 
+def failing_frame(verdict: Verdict) -> tuple[int | None, str | None]:
+    """The frame a frame rule fails at and that rule, else (None, None): with the steps'
+    ``index`` and ``reliable``, all that :func:`frame_marks` depends on."""
+    v = judged(verdict)
+    if v.rule in FRAME_RULES and v.frame is not None:
+        return v.frame, v.rule
+    return None, None
+
+
 def frame_marks(walk: Walk, verdict: Verdict) -> list[FrameMark]:
     """A :class:`FrameMark` per step of ``walk``."""
-    v = judged(verdict)
-    failing = v.frame if v.rule in FRAME_RULES and v.frame is not None else None
+    failing, rule = failing_frame(verdict)
     out = []
     for s in walk.steps:
         if failing is not None:
@@ -57,10 +65,10 @@ def frame_marks(walk: Walk, verdict: Verdict) -> list[FrameMark]:
                 out.append(_NOT_CHECKED)
                 continue
             if s.index == failing:
-                out.append(FrameMark(NO, v.rule))
+                out.append(FrameMark(NO, rule))
                 continue
         out.append(_YES if s.reliable else _NO)
     return out
 
 
-__all__ = ["NO", "NOT_CHECKED", "YES", "FrameMark", "frame_marks", "judged"]
+__all__ = ["NO", "NOT_CHECKED", "YES", "FrameMark", "failing_frame", "frame_marks", "judged"]

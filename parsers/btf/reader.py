@@ -9,6 +9,8 @@ blob (damage is a :class:`~parsers.errors.FormatError`).
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -92,14 +94,36 @@ class BtfStructs:
         little_endian: byte order of the BTF blob (s390x BTF is big-endian).
     """
 
+    #: The construct schemas, built on first use (importing construct costs a start more
+    #: than reading a kernel's BTF needs): struct btf_header; struct btf_type (info =
+    #: kind_flag:1 | kind:5 (bits 24-28) | vlen:16); struct btf_member (with kind_flag, offset
+    #: = bitfield_size:8 | bit_offset:24); struct btf_array; struct btf_enum; and the u32
+    #: after an INT (encoding:4 (bits 24-27) | offset:8 (bits 16-23) | bits:8).
+    header: Any
+    type: Any
+    member: Any
+    array: Any
+    enum: Any
+    int_info: Any
+
     def __init__(self, little_endian: bool) -> None:
+        self.little_endian = little_endian
+        order = "<" if little_endian else ">"
+        self.fast_header = struct.Struct(order + "HBBIIIII")
+        self.fast_type = struct.Struct(order + "III")
+        self.fast_member = struct.Struct(order + "III")
+        self.fast_array = struct.Struct(order + "III")
+        self.fast_u32 = struct.Struct(order + "I")
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("header", "type", "member", "array", "enum", "int_info"):
+            raise AttributeError(name)
         from construct import Int8ub, Int16ub, Int16ul, Int32sb, Int32sl, Int32ub, Int32ul
         from construct import Struct as CStruct
 
+        little_endian = self.little_endian
         u8, u16 = Int8ub, (Int16ul if little_endian else Int16ub)
         u32, s32 = (Int32ul, Int32sl) if little_endian else (Int32ub, Int32sb)
-        order = "<" if little_endian else ">"
-        #: struct btf_header
         self.header = CStruct(
             "magic" / u16,
             "version" / u8,
@@ -110,21 +134,12 @@ class BtfStructs:
             "str_off" / u32,
             "str_len" / u32,
         )
-        #: struct btf_type: info = kind_flag:1 | kind:5 (bits 24-28) | vlen:16
         self.type = CStruct("name_off" / u32, "info" / u32, "size_or_type" / u32)
-        #: struct btf_member; with kind_flag, offset = bitfield_size:8 | bit_offset:24
         self.member = CStruct("name_off" / u32, "type" / u32, "offset" / u32)
-        #: struct btf_array
         self.array = CStruct("type" / u32, "index_type" / u32, "nelems" / u32)
-        #: struct btf_enum
         self.enum = CStruct("name_off" / u32, "val" / s32)
-        #: u32 after an INT: encoding:4 (bits 24-27) | offset:8 (bits 16-23) | bits:8
         self.int_info = u32
-        self.fast_header = struct.Struct(order + "HBBIIIII")
-        self.fast_type = struct.Struct(order + "III")
-        self.fast_member = struct.Struct(order + "III")
-        self.fast_array = struct.Struct(order + "III")
-        self.fast_u32 = struct.Struct(order + "I")
+        return getattr(self, name)
 
 
 class Btf:
@@ -167,25 +182,32 @@ class Btf:
         self._index()
 
     def _index(self) -> None:
-        record = self.s.fast_type
-        types, end, position = self.types, len(self.types), 0
-        while position < end:
-            if position + 12 > end:
-                raise FormatError(f"BTF type {len(self.records)} is truncated")
-            name_off, info, value = record.unpack_from(types, position)
-            kind = (info >> 24) & 0x1F
-            trailer = TRAILER.get(kind)
+        """Every record's place, info, size-or-type and name offset: one pass over the
+        type section as 32-bit words (a record and its trailer are whole words)."""
+        types, end = self.types, len(self.types)
+        words = array("I", types[: end - end % 4])
+        if self.s.little_endian != (sys.byteorder == "little"):
+            words.byteswap()
+        lengths = [None if t is None else (t[0], t[1]) for t in map(TRAILER.get, range(32))]
+        at: list[int] = []  # word index of each record
+        append = at.append
+        i = 0
+        while 4 * i < end:
+            if 4 * i + 12 > end:
+                raise FormatError(f"BTF type {len(at) + 1} is truncated")
+            info = words[i + 1]
+            trailer = lengths[(info >> 24) & 0x1F]
             if trailer is None:
-                raise FormatError(f"BTF type {len(self.records)} has unknown kind {kind}")
-            fixed, per_entry = trailer
-            following = position + 12 + fixed + per_entry * (info & 0xFFFF)
-            if following > end:
-                raise FormatError(f"BTF type {len(self.records)} runs past the type section")
-            self.records.append(position)
-            self.infos.append(info)
-            self.values.append(value)
-            self.names.append(name_off)
-            position = following
+                raise FormatError(f"BTF type {len(at) + 1} has unknown kind {(info >> 24) & 0x1F}")
+            following = i + 3 + (trailer[0] + trailer[1] * (info & 0xFFFF)) // 4
+            if 4 * following > end:
+                raise FormatError(f"BTF type {len(at) + 1} runs past the type section")
+            append(i)
+            i = following
+        self.records.extend(map((4).__mul__, at))
+        self.names.extend(map(words.__getitem__, at))
+        self.infos.extend(map(words.__getitem__, map((1).__add__, at)))
+        self.values.extend(map(words.__getitem__, map((2).__add__, at)))
 
     def kind(self, type_id: int) -> int:
         return (self.infos[self._checked(type_id)] >> 24) & 0x1F

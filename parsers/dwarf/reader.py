@@ -35,6 +35,7 @@ TAG_COMPILE_UNIT = 0x11
 TAG_PARTIAL_UNIT = 0x3C
 AT_SIBLING = 0x01
 AT_NAME = 0x03
+AT_TYPE = 0x49
 AT_STR_OFFSETS_BASE = 0x72
 AT_ADDR_BASE = 0x73
 AT_RNGLISTS_BASE = 0x74
@@ -581,8 +582,11 @@ class DwarfReader:
             raise Unsupported(f"a reference into another file (form 0x{form:x})")
         raise Damaged(f"form 0x{form:x} is not a reference")
 
-    def target(self, die: Die, attr: int, wanted: frozenset[int] | None = None) -> Die | None:
-        """The DIE an attribute of ``die`` refers to; None without the attribute."""
+    def target(
+        self, die: Die, attr: int = AT_TYPE, wanted: frozenset[int] | None = None
+    ) -> Die | None:
+        """The DIE an attribute (DW_AT_type by default) of ``die`` refers to; None without
+        the attribute."""
         value = die.attrs.get(attr)
         if value is None:
             return None

@@ -71,12 +71,6 @@ class DwarfStructs(DwarfReader):
             self.info_size >= 12 and self._initial_length(0)[1] == 8
         )
 
-    def target(
-        self, die: Die, attr: int = AT_TYPE, wanted: frozenset[int] | None = None
-    ) -> Die | None:
-        """The DIE an attribute (DW_AT_type by default) refers to; None without one."""
-        return super().target(die, attr, wanted)
-
     # -- finding named DIEs -----------------------------------------------------------------
     def needles(self, name: str) -> list[bytes]:
         """The byte strings a DIE named ``name`` holds as its name: the offset of any

@@ -42,6 +42,11 @@ MAX_CACHE_BYTES = 256 << 20
 def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     """Write ``table`` (its file addresses, without the KASLR delta) atomically; errors
     (read-only cache, full disk) are ignored: a cache is an optimisation."""
+    write_atomically(Path(path), table_bytes(table))
+
+
+def table_bytes(table: SymbolTable) -> bytes:
+    """``table`` in the cache file's layout (what :func:`save_table` writes)."""
     addrs, types, names = table.raw()
     packed = names if isinstance(names, PackedNames) else pack_names(names)
     blob = packed.blob
@@ -58,14 +63,17 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
         )
     )
     head = MAGIC + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body))
-    write_atomically(Path(path), head + body)
+    return head + body
 
 
 def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     """Read a table written by :func:`save_table`; None if absent, foreign or damaged."""
     data = read_cache_file(Path(path), MAX_CACHE_BYTES)
-    if data is None:
-        return None
+    return None if data is None else table_from_bytes(data)
+
+
+def table_from_bytes(data: bytes) -> SymbolTable | None:
+    """The table of :func:`table_bytes`; None if foreign or damaged."""
     try:
         return _parse(data)
     except (SymbolError, ValueError, struct.error, UnicodeDecodeError, IndexError):

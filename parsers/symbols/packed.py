@@ -95,12 +95,17 @@ class PackedNames(Sequence[str]):
 
 def pack_names(names: Sequence[str]) -> PackedNames:
     """``names`` (in table order) packed, with their index by name."""
-    blob = "\0".join(names).encode("utf-8") + b"\0" if len(names) else b""
-    encoded = blob[:-1].split(b"\0") if len(names) else []  # names hold no NUL
-    starts = array("I", accumulate(map((1).__add__, map(len, encoded[:-1])), initial=0))
-    if not encoded:
-        starts = array("I")
-    by_name = array("I", sorted(range(len(encoded)), key=encoded.__getitem__))  # stable
+    if not len(names):
+        return PackedNames(b"", array("I"), array("I"))
+    text = "\0".join(names)
+    blob = text.encode("utf-8") + b"\0"
+    # ASCII: a name's length in the text is its length in the blob (names hold no NUL)
+    ascii_only = len(blob) == len(text) + 1
+    lengths = map(len, names if ascii_only else blob[:-1].split(b"\0"))
+    starts = array("I", accumulate(map((1).__add__, lengths), initial=0))
+    del starts[-1]
+    # UTF-8 keeps the order of code points: names sort as their bytes do
+    by_name = array("I", sorted(range(len(names)), key=names.__getitem__))  # stable
     return PackedNames(blob, starts, by_name)
 
 

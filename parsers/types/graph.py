@@ -12,12 +12,15 @@ length, enumerators), so that ``struct TYPE ADDR`` can print any struct of the k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Protocol, TypeVar
 
 from elftools.common.exceptions import DWARFError, ELFError, ELFParseError
 from elftools.dwarf.die import DIE
+from elftools.dwarf.dwarfinfo import DWARFInfo
+from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_TAG
 from elftools.elf.elffile import ELFFile
 
 from parsers.btf.reader import (
@@ -251,22 +254,250 @@ _BTF_KIND_NAMES = {
 }
 
 
-_DWARF_KINDS = {
-    "DW_TAG_base_type": "int",
-    "DW_TAG_pointer_type": "ptr",
-    "DW_TAG_array_type": "array",
-    "DW_TAG_structure_type": "struct",
-    "DW_TAG_union_type": "union",
-    "DW_TAG_enumeration_type": "enum",
-    "DW_TAG_typedef": "typedef",
-    "DW_TAG_const_type": "const",
-    "DW_TAG_volatile_type": "volatile",
-    "DW_TAG_restrict_type": "restrict",
-    "DW_TAG_atomic_type": "volatile",
-    "DW_TAG_subroutine_type": "func",
+#: DWARF tags (DWARF 5 §7.5) as :data:`KINDS`.
+_TAG_KINDS = {
+    0x24: "int",  # base_type
+    0x0F: "ptr",
+    0x01: "array",
+    0x13: "struct",
+    0x17: "union",
+    0x04: "enum",
+    0x16: "typedef",
+    0x26: "const",
+    0x35: "volatile",
+    0x37: "restrict",
+    0x47: "volatile",  # atomic
+    0x15: "func",  # subroutine_type
 }
+_TAG_STRUCT, _TAG_UNION = 0x13, 0x17
+_TAG_MEMBER, _TAG_SUBRANGE, _TAG_ENUMERATOR = 0x0D, 0x21, 0x28
+_AT_BYTE_SIZE, _AT_ENCODING, _AT_COUNT, _AT_UPPER_BOUND = 0x0B, 0x3E, 0x37, 0x2F
+_AT_CONST_VALUE, _AT_DECLARATION = 0x1C, 0x3C
+_AT_BIT_SIZE, _AT_BIT_OFFSET, _AT_DATA_BIT_OFFSET, _AT_MEMBER_LOCATION = 0x0D, 0x0C, 0x6B, 0x38
+_DW_OP_PLUS_UCONST = 0x23
 _DW_ATE_FLOAT = 0x04
 _DW_ATE_SIGNED = (0x05, 0x06, 0x0D)  # signed, signed_char, signed_fixed
+
+D = TypeVar("D")
+
+
+class DieAccess(Protocol[D]):
+    """What the DWARF type decoder (:func:`_decode`) reads of a DIE of one DWARF reader;
+    tags and attributes are DWARF codes (DWARF 5 §7.5), type ids .debug_info offsets."""
+
+    def die(self, type_id: int) -> D:
+        """The DIE at this offset."""
+
+    def tag(self, die: D) -> int:
+        """Its tag."""
+
+    def name(self, die: D) -> str | None:
+        """Its DW_AT_name."""
+
+    def int_attr(self, die: D, attr: int) -> int | None:
+        """An attribute's value if an int, as pyelftools gives it (a present flag is True)."""
+
+    def value(self, die: D, attr: int) -> int | bytes | None:
+        """An attribute's value: an int (a constant, a reference, a flag), bytes (a block,
+        an expression, an inline string), None without it."""
+
+    def children(self, die: D) -> Iterable[D]:
+        """The DIEs directly under it."""
+
+    def target(self, die: D) -> int:
+        """The type id its DW_AT_type refers to (0, void, without one)."""
+
+
+class _Graph(TypeGraph, Protocol):
+    """What :func:`_decode` fills: a graph, and its cache of types."""
+
+    _cache: dict[int, CType]
+
+
+def _accepts(dies: DieAccess[D], kinds: tuple[str, ...]) -> Callable[[D], bool]:
+    """Whether a DIE found by name is a complete type of one of ``kinds`` (a struct or union
+    without a size is a declaration)."""
+
+    def accept(die: D) -> bool:
+        tag = dies.tag(die)
+        return (
+            _TAG_KINDS.get(tag, "") in kinds
+            and dies.value(die, _AT_DECLARATION) is None
+            and (tag not in (_TAG_STRUCT, _TAG_UNION) or dies.value(die, _AT_BYTE_SIZE) is not None)
+        )
+
+    return accept
+
+
+def _decode(graph: _Graph, dies: DieAccess[D], type_id: int) -> CType:
+    """The type whose DIE is at ``type_id``, read through ``dies``."""
+    die = dies.die(type_id)
+    tag = dies.tag
+    kind = _TAG_KINDS.get(tag(die), "void")
+    name = dies.name(die)
+    int_attr = dies.int_attr
+    size = int_attr(die, _AT_BYTE_SIZE)
+    if kind == "int":
+        encoding = int_attr(die, _AT_ENCODING)
+        if encoding == _DW_ATE_FLOAT:
+            return CType(type_id, "float", name, size)
+        return CType(type_id, "int", name, size, signed=encoding in _DW_ATE_SIGNED)
+    if kind == "ptr":
+        return CType(type_id, "ptr", None, size or POINTER_SIZE, dies.target(die))
+    if kind == "array":
+        element = dies.target(die)
+        counts = []
+        for child in dies.children(die):
+            if tag(child) == _TAG_SUBRANGE:
+                count = int_attr(child, _AT_COUNT)
+                if count is None:
+                    upper = int_attr(child, _AT_UPPER_BOUND)
+                    count = 0 if upper is None else upper + 1
+                counts.append(count)
+        return _array(graph, type_id, element, counts)
+    if kind in ("struct", "union"):
+        members = []
+        for child in dies.children(die):
+            if tag(child) == _TAG_MEMBER:
+                members.append(_member(dies, child))
+        return CType(type_id, kind, name, size, members=tuple(members))
+    if kind == "enum":
+        enumerators = tuple(
+            (dies.name(c) or "?", int_attr(c, _AT_CONST_VALUE) or 0)
+            for c in dies.children(die)
+            if tag(c) == _TAG_ENUMERATOR
+        )
+        signed = any(v < 0 for _, v in enumerators)
+        return CType(type_id, "enum", name, size, signed=signed, enumerators=enumerators)
+    if kind in ("typedef", "const", "volatile", "restrict"):
+        return CType(type_id, kind, name, None, dies.target(die))
+    if kind == "func":
+        return CType(type_id, "func", name)
+    return CType(type_id, "void", name)
+
+
+def _member(dies: DieAccess[D], die: D) -> Member:
+    """A member's bit offset: DW_AT_data_bit_offset (DWARF 4+), else
+    DW_AT_data_member_location (bytes) with DW_AT_bit_offset for DWARF 2/3 bitfields."""
+    name = dies.name(die)
+    type_id = dies.target(die)
+    int_attr = dies.int_attr
+    bit_size = int_attr(die, _AT_BIT_SIZE) or 0
+    data_bit = int_attr(die, _AT_DATA_BIT_OFFSET)
+    if data_bit is not None:
+        return Member(name, type_id, data_bit, bit_size)
+    location = dies.value(die, _AT_MEMBER_LOCATION)
+    byte = 0
+    if isinstance(location, int):
+        byte = location
+    elif isinstance(location, bytes) and location[:1] == bytes([_DW_OP_PLUS_UCONST]):
+        try:
+            byte = uleb128(location, 1)[0]
+        except (IndexError, Overlong):
+            raise FormatError(f"member {name}: damaged DW_AT_data_member_location") from None
+    bit = byte * 8
+    if bit_size:
+        old = int_attr(die, _AT_BIT_OFFSET)  # big-endian: from the MSB of the storage
+        if old is not None:
+            bit += old
+    return Member(name, type_id, bit, bit_size)
+
+
+def _array(graph: _Graph, type_id: int, element: int, counts: list[int]) -> CType:
+    """An array type; ``int a[2][3]``: an array of 2 arrays of 3, the inner dimensions as
+    synthetic ids. The element's size is its type's through typedefs and qualifiers
+    (``__u8 pad[20]`` is 20 bytes)."""
+    counts = counts or [0]
+    inner = element
+    for depth, count in enumerate(reversed(counts[1:])):
+        synthetic = -(type_id * 16 + depth + 1)
+        elem_size = strip(graph, inner).size
+        graph._cache[synthetic] = CType(
+            synthetic,
+            "array",
+            None,
+            None if elem_size is None else elem_size * count,
+            inner,
+            count=count,
+        )
+        inner = synthetic
+    elem_size = strip(graph, inner).size
+    total = None if elem_size is None else elem_size * counts[0]
+    return CType(type_id, "array", None, total, inner, count=counts[0])
+
+
+#: pyelftools' names of the attributes :func:`_decode` reads.
+_ELFTOOLS_ATTRS = {
+    ENUM_DW_AT[name]: name
+    for name in (
+        "DW_AT_byte_size",
+        "DW_AT_encoding",
+        "DW_AT_count",
+        "DW_AT_upper_bound",
+        "DW_AT_const_value",
+        "DW_AT_declaration",
+        "DW_AT_bit_size",
+        "DW_AT_bit_offset",
+        "DW_AT_data_bit_offset",
+        "DW_AT_data_member_location",
+    )
+}
+
+
+class _ElftoolsDies:
+    """:class:`DieAccess` over pyelftools' DIEs."""
+
+    def __init__(self, dwarf: DWARFInfo) -> None:
+        self.dwarf = dwarf
+        self.dies: dict[int, DIE] = {}
+
+    def die(self, type_id: int) -> DIE:
+        die = self.dies.get(type_id)
+        if die is None:
+            try:
+                die = self.dwarf.get_DIE_from_refaddr(type_id)
+            except (DWARFError, ELFParseError, KeyError, ValueError) as exc:
+                raise FormatError(f"DWARF type at 0x{type_id:x} unreadable: {exc}") from None
+            self.dies[type_id] = die
+        return die
+
+    @staticmethod
+    def tag(die: DIE) -> int:
+        return ENUM_DW_TAG.get(str(die.tag), 0)
+
+    @staticmethod
+    def name(die: DIE) -> str | None:
+        attr = die.attributes.get("DW_AT_name")
+        if attr is None:
+            return None
+        value = attr.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    @staticmethod
+    def int_attr(die: DIE, attr: int) -> int | None:
+        found = die.attributes.get(_ELFTOOLS_ATTRS[attr])
+        if found is None or not isinstance(found.value, int):
+            return None
+        return int(found.value)
+
+    @staticmethod
+    def value(die: DIE, attr: int) -> int | bytes | None:
+        found = die.attributes.get(_ELFTOOLS_ATTRS[attr])
+        if found is None:
+            return None
+        value = found.value
+        return bytes(value) if isinstance(value, list) else value  # an expression: a list
+
+    @staticmethod
+    def children(die: DIE) -> Iterator[DIE]:
+        return die.iter_children()
+
+    def target(self, die: DIE) -> int:
+        if "DW_AT_type" not in die.attributes:
+            return 0
+        target = die.get_DIE_from_attribute("DW_AT_type")
+        self.dies[target.offset] = target
+        return int(target.offset)
 
 
 class ElftoolsTypes:
@@ -287,125 +518,71 @@ class ElftoolsTypes:
             elf = ELFFile(self._file)
             if not elf.has_dwarf_info(strict=True):
                 raise TypeInfoError("has no DWARF debug info", path)
-            self.dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
-            self._finder = DwarfFinder(self.dwarf, elf.little_endian)
+            dwarf = elf.get_dwarf_info(relocate_dwarf_sections=elf["e_type"] == "ET_REL")
+            self._finder = DwarfFinder(dwarf, elf.little_endian)
         except (ELFError, ELFParseError, DWARFError) as exc:
             raise FormatError(f"cannot read its DWARF: {exc}", path) from None
         except OSError as exc:
             raise FormatError(f"cannot read: {exc.strerror}", path) from None
+        self._dies = _ElftoolsDies(dwarf)
         self._cache: dict[int, CType] = {0: VOID}
-        self._dies: dict[int, DIE] = {}
 
     def close(self) -> None:
         """Release the file."""
         self._file.close()
 
     def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
-        def accept(die: DIE) -> bool:
-            return (
-                _DWARF_KINDS.get(str(die.tag), "") in kinds
-                and "DW_AT_declaration" not in die.attributes
-                and (
-                    die.tag not in ("DW_TAG_structure_type", "DW_TAG_union_type")
-                    or "DW_AT_byte_size" in die.attributes
-                )
-            )
-
-        found = self._finder.find({name: (name,)}, accept)
-        die = found.get(name)
+        die = self._finder.find({name: (name,)}, _accepts(self._dies, kinds)).get(name)
         if die is None:
             return None
-        self._dies[die.offset] = die
+        self._dies.dies[die.offset] = die
         return int(die.offset)
 
     def get(self, type_id: int) -> CType:
         known = self._cache.get(type_id)
         if known is None:
-            known = self._cache[type_id] = self._decode(type_id)
+            known = self._cache[type_id] = _decode(self, self._dies, type_id)
         return known
 
-    def _die(self, type_id: int) -> DIE:
-        die = self._dies.get(type_id)
+
+class _ReaderDies:
+    """:class:`DieAccess` over the bounded reader's DIEs (its own methods where they fit,
+    bound once: the decoder calls them for every DIE)."""
+
+    def __init__(self, dwarf: DwarfStructs) -> None:
+        self.dwarf = dwarf
+        self.dies: dict[int, Die] = {}
+        self.name = dwarf.name
+        self.children = dwarf.children
+        self.tag: Callable[[Die], int] = attrgetter("tag")
+
+    def die(self, type_id: int) -> Die:
+        die = self.dies.get(type_id)
         if die is None:
-            try:
-                die = self.dwarf.get_DIE_from_refaddr(type_id)
-            except (DWARFError, ELFParseError, KeyError, ValueError) as exc:
-                raise FormatError(f"DWARF type at 0x{type_id:x} unreadable: {exc}") from None
-            self._dies[type_id] = die
+            found = self.dwarf.die(self.dwarf.unit_at(type_id), type_id)
+            if found is None:
+                raise Damaged("a type id at a null entry")
+            die = self.dies[type_id] = found
         return die
 
-    def _target(self, die: DIE) -> int:
-        if "DW_AT_type" not in die.attributes:
+    @staticmethod
+    def int_attr(die: Die, attr: int) -> int | None:
+        found = die.attrs.get(attr)
+        if found is None or not isinstance(found[1], int):
+            return None
+        return int(found[1])
+
+    @staticmethod
+    def value(die: Die, attr: int) -> int | bytes | None:
+        found = die.attrs.get(attr)
+        return None if found is None else found[1]
+
+    def target(self, die: Die) -> int:
+        target = self.dwarf.target(die)
+        if target is None:
             return 0
-        target = die.get_DIE_from_attribute("DW_AT_type")
-        self._dies[target.offset] = target
-        return int(target.offset)
-
-    def _decode(self, type_id: int) -> CType:
-        die = self._die(type_id)
-        kind = _DWARF_KINDS.get(str(die.tag), "void")
-        name = _name(die)
-        size = _int_attr(die, "DW_AT_byte_size")
-        if kind == "int":
-            encoding = _int_attr(die, "DW_AT_encoding")
-            if encoding == _DW_ATE_FLOAT:
-                return CType(type_id, "float", name, size)
-            return CType(type_id, "int", name, size, signed=encoding in _DW_ATE_SIGNED)
-        if kind == "ptr":
-            return CType(type_id, "ptr", None, size or POINTER_SIZE, self._target(die))
-        if kind == "array":
-            element = self._target(die)
-            counts = []
-            for child in die.iter_children():
-                if child.tag == "DW_TAG_subrange_type":
-                    count = _int_attr(child, "DW_AT_count")
-                    if count is None:
-                        upper = _int_attr(child, "DW_AT_upper_bound")
-                        count = 0 if upper is None else upper + 1
-                    counts.append(count)
-            return _array(self, type_id, element, counts)
-        if kind in ("struct", "union"):
-            members = []
-            for child in die.iter_children():
-                if child.tag != "DW_TAG_member":
-                    continue
-                members.append(_dwarf_member(child, self._target(child), kind))
-            return CType(type_id, kind, name, size, members=tuple(members))
-        if kind == "enum":
-            enumerators = tuple(
-                (_name(c) or "?", _int_attr(c, "DW_AT_const_value") or 0)
-                for c in die.iter_children()
-                if c.tag == "DW_TAG_enumerator"
-            )
-            signed = any(v < 0 for _, v in enumerators)
-            return CType(type_id, "enum", name, size, signed=signed, enumerators=enumerators)
-        if kind in ("typedef", "const", "volatile", "restrict"):
-            return CType(type_id, kind, name, None, self._target(die))
-        if kind == "func":
-            return CType(type_id, "func", name)
-        return CType(type_id, "void", name)
-
-
-#: DWARF tags (DWARF 5 §7.5) as :data:`KINDS`.
-_TAG_KINDS = {
-    0x24: "int",  # base_type
-    0x0F: "ptr",
-    0x01: "array",
-    0x13: "struct",
-    0x17: "union",
-    0x04: "enum",
-    0x16: "typedef",
-    0x26: "const",
-    0x35: "volatile",
-    0x37: "restrict",
-    0x47: "volatile",  # atomic
-    0x15: "func",  # subroutine_type
-}
-_TAG_MEMBER, _TAG_SUBRANGE, _TAG_ENUMERATOR = 0x0D, 0x21, 0x28
-_AT_BYTE_SIZE, _AT_ENCODING, _AT_COUNT, _AT_UPPER_BOUND = 0x0B, 0x3E, 0x37, 0x2F
-_AT_CONST_VALUE, _AT_DECLARATION, _AT_TYPE = 0x1C, 0x3C, 0x49
-_AT_BIT_SIZE, _AT_BIT_OFFSET, _AT_DATA_BIT_OFFSET, _AT_MEMBER_LOCATION = 0x0D, 0x0C, 0x6B, 0x38
-_DW_OP_PLUS_UCONST = 0x23
+        self.dies[target.offset] = target
+        return target.offset
 
 
 class DwarfTypes:
@@ -424,14 +601,13 @@ class DwarfTypes:
         #: What a user should know about how the types were read (the fallback).
         self.notes: list[str] = []
         self._fallback: ElftoolsTypes | None = None
-        self._dwarf: DwarfStructs | None = None
+        self._dies: _ReaderDies | None = None
         self._cache: dict[int, CType] = {0: VOID}
-        self._dies: dict[int, Die] = {}
         self._elf = ElfSections(path, "vmlinux")
         try:
             if self._elf.get(".debug_info") is None and self._elf.get(".zdebug_info") is None:
                 raise TypeInfoError("has no DWARF debug info", path)
-            self._dwarf = DwarfStructs(self._elf)
+            self._dies = _ReaderDies(DwarfStructs(self._elf))
         except Unsupported as why:
             self._fall_back(why)
         except Damaged as error:
@@ -458,26 +634,18 @@ class DwarfTypes:
         self._elf.close()
 
     def find(self, name: str, kinds: tuple[str, ...] = ("struct", "union")) -> int | None:
-        if self._fallback is not None or self._dwarf is None:
+        if self._fallback is not None or self._dies is None:
             return self._fallback.find(name, kinds) if self._fallback is not None else None
-        dwarf = self._dwarf
-
-        def accept(die: Die) -> bool:
-            return (
-                _TAG_KINDS.get(die.tag, "") in kinds
-                and _AT_DECLARATION not in die.attrs
-                and (die.tag not in (0x13, 0x17) or _AT_BYTE_SIZE in die.attrs)
-            )
-
+        dies = self._dies
         try:
-            die = dwarf.lookup({name: (name,)}, accept).get(name)
+            die = dies.dwarf.lookup({name: (name,)}, _accepts(dies, kinds)).get(name)
         except Unsupported as why:
             return self._fall_back(why).find(name, kinds)
         except DAMAGE as error:
             raise FormatError(f"damaged DWARF: {error}", self.path) from None
         if die is None:
             return None
-        self._dies[die.offset] = die
+        dies.dies[die.offset] = die
         return die.offset
 
     def get(self, type_id: int) -> CType:
@@ -486,180 +654,14 @@ class DwarfTypes:
             return known
         if self._fallback is not None:
             return self._fallback.get(type_id)
+        assert self._dies is not None
         try:
-            known = self._cache[type_id] = self._decode(type_id)
+            known = self._cache[type_id] = _decode(self, self._dies, type_id)
         except Unsupported as why:
             return self._fall_back(why).get(type_id)
         except DAMAGE as error:
             raise FormatError(f"DWARF type at 0x{type_id:x} unreadable: {error}") from None
         return known
-
-    def _die(self, type_id: int) -> Die:
-        die = self._dies.get(type_id)
-        if die is None:
-            assert self._dwarf is not None
-            found = self._dwarf.die(self._dwarf.unit_at(type_id), type_id)
-            if found is None:
-                raise Damaged("a type id at a null entry")
-            die = self._dies[type_id] = found
-        return die
-
-    def _target(self, die: Die) -> int:
-        assert self._dwarf is not None
-        target = self._dwarf.target(die, _AT_TYPE)
-        if target is None:
-            return 0
-        self._dies[target.offset] = target
-        return target.offset
-
-    def _decode(self, type_id: int) -> CType:
-        dwarf = self._dwarf
-        assert dwarf is not None
-        die = self._die(type_id)
-        kind = _TAG_KINDS.get(die.tag, "void")
-        name = dwarf.name(die)
-        size = _int(die, _AT_BYTE_SIZE)
-        if kind == "int":
-            encoding = _int(die, _AT_ENCODING)
-            if encoding == _DW_ATE_FLOAT:
-                return CType(type_id, "float", name, size)
-            return CType(type_id, "int", name, size, signed=encoding in _DW_ATE_SIGNED)
-        if kind == "ptr":
-            return CType(type_id, "ptr", None, size or POINTER_SIZE, self._target(die))
-        if kind == "array":
-            element = self._target(die)
-            counts = []
-            for child in dwarf.children(die):
-                if child.tag == _TAG_SUBRANGE:
-                    count = _int(child, _AT_COUNT)
-                    if count is None:
-                        upper = _int(child, _AT_UPPER_BOUND)
-                        count = 0 if upper is None else upper + 1
-                    counts.append(count)
-            return _array(self, type_id, element, counts)
-        if kind in ("struct", "union"):
-            members = []
-            for child in dwarf.children(die):
-                if child.tag != _TAG_MEMBER:
-                    continue
-                members.append(self._member(child))
-            return CType(type_id, kind, name, size, members=tuple(members))
-        if kind == "enum":
-            enumerators = tuple(
-                (dwarf.name(c) or "?", _int(c, _AT_CONST_VALUE) or 0)
-                for c in dwarf.children(die)
-                if c.tag == _TAG_ENUMERATOR
-            )
-            signed = any(v < 0 for _, v in enumerators)
-            return CType(type_id, "enum", name, size, signed=signed, enumerators=enumerators)
-        if kind in ("typedef", "const", "volatile", "restrict"):
-            return CType(type_id, kind, name, None, self._target(die))
-        if kind == "func":
-            return CType(type_id, "func", name)
-        return CType(type_id, "void", name)
-
-    def _member(self, die: Die) -> Member:
-        """As :func:`_dwarf_member`, from the bounded reader's DIE."""
-        assert self._dwarf is not None
-        name = self._dwarf.name(die)
-        type_id = self._target(die)
-        bit_size = _int(die, _AT_BIT_SIZE) or 0
-        data_bit = _int(die, _AT_DATA_BIT_OFFSET)
-        if data_bit is not None:
-            return Member(name, type_id, data_bit, bit_size)
-        location = die.attrs.get(_AT_MEMBER_LOCATION)
-        byte = 0
-        if location is not None:
-            value = location[1]
-            if isinstance(value, int):
-                byte = value
-            elif isinstance(value, bytes) and value[:1] == bytes([_DW_OP_PLUS_UCONST]):
-                try:
-                    byte = uleb128(value, 1)[0]
-                except (IndexError, Overlong):
-                    raise FormatError(
-                        f"member {name}: damaged DW_AT_data_member_location"
-                    ) from None
-        bit = byte * 8
-        if bit_size:
-            old = _int(die, _AT_BIT_OFFSET)  # big-endian: from the MSB of the storage
-            if old is not None:
-                bit += old
-        return Member(name, type_id, bit, bit_size)
-
-
-def _int(die: Die, attr: int) -> int | None:
-    """An attribute's value if an int, as pyelftools gives it (a present flag is True)."""
-    found = die.attrs.get(attr)
-    if found is None or not isinstance(found[1], int):
-        return None
-    return int(found[1])
-
-
-def _array(
-    graph: DwarfTypes | ElftoolsTypes, type_id: int, element: int, counts: list[int]
-) -> CType:
-    """An array type; ``int a[2][3]``: an array of 2 arrays of 3, the inner dimensions as
-    synthetic ids."""
-    counts = counts or [0]
-    inner = element
-    for depth, count in enumerate(reversed(counts[1:])):
-        synthetic = -(type_id * 16 + depth + 1)
-        elem_size = graph.get(inner).size
-        graph._cache[synthetic] = CType(
-            synthetic,
-            "array",
-            None,
-            None if elem_size is None else elem_size * count,
-            inner,
-            count=count,
-        )
-        inner = synthetic
-    elem_size = graph.get(inner).size
-    total = None if elem_size is None else elem_size * counts[0]
-    return CType(type_id, "array", None, total, inner, count=counts[0])
-
-
-def _name(die: DIE) -> str | None:
-    attr = die.attributes.get("DW_AT_name")
-    if attr is None:
-        return None
-    value = attr.value
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _int_attr(die: DIE, name: str) -> int | None:
-    attr = die.attributes.get(name)
-    if attr is None or not isinstance(attr.value, int):
-        return None
-    return int(attr.value)
-
-
-def _dwarf_member(die: DIE, type_id: int, parent_kind: str) -> Member:
-    """A member's bit offset: DW_AT_data_bit_offset (DWARF 4+), else
-    DW_AT_data_member_location (bytes) with DW_AT_bit_offset for DWARF 2/3 bitfields."""
-    name = _name(die)
-    bit_size = _int_attr(die, "DW_AT_bit_size") or 0
-    data_bit = _int_attr(die, "DW_AT_data_bit_offset")
-    if data_bit is not None:
-        return Member(name, type_id, data_bit, bit_size)
-    location = die.attributes.get("DW_AT_data_member_location")
-    byte = 0
-    if location is not None:
-        value: Any = location.value
-        if isinstance(value, int):
-            byte = value
-        elif isinstance(value, list) and value and value[0] == 0x23:  # DW_OP_plus_uconst
-            try:
-                byte = uleb128(bytes(value), 1)[0]
-            except (IndexError, Overlong):
-                raise FormatError(f"member {name}: damaged DW_AT_data_member_location") from None
-    bit = byte * 8
-    if bit_size:
-        old = _int_attr(die, "DW_AT_bit_offset")  # big-endian: from the MSB of the storage
-        if old is not None:
-            bit += old
-    return Member(name, type_id, bit, bit_size)
 
 
 def strip(graph: TypeGraph, type_id: int) -> CType:

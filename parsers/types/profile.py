@@ -68,6 +68,7 @@ __all__ = [
     "PROFILE_VERSION",
     "WANTED",
     "TypeProfile",
+    "build_ahead",
     "default_cache_dir",
     "profile_from_btf",
     "profile_from_dwarf",
@@ -567,10 +568,31 @@ def profile_from_dwarf(
             cached = _read_cache(cache_file, build_id)
             if cached is not None:
                 return replace(cached, source=source)
-        profile = _profile_from_elf(elf, source, build_id)
+        profile = _AHEAD.pop((path, build_id), None) or _profile_from_elf(elf, source, build_id)
     if cache_file is not None:
         _write_cache(cache_file, profile)
     return profile
+
+
+#: Profiles built ahead of their use (:func:`build_ahead`), by path and build-id.
+_AHEAD: dict[tuple[str, str | None], TypeProfile] = {}
+
+
+def build_ahead(vmlinux_path: str | os.PathLike[str]) -> None:
+    """Build a vmlinux's DWARF profile now, when none is cached for its build, and keep it
+    for the :func:`profile_from_dwarf` call that follows (which caches it or not, as it
+    decides): a process waiting for other work does this one meanwhile. What goes wrong is
+    left for that call to report."""
+    path = os.fspath(vmlinux_path)
+    try:
+        with ElfSections(path, "vmlinux") as elf, _elf_errors(path):
+            build_id = elf.build_id()
+            cached = default_cache_dir() / f"{build_id}.g{_CACHE_GENERATION}.profile.json"
+            if build_id and cached.is_file():
+                return
+            _AHEAD[(path, build_id)] = _profile_from_elf(elf, f"dwarf:{path}", build_id)
+    except DumpError:
+        return
 
 
 @contextlib.contextmanager

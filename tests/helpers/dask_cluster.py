@@ -24,6 +24,10 @@ START_SECONDS = 120.0
 ORPHAN_SECONDS = 600
 
 
+#: What the README's commands give ``dask scheduler`` and ``dask worker``.
+PRELOAD = ("--preload", "explorer.fleet.preload")
+
+
 def dask_command() -> Path:
     """The ``dask`` command of this interpreter's environment (installed with distributed)."""
     return Path(sys.executable).parent / "dask"
@@ -35,6 +39,9 @@ class DaskCluster:
 
     folder: Path
     address: str = ""
+    #: ``--preload`` options of every process (``--preload explorer.fleet.preload`` as the
+    #: README starts them).
+    preload: tuple[str, ...] = PRELOAD
     scheduler: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -50,9 +57,10 @@ class DaskCluster:
         except OSError:
             return ""
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, nanny: bool = False) -> subprocess.Popen[bytes]:
         """One ``dask worker`` process of one thread, without a nanny (so that killing its
-        pid kills the worker, as a machine that goes away)."""
+        pid kills the worker, as a machine that goes away), or with one (a worker that dies
+        is started again, as ``--nworkers`` does)."""
         name = f"worker-{len(self.workers)}"
         proc = _spawn(
             [
@@ -65,12 +73,13 @@ class DaskCluster:
                 "127.0.0.1",
                 "--nthreads",
                 "1",
-                "--no-nanny",
+                "--nanny" if nanny else "--no-nanny",
                 "--no-dashboard",
                 "--death-timeout",
                 str(ORPHAN_SECONDS),
                 "--local-directory",
                 str(self.folder / name),
+                *self.preload,
             ],
             self.folder / f"{name}.log",
         )
@@ -87,11 +96,19 @@ class DaskCluster:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
-    """``dask scheduler`` on 127.0.0.1 (a free port) and ``workers`` ``dask worker``
-    processes registered with it; all ended when the block ends."""
+def dask_cluster(
+    folder: Path,
+    workers: int,
+    preload: tuple[str, ...] = PRELOAD,
+    nanny: bool = False,
+    scheduler_env: dict[str, str] | None = None,
+) -> Iterator[DaskCluster]:
+    """``dask scheduler`` on 127.0.0.1 (a free port, with ``scheduler_env`` added to its
+    environment: Dask's settings) and ``workers`` ``dask worker`` processes registered with
+    it; both with ``preload`` (backchain's, as the README starts them). All ended when the
+    block ends."""
     folder.mkdir(parents=True, exist_ok=True)
-    cluster = DaskCluster(folder)
+    cluster = DaskCluster(folder, preload=preload)
     info = folder / "scheduler.json"
     try:
         cluster.scheduler = _spawn(
@@ -107,8 +124,10 @@ def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
                 str(info),
                 "--idle-timeout",
                 str(ORPHAN_SECONDS),
+                *cluster.preload,
             ],
             folder / "scheduler.log",
+            env=scheduler_env,
         )
         deadline = time.monotonic() + START_SECONDS
         while not cluster.address:
@@ -118,7 +137,7 @@ def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
                 cluster.address = json.loads(info.read_text())["address"]
             time.sleep(0.1)
         for _ in range(workers):
-            cluster.start_worker()
+            cluster.start_worker(nanny)
         if workers:
             cluster.worker_pids(workers)
         yield cluster
@@ -128,10 +147,13 @@ def dask_cluster(folder: Path, workers: int) -> Iterator[DaskCluster]:
                 stop(proc)
 
 
-def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
             argv,
+            env={**os.environ, **env} if env else None,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

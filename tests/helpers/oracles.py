@@ -1,13 +1,13 @@
 """The independent truths the tests compare against ("oracles"), found in one place.
 
 A test that needs one asks for it here: ``debug_vmlinux(release)``, ``tool("objdump")``,
-``libkdumpfile_python()``, ``zgetdump_command()``, ``chromium()``, ``drgn_module()``,
-``python_lzo()``, ``dask_distributed()``, ``makedumpfile()``, ``qemu_elf(...)``,
-``qemu_file(...)``; or carries ``@needs("drgn")``
-(the ``oracle`` marker, checked before the test runs). When an oracle is missing, the message
-says what is missing and how to get it. With ``CI=true`` that fails the test: ``.ci/run``
-provisions every oracle, so a missing one there is a broken CI, not a reason to pass quietly.
-Elsewhere (``make test`` on a fresh clone) it skips.
+``libkdumpfile_python()``, ``zgetdump_command()``, ``zstd_command()``, ``chromium()``,
+``drgn_module()``, ``python_lzo()``, ``dask_distributed()``, ``makedumpfile()``,
+``qemu_elf(...)``, ``qemu_file(...)``; or carries ``@needs("drgn")`` (the ``oracle`` marker,
+checked before the test runs). When an oracle is missing, the message says what is missing and
+how to get it. With ``CI=true`` that fails the test: ``.ci/run`` provisions every oracle, so a
+missing one there is a broken CI, not a reason to pass quietly. Elsewhere (``make test`` on a
+fresh clone) it skips.
 
 ``not_in_ci(reason)`` is the one exception: what cannot exist in CI at all (README, "Tests and
 CI", names each), skipped everywhere it is absent, with that reason. QEMU's raw files of a
@@ -120,6 +120,14 @@ def tool(name: str) -> str:
     found = shutil.which(f"s390x-linux-gnu-{name}")
     if found is None:
         missing(f"s390x-linux-gnu-{name}", f"apt-get install {APT[name]}")
+    return found
+
+
+def zstd_command() -> str:
+    """The reference zstd decompressor (Debian's ``zstd``), as a path."""
+    found = shutil.which("zstd")
+    if found is None:
+        missing("the zstd command", "apt-get install zstd")
     return found
 
 

@@ -43,6 +43,10 @@ class Frames:
         i = bisect.bisect_right(self._starts, address) - 1
         return self.fdes[i] if i >= 0 else None
 
+    def rows(self) -> list[tuple[int, str, dict[str, str]]]:
+        """Every row of every FDE (address, CFA, {column: rule}), in address order."""
+        return [row for fde in self.fdes for row in fde.rows]
+
     def covering(self, address: int) -> Fde | None:
         fde = self.nearest(address)
         return fde if fde is not None and fde.start <= address < fde.end else None

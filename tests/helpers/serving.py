@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
+
+from explorer.serve.server import ClassroomServer, ServeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,10 +76,21 @@ def sessions_below(server: int) -> list[int]:
     return sorted(found)
 
 
-@contextmanager
-def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[Served]:
-    """``backchain serve ARGS --port FREE`` until the block ends; waits for its banner."""
-    port = free_port()
+def start(
+    *args: str,
+    port: int,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    new_session: bool = False,
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``backchain serve ARGS --port PORT`` and wait for its banner (up to its
+    ``Ctrl+C`` line); returns the process and the banner's lines. ``new_session``: the
+    server leads a process group of its own (to be ended with its sessions by killpg).
+
+    Raises:
+        AssertionError: it exited or printed no banner within ``timeout`` seconds (it is
+            stopped then).
+    """
     argv = [sys.executable, "-m", "explorer", "serve", *args, "--port", str(port)]
     process = subprocess.Popen(
         argv,
@@ -85,6 +99,7 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
+        start_new_session=new_session,
     )
     assert process.stdout is not None
     banner: list[str] = []
@@ -96,29 +111,46 @@ def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) ->
                 raise AssertionError("backchain serve exited:\n" + "".join(banner))
             banner.append(line)
             if line.strip().startswith("Ctrl+C"):
-                break
-        else:
-            raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
+                return process, banner
+        raise AssertionError("backchain serve printed no banner:\n" + "".join(banner))
+    except BaseException:
+        stop(process)
+        raise
+
+
+def stop(process: subprocess.Popen[str], group: bool = False) -> None:
+    """SIGTERM the server (``group``: its whole process group), SIGKILL after 10 s."""
+    kill = (lambda sig: os.killpg(process.pid, sig)) if group else process.send_signal
+    kill(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        kill(signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Iterator[Served]:
+    """``backchain serve ARGS --port FREE`` until the block ends; waits for its banner."""
+    port = free_port()
+    process, banner = start(*args, port=port, env=env, timeout=timeout)
+    try:
         log: list[str] = []
-        _drain(process, log)
+        drain(process, log.append)
         yield Served(f"http://127.0.0.1:{port}", process, banner, log)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
-def _drain(process: subprocess.Popen[str], log: list[str]) -> None:
-    """Keep reading the server's log into ``log`` so it never blocks on a full pipe."""
+def drain(process: subprocess.Popen[str], line: Callable[[str], object]) -> None:
+    """Keep reading the server's log, each line to ``line``, so it never blocks on a full
+    pipe (a daemon thread, until the server's output ends)."""
     import threading
 
     def run() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            log.append(line)
+        for text in process.stdout:
+            line(text)
 
     threading.Thread(target=run, daemon=True).start()
 
@@ -169,3 +201,28 @@ async def until_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> a
         msg = await ws.receive(timeout=max(deadline - time.monotonic(), 0.1))
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             return msg
+
+
+@asynccontextmanager
+async def in_process(config: ServeConfig) -> AsyncIterator[ClassroomServer]:
+    """A :class:`ClassroomServer` of ``config`` in this process (its explorer usually a
+    stand-in script), listening on a free 127.0.0.1 port (``server.port``; sessions at
+    :func:`session_url`) until the block ends; then every session's process group still
+    there is killed."""
+    server = ClassroomServer(config)
+    runner = web.AppRunner(await server._make_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server.port = int(runner.addresses[0][1])
+    try:
+        yield server
+    finally:
+        for service, _ws in list(server.sessions.values()):
+            if service.pid:
+                os.killpg(service.pid, signal.SIGKILL)
+        await runner.cleanup()
+
+
+def session_url(server: ClassroomServer) -> str:
+    """The websocket of a session of an in-process server."""
+    return f"http://127.0.0.1:{server.port}/ws"

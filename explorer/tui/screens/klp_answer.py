@@ -6,21 +6,14 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widget import Widget
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Input, Label, Select
 
 from explorer.training.klp import CAUSES, KlpGuess, function_name, parse_pid
-from explorer.tui.screens.answer import REVEAL
+from explorer.tui.screens.form import AnswerBase
 from explorer.tui.widgets.field import Field
 
-ORDER = ("#klp-pid", "#klp-cause", "#klp-function", "#klp-patch", "#klp-check")
 
-
-class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
+class KlpAnswerForm(AnswerBase[KlpGuess]):
     """Pid, cause, function (and patch); Check answers, Reveal gives up, escape cancels.
 
     Args:
@@ -29,19 +22,11 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
         last: the previous guess; hint: its hint.
     """
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    PREFIX = "klp"
+    ORDER = ("#klp-pid", "#klp-cause", "#klp-function", "#klp-patch", "#klp-check")
     DEFAULT_CSS = """
-    KlpAnswerForm { align: center middle; }
-    KlpAnswerForm > Vertical {
-        width: 68; max-width: 100%; height: auto; padding: 0 1;
-        border: round $accent; background: $panel;
-    }
-    KlpAnswerForm Label { color: $text-muted; margin-top: 1; width: 1fr; }
-    KlpAnswerForm #klp-hint { color: $text-warning; margin: 0; }
-    KlpAnswerForm #klp-error { color: $text-error; margin: 0; }
-    KlpAnswerForm Select { width: 1fr; }
-    KlpAnswerForm #klp-buttons { height: auto; margin-top: 1; align-horizontal: right; }
-    KlpAnswerForm Button { margin-left: 1; min-width: 10; }
+    KlpAnswerForm > Vertical { width: 68; }
+    KlpAnswerForm Label { width: 1fr; }
     """
 
     def __init__(
@@ -51,64 +36,47 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
         last: KlpGuess | None = None,
         hint: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(hint)
         self.start_pid = pid
         self.top = top
         self.last = last
-        self.hint = hint
-        self._typing = False
 
-    def compose(self) -> ComposeResult:
-        """The fields and buttons."""
+    def fields(self) -> ComposeResult:
+        """Pid, cause, function and (a settled dump) patch."""
         last = self.last
         pid = last.pid if last is not None else self.start_pid
-        with Vertical() as box:
-            box.border_title = "your answer"
-            if self.hint:
-                yield Label(f"hint after your previous answer: {self.hint}", id="klp-hint")
-            yield Label("the task that blocks the transition: its pid, or none")
-            yield Field(
-                "" if pid is None and last is None else "none" if pid is None else str(pid),
-                placeholder="a pid, or none",
-                id="klp-pid",
-                compact=True,
-            )
-            yield Label("why the kernel cannot switch it", id="klp-cause-label")
+        yield Label("the task that blocks the transition: its pid, or none")
+        yield Field(
+            "" if pid is None and last is None else "none" if pid is None else str(pid),
+            placeholder="a pid, or none",
+            id="klp-pid",
+            compact=True,
+        )
+        yield Label("why the kernel cannot switch it", id="klp-cause-label")
+        yield Select(
+            [(words.replace(" F", ""), cause) for cause, words in CAUSES.items()],
+            value=last.cause if last is not None and last.cause else Select.NULL,
+            prompt="choose the kernel's words",
+            id="klp-cause",
+            compact=True,
+        )
+        yield Label("the function, as the kernel names it", id="klp-function-label")
+        yield Field(
+            last.function or "" if last is not None else "",
+            placeholder="a function name",
+            id="klp-function",
+            compact=True,
+        )
+        if self.top is not None:
+            function, patches = self.top
+            yield Label(f"whose {function} runs now", id="klp-patch-label")
             yield Select(
-                [(words.replace(" F", ""), cause) for cause, words in CAUSES.items()],
-                value=last.cause if last is not None and last.cause else Select.NULL,
-                prompt="choose the kernel's words",
-                id="klp-cause",
+                [(p, p) for p in patches],
+                value=last.patch if last is not None and last.patch else Select.NULL,
+                prompt="choose a patch",
+                id="klp-patch",
                 compact=True,
             )
-            yield Label("the function, as the kernel names it", id="klp-function-label")
-            yield Field(
-                last.function or "" if last is not None else "",
-                placeholder="a function name",
-                id="klp-function",
-                compact=True,
-            )
-            if self.top is not None:
-                function, patches = self.top
-                yield Label(f"whose {function} runs now", id="klp-patch-label")
-                yield Select(
-                    [(p, p) for p in patches],
-                    value=last.patch if last is not None and last.patch else Select.NULL,
-                    prompt="choose a patch",
-                    id="klp-patch",
-                    compact=True,
-                )
-            yield Label("", id="klp-error")
-            with Horizontal(id="klp-buttons"):
-                yield Button("Check", variant="primary", id="klp-check", compact=True)
-                yield Button("Reveal…", variant="warning", id="klp-reveal", compact=True)
-                yield Button("Cancel", id="klp-cancel", compact=True)
-
-    def on_mount(self) -> None:
-        """Show the fields the answer needs; focus the pid."""
-        self._fields_shown()
-        self.query_one("#klp-error").display = False
-        self.query_one("#klp-pid").focus()
 
     def _pid(self) -> int | None:
         try:
@@ -132,38 +100,7 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
 
     @on(Input.Changed, "#klp-pid")
     def _pid_changed(self) -> None:
-        self._fields_shown()
-        self.query_one("#klp-error").display = False
-
-    @on(Select.Changed)
-    def _changed(self, event: Select.Changed) -> None:
-        """A choice made: show the fields it needs and move on to the next one."""
-        self._pid_changed()
-        chosen = self._typing and event.select.has_focus_within  # not the form's start value
-        if chosen and event.value is not Select.NULL:
-            self.call_after_refresh(self._next_after, event.select)
-
-    def on_key(self) -> None:
-        """The trainee has started: a choice from now on moves on to the next field."""
-        self._typing = True
-
-    @on(Field.Submitted)
-    def _entered(self, event: Field.Submitted) -> None:
-        """Enter in a field: on to the next one shown (Check last)."""
-        self._next_after(event.input)
-
-    def _next_after(self, widget: Widget) -> None:
-        later = ORDER[ORDER.index(f"#{widget.id}") + 1 :]
-        for name in later:
-            found = self.query(name)
-            if found and found.first().display:
-                found.first().focus()
-                return
-
-    def _error(self, text: str) -> None:
-        error = self.query_one("#klp-error", Label)
-        error.update(Content(text))
-        error.display = True
+        self._answer_changed()
 
     def guess(self) -> KlpGuess | None:
         """The form as a guess, or None (and what is missing shown) when it is incomplete."""
@@ -192,18 +129,3 @@ class KlpAnswerForm(ModalScreen[KlpGuess | str | None]):
                 self._error("name the function it sleeps on")
                 return None
         return KlpGuess(pid, cause, function, patch)
-
-    @on(Button.Pressed, "#klp-check")
-    def _check(self) -> None:
-        g = self.guess()
-        if g is not None:
-            self.dismiss(g)
-
-    @on(Button.Pressed, "#klp-reveal")
-    def _reveal(self) -> None:
-        self.dismiss(REVEAL)
-
-    @on(Button.Pressed, "#klp-cancel")
-    def action_cancel(self) -> None:
-        """Escape: close without answering."""
-        self.dismiss(None)

@@ -29,7 +29,8 @@ from explorer.tui.cfi import notes as cfi_notes
 from explorer.tui.export import export_name, write_new
 from explorer.tui.markup import markup
 from explorer.tui.protocol import Explorer, explorer_of
-from explorer.tui.screens.answer import REVEAL, AnswerForm
+from explorer.tui.screens.answer import AnswerForm
+from explorer.tui.screens.form import REVEAL
 from explorer.tui.screens.prompt import Confirm, Prompt
 from explorer.tui.screens.scenario import DebriefScreen, debrief_markdown, situation_markdown
 from explorer.tui.session import Session
