@@ -13,38 +13,60 @@ from pathlib import Path
 import pytest
 
 from explorer.sources import prefetch
-from parsers.symbols.table import load_vmlinux_symbols
 from tests.helpers import oracles
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "real" / "deb12-6.1-idle" / "vmcore.zst"
 
 
-def _gone(pid: int) -> bool:
+def _in_a_fresh_process(script: str, cache: Path, timeout: float = 300) -> None:
+    """Run ``script`` (its asserts) in a new interpreter with ``VMLINUX`` and ``prefetch``
+    bound: a worker is forked only where no other thread runs, and this test process may
+    hold threads other tests left."""
+    vmlinux = str(oracles.debug_vmlinux("6.1.0-50-s390x"))
+    head = "import os, sys\nfrom explorer.sources import prefetch\nVMLINUX = sys.argv[1]\n"
+    env = {**os.environ, "BACKCHAIN_CACHE": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", head + script, vmlinux],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+_GONE = """
+def gone(pid):
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         return True
     return False
+"""
 
 
-def test_the_worker_builds_the_table_a_process_builds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    vmlinux = str(oracles.debug_vmlinux("6.1.0-50-s390x"))
-    monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path))
-    prefetch.start(vmlinux)
-    assert prefetch.building(vmlinux)
-    (pid, _) = prefetch._WORKERS[vmlinux]
-    table = prefetch.take(vmlinux)
-    assert table is not None and _gone(pid)
-    here = load_vmlinux_symbols(vmlinux)
-    assert table.source == here.source == f"vmlinux {vmlinux}"
-    assert list(table.rows()) == list(here.rows())
-    assert len(table) == len(here) > 90_000
-    for name in ("_stext", "schedule", "init_task", "__start_BTF", "no_such_symbol_zz"):
-        assert table.address_of(name) == here.address_of(name)
-    assert prefetch.take(vmlinux) is None  # taken once
+def test_the_worker_builds_the_table_a_process_builds(tmp_path: Path) -> None:
+    _in_a_fresh_process(
+        _GONE
+        + """
+from parsers.symbols.table import load_vmlinux_symbols
+prefetch.start(VMLINUX)
+assert prefetch.building(VMLINUX)
+(pid, _) = prefetch._WORKERS[VMLINUX]
+table = prefetch.take(VMLINUX)
+assert table is not None and gone(pid)
+here = load_vmlinux_symbols(VMLINUX)
+assert table.source == here.source == f"vmlinux {VMLINUX}"
+assert list(table.rows()) == list(here.rows())
+assert len(table) == len(here) > 90_000
+for name in ("_stext", "schedule", "init_task", "__start_BTF", "no_such_symbol_zz"):
+    assert table.address_of(name) == here.address_of(name), name
+assert prefetch.take(VMLINUX) is None  # taken once
+""",
+        tmp_path,
+    )
 
 
 def test_no_worker_for_what_is_not_an_elf_file(
@@ -59,13 +81,47 @@ def test_no_worker_for_what_is_not_an_elf_file(
         assert prefetch.take(path) is None
 
 
-def test_a_worker_never_taken_is_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    vmlinux = str(oracles.debug_vmlinux("6.1.0-50-s390x"))
-    monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path))
-    prefetch.start(vmlinux)
-    (pid, _) = prefetch._WORKERS[vmlinux]
-    prefetch._end_all()
-    assert _gone(pid) and not prefetch.building(vmlinux)
+def test_a_worker_never_taken_is_ended(tmp_path: Path) -> None:
+    _in_a_fresh_process(
+        _GONE
+        + """
+prefetch.start(VMLINUX)
+(pid, _) = prefetch._WORKERS[VMLINUX]
+prefetch._end_all()
+assert gone(pid) and not prefetch.building(VMLINUX)
+""",
+        tmp_path,
+    )
+
+
+def test_no_worker_while_another_thread_runs(tmp_path: Path) -> None:
+    _in_a_fresh_process(
+        """
+import threading
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+prefetch.start(VMLINUX)
+assert not prefetch.building(VMLINUX) and prefetch.take(VMLINUX) is None
+stop.set()
+other.join()
+""",
+        tmp_path,
+    )
+
+
+def test_no_worker_for_a_fifo_and_no_wait_on_it(tmp_path: Path) -> None:
+    """A FIFO named as the vmlinux (no writer): no worker, and its open does not wait."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    _in_a_fresh_process(
+        f"""
+prefetch.start({str(fifo)!r})
+assert not prefetch.building({str(fifo)!r})
+""",
+        tmp_path / "cache",
+        timeout=30,
+    )
 
 
 def test_a_first_run_prints_what_a_warm_run_prints(tmp_path: Path) -> None:

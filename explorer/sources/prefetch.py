@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -41,16 +42,20 @@ _HINTS: dict[str, bytes | None] = {}
 
 def start(vmlinux: str | None, meanwhile: Callable[[], object] | None = None) -> None:
     """Fork a worker that builds ``vmlinux``'s symbol table, unless it is known to be cached
-    (:func:`remember`), compressed, unreadable, or forking is unsafe here. Nothing is hashed
-    first: the worker starts at once, and the open that follows keys the table by content
-    as always. ``meanwhile``: work of this process's own to do, if a worker was started,
-    before waiting for its table (:func:`take`)."""
+    (:func:`remember`), compressed, unreadable, not a regular file, or forking is unsafe
+    here. Nothing is hashed first: the worker starts at once, and the open that follows
+    keys the table by content as always. ``meanwhile``: work of this process's own to do,
+    if a worker was started, before waiting for its table (:func:`take`)."""
     if not vmlinux or vmlinux in _WORKERS or not hasattr(os, "fork"):
         return
     if threading.active_count() != 1:  # a fork copies one thread: never with others running
         return
     try:
-        with open(vmlinux, "rb") as f:
+        # O_NONBLOCK: a FIFO named as the vmlinux must not block its open here (the command
+        # refuses it later with its own message); only a regular file is read ahead.
+        with os.fdopen(os.open(vmlinux, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return
             if f.read(4) != b"\x7fELF":  # compressed (or not a vmlinux): nothing to prefetch
                 return
         hint = _hint_file(vmlinux)
