@@ -4,7 +4,6 @@ claims."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,31 +45,15 @@ def cached_kallsyms(
     return table
 
 
-#: Keys already computed in this process, by path, kind and the file's identity and
-#: modification (a prefetch computes a vmlinux's key once for the open that follows).
-_KEYS: dict[tuple[str, str, int, int, int, int], str | None] = {}
+def file_symbols_cached(key: str | None) -> bool:
+    """Whether a table is cached under ``key`` (it may still prove damaged when read)."""
+    return key is not None and _file_cache(key).is_file()
 
 
 def file_symbols_key(path: str, kind: str) -> str | None:
     """What names a System.map's or vmlinux's table in the cache: a digest of the bytes it
     is read from (a vmlinux's ``.symtab`` and its string table; a System.map's whole file),
     never the build-id the file claims. None when they cannot be read (nothing is cached)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    memo = (path, kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    if memo not in _KEYS:
-        _KEYS[memo] = _file_symbols_key(path, kind)
-    return _KEYS[memo]
-
-
-def file_symbols_cached(key: str | None) -> bool:
-    """Whether a table is cached under ``key`` (it may still prove damaged when read)."""
-    return key is not None and _file_cache(key).is_file()
-
-
-def _file_symbols_key(path: str, kind: str) -> str | None:
     try:
         if kind == "vmlinux":
             with ElfSections(path) as elf:
