@@ -557,14 +557,14 @@ def profile_from_dwarf(
         TypeInfoError: the file has no DWARF (a stripped vmlinux).
     """
     path = os.fspath(vmlinux_path)
-    source = f"dwarf:{path}"
+    source = _dwarf_source(path)
     elf = ElfSections(path, "vmlinux")  # no pyelftools: neither a cached profile nor
     with elf, _elf_errors(path):  # the usual reader (parsers.dwarf.structs) needs it
         build_id = elf.build_id()
         cache_file = None
         if use_cache and build_id:
             directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-            cache_file = directory / f"{build_id}.g{_CACHE_GENERATION}.profile.json"
+            cache_file = _dwarf_cache_file(directory, build_id)
             cached = _read_cache(cache_file, build_id)
             if cached is not None:
                 return replace(cached, source=source)
@@ -587,12 +587,21 @@ def build_ahead(vmlinux_path: str | os.PathLike[str]) -> None:
     try:
         with ElfSections(path, "vmlinux") as elf, _elf_errors(path):
             build_id = elf.build_id()
-            cached = default_cache_dir() / f"{build_id}.g{_CACHE_GENERATION}.profile.json"
-            if build_id and cached.is_file():
+            if build_id and _dwarf_cache_file(default_cache_dir(), build_id).is_file():
                 return
-            _AHEAD[(path, build_id)] = _profile_from_elf(elf, f"dwarf:{path}", build_id)
+            _AHEAD[(path, build_id)] = _profile_from_elf(elf, _dwarf_source(path), build_id)
     except DumpError:
         return
+
+
+def _dwarf_source(path: str) -> str:
+    """A DWARF profile's ``source``."""
+    return f"dwarf:{path}"
+
+
+def _dwarf_cache_file(directory: Path, build_id: str) -> Path:
+    """Where the DWARF profile of the build ``build_id`` is cached in ``directory``."""
+    return directory / f"{build_id}.g{_CACHE_GENERATION}.profile.json"
 
 
 @contextlib.contextmanager
