@@ -33,7 +33,6 @@ from parsers.s390.records import PtRegs
 #: Frames whose ip is a PSW, not a return address (their extra fields are not remembered).
 _PSW_FRAMES = ("start_regs", "pt_regs")
 _enc: Callable[[str], str] = encode_basestring_ascii  # json.dumps of a str, in C
-_IP = attrgetter("ip")
 _SP = attrgetter("sp")
 _REGS = attrgetter("regs")
 #: All a frame's JSON depends on but its ``sp``, when it has no pt_regs and its ip is a
@@ -66,8 +65,6 @@ class TaskJson:
         #: A return-address frame's JSON from "ip" to its extras, by (ip, stack, reliable, how).
         self._chunks: dict[tuple[int, str, bool, str], str] = {}
         self._mark_text: dict[str, str] = {}
-        #: ips known to be text (see :meth:`recovered`).
-        self._text: dict[int, bool] = {}
         #: A whole stack's frames as the pieces between its sps, by its shape (() none).
         self._stacks: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._budget = STACK_BUDGET
@@ -257,18 +254,6 @@ class TaskJson:
             text = self._verdicts[key] = json.dumps(verdict_json(v))
         return text
 
-    def recovered(self, walk: Any) -> str:
-        """:func:`_recovered`, answered at once for a walk that ended well among ips known
-        to be text (a walk that did not break has only those after its first frame)."""
-        later = list(map(_IP, walk.steps[1:]))
-        fine = walk.end.kind != "error"
-        if fine and all(map(self._text.get, later)):
-            return ""
-        field = _recovered(self.kernel, walk)
-        if fine and not field:
-            self._text.update(dict.fromkeys(later, True))
-        return field
-
     def __call__(self, a: TaskAnalysis) -> str:
         """One task, as ``json.dumps(analysis_json(kernel, a))``."""
         w = a.walk
@@ -281,7 +266,7 @@ class TaskJson:
             f'"frames": {self.task_frames(w, a.verdict)}, '
             f'"end": {self.end(w.end)}, '
             f'"verdict": {self.verdict(a.verdict)}, "livepatch": {_enc(a.livepatch)}'
-            f"{self.recovered(w)}{_sanity(self.kernel, a)}}}"
+            f"{_recovered(self.kernel, w)}{_sanity(self.kernel, a)}}}"
         )  # one f-string: the task's text (KiBs) is copied once
 
 
