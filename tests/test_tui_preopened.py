@@ -70,3 +70,20 @@ def test_check_every_is_each_task_checked(forget: None) -> None:
     ]
     other = next(e for e in session.eras if e != session.era)
     assert session.checked(other) is None
+
+
+@sync
+async def test_css_is_parsed_once_a_process() -> None:
+    """A second explorer of the process takes the first one's parsed rules (the same
+    objects) for the same CSS and theme, and draws the same screen with them."""
+    from explorer.tui import stylesheet
+
+    first, _ = await _screen(BUSY, (80, 24))
+    app = make_app(BUSY)
+    kept = set(map(id, (r for rules in stylesheet._PARSED.values() for r in rules)))
+    assert kept
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_checked(app, pilot)
+        assert isinstance(app.stylesheet, stylesheet.SharedStylesheet)
+        assert {id(r) for r in app.stylesheet.rules} <= kept
+        assert app.export_screenshot() == first
