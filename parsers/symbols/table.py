@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from parsers.compressed import read_text_maybe_compressed
 from parsers.errors import DumpError, FormatError, SymbolError
 from parsers.symbols.packed import PackedNames
 
@@ -282,6 +281,8 @@ def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
     Raises:
         SymbolError: unreadable, or not a System.map (e.g. Debian's one-line placeholder).
     """
+    from parsers.compressed import read_text_maybe_compressed  # not for a vmlinux's table
+
     text = read_text_maybe_compressed(path, limit=MAX_SYSTEM_MAP_BYTES)
     entries = []
     for lineno, line in enumerate(io.StringIO(text), 1):  # one line at a time, not a list
