@@ -62,7 +62,10 @@ def table_of_symbols(
     kept = count - letters.count(0)
     if not kept:
         return None
-    packed = strings.isascii() and max(compress(st_names, letters)) < len(strings)
+    # names in one ASCII table, each starting in it (every st_name, or failing that each kept one)
+    packed = strings.isascii() and (
+        max(st_names) < len(strings) or max(compress(st_names, letters)) < len(strings)
+    )
     if packed and not strings.endswith(b"\0"):
         strings += b"\0"
     names_at = _namer(strings, packed)
