@@ -70,8 +70,8 @@ def table_of_symbols(
         strings += b"\0"
     names_at = _namer(strings, packed)
     found = _address_order(raw, letters, count, kept)
-    order, addrs = found if found is not None else _address_order_any(raw, letters, count)
-    shared = _shared(addrs)
+    order, addrs, columns = found or _address_order_any(raw, letters, count)
+    shared = _shared(columns)
     if shared:  # the positions of every address several symbols share, in one sort
         at = sorted({*shared, *map((1).__add__, shared)})
         members = list(map(order.__getitem__, at))
@@ -109,9 +109,10 @@ def _index_bytes(count: int) -> tuple[bytes, bytes, bytes]:
 
 def _address_order(
     raw: bytes, letters: bytes, count: int, kept: int
-) -> tuple[array[int], array[int]] | None:
+) -> tuple[array[int], array[int], list[bytes]] | None:
     """The ``.symtab`` indexes of the symbols kept (``letters`` not NUL) by (address,
-    index), and their addresses; None when an address or an index does not fit a float key.
+    index), their addresses, and the addresses' bytes as columns (in any order, for
+    :func:`_shared`); None when an address or an index does not fit a float key.
 
     Each symbol's key is the double 2**52 + (address << 24 | index), built byte by byte
     from the columns of ``raw``; one left out gets a far larger key (and is dropped after
@@ -139,9 +140,9 @@ def _address_order(
     if little:
         floats.byteswap()
     data = floats.tobytes()
+    columns = [data[1::8].translate(_LOW_NIBBLE), data[2::8], data[3::8], data[4::8]]
     wide = bytearray(8 * kept)
-    wide[4::8] = data[1::8].translate(_LOW_NIBBLE)
-    wide[5::8], wide[6::8], wide[7::8] = data[2::8], data[3::8], data[4::8]
+    wide[4::8], wide[5::8], wide[6::8], wide[7::8] = columns
     addrs = array("Q")
     addrs.frombytes(wide)
     narrow = bytearray(4 * kept)
@@ -151,10 +152,12 @@ def _address_order(
     if little:
         addrs.byteswap()
         order.byteswap()
-    return order, addrs
+    return order, addrs, columns
 
 
-def _address_order_any(raw: bytes, letters: bytes, count: int) -> tuple[array[int], array[int]]:
+def _address_order_any(
+    raw: bytes, letters: bytes, count: int
+) -> tuple[array[int], array[int], list[bytes]]:
     """:func:`_address_order` for any addresses and counts (a slower sort, by a key)."""
     words = array("Q")
     words.frombytes(raw)
@@ -162,21 +165,23 @@ def _address_order_any(raw: bytes, letters: bytes, count: int) -> tuple[array[in
         words.byteswap()
     values = words[1::3]
     order = sorted(compress(range(count), letters), key=values.__getitem__)  # stable
-    return array("I" if count < 1 << 32 else "Q", order), array("Q", map(values.__getitem__, order))
-
-
-def _shared(addrs: array[int]) -> list[int]:
-    """The positions ``p`` where ``addrs[p] == addrs[p + 1]``, found by comparing the
-    array's bytes with themselves one entry along."""
-    if len(addrs) < 2:
-        return []
+    addrs = array("Q", map(values.__getitem__, order))
     data = addrs.tobytes()
-    size = len(data)
-    diff = (int.from_bytes(data, "big") ^ int.from_bytes(data[8:] + bytes(8), "big")).to_bytes(
-        size, "big"
-    )
-    differs = _flags(*(diff[j::8] for j in range(8))).to_bytes(len(addrs), "big")
-    return list(compress(range(len(addrs) - 1), differs.translate(_ZERO_FLAG)))
+    columns = [data[j::8] for j in range(8)]
+    return array("I" if count < 1 << 32 else "Q", order), addrs, columns
+
+
+def _shared(columns: list[bytes]) -> list[int]:
+    """The positions ``p`` where an address equals the next one, from the bytes of the
+    addresses as ``columns`` (byte ``j`` of every address in ``columns[j]``): each column
+    compared with itself one address along, as big integers."""
+    count = len(columns[0])
+    if count < 2:
+        return []
+    differs = 0
+    for column in columns:
+        differs |= int.from_bytes(column, "big") ^ int.from_bytes(column[1:] + b"\0", "big")
+    return list(compress(range(count - 1), differs.to_bytes(count, "big").translate(_ZERO_FLAG)))
 
 
 #: Byte flag 0 -> 1, anything else -> 0.
