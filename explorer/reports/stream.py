@@ -297,9 +297,11 @@ def _recovered(kernel: Kernel, walk: Any) -> str:
     return f', "recovered": {json.dumps(field["recovered"])}' if field else ""
 
 
-#: Text gathered before one write: a few large writes instead of one per task (a pipe's
-#: reader is woken once per write; 10,000 tasks are ~70 MB of JSON).
+#: Bytes gathered before one write: a few large writes instead of one per task (a pipe's
+#: reader is woken once per write; 10,000 tasks are ~85 MB of JSON).
 WRITE_CHUNK = 1 << 20
+#: Encodings that write JSON's ASCII characters as themselves, a byte each.
+_ASCII_SAFE = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
 
 
 class JsonWriter:
@@ -307,8 +309,14 @@ class JsonWriter:
 
     ``lines=False`` writes the items of a JSON list, each on its own line (the caller
     writes ``[`` before and, after :meth:`flush`, a newline and ``]``); ``lines=True``
-    writes one task per line (JSON Lines). Nothing is kept: a call returns None. The text
-    goes out in chunks of :data:`WRITE_CHUNK` characters; :meth:`flush` writes the rest.
+    writes one task per line (JSON Lines). Nothing is kept: a call returns None.
+
+    To a text stream over a binary one (standard output), each task's text is copied
+    into one buffer of :data:`WRITE_CHUNK` bytes, reused, which goes out whole when full:
+    the 85 MB of 10,000 tasks then touch the same 1 MiB again and again. (Joined into a
+    new string per chunk and encoded into new bytes, they took 33,000 fresh pages, each a
+    page fault and a zeroed page: 0.13 s of system time.) To another stream the text is
+    gathered in chunks of as many characters. :meth:`flush` writes the rest.
 
     Args:
         extras: a :class:`explorer.cli.debuginfo.FrameExtras`; when it adds fields (source
@@ -329,29 +337,81 @@ class JsonWriter:
         # Every character is printable ASCII (json's ASCII encoders), but the newlines
         # between tasks: the terminal escaping would scan the text for nothing.
         self.out = unescaped(out)
+        self.binary = _binary_under(self.out)
         self.lines = lines
-        self._sep = "\n  "
+        self._sep = b"\n  "
+        self._buffer = bytearray(WRITE_CHUNK if self.binary is not None else 0)
+        self._view = memoryview(self._buffer)
+        self._used = 0
         self._pending: list[str] = []
         self._size = 0
 
     def __call__(self, a: TaskAnalysis) -> None:
         text = self.to_json(a)
+        if self.binary is None:
+            self._gather(text)
+            return
+        data = text.encode("ascii")
+        if self.lines:
+            head, tail = b"", b"\n"
+        else:
+            head, tail = self._sep, b""
+            self._sep = b",\n  "
+        size = len(head) + len(data) + len(tail)
+        if self._used + size > WRITE_CHUNK:
+            self.flush()
+            if size > WRITE_CHUNK:  # a task larger than the buffer goes out on its own
+                self._write(head + data + tail)
+                return
+        view, at = self._view, self._used
+        view[at : at + len(head)] = head
+        at += len(head)
+        view[at : at + len(data)] = data
+        at += len(data)
+        view[at : at + len(tail)] = tail
+        self._used = at + len(tail)
+
+    def _gather(self, text: str) -> None:
+        """Another kind of stream: the text gathered in chunks of characters."""
         pending = self._pending
         if self.lines:
             pending += (text, "\n")
         else:
-            pending += (self._sep, text)
-            self._sep = ",\n  "
+            pending += (self._sep.decode("ascii"), text)
+            self._sep = b",\n  "
         self._size += len(text)
         if self._size >= WRITE_CHUNK:
             self.flush()
 
     def flush(self) -> None:
         """Write what is gathered."""
+        if self._used:
+            self._write(self._view[: self._used])
+            self._used = 0
         if self._pending:
             self.out.write("".join(self._pending))
             self._pending.clear()
             self._size = 0
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self.out.flush()  # what the text stream holds (the opening "[") goes first
+        self.binary.write(data)
+
+
+def _binary_under(out: Any) -> Any:
+    """The binary stream under the text stream ``out`` when JSON's ASCII text can go to it
+    as bytes (an encoding that writes ASCII as itself), else None."""
+    import codecs
+
+    binary = getattr(out, "buffer", None)
+    encoding = getattr(out, "encoding", None)
+    if binary is None or not isinstance(encoding, str) or not hasattr(binary, "write"):
+        return None
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    return binary if name in _ASCII_SAFE else None
 
 
 def json_writer(
