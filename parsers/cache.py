@@ -10,7 +10,6 @@ states of PSW frames, by the function's bytes), ``scenarios`` (built training sc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import tempfile
@@ -19,6 +18,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+try:  # hashlib's BLAKE2b is always this one (never OpenSSL's); importing hashlib loads
+    from _blake2 import blake2b  # OpenSSL's libcrypto, 10 ms of a start that needs none of it
+except ImportError:  # another Python
+    from hashlib import blake2b
 
 ENV = "BACKCHAIN_CACHE"
 
@@ -179,7 +183,7 @@ def _alive(pid: int) -> bool:
 def content_digest(*parts: bytes | memoryview) -> str:
     """A key naming what a cache entry was decoded from: BLAKE2b of the bytes themselves
     (never a name the input chose, such as its build-id)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = blake2b(digest_size=20)
     for part in parts:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import io
 import json
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from parsers.cache import (
+    blake2b,
     cache_dir,
     exclusive_temp,
     prune_stale_temps,
@@ -28,6 +28,9 @@ from parsers.cache import (
 )
 from parsers.errors import DumpError, FormatError
 from parsers.inputs import open_regular
+
+if TYPE_CHECKING:
+    import hashlib
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -206,6 +209,8 @@ def _may_hold(folder: Path, size: int | None) -> bool:
 def _content_digest() -> hashlib._Hash:
     """SHA-256 (OpenSSL's: 1.4 GB/s where the CPU has SHA instructions, against 0.5 GB/s
     for Python's own BLAKE2b here), of which the key keeps 160 bits."""
+    import hashlib  # (OpenSSL, loaded only for a compressed dump)
+
     return hashlib.sha256()
 
 
@@ -233,7 +238,7 @@ def _key_memo(fd: int, real: str, index: Path) -> Path:
     """Where :func:`content_key` is remembered per source file identity (path, inode, size,
     times): a dump opened again is not read twice."""
     ident = json.dumps([real, *_identity(os.fstat(fd))]).encode()
-    return index / f"src-{hashlib.blake2b(ident, digest_size=16).hexdigest()}"
+    return index / f"src-{blake2b(ident, digest_size=16).hexdigest()}"
 
 
 def _remembered_key(memo: Path) -> str | None:

@@ -278,3 +278,27 @@ def test_fleet_jsonl_and_all(capsys: pytest.CaptureFixture[str]) -> None:
     _, every, _ = _run(capsys, ["check", *paths, "--all"])
     assert "--all shows them all" in short and "--all shows them all" not in every
     assert "<- ..." in short and "<- ..." not in every
+
+
+def test_a_dumps_result_crosses_a_process_whole() -> None:
+    """What a --jobs process or a Dask worker sends back (pickled, each task as its values
+    alone): equal field by field to what was sent, each task still frozen, and every task
+    the kernel printed a Call Trace for carries that stack."""
+    import dataclasses
+    import pickle
+
+    from explorer.fleet.walk import CheckOptions, TaskOutcome, check_dump
+
+    sent = check_dump(_dump(THREE[0]), CheckOptions())
+    back = pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == sent and len(back.tasks) > 50
+    fields = [f.name for f in dataclasses.fields(TaskOutcome)]
+    for a, b in zip(sent.tasks, back.tasks, strict=True):
+        assert type(b) is TaskOutcome
+        assert [getattr(b, f) for f in fields] == [getattr(a, f) for f in fields]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.tasks[0].pid = 1  # type: ignore[misc]
+    traces = _traces(THREE[0])
+    by_pid = {t.pid: t for t in back.tasks}
+    assert len(traces) > 50
+    assert {pid: by_pid[pid].stack for pid in traces} == traces

@@ -17,6 +17,13 @@ from tests.helpers import oracles
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
 
 
+def _symbols_cache_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Symbol tables cached under ``folder``: where symcache reads and writes them, and where
+    symfiles (what a start asks before forking its worker) looks for them."""
+    for module in ("explorer.sources.symcache", "explorer.sources.symfiles"):
+        monkeypatch.setattr(f"{module}.cache_dir", lambda *parts: folder.joinpath(*parts))
+
+
 def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
     table = load_system_map(SAMPLES / "deb12-6.1-idle" / "System.map.zst")
     path = tmp_path / "t.syms"
@@ -39,9 +46,7 @@ def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.Monk
     """The first open decodes and writes kallsyms-DIGEST.syms (a digest of the bytes decoded,
     not the dump's own BUILD-ID); the next one loads it and moves it by the dump's
     kallsyms_relative_base, as decoding does."""
-    monkeypatch.setattr(
-        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
-    )
+    _symbols_cache_in(tmp_path, monkeypatch)
     dump = str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")
     first = kernel_of(open_dump(dump), Options())
     assert first.vmcoreinfo is not None and first.symbols is not None
@@ -57,9 +62,7 @@ def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_system_map_cached_by_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
-    )
+    _symbols_cache_in(tmp_path, monkeypatch)
     sample = SAMPLES / "deb12-6.1-idle"
     opts = {"system_map": str(sample / "System.map.zst")}
     a = open_kernel(str(sample / "vmcore.zst"), Options(**opts))
@@ -78,9 +81,7 @@ def test_vmlinux_cached_by_its_symtab(tmp_path: Path, monkeypatch: pytest.Monkey
     from parsers.elf.fileid import elf_identity
 
     vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
-    monkeypatch.setattr(
-        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
-    )
+    _symbols_cache_in(tmp_path, monkeypatch)
     build_id = elf_identity(vmlinux).build_id
     other = tmp_path / "incident-4711" / "vmlinux"
     other.parent.mkdir()
@@ -113,9 +114,7 @@ def test_a_build_id_that_is_not_hex_names_no_cache_file(
     from explorer.image.dumpimage import Diagnostics
     from explorer.sources.kallsyms import dump_kallsyms
 
-    monkeypatch.setattr(
-        "explorer.sources.symcache.cache_dir", lambda *parts: tmp_path.joinpath(*parts)
-    )
+    _symbols_cache_in(tmp_path, monkeypatch)
     kernel = kernel_of(open_dump(str(SAMPLES / "bpo12-6.12-busy" / "vmcore.zst")), Options())
     assert kernel.vmcoreinfo is not None
     for hostile in ("../../escaped", "ABCDEF0123"):

@@ -130,3 +130,74 @@ def test_not_a_vmlinux(tmp_path: Path) -> None:
 def test_real_vmlinux(release: str) -> None:
     table = check(oracles.debug_vmlinux(release))
     assert len(table) > 50_000
+
+
+def _synthetic(
+    base: int, count: int = 3000
+) -> tuple[bytes, bytes, list[tuple[int, str, str, int]]]:
+    """A .symtab of ``count`` random entries at ``base`` and above (local, global and weak
+    names, many sharing an address, some sharing a name or the tail of another name; section,
+    file, undefined, absolute and nameless entries left out) with its string table, and the
+    (address, letter, name, index) of each entry kept, worked out entry by entry."""
+    import random
+    import struct
+
+    rng = random.Random(base ^ count)
+    strings = bytearray(b"\0")
+    offsets: dict[str, int] = {}
+    raw = bytearray()
+    kept = []
+    words = ["init", "start", "end", "do_it", "x", "_y", "kthread", "stop"]
+    for index in range(count):
+        name = rng.choice(["", "_", "__", "___"]) + "_".join(rng.sample(words, rng.randint(1, 3)))
+        if rng.random() < 0.1:
+            name = rng.choice(["__start_", "__stop_", "__end_"]) + rng.choice(words)
+        if name not in offsets:
+            if rng.random() < 0.2 and len(name) > 2:  # a tail: the name ends a longer string
+                offsets[name] = len(strings) + 3
+                strings += b"zz_" + name.encode() + b"\0"
+            else:
+                offsets[name] = len(strings)
+                strings += name.encode() + b"\0"
+        st_name = 0 if rng.random() < 0.02 else offsets[name]
+        info = rng.choice([0x00, 0x10, 0x20, 0x01, 0x11, 0x21, 0x02, 0x12, 0x22, 0x03, 0x04])
+        shndx = rng.choice([1, 2, 3, 0, 0xFFF1])  # 1, 2: text; 3: data
+        value = base + rng.randrange(0, 400) * 16
+        raw += struct.pack(">IBBHQQ", st_name, info, 0, shndx, value, 0)
+        if st_name and info & 0xF <= 2 and 0 < shndx < 4:
+            bind, text = info >> 4, shndx in (1, 2)
+            letter = ("W" if text else "V") if bind == 2 else ("t" if text else "d")
+            letter = letter.upper() if bind == 1 else letter
+            kept.append((value, letter, name, index))
+    return bytes(raw), bytes(strings), kept
+
+
+def _expected(kept: list[tuple[int, str, str, int]]) -> list[tuple[int, str, str]]:
+    """kallsyms' order: address, weak last, linker-script names after others, fewer leading
+    underscores first, then the name, then .symtab order."""
+
+    def key(entry: tuple[int, str, str, int]) -> tuple[int, bool, bool, int, str, int]:
+        value, letter, name, index = entry
+        linker = len(name) >= 8 and name.startswith("__")
+        linker = linker and (
+            name.startswith(("__start_", "__stop_", "__end_")) or name.endswith(("_start", "_end"))
+        )
+        underscores = len(name) - len(name.lstrip("_"))
+        return value, letter in "Ww", linker, underscores, name, index
+
+    return [(v, t, n) for v, t, n, _ in sorted(kept, key=key)]
+
+
+@pytest.mark.parametrize("base", [0x100000, (1 << 28) - 400 * 16, (1 << 28) - 16, 1 << 28, 1 << 44])
+def test_kallsyms_order_at_any_address(base: int) -> None:
+    """Addresses a float sort key holds (below 2**28) and those it does not (sorted by a
+    key function instead) give the same order, the one worked out entry by entry."""
+    from parsers.symbols.symtab import table_of_symbols
+
+    raw, strings, kept = _synthetic(base)
+    table = table_of_symbols(raw, strings, {1, 2}, 4)
+    assert table is not None
+    addrs, types, names = table
+    assert list(zip(addrs, types, names, strict=True)) == _expected(kept)
+    by_name = names.by_name  # type: ignore[attr-defined]
+    assert list(by_name) == sorted(range(len(names)), key=lambda i: (names[i], i))

@@ -75,8 +75,6 @@ def cmd_check_many(args: argparse.Namespace) -> int:
     import os
 
     from explorer.cli.common import EXIT_BAD_INPUT, EXIT_OK, print_json
-    from explorer.fleet.group import fleet_json, fleet_jsonl, fleet_text, group_stacks
-    from explorer.fleet.walk import check_many
 
     if getattr(args, "pid", None) or getattr(args, "state", None) or getattr(args, "comm", None):
         print(
@@ -104,10 +102,15 @@ def cmd_check_many(args: argparse.Namespace) -> int:
             progress=progress_printer(len(args.dump)),
         )
     else:
+        from explorer.fleet.walk import check_many
+
         jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
         results = check_many(
             args.dump, options, jobs=jobs, progress=progress_printer(len(args.dump))
         )
+    # imported once the dumps are out: on a cluster, its workers would wait meanwhile
+    from explorer.fleet.group import fleet_json, fleet_jsonl, fleet_text, group_stacks
+
     report = group_stacks(results, options.functions)
     if getattr(args, "jsonl", False):
         for line in fleet_jsonl(report):

@@ -4,8 +4,9 @@ worker) sends back, without frames or kernel objects."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from explorer.model.options import Options
 
@@ -47,6 +48,27 @@ class TaskOutcome:
         """Where to look for this task in another dump: the pid (and the name for the idle
         tasks, all pid 0: ``swapper/N``, which is current on CPU N only while it idles)."""
         return (self.pid, self.comm if self.pid == 0 else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its values alone, rebuilt by :func:`_task_outcome`: a fleet's results
+        cross a process (``--jobs``) or the network (``--cluster``) as thousands of these,
+        and a frozen dataclass's own pickling (state gathered and set again field by field,
+        in Python) cost the worker and the receiver ~0.6 ms each per dump, 3x this."""
+        return (_task_outcome, _OUTCOME_VALUES(self))
+
+
+#: A TaskOutcome's field values, in order.
+_OUTCOME_VALUES = attrgetter(*(f.name for f in fields(TaskOutcome)))
+#: The slots' own setters (a frozen dataclass refuses ``setattr``), in field order.
+_OUTCOME_SETTERS = tuple(getattr(TaskOutcome, f.name).__set__ for f in fields(TaskOutcome))
+
+
+def _task_outcome(*values: Any) -> TaskOutcome:
+    """A pickled :class:`TaskOutcome` again, from its field values in order."""
+    outcome = object.__new__(TaskOutcome)
+    for set_slot, value in zip(_OUTCOME_SETTERS, values, strict=True):
+        set_slot(outcome, value)
+    return outcome
 
 
 @dataclass(frozen=True, slots=True)

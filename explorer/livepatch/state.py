@@ -20,12 +20,15 @@ import itertools
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from explorer.image.lists import walk_list
 from explorer.model.kernel import Kernel
-from explorer.model.tasks import Task
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.s390.layouts import kernel_version
+
+if TYPE_CHECKING:  # only named: `info` reads no task unless a patch is loaded
+    from explorer.model.tasks import Task
 
 #: ``enum`` values of ``klp_target_state`` and ``task->patch_state``
 #: (KLP_UNDEFINED/KLP_TRANSITION_IDLE, ..._UNPATCHED, ..._PATCHED in include/linux/livepatch.h).

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 from explorer.image.dumpimage import Diagnostics, DumpImage, read_image
 from explorer.model.kernel import DEFAULT_THREAD_SIZE, Cpu, Kernel, Layouts, Options
-from explorer.sources import prefetch
 from explorer.sources.bundled import BUNDLED_PROFILES, bundled_profile
 from explorer.sources.companions import Files, Verifier, choose_companions, plain_vmlinux
 from explorer.sources.kallsyms import dump_kallsyms
@@ -87,8 +86,11 @@ def kernel_of(dump: DumpFile, options: Options, companions: bool = False) -> Ker
     files = Files(options.vmlinux, options.system_map, options.profile)
     if companions:
         files = choose_companions(verifier, files)
-    if files.vmlinux and prefetch.building(files.vmlinux):
-        _types_ahead(options, files)
+    if files.vmlinux:
+        from explorer.sources import prefetch  # (a vmlinux's: no dump-only start needs it)
+
+        if prefetch.building(files.vmlinux):
+            _types_ahead(options, files)
     symbols = _symbols(verifier, files)
     release = _release(image, symbols, notes)
     types, probe = _types(verifier, options.types or "auto", files, symbols, release)

@@ -23,7 +23,7 @@ def dump_format(kernel: Kernel) -> str:
             "s390": "s390 stand-alone dump",
             "s390_ext": "s390_ext stand-alone dump",
         }.get(fmt, fmt)
-    from parsers.write.convert import converted_from
+    from parsers.write.origin import converted_from
 
     origin = converted_from(kernel.dump.notes)
     if origin:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from explorer.image.dumpimage import Diagnostics, DumpImage
-from explorer.sources import prefetch
 from explorer.sources.symcache import cached_file_symbols, file_symbols_key, save_file_symbols
 from explorer.sources.verify import (
     Evidence,
@@ -189,6 +188,8 @@ class Verifier:
         table = cached_file_symbols(key)
         built = table is None
         if table is None and kind == VMLINUX:  # built beside this process, if it was
+            from explorer.sources import prefetch
+
             table = prefetch.take(plain)
         if table is None:
             table = load_vmlinux_symbols(plain) if kind == VMLINUX else load_system_map(plain)
@@ -206,6 +207,8 @@ class Verifier:
         if built and not ev.mismatch:
             save_file_symbols(key, table)
         if kind == VMLINUX and key is not None and not ev.mismatch:
+            from explorer.sources import prefetch
+
             prefetch.remember(plain, key)  # the next start forks no worker for it
         self.loaded[path] = table
         return table

@@ -27,10 +27,13 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from explorer.sources.symcache import file_symbols_cached
+from explorer.sources.symfiles import file_symbols_cached
 from parsers.cache import cache_dir, read_cache_file, write_atomically
-from parsers.symbols.table import SymbolTable
+
+if TYPE_CHECKING:  # the readers are imported after the fork, by whoever needs them
+    from parsers.symbols.table import SymbolTable
 
 #: Workers by the vmlinux path they read: (process id, read end of their pipe).
 _WORKERS: dict[str, tuple[int, int]] = {}
@@ -115,6 +118,9 @@ def _work(vmlinux: str, out: int) -> None:
     """Build the table, write it to ``out`` and exit; on any failure write nothing."""
     status = 0
     try:
+        import gc
+
+        gc.disable()  # a process that lives for one table: no collection of what it forked with
         from parsers.symbols.cache import table_bytes
         from parsers.symbols.table import load_vmlinux_symbols
 
@@ -144,7 +150,7 @@ def take(vmlinux: str) -> SymbolTable | None:
     _, status = os.waitpid(pid, 0)
     if status != 0 or not data:
         return None
-    return table_from_bytes(data)
+    return table_from_bytes(data, keep=True)  # written to the cache as it is, once verified
 
 
 def _end_all() -> None:

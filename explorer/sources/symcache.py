@@ -5,8 +5,8 @@ claims."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
+from explorer.sources.symfiles import GENERATION, file_cache, file_symbols_cached
 from parsers.cache import cache_dir, content_digest
 from parsers.elf.sections import ElfSections
 from parsers.errors import DumpError
@@ -14,11 +14,6 @@ from parsers.inputs import open_regular
 from parsers.symbols.cache import load_table, save_table
 from parsers.symbols.kallsyms import KallsymsTables, decode_kallsyms, read_kallsyms_bytes
 from parsers.symbols.table import MAX_SYSTEM_MAP_BYTES, SymbolTable
-
-#: Bumped whenever the way a table is built or stored changes (filtering, order, the file
-#: layout of parsers.symbols.cache), so that tables cached by an older backchain are not used
-#: (nor overwritten: both can share one cache).
-GENERATION = 4
 
 
 def cached_kallsyms(
@@ -45,11 +40,6 @@ def cached_kallsyms(
     return table
 
 
-def file_symbols_cached(key: str | None) -> bool:
-    """Whether a table is cached under ``key`` (it may still prove damaged when read)."""
-    return key is not None and _file_cache(key).is_file()
-
-
 def file_symbols_key(path: str, kind: str) -> str | None:
     """What names a System.map's or vmlinux's table in the cache: a digest of the bytes it
     is read from (a vmlinux's ``.symtab`` and its string table; a System.map's whole file),
@@ -69,19 +59,15 @@ def file_symbols_key(path: str, kind: str) -> str | None:
         return None
 
 
-def _file_cache(key: str) -> Path:
-    return cache_dir("symbols", f"file-{key}-g{GENERATION}.syms")
-
-
 def cached_file_symbols(key: str | None) -> SymbolTable | None:
     """The table cached under ``key`` (:func:`file_symbols_key`), if any."""
-    return load_table(_file_cache(key)) if key else None
+    return load_table(file_cache(key)) if key else None
 
 
 def save_file_symbols(key: str | None, table: SymbolTable) -> None:
     """Cache a table verified against the dump under ``key`` (never one refused)."""
     if key:
-        save_table(table, _file_cache(key))
+        save_table(table, file_cache(key))
 
 
 __all__ = [

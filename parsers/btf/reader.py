@@ -12,6 +12,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator, Mapping
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from parsers.errors import FormatError
@@ -183,31 +184,52 @@ class Btf:
 
     def _index(self) -> None:
         """Every record's place, info, size-or-type and name offset: one pass over the
-        type section as 32-bit words (a record and its trailer are whole words)."""
+        type section as 32-bit words (a record and its trailer are whole words). A record's
+        length in words depends only on its kind and vlen, ``info & 0x1F00FFFF``: each such
+        key's length is worked out once, and the pass is a look-up and an add per record."""
         types, end = self.types, len(self.types)
         words = array("I", types[: end - end % 4])
         if self.s.little_endian != (sys.byteorder == "little"):
             words.byteswap()
-        lengths = [None if t is None else (t[0], t[1]) for t in map(TRAILER.get, range(32))]
+        count = len(words)
+        steps: dict[int, int] = {}  # kind and vlen -> words from this record to the next
         at: list[int] = []  # word index of each record
         append = at.append
         i = 0
-        while 4 * i < end:
-            if 4 * i + 12 > end:
-                raise FormatError(f"BTF type {len(at) + 1} is truncated")
-            info = words[i + 1]
-            trailer = lengths[(info >> 24) & 0x1F]
-            if trailer is None:
-                raise FormatError(f"BTF type {len(at) + 1} has unknown kind {(info >> 24) & 0x1F}")
-            following = i + 3 + (trailer[0] + trailer[1] * (info & 0xFFFF)) // 4
-            if 4 * following > end:
-                raise FormatError(f"BTF type {len(at) + 1} runs past the type section")
-            append(i)
-            i = following
+        while True:
+            try:
+                while i < count:
+                    step = steps[words[i + 1] & 0x1F00FFFF]
+                    append(i)
+                    i += step
+                break
+            except (KeyError, IndexError):  # a key not seen yet, or a header cut short
+                if 4 * i + 12 > end:
+                    raise FormatError(f"BTF type {len(at) + 1} is truncated") from None
+                key = words[i + 1] & 0x1F00FFFF
+                trailer = TRAILER.get(key >> 24)
+                if trailer is None:
+                    raise FormatError(
+                        f"BTF type {len(at) + 1} has unknown kind {key >> 24}"
+                    ) from None
+                steps[key] = 3 + (trailer[0] + trailer[1] * (key & 0xFFFF)) // 4
+        if i > count:  # the last record: its header, else its trailer, past the end
+            last = at[-1]
+            if 4 * last + 12 > end:
+                raise FormatError(f"BTF type {len(at)} is truncated")
+            raise FormatError(f"BTF type {len(at)} runs past the type section")
+        if 4 * i < end:  # words left over: less than a word, no record fits
+            raise FormatError(f"BTF type {len(at) + 1} is truncated")
         self.records.extend(map((4).__mul__, at))
-        self.names.extend(map(words.__getitem__, at))
-        self.infos.extend(map(words.__getitem__, map((1).__add__, at)))
-        self.values.extend(map(words.__getitem__, map((2).__add__, at)))
+        if len(at) > 1:  # each record's first three words, gathered in C
+            gather = itemgetter(*at)
+            self.names.extend(gather(words))
+            self.infos.extend(gather(words[1:]))
+            self.values.extend(gather(words[2:]))
+        elif at:
+            self.names.append(words[0])
+            self.infos.append(words[1])
+            self.values.append(words[2])
 
     def kind(self, type_id: int) -> int:
         return (self.infos[self._checked(type_id)] >> 24) & 0x1F
@@ -225,8 +247,16 @@ class Btf:
         return self.strings[offset:end].decode("utf-8", "replace")
 
     def find_aggregates(self, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-        """Return the type id of the first struct/union named like each entry of ``wanted``."""
-        by_name = {name.encode() + b"\0": key for key, names in wanted.items() for name in names}
+        """Return the type id of the first struct/union named like each entry of ``wanted``.
+
+        Where every name offset lies within the strings and they end with a NUL (any BTF
+        but a damaged one), the strings are searched for the names and the types for those
+        offsets; otherwise every struct and union is read in turn, to fail where it fails.
+        """
+        strings, names = self.strings, self.names
+        if strings.endswith(b"\0") and max(names) < len(strings):
+            return self._find_named(wanted)
+        by_name = {n.encode() + b"\0": key for key, choices in wanted.items() for n in choices}
         found: dict[str, int] = {}
         strings = self.strings
         for type_id in range(1, len(self.records)):
@@ -245,6 +275,31 @@ class Btf:
                 if len(found) == len(wanted):
                     break
         return found
+
+    def _find_named(self, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+        """:meth:`find_aggregates` where every name is a NUL-terminated string: the types
+        named ``name`` are those whose name offset starts ``name\\0`` in the strings, found
+        by a search of the name offsets as 32-bit words."""
+        strings, infos = self.strings, self.infos
+        by_name = {n.encode() + b"\0": key for key, choices in wanted.items() for n in choices}
+        offsets = array("I", self.names).tobytes()  # type id N at byte 4 * N
+        aggregates = (BTF_KIND_STRUCT, BTF_KIND_UNION)
+        first: dict[str, int] = {}  # key -> the first struct/union of one of its names
+        for needle, key in by_name.items():
+            end = first.get(key, len(infos))
+            at = strings.find(needle, 1)  # offset 0 is no name (anonymous)
+            while at > 0:
+                word = array("I", [at]).tobytes()
+                hit = offsets.find(word, 4, 4 * end)
+                while hit >= 0:
+                    if not hit % 4 and (infos[hit // 4] >> 24) & 0x1F in aggregates:
+                        end = hit // 4
+                        break
+                    hit = offsets.find(word, hit + 1, 4 * end)
+                at = strings.find(needle, at + 1)
+            if end < len(infos):
+                first[key] = end
+        return dict(sorted(first.items(), key=lambda item: item[1]))  # in type order
 
     def strip(self, type_id: int) -> int:
         """Follow typedef/const/volatile/restrict/type_tag to the type they qualify."""

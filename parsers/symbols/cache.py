@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import weakref
 import zlib
 from array import array
 from pathlib import Path
@@ -37,6 +38,10 @@ _ORDER = b"<" if sys.byteorder == "little" else b">"
 _HEAD = struct.Struct("=IIII")
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
 MAX_CACHE_BYTES = 256 << 20
+#: The bytes a table was read from (:func:`table_from_bytes` with ``keep``), with its source
+#: then: writing it (a table a worker built, cached here once verified) copies them as they
+#: are. A table's addresses, types and names never change (a relocation is kept apart).
+_READ_FROM: weakref.WeakKeyDictionary[SymbolTable, tuple[str, bytes]] = weakref.WeakKeyDictionary()
 
 
 def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
@@ -47,6 +52,9 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
 
 def table_bytes(table: SymbolTable) -> bytes:
     """``table`` in the cache file's layout (what :func:`save_table` writes)."""
+    read = _READ_FROM.get(table)
+    if read is not None and read[0] == table.source:
+        return read[1]
     addrs, types, names = table.raw()
     packed = names if isinstance(names, PackedNames) else pack_names(names)
     blob = packed.blob
@@ -72,12 +80,17 @@ def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     return None if data is None else table_from_bytes(data)
 
 
-def table_from_bytes(data: bytes) -> SymbolTable | None:
-    """The table of :func:`table_bytes`; None if foreign or damaged."""
+def table_from_bytes(data: bytes, keep: bool = False) -> SymbolTable | None:
+    """The table of :func:`table_bytes`; None if foreign or damaged. ``keep``: remember
+    ``data`` as long as the table lives, for :func:`table_bytes` to give back (a table to be
+    written to the cache soon; a table read from the cache is not kept twice)."""
     try:
-        return _parse(data)
+        table = _parse(data)
     except (SymbolError, ValueError, struct.error, UnicodeDecodeError, IndexError):
         return None
+    if table is not None and keep:
+        _READ_FROM[table] = (table.source, data)
+    return table
 
 
 def _array(code: str, data: bytes, pos: int, count: int) -> tuple[array[int], int]:

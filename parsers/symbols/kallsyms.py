@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from parsers.cache import content_digest
 from parsers.dumps.vmcoreinfo import VmcoreInfo
 from parsers.errors import DumpError, SymbolError
+from parsers.symbols.packed import pack_names
 from parsers.symbols.table import SymbolTable
 
 #: Reads kernel virtual memory: ``read(address, size) -> bytes`` (raises DumpError).
@@ -185,7 +186,10 @@ def _decode(raw: KallsymsBytes, source: str) -> SymbolTable:
             raise SymbolError("kallsyms_token_table: a token has no terminating NUL")
         tokens.append(raw.token_table[off:end].decode("latin-1"))
     count = raw.count
-    names, types = _expand(raw.names, count, tokens)
+    expanded, types = _expand(raw.names, count, tokens)
+    # Packed as the symbol cache keeps them (and loads them on a later start): the table
+    # then needs no dict of 100,000 names, and saving it packs nothing again.
+    names = pack_names(expanded)
     if raw.base is None:
         offs = array("i", raw.offsets)
         if sys.byteorder == "little":
@@ -198,12 +202,14 @@ def _decode(raw: KallsymsBytes, source: str) -> SymbolTable:
                 "not the kernel's symbol offsets"
             )
         addrs = array("Q", wide)
-        return SymbolTable.from_kallsyms(addrs, types, names, source)
+        return SymbolTable.from_kallsyms(addrs, types, names, source, by_name=names)
     uoffs = array("I", raw.offsets)
     if sys.byteorder == "little":
         uoffs.byteswap()
     # Offsets from kallsyms_relative_base: the base becomes the table's delta.
-    return SymbolTable.from_kallsyms(array("Q", uoffs), types, names, source, delta=raw.base)
+    return SymbolTable.from_kallsyms(
+        array("Q", uoffs), types, names, source, delta=raw.base, by_name=names
+    )
 
 
 def _read_names(read: Reader, t: KallsymsTables, count: int) -> bytes:

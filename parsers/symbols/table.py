@@ -13,14 +13,11 @@ import itertools
 import operator
 import os
 import struct
-import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, repeat
 from typing import Protocol
 
-from parsers.compressed import read_text_maybe_compressed
 from parsers.errors import DumpError, FormatError, SymbolError
 from parsers.symbols.packed import PackedNames
 
@@ -284,6 +281,8 @@ def load_system_map(path: str | os.PathLike[str]) -> SymbolTable:
     Raises:
         SymbolError: unreadable, or not a System.map (e.g. Debian's one-line placeholder).
     """
+    from parsers.compressed import read_text_maybe_compressed  # not for a vmlinux's table
+
     text = read_text_maybe_compressed(path, limit=MAX_SYSTEM_MAP_BYTES)
     entries = []
     for lineno, line in enumerate(io.StringIO(text), 1):  # one line at a time, not a list
@@ -320,6 +319,7 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
         SymbolError: no .symtab, or not a 64-bit big-endian ELF.
     """
     from parsers.elf.sections import SHF_EXECINSTR, ElfSections
+    from parsers.symbols.symtab import table_of_symbols
 
     p = os.fspath(path)
     try:
@@ -340,7 +340,7 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
         raise SymbolError(f"not a readable ELF ({exc.message})", p) from None
     except DumpError as exc:
         raise SymbolError(exc.message, p) from None
-    table = _table_of_symbols(raw, str_data, text_sections, section_count)
+    table = table_of_symbols(raw, str_data, text_sections, section_count)
     if table is None:
         raise SymbolError("no usable symbols in .symtab", p)
     addrs, types, names = table
@@ -348,160 +348,3 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
     return SymbolTable.from_kallsyms(
         addrs, types, names, f"vmlinux {p}", check=False, by_name=by_name
     )
-
-
-def _table_of_symbols(
-    raw: bytes, strings: bytes, text_sections: set[int], section_count: int
-) -> tuple[array[int], str, Sequence[str]] | None:
-    """Filter, name and order big-endian Elf64_Sym entries (``raw``, 24 bytes each).
-
-    Every step is a C-level ``map``/``compress``/``sorted``/``translate`` over columns of the
-    table: no Python code runs per symbol except for addresses that several symbols share
-    and names that are the tail of another string. With an ASCII string table (every
-    kernel's) the names stay in ``strings`` as they are, packed with their index by name
-    (:class:`parsers.symbols.packed.PackedNames`): the table is then written to the symbol
-    cache without re-encoding a name.
-    """
-    words, halves = array("Q"), array("I")
-    words.frombytes(raw)
-    halves.frombytes(raw)
-    if sys.byteorder == "little":
-        words.byteswap()
-        halves.byteswap()
-    st_names = halves[0::6]
-    values = words[1::3]
-    # nm's letter of each symbol, NUL for what is left out (see _letters)
-    letters_all = _letters(raw, halves, text_sections, section_count)
-    starts = list(compress(st_names, letters_all))
-    letters = letters_all.replace(b"\0", b"").decode("ascii")
-    kept_values = list(compress(values, letters_all))
-    if 0 in starts:  # st_name 0: no name
-        named = list(map(bool, starts))
-        starts = list(compress(starts, named))
-        letters = "".join(compress(letters, named))
-        kept_values = list(compress(kept_values, named))
-    if not starts:
-        return None
-    packed = strings.isascii() and max(starts) < len(strings)
-    if packed:
-        if not strings.endswith(b"\0"):
-            strings += b"\0"
-        names = _names_at(strings.decode("ascii"), starts)
-    elif strings.isascii():
-        text = strings.decode("ascii")
-        ends = list(map(text.find, repeat("\0", len(starts)), starts))
-        names = list(map(text.__getitem__, map(slice, starts, ends)))
-    else:
-        ends = list(map(strings.find, repeat(b"\0", len(starts)), starts))
-        names = [strings[s:e].decode("ascii", "replace") for s, e in zip(starts, ends, strict=True)]
-    # nm -n orders by address, then name; kallsyms then puts, among one address's names,
-    # weak ones last, then linker-script names, then more leading underscores (stable).
-    order = sorted(range(len(starts)), key=kept_values.__getitem__)
-    by_address = list(map(kept_values.__getitem__, order))
-    shared = list(compress(range(len(order) - 1), map(operator.eq, by_address, by_address[1:])))
-    if shared:  # the positions of every address several symbols share, in one sort
-        at = sorted({*shared, *map((1).__add__, shared)})
-        members = list(map(order.__getitem__, at))
-        chosen = list(map(names.__getitem__, members))
-        ranks = _alias_ranks(members, letters, chosen)
-        keys = list(zip(map(by_address.__getitem__, at), *ranks, strict=True))
-        for p, k in zip(at, sorted(range(len(keys)), key=keys.__getitem__), strict=True):
-            order[p] = members[k]
-    types = "".join(map(letters.__getitem__, order))
-    ordered = list(map(names.__getitem__, order))
-    if not packed:
-        return array("Q", by_address), types, ordered
-    # ASCII: the order of the str names is the order of their bytes
-    by_name = array("I", sorted(range(len(ordered)), key=ordered.__getitem__))  # stable
-    table_starts = array("I", list(map(starts.__getitem__, order)))
-    return array("Q", by_address), types, PackedNames(strings, table_starts, by_name)
-
-
-def _letters(raw: bytes, halves: array[int], text_sections: set[int], section_count: int) -> bytes:
-    """nm's type letter of each Elf64_Sym in ``raw`` (``halves``: its 32-bit words), by
-    st_info and st_shndx, as one byte each; NUL for what is left out: section and file
-    symbols (type > 2), undefined (index 0) and absolute or other reserved indices
-    (>= 0xff00, or past the section headers). Weak ones are nm's W (V for objects)."""
-
-    def letter(bind: int, in_text: bool) -> int:
-        if bind == 2:  # STB_WEAK: kallsyms puts them after others
-            return ord("W" if in_text else "V")
-        if in_text:
-            return ord("t" if bind == 0 else "T")
-        return ord("d" if bind == 0 else "D")
-
-    sections = min(section_count, 0xFF00)
-    if sections <= 256:  # each column a byte string, combined bitwise as big integers
-        # st_info -> 1 local, 2 global (or other), 3 weak; 0 left out (its type > 2)
-        kinds = bytes(
-            0 if i & 0xF > 2 else 1 if i >> 4 == 0 else 3 if i >> 4 == 2 else 2 for i in range(256)
-        )
-        # st_shndx low byte -> 1 data, 2 text; 0 left out; high byte not 0 -> left out (16)
-        where = bytes(
-            0 if not 0 < i < sections else 2 if i in text_sections else 1 for i in range(256)
-        )
-        high = bytes([0] + [16] * 255)
-        count = len(raw) // 24
-        code = (
-            int.from_bytes(raw[4::24].translate(kinds), "big") << 2
-            | int.from_bytes(raw[7::24].translate(where), "big")
-            | int.from_bytes(raw[6::24].translate(high), "big")
-        )
-        table = bytes(
-            0 if c >= 16 or not c & 3 or not c >> 2 else letter((1, 0, 1, 2)[c >> 2], c & 3 == 2)
-            for c in range(256)
-        )
-        return code.to_bytes(count, "big").translate(table)
-    letter_of: dict[int, int] = {}
-    for info in range(256):
-        if info & 0xF > 2:
-            continue
-        for shndx in range(1, sections):
-            letter_of[info << 24 | shndx] = letter(info >> 4, shndx in text_sections)
-    infos = halves[1::6]  # st_info << 24 | st_other << 16 | st_shndx
-    return bytes(map(letter_of.get, map((0xFF00FFFF).__and__, infos), repeat(0)))
-
-
-class _Tails(dict[int, str]):
-    """Name by offset in a string table: its strings by where they start, and any other
-    offset (a name that is the tail of a longer one) read where it points."""
-
-    def __init__(self, text: str) -> None:
-        pieces = text.split("\0")
-        offsets = accumulate(map((1).__add__, map(len, pieces[:-1])), initial=0)
-        super().__init__(zip(offsets, pieces, strict=True))
-        self.text = text
-
-    def __missing__(self, start: int) -> str:
-        return self.text[start : self.text.index("\0", start)]
-
-
-def _names_at(text: str, starts: list[int]) -> list[str]:
-    """The NUL-terminated names at ``starts`` in ``text``: the table split once, not sliced
-    once per symbol (a string table shares one string among equal names)."""
-    return list(map(_Tails(text).__getitem__, starts))
-
-
-def _alias_ranks(
-    members: list[int], letters: Sequence[str], chosen: list[str]
-) -> tuple[Iterator[bool], Iterator[bool], Iterator[int], list[str]]:
-    """scripts/kallsyms.c's order of names at one address (weak ones last, then
-    :func:`_linker_provided` ones, then more leading underscores), then nm's (by name): the
-    sort keys of ``members`` (indices; ``chosen`` their names), column by column."""
-    weak = map(frozenset("Ww").__contains__, map(letters.__getitem__, members))
-    linker = map(
-        operator.and_,
-        map(
-            operator.or_,
-            map(str.startswith, chosen, repeat(("__start_", "__stop_", "__end_"))),
-            map(str.endswith, chosen, repeat(("_start", "_end"))),
-        ),
-        map(
-            operator.and_,
-            map(str.startswith, chosen, repeat("__")),
-            map(operator.ge, map(len, chosen), repeat(8)),
-        ),
-    )
-    stripped = map(len, map(str.lstrip, chosen, repeat("_")))
-    underscores = map(operator.sub, map(len, chosen), stripped)
-    return weak, linker, underscores, chosen

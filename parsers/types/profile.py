@@ -1209,9 +1209,9 @@ def profile_from_btf(
     The profile is cached under a digest of the blob and of the other arguments (a dump's
     BTF is the same bytes on every start; indexing it costs a quarter of a second).
     """
-    import hashlib
+    from parsers.cache import blake2b
 
-    digest = hashlib.blake2b(data, digest_size=20)
+    digest = blake2b(data, digest_size=20)
     digest.update(repr((release, build_id, thread_size, _CACHE_GENERATION)).encode())
     cache_file = default_cache_dir() / f"btf-{digest.hexdigest()}.profile.json"
     cached = _read_cache(cache_file)

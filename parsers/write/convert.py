@@ -45,6 +45,7 @@ from parsers.s390.layouts import (
 )
 from parsers.s390.structs import build_note_desc, build_prstatus
 from parsers.write.elfwriter import NoteSpec, build_elf_header, build_phdr, encode_note
+from parsers.write.origin import ORIGIN_NOTE
 
 Progress = Callable[[int, int], None]
 CHUNK = 4 << 20
@@ -95,10 +96,6 @@ def cpu_notes(cpu: CpuRegisters) -> list[NoteSpec]:
     return notes
 
 
-#: Name of the note a converted file carries: ``origin=FORMAT FILE`` (readers ignore it).
-ORIGIN_NOTE = "BACKCHAIN"
-
-
 def dump_notes(dump: Any, origin: str | None = None) -> list[NoteSpec]:
     """Notes for an ELF copy of ``dump``: its own, or synthesized from its registers; with
     ``origin``, a ``BACKCHAIN`` note saying what it was converted from."""
@@ -112,14 +109,6 @@ def dump_notes(dump: Any, origin: str | None = None) -> list[NoteSpec]:
     if origin:
         notes.append(NoteSpec(ORIGIN_NOTE, 1, f"origin={origin}".encode()))
     return notes
-
-
-def converted_from(notes: Sequence[Any]) -> str | None:
-    """What a file written by :func:`convert_to_elf` was converted from, or None."""
-    for n in notes:
-        if n.name == ORIGIN_NOTE and bytes(n.desc).startswith(b"origin="):
-            return bytes(n.desc)[7:].split(b"\0", 1)[0].decode("utf-8", "replace")
-    return None
 
 
 # -- helpers ----------------------------------------------------------------------------------
