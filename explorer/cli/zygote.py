@@ -68,8 +68,10 @@ def import_ahead() -> list[str]:
 
 
 def warm(arguments: Sequence[str]) -> None:
-    """Import what the session's explorer needs, and open its dump ahead when it names one.
-    A dump that cannot be opened is left for each session to report (as it would)."""
+    """Import what the session's explorer needs, and open its dump ahead when it names one
+    (every task judged), then draw its overview once, headless (the CSS parsed, Textual's
+    caches filled). A dump that cannot be opened is left for each session to report (as it
+    would)."""
     from explorer import cli
     from explorer.cli.common import options_of
 
@@ -84,9 +86,16 @@ def warm(arguments: Sequence[str]) -> None:
         return
     if args.dump is None:
         return
+    options = options_of(args)
     try:
-        preopen(args.dump, options_of(args))
+        preopen(args.dump, options)
     except Exception:  # the session says what is wrong, in its own screen
+        return
+    from explorer.tui.rehearsal import rehearse
+
+    try:
+        rehearse(args.dump, options)
+    except Exception:  # only a warm-up: each session draws its own screens
         return
 
 

@@ -27,6 +27,7 @@ from explorer.tui.screens.prompt import Confirm, Prompt
 from explorer.tui.screens.scenario import DebriefScreen, klp_situation_markdown
 from explorer.tui.screens.stack import StackScreen
 from explorer.tui.session import Session
+from explorer.tui.stylesheet import shared
 from explorer.walk.analysis import TaskAnalysis
 
 
@@ -70,6 +71,7 @@ class BackchainApp(App[None]):
         results: str | None = None,
     ) -> None:
         super().__init__()
+        self.stylesheet = shared(self.stylesheet)  # parsed once a process (a served session)
         self.path = path or ""
         self.options = options or Options()
         self.export_dir = export_dir

@@ -143,11 +143,18 @@ def _identity(path: str, options: Options) -> tuple[object, ...]:
 def preopen(path: str, options: Options) -> Session:
     """Open a dump now, for explorers this process forks later (``backchain serve``'s
     zygote): their :meth:`Session.open` of the same file and options returns it, and they
-    share its memory with each other until they change it."""
+    share its memory with each other until they change it. Every task is judged now too
+    (:meth:`Session.check_every`): each explorer's overview would judge them all alike."""
     session = Session.open(path, options)
     _ = session.transition  # read now, once, as the overview's load worker does
+    session.check_every()
     _PREOPENED[_identity(path, options)] = session
     return session
+
+
+def preopened(path: str, options: Options) -> Session | None:
+    """The session :func:`preopen` opened for this file and options, if it did."""
+    return _PREOPENED.get(_identity(path, options))
 
 
 class Session:
@@ -167,6 +174,7 @@ class Session:
         self._ctx: dict[str, UnwindContext] = {}
         self._detail: dict[tuple[int, str], TaskAnalysis] = {}
         self._cfi: dict[tuple[int, str], Agreement | str] = {}
+        self._rows: dict[str, tuple[TaskRow, ...]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -177,7 +185,7 @@ class Session:
         Raises:
             DumpError: the dump or a named companion file cannot be used.
         """
-        ahead = _PREOPENED.get(_identity(path, options))
+        ahead = preopened(path, options)
         if ahead is not None:
             return ahead
         kernel = open_kernel(path, options, progress=progress)
@@ -201,6 +209,22 @@ class Session:
         """A task's verdict for the overview (``detailed=False``: fast)."""
         a = analyse_task(self.kernel, task, self.context(era), detailed=False)
         return TaskRow(a, self.functions(a.walk))
+
+    def check_every(self, era: str | None = None) -> tuple[TaskRow, ...] | None:
+        """Every task's :meth:`check` under ``era`` (default: the session's), in task
+        order, kept for :meth:`checked`; None, and nothing kept, when a task cannot be
+        judged (the overview's worker then says which, as it does for any dump)."""
+        era = era or self.era
+        try:
+            rows = tuple(self.check(task, era) for task in self.tasks)
+        except Exception:
+            return None
+        self._rows[era] = rows
+        return rows
+
+    def checked(self, era: str) -> tuple[TaskRow, ...] | None:
+        """Every task's verdict under ``era`` when :meth:`check_every` judged them ahead."""
+        return self._rows.get(era)
 
     def detail(self, task: Task) -> TaskAnalysis:
         """A task's walk with every check of every step (cached per era)."""

@@ -14,7 +14,7 @@ from textual.worker import get_current_worker
 
 from explorer.model.kernel import Options
 from explorer.tui.protocol import Explorer, explorer_of
-from explorer.tui.session import Session, TaskRow
+from explorer.tui.session import Session, TaskRow, preopened
 from explorer.tui.widgets.error import ErrorPanel, error_text
 from explorer.tui.widgets.field import Field
 from explorer.tui.widgets.footer import KeyFooter
@@ -134,7 +134,11 @@ class OverviewScreen(Screen[None]):
         self.query_one(ErrorPanel).display = False
         self.query_one("#filters").display = False
         self.query_one(TaskTable).display = False
-        self.load()
+        ahead = preopened(self.path, self.options)
+        if ahead is not None:  # opened before this explorer started (a served dump)
+            self.on_overview_screen_loaded(self.Loaded(ahead))
+        else:
+            self.load()
 
     # -- workers ---------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
@@ -239,11 +243,22 @@ class OverviewScreen(Screen[None]):
         self.checked = False
         self.query_one(TriageCard).show(self.session)
         self.query_one(TaskTable).clear_results()
-        self.query_one("#status").display = True
+        ahead = self.session.checked(self.session.era)
+        self.query_one("#status").display = ahead is None
         self.query_one("#status-text", Label).update(
             f"checking every task (rules {self.session.era})"
         )
         self.query_one(ProgressBar).update(total=len(self.session.tasks), progress=0)
+        if ahead is not None:
+            # Judged before this explorer started (a served dump): shown as the worker's
+            # last batch, once the table has taken the focus (the app's queue, then the
+            # table's: its cells are styled as focused) and is laid out (its callers cut
+            # to its width).
+            rows = list(ahead)
+            done = self.Checked(rows, len(rows), len(rows), self.session.era)
+            table = self.query_one(TaskTable)
+            self.app.call_later(table.call_after_refresh, self.on_overview_screen_checked, done)
+            return
         self.check_all(self.session, self.session.era)
 
     def on_overview_screen_checked(self, event: Checked) -> None:
@@ -251,9 +266,10 @@ class OverviewScreen(Screen[None]):
         if self.session is None or event.era != self.session.era:
             return
         table = self.query_one(TaskTable)
-        table.add_results(event.rows)
+        last = event.done >= event.total
+        table.add_results(event.rows, show=not last)  # the last batch: rebuilt below
         self.query_one(ProgressBar).update(total=event.total, progress=event.done)
-        if event.done >= event.total:
+        if last:
             self.checked = True
             self.query_one("#status").display = False
             table.rebuild()  # every column's width known now: callers cut between names

@@ -132,9 +132,12 @@ class TaskTable(DataTable[Any]):
         self.results = []
         self.rebuild()
 
-    def add_results(self, rows: list[TaskRow]) -> None:
-        """Add verdicts as they arrive; appended in place unless sorted or grouped."""
+    def add_results(self, rows: list[TaskRow], show: bool = True) -> None:
+        """Add verdicts as they arrive; appended in place unless sorted or grouped (or
+        not ``show``n: the caller rebuilds the table next)."""
         self.results.extend(rows)
+        if not show:
+            return
         if self.grouped or self.sort_key is not None:
             self.rebuild()
             return
@@ -231,9 +234,17 @@ class TaskTable(DataTable[Any]):
     def _task_callers_room(self, rows: list[TaskRow]) -> int:
         """Cells CALLERS has on screen beside the other task columns of ``rows``, so that
         the callers are cut between names ("< …"), never inside one by the pane's edge."""
-        width = self.scrollable_content_region.width or self.size.width
+        region = self.scrollable_content_region
+        width = region.width or self.size.width
         if not width or not rows:
             return 10_000
+        if (
+            not self.show_vertical_scrollbar
+            and self.styles.overflow_y == "auto"
+            and region.height
+            and len(rows) + (self.header_height if self.show_header else 0) > region.height
+        ):  # the rows will not fit: the vertical scrollbar will take its columns
+            width -= self.styles.scrollbar_size_vertical
         widths = [
             max(len(header), *(len(text) for text in texts))
             for header, texts in (
