@@ -28,12 +28,26 @@ async def _screen(path: Path, size: tuple[int, int], *keys: str) -> tuple[str, l
         await wait_checked(app, pilot)
         if keys:
             await pilot.press(*keys)
-            await pilot.pause()
+        shot = await _settled(app, pilot)
         rows = [
             f"{r.task.pid} {r.task.comm} {r.label} {r.functions}"
             for r in app.overview.query_one("#tasks").results
         ]  # type: ignore[attr-defined]
-        return app.export_screenshot(), rows
+        return shot, rows
+
+
+async def _settled(app: object, pilot: object, tries: int = 100) -> str:
+    """The screen once drawing has stopped: the same picture twice, 50 ms apart, with no
+    worker running (a rebuild after a key may take more than one pause on a busy machine)."""
+    last = None
+    for _ in range(tries):
+        await app.workers.wait_for_complete()  # type: ignore[attr-defined]
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+        shot = app.export_screenshot()  # type: ignore[attr-defined]
+        if shot == last:
+            return shot
+        last = shot
+    raise AssertionError("the screen kept changing")
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
