@@ -395,6 +395,38 @@ def test_a_batch_that_failed_is_split_or_reported_dump_by_dump() -> None:
     )
 
 
+def test_a_lost_result_is_sent_again_then_reported() -> None:
+    """Without a cluster: a task that ends neither finished nor failed (its result lost
+    with the worker that held it, as a busy CI run once saw: the dump was reported
+    "cancelled" while the cluster was fine) has each of its dumps sent again on its own,
+    under a key of its own, RESENT times; only then is the dump reported, once."""
+    from explorer.fleet.cluster import RESENT, CheckOptions, _Batches
+
+    paths = [f"/d/{i}.vmcore" for i in range(3)]
+    client = _FakeClient()
+    run = _Batches(client, "r", paths, CheckOptions())
+    (batch,) = run.submit([range(0, 3)])
+    added: list[_FakeFuture] = []
+    waiting = type("Done", (), {"add": lambda self, f: added.append(f)})()
+    batch.status = "cancelled"
+    assert run.outcomes(batch, None, waiting) == []
+    assert [f.key for f in added] == [f"check_dump-rr1-00000{i}-00000{i}" for i in range(3)]
+    assert client.submitted[1] == ([[p] for p in paths], 1)
+    done = DumpResult(paths[0], release="6.1")
+    added[0].status = "finished"
+    assert run.outcomes(added[0], [done], waiting) == [(0, done)]
+    lost = added[1]
+    for attempt in range(2, RESENT + 1):
+        lost.status = "lost"
+        assert run.outcomes(lost, None, waiting) == []
+        lost = added[-1]
+        assert lost.key == f"check_dump-rr{attempt}-000001-000001"
+    lost.status = "cancelled"
+    (said,) = run.outcomes(lost, None, waiting)
+    assert said == (1, DumpResult(paths[1], error=f"{paths[1]}: cancelled on the Dask cluster"))
+    assert len(added) == 3 + RESENT - 1  # nothing sent again after the last time
+
+
 @needs("distributed")
 def test_a_dump_that_kills_its_workers_is_the_only_one_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -229,13 +229,17 @@ class _Batches:
         self.options = options
         self.futures: list[Any] = []
         self.dumps: dict[str, range] = {}
+        #: How many times each dump's result was lost and the dump sent again.
+        self.lost: dict[int, int] = {}
 
-    def submit(self, batches: Sequence[range], priority: int = 0) -> list[Any]:
+    def submit(self, batches: Sequence[range], priority: int = 0, attempt: int = 0) -> list[Any]:
         """A task per batch, all in one message to the scheduler: Dask queues a large group
         of tasks without dependencies on itself and hands each worker thread the next one
         as it frees (the order given here, by the keys), where a task sent alone would go
-        out to a worker at once."""
-        keys = [f"{KEY_PREFIX}-{self.run}-{b.start:06d}-{b.stop - 1:06d}" for b in batches]
+        out to a worker at once. ``attempt`` > 0: a dump sent again, under a key of its own
+        (``RUN`` + ``rN``)."""
+        run = f"{self.run}r{attempt}" if attempt else self.run
+        keys = [f"{KEY_PREFIX}-{run}-{b.start:06d}-{b.stop - 1:06d}" for b in batches]
         futures = self.client.map(
             check_batch,
             [[self.paths[i] for i in b] for b in batches],
@@ -251,8 +255,10 @@ class _Batches:
     def outcomes(self, future: Any, value: Any, done: Any) -> list[tuple[int, DumpResult]]:
         """Each dump of a finished task with its result. A batch whose workers died (Dask's
         KilledWorker) is split, each of its dumps a task of its own added to ``done``, so
-        that only a dump that kills its worker is reported so; any other failure is each
-        dump's error."""
+        that only a dump that kills its worker is reported so. A task that ended with
+        neither a result nor an error (its result lost with the worker that held it) has
+        its dumps sent again, each on its own, up to :data:`RESENT` times. Any other failure
+        is each dump's error."""
         dumps = self.dumps[future.key]
         if (
             future.status == "finished"
@@ -266,6 +272,16 @@ class _Batches:
                 done.add(single)
             return []
         status = future.status
+        if status not in ("finished", "error") and max(self.lost.get(i, 0) for i in dumps) < RESENT:
+            # Neither a result nor an error: the result was lost (the worker holding it died
+            # before it was gathered, and the task was given up rather than run again).
+            # Nothing here cancels a task: each dump goes out again, on its own.
+            attempt = 1 + max(self.lost.get(i, 0) for i in dumps)
+            self.lost.update(dict.fromkeys(dumps, attempt))
+            batches = [range(i, i + 1) for i in dumps]
+            for single in self.submit(batches, priority=1, attempt=attempt):
+                done.add(single)
+            return []
         if status == "finished":  # not what check_batch returns (another backchain there)
             wrong = TypeError(f"a batch of {len(dumps)} dumps gave {type(value).__name__}")
             status, value = "error", (TypeError, wrong, None)
@@ -302,6 +318,10 @@ def _dask_errors_only() -> Iterator[None]:
 
 #: The first part of every task key (the Dask dashboard groups tasks by it).
 KEY_PREFIX = "check_dump"
+
+#: How many times a dump whose result was lost on the cluster is sent again before it is
+#: reported as cancelled there.
+RESENT = 2
 
 #: Seconds between looks at finished dumps while none is ready.
 POLL = 0.02
