@@ -268,24 +268,27 @@ class _Batches:
         ):
             return list(zip(dumps, value, strict=True))
         if len(dumps) > 1 and _killed(future.status, value):
-            for single in self.submit([range(i, i + 1) for i in dumps], priority=1):
-                done.add(single)
+            self._each_again(dumps, done)
             return []
         status = future.status
-        if status not in ("finished", "error") and max(self.lost.get(i, 0) for i in dumps) < RESENT:
+        lost = max(self.lost.get(i, 0) for i in dumps)
+        if status not in ("finished", "error") and lost < RESENT:
             # Neither a result nor an error: the result was lost (the worker holding it died
             # before it was gathered, and the task was given up rather than run again).
             # Nothing here cancels a task: each dump goes out again, on its own.
-            attempt = 1 + max(self.lost.get(i, 0) for i in dumps)
-            self.lost.update(dict.fromkeys(dumps, attempt))
-            batches = [range(i, i + 1) for i in dumps]
-            for single in self.submit(batches, priority=1, attempt=attempt):
-                done.add(single)
+            self.lost.update(dict.fromkeys(dumps, lost + 1))
+            self._each_again(dumps, done, attempt=lost + 1)
             return []
         if status == "finished":  # not what check_batch returns (another backchain there)
             wrong = TypeError(f"a batch of {len(dumps)} dumps gave {type(value).__name__}")
             status, value = "error", (TypeError, wrong, None)
         return [(i, _outcome(self.paths[i], status, value)) for i in dumps]
+
+    def _each_again(self, dumps: range, done: Any, attempt: int = 0) -> None:
+        """Each of ``dumps`` sent again as a task of its own, ahead of the batches still
+        queued, and added to ``done`` (the tasks waited for)."""
+        for single in self.submit([range(i, i + 1) for i in dumps], priority=1, attempt=attempt):
+            done.add(single)
 
 
 def _killed(status: str, value: Any) -> bool:

@@ -254,11 +254,10 @@ class Btf:
         offsets; otherwise every struct and union is read in turn, to fail where it fails.
         """
         strings, names = self.strings, self.names
-        if strings.endswith(b"\0") and max(names) < len(strings):
-            return self._find_named(wanted)
         by_name = {n.encode() + b"\0": key for key, choices in wanted.items() for n in choices}
+        if strings.endswith(b"\0") and max(names) < len(strings):
+            return self._find_named(by_name)
         found: dict[str, int] = {}
-        strings = self.strings
         for type_id in range(1, len(self.records)):
             kind = (self.infos[type_id] >> 24) & 0x1F
             if kind not in (BTF_KIND_STRUCT, BTF_KIND_UNION):
@@ -276,12 +275,12 @@ class Btf:
                     break
         return found
 
-    def _find_named(self, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
-        """:meth:`find_aggregates` where every name is a NUL-terminated string: the types
-        named ``name`` are those whose name offset starts ``name\\0`` in the strings, found
-        by a search of the name offsets as 32-bit words."""
+    def _find_named(self, by_name: Mapping[bytes, str]) -> dict[str, int]:
+        """:meth:`find_aggregates` where every name is a NUL-terminated string (``by_name``:
+        each ``name\\0`` wanted, with its key): the types named ``name`` are those whose name
+        offset starts ``name\\0`` in the strings, found by a search of the name offsets as
+        32-bit words."""
         strings, infos = self.strings, self.infos
-        by_name = {n.encode() + b"\0": key for key, choices in wanted.items() for n in choices}
         offsets = array("I", self.names).tobytes()  # type id N at byte 4 * N
         aggregates = (BTF_KIND_STRUCT, BTF_KIND_UNION)
         first: dict[str, int] = {}  # key -> the first struct/union of one of its names
