@@ -420,3 +420,44 @@ def test_report_names_the_patch_and_its_transition(
         "1 loaded: klp_sleep; transition in progress: klp_sleep patching"
     )
     assert found[0]["command"] == "backchain klp DUMP"
+
+
+def _summaries(dump: Path) -> tuple[str | None, str | None, bool]:
+    """The light summary (explorer.livepatch.summary), the full reader's, and whether the
+    light one answered without importing the reader."""
+    from explorer.livepatch import state, summary
+
+    kernel = open_kernel(str(dump))
+    return (
+        summary.livepatch_summary(kernel),
+        state.livepatch_summary(kernel),
+        summary.nothing_loaded(kernel),
+    )
+
+
+def test_the_light_summary_is_the_readers(tmp_path: Path) -> None:
+    """``info``/``sys`` import the livepatch reader only when a patch may be loaded: their
+    line is the reader's for no livepatch, an empty list, a stalled transition, a damaged
+    list and a transition pointer left with an empty list."""
+    none = base_kernel()
+    empty = base_kernel()
+    Livepatch(empty)
+    dangling = base_kernel()
+    lp = Livepatch(dangling)
+    dangling.put_u64(lp.transition, 0x5000)  # klp_transition_patch set, klp_patches empty
+    stalled, _ = _stalled(tmp_path / "stalled")
+    cases = {
+        "none": (none.save(tmp_path / "none"), True),
+        "empty": (empty.save(tmp_path / "empty"), True),
+        "dangling": (dangling.save(tmp_path / "dangling"), False),
+        "stalled": (stalled, False),
+        "loop": (_damaged(tmp_path, "loop"), False),
+    }
+    for name, (dump, light) in cases.items():
+        ours, theirs, skipped = _summaries(dump)
+        assert ours == theirs, name
+        assert skipped == light, name
+    assert str(_summaries(stalled)[0]).startswith(
+        "1 loaded: klp_sleep; transition in progress: klp_sleep patching"
+    )
+    assert _summaries(cases["dangling"][0])[0] is not None  # the reader refuses it: a line

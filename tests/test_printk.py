@@ -53,3 +53,33 @@ def test_log_buf_records(tmp_path: Path) -> None:
 def test_no_log_description(tmp_path: Path) -> None:
     with pytest.raises(DumpError, match="names neither prb nor log_buf"):
         read_log(open_kernel(str(base_kernel().save(tmp_path))))
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
+
+
+@pytest.mark.parametrize("name", ["bpo12-6.12-busy", "sid-7.2-modules", "deb12-6.1-idle"])
+def test_ring_read_whole_is_read_record_by_record(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The printk ring's descriptors, infos and text are read whole once, each record's
+    reads then slices of them: the same records as three reads a record, and as those with
+    every whole read refused (a ring holding an unreadable page is read record by record)."""
+    from explorer.model import printk
+
+    kernel = open_kernel(str(SAMPLES / name / "vmcore.zst"))
+    log = [(r.seq, r.ts_nsec, r.text) for r in read_log(kernel)]
+    assert len(log) > 500 and log[0][2].startswith("Linux version")
+    monkeypatch.setattr(printk, "_WHOLE", 0)  # every read a record's own
+    assert [(r.seq, r.ts_nsec, r.text) for r in read_log(kernel)] == log
+    monkeypatch.undo()
+    space = type(kernel.space)
+    plain = space.read
+
+    def refuse_large(self: object, va: int, size: int) -> bytes:
+        if size > 4096:
+            raise DumpError(f"0x{va:x}: refused for the test")
+        return plain(self, va, size)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(space, "read", refuse_large)
+    assert [(r.seq, r.ts_nsec, r.text) for r in read_log(kernel)] == log

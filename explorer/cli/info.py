@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``backchain info``."""
-    from explorer.livepatch.state import livepatch_summary
+    from explorer.livepatch.summary import livepatch_summary
     from explorer.reports.info import info_facts
 
     kernel = open_kernel(args)

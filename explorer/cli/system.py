@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def cmd_sys(args: argparse.Namespace) -> int:
     """``backchain sys``."""
-    from explorer.livepatch.state import livepatch_summary
+    from explorer.livepatch.summary import livepatch_summary
     from explorer.reports.system import sys_info
 
     kernel = open_kernel(args)

@@ -11,6 +11,7 @@ described in VMCOREINFO. Everything read is bounded by the ring sizes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from explorer.model.kernel import Kernel
@@ -145,11 +146,19 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci, lost: list[str]) -> list[LogRecor
     n = min(((head - tail) & _ID_MASK) + 1, count, MAX_RECORDS)
     budget = data_size  # the text of every record together fits in the data ring
     unreadable = 0
+    first = tail & (count - 1)  # the slots read: from the tail's, n of them, round once
+    slots = [(first, min(n, count - first)), (0, n - min(n, count - first))]
+    read = _ring_reader(
+        kernel,
+        *((descs + at * desc_size, k * desc_size) for at, k in slots),
+        *((infos + at * info_size, k * info_size) for at, k in slots),
+        (data, data_size),
+    )
     for i in range(n):
         rid = (tail + i) & _ID_MASK
         slot = rid & (count - 1)
         try:
-            desc = kernel.read(descs + slot * desc_size, desc_size)
+            desc = read(descs + slot * desc_size, desc_size)
             state_var = _U64.unpack_from(desc, o_state)[0]
             if state_var & _ID_MASK != rid or (state_var >> _STATE_SHIFT) not in (
                 _COMMITTED,
@@ -158,7 +167,7 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci, lost: list[str]) -> list[LogRecor
                 continue
             begin = _U64.unpack_from(desc, o_lpos + o_begin)[0]
             nxt = _U64.unpack_from(desc, o_lpos + o_next)[0]
-            rec = kernel.read(infos + slot * info_size, info_size)
+            rec = read(infos + slot * info_size, info_size)
             seq, ts = _U64.unpack_from(rec, o_seq)[0], _U64.unpack_from(rec, o_ts)[0]
             if begin & 1 or nxt & 1:  # data-less record (NO_LPOS / FAILED_LPOS)
                 continue
@@ -166,7 +175,7 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci, lost: list[str]) -> list[LogRecor
             start = b if b < e else 0  # a wrapped block starts again at the ring's start
             block = e - start - 8  # the text after the id, inside the block
             text_len = min(_U16.unpack_from(rec, o_len)[0], MAX_TEXT, max(block, 0), budget)
-            raw = kernel.read(data + start + 8, text_len)
+            raw = read(data + start + 8, text_len)
         except DumpError:
             unreadable += 1
             continue
@@ -180,6 +189,33 @@ def _read_ringbuffer(kernel: Kernel, v: _Vmci, lost: list[str]) -> list[LogRecor
             f"text at 0x{data:x})"
         )
     return records
+
+
+#: The ring's arrays are read whole up to this size (a record's three reads are then slices).
+_WHOLE = 8 << 20
+
+
+def _ring_reader(kernel: Kernel, *areas: tuple[int, int]) -> Callable[[int, int], bytes]:
+    """``kernel.read`` for the ring's reads: each of ``areas`` (address, size) read whole
+    once when it can be (one read instead of a thousand), a read inside it then a slice of
+    it. The bytes are the same: other reads, and every read of an area larger than
+    :data:`_WHOLE` or unreadable as a whole, go to ``kernel.read`` (a record's unreadable
+    piece fails alone, as before), and so does a read of no bytes."""
+    whole: list[tuple[int, int, bytes]] = []
+    for address, size in areas:
+        if 0 < size <= _WHOLE:
+            try:
+                whole.append((address, address + size, kernel.read(address, size)))
+            except DumpError:
+                continue
+
+    def read(address: int, size: int) -> bytes:
+        for start, end, data in whole:
+            if size > 0 and start <= address and address + size <= end:
+                return data[address - start : address - start + size]
+        return kernel.read(address, size)
+
+    return read
 
 
 def _read_log_buf(kernel: Kernel, v: _Vmci) -> list[LogRecord]:

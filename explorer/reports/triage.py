@@ -250,8 +250,8 @@ def stack_sanity(kernel: Kernel, analyses: list[TaskAnalysis]) -> Finding:
 
 def livepatch(kernel: Kernel) -> Finding | None:
     """Livepatch state when the kernel has a livepatch loaded: the ``klp`` command's summary
-    line (:func:`explorer.livepatch.state.livepatch_summary`)."""
-    from explorer.livepatch.state import livepatch_summary
+    line (:func:`explorer.livepatch.summary.livepatch_summary`)."""
+    from explorer.livepatch.summary import livepatch_summary
 
     line = livepatch_summary(kernel)
     if line is None:
