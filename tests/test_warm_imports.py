@@ -60,3 +60,31 @@ def test_warm_check_of_a_bundled_sample_imports_nothing_heavy(name: str) -> None
     assert got["status"] == 0 and got["tasks"] > 20
     assert "explorer" in got["modules"]  # the probe saw the modules
     assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
+
+
+_INFO_PROBE = """
+import contextlib, io, json, sys
+from explorer.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    status = main(sys.argv[1:])
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("name", ["bpo12-6.12-busy", "klp-6.12-stalled"])
+def test_info_without_a_vmlinux_imports_no_dwarf_reader(name: str) -> None:
+    """``info`` of a dump alone (its types from BTF) imports no DWARF reader, and the
+    livepatch reader only for a kernel with a livepatch loaded (klp-6.12-stalled has one)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _INFO_PROBE, "info", str(SAMPLES / name / "vmcore.zst")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["status"] == 0
+    modules = set(got["modules"])
+    assert "parsers.types.profile" in modules  # the probe saw the modules
+    assert not {"parsers.dwarf.reader", "parsers.dwarf.structs"} & modules
+    assert ("explorer.livepatch.state" in modules) == name.startswith("klp-")

@@ -277,7 +277,7 @@ def _expand(blob: bytes, count: int, tokens: list[str]) -> tuple[list[str], str]
         raise SymbolError("kallsyms_token_table: an empty token or one holding a NUL")
     # 256: between names; 257: nothing; 258+b: token b with a NUL after its first character.
     expand = [*tokens, "\0", "", *(f"{t[0]}\0{t[1:]}" for t in tokens)]
-    parts = "".join(map(expand.__getitem__, codes)).split("\0")
+    parts = "".join([expand[c] for c in codes]).split("\0")  # a subscript each, no call
     if len(parts) != 2 * count + 1:
         raise SymbolError("kallsyms_names: the names do not expand to one type and name each")
     return parts[2::2], "".join(parts[1::2])
