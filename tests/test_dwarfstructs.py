@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from parsers.dwarf import structs as dwarf_structs
 from parsers.dwarf.reader import Unsupported
 from parsers.elf.sections import ElfSections
 from parsers.errors import FormatError
-from parsers.types import dwarfprofile as D
 from parsers.types import profile as T
 from parsers.types.profile import TypeProfile, profile_from_dwarf
 from tests.helpers import oracles
@@ -118,7 +118,7 @@ def test_unsupported_dwarf_goes_to_the_general_reader(monkeypatch: pytest.Monkey
     def unsupported(*args: object) -> None:
         raise Unsupported("as if the DWARF used DW_FORM_strx")
 
-    monkeypatch.setattr(D, "DwarfStructs", unsupported)
+    monkeypatch.setattr(dwarf_structs, "DwarfStructs", unsupported)
     profile = profile_from_dwarf(OBJECTS[0], use_cache=False)
     check_profile(profile)
     assert profile.notes == (

@@ -41,10 +41,14 @@ from parsers.elf.sections import SHT_NOBITS, ElfSections
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.inputs import open_regular
 
-if TYPE_CHECKING:  # imported where used: loading a cached profile needs neither
+if TYPE_CHECKING:  # imported where used: loading a cached profile needs neither, and a
+    # start that takes its types from BTF (info, a warm start) no DWARF reader
     from elftools.dwarf.die import DIE
     from elftools.dwarf.dwarfinfo import DWARFInfo
     from elftools.elf.elffile import ELFFile
+
+    from parsers.dwarf.reader import Die
+    from parsers.dwarf.structs import DwarfStructs
 
 __all__ = [
     "PROFILE_FORMAT",
@@ -667,17 +671,16 @@ def _banner_release(elf: ElfSections) -> str | None:
 
 
 def _profile_from_elf(elf: ElfSections, source: str, build_id: str | None) -> TypeProfile:
-    """The profile by :mod:`parsers.types.dwarfprofile` (the few DIEs it needs), or, for DWARF
+    """The profile by :func:`_profile_from_structs` (the few DIEs it needs), or, for DWARF
     that reader does not decode, by pyelftools' general reader (seconds, not milliseconds)."""
     if elf.get(".debug_info") is None and elf.get(".zdebug_info") is None:
         raise TypeInfoError("has no DWARF debug info; use the vmlinux of the kernel's -dbg package")
-    # the DWARF readers only here: a dump's BTF (info, a warm start) needs none of them
     from parsers.dwarf.reader import Damaged, Unsupported
-    from parsers.types.dwarfprofile import profile_from_structs
+    from parsers.dwarf.structs import DwarfStructs
 
     release = _banner_release(elf)
     try:
-        return profile_from_structs(elf, source, build_id, release)
+        return _profile_from_structs(DwarfStructs(elf), source, build_id, release)
     except Unsupported as error:
         why = error  # the general reader reads what this one does not
     except (Damaged, IndexError, ValueError, struct.error) as error:
@@ -713,6 +716,156 @@ def _profile_from_elftools(
         variables = finder.find({"thread_union": ("init_stack",)}, _is_typed_variable)
         if variables:
             size = _dwarf_type_size(variables["thread_union"].get_DIE_from_attribute("DW_AT_type"))
+            if size:
+                sizes = {**profile.sizes, "thread_union": size}
+                profile = replace(profile, sizes=sizes, missing=_missing(profile.offsets, sizes))
+    return profile
+
+
+# The few DIEs a profile needs (parsers.dwarf.structs): the usual path.
+
+_TAG_POINTER = 0x0F
+#: Structs recorded as the types of ``struct module``'s members, not looked for by name: a
+#: kernel whose struct module has none of these members (module_layout since v6.4,
+#: module_memory before it) has no use for them, and proving a name absent from all of
+#: ``.debug_info`` means reading all of it.
+MEMBER_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "module_layout": ("core_layout", "init_layout"),
+        "module_memory": ("mem",),
+        "mod_kallsyms": ("kallsyms",),
+    }
+)
+
+
+def _profile_from_structs(
+    dwarf: DwarfStructs, source: str, build_id: str | None, release: str | None
+) -> TypeProfile:
+    """The profile from the DIEs of :data:`STRUCTS` and the types their members name.
+
+    Raises:
+        Unsupported: the DWARF uses what :mod:`parsers.dwarf.structs` does not decode.
+        Damaged: the DWARF contradicts itself where it was read.
+    """
+    from parsers.dwarf.reader import Damaged
+    from parsers.dwarf.structs import (
+        AGGREGATE_TAGS,
+        AT_BIT_SIZE,
+        AT_BYTE_SIZE,
+        AT_COUNT,
+        AT_DATA_MEMBER_LOCATION,
+        AT_DECLARATION,
+        AT_TYPE,
+        AT_UPPER_BOUND,
+        QUALIFIER_TAGS,
+        TAG_ARRAY,
+        TAG_MEMBER,
+        TAG_SUBRANGE,
+        TAG_VARIABLE,
+    )
+
+    def _find_structs(
+        wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
+    ) -> dict[str, Die]:
+        """:meth:`DwarfStructs.lookup`."""
+        return dwarf.lookup(wanted, accept)
+
+    def _is_definition(die: Die) -> bool:
+        return (
+            die.tag in AGGREGATE_TAGS
+            and AT_DECLARATION not in die.attrs
+            and AT_BYTE_SIZE in die.attrs
+        )
+
+    def _is_variable(die: Die) -> bool:
+        return die.tag == TAG_VARIABLE and AT_TYPE in die.attrs
+
+    def _strip(die: Die | None) -> Die | None:
+        """Follow typedef/const/volatile/restrict/atomic to the type they qualify."""
+        for _ in range(_MAX_NESTING):
+            if die is None or die.tag not in QUALIFIER_TAGS:
+                return die
+            die = dwarf.target(die)
+        raise FormatError("DWARF type qualifiers loop")
+
+    def _pointee(die: Die | None) -> Die | None:
+        """Through qualifiers, pointers and arrays to the type they lead to."""
+        for _ in range(_MAX_NESTING):
+            die = _strip(die)
+            if die is None or die.tag not in (_TAG_POINTER, TAG_ARRAY):
+                return die
+            die = dwarf.target(die)
+        raise Damaged("pointer and array types loop")
+
+    by_name = {key: names for key, names in STRUCTS.items() if key not in MEMBER_TYPES}
+    found = _find_structs(by_name, _is_definition)
+    module = found.get("module")
+    if module is not None:
+        members = {dwarf.name(m): m for m in dwarf.children(module) if m.tag == TAG_MEMBER}
+        for key, names in MEMBER_TYPES.items():
+            present = [members[name] for name in names if name in members]
+            for member in present:
+                target = _pointee(dwarf.target(member))
+                if (
+                    target is not None
+                    and _is_definition(target)
+                    and dwarf.name(target) in STRUCTS[key]
+                ):
+                    found[key] = target
+                    break
+            else:
+                if present:  # a declaration there: the definition is elsewhere
+                    found.update(_find_structs({key: STRUCTS[key]}, _is_definition))
+
+    def size_of(die: Die | None, depth: int = 0) -> int | None:
+        die = _strip(die)
+        if die is None or depth > _MAX_NESTING:
+            return None
+        size = die.int_attr(AT_BYTE_SIZE)
+        if size is not None or die.tag != TAG_ARRAY:
+            return size
+        element = size_of(dwarf.target(die), depth + 1)
+        if element is None:
+            return None
+        count = 1
+        for child in dwarf.children(die):
+            if child.tag != TAG_SUBRANGE:
+                continue
+            bound = child.int_attr(AT_COUNT)
+            if bound is None:
+                upper = child.int_attr(AT_UPPER_BOUND)
+                bound = 0 if upper is None else upper + 1  # no bound: a flexible array
+            count *= bound
+        return element * count
+
+    def members_of(die: Die) -> Iterator[_Member]:
+        for child in dwarf.children(die):
+            if child.tag != TAG_MEMBER or AT_BIT_SIZE in child.attrs:
+                continue  # bitfields have no byte offset of their own
+            location = child.attrs.get(AT_DATA_MEMBER_LOCATION)
+            offset: int | None = 0  # union members, and members at 0 with some producers
+            if location is not None:
+                value = location[1]
+                offset = value if isinstance(value, int) else None
+                if isinstance(value, bytes):
+                    offset = _plus_uconst(value)
+            if offset is None:
+                continue
+            target = _strip(dwarf.target(child))
+            yield _Member(
+                name=dwarf.name(child),
+                offset=offset,
+                size=size_of(target),
+                aggregate=target if target is not None and target.tag in AGGREGATE_TAGS else None,
+            )
+
+    structs = {key: (die, die.int_attr(AT_BYTE_SIZE)) for key, die in found.items()}
+    profile = _build_profile(structs, members_of, release=release, build_id=build_id, source=source)
+    if "thread_union" not in profile.sizes:
+        # As in _profile_from_elftools: init_stack[THREAD_SIZE / sizeof(long)].
+        variables = _find_structs({"thread_union": ("init_stack",)}, _is_variable)
+        if variables:
+            size = size_of(dwarf.target(variables["thread_union"]))
             if size:
                 sizes = {**profile.sizes, "thread_union": size}
                 profile = replace(profile, sizes=sizes, missing=_missing(profile.offsets, sizes))
