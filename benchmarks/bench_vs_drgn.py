@@ -13,7 +13,12 @@ run (a new empty cache), drgn, and a warm run, interleaved so that a busy machin
 three alike; the minimum and the median of the rounds are printed, each ratio taken of
 the same statistic of both.
 
-    python benchmarks/bench_vs_drgn.py [--sample deb12-6.1-idle] [--runs 5]
+With ``--baseline TREE`` (another checkout, e.g. ``git worktree add /tmp/base main``), a
+first run of that tree's code joins each round (``python -m explorer`` run from TREE by this
+interpreter; this tree's own runs then start the same way): before and after in the same
+rounds, beside the same drgn runs.
+
+    python benchmarks/bench_vs_drgn.py [--sample deb12-6.1-idle] [--runs 5] [--baseline TREE]
 
 Needs: drgn (PyPI ``drgn``, in the dev extra) and the -dbg vmlinux under
 cache_dir("real", "kernels", RELEASE) (``python samples/generate_real.py --debug-only``).
@@ -107,14 +112,22 @@ def child_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str, float]:
+def timed(
+    argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, str, float]:
     """Wall-clock seconds of one run of ``argv`` (stdout discarded), its stderr, and its
     CPU seconds (user + system)."""
     env = env or child_env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, check=False
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        check=False,
+        cwd=cwd or ROOT,
     )
     seconds = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -133,7 +146,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", default="deb12-6.1-idle", help="a samples/real/ name")
     parser.add_argument("--runs", type=int, default=5, help="runs of each (fastest counts)")
+    parser.add_argument(
+        "--baseline", metavar="TREE", type=Path, help="also time the first run of this checkout"
+    )
     args = parser.parse_args()
+    if args.baseline is not None and not (args.baseline / "explorer" / "__main__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of backchain")
     problems, vmlinux, release = missing(args.sample)
     if problems:
         print("bench_vs_drgn: SKIPPED, missing:")
@@ -146,23 +164,34 @@ def main() -> int:
 
     print(f"dump     {dump} ({args.sample}, {release}, {dump.stat().st_size >> 20} MiB)")
     print(f"vmlinux  {vmlinux} ({vmlinux.stat().st_size >> 20} MiB)")
-    ours = [*backchain_command(), "check", str(dump), "--json", "--vmlinux", str(vmlinux)]
+    command = backchain_command() if args.baseline is None else [sys.executable, "-m", "explorer"]
+    ours = [*command, "check", str(dump), "--json", "--vmlinux", str(vmlinux)]
     theirs = [sys.executable, "-c", _DRGN, str(dump), str(vmlinux)]
-    probe = subprocess.run(ours, capture_output=True, text=True, env=child_env(), check=False)
+    probe = subprocess.run(
+        ours, capture_output=True, text=True, env=child_env(), check=False, cwd=ROOT
+    )
     if probe.returncode != 0 and "does not belong" in probe.stderr:
         print(f"note: backchain refused the vmlinux: {probe.stderr.strip()}")
         print("note: measured with --force (the check itself still runs on every start)")
         ours.append("--force")
-    walls: dict[str, list[float]] = {"drgn": [], "first": [], "warm": []}
-    cpus: dict[str, list[float]] = {"drgn": [], "first": [], "warm": []}
+    base = [sys.executable, "-m", "explorer", *ours[len(command) :]]
+    keys = ["drgn", "first", "warm", *(["base"] if args.baseline else [])]
+    walls: dict[str, list[float]] = {key: [] for key in keys}
+    cpus: dict[str, list[float]] = {key: [] for key in keys}
     drgn_counts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="backchain-cache-") as cache:
         env = child_env(BACKCHAIN_CACHE=cache)
         for run in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="backchain-first-") as empty:
-                seconds, _, cpu = timed(ours, child_env(BACKCHAIN_CACHE=empty))  # first run
-            walls["first"].append(seconds)
-            cpus["first"].append(cpu)
+            if args.baseline is not None:  # before this tree's, then after it: alternately
+                firsts = [("base", args.baseline), ("first", ROOT)][:: 1 if run % 2 else -1]
+            else:
+                firsts = [("first", ROOT)]
+            for key, tree in firsts:
+                argv = base if key == "base" else ours
+                with tempfile.TemporaryDirectory(prefix="backchain-first-") as empty:
+                    seconds, _, cpu = timed(argv, child_env(BACKCHAIN_CACHE=empty), cwd=tree)
+                walls[key].append(seconds)
+                cpus[key].append(cpu)
             seconds, err, cpu = timed(theirs)
             walls["drgn"].append(seconds)
             cpus["drgn"].append(cpu)
@@ -172,7 +201,9 @@ def main() -> int:
             seconds, _, cpu = timed(ours, env)
             walls["warm"].append(seconds)
             cpus["warm"].append(cpu)
-    out = subprocess.run(ours, capture_output=True, text=True, env=child_env(), check=True).stdout
+    out = subprocess.run(
+        ours, capture_output=True, text=True, env=child_env(), check=True, cwd=ROOT
+    ).stdout
     tasks = json.loads(out)
     frames = sum(len(t["frames"]) for t in tasks)
     load = os.getloadavg()[0]
@@ -185,7 +216,9 @@ def main() -> int:
         "first": "backchain check --json, first run",
         "warm": "backchain check --json, caches warm",
     }
-    goals = {"first": "goal <= 0.5x", "warm": "goal <= 0.3x"}
+    if args.baseline is not None:
+        labels["base"] = f"first run of {args.baseline}"[:38]
+    goals = {"first": "goal <= 0.5x", "warm": "goal <= 0.3x", "base": "goal <= 0.5x"}
     for key, label in labels.items():
         w, c = walls[key], cpus[key]
         line = (
