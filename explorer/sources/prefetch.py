@@ -174,9 +174,8 @@ def _write_all(out: int, data: bytes) -> None:
 
 def take(vmlinux: str) -> SymbolTable | None:
     """The table a worker built for ``vmlinux`` (waiting for it), or None: no worker was
-    started for it, or it failed. Its index by name comes after it: the table takes it
-    when it first needs it (to find its bounds, at once), while the worker may still be
-    sorting the names as this process reads the rest."""
+    started for it, or it failed. Its index by name may still be coming: the table asks
+    for it when it needs it (e.g. to be cached), and looks names up without it until then."""
     worker = _WORKERS.pop(vmlinux, None)
     if worker is None:
         return None

@@ -60,25 +60,11 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
 def table_bytes(table: SymbolTable, index: bool = True) -> bytes:
     """``table`` in the cache file's layout (what :func:`save_table` writes); ``index``
     False: without the index by name when the table has none yet (:data:`MAGIC_UNINDEXED`)."""
-    addrs, types, names = table.raw()
     read = _READ_FROM.get(table)
-    if read is not None and read[0] == table.source:
-        data = read[1]
-        if data[:8] == MAGIC + _ORDER:
-            return data
-        if index and isinstance(names, PackedNames):  # the bytes as they came, and the index
-            return _with_index(data, names.by_name)
+    if read is not None and read[0] == table.source and read[1][:8] == MAGIC + _ORDER:
+        return read[1]
+    addrs, types, names = table.raw()
     return columns_bytes(addrs, types, names, table.source, index)
-
-
-def _with_index(data: bytes, by_name: array[int]) -> bytes:
-    """The whole layout of a table read without its index (:data:`MAGIC_UNINDEXED`) from
-    ``data``, with ``by_name`` put in its place."""
-    count, names_bytes, source_bytes, _ = _HEAD.unpack_from(data, 8)
-    start = 8 + _HEAD.size
-    at = start + source_bytes + (-source_bytes % 8) + 12 * count  # after addresses and starts
-    body = b"".join((data[start:at], by_name.tobytes(), data[at:]))
-    return MAGIC + _ORDER + _HEAD.pack(count, names_bytes, source_bytes, zlib.crc32(body)) + body
 
 
 def columns_bytes(
