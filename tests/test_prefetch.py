@@ -51,20 +51,12 @@ def test_the_worker_builds_the_table_a_process_builds(tmp_path: Path) -> None:
     _in_a_fresh_process(
         _GONE
         + """
-from parsers.symbols import packed
 from parsers.symbols.table import load_vmlinux_symbols
 prefetch.start(VMLINUX)
 assert prefetch.building(VMLINUX)
 (pid, _) = prefetch._WORKERS[VMLINUX]
-sort_here = packed.name_order
-def no_sort_here(*args):
-    raise AssertionError("the index by name was sorted in this process")
-packed.name_order = no_sort_here  # the worker (forked already) sorts; this one must not
 table = prefetch.take(VMLINUX)
-packed.name_order = sort_here
 assert table is not None and gone(pid)
-names = table.raw()[2]
-assert names.indexed and names.by_name == sort_here(names.blob, names.starts)
 here = load_vmlinux_symbols(VMLINUX)
 assert table.source == here.source == f"vmlinux {VMLINUX}"
 assert list(table.rows()) == list(here.rows())
@@ -97,38 +89,6 @@ prefetch.start(VMLINUX)
 (pid, _) = prefetch._WORKERS[VMLINUX]
 prefetch._end_all()
 assert gone(pid) and not prefetch.building(VMLINUX)
-""",
-        tmp_path,
-    )
-
-
-def test_a_worker_started_before_the_arguments_are_parsed(tmp_path: Path) -> None:
-    """``--vmlinux FILE`` written out starts the worker before the command's modules are
-    imported; the parsed arguments then keep it (one dump) or end it (another vmlinux, or
-    several dumps: a fleet builds no table here)."""
-    _in_a_fresh_process(
-        _GONE
-        + """
-import argparse
-from explorer import cli
-dump = "vmcore"
-assert cli._prefetch_early("check", [dump, "--help", "--vmlinux", VMLINUX]) is None
-assert cli._prefetch_early("check", [dump, "--", "--vmlinux", VMLINUX]) is None
-assert cli._prefetch_early("check", [dump, "--vmlinux", "--json"]) is None
-assert not prefetch.building(VMLINUX)
-for argv in ([dump, "--vmlinux", VMLINUX], [f"--vmlinux={VMLINUX}", dump]):
-    early = cli._prefetch_early("check", argv)
-    assert early == VMLINUX and prefetch.building(VMLINUX)
-    (pid, _) = prefetch._WORKERS[VMLINUX]
-    cli.prefetch(argparse.Namespace(command="check", dump=[dump], vmlinux=VMLINUX), early)
-    assert prefetch._WORKERS[VMLINUX][0] == pid  # kept, not started twice
-    prefetch.cancel(VMLINUX)
-    assert gone(pid)
-for dumps, vmlinux in (([dump, dump], VMLINUX), ([dump], None), ([dump], "/other/vmlinux")):
-    early = cli._prefetch_early("check", [*dumps, "--vmlinux", VMLINUX])
-    (pid, _) = prefetch._WORKERS[VMLINUX]
-    cli.prefetch(argparse.Namespace(command="check", dump=dumps, vmlinux=vmlinux), early)
-    assert gone(pid) and not prefetch.building(VMLINUX)
 """,
         tmp_path,
     )

@@ -7,22 +7,9 @@ from __future__ import annotations
 from array import array
 from pathlib import Path
 
-from parsers.symbols.cache import (
-    MAGIC,
-    MAGIC_UNINDEXED,
-    columns_bytes,
-    load_table,
-    save_table,
-    table_bytes,
-    table_from_bytes,
-)
-from parsers.symbols.packed import PackedNames, name_order, pack_names
-from parsers.symbols.table import (
-    SymbolTable,
-    load_system_map,
-    load_vmlinux_symbols,
-    vmlinux_symbol_columns,
-)
+from parsers.symbols.cache import load_table, save_table
+from parsers.symbols.packed import PackedNames
+from parsers.symbols.table import SymbolTable, load_system_map, load_vmlinux_symbols
 from tests.helpers import oracles
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "real"
@@ -89,54 +76,3 @@ def test_an_index_past_the_table_finds_nothing() -> None:
     names = PackedNames(b"a\0b\0", array("I", [0, 2]), array("I", [0, 7]))
     assert names.get("b") is None and names[1] == "b" and list(names) == ["a", "b"]
     assert "a" in names or names.get("a") is None  # no exception either way
-
-
-def test_a_table_without_its_index_gets_one_made_or_delivered() -> None:
-    """An index by name left out (a first run's table, before its index comes): made by the
-    sort when first needed, or taken from what delivers it, once; a delivery of the wrong
-    size (or none) is not used. Every answer equals the indexed table's."""
-    names = ["b", "a", "ab", "b", "xa", "a", "zz", "\u00e9t\u00e9"]
-    packed = pack_names(names)
-    order = name_order(packed.blob, packed.starts)
-    assert list(order) == list(packed.by_name) == [1, 5, 2, 0, 3, 4, 6, 7]
-    calls: list[int] = []
-
-    def deliver(answer: array[int] | None) -> PackedNames:
-        def index() -> array[int] | None:
-            calls.append(1)
-            return answer
-
-        return PackedNames(packed.blob, packed.starts, index=index)
-
-    for answer in (array("I", order), None, array("I", order[:-1])):
-        calls.clear()
-        late = deliver(answer)
-        assert not late.indexed and len(late) == len(names) and list(late) == names
-        for name in [*names, "c", "", "a\0b"]:
-            assert late.get(name) == packed.get(name), name
-        assert late.indexed and calls == [1] and list(late.by_name) == list(order)
-        late.get("zz")
-        assert calls == [1]  # asked once
-
-
-def test_the_layout_without_an_index_carries_the_same_table(tmp_path: Path) -> None:
-    """Between two processes a table may travel without its index (MAGIC_UNINDEXED): read
-    back, it is the same table; cached, it is written whole, byte for byte as the table
-    built here."""
-    vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
-    addrs, types, names = vmlinux_symbol_columns(vmlinux)
-    assert isinstance(names, PackedNames) and not names.indexed  # no sort while building
-    data = columns_bytes(addrs, types, names, f"vmlinux {vmlinux}", index=False)
-    assert data.startswith(MAGIC_UNINDEXED) and not names.indexed
-    travelled = table_from_bytes(data, keep=True)
-    here = load_vmlinux_symbols(vmlinux)
-    assert travelled is not None
-    _same(here, travelled)
-    save_table(travelled, tmp_path / "a.syms")
-    save_table(here, tmp_path / "b.syms")
-    whole = (tmp_path / "a.syms").read_bytes()
-    assert whole.startswith(MAGIC) and whole == (tmp_path / "b.syms").read_bytes()
-    assert table_bytes(here) == whole
-    damaged = bytearray(data)
-    damaged[-3] ^= 0xFF
-    assert table_from_bytes(bytes(damaged)) is None  # its checksum still holds

@@ -165,10 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return main([*args_list[1:], "--help"])
         if args_list and args_list[0] in _command_names():
             name = args_list[0]
-            early = _prefetch_early(name, args_list[1:])
             args = parse_command(subcommands(build_parser(only=name))[name], args_list[1:])
             args.command = name
-            prefetch(args, early)
+            prefetch(args)
             handler: Handler = args.handler
             with escaped_output():
                 return handler(args)
@@ -191,48 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def prefetch(args: argparse.Namespace, early: str | None = None) -> None:
+def prefetch(args: argparse.Namespace) -> None:
     """A command that opens one dump with ``--vmlinux`` has the vmlinux's symbol table built
-    by a second process meanwhile, when it is not cached (:mod:`explorer.sources.prefetch`).
-    ``early``: the vmlinux a worker was started for before the arguments were parsed
-    (:func:`_prefetch_early`), ended here if the command wants another or none."""
+    by a second process meanwhile, when it is not cached (:mod:`explorer.sources.prefetch`)."""
     dump = getattr(args, "dump", None)
     if isinstance(dump, list) and len(dump) == 1:
         dump = dump[0]
     vmlinux = getattr(args, "vmlinux", None)
-    wanted = vmlinux if vmlinux and isinstance(dump, str) else None
-    if early is not None and early != wanted:
-        from explorer.sources import prefetch as worker
-
-        worker.cancel(early)
-    if wanted:
+    if vmlinux and isinstance(dump, str):
         from explorer.sources import prefetch as worker
 
         # the commands that judge running CPUs decode their code (Capstone) on a first run
-        worker.start(wanted, meanwhile=_load_decoder if args.command in _DECODING else None)
-
-
-def _prefetch_early(name: str, argv: list[str]) -> str | None:
-    """Start the worker of :func:`prefetch` before the command's own modules are imported
-    and its arguments parsed (its table is the longest step of a first run): for the
-    ``--vmlinux FILE`` (or ``--vmlinux=FILE``) written out in full. The vmlinux it was
-    started for, if any; :func:`prefetch` then keeps or ends it."""
-    if "-h" in argv or "--help" in argv:
-        return None
-    vmlinux = None
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            break
-        if arg == "--vmlinux" and i + 1 < len(argv):
-            vmlinux = argv[i + 1]
-        elif arg.startswith("--vmlinux="):
-            vmlinux = arg.removeprefix("--vmlinux=")
-    if not vmlinux or vmlinux.startswith("-"):
-        return None
-    from explorer.sources import prefetch as worker
-
-    worker.start(vmlinux, meanwhile=_load_decoder if name in _DECODING else None)
-    return vmlinux if worker.building(vmlinux) else None
+        worker.start(vmlinux, meanwhile=_load_decoder if args.command in _DECODING else None)
 
 
 #: Commands whose first run decodes machine code (the prologue of each CPU's PSW).

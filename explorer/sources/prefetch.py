@@ -25,10 +25,9 @@ import os
 import signal
 import stat
 import threading
-from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from explorer.sources.symfiles import file_symbols_cached
 from parsers.cache import cache_dir, read_cache_file, write_atomically
@@ -87,14 +86,6 @@ def start(vmlinux: str | None, meanwhile: Callable[[], object] | None = None) ->
         _MEANWHILE[vmlinux] = meanwhile
 
 
-def cancel(vmlinux: str) -> None:
-    """End the worker started for ``vmlinux``, if any (the command wants it after all)."""
-    worker = _WORKERS.pop(vmlinux, None)
-    _MEANWHILE.pop(vmlinux, None)
-    if worker is not None:
-        _end(*worker)
-
-
 def building(vmlinux: str) -> bool:
     """Whether a worker is building ``vmlinux``'s table (its time is free for other work)."""
     return vmlinux in _WORKERS
@@ -124,58 +115,27 @@ def _hint_file(vmlinux: str) -> Path:
 
 
 def _work(vmlinux: str, out: int) -> None:
-    """Build the table and write it to ``out`` in two parts, then exit: the table without
-    its index by name (the sort of every name), at once, and then that index; on any
-    failure nothing more is written (the parent builds what it lacks itself)."""
+    """Build the table, write it to ``out`` and exit; on any failure write nothing."""
     status = 0
     try:
         import gc
 
         gc.disable()  # a process that lives for one table: no collection of what it forked with
-        from parsers.symbols.cache import columns_bytes
-        from parsers.symbols.packed import PackedNames
-        from parsers.symbols.table import vmlinux_symbol_columns
+        from parsers.symbols.cache import table_bytes
+        from parsers.symbols.table import load_vmlinux_symbols
 
-        addrs, types, names = vmlinux_symbol_columns(vmlinux)
-        data = columns_bytes(addrs, types, names, f"vmlinux {vmlinux}", index=False)
-        # The first part goes out by one write in a thread of its own, which waits (the GIL
-        # released) until the parent reads it, while this one sorts the names.
-        first = len(data).to_bytes(8, "little") + data
-        sent: list[bool] = []
-        sending = threading.Thread(target=_send, args=(out, first, sent))
-        sending.start()
-        order = b""
-        if isinstance(names, PackedNames) and not names.indexed:
-            order = names.by_name.tobytes()
-        sending.join()
-        if not sent:  # the parent stopped reading (it ended): nothing more to send
-            status = 1
-            return
-        _write_all(out, order)
+        data = memoryview(table_bytes(load_vmlinux_symbols(vmlinux)))
+        while data:
+            data = data[os.write(out, data) :]
     except BaseException:  # the parent builds it itself and reports the error
         status = 1
     finally:
         os._exit(status)  # no atexit handlers, no flush of the parent's buffers
 
 
-def _send(out: int, data: bytes, sent: list[bool]) -> None:
-    """:func:`_write_all` in a thread: ``sent`` gets True when all went out (no traceback
-    of a thread is ever printed from a worker)."""
-    with contextlib.suppress(OSError):
-        _write_all(out, data)
-        sent.append(True)
-
-
-def _write_all(out: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(out, view) :]
-
-
 def take(vmlinux: str) -> SymbolTable | None:
     """The table a worker built for ``vmlinux`` (waiting for it), or None: no worker was
-    started for it, or it failed. Its index by name may still be coming: the table asks
-    for it when it needs it (e.g. to be cached), and looks names up without it until then."""
+    started for it, or it failed."""
     worker = _WORKERS.pop(vmlinux, None)
     if worker is None:
         return None
@@ -183,73 +143,26 @@ def take(vmlinux: str) -> SymbolTable | None:
     meanwhile = _MEANWHILE.pop(vmlinux, None)
     if meanwhile is not None:
         meanwhile()
-    from parsers.symbols.cache import MAX_CACHE_BYTES, table_from_bytes
+    from parsers.symbols.cache import table_from_bytes
 
-    pipe = open(read_end, "rb")  # noqa: SIM115 (closed by the index's reader, or at exit)
-    size = int.from_bytes(pipe.read(8), "little")
-    data = pipe.read(size) if 0 < size <= MAX_CACHE_BYTES else b""
-    if len(data) != size or not data:
-        _end(pid, pipe)
+    with open(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
         return None
-    index = _IndexReader(pid, pipe)
-    _INDEXING.append(index)
-    return table_from_bytes(data, keep=True, index=index)  # cached as it is, once verified
-
-
-class _IndexReader:
-    """Reads a worker's second part, the index by name, when the table asks for it."""
-
-    def __init__(self, pid: int, pipe: BinaryIO) -> None:
-        self.pid, self.pipe = pid, pipe
-        self.done = False
-
-    def __call__(self) -> array[int] | None:
-        if self.done:
-            return None
-        self.done = True
-        data = self.pipe.read(MAX_INDEX_BYTES + 1)
-        _, status = os.waitpid(self.pid, 0)
-        self.pipe.close()
-        if status != 0 or not data or len(data) > MAX_INDEX_BYTES or len(data) % 4:
-            return None
-        order = array("I")
-        order.frombytes(data)
-        return order
-
-    def end(self) -> None:
-        """The command ends without having asked: the worker is ended too."""
-        if not self.done:
-            self.done = True
-            _end(self.pid, self.pipe)
-
-
-#: Workers whose table was taken and whose index may still be coming.
-_INDEXING: list[_IndexReader] = []
-#: A kernel's index by name: 4 bytes per symbol (a kernel has ~130,000).
-MAX_INDEX_BYTES = 64 << 20
-
-
-def _end(pid: int, pipe: BinaryIO | int) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        os.waitpid(pid, 0)
-    with contextlib.suppress(OSError):
-        if isinstance(pipe, int):
-            os.close(pipe)
-        else:
-            pipe.close()
+    return table_from_bytes(data, keep=True)  # written to the cache as it is, once verified
 
 
 def _end_all() -> None:
-    """End the workers whose table, or whose index, was never taken (the command needed
-    none after all)."""
+    """End the workers whose table was never taken (the command needed none after all)."""
     for pid, read_end in _WORKERS.values():
-        _end(pid, read_end)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(read_end)
     _WORKERS.clear()
-    for index in _INDEXING:
-        index.end()
-    _INDEXING.clear()
 
 
-__all__ = ["building", "cancel", "remember", "start", "take"]
+__all__ = ["building", "remember", "start", "take"]

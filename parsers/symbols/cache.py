@@ -11,10 +11,6 @@ Layout (native byte order; a cache is local to the machine that wrote it)::
     u8  types[count]       type letters
     names (UTF-8, NUL-terminated, names_bytes long; a vmlinux's ``.strtab`` as it is)
 
-Between two processes (a table built beside a first run) the same layout may leave out
-``by_name`` (magic "BCSYMN\\x04"): the index then comes later, or is made when needed.
-Only the whole layout is ever written to a file.
-
 Loading copies the arrays and nothing else: no name is decoded until it is asked for, and a
 look-up by name is a binary search through ``by_name`` (the first of equal names wins, as
 in a table built from the symbols, :class:`parsers.symbols.packed.PackedNames`). A kernel
@@ -30,7 +26,6 @@ import sys
 import weakref
 import zlib
 from array import array
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from parsers.cache import read_cache_file, write_atomically
@@ -39,8 +34,6 @@ from parsers.symbols.packed import PackedNames, pack_names
 from parsers.symbols.table import SymbolTable
 
 MAGIC = b"BCSYMS\x04"
-#: The layout without ``by_name`` (:func:`table_bytes` with ``index=False``; never a file).
-MAGIC_UNINDEXED = b"BCSYMN\x04"
 _ORDER = b"<" if sys.byteorder == "little" else b">"
 _HEAD = struct.Struct("=IIII")
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
@@ -57,38 +50,27 @@ def save_table(table: SymbolTable, path: str | os.PathLike[str]) -> None:
     write_atomically(Path(path), table_bytes(table))
 
 
-def table_bytes(table: SymbolTable, index: bool = True) -> bytes:
-    """``table`` in the cache file's layout (what :func:`save_table` writes); ``index``
-    False: without the index by name when the table has none yet (:data:`MAGIC_UNINDEXED`)."""
+def table_bytes(table: SymbolTable) -> bytes:
+    """``table`` in the cache file's layout (what :func:`save_table` writes)."""
     read = _READ_FROM.get(table)
-    if read is not None and read[0] == table.source and read[1][:8] == MAGIC + _ORDER:
+    if read is not None and read[0] == table.source:
         return read[1]
     addrs, types, names = table.raw()
-    return columns_bytes(addrs, types, names, table.source, index)
-
-
-def columns_bytes(
-    addrs: array[int], types: str, names: Sequence[str], source_name: str, index: bool = True
-) -> bytes:
-    """:func:`table_bytes` of the table these columns make (in table order; ``source_name``:
-    where they come from), before it is made."""
     packed = names if isinstance(names, PackedNames) else pack_names(names)
     blob = packed.blob
-    source = source_name.encode("utf-8")
+    source = table.source.encode("utf-8")
     pad = b"\0" * (-len(source) % 8)
-    indexed = index or packed.indexed
     body = b"".join(
         (
             source + pad,
             addrs.tobytes(),
             packed.starts.tobytes(),
-            packed.by_name.tobytes() if indexed else b"",
+            packed.by_name.tobytes(),
             types.encode("latin-1"),
             blob,
         )
     )
-    magic = MAGIC if indexed else MAGIC_UNINDEXED
-    head = magic + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body))
+    head = MAGIC + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body))
     return head + body
 
 
@@ -98,15 +80,12 @@ def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     return None if data is None else table_from_bytes(data)
 
 
-def table_from_bytes(
-    data: bytes, keep: bool = False, index: Callable[[], array[int] | None] | None = None
-) -> SymbolTable | None:
+def table_from_bytes(data: bytes, keep: bool = False) -> SymbolTable | None:
     """The table of :func:`table_bytes`; None if foreign or damaged. ``keep``: remember
     ``data`` as long as the table lives, for :func:`table_bytes` to give back (a table to be
-    written to the cache soon; a table read from the cache is not kept twice). ``index``:
-    what delivers the index by name of a table without one (:data:`MAGIC_UNINDEXED`)."""
+    written to the cache soon; a table read from the cache is not kept twice)."""
     try:
-        table = _parse(data, index)
+        table = _parse(data)
     except (SymbolError, ValueError, struct.error, UnicodeDecodeError, IndexError):
         return None
     if table is not None and keep:
@@ -123,10 +102,9 @@ def _array(code: str, data: bytes, pos: int, count: int) -> tuple[array[int], in
     return out, end
 
 
-def _parse(data: bytes, index: Callable[[], array[int] | None] | None) -> SymbolTable | None:
-    if len(data) > MAX_CACHE_BYTES or data[:8] not in (MAGIC + _ORDER, MAGIC_UNINDEXED + _ORDER):
+def _parse(data: bytes) -> SymbolTable | None:
+    if len(data) > MAX_CACHE_BYTES or data[:8] != MAGIC + _ORDER:
         return None
-    indexed = data[:8] == MAGIC + _ORDER
     count, names_bytes, source_bytes, crc = _HEAD.unpack_from(data, 8)
     pos = 8 + _HEAD.size
     if zlib.crc32(memoryview(data)[pos:]) != crc:  # damaged since written: rebuild it
@@ -135,9 +113,7 @@ def _parse(data: bytes, index: Callable[[], array[int] | None] | None) -> Symbol
     pos += source_bytes + (-source_bytes % 8)
     addrs, pos = _array("Q", data, pos, count)
     starts, pos = _array("I", data, pos, count)
-    by_name: array[int] | None = None
-    if indexed:
-        by_name, pos = _array("I", data, pos, count)
+    by_name, pos = _array("I", data, pos, count)
     types = data[pos : pos + count].decode("latin-1")
     pos += count
     blob = data[pos : pos + names_bytes]
@@ -147,5 +123,5 @@ def _parse(data: bytes, index: Callable[[], array[int] | None] | None) -> Symbol
         return None
     if not blob.isascii():
         blob.decode("utf-8")  # names are decoded one at a time later: fail here, not there
-    names = PackedNames(blob, starts, by_name, index=None if indexed else index)
+    names = PackedNames(blob, starts, by_name)
     return SymbolTable.from_kallsyms(addrs, types, names, source, check=False, by_name=names)

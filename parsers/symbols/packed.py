@@ -5,19 +5,14 @@ The blob is either a cached table's names or a vmlinux's own ``.strtab`` as it l
 file (where several symbols may share one string, or the tail of a longer one): each symbol
 has the offset of its NUL-terminated name. Building a table this way decodes no name up
 front; a kernel has ~130,000 symbols and a run asks for a few dozen.
-
-The index by name is a sort of every name, the largest cost of building a table: a table may
-be made without it, and have it made when it is first needed (by :func:`name_order`, or
-delivered by a callable given with the table, e.g. from the process that built the table and
-sorts the names while this one goes on).
 """
 
 from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Iterator, Sequence
-from itertools import accumulate, repeat
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from typing import overload
 
 
@@ -27,22 +22,13 @@ class PackedNames(Sequence[str]):
     Args:
         blob: NUL-terminated names (it ends with a NUL).
         starts: where each symbol's name starts in ``blob``, in table order.
-        by_name: symbol indexes ordered by (name bytes, index); None: made when first needed
-            (by ``index``, else :func:`name_order`).
-        index: what delivers ``by_name`` when it is None (None: :func:`name_order`).
+        by_name: symbol indexes ordered by (name bytes, index).
     """
 
-    def __init__(
-        self,
-        blob: bytes,
-        starts: array[int],
-        by_name: array[int] | None = None,
-        index: Callable[[], array[int] | None] | None = None,
-    ) -> None:
+    def __init__(self, blob: bytes, starts: array[int], by_name: array[int]) -> None:
         self._blob = blob
         self._starts = starts
         self._by_name = by_name
-        self._index = index
 
     @property
     def blob(self) -> bytes:
@@ -56,22 +42,11 @@ class PackedNames(Sequence[str]):
 
     @property
     def by_name(self) -> array[int]:
-        """Symbol indexes ordered by (name bytes, index), made now if the table has none."""
-        if self._by_name is None:
-            index, self._index = self._index, None
-            made = index() if index is not None else None
-            if made is None or len(made) != len(self._starts):  # none delivered: sort here
-                made = name_order(self._blob, self._starts)
-            self._by_name = made
+        """Symbol indexes ordered by (name bytes, index)."""
         return self._by_name
 
-    @property
-    def indexed(self) -> bool:
-        """Whether the index by name is made (a look-up by name is a binary search)."""
-        return self._by_name is not None
-
     def __len__(self) -> int:
-        return len(self._starts)
+        return len(self._by_name)
 
     @overload
     def __getitem__(self, i: int) -> str: ...
@@ -105,7 +80,7 @@ class PackedNames(Sequence[str]):
     def get(self, name: str, default: int | None = None) -> int | None:
         """The index of the first symbol called ``name`` (``dict.get`` of a name index)."""
         key = name.encode("utf-8", "surrogatepass")
-        order = self.by_name
+        order = self._by_name
         try:
             k = bisect.bisect_left(order, key, key=self._raw)
             if k < len(order) and self._raw(order[k]) == key:
@@ -116,14 +91,6 @@ class PackedNames(Sequence[str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
-
-
-def name_order(blob: bytes, starts: array[int]) -> array[int]:
-    """Symbol indexes ordered by (name bytes, index): the index by name of the names at
-    ``starts`` in ``blob`` (UTF-8 sorts as its bytes do, so no name is decoded)."""
-    ends = map(blob.find, repeat(b"\0"), starts)
-    names = list(map(blob.__getitem__, map(slice, starts, ends)))
-    return array("I", sorted(range(len(names)), key=names.__getitem__))  # stable
 
 
 def pack_names(names: Sequence[str]) -> PackedNames:
@@ -142,4 +109,4 @@ def pack_names(names: Sequence[str]) -> PackedNames:
     return PackedNames(blob, starts, by_name)
 
 
-__all__ = ["PackedNames", "name_order", "pack_names"]
+__all__ = ["PackedNames", "pack_names"]

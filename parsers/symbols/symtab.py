@@ -5,10 +5,8 @@ every step is a C-level pass over a column of the table (``bytes.translate``, sl
 ``bytes``, ``map``, ``compress``, ``sorted``): no Python code runs per symbol except for
 the few thousand that share an address with another. The order by address is a sort of
 floats (the fastest sort Python has): each symbol's address and index in ``.symtab``
-written as the mantissa of a double. The names stay in the string table, undecoded, and
-the index by name (a sort of every name) is left to be made when it is needed
-(:class:`parsers.symbols.packed.PackedNames`): a first run has it made beside it while it
-goes on (:mod:`explorer.sources.prefetch`).
+written as the mantissa of a double. A name is decoded once, and the table is then sorted
+by name for the cache's index (:class:`parsers.symbols.packed.PackedNames`).
 """
 
 from __future__ import annotations
@@ -84,10 +82,12 @@ def table_of_symbols(
             order[p] = members[k]
     types = bytes(map(letters.__getitem__, order)).decode("ascii")
     starts = array("I", map(st_names.__getitem__, order))
+    names = names_at(starts)
     if not packed:
-        return addrs, types, names_at(starts)
-    # no name decoded, and no index by name yet (PackedNames makes it when it is needed)
-    return addrs, types, PackedNames(strings, starts)
+        return addrs, types, names
+    # ASCII: the order of the str names is the order of their bytes
+    by_name = array("I", sorted(range(len(names)), key=names.__getitem__))  # stable
+    return addrs, types, PackedNames(strings, starts, by_name)
 
 
 def _flags(*columns: bytes) -> int:

@@ -318,24 +318,6 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
     Raises:
         SymbolError: no .symtab, or not a 64-bit big-endian ELF.
     """
-    addrs, types, names = vmlinux_symbol_columns(path)
-    by_name = names if isinstance(names, PackedNames) else None
-    p = os.fspath(path)
-    return SymbolTable.from_kallsyms(
-        addrs, types, names, f"vmlinux {p}", check=False, by_name=by_name
-    )
-
-
-def vmlinux_symbol_columns(
-    path: str | os.PathLike[str],
-) -> tuple[array[int], str, Sequence[str]]:
-    """What :func:`load_vmlinux_symbols` makes its table of: file addresses, type letters and
-    names in table order (an ASCII string table's names packed, without their index by name
-    yet: :class:`parsers.symbols.packed.PackedNames`).
-
-    Raises:
-        SymbolError: no .symtab, or not a 64-bit big-endian ELF.
-    """
     from parsers.elf.sections import SHF_EXECINSTR, ElfSections
     from parsers.symbols.symtab import table_of_symbols
 
@@ -361,4 +343,8 @@ def vmlinux_symbol_columns(
     table = table_of_symbols(raw, str_data, text_sections, section_count)
     if table is None:
         raise SymbolError("no usable symbols in .symtab", p)
-    return table
+    addrs, types, names = table
+    by_name = names if isinstance(names, PackedNames) else None
+    return SymbolTable.from_kallsyms(
+        addrs, types, names, f"vmlinux {p}", check=False, by_name=by_name
+    )
