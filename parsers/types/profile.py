@@ -764,12 +764,6 @@ def _profile_from_structs(
         TAG_VARIABLE,
     )
 
-    def _find_structs(
-        wanted: Mapping[str, tuple[str, ...]], accept: Callable[[Die], bool]
-    ) -> dict[str, Die]:
-        """:meth:`DwarfStructs.lookup`."""
-        return dwarf.lookup(wanted, accept)
-
     def _is_definition(die: Die) -> bool:
         return (
             die.tag in AGGREGATE_TAGS
@@ -798,7 +792,7 @@ def _profile_from_structs(
         raise Damaged("pointer and array types loop")
 
     by_name = {key: names for key, names in STRUCTS.items() if key not in MEMBER_TYPES}
-    found = _find_structs(by_name, _is_definition)
+    found = dwarf.lookup(by_name, _is_definition)
     module = found.get("module")
     if module is not None:
         members = {dwarf.name(m): m for m in dwarf.children(module) if m.tag == TAG_MEMBER}
@@ -815,7 +809,7 @@ def _profile_from_structs(
                     break
             else:
                 if present:  # a declaration there: the definition is elsewhere
-                    found.update(_find_structs({key: STRUCTS[key]}, _is_definition))
+                    found.update(dwarf.lookup({key: STRUCTS[key]}, _is_definition))
 
     def size_of(die: Die | None, depth: int = 0) -> int | None:
         die = _strip(die)
@@ -863,7 +857,7 @@ def _profile_from_structs(
     profile = _build_profile(structs, members_of, release=release, build_id=build_id, source=source)
     if "thread_union" not in profile.sizes:
         # As in _profile_from_elftools: init_stack[THREAD_SIZE / sizeof(long)].
-        variables = _find_structs({"thread_union": ("init_stack",)}, _is_variable)
+        variables = dwarf.lookup({"thread_union": ("init_stack",)}, _is_variable)
         if variables:
             size = size_of(dwarf.target(variables["thread_union"]))
             if size:
