@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from explorer.image.lists import walk_list
+from explorer.livepatch.summary import no_patch
 from explorer.model.kernel import Kernel
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.s390.layouts import kernel_version
@@ -322,7 +323,7 @@ def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
             f"livepatch state unknown: klp_patches unreadable ({exc.message})"
         ) from None
     transition = _optional_u64(kernel, "klp_transition_patch")
-    if first == head and not transition:
+    if no_patch(head, first, transition):
         return NoLivepatch("klp_patches is empty and klp_transition_patch is NULL")
     reader = _Reader(kernel)
     patches = tuple(
