@@ -163,6 +163,11 @@ def test_help_version_and_the_help_command(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out.startswith("usage: backchain dis ")
     assert main(["help", "nosuch"]) == 2
     assert "'nosuch' is not a command" in capsys.readouterr().err
+    for argv in (["chek", DUMP], ["chek", DUMP, "--json"], ["chek"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "'chek' is neither a command nor an existing dump file" in err, argv
+        assert "did you mean 'check'?" in err and "unrecognized" not in err
 
 
 def test_filters_that_match_nothing_say_so(capsys: pytest.CaptureFixture[str]) -> None:

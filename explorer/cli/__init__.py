@@ -172,6 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             with escaped_output():
                 return handler(args)
         wants_help = any(a in ("-h", "--help") for a in args_list)
+        word = args_list[0] if args_list else "-"
+        if not (wants_help or word.startswith("-") or os.path.exists(word)):
+            # a mistyped command before its dump: not a file either (argparse would only
+            # call the dump an unrecognized argument)
+            print(_not_a_command_or_file(word), file=sys.stderr)
+            return EXIT_BAD_INPUT
         args = build_tui_parser(commands=wants_help).parse_args(args_list)
         if args.dump is not None and not os.path.exists(args.dump):
             print(_not_a_command_or_file(args.dump), file=sys.stderr)
