@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from explorer.image.lists import walk_list
-from explorer.livepatch.summary import no_patch
 from explorer.model.kernel import Kernel
 from parsers.errors import DumpError, FormatError, TypeInfoError
 from parsers.s390.layouts import kernel_version
@@ -323,7 +322,7 @@ def read_livepatch(kernel: Kernel) -> LivepatchState | NoLivepatch:
             f"livepatch state unknown: klp_patches unreadable ({exc.message})"
         ) from None
     transition = _optional_u64(kernel, "klp_transition_patch")
-    if no_patch(head, first, transition):
+    if first == head and not transition:
         return NoLivepatch("klp_patches is empty and klp_transition_patch is NULL")
     reader = _Reader(kernel)
     patches = tuple(

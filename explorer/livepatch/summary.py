@@ -38,13 +38,7 @@ def nothing_loaded(kernel: Kernel) -> bool:
         patch = 0 if transition is None else kernel.space.read_u64(transition)
     except DumpError:
         return True
-    return no_patch(head, first, patch)
+    return first == head and not patch
 
 
-def no_patch(head: int, first: int, transition: int) -> bool:
-    """No livepatch loaded: the list ``klp_patches`` (at ``head``) is empty, its first link
-    pointing back at itself, and ``klp_transition_patch`` is NULL."""
-    return first == head and not transition
-
-
-__all__ = ["livepatch_summary", "no_patch", "nothing_loaded"]
+__all__ = ["livepatch_summary", "nothing_loaded"]
