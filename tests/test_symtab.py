@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from array import array
 from pathlib import Path
 
 import pytest
@@ -193,11 +194,42 @@ def test_kallsyms_order_at_any_address(base: int) -> None:
     """Addresses a float sort key holds (below 2**28) and those it does not (sorted by a
     key function instead) give the same order, the one worked out entry by entry."""
     from parsers.symbols.symtab import table_of_symbols
+    from parsers.symbols.table import symtab_table
 
     raw, strings, kept = _synthetic(base)
-    table = table_of_symbols(raw, strings, {1, 2}, 4)
-    assert table is not None
-    addrs, types, names = table
-    assert list(zip(addrs, types, names, strict=True)) == _expected(kept)
+    found = table_of_symbols(raw, strings, {1, 2}, 4)
+    assert found is not None
+    addrs, types, names = found
+    # the table itself: by address, then .symtab order
+    by_address = sorted(kept, key=lambda e: (e[0], e[3]))
+    assert list(zip(addrs, types, names, strict=True)) == [(v, t, n) for v, t, n, _ in by_address]
     by_name = names.by_name  # type: ignore[attr-defined]
     assert list(by_name) == sorted(range(len(names)), key=lambda i: (names[i], i))
+    # ranked by kallsyms' rule when read or looked up
+    table = symtab_table(found, "synthetic")
+    expected = _expected(kept)
+    assert list(table.rows()) == expected
+    assert list(table.names()) == [n for _, _, n in expected]
+    first: dict[int, tuple[str, str]] = {}
+    first_of_name: dict[str, tuple[int, str]] = {}
+    for value, letter, name in expected:
+        first.setdefault(value, (name, letter))
+        first_of_name.setdefault(name, (value, letter))
+    # a look-up names kallsyms' first symbol at an address, as a table in that order does
+    # (None beyond a synthetic "_end", as there)
+    ordered = SymbolTable.from_kallsyms(
+        array("Q", [v for v, _, _ in expected]),
+        "".join(t for _, t, _ in expected),
+        [n for _, _, n in expected],
+        "ordered",
+    )
+    looked_up = 0
+    for value, (name, letter) in first.items():
+        found_symbol = table.lookup(value)
+        assert found_symbol == ordered.lookup(value)
+        if found_symbol is not None:
+            looked_up += 1
+            assert (found_symbol.name, found_symbol.type, found_symbol.offset) == (name, letter, 0)
+    assert looked_up
+    for name, (value, letter) in first_of_name.items():
+        assert (table.address_of(name), table.type_of(name)) == (value, letter), name

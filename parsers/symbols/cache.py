@@ -2,8 +2,9 @@
 
 Layout (native byte order; a cache is local to the machine that wrote it)::
 
-    magic "BCSYMS\\x04" + byte-order byte ("<" or ">")
-    u32 count, u32 names_bytes, u32 source_bytes, u32 crc32 (of everything after the head)
+    magic "BCSYMS\\x05" + byte-order byte ("<" or ">")
+    u32 count, u32 names_bytes, u32 source_bytes, u32 crc32 (of everything after the head),
+    u32 flags (bit 0: symbols at one address in .symtab order, ranked when looked up)
     source (UTF-8), padded to 8
     u64 addresses[count]   sorted, in the table's own order (file addresses, before KASLR)
     u32 starts[count]      where each symbol's NUL-terminated name starts in the names
@@ -33,9 +34,11 @@ from parsers.errors import SymbolError
 from parsers.symbols.packed import PackedNames, pack_names
 from parsers.symbols.table import SymbolTable
 
-MAGIC = b"BCSYMS\x04"
+MAGIC = b"BCSYMS\x05"
 _ORDER = b"<" if sys.byteorder == "little" else b">"
-_HEAD = struct.Struct("=IIII")
+_HEAD = struct.Struct("=IIIII")
+#: Flag bit: symbols at one address are in ``.symtab`` order (a vmlinux's table).
+_SYMTAB_ORDER = 1
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
 MAX_CACHE_BYTES = 256 << 20
 #: The bytes a table was read from (:func:`table_from_bytes` with ``keep``), with its source
@@ -55,7 +58,7 @@ def table_bytes(table: SymbolTable) -> bytes:
     read = _READ_FROM.get(table)
     if read is not None and read[0] == table.source:
         return read[1]
-    addrs, types, names = table.raw()
+    addrs, types, names, aliases_ordered = table.stored()
     packed = names if isinstance(names, PackedNames) else pack_names(names)
     blob = packed.blob
     source = table.source.encode("utf-8")
@@ -70,7 +73,8 @@ def table_bytes(table: SymbolTable) -> bytes:
             blob,
         )
     )
-    head = MAGIC + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body))
+    flags = 0 if aliases_ordered else _SYMTAB_ORDER
+    head = MAGIC + _ORDER + _HEAD.pack(len(addrs), len(blob), len(source), zlib.crc32(body), flags)
     return head + body
 
 
@@ -80,12 +84,14 @@ def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     return None if data is None else table_from_bytes(data)
 
 
-def table_from_bytes(data: bytes, keep: bool = False) -> SymbolTable | None:
+def table_from_bytes(data: bytes, keep: bool = False, own: bool = False) -> SymbolTable | None:
     """The table of :func:`table_bytes`; None if foreign or damaged. ``keep``: remember
     ``data`` as long as the table lives, for :func:`table_bytes` to give back (a table to be
-    written to the cache soon; a table read from the cache is not kept twice)."""
+    written to the cache soon; a table read from the cache is not kept twice). ``own``:
+    bytes this program's :func:`table_bytes` just made (a prefetch worker's), not a file:
+    no checksum or name offsets to check (7 ms of a first run)."""
     try:
-        table = _parse(data)
+        table = _parse(data, own)
     except (SymbolError, ValueError, struct.error, UnicodeDecodeError, IndexError):
         return None
     if table is not None and keep:
@@ -102,12 +108,14 @@ def _array(code: str, data: bytes, pos: int, count: int) -> tuple[array[int], in
     return out, end
 
 
-def _parse(data: bytes) -> SymbolTable | None:
+def _parse(data: bytes, own: bool = False) -> SymbolTable | None:
     if len(data) > MAX_CACHE_BYTES or data[:8] != MAGIC + _ORDER:
         return None
-    count, names_bytes, source_bytes, crc = _HEAD.unpack_from(data, 8)
+    count, names_bytes, source_bytes, crc, flags = _HEAD.unpack_from(data, 8)
+    if flags & ~_SYMTAB_ORDER:
+        return None
     pos = 8 + _HEAD.size
-    if zlib.crc32(memoryview(data)[pos:]) != crc:  # damaged since written: rebuild it
+    if not own and zlib.crc32(memoryview(data)[pos:]) != crc:  # damaged: rebuild it
         return None
     source = data[pos : pos + source_bytes].decode("utf-8")
     pos += source_bytes + (-source_bytes % 8)
@@ -119,9 +127,17 @@ def _parse(data: bytes) -> SymbolTable | None:
     blob = data[pos : pos + names_bytes]
     if len(types) != count or len(blob) != names_bytes or pos + names_bytes != len(data):
         return None
-    if count and (blob[-1:] != b"\0" or max(starts) >= names_bytes):
+    if count and (blob[-1:] != b"\0" or (not own and max(starts) >= names_bytes)):
         return None
     if not blob.isascii():
         blob.decode("utf-8")  # names are decoded one at a time later: fail here, not there
     names = PackedNames(blob, starts, by_name)
-    return SymbolTable.from_kallsyms(addrs, types, names, source, check=False, by_name=names)
+    return SymbolTable.from_kallsyms(
+        addrs,
+        types,
+        names,
+        source,
+        check=False,
+        by_name=names,
+        aliases_ordered=not flags & _SYMTAB_ORDER,
+    )

@@ -1,20 +1,20 @@
-"""A vmlinux's ``.symtab`` as a table in kallsyms' order, built column by column.
+"""A vmlinux's ``.symtab`` as a table ordered by address, built column by column.
 
 A kernel has ~130,000 symbols and a first run with ``--vmlinux`` waits for this table, so
 every step is a C-level pass over a column of the table (``bytes.translate``, slices of
-``bytes``, ``map``, ``compress``, ``sorted``): no Python code runs per symbol except for
-the few thousand that share an address with another. The order by address is a sort of
-floats (the fastest sort Python has): each symbol's address and index in ``.symtab``
-written as the mantissa of a double. A name is decoded once, and the table is then sorted
-by name for the cache's index (:class:`parsers.symbols.packed.PackedNames`).
+``bytes``, ``map``, ``compress``, ``sorted``): no Python code runs per symbol. The order by address is a sort of floats (the fastest sort Python has):
+each symbol's address and index in ``.symtab`` written as the mantissa of a double. Symbols
+at one address stay in ``.symtab`` order: the table ranks them by kallsyms' rule when one is
+looked up (:class:`parsers.symbols.table.SymbolTable`), not all 18,000 of them up front. A
+name is decoded once, and the table is then sorted by name for the cache's index
+(:class:`parsers.symbols.packed.PackedNames`).
 """
 
 from __future__ import annotations
 
-import operator
 import sys
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import compress, repeat
 
 from parsers.symbols.packed import PackedNames
@@ -40,9 +40,9 @@ def table_of_symbols(
     """Filter, name and order big-endian Elf64_Sym entries (``raw``, 24 bytes each): the
     table's file addresses, type letters and names (None: no symbol is kept).
 
-    Symbols are ordered by address; those at one address as scripts/kallsyms.c orders them
-    (weak ones last, then linker-script names, then fewer leading underscores), then by
-    name, then in ``.symtab`` order (nm -n's order, stable). With an ASCII string table
+    Symbols are ordered by address, those at one address in ``.symtab`` order (the table
+    ranks them as scripts/kallsyms.c does when looked up: ``aliases_ordered=False`` of
+    :meth:`parsers.symbols.table.SymbolTable.from_kallsyms`). With an ASCII string table
     (every kernel's) the names stay in ``strings`` as they are, packed with their index by
     name (:class:`parsers.symbols.packed.PackedNames`): the table is then written to the
     symbol cache without re-encoding a name.
@@ -70,16 +70,7 @@ def table_of_symbols(
         strings += b"\0"
     names_at = _namer(strings, packed)
     found = _address_order(raw, letters, count, kept)
-    order, addrs, columns = found or _address_order_any(raw, letters, count)
-    shared = _shared(columns)
-    if shared:  # the positions of every address several symbols share, in one sort
-        at = sorted({*shared, *map((1).__add__, shared)})
-        members = list(map(order.__getitem__, at))
-        chosen = names_at(list(map(st_names.__getitem__, members)))
-        ranks = _alias_ranks(members, letters.decode("latin-1"), chosen)
-        keys = list(zip(map(addrs.__getitem__, at), *ranks, strict=True))
-        for p, k in zip(at, sorted(range(len(keys)), key=keys.__getitem__), strict=True):
-            order[p] = members[k]
+    order, addrs = found or _address_order_any(raw, letters, count)
     types = bytes(map(letters.__getitem__, order)).decode("ascii")
     starts = array("I", map(st_names.__getitem__, order))
     names = names_at(starts)
@@ -109,10 +100,9 @@ def _index_bytes(count: int) -> tuple[bytes, bytes, bytes]:
 
 def _address_order(
     raw: bytes, letters: bytes, count: int, kept: int
-) -> tuple[array[int], array[int], list[bytes]] | None:
+) -> tuple[array[int], array[int]] | None:
     """The ``.symtab`` indexes of the symbols kept (``letters`` not NUL) by (address,
-    index), their addresses, and the addresses' bytes as columns (in any order, for
-    :func:`_shared`); None when an address or an index does not fit a float key.
+    index) and their addresses; None when an address or an index does not fit a float key.
 
     Each symbol's key is the double 2**52 + (address << 24 | index), built byte by byte
     from the columns of ``raw``; one left out gets a far larger key (and is dropped after
@@ -140,9 +130,9 @@ def _address_order(
     if little:
         floats.byteswap()
     data = floats.tobytes()
-    columns = [data[1::8].translate(_LOW_NIBBLE), data[2::8], data[3::8], data[4::8]]
     wide = bytearray(8 * kept)
-    wide[4::8], wide[5::8], wide[6::8], wide[7::8] = columns
+    wide[4::8], wide[5::8] = data[1::8].translate(_LOW_NIBBLE), data[2::8]
+    wide[6::8], wide[7::8] = data[3::8], data[4::8]
     addrs = array("Q")
     addrs.frombytes(wide)
     narrow = bytearray(4 * kept)
@@ -152,12 +142,10 @@ def _address_order(
     if little:
         addrs.byteswap()
         order.byteswap()
-    return order, addrs, columns
+    return order, addrs
 
 
-def _address_order_any(
-    raw: bytes, letters: bytes, count: int
-) -> tuple[array[int], array[int], list[bytes]]:
+def _address_order_any(raw: bytes, letters: bytes, count: int) -> tuple[array[int], array[int]]:
     """:func:`_address_order` for any addresses and counts (a slower sort, by a key)."""
     words = array("Q")
     words.frombytes(raw)
@@ -166,26 +154,7 @@ def _address_order_any(
     values = words[1::3]
     order = sorted(compress(range(count), letters), key=values.__getitem__)  # stable
     addrs = array("Q", map(values.__getitem__, order))
-    data = addrs.tobytes()
-    columns = [data[j::8] for j in range(8)]
-    return array("I" if count < 1 << 32 else "Q", order), addrs, columns
-
-
-def _shared(columns: list[bytes]) -> list[int]:
-    """The positions ``p`` where an address equals the next one, from the bytes of the
-    addresses as ``columns`` (byte ``j`` of every address in ``columns[j]``): each column
-    compared with itself one address along, as big integers."""
-    count = len(columns[0])
-    if count < 2:
-        return []
-    differs = 0
-    for column in columns:
-        differs |= int.from_bytes(column, "big") ^ int.from_bytes(column[1:] + b"\0", "big")
-    return list(compress(range(count - 1), differs.to_bytes(count, "big").translate(_ZERO_FLAG)))
-
-
-#: Byte flag 0 -> 1, anything else -> 0.
-_ZERO_FLAG = bytes([1] + [0] * 255)
+    return array("I" if count < 1 << 32 else "Q", order), addrs
 
 
 def _namer(strings: bytes, packed: bool) -> Callable[[Sequence[int]], list[str]]:
@@ -251,31 +220,6 @@ def _letters(raw: bytes, halves: array[int], text_sections: set[int], section_co
             letter_of[info << 24 | shndx] = letter(info >> 4, shndx in text_sections)
     infos = halves[1::6]  # st_info << 24 | st_other << 16 | st_shndx
     return bytes(map(letter_of.get, map((0xFF00FFFF).__and__, infos), repeat(0)))
-
-
-def _alias_ranks(
-    members: list[int], letters: Sequence[str], chosen: list[str]
-) -> tuple[Iterator[bool], Iterator[bool], Iterator[int], list[str]]:
-    """scripts/kallsyms.c's order of names at one address (weak ones last, then
-    linker-script names, then more leading underscores), then nm's (by name): the sort keys
-    of ``members`` (indices; ``chosen`` their names), column by column."""
-    weak = map(frozenset("Ww").__contains__, map(letters.__getitem__, members))
-    linker = map(
-        operator.and_,
-        map(
-            operator.or_,
-            map(str.startswith, chosen, repeat(("__start_", "__stop_", "__end_"))),
-            map(str.endswith, chosen, repeat(("_start", "_end"))),
-        ),
-        map(
-            operator.and_,
-            map(str.startswith, chosen, repeat("__")),
-            map(operator.ge, map(len, chosen), repeat(8)),
-        ),
-    )
-    stripped = map(len, map(str.lstrip, chosen, repeat("_")))
-    underscores = map(operator.sub, map(len, chosen), stripped)
-    return weak, linker, underscores, chosen
 
 
 __all__ = ["table_of_symbols"]

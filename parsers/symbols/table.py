@@ -67,7 +67,9 @@ class SymbolTable:
     Symbols sharing an address are ordered as scripts/kallsyms.c orders them (weak ones last,
     then linker-script names such as ``__sched_text_start`` after others, then fewer leading
     underscores first, then file order); a look-up names the first one, as
-    ``get_symbol_pos()`` does.
+    ``get_symbol_pos()`` does. A vmlinux's table keeps them in ``.symtab`` order instead and
+    applies that rule (then the name, then ``.symtab`` order) to the few it is asked about:
+    ranking all of them is a third of the time a first run takes to build the table.
     """
 
     def __init__(self, entries: Iterable[tuple[int, str, str, int]], source: str) -> None:
@@ -93,6 +95,7 @@ class SymbolTable:
         delta: int = 0,
         check: bool = True,
         by_name: NameIndex | None = None,
+        aliases_ordered: bool = True,
     ) -> SymbolTable:
         """A table already in kallsyms order (sorted by address).
 
@@ -101,6 +104,8 @@ class SymbolTable:
             check: verify the order (off only for a table this program wrote itself).
             by_name: an index of the names (:class:`parsers.symbols.packed.PackedNames`) instead
                 of the dict built from ``names``.
+            aliases_ordered: False when symbols at one address are in ``.symtab`` order, not
+                yet in kallsyms' (a vmlinux's table): they are ranked when looked up.
 
         Raises:
             SymbolError: the addresses are not sorted (not a kallsyms table).
@@ -108,7 +113,7 @@ class SymbolTable:
         if check and not all(map(operator.le, addrs, itertools.islice(addrs, 1, None))):
             raise SymbolError(f"{source}: addresses are not sorted; not a kallsyms table")
         table = cls.__new__(cls)
-        table._setup(addrs, types, names, source, by_name)
+        table._setup(addrs, types, names, source, by_name, aliases_ordered)
         if delta:
             table.relocate(delta)
         return table
@@ -120,9 +125,12 @@ class SymbolTable:
         names: Sequence[str],
         source: str,
         by_name: NameIndex | None = None,
+        aliases_ordered: bool = True,
     ) -> None:
         self.source = source
         self.delta = 0
+        self._aliases_ordered = aliases_ordered
+        self._kallsyms_order: list[int] | None = None
         self._known: dict[str, int] = {}
         self._known_how: dict[str, str] = {}
         self._addrs = addrs
@@ -205,8 +213,65 @@ class SymbolTable:
 
     def type_of(self, name: str) -> str | None:
         """The type letter of ``name`` (``T``, ``t``, ``D`` ...) or None."""
-        i = self._by_name.get(name)
+        i = self._index_of(name)
         return None if i is None else self._types[i]
+
+    def _index_of(self, name: str) -> int | None:
+        """The index of the first symbol called ``name`` in kallsyms' order."""
+        i = self._by_name.get(name)
+        if i is None or self._aliases_ordered:
+            return i
+        # the first by address; at that address, several of that name: kallsyms' first
+        hi = bisect.bisect_right(self._addrs, self._addrs[i], lo=i)
+        if hi - i == 1:
+            return i
+        names = self._names
+        return min((j for j in range(i, hi) if names[j] == name), key=self._alias_rank)
+
+    def _first_alias(self, i: int) -> int:
+        """The symbol kallsyms names at symbol ``i``'s address (``get_symbol_pos()``)."""
+        addrs = self._addrs
+        lo = bisect.bisect_left(addrs, addrs[i], hi=i)
+        if self._aliases_ordered:
+            return lo
+        hi = bisect.bisect_right(addrs, addrs[i], lo=i)
+        return lo if hi - lo == 1 else min(range(lo, hi), key=self._alias_rank)
+
+    def _alias_rank(
+        self, i: int, names: Sequence[str] | None = None
+    ) -> tuple[bool, bool, int, str]:
+        """scripts/kallsyms.c's order of symbols at one address (weak ones last, then
+        linker-script names, then more leading underscores), then nm's (by name); a tie
+        keeps ``.symtab`` order (``min`` and ``sorted`` keep the first). ``names``: the
+        table's names decoded already."""
+        name = (self._names if names is None else names)[i]
+        return (
+            self._types[i] in "Ww",
+            _linker_provided(name),
+            len(name) - len(name.lstrip("_")),
+            name,
+        )
+
+    def _order(self) -> Sequence[int] | None:
+        """The table's indexes in kallsyms' order (None: the table's own order)."""
+        if self._aliases_ordered:
+            return None
+        if self._kallsyms_order is None:
+            addrs = self._addrs
+            order = list(range(len(addrs)))
+            shared = list(
+                itertools.compress(
+                    range(len(addrs) - 1), map(operator.eq, addrs, itertools.islice(addrs, 1, None))
+                )
+            )
+            # every position in a run of equal addresses, ascending: a stable sort by
+            # (address, rank) keeps the runs in place and ranks each
+            at = sorted({*shared, *map((1).__add__, shared)})
+            rank, names = self._alias_rank, list(self._names)
+            for p, i in zip(at, sorted(at, key=lambda i: (addrs[i], rank(i, names))), strict=True):
+                order[p] = i
+            self._kallsyms_order = order
+        return self._kallsyms_order
 
     def _size_at(self, i: int) -> int:
         base = self._addrs[i]
@@ -228,7 +293,7 @@ class SymbolTable:
         i = bisect.bisect_right(self._addrs, rel) - 1
         if i < 0:
             return None
-        i = bisect.bisect_left(self._addrs, self._addrs[i], hi=i)  # the first alias
+        i = self._first_alias(i)
         base = self._addrs[i]
         return Symbol(
             self._names[i], base + self.delta, rel - base, self._size_at(i), self._types[i]
@@ -244,18 +309,36 @@ class SymbolTable:
         return any(a <= address < b for a, b in self._text_ranges)
 
     def raw(self) -> tuple[array[int], str, Sequence[str]]:
-        """File addresses (before :meth:`relocate`), type letters and names, in table order."""
-        return self._addrs, self._types, self._names
+        """File addresses (before :meth:`relocate`), type letters and names, in kallsyms'
+        order."""
+        order = self._order()
+        if order is None:
+            return self._addrs, self._types, self._names
+        types, names = self._types, list(self._names)  # decoded at once, not one by one
+        return (
+            self._addrs,
+            "".join(map(types.__getitem__, order)),
+            list(map(names.__getitem__, order)),
+        )
+
+    def stored(self) -> tuple[array[int], str, Sequence[str], bool]:
+        """:meth:`raw` as the table keeps it, and whether symbols at one address are in
+        kallsyms' order there (False: in ``.symtab`` order, ranked when looked up)."""
+        return self._addrs, self._types, self._names, self._aliases_ordered
 
     def names(self) -> Iterator[str]:
-        """All names, in address order."""
-        return iter(self._names)
+        """All names, in kallsyms' order (by address)."""
+        return (name for _, _, name in self.rows())
 
     def rows(self) -> Iterator[tuple[int, str, str]]:
-        """(runtime address, type, name) of every symbol, in address order."""
+        """(runtime address, type, name) of every symbol, in kallsyms' order (by address)."""
         d = self.delta
-        rows = zip(self._addrs, self._types, self._names, strict=True)
-        return ((a + d, t, n) for a, t, n in rows)
+        addrs, types, names = self._addrs, self._types, self._names
+        order = self._order()
+        if order is None:
+            return ((a + d, t, n) for a, t, n in zip(addrs, types, names, strict=True))
+        names = list(names)  # decoded at once, not one by one
+        return ((addrs[i] + d, types[i], names[i]) for i in order)
 
 
 def _linker_provided(name: str) -> bool:
@@ -343,8 +426,14 @@ def load_vmlinux_symbols(path: str | os.PathLike[str]) -> SymbolTable:
     table = table_of_symbols(raw, str_data, text_sections, section_count)
     if table is None:
         raise SymbolError("no usable symbols in .symtab", p)
+    return symtab_table(table, f"vmlinux {p}")
+
+
+def symtab_table(table: tuple[array[int], str, Sequence[str]], source: str) -> SymbolTable:
+    """The table of :func:`parsers.symbols.symtab.table_of_symbols`' addresses, types and
+    names (symbols at one address in ``.symtab`` order, ranked when looked up)."""
     addrs, types, names = table
     by_name = names if isinstance(names, PackedNames) else None
     return SymbolTable.from_kallsyms(
-        addrs, types, names, f"vmlinux {p}", check=False, by_name=by_name
+        addrs, types, names, source, check=False, by_name=by_name, aliases_ordered=False
     )
