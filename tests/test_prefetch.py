@@ -94,6 +94,26 @@ assert gone(pid) and not prefetch.building(VMLINUX)
     )
 
 
+def test_a_table_larger_than_the_shared_memory_is_built_here(tmp_path: Path) -> None:
+    """The worker hands nothing back when its table does not fit the memory it shares
+    with this process; the table is then built here, as when a worker fails."""
+    _in_a_fresh_process(
+        _GONE
+        + """
+prefetch._SHARED_BYTES = 1 << 20  # a 6.1 table is 4 MB
+prefetch.start(VMLINUX)
+(pid, _) = prefetch._WORKERS[VMLINUX]
+assert prefetch.take(VMLINUX) is None and gone(pid)
+prefetch._SHARED_BYTES = 256 << 20
+prefetch.start(VMLINUX)
+table = prefetch.take(VMLINUX)
+assert table is not None and len(table) > 90_000
+assert not prefetch._SHARED  # each mapping closed once taken
+""",
+        tmp_path,
+    )
+
+
 def test_no_worker_while_another_thread_runs(tmp_path: Path) -> None:
     _in_a_fresh_process(
         """

@@ -40,6 +40,13 @@ def test_round_trip_of_a_system_map(tmp_path: Path) -> None:
     path.write_bytes(b"BCSYMS\x01" + data[7:])  # the older layout
     assert load_table(path) is None
     assert load_table(tmp_path / "absent.syms") is None
+    # the flags word (after count, names, source and CRC): a flag no writer sets is foreign
+    flags = 8 + 16
+    for bits in (2, 0x80000000):
+        path.write_bytes(data[:flags] + bits.to_bytes(4, "little") + data[flags + 4 :])
+        assert load_table(path) is None
+    path.write_bytes(data)
+    assert load_table(path) is not None
 
 
 def test_kallsyms_cached_by_their_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

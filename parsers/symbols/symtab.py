@@ -2,11 +2,12 @@
 
 A kernel has ~130,000 symbols and a first run with ``--vmlinux`` waits for this table, so
 every step is a C-level pass over a column of the table (``bytes.translate``, slices of
-``bytes``, ``map``, ``compress``, ``sorted``): no Python code runs per symbol. The order by address is a sort of floats (the fastest sort Python has):
-each symbol's address and index in ``.symtab`` written as the mantissa of a double. Symbols
-at one address stay in ``.symtab`` order: the table ranks them by kallsyms' rule when one is
-looked up (:class:`parsers.symbols.table.SymbolTable`), not all 18,000 of them up front. A
-name is decoded once, and the table is then sorted by name for the cache's index
+``bytes``, ``map``, ``compress``, ``sorted``): no Python code runs per symbol. The order by
+address is a sort of floats (the fastest sort Python has): each symbol's address and index
+in ``.symtab`` written as the mantissa of a double. Symbols at one address stay in
+``.symtab`` order: the table ranks them by kallsyms' rule when one is looked up
+(:class:`parsers.symbols.table.SymbolTable`), not all 18,000 of them up front. A name is
+decoded once, and the table is then sorted by name for the cache's index
 (:class:`parsers.symbols.packed.PackedNames`).
 """
 
