@@ -208,7 +208,7 @@ def test_fallback_without_kallsyms_in_vmcoreinfo_gives_the_same_table(
     named = _kernel(name).symbols
     assert named is not None and named.source == "kallsyms in the dump"
     monkeypatch.setenv("BACKCHAIN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("explorer.sources.kallsyms.kallsyms_tables", lambda info: None)
+    monkeypatch.setattr("parsers.symbols.kallsyms.kallsyms_tables", lambda info: None)
     kernel = kernel_of(open_dump(str(SAMPLES / name / "vmcore.zst")), Options())
     assert kernel.symbols is not None and not kernel.warnings
     token_table = _map_address(name, "kallsyms_token_table")

@@ -88,3 +88,35 @@ def test_info_without_a_vmlinux_imports_no_dwarf_reader(name: str) -> None:
     assert "parsers.types.profile" in modules  # the probe saw the modules
     assert not {"parsers.dwarf.reader", "parsers.dwarf.structs"} & modules
     assert ("explorer.livepatch.state" in modules) == name.startswith("klp-")
+
+
+_MODULES_PROBE = """
+import contextlib, io, json, sys
+from explorer.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    status = main(sys.argv[1:])
+print(json.dumps({"status": status, "modules": sorted(sys.modules),
+                  "tasks": len(json.loads(out.getvalue()))}))
+"""
+
+
+def test_check_json_with_a_vmlinux_imports_no_kallsyms_reader_grader_or_text_verdicts() -> None:
+    """``check --json`` with a vmlinux reads no kallsyms, grades no recovered chain when no
+    walk broke (6.1 idle: none does), and builds no text verdicts: the modules of those (six
+    frozen dataclasses, ~10 ms of a start) stay unimported."""
+    vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
+    dump = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_PROBE, "check", "--json", str(dump), "--vmlinux",
+         str(vmlinux)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )  # fmt: skip
+    got = json.loads(done.stdout.splitlines()[-1])
+    assert got["status"] == 0 and got["tasks"] > 50
+    assert "explorer.walk.analysis" in got["modules"]  # the probe saw the walk's modules
+    unwanted = {"parsers.symbols.kallsyms", "explorer.code.recover", "explorer.walk.summary"}
+    assert not unwanted & set(got["modules"]), unwanted & set(got["modules"])

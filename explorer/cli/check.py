@@ -72,7 +72,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     from explorer.model.tasks import find_tasks
     from explorer.reports.stream import json_writer
     from explorer.walk.analysis import analyse_all, unwind_context
-    from explorer.walk.summary import summarizer
 
     kernel = open_kernel(args)
     extras = FrameExtras.from_args(kernel, args)
@@ -108,6 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             out.write("\n]\n")
         extras.close()
         return EXIT_OK
+    from explorer.walk.summary import summarizer  # the text report's verdicts (a dataclass)
+
     summarize = summarizer(kernel)
     stack_lines = StackLines(extras.lines) if extras.lines is not None else None
     if stack_lines is not None:

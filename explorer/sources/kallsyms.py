@@ -7,7 +7,6 @@ from __future__ import annotations
 from explorer.image.dumpimage import Diagnostics, DumpImage
 from explorer.sources.symcache import cached_kallsyms
 from parsers.errors import DumpError
-from parsers.symbols.kallsyms import kallsyms_tables
 from parsers.symbols.table import SymbolTable
 
 
@@ -15,6 +14,8 @@ def dump_kallsyms(image: DumpImage, notes: Diagnostics) -> SymbolTable | None:
     """The kernel's kallsyms: where VMCOREINFO locates them, else found in memory by content
     (explorer.sources.memscan); None when neither gives a table (a warning says why).
     Decoded once and cached by a digest of the bytes decoded (:func:`cached_kallsyms`)."""
+    from parsers.symbols.kallsyms import kallsyms_tables  # (not for a vmlinux's symbols)
+
     tables = kallsyms_tables(image.vmcoreinfo)
     if tables is None:
         from explorer.sources.memscan import kallsyms_in_memory

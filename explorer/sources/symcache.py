@@ -5,6 +5,7 @@ claims."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from explorer.sources.symfiles import GENERATION, file_cache, file_symbols_cached
 from parsers.cache import cache_dir, content_digest
@@ -12,8 +13,10 @@ from parsers.elf.sections import ElfSections
 from parsers.errors import DumpError
 from parsers.inputs import open_regular
 from parsers.symbols.cache import load_table, save_table
-from parsers.symbols.kallsyms import KallsymsTables, decode_kallsyms, read_kallsyms_bytes
 from parsers.symbols.table import MAX_SYSTEM_MAP_BYTES, SymbolTable
+
+if TYPE_CHECKING:  # the kallsyms reader is imported by a start that reads them
+    from parsers.symbols.kallsyms import KallsymsTables
 
 
 def cached_kallsyms(
@@ -28,6 +31,8 @@ def cached_kallsyms(
     Raises:
         SymbolError: the tables cannot be read or are not kallsyms.
     """
+    from parsers.symbols.kallsyms import decode_kallsyms, read_kallsyms_bytes
+
     raw = read_kallsyms_bytes(read, tables)
     path = cache_dir("symbols", f"kallsyms-{raw.digest()}-g{GENERATION}.syms")
     table = load_table(path)
