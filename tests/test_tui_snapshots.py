@@ -33,6 +33,12 @@ def script(*keys: str, pid: int | None = None) -> Script:
             await open_pid(app, pilot, pid)
         if keys:
             await pilot.press(*keys)
+            # what a key starts (a table rebuilt, its columns sized) settles over several
+            # rounds of messages; an idle wait alone is fooled on a loaded machine (CI once
+            # caught the grouped table before its columns were sized)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.pause(0.1)
         await pilot.pause()
 
     return run
