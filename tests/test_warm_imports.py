@@ -24,12 +24,13 @@ from explorer.cli import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     status = main(sys.argv[1:])
-print(json.dumps({"status": status, "modules": sorted({m.split(".")[0] for m in sys.modules}),
-                  "tasks": len(json.loads(out.getvalue()))}))
+print(json.dumps({"status": status, "modules": sorted(sys.modules), "out": out.getvalue()}))
 """
 
 
 def _run(*argv: str) -> dict:
+    """The command's status, every module it imported (``modules``, full names; ``packages``,
+    their top-level names) and its standard output (``out``), from a fresh interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *argv],
         capture_output=True,
@@ -37,7 +38,9 @@ def _run(*argv: str) -> dict:
         cwd=ROOT,
         check=True,
     )
-    return json.loads(done.stdout.splitlines()[-1])
+    got = json.loads(done.stdout.splitlines()[-1])
+    got["packages"] = sorted({m.split(".")[0] for m in got["modules"]})
+    return got
 
 
 def _warm_twice(*argv: str) -> dict:
@@ -50,55 +53,28 @@ def test_warm_check_with_a_vmlinux_imports_nothing_heavy() -> None:
     vmlinux = oracles.debug_vmlinux(release)
     dump = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
     got = _warm_twice("check", "--json", str(dump), "--vmlinux", str(vmlinux))
-    assert got["status"] == 0 and got["tasks"] > 50
-    assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
+    assert got["status"] == 0 and len(json.loads(got["out"])) > 50
+    assert not set(got["packages"]) & HEAVY, set(got["packages"]) & HEAVY
 
 
 @pytest.mark.parametrize("name", ["deb12-6.1-idle", "rebuilt-5.10-busy", "bpo12-6.12-busy"])
 def test_warm_check_of_a_bundled_sample_imports_nothing_heavy(name: str) -> None:
     got = _warm_twice("check", "--json", str(SAMPLES / name / "vmcore.zst"))
-    assert got["status"] == 0 and got["tasks"] > 20
-    assert "explorer" in got["modules"]  # the probe saw the modules
-    assert not set(got["modules"]) & HEAVY, set(got["modules"]) & HEAVY
-
-
-_INFO_PROBE = """
-import contextlib, io, json, sys
-from explorer.cli import main
-with contextlib.redirect_stdout(io.StringIO()):
-    status = main(sys.argv[1:])
-print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
-"""
+    assert got["status"] == 0 and len(json.loads(got["out"])) > 20
+    assert "explorer" in got["packages"]  # the probe saw the modules
+    assert not set(got["packages"]) & HEAVY, set(got["packages"]) & HEAVY
 
 
 @pytest.mark.parametrize("name", ["bpo12-6.12-busy", "klp-6.12-stalled"])
 def test_info_without_a_vmlinux_imports_no_dwarf_reader(name: str) -> None:
     """``info`` of a dump alone (its types from BTF) imports no DWARF reader, and the
     livepatch reader only for a kernel with a livepatch loaded (klp-6.12-stalled has one)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _INFO_PROBE, "info", str(SAMPLES / name / "vmcore.zst")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
-    got = json.loads(done.stdout.splitlines()[-1])
+    got = _run("info", str(SAMPLES / name / "vmcore.zst"))
     assert got["status"] == 0
     modules = set(got["modules"])
     assert "parsers.types.profile" in modules  # the probe saw the modules
     assert not {"parsers.dwarf.reader", "parsers.dwarf.structs"} & modules
     assert ("explorer.livepatch.state" in modules) == name.startswith("klp-")
-
-
-_MODULES_PROBE = """
-import contextlib, io, json, sys
-from explorer.cli import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    status = main(sys.argv[1:])
-print(json.dumps({"status": status, "modules": sorted(sys.modules),
-                  "tasks": len(json.loads(out.getvalue()))}))
-"""
 
 
 def test_check_json_with_a_vmlinux_imports_no_kallsyms_reader_grader_or_text_verdicts() -> None:
@@ -107,16 +83,8 @@ def test_check_json_with_a_vmlinux_imports_no_kallsyms_reader_grader_or_text_ver
     frozen dataclasses, ~10 ms of a start) stay unimported."""
     vmlinux = oracles.debug_vmlinux("6.1.0-50-s390x")
     dump = SAMPLES / "deb12-6.1-idle" / "vmcore.zst"
-    done = subprocess.run(
-        [sys.executable, "-c", _MODULES_PROBE, "check", "--json", str(dump), "--vmlinux",
-         str(vmlinux)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )  # fmt: skip
-    got = json.loads(done.stdout.splitlines()[-1])
-    assert got["status"] == 0 and got["tasks"] > 50
+    got = _run("check", "--json", str(dump), "--vmlinux", str(vmlinux))
+    assert got["status"] == 0 and len(json.loads(got["out"])) > 50
     assert "explorer.walk.analysis" in got["modules"]  # the probe saw the walk's modules
     unwanted = {"parsers.symbols.kallsyms", "explorer.code.recover", "explorer.walk.summary"}
     assert not unwanted & set(got["modules"]), unwanted & set(got["modules"])

@@ -176,7 +176,7 @@ def take(vmlinux: str) -> SymbolTable | None:
             return None
         data = shared[:size]
     # this program's own bytes, just built: written to the cache as they are once verified
-    return table_from_bytes(data, keep=True, own=True)
+    return table_from_bytes(data, own=True)
 
 
 def _end_all() -> None:

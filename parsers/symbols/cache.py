@@ -41,7 +41,7 @@ _HEAD = struct.Struct("=IIIII")
 _SYMTAB_ORDER = 1
 #: Refuse absurd files (a kernel has ~130,000 symbols, a few MiB).
 MAX_CACHE_BYTES = 256 << 20
-#: The bytes a table was read from (:func:`table_from_bytes` with ``keep``), with its source
+#: The bytes a table was read from (:func:`table_from_bytes` with ``own``), with its source
 #: then: writing it (a table a worker built, cached here once verified) copies them as they
 #: are. A table's addresses, types and names never change (a relocation is kept apart).
 _READ_FROM: weakref.WeakKeyDictionary[SymbolTable, tuple[str, bytes]] = weakref.WeakKeyDictionary()
@@ -84,17 +84,17 @@ def load_table(path: str | os.PathLike[str]) -> SymbolTable | None:
     return None if data is None else table_from_bytes(data)
 
 
-def table_from_bytes(data: bytes, keep: bool = False, own: bool = False) -> SymbolTable | None:
-    """The table of :func:`table_bytes`; None if foreign or damaged. ``keep``: remember
-    ``data`` as long as the table lives, for :func:`table_bytes` to give back (a table to be
-    written to the cache soon; a table read from the cache is not kept twice). ``own``:
-    bytes this program's :func:`table_bytes` just made (a prefetch worker's), not a file:
-    no checksum or name offsets to check (7 ms of a first run)."""
+def table_from_bytes(data: bytes, own: bool = False) -> SymbolTable | None:
+    """The table of :func:`table_bytes`; None if foreign or damaged. ``own``: bytes this
+    program's :func:`table_bytes` just made (a prefetch worker's), not a file: no checksum
+    or name offsets to check (7 ms of a first run), and ``data`` is remembered as long as
+    the table lives, for :func:`table_bytes` to give back when the table is cached (a table
+    read from the cache is not kept twice)."""
     try:
         table = _parse(data, own)
     except (SymbolError, ValueError, struct.error, UnicodeDecodeError, IndexError):
         return None
-    if table is not None and keep:
+    if table is not None and own:
         _READ_FROM[table] = (table.source, data)
     return table
 

@@ -74,7 +74,7 @@ class SymbolTable:
 
     def __init__(self, entries: Iterable[tuple[int, str, str, int]], source: str) -> None:
         rows = sorted(
-            (a, t in "Ww", _linker_provided(n), len(n) - len(n.lstrip("_")), i, n, t)
+            (a, *_alias_rank(t, n), i, n, t)
             for i, (a, t, n, _s) in enumerate(entries)
             if t in _ADDRESS_TYPES
         )
@@ -226,7 +226,7 @@ class SymbolTable:
         if hi - i == 1:
             return i
         names = self._names
-        return min((j for j in range(i, hi) if names[j] == name), key=self._alias_rank)
+        return min((j for j in range(i, hi) if names[j] == name), key=self._alias_key)
 
     def _first_alias(self, i: int) -> int:
         """The symbol kallsyms names at symbol ``i``'s address (``get_symbol_pos()``)."""
@@ -235,22 +235,14 @@ class SymbolTable:
         if self._aliases_ordered:
             return lo
         hi = bisect.bisect_right(addrs, addrs[i], lo=i)
-        return lo if hi - lo == 1 else min(range(lo, hi), key=self._alias_rank)
+        return lo if hi - lo == 1 else min(range(lo, hi), key=self._alias_key)
 
-    def _alias_rank(
-        self, i: int, names: Sequence[str] | None = None
-    ) -> tuple[bool, bool, int, str]:
-        """scripts/kallsyms.c's order of symbols at one address (weak ones last, then
-        linker-script names, then more leading underscores), then nm's (by name); a tie
-        keeps ``.symtab`` order (``min`` and ``sorted`` keep the first). ``names``: the
-        table's names decoded already."""
-        name = (self._names if names is None else names)[i]
-        return (
-            self._types[i] in "Ww",
-            _linker_provided(name),
-            len(name) - len(name.lstrip("_")),
-            name,
-        )
+    def _alias_key(self, i: int) -> tuple[bool, bool, int, str]:
+        """Symbol ``i``'s place among those at its address: :func:`_alias_rank`, then nm's
+        order (by name); a tie keeps ``.symtab`` order (``min`` and ``sorted`` keep the
+        first)."""
+        name = self._names[i]
+        return (*_alias_rank(self._types[i], name), name)
 
     def _order(self) -> Sequence[int] | None:
         """The table's indexes in kallsyms' order (None: the table's own order)."""
@@ -267,8 +259,9 @@ class SymbolTable:
             # every position in a run of equal addresses, ascending: a stable sort by
             # (address, rank) keeps the runs in place and ranks each
             at = sorted({*shared, *map((1).__add__, shared)})
-            rank, names = self._alias_rank, list(self._names)
-            for p, i in zip(at, sorted(at, key=lambda i: (addrs[i], rank(i, names))), strict=True):
+            types, names = self._types, list(self._names)  # decoded at once, not one by one
+            keys = {i: (addrs[i], *_alias_rank(types[i], names[i]), names[i]) for i in at}
+            for p, i in zip(at, sorted(at, key=keys.__getitem__), strict=True):
                 order[p] = i
             self._kallsyms_order = order
         return self._kallsyms_order
@@ -339,6 +332,12 @@ class SymbolTable:
             return ((a + d, t, n) for a, t, n in zip(addrs, types, names, strict=True))
         names = list(names)  # decoded at once, not one by one
         return ((addrs[i] + d, types[i], names[i]) for i in order)
+
+
+def _alias_rank(kind: str, name: str) -> tuple[bool, bool, int]:
+    """scripts/kallsyms.c's order of symbols at one address: weak ones (``W``/``w``) last,
+    then linker-script names, then more leading underscores."""
+    return kind in "Ww", _linker_provided(name), len(name) - len(name.lstrip("_"))
 
 
 def _linker_provided(name: str) -> bool:
