@@ -613,8 +613,10 @@ def _parse_errors() -> tuple[type[Exception], ...]:
     from elftools.construct import ConstructError as ElftoolsConstructError
 
     # pyelftools checks what it reads with assert and indexes what it was told: damaged
-    # DWARF surfaces as any of these from inside it
+    # DWARF surfaces as any of these from inside it (NotImplementedError: a reference of a
+    # form it does not follow, e.g. DW_FORM_ref_sup8 "to dwo")
     return (
+        NotImplementedError,
         ELFError,
         ELFParseError,
         DWARFError,
@@ -1165,6 +1167,8 @@ def _dwarf_members(die: DIE) -> Iterator[_Member]:
         if offset is None:
             continue
         name = child.attributes.get("DW_AT_name")
+        if name is not None and not isinstance(name.value, bytes):
+            raise FormatError("a struct member's DW_AT_name is not a string")
         if "DW_AT_type" in child.attributes:
             declared = child.get_DIE_from_attribute("DW_AT_type")
         else:
